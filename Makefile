@@ -1,0 +1,36 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+# Both set themselves up on a fresh machine (Python env, Kafka broker jars) and are fast later.
+.DEFAULT_GOAL := help
+PY := .venv/bin/python
+
+.PHONY: help setup run test lint schemas broker-start broker-stop clean
+
+help:
+	@echo "make run     start broker + referrals/routing/audit services with demo data (Ctrl-C stops all)"
+	@echo "make test    run every test against a real Kafka broker"
+	@echo "make lint    ruff + mypy"
+	@echo "make schemas regenerate contracts/schemas from the Pydantic models"
+
+setup:
+	@scripts/bootstrap
+
+run: setup
+	@$(PY) -m devstack.run
+
+test: setup
+	@$(PY) -m pytest $(ARGS)
+
+lint: setup
+	@.venv/bin/ruff format --check . && .venv/bin/ruff check . && .venv/bin/mypy contracts/src libs/messaging/src services/*/src tools/devstack/src
+
+schemas: setup
+	@$(PY) -m rx_contracts.schemas write
+
+broker-start: setup
+	@$(PY) -m devstack.broker start
+
+broker-stop: setup
+	@$(PY) -m devstack.broker stop
+
+clean:
+	rm -rf .run .venv

@@ -1,0 +1,139 @@
+"""CloudEvents 1.0 envelope in Kafka binary mode.
+
+Attributes travel as ``ce_*`` headers, the payload as the JSON record value, and the Kafka key
+is the referral id. Tracing uses the W3C ``traceparent`` header; ``ce_correlationid`` ties
+together every event caused by one original request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .events import EVENT_TYPES, EventPayload
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+SCHEMA_URN_PREFIX = "urn:referral-exchange:schema:"
+
+
+class EnvelopeError(ValueError):
+    """A Kafka record is not a valid event of ours; it can never be processed (poison)."""
+
+
+class KafkaRecord(NamedTuple):
+    """What goes on the wire: key, value and headers of one Kafka record."""
+
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+class Envelope(BaseModel):
+    """One event: CloudEvents context attributes plus its JSON data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(min_length=1, description="Unique event id; consumers dedupe on it.")
+    type: str = Field(min_length=1, description="Event type, e.g. rx.referrals.ReferralSubmitted.v1")
+    source: str = Field(min_length=1, description="Producing service, e.g. /services/referrals")
+    time: datetime = Field(description="When the event happened (UTC).")
+    specversion: str = Field(default=SPEC_VERSION, description="CloudEvents spec version.")
+    subject: str = Field(min_length=1, description="Referral id; equals the Kafka key.")
+    dataschema: str = Field(description="URN of the payload's JSON Schema.")
+    datacontenttype: str = Field(default=CONTENT_TYPE)
+    correlationid: str = Field(min_length=1, description="Id shared by a request's events.")
+    traceparent: str | None = Field(default=None, description="W3C trace context.")
+    data: dict[str, Any] = Field(description="The payload as JSON.")
+
+    def payload(self) -> EventPayload:
+        """The data parsed into its payload model; EnvelopeError if unknown or invalid."""
+        model = EVENT_TYPES.get(self.type)
+        if model is None:
+            raise EnvelopeError(f"unknown event type {self.type!r}")
+        try:
+            return model.model_validate(self.data)
+        except ValidationError as exc:
+            raise EnvelopeError(f"invalid {self.type} payload: {exc}") from exc
+
+
+def schema_urn(event_type: str) -> str:
+    """The ``dataschema`` of an event type."""
+    return SCHEMA_URN_PREFIX + event_type
+
+
+def new_traceparent() -> str:
+    """A fresh W3C traceparent (version 00, sampled)."""
+    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+
+
+def wrap(
+    payload: EventPayload,
+    *,
+    source: str,
+    correlation_id: str | None = None,
+    traceparent: str | None = None,
+    event_id: str | None = None,
+    time: datetime | None = None,
+) -> Envelope:
+    """Put a payload in an envelope; the subject (and Kafka key) is its referral id."""
+    return Envelope(
+        id=event_id or str(uuid.uuid4()),
+        type=payload.EVENT_TYPE,
+        source=source,
+        time=time or datetime.now(UTC),
+        subject=payload.key,
+        dataschema=schema_urn(payload.EVENT_TYPE),
+        correlationid=correlation_id or str(uuid.uuid4()),
+        traceparent=traceparent or new_traceparent(),
+        data=payload.model_dump(mode="json"),
+    )
+
+
+_HEADER_ATTRS = ("id", "type", "source", "specversion", "subject", "dataschema", "correlationid")
+
+
+def encode(envelope: Envelope) -> KafkaRecord:
+    """Binary content mode: attributes to headers, data to the value, subject to the key."""
+    headers = [(f"ce_{name}", str(getattr(envelope, name)).encode()) for name in _HEADER_ATTRS]
+    headers.append(("ce_time", envelope.time.isoformat().encode()))
+    headers.append(("content-type", envelope.datacontenttype.encode()))
+    if envelope.traceparent:
+        headers.append(("traceparent", envelope.traceparent.encode()))
+    value = json.dumps(envelope.data, separators=(",", ":"), sort_keys=True).encode()
+    return KafkaRecord(envelope.subject.encode(), value, headers)
+
+
+def decode(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> Envelope:
+    """Rebuild the envelope from a Kafka record; EnvelopeError if it is not one of ours."""
+    attrs: dict[str, Any] = {}
+    for name, raw in headers or []:
+        try:
+            text = raw.decode() if raw is not None else ""
+        except UnicodeDecodeError as exc:
+            raise EnvelopeError(f"header {name!r} is not UTF-8") from exc
+        if name.startswith("ce_"):
+            attrs[name[3:]] = text
+        elif name == "content-type":
+            attrs["datacontenttype"] = text
+        elif name == "traceparent":
+            attrs["traceparent"] = text
+    if attrs.get("specversion") != SPEC_VERSION:
+        raise EnvelopeError(f"not a CloudEvents {SPEC_VERSION} record: {attrs.get('specversion')!r}")
+    if key is not None and attrs.get("subject") and key.decode(errors="replace") != attrs["subject"]:
+        raise EnvelopeError("Kafka key does not match ce_subject")
+    try:
+        data = json.loads(value or b"")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EnvelopeError(f"value is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise EnvelopeError("value is not a JSON object")
+    try:
+        return Envelope.model_validate({**attrs, "data": data})
+    except ValidationError as exc:
+        raise EnvelopeError(f"invalid envelope: {exc}") from exc

@@ -1,0 +1,140 @@
+"""Event payloads. Minimum necessary: ids, codes, organisations, locality — never names,
+dates of birth or NHS numbers. A subscriber that needs those asks the referrals API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .vocabulary import Priority, ProviderType, ServiceType
+
+ODS_CODE = r"^[A-Z0-9]{3,10}$"
+REFERRAL_ID_EXAMPLE = "0b6f1d2e-6a53-4c4c-9d4e-2f4f5e1a9c10"
+
+
+class Actor(BaseModel):
+    """Who caused an event: an organisation and, where a person acted, the practitioner."""
+
+    model_config = ConfigDict(frozen=True)
+
+    organisation: str = Field(
+        description="ODS code of the acting organisation, or 'RX' for the platform itself.",
+        pattern=r"^([A-Z0-9]{3,10}|RX)$",
+        examples=["B81001"],
+    )
+    practitioner: str | None = Field(
+        default=None,
+        description="Professional identifier of the practitioner who acted (no names).",
+        max_length=64,
+        examples=["G1234567"],
+    )
+
+
+class CohortFlags(BaseModel):
+    """Cohorts routing rules and evaluation figures care about."""
+
+    model_config = ConfigDict(frozen=True)
+
+    care_home_resident: bool = Field(default=False, description="Lives in a care home.")
+    frailty: bool = Field(default=False, description="Identified as living with frailty.")
+    end_of_life: bool = Field(default=False, description="In the last year of life.")
+
+
+class EventPayload(BaseModel):
+    """Base of every event payload. Unknown fields are ignored when reading, so producers may
+    add optional fields without breaking older consumers."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    EVENT_TYPE: ClassVar[str]
+    """CloudEvents ``type`` of this payload: ``rx.<owner>.<Name>.v<N>``."""
+
+    referral_id: str = Field(
+        description="The referral this event is about; also the Kafka key.",
+        examples=[REFERRAL_ID_EXAMPLE],
+        min_length=1,
+        max_length=64,
+    )
+
+    @property
+    def key(self) -> str:
+        """Kafka key: the referral id, so one referral's events keep their order."""
+        return self.referral_id
+
+
+class ReferralSubmitted(EventPayload):
+    """A referrer organisation submitted a new referral; routing should assign it."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralSubmitted.v1"
+
+    sequence: int = Field(ge=1, description="Per-referral event sequence number (1 here).")
+    version: int = Field(ge=1, description="Referral version after this change (1 here).")
+    actor: Actor = Field(description="The referrer organisation and practitioner.")
+    referrer_org: str = Field(
+        pattern=ODS_CODE, description="ODS code of the referring organisation.", examples=["B81001"]
+    )
+    service_type: ServiceType = Field(description="What the referrer asks for.")
+    priority: Priority = Field(description="FHIR request priority.")
+    postcode_district: str = Field(
+        pattern=r"^[A-Z]{1,2}[0-9][A-Z0-9]?$",
+        description="Outward code of the patient's postcode; routing maps it to a locality.",
+        examples=["BS5"],
+    )
+    cohort: CohortFlags = Field(default_factory=CohortFlags, description="Cohort flags.")
+    reason_code: str | None = Field(
+        default=None,
+        pattern=r"^[1-9][0-9]{5,17}$",
+        description="SNOMED CT concept id for the reason for referral, where given.",
+        examples=["129839007"],
+    )
+    submitted_at: datetime = Field(description="When the referrals service accepted it (UTC).")
+
+
+class ReferralRouted(EventPayload):
+    """Routing assigned the referral to an organisation; that organisation should act on it.
+
+    Published to ``routing.decisions.v1`` and to the provider type's topic with one event id."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.routing.ReferralRouted.v1"
+
+    decision_id: str = Field(description="Id of the routing decision.", min_length=1)
+    attempt: int = Field(ge=1, description="1 for the first assignment, 2+ after re-routing.")
+    assigned_org: str = Field(
+        pattern=ODS_CODE, description="ODS code of the assigned organisation.", examples=["RVJ01"]
+    )
+    provider_type: ProviderType = Field(description="Type of the assigned organisation.")
+    service_type: ServiceType = Field(description="Service type of the referral.")
+    priority: Priority = Field(description="Priority of the referral.")
+    locality: str = Field(
+        description="Locality the patient lives in.", examples=["east-bristol"], min_length=1
+    )
+    rule_id: str = Field(description="Routing rule that chose the organisation.", min_length=1)
+    rule_version: int = Field(ge=1, description="Version of that rule's rule set.")
+    routed_at: datetime = Field(description="When the decision was made (UTC).")
+
+
+class ReferralUnroutable(EventPayload):
+    """No organisation could be chosen; operations staff must act."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.routing.ReferralUnroutable.v1"
+
+    decision_id: str = Field(description="Id of the routing decision.", min_length=1)
+    service_type: ServiceType = Field(description="Service type of the referral.")
+    priority: Priority = Field(description="Priority of the referral.")
+    locality: str | None = Field(
+        default=None, description="Locality, if the postcode district is known."
+    )
+    reason: str = Field(
+        description="Why no organisation was chosen.",
+        examples=["no active organisation serves this locality"],
+        max_length=500,
+    )
+    decided_at: datetime = Field(description="When the decision was made (UTC).")
+
+
+EVENT_TYPES: dict[str, type[EventPayload]] = {
+    cls.EVENT_TYPE: cls for cls in (ReferralSubmitted, ReferralRouted, ReferralUnroutable)
+}
+"""Every payload model by its CloudEvents type, for consumers that parse what they receive."""

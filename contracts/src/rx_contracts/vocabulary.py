@@ -1,0 +1,44 @@
+"""Shared vocabularies: the codes every service and subscriber agrees on."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ProviderType(StrEnum):
+    """Kinds of provider organisation; each has its own topic ``provider.<type>.v1``."""
+
+    PRIMARY_CARE = "primary-care"
+    RAPID_RESPONSE = "rapid-response"
+    SOCIAL_CARE = "social-care"
+    ACUTE = "acute"
+
+
+class Priority(StrEnum):
+    """FHIR request-priority codes, least to most urgent."""
+
+    ROUTINE = "routine"
+    URGENT = "urgent"
+    ASAP = "asap"
+    STAT = "stat"
+
+
+class ServiceType(StrEnum):
+    """What the referrer asks for; routing rules map each to a provider type."""
+
+    URGENT_COMMUNITY_RESPONSE = "urgent-community-response"
+    SOCIAL_CARE_ASSESSMENT = "social-care-assessment"
+    ACUTE_ASSESSMENT = "acute-assessment"
+    GP_REVIEW = "gp-review"
+
+
+class ReferralStatus(StrEnum):
+    """Lifecycle states (names map to FHIR Task status in meaning)."""
+
+    SUBMITTED = "submitted"
+    ROUTED = "routed"
+    ACCEPTED = "accepted"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    UNROUTABLE = "unroutable"
