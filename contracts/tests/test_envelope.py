@@ -64,9 +64,15 @@ def test_payload_carries_no_patient_identifiers() -> None:
     [
         (lambda r: r._replace(value=b"not json"), "not JSON"),
         (lambda r: r._replace(value=b"[1]"), "not a JSON object"),
-        (lambda r: r._replace(headers=[h for h in r.headers if h[0] != "ce_specversion"]), "CloudEvents"),
+        (
+            lambda r: r._replace(headers=[h for h in r.headers if h[0] != "ce_specversion"]),
+            "CloudEvents",
+        ),
         (lambda r: r._replace(key=b"other"), "key does not match"),
-        (lambda r: r._replace(headers=[h for h in r.headers if h[0] != "ce_id"]), "invalid envelope"),
+        (
+            lambda r: r._replace(headers=[h for h in r.headers if h[0] != "ce_id"]),
+            "invalid envelope",
+        ),
     ],
 )
 def test_records_that_are_not_our_events_are_rejected_as_poison(mutate, message) -> None:

@@ -19,7 +19,10 @@ def test_a_changed_model_makes_the_committed_schema_stale(tmp_path: Path) -> Non
     del doc["properties"]["priority"]
     victim.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     (tmp_path / "rx.old.Gone.v1.json").write_text("{}")
-    assert schemas.stale(tmp_path) == ["rx.old.Gone.v1.json", "rx.referrals.ReferralSubmitted.v1.json"]
+    assert schemas.stale(tmp_path) == [
+        "rx.old.Gone.v1.json",
+        "rx.referrals.ReferralSubmitted.v1.json",
+    ]
 
 
 def test_every_event_field_has_a_description() -> None:

@@ -40,7 +40,9 @@ class Envelope(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: str = Field(min_length=1, description="Unique event id; consumers dedupe on it.")
-    type: str = Field(min_length=1, description="Event type, e.g. rx.referrals.ReferralSubmitted.v1")
+    type: str = Field(
+        min_length=1, description="Event type, e.g. rx.referrals.ReferralSubmitted.v1"
+    )
     source: str = Field(min_length=1, description="Producing service, e.g. /services/referrals")
     time: datetime = Field(description="When the event happened (UTC).")
     specversion: str = Field(default=SPEC_VERSION, description="CloudEvents spec version.")
@@ -124,8 +126,14 @@ def decode(key: bytes | None, value: bytes | None, headers: list[tuple[str, byte
         elif name == "traceparent":
             attrs["traceparent"] = text
     if attrs.get("specversion") != SPEC_VERSION:
-        raise EnvelopeError(f"not a CloudEvents {SPEC_VERSION} record: {attrs.get('specversion')!r}")
-    if key is not None and attrs.get("subject") and key.decode(errors="replace") != attrs["subject"]:
+        raise EnvelopeError(
+            f"not a CloudEvents {SPEC_VERSION} record: {attrs.get('specversion')!r}"
+        )
+    if (
+        key is not None
+        and attrs.get("subject")
+        and key.decode(errors="replace") != attrs["subject"]
+    ):
         raise EnvelopeError("Kafka key does not match ce_subject")
     try:
         data = json.loads(value or b"")

@@ -32,5 +32,5 @@ def all_topics() -> dict[str, int]:
     streams = [REFERRAL_EVENTS, ROUTING_DECISIONS, *(provider_topic(t) for t in ProviderType)]
     topics = {name: DEFAULT_PARTITIONS for name in streams}
     topics[AUDIT_CHECKPOINTS] = 1
-    topics.update({dead_letter_topic(name): 1 for name in streams})
+    topics.update({dead_letter_topic(name): 1 for name in list(topics)})
     return topics

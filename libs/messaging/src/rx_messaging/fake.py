@@ -1,0 +1,115 @@
+"""An in-memory broker for unit tests: same publisher and record-source interfaces as the
+Kafka adapters. The contract suite in tests/contract runs the same scenarios against both
+so this fake cannot drift from real Kafka semantics we rely on."""
+
+from __future__ import annotations
+
+import re
+import threading
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from .records import PublishError, Record
+
+
+@dataclass
+class _Topic:
+    partitions: list[list[Record]]
+
+
+@dataclass
+class InMemoryBroker:
+    """Topics must be created first, as on our real broker (auto-creation is off)."""
+
+    topics: dict[str, _Topic] = field(default_factory=dict)
+    committed: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    down: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def create_topic(self, name: str, partitions: int = 3) -> None:
+        self.topics.setdefault(name, _Topic([[] for _ in range(partitions)]))
+
+    def records(self, topic: str) -> list[Record]:
+        """Every record of ``topic``, partition by partition (a test's view of the log)."""
+        return [r for part in self.topics[topic].partitions for r in part]
+
+    def append(
+        self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        with self._lock:
+            if self.down:
+                raise PublishError("broker unavailable")
+            if topic not in self.topics:
+                raise PublishError(f"unknown topic {topic}")
+            parts = self.topics[topic].partitions
+            # Same key, same partition — like Kafka's default partitioner (not the same hash).
+            index = zlib.crc32(key) % len(parts)
+            parts[index].append(Record(topic, index, len(parts[index]), key, value, list(headers)))
+
+
+class InMemoryPublisher:
+    """Publisher against an InMemoryBroker."""
+
+    def __init__(self, broker: InMemoryBroker) -> None:
+        self.broker = broker
+
+    def publish(
+        self,
+        topic: str,
+        records: Sequence[tuple[bytes, bytes, list[tuple[str, bytes]]]],
+        timeout: float = 15,
+    ) -> None:
+        for key, value, headers in records:
+            self.broker.append(topic, key, value, headers)
+
+    def close(self) -> None:
+        pass
+
+
+class InMemoryRecordSource:
+    """The only member of its group: gets every partition of its topics, starting from the
+    group's committed offsets (earliest when none)."""
+
+    def __init__(
+        self,
+        broker: InMemoryBroker,
+        group_id: str,
+        *,
+        topics: Iterable[str] = (),
+        pattern: str | None = None,
+        max_records: int = 200,
+    ) -> None:
+        self.broker = broker
+        self.group_id = group_id
+        self._topics = list(topics)
+        self._pattern = re.compile(pattern) if pattern else None
+        self._max = max_records
+        self._positions: dict[tuple[str, int], int] = {}
+
+    def _assigned(self) -> list[tuple[str, int]]:
+        names = [n for n in self.broker.topics if self._pattern and self._pattern.fullmatch(n)]
+        names += [n for n in self._topics if n in self.broker.topics]
+        return [(n, p) for n in names for p in range(len(self.broker.topics[n].partitions))]
+
+    def poll(self, timeout: float) -> list[Record]:
+        out: list[Record] = []
+        for topic, partition in self._assigned():
+            pos = self._positions.get(
+                (topic, partition), self.broker.committed.get((self.group_id, topic, partition), 0)
+            )
+            log = self.broker.topics[topic].partitions[partition]
+            batch = log[pos : pos + self._max - len(out)]
+            out.extend(batch)
+            self._positions[(topic, partition)] = pos + len(batch)
+        return out
+
+    def commit(self, positions: dict[tuple[str, int], int]) -> None:
+        for (topic, partition), offset in positions.items():
+            self.broker.committed[(self.group_id, topic, partition)] = offset
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        self._positions[(topic, partition)] = offset
+
+    def close(self) -> None:
+        self._positions.clear()

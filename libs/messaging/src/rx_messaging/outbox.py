@@ -1,0 +1,29 @@
+"""Writing events into the outbox, in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rx_contracts import Envelope, encode
+from sqlmodel import Session
+
+from .tables import OutboxMessage
+
+
+def add_to_outbox(session: Session, envelope: Envelope, topics: Iterable[str]) -> None:
+    """Stage ``envelope`` for publication to each of ``topics`` (same event id on each).
+
+    Nothing reaches Kafka here: the relay publishes the rows after this transaction commits,
+    so the change and its event are stored together or not at all."""
+    record = encode(envelope)
+    headers = [[name, raw.decode()] for name, raw in record.headers]
+    for topic in topics:
+        session.add(
+            OutboxMessage(
+                event_id=envelope.id,
+                topic=topic,
+                key=record.key,
+                value=record.value,
+                headers=headers,
+            )
+        )

@@ -1,0 +1,23 @@
+"""Running an API process with uvicorn, and logging set up the same way for every process."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+
+def configure_logging(process: str) -> None:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format=f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+
+
+def serve(app_factory: str, host: str, port: int) -> None:
+    """Serve ``module:factory`` (a zero-argument app factory) on host:port."""
+    import uvicorn
+
+    uvicorn.run(
+        app_factory, factory=True, host=host, port=port, log_level="warning", access_log=False
+    )

@@ -1,0 +1,59 @@
+"""The referrals service's tables (its own database; no other service reads it)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rx_messaging.tables import InboxMessage, OutboxMessage
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ReferralRow(SQLModel, table=True):
+    __tablename__ = "referral"
+
+    id: str = Field(primary_key=True, max_length=64)
+    status: str = Field(index=True, max_length=32)
+    version: int
+    sequence: int
+    referrer_org: str = Field(index=True, max_length=10)
+    practitioner: str | None = Field(default=None, max_length=64)
+    patient_nhs_number: str | None = Field(default=None, max_length=10)
+    patient_name: str | None = Field(default=None, max_length=200)
+    patient_birth_date: str | None = Field(default=None, max_length=10)
+    patient_postcode: str = Field(max_length=8)
+    service_type: str = Field(max_length=64)
+    priority: str = Field(max_length=16)
+    care_home_resident: bool = False
+    frailty: bool = False
+    end_of_life: bool = False
+    reason_code: str | None = Field(default=None, max_length=18)
+    reason_text: str | None = Field(default=None, max_length=2000)
+    clinical_summary: str | None = Field(default=None, max_length=10000)
+    assigned_org: str | None = Field(default=None, index=True, max_length=10)
+    assigned_provider_type: str | None = Field(default=None, max_length=32)
+    created_at: datetime
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class TransitionRow(SQLModel, table=True):
+    """One line of a referral's history: what happened, who did it, when."""
+
+    __tablename__ = "referral_transition"
+
+    id: int | None = Field(default=None, primary_key=True)
+    referral_id: str = Field(index=True, foreign_key="referral.id", max_length=64)
+    sequence: int
+    action: str = Field(max_length=32)
+    to_status: str = Field(max_length=32)
+    actor_org: str = Field(max_length=10)
+    actor_practitioner: str | None = Field(default=None, max_length=64)
+    event_id: str = Field(max_length=64)
+    at: datetime = Field(default_factory=utcnow)
+
+
+TABLES = [t.__table__ for t in (ReferralRow, TransitionRow, OutboxMessage, InboxMessage)]  # type: ignore[attr-defined]
+"""Everything this service stores, and nothing another service defines."""

@@ -1,0 +1,51 @@
+"""Worker processes of the referrals service.
+
+``python -m referrals relay``    publishes the outbox to ``referrals.events.v1``
+``python -m referrals consumer`` records routing decisions from ``routing.decisions.v1``"""
+
+from __future__ import annotations
+
+from rx_contracts import Envelope
+from rx_contracts.topics import ROUTING_DECISIONS
+from rx_messaging.consumer import PermanentError
+from rx_messaging.records import Record
+from rx_messaging.runner import run_consumer, run_relay
+from sqlmodel import Session
+
+from ..bootstrap import bootstrap
+from ..config import get_settings
+from ..domain.errors import IllegalTransition, ReferralNotFound
+from ..service_layer import handlers
+from ..service_layer.unit_of_work import UnitOfWork
+
+
+def handle_routing_decision(session: Session, envelope: Envelope, _record: Record) -> None:
+    """Inbox handler: apply a routing decision in the consumer's transaction."""
+    try:
+        handlers.apply_routing_decision(
+            envelope, UnitOfWork.joining(session, envelope.correlationid)
+        )
+    except (ReferralNotFound, IllegalTransition) as exc:
+        raise PermanentError(str(exc)) from exc
+
+
+def relay() -> None:
+    settings = get_settings()
+    container = bootstrap(settings)
+    run_relay(
+        "referrals", container.engine, settings.kafka_bootstrap_servers, settings.heartbeat_dir
+    )
+
+
+def consumer() -> None:
+    settings = get_settings()
+    container = bootstrap(settings)
+    run_consumer(
+        "referrals",
+        container.engine,
+        settings.kafka_bootstrap_servers,
+        settings.consumer_group,
+        handle_routing_decision,
+        settings.heartbeat_dir,
+        topics=[ROUTING_DECISIONS],
+    )
