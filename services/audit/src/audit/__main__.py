@@ -1,0 +1,19 @@
+"""``python -m audit api|consumer``."""
+
+from __future__ import annotations
+
+import sys
+
+from rx_web.server import run_process, serve
+
+from .config import get_settings
+from .workers import consumer
+
+
+def api() -> None:
+    settings = get_settings()
+    serve("audit.api:create_app", settings.host, settings.port)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_process("audit", sys.argv[1:], {"api": api, "consumer": consumer}))

@@ -1,0 +1,92 @@
+"""The audit API (``python -m audit api``): query the log and verify the chain."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from pydantic import BaseModel
+from rx_web.health import health_router
+from rx_web.problems import install_problem_handlers
+from sqlmodel import Session, col, select
+
+from . import chain
+from .bootstrap import Container, bootstrap
+from .config import Settings, get_settings
+from .tables import AuditEntry
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.container.engine) as session:
+        yield session
+
+
+Db = Annotated[Session, Depends(get_session)]
+
+
+class EntryPublic(BaseModel):
+    sequence: int
+    event_id: str
+    type: str
+    referral_id: str
+    actor_org: str | None
+    topic: str
+    partition: int
+    offset: int
+    occurred_at: datetime
+    recorded_at: datetime
+    payload: dict[str, Any]
+    hash: str
+
+
+class VerificationPublic(BaseModel):
+    ok: bool
+    entries: int
+    head_hash: str
+    first_broken: int | None
+    problem: str | None
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.container = container or bootstrap(settings or get_settings())
+        yield
+        app.state.container.engine.dispose()
+
+    app = FastAPI(
+        title="Referral Exchange — audit",
+        version="0.1.0",
+        summary="Tamper-evident log of every event on every topic.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(health_router("audit", lambda: app.state.container.engine))
+
+    @app.get("/audit/entries", response_model=list[EntryPublic], tags=["audit"])
+    def entries(
+        db: Db,
+        referral_id: str | None = None,
+        type: str | None = None,
+        after: Annotated[int, Query(ge=0, description="Return entries after this sequence.")] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[EntryPublic]:
+        """Entries in chain order; page with ``after`` = the last sequence you saw."""
+        query = select(AuditEntry).where(col(AuditEntry.sequence) > after)
+        if referral_id:
+            query = query.where(AuditEntry.referral_id == referral_id)
+        if type:
+            query = query.where(AuditEntry.type == type)
+        rows = db.exec(query.order_by(col(AuditEntry.sequence)).limit(limit))
+        return [EntryPublic.model_validate(r, from_attributes=True) for r in rows]
+
+    @app.get("/audit/verify", response_model=VerificationPublic, tags=["audit"])
+    def verify(db: Db) -> VerificationPublic:
+        """Recompute the whole chain and report the first entry that does not fit."""
+        result = chain.verify(chain.all_entries(db))
+        return VerificationPublic(**result.__dict__)
+
+    return app

@@ -1,0 +1,94 @@
+"""Routing decisions in pure Python: which organisation should receive a referral."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rx_contracts import Priority, ProviderType, ServiceType
+
+
+@dataclass(frozen=True)
+class Organisation:
+    ods_code: str
+    name: str
+    provider_type: ProviderType
+    localities: frozenset[str]
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Send referrals of ``service_type`` (optionally only some priorities) to organisations
+    of ``provider_type`` serving the patient's locality."""
+
+    id: str
+    version: int
+    service_type: ServiceType
+    provider_type: ProviderType
+    priorities: frozenset[Priority] = field(default_factory=frozenset)
+
+    def matches(self, service_type: ServiceType, priority: Priority) -> bool:
+        return self.service_type == service_type and (
+            not self.priorities or priority in self.priorities
+        )
+
+
+@dataclass(frozen=True)
+class ReferralFacts:
+    """What routing knows of a referral: only what the event carried."""
+
+    referral_id: str
+    service_type: ServiceType
+    priority: Priority
+    postcode_district: str
+    rejected_by: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Routed:
+    organisation: Organisation
+    locality: str
+    rule: Rule
+
+
+@dataclass(frozen=True)
+class Unroutable:
+    reason: str
+    locality: str | None
+
+
+def decide(
+    facts: ReferralFacts,
+    localities: dict[str, str],
+    rules: list[Rule],
+    organisations: list[Organisation],
+) -> Routed | Unroutable:
+    """The first matching rule's first eligible organisation (active, serving the locality,
+    not having rejected this referral), in ODS-code order for a stable choice."""
+    locality = localities.get(facts.postcode_district)
+    if locality is None:
+        return Unroutable(
+            f"postcode district {facts.postcode_district} is in no known locality", None
+        )
+    matching = [r for r in rules if r.matches(facts.service_type, facts.priority)]
+    if not matching:
+        return Unroutable(
+            f"no rule for {facts.service_type.value} at {facts.priority.value} priority", locality
+        )
+    for rule in matching:
+        eligible = sorted(
+            (
+                org
+                for org in organisations
+                if org.active
+                and org.provider_type == rule.provider_type
+                and locality in org.localities
+                and org.ods_code not in facts.rejected_by
+            ),
+            key=lambda org: org.ods_code,
+        )
+        if eligible:
+            return Routed(eligible[0], locality, rule)
+    return Unroutable(
+        f"no eligible {matching[0].provider_type.value} organisation serves {locality}", locality
+    )

@@ -1,0 +1,187 @@
+"""The local stack's processes: what runs, with which settings. ``make run`` and the
+end-to-end tests start exactly these; the compose test checks docker-compose.yml has them too."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+DEFAULT_PORTS: Mapping[str, int] = {"referrals": 8001, "routing": 8002, "audit": 8003}
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One process of one service: ``python -m <service> <role>``."""
+
+    service: str
+    role: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}-{self.role}"
+
+    @property
+    def is_api(self) -> bool:
+        return self.role == "api"
+
+    @property
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", self.service, self.role]
+
+
+PROCESSES: tuple[ProcessSpec, ...] = (
+    ProcessSpec("referrals", "api"),
+    ProcessSpec("referrals", "relay"),
+    ProcessSpec("referrals", "consumer"),
+    ProcessSpec("routing", "api"),
+    ProcessSpec("routing", "relay"),
+    ProcessSpec("routing", "consumer"),
+    ProcessSpec("audit", "api"),
+    ProcessSpec("audit", "consumer"),
+)
+"""Every long-running process of the platform."""
+
+SETUP_STEPS: tuple[ProcessSpec, ...] = (ProcessSpec("routing", "seed"),)
+"""One-off steps run to completion before the processes start (demo directory and rules)."""
+
+
+def service_environment(
+    service: str, *, data_dir: Path, bootstrap_servers: str, port: int, group_prefix: str = ""
+) -> dict[str, str]:
+    """The settings a service's processes get (each service reads its own prefix)."""
+    prefix = service.upper()
+    return {
+        f"{prefix}_DATABASE_URL": f"sqlite:///{data_dir / (service + '.db')}",
+        f"{prefix}_PORT": str(port),
+        f"{prefix}_HOST": "127.0.0.1",
+        f"{prefix}_CONSUMER_GROUP": group_prefix + service,
+        f"{prefix}_HEARTBEAT_DIR": str(data_dir / "heartbeats"),
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+    }
+
+
+class StackError(RuntimeError):
+    """A process of the stack failed to start or died; the message has its log tail."""
+
+
+@dataclass
+class Stack:
+    """Starts, watches and stops the platform's processes against a given broker."""
+
+    data_dir: Path
+    bootstrap_servers: str
+    ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    group_prefix: str = ""
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def log_file(self, name: str) -> Path:
+        return self.data_dir / "logs" / f"{name}.log"
+
+    def env(self, spec: ProcessSpec) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            service_environment(
+                spec.service,
+                data_dir=self.data_dir,
+                bootstrap_servers=self.bootstrap_servers,
+                port=self.ports[spec.service],
+                group_prefix=self.group_prefix,
+            )
+        )
+        return env
+
+    def start(self, timeout: float = 60) -> None:
+        """Run the setup steps, start every process, wait until each API answers /health."""
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        for step in SETUP_STEPS:
+            with self.log_file(step.name).open("ab") as log:
+                done = subprocess.run(
+                    step.argv, env=self.env(step), stdout=log, stderr=log, timeout=timeout
+                )
+            if done.returncode != 0:
+                raise StackError(f"{step.name} failed:\n{self.tail(step.name)}")
+        for spec in PROCESSES:
+            self.start_process(spec)
+        deadline = time.monotonic() + timeout
+        for spec in PROCESSES:
+            if spec.is_api:
+                self._wait_healthy(spec, deadline)
+
+    def start_process(self, spec: ProcessSpec) -> None:
+        log = self.log_file(spec.name).open("ab")
+        self.procs[spec.name] = subprocess.Popen(
+            spec.argv,
+            env=self.env(spec),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+    def _wait_healthy(self, spec: ProcessSpec, deadline: float) -> None:
+        url = self.url(spec.service) + "/health"
+        while time.monotonic() < deadline:
+            proc = self.procs[spec.name]
+            if proc.poll() is not None:
+                raise StackError(
+                    f"{spec.name} exited with {proc.returncode}:\n{self.tail(spec.name)}"
+                )
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise StackError(f"{spec.name} did not answer {url} in time:\n{self.tail(spec.name)}")
+
+    def dead(self) -> list[str]:
+        """Names of processes that have exited."""
+        return [name for name, proc in self.procs.items() if proc.poll() is not None]
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process (fault tests)."""
+        proc = self.procs[name]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def restart(self, name: str) -> None:
+        spec = next(s for s in PROCESSES if s.name == name)
+        self.start_process(spec)
+
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM every process group, then SIGKILL what is left; leaves nothing running."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()
+
+    def tail(self, name: str, lines: int = 30) -> str:
+        try:
+            text = self.log_file(name).read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
