@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from rx_contracts import Actor, Envelope, Priority, ReferralSubmitted, ServiceType, wrap
+from rx_messaging.database import make_engine
+from rx_messaging.tables import InboxMessage, OutboxMessage
+from sqlalchemy import Column, String
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, SQLModel
+
+
+class Effect(SQLModel, table=True):
+    """A stand-in for a service's own rows: what a handler writes per event."""
+
+    __tablename__ = "test_effect"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(sa_column=Column(String(64), nullable=False))
+    referral_id: str
+
+
+TABLES = [t.__table__ for t in (Effect, InboxMessage, OutboxMessage)]
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{tmp_path / 'service.db'}")
+    SQLModel.metadata.create_all(engine, tables=TABLES)
+    return engine
+
+
+def make_event(referral_id: str = "r-1") -> Envelope:
+    return wrap(
+        ReferralSubmitted(
+            referral_id=referral_id,
+            sequence=1,
+            version=1,
+            actor=Actor(organisation="B81001"),
+            referrer_org="B81001",
+            service_type=ServiceType.URGENT_COMMUNITY_RESPONSE,
+            priority=Priority.URGENT,
+            postcode_district="BS5",
+            submitted_at=datetime.now(UTC),
+        ),
+        source="/tests",
+    )
+
+
+@pytest.fixture
+def event_factory() -> Callable[..., Envelope]:
+    return make_event

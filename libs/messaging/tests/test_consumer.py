@@ -1,0 +1,121 @@
+"""The inbox consumer against the in-memory broker: effects once, poison parked, failures
+retried without losing or skipping anything."""
+
+from __future__ import annotations
+
+import pytest
+from rx_contracts import encode
+from rx_messaging.consumer import InboxConsumer, PermanentError, TransientError
+from rx_messaging.fake import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
+from sqlmodel import Session, func, select
+
+from .conftest import Effect, make_event
+
+TOPIC = "referrals.events.v1"
+
+
+def effects(engine) -> list[str]:
+    with Session(engine) as s:
+        return [e.referral_id for e in s.exec(select(Effect).order_by(Effect.id))]
+
+
+def write_effect(session, envelope, record) -> None:
+    session.add(Effect(event_id=envelope.id, referral_id=envelope.subject))
+
+
+@pytest.fixture
+def broker() -> InMemoryBroker:
+    b = InMemoryBroker()
+    b.create_topic(TOPIC, 3)
+    b.create_topic(TOPIC + ".dlq", 1)
+    return b
+
+
+def consumer(broker, engine, handler=write_effect, group="g") -> InboxConsumer:
+    source = InMemoryRecordSource(broker, group, topics=[TOPIC])
+    return InboxConsumer(group, source, engine, handler, InMemoryPublisher(broker))
+
+
+def publish(broker, *envelopes) -> None:
+    for env in envelopes:
+        broker.append(TOPIC, *encode(env))
+
+
+def test_each_event_is_applied_once_even_when_delivered_twice(broker, engine) -> None:
+    first, second = make_event("r-1"), make_event("r-2")
+    publish(broker, first, second, first)
+    result = consumer(broker, engine).consume_once()
+    assert (result.applied, result.duplicates) == (2, 1)
+    assert sorted(effects(engine)) == ["r-1", "r-2"]
+
+
+def test_a_restarted_consumer_resumes_after_committed_offsets(broker, engine) -> None:
+    publish(broker, make_event("r-1"))
+    consumer(broker, engine).consume_once()
+    publish(broker, make_event("r-2"))
+    result = consumer(broker, engine).consume_once()  # a new process, same group
+    assert result.applied == 1
+    assert sorted(effects(engine)) == ["r-1", "r-2"]
+
+
+def test_redelivery_after_a_crash_before_the_offset_commit_is_a_no_op(broker, engine) -> None:
+    publish(broker, make_event("r-1"))
+    consumer(broker, engine).consume_once()
+    broker.committed.clear()  # as if the process died after its DB commit, before the offset commit
+    result = consumer(broker, engine).consume_once()
+    assert (result.applied, result.duplicates) == (0, 1)
+    assert effects(engine) == ["r-1"]
+
+
+def test_poison_goes_to_the_dlq_with_the_error_and_the_consumer_moves_on(broker, engine) -> None:
+    broker.append(TOPIC, b"r-x", b"not an event", [("ce_specversion", b"1.0")])
+    publish(broker, make_event("r-1"))
+    result = consumer(broker, engine).consume_once()
+    assert (result.applied, result.dead_lettered) == (1, 1)
+    [parked] = broker.records(TOPIC + ".dlq")
+    headers = dict(parked.headers)
+    assert parked.value == b"not an event"
+    assert b"not JSON" in headers["dlq_error"]
+    assert headers["dlq_source"].startswith(TOPIC.encode())
+
+
+def test_a_permanent_handler_error_dead_letters_without_partial_effects(broker, engine) -> None:
+    def half_then_fail(session, envelope, record) -> None:
+        write_effect(session, envelope, record)
+        raise PermanentError("referral in an impossible state")
+
+    publish(broker, make_event("r-1"))
+    result = consumer(broker, engine, half_then_fail).consume_once()
+    assert result.dead_lettered == 1
+    assert effects(engine) == []
+    assert b"impossible state" in dict(broker.records(TOPIC + ".dlq")[0].headers)["dlq_error"]
+
+
+def test_a_transient_failure_is_retried_and_later_events_wait_their_turn(broker, engine) -> None:
+    key = "same-referral"
+    first, second = make_event(key), make_event(key)
+    publish(broker, first, second)
+    calls = {"n": 0}
+
+    def flaky(session, envelope, record) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("database briefly unavailable")
+        write_effect(session, envelope, record)
+
+    c = consumer(broker, engine, flaky)
+    with pytest.raises(TransientError):
+        c.step()
+    assert effects(engine) == []  # the second event did not overtake the first
+    assert c.step() is True
+    with Session(engine) as s:
+        applied = list(s.exec(select(Effect.event_id).order_by(Effect.id)))
+    assert applied == [first.id, second.id]
+
+
+def test_inbox_rows_are_per_consumer_group(broker, engine) -> None:
+    publish(broker, make_event("r-1"))
+    consumer(broker, engine, group="routing").consume_once()
+    consumer(broker, engine, group="audit").consume_once()
+    with Session(engine) as s:
+        assert s.exec(select(func.count()).select_from(Effect)).one() == 2
