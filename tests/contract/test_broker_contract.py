@@ -59,7 +59,8 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
 
 
 def fresh(prefix: str) -> str:
-    return f"contract.{prefix}-{uuid.uuid4().hex[:10]}.v1"
+    # No ".v1" suffix: the audit consumer subscribes to every *.v1 topic on a shared broker.
+    return f"test-contract-{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def poll_until(source: RecordSource, count: int, timeout: float = 30) -> list[Record]:
