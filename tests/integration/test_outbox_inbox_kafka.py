@@ -1,0 +1,128 @@
+"""Outbox relay and inbox consumer over the real broker and a real SQLite database."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from devstack.topics import ensure_topics
+from rx_contracts import Actor, Priority, ReferralSubmitted, ServiceType, encode, wrap
+from rx_contracts.topics import dead_letter_topic
+from rx_messaging.consumer import InboxConsumer
+from rx_messaging.database import make_engine
+from rx_messaging.kafka import KafkaPublisher, KafkaRecordSource
+from rx_messaging.outbox import add_to_outbox
+from rx_messaging.relay import OutboxRelay, pending_count
+from rx_messaging.tables import InboxMessage, OutboxMessage
+from sqlmodel import Session, SQLModel, func, select
+
+pytestmark = pytest.mark.kafka
+
+
+def event(referral_id: str):
+    return wrap(
+        ReferralSubmitted(
+            referral_id=referral_id,
+            sequence=1,
+            version=1,
+            actor=Actor(organisation="B81001"),
+            referrer_org="B81001",
+            service_type=ServiceType.GP_REVIEW,
+            priority=Priority.ROUTINE,
+            postcode_district="BS1",
+            submitted_at=datetime.now(UTC),
+        ),
+        source="/tests",
+    )
+
+
+@pytest.fixture
+def engine(tmp_path: Path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'svc.db'}")
+    SQLModel.metadata.create_all(engine, tables=[OutboxMessage.__table__, InboxMessage.__table__])
+    return engine
+
+
+def drain(consumer: InboxConsumer, until, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not until():
+        consumer.consume_once(timeout=0.5)
+
+
+def test_relayed_outbox_rows_reach_a_fresh_consumer_group_once_and_in_order(
+    kafka_bootstrap, unique_topic, engine
+) -> None:
+    events = [event(f"r-{i % 3}") for i in range(12)]
+    with Session(engine) as s:
+        for env in events:
+            add_to_outbox(s, env, [unique_topic])
+        s.commit()
+    publisher = KafkaPublisher(kafka_bootstrap, client_id="it-relay")
+    try:
+        assert OutboxRelay(engine, publisher).relay_once() == 12
+    finally:
+        publisher.close()
+    assert pending_count(engine) == 0
+
+    applied: list[tuple[str, str]] = []
+    dlq = KafkaPublisher(kafka_bootstrap, client_id="it-dlq")
+    source = KafkaRecordSource(kafka_bootstrap, f"it-{uuid.uuid4().hex[:8]}", topics=[unique_topic])
+    consumer = InboxConsumer(
+        "it", source, engine, lambda s, env, r: applied.append((env.subject, env.id)), dlq
+    )
+    try:
+        drain(consumer, lambda: len(applied) >= 12)
+    finally:
+        source.close()
+        dlq.close()
+    assert sorted(i for _, i in applied) == sorted(e.id for e in events)
+    for key in {"r-0", "r-1", "r-2"}:
+        assert [i for k, i in applied if k == key] == [e.id for e in events if e.subject == key]
+
+
+def test_an_event_delivered_twice_is_applied_once_and_poison_is_parked(
+    kafka_bootstrap, unique_topic, engine
+) -> None:
+    ensure_topics(kafka_bootstrap, {dead_letter_topic(unique_topic): 1})
+    env = event("r-dup")
+    publisher = KafkaPublisher(kafka_bootstrap, client_id="it-dup")
+    record = encode(env)
+    publisher.publish(
+        unique_topic,
+        [tuple(record), (b"r-bad", b"{}", [("ce_specversion", b"0.3")]), tuple(record)],
+    )
+
+    applied: list[str] = []
+    source = KafkaRecordSource(kafka_bootstrap, f"it-{uuid.uuid4().hex[:8]}", topics=[unique_topic])
+    consumer = InboxConsumer("it", source, engine, lambda s, e, r: applied.append(e.id), publisher)
+    seen = {"n": 0}
+
+    def count_all() -> bool:
+        with Session(engine) as s:
+            seen["n"] = s.exec(select(func.count()).select_from(InboxMessage)).one()
+        return seen["n"] >= 1 and len(applied) >= 1
+
+    try:
+        drain(consumer, count_all)
+        drain(
+            consumer, lambda: False, timeout=2
+        )  # give the duplicate and the poison time to arrive
+    finally:
+        source.close()
+    assert applied == [env.id]
+
+    parked = KafkaRecordSource(
+        kafka_bootstrap, f"it-dlq-{uuid.uuid4().hex[:8]}", topics=[dead_letter_topic(unique_topic)]
+    )
+    try:
+        deadline, got = time.monotonic() + 30, []
+        while not got and time.monotonic() < deadline:
+            got = parked.poll(0.5)
+    finally:
+        parked.close()
+        publisher.close()
+    assert [r.key for r in got] == [b"r-bad"]
+    assert b"CloudEvents" in dict(got[0].headers)["dlq_error"]
