@@ -4,8 +4,9 @@ Each lives in the service's own database, next to the rows it changes in the sam
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, LargeBinary, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -40,3 +41,9 @@ class InboxMessage(SQLModel, table=True):
     partition: int
     offset: int
     processed_at: datetime = Field(default_factory=utcnow)
+
+
+def tables_of(*models: type[SQLModel]) -> list[Table]:
+    """The tables of ``models``, for ``create_all(tables=…)``: each service creates its own
+    tables only, even when several services' models are imported in one process (tests)."""
+    return [cast(Table, model.__table__) for model in models]  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from rx_messaging.tables import InboxMessage
+from rx_messaging.tables import InboxMessage, tables_of
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
@@ -45,4 +45,4 @@ class ChainHead(SQLModel, table=True):
     hash: str = Field(default="0" * 64, max_length=64)
 
 
-TABLES = [t.__table__ for t in (AuditEntry, ChainHead, InboxMessage)]  # type: ignore[attr-defined]
+TABLES = tables_of(AuditEntry, ChainHead, InboxMessage)

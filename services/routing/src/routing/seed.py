@@ -5,6 +5,7 @@ changes nothing."""
 from __future__ import annotations
 
 from rx_contracts import ProviderType, ServiceType
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -56,8 +57,8 @@ def seed_demo(engine: Engine) -> int:
     added = 0
     with Session(engine) as session:
         for row in rows:
-            key = tuple(getattr(row, c.name) for c in row.__table__.primary_key.columns)  # type: ignore[attr-defined]
-            if session.get(type(row), key if len(key) > 1 else key[0]) is None:
+            key = sa_inspect(type(row)).primary_key_from_instance(row)
+            if session.get(type(row), tuple(key)) is None:
                 session.add(row)
                 added += 1
         session.commit()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from rx_messaging.tables import InboxMessage, OutboxMessage
+from rx_messaging.tables import InboxMessage, OutboxMessage, tables_of
 from sqlmodel import Field, SQLModel
 
 
@@ -55,5 +55,5 @@ class TransitionRow(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
 
 
-TABLES = [t.__table__ for t in (ReferralRow, TransitionRow, OutboxMessage, InboxMessage)]  # type: ignore[attr-defined]
+TABLES = tables_of(ReferralRow, TransitionRow, OutboxMessage, InboxMessage)
 """Everything this service stores, and nothing another service defines."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rx_messaging.tables import InboxMessage, OutboxMessage
+from rx_messaging.tables import InboxMessage, OutboxMessage, tables_of
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
@@ -56,7 +56,4 @@ class DecisionRow(SQLModel, table=True):
     event_id: str = Field(max_length=64)
 
 
-TABLES = [
-    t.__table__  # type: ignore[attr-defined]
-    for t in (OrganisationRow, LocalityRow, RuleRow, DecisionRow, OutboxMessage, InboxMessage)
-]
+TABLES = tables_of(OrganisationRow, LocalityRow, RuleRow, DecisionRow, OutboxMessage, InboxMessage)
