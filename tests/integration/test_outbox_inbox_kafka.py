@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from devstack.topics import ensure_topics
-from rx_contracts import Actor, Priority, ReferralSubmitted, ServiceType, encode, wrap
+from rx_contracts import encode, examples, wrap
 from rx_contracts.topics import dead_letter_topic
 from rx_messaging.consumer import InboxConsumer
 from rx_messaging.database import make_engine
@@ -23,20 +22,7 @@ pytestmark = pytest.mark.kafka
 
 
 def event(referral_id: str):
-    return wrap(
-        ReferralSubmitted(
-            referral_id=referral_id,
-            sequence=1,
-            version=1,
-            actor=Actor(organisation="B81001"),
-            referrer_org="B81001",
-            service_type=ServiceType.GP_REVIEW,
-            priority=Priority.ROUTINE,
-            postcode_district="BS1",
-            submitted_at=datetime.now(UTC),
-        ),
-        source="/tests",
-    )
+    return wrap(examples.referral_submitted(referral_id), source="/tests")
 
 
 @pytest.fixture

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from rx_contracts import Actor, Envelope, Priority, ReferralSubmitted, ServiceType, wrap
+from rx_contracts import Envelope, examples, wrap
 from rx_messaging.database import make_engine
 from rx_messaging.tables import InboxMessage, OutboxMessage
 from sqlalchemy import Column, String
@@ -34,20 +33,7 @@ def engine(tmp_path: Path) -> Engine:
 
 
 def make_event(referral_id: str = "r-1") -> Envelope:
-    return wrap(
-        ReferralSubmitted(
-            referral_id=referral_id,
-            sequence=1,
-            version=1,
-            actor=Actor(organisation="B81001"),
-            referrer_org="B81001",
-            service_type=ServiceType.URGENT_COMMUNITY_RESPONSE,
-            priority=Priority.URGENT,
-            postcode_district="BS5",
-            submitted_at=datetime.now(UTC),
-        ),
-        source="/tests",
-    )
+    return wrap(examples.referral_submitted(referral_id), source="/tests")
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,26 +10,13 @@ from audit.bootstrap import bootstrap
 from audit.chain import all_entries, append, verify
 from audit.config import EVERY_V1_TOPIC, Settings
 from audit.tables import AuditEntry
-from rx_contracts import Actor, Priority, ReferralSubmitted, ServiceType, wrap
+from rx_contracts import examples, wrap
 from rx_messaging.records import Record
 from sqlmodel import Session, select
 
 
 def event(n: int):
-    return wrap(
-        ReferralSubmitted(
-            referral_id=f"r-{n}",
-            sequence=1,
-            version=1,
-            actor=Actor(organisation="B81001"),
-            referrer_org="B81001",
-            service_type=ServiceType.GP_REVIEW,
-            priority=Priority.ROUTINE,
-            postcode_district="BS1",
-            submitted_at=datetime.now(UTC),
-        ),
-        source="/services/referrals",
-    )
+    return wrap(examples.referral_submitted(f"r-{n}"), source="/services/referrals")
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from referrals.config import Settings
 from referrals.domain.model import Patient
 from referrals.entrypoints.workers import handle_routing_decision
 from referrals.service_layer import handlers
-from rx_contracts import CohortFlags, Priority, ProviderType, ReferralRouted, ServiceType, wrap
+from rx_contracts import CohortFlags, Priority, ServiceType, examples, wrap
 from rx_messaging.consumer import PermanentError
 from rx_messaging.records import Record
 from sqlmodel import Session
@@ -38,19 +37,7 @@ def submit(container) -> str:
 
 def routed(referral_id: str):
     return wrap(
-        ReferralRouted(
-            referral_id=referral_id,
-            decision_id="d1",
-            attempt=1,
-            assigned_org="RXA01",
-            provider_type=ProviderType.RAPID_RESPONSE,
-            service_type=ServiceType.URGENT_COMMUNITY_RESPONSE,
-            priority=Priority.URGENT,
-            locality="east",
-            rule_id="r",
-            rule_version=1,
-            routed_at=datetime.now(UTC),
-        ),
+        examples.referral_routed(referral_id),
         source="/services/routing",
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 from routing.adapters.tables import DecisionRow
@@ -10,23 +9,17 @@ from routing.bootstrap import bootstrap
 from routing.config import Settings
 from routing.seed import seed_demo
 from routing.service_layer.handlers import route_referral_event
-from rx_contracts import Actor, Priority, ReferralSubmitted, ServiceType, decode, wrap
+from rx_contracts import Priority, ServiceType, decode, examples, wrap
 from rx_messaging.tables import OutboxMessage
 from sqlmodel import Session, select
 
 
 def submitted(district: str) -> object:
     return wrap(
-        ReferralSubmitted(
-            referral_id="r-1",
-            sequence=1,
-            version=1,
-            actor=Actor(organisation="B81001"),
-            referrer_org="B81001",
+        examples.referral_submitted(
             service_type=ServiceType.SOCIAL_CARE_ASSESSMENT,
             priority=Priority.ROUTINE,
             postcode_district=district,
-            submitted_at=datetime.now(UTC),
         ),
         source="/services/referrals",
         correlation_id="corr-1",

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from pydantic import BaseModel
-from rx_web.health import health_router
-from rx_web.problems import install_problem_handlers
+from rx_web.app import service_app
 from sqlmodel import Session, col, select
 
 from . import chain
@@ -51,20 +49,11 @@ class VerificationPublic(BaseModel):
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.container = container or bootstrap(settings or get_settings())
-        yield
-        app.state.container.engine.dispose()
-
-    app = FastAPI(
-        title="Referral Exchange — audit",
-        version="0.1.0",
-        summary="Tamper-evident log of every event on every topic.",
-        lifespan=lifespan,
+    app = service_app(
+        "audit",
+        "Tamper-evident log of every event on every topic.",
+        lambda: container or bootstrap(settings or get_settings()),
     )
-    install_problem_handlers(app)
-    app.include_router(health_router("audit", lambda: app.state.container.engine))
 
     @app.get("/audit/entries", response_model=list[EntryPublic], tags=["audit"])
     def entries(

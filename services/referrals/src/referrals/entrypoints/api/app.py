@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from rx_web.health import health_router
-from rx_web.problems import install_problem_handlers, problem_response
+from rx_web.app import service_app
+from rx_web.problems import problem_response
 
 from ...bootstrap import Container, bootstrap
 from ...config import Settings, get_settings
@@ -18,20 +15,11 @@ from .routes_referrals import router as referrals_router
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
     """Build the app; the container (database engine…) is made at startup, not import."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.container = container or bootstrap(settings or get_settings())
-        yield
-        app.state.container.engine.dispose()
-
-    app = FastAPI(
-        title="Referral Exchange — referrals",
-        version="0.1.0",
-        summary="Create and read referrals between health and care organisations.",
-        lifespan=lifespan,
+    app = service_app(
+        "referrals",
+        "Create and read referrals between health and care organisations.",
+        lambda: container or bootstrap(settings or get_settings()),
     )
-    install_problem_handlers(app)
 
     @app.exception_handler(ReferralError)
     async def _domain_error(request: Request, exc: ReferralError) -> JSONResponse:
@@ -40,6 +28,5 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             extra["errors"] = [{"field": exc.field, "rule": exc.rule, "message": str(exc)}]
         return problem_response(exc.status, exc.title, str(exc), request.url.path, **extra)
 
-    app.include_router(health_router("referrals", lambda: app.state.container.engine))
     app.include_router(referrals_router)
     return app

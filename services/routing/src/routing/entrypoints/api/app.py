@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Request
 from pydantic import BaseModel
 from rx_contracts import ProviderType
-from rx_web.health import health_router
-from rx_web.problems import install_problem_handlers
+from rx_web.app import service_app
 from sqlmodel import Session
 
 from ...adapters.repository import RoutingRepository
@@ -50,20 +48,11 @@ class DecisionPublic(BaseModel):
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.container = container or bootstrap(settings or get_settings())
-        yield
-        app.state.container.engine.dispose()
-
-    app = FastAPI(
-        title="Referral Exchange — routing",
-        version="0.1.0",
-        summary="Provider directory and routing decisions.",
-        lifespan=lifespan,
+    app = service_app(
+        "routing",
+        "Provider directory and routing decisions.",
+        lambda: container or bootstrap(settings or get_settings()),
     )
-    install_problem_handlers(app)
-    app.include_router(health_router("routing", lambda: app.state.container.engine))
 
     @app.get("/organisations", response_model=list[OrganisationPublic], tags=["directory"])
     def organisations(repo: Repo) -> list[OrganisationPublic]:

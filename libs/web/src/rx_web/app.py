@@ -1,0 +1,36 @@
+"""The FastAPI application every service starts from: lifespan-built container, problem+json
+errors, /health and /ready."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+
+from .health import health_router
+from .problems import install_problem_handlers
+
+
+class HasEngine(Protocol):
+    engine: Engine
+
+
+def service_app(service: str, summary: str, build: Callable[[], HasEngine]) -> FastAPI:
+    """An app whose container (engine, …) is built at startup by ``build``, not at import,
+    and disposed at shutdown. Routes reach it as ``request.app.state.container``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.container = build()
+        yield
+        app.state.container.engine.dispose()
+
+    app = FastAPI(
+        title=f"Referral Exchange — {service}", version="0.1.0", summary=summary, lifespan=lifespan
+    )
+    install_problem_handlers(app)
+    app.include_router(health_router(service, lambda: app.state.container.engine))
+    return app
