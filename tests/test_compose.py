@@ -539,6 +539,15 @@ def test_image_installs_the_locked_workspace_for_the_non_root_user():
         ".dockerignore: does not exclude .venv; the host's environment would be copied into the "
         "image and shadow the one uv builds"
     )
+    # A different uv than scripts/bootstrap may judge the same uv.lock differently.
+    bootstrap_uv = re.search(
+        r"^UV_VERSION=(\S+)", (ROOT / "scripts" / "bootstrap").read_text(), re.M
+    )
+    image_uv = re.search(r"\bUV_VERSION=(\S+)", DOCKERFILE.read_text())
+    assert bootstrap_uv and image_uv and image_uv.group(1) == bootstrap_uv.group(1), (
+        f"Dockerfile: uv {image_uv and image_uv.group(1)} differs from scripts/bootstrap's "
+        f"{bootstrap_uv and bootstrap_uv.group(1)}"
+    )
     users = [args for keyword, args in instructions if keyword == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0"), (
         f"Dockerfile: the processes run as root (USER: {users[-1] if users else 'unset'})"

@@ -1,0 +1,33 @@
+# One image for every process of the platform; docker-compose.yml picks the process with
+# `command: ["python", "-m", "<service>", "<role>"]`, so there is deliberately no CMD here.
+FROM python:3.11-slim
+
+# Same uv as scripts/bootstrap, so `--locked` judges uv.lock exactly as on a developer machine.
+ARG UV_VERSION=0.13.9
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/app/.venv \
+    PATH="/app/.venv/bin:$PATH"
+
+RUN pip install --no-cache-dir --disable-pip-version-check "uv==${UV_VERSION}" \
+    && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin rx
+
+WORKDIR /app
+
+# The whole workspace at once (uv.lock included): uv needs every member's pyproject.toml to
+# check the lock, and copying them one by one would break the build whenever a member is added.
+COPY . .
+
+# --locked: fail instead of silently re-resolving if uv.lock is stale. The cache mount keeps
+# rebuilds after code edits from downloading every wheel again.
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --locked --all-packages --no-dev
+
+# Root owns the code and the venv; the processes only write to /tmp (heartbeat files).
+USER rx
+
+EXPOSE 8001 8002 8003
