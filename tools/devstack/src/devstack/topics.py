@@ -1,0 +1,150 @@
+"""Topic administration for the development/test Kafka broker (kafka-python 3.0 admin client).
+
+Services and tests create their topics up front because the dev broker runs with
+``auto.create.topics.enable=false``: a typo in a topic name then fails loudly instead of
+silently creating a second, empty topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import kafka.errors as kafka_errors
+from kafka import KafkaAdminClient
+
+from devstack.broker import BrokerError
+
+log = logging.getLogger(__name__)
+
+
+class TopicError(BrokerError):
+    """No broker answered, or topics could not be created / did not become usable in time.
+
+    A ``BrokerError``, so callers that start a broker and create topics catch both alike.
+    """
+
+
+@contextmanager
+def admin_client(bootstrap_servers: str, timeout: float = 10) -> Iterator[KafkaAdminClient]:
+    """Yield a connected ``KafkaAdminClient``; raise ``TopicError`` if none answers in time.
+
+    kafka-python 3.0 starts the client's IO thread before it bootstraps, and a failed
+    bootstrap in ``__init__`` leaves that thread running; construct in two steps so a failed
+    attempt is closed too (readiness polls make many attempts).
+    """
+    timeout_ms = max(int(timeout * 1000), 1)
+    admin = KafkaAdminClient.__new__(KafkaAdminClient)
+    try:
+        admin.__init__(  # type: ignore[misc]
+            bootstrap_servers=bootstrap_servers,
+            client_id="devstack-admin",
+            bootstrap_timeout_ms=timeout_ms,
+            request_timeout_ms=max(timeout_ms, 5000),
+        )
+    except Exception as exc:
+        _close_partially_built(admin)
+        raise TopicError(
+            f"no Kafka broker answered at {bootstrap_servers} within {timeout:g}s: {exc}"
+        ) from exc
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+def _close_partially_built(admin: KafkaAdminClient) -> None:
+    """Stop the IO thread and sockets of an admin client whose ``__init__`` raised."""
+    for name in ("_client", "_metrics"):
+        part = getattr(admin, name, None)
+        if part is not None:
+            try:
+                part.close()
+            except Exception:
+                log.debug("closing %s of a failed admin client", name, exc_info=True)
+    net = getattr(admin, "_net", None)
+    if net is not None:
+        try:
+            net.stop()
+        except Exception:
+            log.debug("stopping the IO thread of a failed admin client", exc_info=True)
+
+
+def cluster_info(bootstrap_servers: str, timeout: float = 10) -> dict[str, Any]:
+    """Return ``describe_cluster()`` of the broker (cluster id, brokers); raise ``TopicError``.
+
+    Used as the readiness probe: it succeeds only once the broker serves metadata requests.
+    """
+    with admin_client(bootstrap_servers, timeout) as admin:
+        try:
+            info: dict[str, Any] = admin.describe_cluster()
+        except Exception as exc:
+            raise TopicError(
+                f"Kafka at {bootstrap_servers} did not describe its cluster: {exc}"
+            ) from exc
+    if not info.get("brokers"):
+        raise TopicError(f"Kafka at {bootstrap_servers} reports no live brokers yet")
+    return info
+
+
+def ensure_topics(bootstrap_servers: str, topics: Mapping[str, int], timeout: float = 30) -> None:
+    """Create the missing topics (name -> partitions, replication 1) and wait until usable.
+
+    Idempotent: topics that already exist are left as they are (a different partition count
+    is logged as a warning, never changed, because adding partitions re-maps keys). Returns
+    only once metadata shows a leader for every partition, so producing right after works.
+    """
+    if not topics:
+        return
+    for name, partitions in topics.items():
+        if partitions < 1:
+            raise ValueError(f"topic {name!r}: partitions must be >= 1, got {partitions}")
+    deadline = time.monotonic() + timeout
+    names = list(topics)
+    with admin_client(bootstrap_servers, timeout) as admin:
+        request = {
+            name: {"num_partitions": partitions, "replication_factor": 1}
+            for name, partitions in topics.items()
+        }
+        try:
+            response = admin.create_topics(
+                request, timeout_ms=_remaining_ms(deadline), raise_errors=False
+            )
+        except Exception as exc:
+            raise TopicError(
+                f"creating topics {names} at {bootstrap_servers} failed: {exc}"
+            ) from exc
+        failures = []
+        for result in response["topics"]:
+            error = kafka_errors.for_code(result["error_code"])
+            if error in (kafka_errors.NoError, kafka_errors.TopicAlreadyExistsError):
+                continue
+            failures.append(
+                f"{result['name']}: {error.__name__} {result.get('error_message') or ''}"
+            )
+        if failures:
+            raise TopicError(
+                f"could not create topics at {bootstrap_servers}: {'; '.join(failures)}"
+            )
+        try:
+            admin.wait_for_topics(names, timeout_ms=_remaining_ms(deadline))
+        except kafka_errors.KafkaTimeoutError as exc:
+            raise TopicError(f"topics not usable within {timeout:g}s: {exc}") from exc
+        for described in admin.describe_topics(names):
+            wanted = topics[described["name"]]
+            actual = len(described["partitions"])
+            if actual != wanted:
+                log.warning(
+                    "topic %r already exists with %d partitions (asked for %d); left unchanged",
+                    described["name"],
+                    actual,
+                    wanted,
+                )
+
+
+def _remaining_ms(deadline: float) -> int:
+    """Milliseconds left until ``deadline`` (at least 1, kafka-python treats 0 as "default")."""
+    return max(int((deadline - time.monotonic()) * 1000), 1)
