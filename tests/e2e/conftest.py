@@ -91,6 +91,13 @@ def audit_entries(stack: Stack, referral_id: str) -> list[dict[str, Any]]:
     return response.json()
 
 
+def timeline(stack: Stack, referral_id: str) -> list[str]:
+    """Short event type names of the referral's timeline, in the order they happened."""
+    response = httpx.get(f"{stack.url('audit')}/audit/referrals/{referral_id}/timeline", timeout=10)
+    response.raise_for_status()
+    return [step["type"].rsplit(".", 2)[-2] for step in response.json()]
+
+
 def read_topic(
     bootstrap_servers: str,
     topic: str,

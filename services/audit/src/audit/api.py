@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from pydantic import BaseModel
 from rx_web.app import service_app
+from rx_web.problems import Problem
 from sqlmodel import Session, col, select
 
 from . import chain
@@ -38,6 +39,18 @@ class EntryPublic(BaseModel):
     recorded_at: datetime
     payload: dict[str, Any]
     hash: str
+
+
+class TimelineStep(BaseModel):
+    """One event of a referral's journey, with the time since the journey began."""
+
+    sequence: int
+    event_id: str
+    type: str
+    actor_org: str | None
+    topic: str
+    occurred_at: datetime
+    elapsed_seconds: float
 
 
 class VerificationPublic(BaseModel):
@@ -72,6 +85,30 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         rows = db.exec(query.order_by(col(AuditEntry.sequence)).limit(limit))
         return [EntryPublic.model_validate(r, from_attributes=True) for r in rows]
 
+    @app.get(
+        "/audit/referrals/{referral_id}/timeline", response_model=list[TimelineStep], tags=["audit"]
+    )
+    def timeline(referral_id: str, db: Db) -> list[TimelineStep]:
+        """A referral's events in the order they happened (event time; chain sequence breaks
+        ties). Chain order is the order of recording, which can differ across topics."""
+        query = select(AuditEntry).where(AuditEntry.referral_id == referral_id)
+        rows = list(db.exec(query.order_by(col(AuditEntry.occurred_at), col(AuditEntry.sequence))))
+        if not rows:
+            raise Problem(404, "Referral not found", f"no audit entries for referral {referral_id}")
+        start = _utc(rows[0].occurred_at)
+        return [
+            TimelineStep(
+                sequence=r.sequence,
+                event_id=r.event_id,
+                type=r.type,
+                actor_org=r.actor_org,
+                topic=r.topic,
+                occurred_at=_utc(r.occurred_at),
+                elapsed_seconds=(_utc(r.occurred_at) - start).total_seconds(),
+            )
+            for r in rows
+        ]
+
     @app.get("/audit/verify", response_model=VerificationPublic, tags=["audit"])
     def verify(db: Db) -> VerificationPublic:
         """Recompute the whole chain and report the first entry that does not fit."""
@@ -79,3 +116,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         return VerificationPublic(**result.__dict__)
 
     return app
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands datetimes back without a zone; everything we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
