@@ -1,7 +1,8 @@
 """``make run``: broker, topics, demo data and every service process, until Ctrl-C.
 
 Uses the broker named by KAFKA_BOOTSTRAP_SERVERS if set, otherwise starts one on
-127.0.0.1:9092 with its data under .run/kafka. Service databases live in .run/data."""
+127.0.0.1:9092 with its data under .run/kafka. Service databases live in .run/data.
+RX_RUN_DIR moves .run elsewhere; REFERRALS_PORT, ROUTING_PORT and AUDIT_PORT move the APIs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from rx_contracts.topics import all_topics
 
@@ -30,7 +32,8 @@ def say(message: str) -> None:
 
 
 def main() -> int:
-    root = repo_root() / ".run"
+    root = Path(os.environ.get("RX_RUN_DIR") or repo_root() / ".run")
+    ports = {s: int(os.environ.get(f"{s.upper()}_PORT", p)) for s, p in DEFAULT_PORTS.items()}
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -48,7 +51,7 @@ def main() -> int:
             bootstrap = broker.bootstrap_servers
         say(f"creating topics on {bootstrap}")
         ensure_topics(bootstrap, all_topics())
-        stack = Stack(root / "data", bootstrap)
+        stack = Stack(root / "data", bootstrap, ports=ports)
         say(f"starting {len(PROCESSES)} service processes and loading demo data")
         stack.start(timeout=60)
         print_summary(stack, bootstrap)
