@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,9 @@ def run_relay(service: str, engine: Engine, bootstrap_servers: str, heartbeat_di
     """Publish the service's outbox until SIGTERM/SIGINT. Survives the broker being down."""
     stop = install_stop_signals()
     name = f"{service}-relay"
-    publisher = _connect(lambda: KafkaPublisher(bootstrap_servers, client_id=name), stop, name)
+    publisher = _connect(
+        lambda: KafkaPublisher(bootstrap_servers, client_id=name), stop, name, bootstrap_servers
+    )
     if publisher is None:
         return
     relay = OutboxRelay(engine, publisher)
@@ -56,8 +59,14 @@ def run_consumer(
         ),
         stop,
         name,
+        bootstrap_servers,
     )
-    dlq = _connect(lambda: KafkaPublisher(bootstrap_servers, client_id=f"{name}-dlq"), stop, name)
+    dlq = _connect(
+        lambda: KafkaPublisher(bootstrap_servers, client_id=f"{name}-dlq"),
+        stop,
+        name,
+        bootstrap_servers,
+    )
     if source is None or dlq is None:
         return
     consumer = InboxConsumer(group_id, source, engine, handler, dlq)
@@ -74,15 +83,29 @@ def run_consumer(
         dlq.close()
 
 
-def _connect(factory: Callable[[], T], stop: threading.Event, what: str) -> T | None:
-    """Build a Kafka client, retrying while the broker is unreachable (it may start later).
-    None if asked to stop first."""
+def _connect(
+    factory: Callable[[], T], stop: threading.Event, what: str, bootstrap: str
+) -> T | None:
+    """Build a Kafka client once the broker answers (it may start after us). None if asked
+    to stop first. A kafka-python client whose constructor fails leaves its I/O thread
+    behind, so we wait for a TCP answer before constructing rather than retry constructors."""
     backoff = Backoff()
     while not stop.is_set():
-        try:
-            return factory()
-        except Exception as exc:
-            delay = backoff.failed()
-            log.warning("%s: cannot reach Kafka (%s); retrying in %.1fs", what, exc, delay)
-            stop.wait(delay)
+        if any(_reachable(server) for server in bootstrap.split(",")):
+            try:
+                return factory()
+            except Exception as exc:
+                log.warning("%s: Kafka client failed to start: %s", what, exc)
+        delay = backoff.failed()
+        log.warning("%s: waiting for Kafka at %s; retrying in %.1fs", what, bootstrap, delay)
+        stop.wait(delay)
     return None
+
+
+def _reachable(server: str) -> bool:
+    host, _, port = server.strip().rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=1):
+            return True
+    except (OSError, ValueError):
+        return False
