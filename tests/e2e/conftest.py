@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from devstack.broker import free_ports
+from devstack.ports import free_ports
 from devstack.stack import DEFAULT_PORTS, PROCESSES, Stack
 from devstack.topics import ensure_topics
 from kafka import KafkaConsumer

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from devstack.broker import free_ports
+from devstack.ports import free_ports
 
 from .conftest import REFERRAL, wait_for
 

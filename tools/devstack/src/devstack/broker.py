@@ -16,23 +16,41 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import errno
-import fcntl
-import hashlib
 import os
-import random
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-KAFKA_VERSION = "4.4.0"
+from .errors import BrokerError, PortInUseError
+from .jars import (
+    KAFKA_VERSION,
+    cache_dir,
+    ensure_jars,
+    java_executable,
+    kafka_infra_dir,
+    last_lines,
+    read_text_or_none,
+    repo_root,
+)
+from .ports import accepts_connections, free_ports, port_in_use
+
+__all__ = [
+    "KAFKA_VERSION",
+    "Broker",
+    "BrokerError",
+    "PortInUseError",
+    "cache_dir",
+    "ensure_jars",
+    "free_ports",
+    "kafka_infra_dir",
+    "port_in_use",
+    "repo_root",
+]
 
 # Kafka's own JVM performance flags (bin/kafka-run-class.sh, KAFKA_JVM_PERFORMANCE_OPTS).
 KAFKA_JVM_FLAGS: tuple[str, ...] = (
@@ -45,213 +63,6 @@ KAFKA_JVM_FLAGS: tuple[str, ...] = (
 )
 _MIN_HEAP = "256m"
 _LOG_TAIL_LINES = 40
-_MARKER = ".complete"
-_MIN_CHOSEN_PORT = 20000  # below: well-known dev ports (8000, 9092, 5432, …)
-
-Progress = Callable[[str], None]
-
-
-class BrokerError(RuntimeError):
-    """The broker could not be prepared, started or stopped; the message says why."""
-
-
-class PortInUseError(BrokerError):
-    """A port the broker needs is already taken by another process."""
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------- jars
-
-
-def cache_dir() -> Path:
-    """Per-user cache shared by all checkouts (same rule as scripts/bootstrap)."""
-    explicit = os.environ.get("RX_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg).expanduser() / "referral-exchange"
-
-
-def kafka_infra_dir() -> Path:
-    """``infra/kafka`` of this checkout, found by walking up from this file."""
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "infra" / "kafka"
-        if (candidate / "pom.xml").is_file():
-            return candidate
-    raise BrokerError(
-        f"cannot find infra/kafka/pom.xml in any parent of {Path(__file__).resolve()}"
-    )
-
-
-def repo_root() -> Path:
-    """Root of this checkout (parent of ``infra/``)."""
-    return kafka_infra_dir().parent.parent
-
-
-def ensure_jars(progress: Progress = _stderr) -> Path:
-    """Return ``<cache>/kafka-<version>/lib``, fetching the jars with Maven on first use.
-
-    The marker file is written last and holds a hash of the POM, so an interrupted copy or an
-    edited POM triggers a clean re-fetch. A file lock keeps parallel test workers from
-    fetching into the same folder at once.
-    """
-    pom = kafka_infra_dir() / "pom.xml"
-    lib = cache_dir() / f"kafka-{KAFKA_VERSION}" / "lib"
-    marker = lib / _MARKER
-    wanted = hashlib.sha256(pom.read_bytes()).hexdigest()
-    if _read_text(marker) == wanted:
-        return lib
-    lib.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(lib.parent / ".lock"):
-        if _read_text(marker) == wanted:  # another process finished while we waited
-            return lib
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise BrokerError(
-                "Maven ('mvn') is not on PATH; it is needed once to fetch the Kafka jars "
-                "(install Maven 3.8+, e.g. `apt-get install maven`)"
-            )
-        progress(f"fetching Kafka {KAFKA_VERSION} jars from Maven Central (first run only)…")
-        shutil.rmtree(lib, ignore_errors=True)
-        started = time.monotonic()
-        command = [
-            mvn,
-            "-q",
-            "-B",
-            "-Dstyle.color=never",
-            "-f",
-            str(pom),
-            "dependency:copy-dependencies",
-            f"-Dlib.dir={lib}",
-        ]
-        try:
-            result = subprocess.run(
-                command, capture_output=True, text=True, timeout=900, check=False
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise BrokerError(
-                f"Maven did not finish fetching the Kafka jars in {exc.timeout}s"
-            ) from exc
-        jars = sorted(lib.glob("*.jar"))
-        if result.returncode != 0 or not jars:
-            output = _last_lines(result.stdout + result.stderr, _LOG_TAIL_LINES)
-            raise BrokerError(
-                f"fetching the Kafka jars failed (exit {result.returncode}): {' '.join(command)}\n"
-                f"{output}"
-            )
-        marker.write_text(wanted)
-        size_mb = sum(jar.stat().st_size for jar in jars) / 1e6
-        progress(
-            f"fetched {len(jars)} jars ({size_mb:.0f} MB) into {lib} "
-            f"in {time.monotonic() - started:.1f}s"
-        )
-    return lib
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return None
-
-
-def _last_lines(text: str, count: int) -> str:
-    return "\n".join(text.splitlines()[-count:])
-
-
-def java_executable() -> str:
-    """``$JAVA_HOME/bin/java`` if set, else ``java`` from PATH (Kafka 4 needs Java 17+)."""
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").is_file():
-        return str(Path(java_home) / "bin" / "java")
-    found = shutil.which("java")
-    if found is None:
-        raise BrokerError("Java is not installed or not on PATH (Kafka 4 needs Java 17+)")
-    return found
-
-
-# --------------------------------------------------------------------------- ports
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    """True if something listens on ``host:port`` (TIME_WAIT leftovers do not count).
-
-    SO_REUSEADDR matches what the JVM sets, so a port freed by a killed broker counts as free.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return True
-            raise
-    return False
-
-
-def free_ports(count: int = 2, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports that are free right now, outside the ephemeral range if known.
-
-    Ports from the kernel's ephemeral range can be taken by outgoing connections while a
-    broker is down, even by a client reconnecting to that very port (TCP self-connect), and
-    then ``start()`` on the same port would fail; ports below the range avoid that. Falls
-    back to letting the OS pick (bind to port 0).
-    """
-    low, _high = _ephemeral_port_range()
-    pool = range(_MIN_CHOSEN_PORT, low) if low - _MIN_CHOSEN_PORT >= 1000 else range(0)
-    sockets: list[socket.socket] = []
-    try:
-        for port in random.sample(pool, min(len(pool), 200)):
-            if len(sockets) == count:
-                break
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, port))
-            except OSError:
-                sock.close()
-                continue
-            sockets.append(sock)
-        while len(sockets) < count:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sockets.append(sock)
-            sock.bind((host, 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _ephemeral_port_range() -> tuple[int, int]:
-    """The kernel's range for outgoing connections' local ports (Linux default 32768-60999)."""
-    text = _read_text(Path("/proc/sys/net/ipv4/ip_local_port_range"))
-    if text:
-        with contextlib.suppress(ValueError):
-            low, high = (int(part) for part in text.split())
-            return low, high
-    return 32768, 60999  # Linux default; macOS uses 49152-65535
-
-
-def _accepts_connections(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
 
 # --------------------------------------------------------------------------- broker
 
@@ -396,7 +207,7 @@ class Broker:
                         f"Kafka was not ready within {timeout:g}s ({last_error})", log_offset
                     )
                 )
-            if _accepts_connections(self.port):
+            if accepts_connections(self.port):
                 try:
                     cluster_info(self.bootstrap_servers, timeout=min(5.0, max(remaining, 0.5)))
                     return
@@ -484,7 +295,7 @@ class Broker:
         if (self.kafka_log_dir / "meta.properties").is_file():
             return
         cluster_id_file = self.data_dir / "cluster.id"
-        cluster_id = _read_text(cluster_id_file) or _random_cluster_id()
+        cluster_id = read_text_or_none(cluster_id_file) or _random_cluster_id()
         cluster_id_file.write_text(cluster_id + "\n")
         command = [
             java,
@@ -516,7 +327,7 @@ class Broker:
             raise BrokerError(
                 f"formatting the Kafka log dir {self.kafka_log_dir} failed "
                 f"(exit {result.returncode}):\n"
-                + _last_lines(result.stdout + result.stderr, _LOG_TAIL_LINES)
+                + last_lines(result.stdout + result.stderr, _LOG_TAIL_LINES)
             )
 
     def _failure(self, headline: str, log_offset: int) -> str:
@@ -527,11 +338,11 @@ class Broker:
                 text = log.read().decode(errors="replace")
         except OSError as exc:
             text = f"(cannot read {self.log_file}: {exc})"
-        tail = _last_lines(text, _LOG_TAIL_LINES) or "(broker.log is empty)"
+        tail = last_lines(text, _LOG_TAIL_LINES) or "(broker.log is empty)"
         return f"{headline}\n--- last {_LOG_TAIL_LINES} lines of {self.log_file} ---\n{tail}"
 
     def _read_pid(self) -> int | None:
-        text = _read_text(self.pid_file)
+        text = read_text_or_none(self.pid_file)
         return int(text) if text and text.isdigit() else None
 
     def _alive(self, pid: int) -> bool:
@@ -604,7 +415,7 @@ def _initial_heap(heap: str) -> str:
 
 def _configured_port(broker: Broker) -> int | None:
     """Client port recorded in server.properties by the last start (for status output)."""
-    text = _read_text(broker.properties_file) or ""
+    text = read_text_or_none(broker.properties_file) or ""
     match = re.search(r"^advertised\.listeners=PLAINTEXT://[^:]+:(\d+)", text, re.MULTILINE)
     return int(match.group(1)) if match else None
 

@@ -1,0 +1,144 @@
+"""Kafka's broker jars, resolved from Maven Central with ``infra/kafka/pom.xml`` and cached
+per user, plus the Java that runs them."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .errors import BrokerError
+
+KAFKA_VERSION = "4.4.0"
+_LOG_TAIL_LINES = 40
+_MARKER = ".complete"
+
+Progress = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cache_dir() -> Path:
+    """Per-user cache shared by all checkouts (same rule as scripts/bootstrap)."""
+    explicit = os.environ.get("RX_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg).expanduser() / "referral-exchange"
+
+
+def kafka_infra_dir() -> Path:
+    """``infra/kafka`` of this checkout, found by walking up from this file."""
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "infra" / "kafka"
+        if (candidate / "pom.xml").is_file():
+            return candidate
+    raise BrokerError(
+        f"cannot find infra/kafka/pom.xml in any parent of {Path(__file__).resolve()}"
+    )
+
+
+def repo_root() -> Path:
+    """Root of this checkout (parent of ``infra/``)."""
+    return kafka_infra_dir().parent.parent
+
+
+def ensure_jars(progress: Progress = _stderr) -> Path:
+    """Return ``<cache>/kafka-<version>/lib``, fetching the jars with Maven on first use.
+
+    The marker file is written last and holds a hash of the POM, so an interrupted copy or an
+    edited POM triggers a clean re-fetch. A file lock keeps parallel test workers from
+    fetching into the same folder at once.
+    """
+    pom = kafka_infra_dir() / "pom.xml"
+    lib = cache_dir() / f"kafka-{KAFKA_VERSION}" / "lib"
+    marker = lib / _MARKER
+    wanted = hashlib.sha256(pom.read_bytes()).hexdigest()
+    if read_text_or_none(marker) == wanted:
+        return lib
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(lib.parent / ".lock"):
+        if read_text_or_none(marker) == wanted:  # another process finished while we waited
+            return lib
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise BrokerError(
+                "Maven ('mvn') is not on PATH; it is needed once to fetch the Kafka jars "
+                "(install Maven 3.8+, e.g. `apt-get install maven`)"
+            )
+        progress(f"fetching Kafka {KAFKA_VERSION} jars from Maven Central (first run only)…")
+        shutil.rmtree(lib, ignore_errors=True)
+        started = time.monotonic()
+        command = [
+            mvn,
+            "-q",
+            "-B",
+            "-Dstyle.color=never",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-Dlib.dir={lib}",
+        ]
+        try:
+            result = subprocess.run(
+                command, capture_output=True, text=True, timeout=900, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise BrokerError(
+                f"Maven did not finish fetching the Kafka jars in {exc.timeout}s"
+            ) from exc
+        jars = sorted(lib.glob("*.jar"))
+        if result.returncode != 0 or not jars:
+            output = last_lines(result.stdout + result.stderr, _LOG_TAIL_LINES)
+            raise BrokerError(
+                f"fetching the Kafka jars failed (exit {result.returncode}): {' '.join(command)}\n"
+                f"{output}"
+            )
+        marker.write_text(wanted)
+        size_mb = sum(jar.stat().st_size for jar in jars) / 1e6
+        progress(
+            f"fetched {len(jars)} jars ({size_mb:.0f} MB) into {lib} "
+            f"in {time.monotonic() - started:.1f}s"
+        )
+    return lib
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_text_or_none(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def last_lines(text: str, count: int) -> str:
+    return "\n".join(text.splitlines()[-count:])
+
+
+def java_executable() -> str:
+    """``$JAVA_HOME/bin/java`` if set, else ``java`` from PATH (Kafka 4 needs Java 17+)."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").is_file():
+        return str(Path(java_home) / "bin" / "java")
+    found = shutil.which("java")
+    if found is None:
+        raise BrokerError("Java is not installed or not on PATH (Kafka 4 needs Java 17+)")
+    return found
