@@ -11,6 +11,7 @@ import argparse
 import statistics
 import sys
 import time
+import uuid
 
 import httpx
 
@@ -21,10 +22,17 @@ BODY = {
     "priority": "urgent",
 }
 
+HEADERS = {"X-Organisation": "B81001", "X-Roles": "provider", "X-Practitioner": "G1234567"}
+
 
 def one(client: httpx.Client, referrals: str, audit: str, timeout: float = 10) -> float:
     started = time.perf_counter()
-    rid = client.post(f"{referrals}/referrals", json=BODY).raise_for_status().json()["id"]
+    headers = {**HEADERS, "Idempotency-Key": str(uuid.uuid4())}
+    rid = (
+        client.post(f"{referrals}/referrals", json=BODY, headers=headers)
+        .raise_for_status()
+        .json()["id"]
+    )
     while time.perf_counter() - started < timeout:
         if len(client.get(f"{audit}/audit/entries", params={"referral_id": rid}).json()) >= 2:
             return time.perf_counter() - started

@@ -77,8 +77,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     return report
 
 
+GP = {"X-Organisation": "B81001", "X-Roles": "provider", "X-Practitioner": "G1234567"}
+"""The referring practice's identity headers (development scheme)."""
+
+
+def provider_headers(org: str, **extra: str) -> dict[str, str]:
+    return {
+        "X-Organisation": org,
+        "X-Roles": "provider",
+        "Idempotency-Key": str(uuid.uuid4()),
+        **extra,
+    }
+
+
 def submit(stack: Stack, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    response = httpx.post(f"{stack.url('referrals')}/referrals", json=body or REFERRAL, timeout=10)
+    headers = {**GP, "Idempotency-Key": str(uuid.uuid4())}
+    response = httpx.post(
+        f"{stack.url('referrals')}/referrals", json=body or REFERRAL, headers=headers, timeout=10
+    )
     assert response.status_code == 201, response.text
     return response.json()
 

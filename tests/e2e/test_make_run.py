@@ -8,15 +8,23 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 from devstack.ports import free_ports
 
-from .conftest import REFERRAL, wait_for
+from .conftest import GP, REFERRAL, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
+
+
+def submit_to(referrals: str) -> dict:
+    headers = {**GP, "Idempotency-Key": str(uuid.uuid4())}
+    response = httpx.post(f"{referrals}/referrals", json=REFERRAL, headers=headers, timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()
 
 
 def children(pid: int) -> set[int]:
@@ -62,7 +70,7 @@ def test_make_run_prints_its_urls_serves_a_referral_and_ctrl_c_stops_everything(
         banner = "".join(lines)
         assert "Ctrl-C stops everything" in banner, banner
         # The rest of the banner follows at once; read it up to the example.
-        while "audit/entries?referral_id" not in lines[-1]:
+        while "/timeline" not in lines[-1]:
             lines.append(proc.stdout.readline())
         banner = "".join(lines)
         for port in ports.values():
@@ -70,7 +78,7 @@ def test_make_run_prints_its_urls_serves_a_referral_and_ctrl_c_stops_everything(
         assert kafka_bootstrap in banner
 
         referrals = f"http://127.0.0.1:{ports['REFERRALS_PORT']}"
-        rid = httpx.post(f"{referrals}/referrals", json=REFERRAL, timeout=10).json()["id"]
+        rid = submit_to(referrals)["id"]
         audit = f"http://127.0.0.1:{ports['AUDIT_PORT']}/audit/entries"
         wait_for(
             "the referral in the audit log",

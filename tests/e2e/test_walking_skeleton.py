@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .conftest import audit_entries, read_topic, submit, timeline, wait_for
+from .conftest import GP, audit_entries, read_topic, submit, timeline, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -50,14 +50,16 @@ def test_a_referral_reaches_the_provider_topic_and_the_audit_log_once_in_order(
     stored = wait_for(
         "the referrals service to record the assignment",
         lambda: (
-            (r := httpx.get(f"{stack.url('referrals')}/referrals/{rid}").json())["status"]
+            (r := httpx.get(f"{stack.url('referrals')}/referrals/{rid}", headers=GP).json())[
+                "status"
+            ]
             == "routed"
             and r
         ),
     )
     assert stored["assigned_org"] == "RXA01"
     assert stored["assigned_provider_type"] == "rapid-response"
-    history = httpx.get(f"{stack.url('referrals')}/referrals/{rid}/history").json()
+    history = httpx.get(f"{stack.url('referrals')}/referrals/{rid}/history", headers=GP).json()
     assert [(h["action"], h["to_status"]) for h in history] == [
         ("submit", "submitted"),
         ("route", "routed"),

@@ -8,7 +8,14 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .vocabulary import Priority, ProviderType, ServiceType
+from .vocabulary import (
+    Outcome,
+    Priority,
+    ProviderType,
+    ReferralStatus,
+    RejectionReason,
+    ServiceType,
+)
 
 ODS_CODE = r"^[A-Z0-9]{3,10}$"
 REFERRAL_ID_EXAMPLE = "0b6f1d2e-6a53-4c4c-9d4e-2f4f5e1a9c10"
@@ -110,8 +117,11 @@ class ReferralRouted(EventPayload):
     locality: str = Field(
         description="Locality the patient lives in.", examples=["east-bristol"], min_length=1
     )
-    rule_id: str = Field(description="Routing rule that chose the organisation.", min_length=1)
-    rule_version: int = Field(ge=1, description="Version of that rule's rule set.")
+    rule_id: str | None = Field(
+        default=None,
+        description="Routing rule that chose the organisation; null when a redirect or ops named the target.",
+    )
+    rule_version: int | None = Field(default=None, ge=1, description="Version of that rule.")
     routed_at: datetime = Field(description="When the decision was made (UTC).")
 
 
@@ -134,7 +144,118 @@ class ReferralUnroutable(EventPayload):
     decided_at: datetime = Field(description="When the decision was made (UTC).")
 
 
+class ReferralTransitioned(EventPayload):
+    """Base of every change the referrals service makes after submission: where the referral
+    is now, who did it, and when. Subscribers can keep a worklist from these alone."""
+
+    sequence: int = Field(ge=2, description="Per-referral event sequence number.")
+    version: int = Field(ge=2, description="Referral version after this change (its ETag).")
+    actor: Actor = Field(description="The organisation (and practitioner) that acted.")
+    status: ReferralStatus = Field(description="Status after this change.")
+    referrer_org: str = Field(pattern=ODS_CODE, description="ODS code of the referrer.")
+    assigned_org: str | None = Field(
+        default=None, description="ODS code of the organisation assigned after this change."
+    )
+    provider_type: ProviderType | None = Field(
+        default=None, description="Provider type of the organisation that held the referral."
+    )
+    service_type: ServiceType = Field(description="Service type of the referral.")
+    priority: Priority = Field(description="Priority after this change.")
+    occurred_at: datetime = Field(description="When the change was made (UTC).")
+
+
+class ReferralAmended(ReferralTransitioned):
+    """The referrer changed the referral before acceptance; a new version exists."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralAmended.v1"
+
+    changed: list[str] = Field(
+        description="Names of the fields that changed.", examples=[["priority"]]
+    )
+    cohort: CohortFlags = Field(description="Cohort flags after the change.")
+    reason_code: str | None = Field(default=None, description="SNOMED CT reason after the change.")
+
+
+class ReferralAccepted(ReferralTransitioned):
+    """The assigned organisation accepted the referral."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralAccepted.v1"
+
+
+class ReferralRejected(ReferralTransitioned):
+    """The assigned organisation declined; routing chooses the next eligible organisation."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralRejected.v1"
+
+    rejected_by: str = Field(
+        pattern=ODS_CODE, description="ODS code of the organisation that declined."
+    )
+    reason_code: RejectionReason = Field(description="Why it declined.")
+
+
+class ReferralRedirected(ReferralTransitioned):
+    """The assigned organisation sent the referral elsewhere: a provider type or organisation."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralRedirected.v1"
+
+    redirected_by: str = Field(
+        pattern=ODS_CODE, description="ODS code of the redirecting organisation."
+    )
+    target_provider_type: ProviderType | None = Field(
+        default=None, description="Provider type to route to next, if named."
+    )
+    target_org: str | None = Field(
+        default=None, pattern=ODS_CODE, description="Organisation to route to next, if named."
+    )
+
+
+class ReferralStarted(ReferralTransitioned):
+    """The assigned organisation started work with the patient."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralStarted.v1"
+
+
+class ReferralCompleted(ReferralTransitioned):
+    """The assigned organisation finished; the outcome says how it ended."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralCompleted.v1"
+
+    outcome: Outcome = Field(description="How the referral ended.")
+
+
+class ReferralCancelled(ReferralTransitioned):
+    """The referrer withdrew the referral."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralCancelled.v1"
+
+
+class ReferralRerouted(ReferralTransitioned):
+    """Operations staff sent the referral back to routing, optionally to a named target."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralRerouted.v1"
+
+    target_provider_type: ProviderType | None = Field(
+        default=None, description="Provider type to route to next, if named."
+    )
+    target_org: str | None = Field(
+        default=None, pattern=ODS_CODE, description="Organisation to route to next, if named."
+    )
+
+
 EVENT_TYPES: dict[str, type[EventPayload]] = {
-    cls.EVENT_TYPE: cls for cls in (ReferralSubmitted, ReferralRouted, ReferralUnroutable)
+    cls.EVENT_TYPE: cls
+    for cls in (
+        ReferralSubmitted,
+        ReferralAmended,
+        ReferralAccepted,
+        ReferralRejected,
+        ReferralRedirected,
+        ReferralStarted,
+        ReferralCompleted,
+        ReferralCancelled,
+        ReferralRerouted,
+        ReferralRouted,
+        ReferralUnroutable,
+    )
 }
 """Every payload model by its CloudEvents type, for consumers that parse what they receive."""

@@ -42,3 +42,23 @@ class ReferralStatus(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     UNROUTABLE = "unroutable"
+
+
+class RejectionReason(StrEnum):
+    """Why an assigned organisation declined a referral (BaRS pattern)."""
+
+    NOT_AVAILABLE_WITHIN_TIMESCALE = "not-available-within-timescale"
+    FAILED_CONTACT = "failed-contact"
+    OUTSIDE_SERVICE_CRITERIA = "outside-service-criteria"
+    OTHER = "other"
+
+
+class Outcome(StrEnum):
+    """How a completed referral ended (rapid response outcomes and the general case)."""
+
+    REMAINED_AT_HOME = "remained-at-home"
+    ADMITTED_TO_HOSPITAL = "admitted-to-hospital"
+    REFERRED_ONWARD = "referred-onward"
+    DIED = "died"
+    DECLINED = "declined"
+    OTHER = "other"

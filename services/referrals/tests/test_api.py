@@ -1,16 +1,19 @@
-"""The referrals API over a real SQLite database: what a provider system sees."""
+"""The referrals API as a provider system meets it: every operation and every error path."""
 
 from __future__ import annotations
 
-import json
+import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
+from referrals.bootstrap import bootstrap
 from referrals.config import Settings
 from referrals.entrypoints.api.app import create_app
-from rx_contracts import decode
+from rx_contracts import Envelope, ProviderType, decode
 from rx_messaging.tables import OutboxMessage
 from sqlmodel import Session, create_engine, select
 
@@ -22,11 +25,16 @@ BODY = {
     "cohort": {"frailty": True},
     "reason": {"code": "129839007", "text": "Fall at home"},
 }
+GP = {"X-Organisation": "B81001", "X-Roles": "provider", "X-Practitioner": "G1234567"}
+TEAM = {"X-Organisation": "RXA01", "X-Roles": "provider"}
+OPS = {"X-Organisation": "RX0PS", "X-Roles": "ops"}
+STRANGER = {"X-Organisation": "L81002", "X-Roles": "provider"}
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'referrals.db'}"
+def db_url(database_url: str) -> str:
+    """A fresh database per test, on SQLite and on PostgreSQL."""
+    return database_url
 
 
 @pytest.fixture
@@ -35,20 +43,73 @@ def client(db_url: str) -> Iterator[TestClient]:
         yield c
 
 
+def post(
+    client: TestClient,
+    path: str,
+    who: dict[str, str],
+    body: Any = None,
+    key: str | None = None,
+    version: int | None = None,
+    **headers: str,
+) -> Response:
+    h = {**who, "Idempotency-Key": key or str(uuid.uuid4()), **headers}
+    if version is not None:
+        h["If-Match"] = f'"{version}"'
+    return client.post(path, json=body, headers=h)
+
+
+def submit(client: TestClient, **changes: Any) -> dict[str, Any]:
+    response = post(client, "/referrals", GP, {**BODY, **changes})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def routed(client: TestClient, db_url: str) -> dict[str, Any]:
+    """A referral routed to RXA01, recorded as the referrals consumer records it."""
+    referral = submit(client)
+    with bootstrap(Settings(database_url=db_url)).uow() as uow:
+        uow.referrals.get(referral["id"]).record_routing(
+            "RXA01", ProviderType.RAPID_RESPONSE, datetime.now(UTC), "ev-1"
+        )
+        uow.commit()
+    return client.get(f"/referrals/{referral['id']}", headers=GP).json()
+
+
+def events(db_url: str) -> list[Envelope]:
+    return [decode(r.key, r.value, [(n, v.encode()) for n, v in r.headers]) for r in outbox(db_url)]
+
+
 def outbox(db_url: str) -> list[OutboxMessage]:
-    with Session(create_engine(db_url)) as s:
-        return list(s.exec(select(OutboxMessage)))
+    engine = create_engine(db_url)
+    try:
+        with Session(engine) as s:
+            return list(s.exec(select(OutboxMessage).order_by(OutboxMessage.id)))
+    finally:
+        engine.dispose()
+
+
+def problem(response: Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status and body["title"]
+    return body
+
+
+# ---- submitting ----------------------------------------------------------------------------
 
 
 def test_a_submitted_referral_is_stored_with_its_event_in_the_outbox(
     client: TestClient, db_url: str
 ) -> None:
-    response = client.post("/referrals", json=BODY)
+    response = post(client, "/referrals", GP, BODY)
     assert response.status_code == 201
     body = response.json()
-    assert body["status"] == "submitted"
-    assert body["patient"]["postcode"] == "BS5 0AA"
-    assert body["patient"]["nhs_number"] == "9434765919"
+    assert body["status"] == "submitted" and body["version"] == 1
+    assert (
+        body["patient"]["postcode"] == "BS5 0AA" and body["patient"]["nhs_number"] == "9434765919"
+    )
+    assert body["allowed_actions"] == ["amend", "cancel"]
     assert response.headers["etag"] == '"1"'
     assert response.headers["location"].endswith(f"/referrals/{body['id']}")
 
@@ -56,20 +117,9 @@ def test_a_submitted_referral_is_stored_with_its_event_in_the_outbox(
     assert row.topic == "referrals.events.v1"
     event = decode(row.key, row.value, [(n, v.encode()) for n, v in row.headers])
     assert event.subject == body["id"]
-    payload = event.payload()
-    assert payload.postcode_district == "BS5"
-    assert payload.cohort.frailty is True
+    assert event.payload().postcode_district == "BS5" and event.payload().cohort.frailty is True
     assert "9434765919" not in row.value.decode() and "Alex" not in row.value.decode()
-
-    assert client.get(f"/referrals/{body['id']}").json() == body
-    assert [h["action"] for h in client.get(f"/referrals/{body['id']}/history").json()] == [
-        "submit"
-    ]
-
-
-def problem(response) -> dict:
-    assert response.headers["content-type"] == "application/problem+json"
-    return response.json()
+    assert client.get(f"/referrals/{body['id']}", headers=GP).json() == body
 
 
 @pytest.mark.parametrize(
@@ -89,38 +139,348 @@ def problem(response) -> dict:
         ({"priority": "whenever"}, "priority", "enum"),
         ({"surprise": 1}, "surprise", "extra_forbidden"),
         ({"reason": {"code": "abc"}}, "reason.code", "string_pattern_mismatch"),
+        (
+            {"patient": {"postcode": "BS5 0AA", "birth_date": "7/3/41"}},
+            "patient.birth_date",
+            "string_pattern_mismatch",
+        ),
     ],
 )
 def test_bad_input_gets_a_problem_naming_field_and_rule_and_nothing_is_stored(
     client: TestClient, db_url: str, change: dict, field: str, rule: str
 ) -> None:
-    response = client.post("/referrals", json={**BODY, **change})
-    assert response.status_code == 422
-    body = problem(response)
+    body = problem(post(client, "/referrals", GP, {**BODY, **change}), 422)
     assert {"field": field, "rule": rule} in [
         {k: e[k] for k in ("field", "rule")} for e in body["errors"]
     ]
     assert field in body["detail"]
     assert outbox(db_url) == []
-    assert client.get("/referrals").json() == []
+    assert client.get("/referrals?view=sent", headers=GP).json()["items"] == []
 
 
 def test_malformed_json_is_a_problem_too(client: TestClient) -> None:
     response = client.post(
-        "/referrals", content=b"{not json", headers={"content-type": "application/json"}
+        "/referrals",
+        content=b"{not json",
+        headers={**GP, "Idempotency-Key": "k", "content-type": "application/json"},
     )
-    assert response.status_code == 422
-    assert problem(response)["title"] == "Invalid request"
+    assert problem(response, 422)["title"] == "Invalid request"
 
 
-def test_unknown_referral_is_404_problem(client: TestClient) -> None:
-    response = client.get("/referrals/no-such-id")
-    assert response.status_code == 404
-    assert problem(response)["title"] == "Referral not found"
+def test_a_body_over_the_size_limit_is_refused_before_it_is_read(
+    client: TestClient, db_url: str
+) -> None:
+    response = client.post(
+        "/referrals",
+        content=b"x" * 2_000_000,
+        headers={**GP, "Idempotency-Key": "k", "content-type": "application/json"},
+    )
+    assert "limit" in problem(response, 413)["detail"]
+    assert outbox(db_url) == []
 
 
-def test_openapi_describes_the_create_operation_with_an_example(client: TestClient) -> None:
+def test_a_provider_may_only_refer_for_its_own_organisation(client: TestClient) -> None:
+    assert "on behalf of" in problem(post(client, "/referrals", STRANGER, BODY), 403)["detail"]
+    problem(post(client, "/referrals", OPS, BODY), 403)
+
+
+# ---- identity ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Organisation": "not an ods code"},
+        {"X-Organisation": "B81001", "X-Roles": "superuser"},
+    ],
+)
+def test_a_caller_without_a_valid_identity_is_401(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    problem(client.post("/referrals", json=BODY, headers={**headers, "Idempotency-Key": "k"}), 401)
+    problem(client.get("/referrals", headers=headers), 401)
+
+
+# ---- idempotency ---------------------------------------------------------------------------
+
+
+def test_a_retry_with_the_same_key_and_body_gets_the_original_response(
+    client: TestClient, db_url: str
+) -> None:
+    first = post(client, "/referrals", GP, BODY, key="retry-1")
+    again = post(client, "/referrals", GP, BODY, key="retry-1")
+    assert again.status_code == 201 and again.json() == first.json()
+    assert (
+        again.headers["etag"] == first.headers["etag"]
+        and again.headers["idempotent-replayed"] == "true"
+    )
+    assert len(outbox(db_url)) == 1, "one referral, one event"
+
+
+def test_the_same_key_with_another_body_is_refused(client: TestClient, db_url: str) -> None:
+    post(client, "/referrals", GP, BODY, key="retry-2")
+    body = problem(post(client, "/referrals", GP, {**BODY, "priority": "stat"}, key="retry-2"), 422)
+    assert body["title"] == "Idempotency-Key reused"
+    assert len(outbox(db_url)) == 1
+
+
+def test_keys_belong_to_an_organisation(client: TestClient, db_url: str) -> None:
+    post(client, "/referrals", GP, BODY, key="shared")
+    other_gp = {"X-Organisation": "L81002", "X-Roles": "provider"}
+    body = {**BODY, "referrer": {"organisation": "L81002"}}
+    assert post(client, "/referrals", other_gp, body, key="shared").status_code == 201
+    assert len(outbox(db_url)) == 2
+
+
+@pytest.mark.parametrize(
+    ("key", "title"), [(None, "Idempotency-Key required"), ("k" * 256, "Invalid Idempotency-Key")]
+)
+def test_every_post_needs_a_usable_idempotency_key(
+    client: TestClient, key: str | None, title: str
+) -> None:
+    headers = {**GP, **({"Idempotency-Key": key} if key else {})}
+    assert problem(client.post("/referrals", json=BODY, headers=headers), 400)["title"] == title
+
+
+def test_a_retried_transition_is_applied_once(client: TestClient, db_url: str) -> None:
+    referral = submit(client)
+    path = f"/referrals/{referral['id']}/cancel"
+    first = post(client, path, GP, {"reason_text": "duplicate"}, key="cancel-1", version=1)
+    again = post(client, path, GP, {"reason_text": "duplicate"}, key="cancel-1", version=1)
+    assert first.status_code == again.status_code == 200
+    assert again.json()["version"] == 2, "not a second change, and not a 412 for the retry"
+    assert len(outbox(db_url)) == 2
+
+
+# ---- transitions ---------------------------------------------------------------------------
+
+
+def test_a_routed_referral_is_accepted_started_and_completed(
+    client: TestClient, db_url: str
+) -> None:
+    referral = routed(client, db_url)
+    assert referral["status"] == "routed" and referral["version"] == 2
+    rid = referral["id"]
+    assert client.get(f"/referrals/{rid}", headers=TEAM).json()["allowed_actions"] == [
+        "accept",
+        "reject",
+        "redirect",
+    ]
+    accepted = post(client, f"/referrals/{rid}/accept", TEAM, version=2)
+    assert accepted.json()["status"] == "accepted" and accepted.headers["etag"] == '"3"'
+    assert (
+        post(client, f"/referrals/{rid}/start", TEAM, {}, version=3).json()["status"]
+        == "in_progress"
+    )
+    done = post(
+        client,
+        f"/referrals/{rid}/complete",
+        TEAM,
+        {"outcome": "remained-at-home", "summary": "ok"},
+        version=4,
+    )
+    assert (done.json()["status"], done.json()["outcome"], done.json()["allowed_actions"]) == (
+        "completed",
+        "remained-at-home",
+        [],
+    )
+    history = client.get(f"/referrals/{rid}/history", headers=GP).json()
+    assert [h["action"] for h in history] == ["submit", "route", "accept", "start", "complete"]
+    assert history[-1]["reason_code"] == "remained-at-home" and history[-1]["note"] == "ok"
+    types = [
+        decode(r.key, r.value, [(n, v.encode()) for n, v in r.headers]).type for r in outbox(db_url)
+    ]
+    assert [t.split(".")[2] for t in types] == [
+        "ReferralSubmitted",
+        "ReferralAccepted",
+        "ReferralStarted",
+        "ReferralCompleted",
+    ]
+
+
+def test_rejection_sends_it_back_to_routing_and_hides_it_from_the_decliner(
+    client: TestClient, db_url: str
+) -> None:
+    rid = routed(client, db_url)["id"]
+    rejected = post(
+        client, f"/referrals/{rid}/reject", TEAM, {"reason_code": "failed-contact"}, version=2
+    )
+    assert rejected.json()["status"] == "submitted" and rejected.json()["assigned_org"] is None
+    problem(client.get(f"/referrals/{rid}", headers=TEAM), 404)
+
+
+def test_transition_errors(client: TestClient, db_url: str) -> None:
+    rid = routed(client, db_url)["id"]
+    accept = f"/referrals/{rid}/accept"
+    assert problem(post(client, accept, TEAM), 428)["title"] == "Precondition required"
+    assert (
+        "If-Match"
+        in problem(post(client, accept, TEAM, **{"If-Match": "yesterday"}), 400)["detail"]
+    )
+    stale = problem(post(client, accept, TEAM, version=1), 412)
+    assert stale["current_version"] == 2
+    not_theirs = problem(post(client, accept, GP, version=2), 403)
+    assert not_theirs["allowed_actions"] == ["amend", "cancel"]
+    problem(post(client, accept, STRANGER, version=2), 404)
+    post(client, accept, TEAM, version=2)
+    wrong_state = problem(
+        post(
+            client, f"/referrals/{rid}/reject", TEAM, {"reason_code": "failed-contact"}, version=3
+        ),
+        409,
+    )
+    assert wrong_state["allowed_actions"] == ["start"] and "accepted" in wrong_state["detail"]
+    problem(post(client, "/referrals/no-such-id/accept", TEAM, version=1), 404)
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "field"),
+    [
+        ("reject", {}, "reason_code"),
+        ("reject", {"reason_code": "other"}, "reason_text"),
+        ("redirect", {"reason_text": "x"}, "target_provider_type"),
+        ("redirect", {"target_org": "??", "reason_text": "x"}, "target_org"),
+        ("complete", {"outcome": "other"}, "summary"),
+        ("cancel", {}, "reason_text"),
+        ("amend", {"patient": {"postcode": "BS1 1AA"}}, "patient.postcode"),
+        ("amend", {"priority": "urgent"}, "body"),
+        ("amend", {"colour": "blue"}, "colour"),
+    ],
+)
+def test_transition_bodies_are_checked(
+    client: TestClient, db_url: str, action: str, body: dict, field: str
+) -> None:
+    referral = routed(client, db_url)
+    who = GP if action in {"amend", "cancel"} else TEAM
+    if action == "complete":
+        rid = referral["id"]
+        post(client, f"/referrals/{rid}/accept", TEAM, version=2)
+        post(client, f"/referrals/{rid}/start", TEAM, version=3)
+        response = post(client, f"/referrals/{rid}/complete", TEAM, body, version=4)
+    else:
+        response = post(client, f"/referrals/{referral['id']}/{action}", who, body, version=2)
+    errors = problem(response, 422)["errors"]
+    assert field in [e["field"] for e in errors]
+
+
+def test_amend_creates_a_new_version_with_its_event(client: TestClient, db_url: str) -> None:
+    referral = submit(client)
+    amended = post(
+        client,
+        f"/referrals/{referral['id']}/amend",
+        GP,
+        {"priority": "stat", "clinical_summary": "worse"},
+        version=1,
+    )
+    assert amended.json()["version"] == 2 and amended.json()["priority"] == "stat"
+    assert amended.json()["due_at"] < referral["due_at"]
+    event = decode(
+        *(lambda r: (r.key, r.value, [(n, v.encode()) for n, v in r.headers]))(outbox(db_url)[-1])
+    )
+    assert event.payload().changed == ["priority", "clinical_summary"]
+
+
+def test_ops_reroute_an_unroutable_referral(client: TestClient, db_url: str) -> None:
+    rid = submit(client)["id"]
+    with bootstrap(Settings(database_url=db_url)).uow() as uow:
+        uow.referrals.get(rid).record_unroutable(datetime.now(UTC), "routing-event-2")
+        uow.commit()
+    assert client.get(f"/referrals/{rid}", headers=OPS).json()["allowed_actions"] == ["reroute"]
+    problem(post(client, f"/referrals/{rid}/reroute", GP, {"reason_text": "x"}, version=2), 403)
+    rerouted = post(
+        client,
+        f"/referrals/{rid}/reroute",
+        OPS,
+        {"target_org": "RXA02", "reason_text": "cover"},
+        version=2,
+    )
+    assert rerouted.json()["status"] == "submitted"
+
+
+# ---- reading -------------------------------------------------------------------------------
+
+
+def test_a_referral_the_caller_may_not_see_is_404(client: TestClient) -> None:
+    rid = submit(client)["id"]
+    for path in (f"/referrals/{rid}", f"/referrals/{rid}/history", "/referrals/no-such-id"):
+        assert problem(client.get(path, headers=STRANGER), 404)["title"] == "Referral not found"
+    assert client.get(f"/referrals/{rid}", headers=OPS).status_code == 200
+
+
+def test_worklists_filter_sort_by_due_time_and_page_with_a_cursor(client: TestClient) -> None:
+    made = [submit(client, priority=p)["id"] for p in ("routine", "stat", "urgent", "asap", "stat")]
+    order = [made[1], made[4], made[3], made[2], made[0]]  # stat, stat, asap, urgent, routine
+    seen, cursor = [], None
+    while True:
+        page = client.get(
+            "/referrals",
+            params={"view": "sent", "limit": 2, **({"cursor": cursor} if cursor else {})},
+            headers=GP,
+        ).json()
+        seen += [r["id"] for r in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen[:2] in (order[:2], order[1::-1]) and seen[2:] == order[2:], (
+        "due time order, each once"
+    )
+    stat = client.get(
+        "/referrals",
+        params=[("view", "sent"), ("priority", "stat"), ("priority", "asap")],
+        headers=GP,
+    ).json()
+    assert len(stat["items"]) == 3
+    assert client.get("/referrals", params={"view": "assigned"}, headers=GP).json()["items"] == []
+    assert (
+        client.get("/referrals", params={"view": "sent", "status": "routed"}, headers=GP).json()[
+            "items"
+        ]
+        == []
+    )
+    assert client.get("/referrals", params={"view": "sent"}, headers=STRANGER).json()["items"] == []
+    assert len(client.get("/referrals", params={"view": "all"}, headers=OPS).json()["items"]) == 5
+    problem(client.get("/referrals", params={"view": "all"}, headers=GP), 403)
+    assert (
+        problem(client.get("/referrals", params={"cursor": "nonsense!"}, headers=GP), 422)[
+            "errors"
+        ][0]["field"]
+        == "cursor"
+    )
+
+
+def test_openapi_describes_every_operation_with_examples(client: TestClient) -> None:
     doc = client.get("/openapi.json").json()
-    schema = doc["components"]["schemas"]["ReferralCreate"]
-    assert json.dumps(schema["examples"][0]).count("urgent-community-response") == 1
-    assert "post" in doc["paths"]["/referrals"]
+    operations = [
+        (path, method, op) for path, item in doc["paths"].items() for method, op in item.items()
+    ]
+    assert len(operations) >= 12
+    for path, method, op in operations:
+        assert op.get("summary"), f"{method} {path} has no summary"
+    actions = {
+        p.rsplit("/", 1)[-1] for p in doc["paths"] if p.startswith("/referrals/{referral_id}/")
+    }
+    assert actions >= {
+        "amend",
+        "accept",
+        "reject",
+        "redirect",
+        "start",
+        "complete",
+        "cancel",
+        "reroute",
+        "history",
+    }
+    schemas = doc["components"]["schemas"]
+    for name in (
+        "ReferralCreate",
+        "ReferralAmend",
+        "Reject",
+        "Redirect",
+        "Complete",
+        "Cancel",
+        "Reroute",
+    ):
+        assert schemas[name].get("examples"), f"{name} has no example"
+    accept = doc["paths"]["/referrals/{referral_id}/accept"]["post"]
+    assert {"409", "412", "428"} <= set(accept["responses"])

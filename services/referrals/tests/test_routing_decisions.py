@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from referrals.bootstrap import bootstrap
 from referrals.config import Settings
+from referrals.domain.caller import Caller, Role
+from referrals.domain.lifecycle import Action
 from referrals.domain.model import Patient
 from referrals.entrypoints.workers import handle_routing_decision
 from referrals.service_layer import handlers
@@ -16,39 +16,38 @@ from rx_messaging.records import Record
 from sqlmodel import Session
 
 RECORD = Record("routing.decisions.v1", 0, 0, b"", b"", [])
+GP = Caller("B81001", frozenset({Role.PROVIDER}))
 
 
 @pytest.fixture
-def container(tmp_path: Path):
-    return bootstrap(Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}"))
+def container(database_url: str):
+    container = bootstrap(Settings(database_url=database_url))
+    yield container
+    container.engine.dispose()
 
 
 def submit(container) -> str:
     cmd = handlers.SubmitReferral(
         "B81001",
-        None,
         Patient("BS5 0AA"),
         ServiceType.URGENT_COMMUNITY_RESPONSE,
         Priority.URGENT,
         CohortFlags(),
     )
-    return handlers.submit_referral(cmd, container.uow()).id
+    return handlers.submit_referral(cmd, GP, container.uow()).id
 
 
-def routed(referral_id: str):
-    return wrap(
-        examples.referral_routed(referral_id),
-        source="/services/routing",
-    )
+def deliver(container, event) -> None:
+    with Session(container.engine) as session:
+        handle_routing_decision(session, event, RECORD)
+        session.commit()
 
 
 def test_a_routed_referral_records_its_assignment_and_history(container) -> None:
     rid = submit(container)
-    event = routed(rid)
-    with Session(container.engine) as session:
-        handle_routing_decision(session, event, RECORD)
-        session.commit()
-    referral = handlers.get_referral(rid, container.uow())
+    event = wrap(examples.referral_routed(rid), source="/services/routing")
+    deliver(container, event)
+    referral = handlers.get_referral(rid, GP, container.uow())
     assert (referral.status.value, referral.assigned_org, referral.version) == (
         "routed",
         "RXA01",
@@ -62,18 +61,23 @@ def test_a_routed_referral_records_its_assignment_and_history(container) -> None
     ]
 
 
-def test_a_decision_for_an_unknown_or_already_routed_referral_is_permanent(container) -> None:
+def test_a_decision_for_an_unknown_referral_is_poison(container) -> None:
     with (
         Session(container.engine) as session,
         pytest.raises(PermanentError, match="unknown referral"),
     ):
-        handle_routing_decision(session, routed("nope"), RECORD)
+        handle_routing_decision(
+            session, wrap(examples.referral_routed("nope"), source="/s"), RECORD
+        )
+
+
+def test_a_decision_arriving_after_the_referral_was_cancelled_changes_nothing(container) -> None:
     rid = submit(container)
-    with Session(container.engine) as session:
-        handle_routing_decision(session, routed(rid), RECORD)
-        session.commit()
-    with (
-        Session(container.engine) as session,
-        pytest.raises(PermanentError, match="cannot route a routed"),
-    ):
-        handle_routing_decision(session, routed(rid), RECORD)
+    handlers.transition(rid, Action.CANCEL, GP, 1, container.uow(), text="no longer needed")
+    deliver(container, wrap(examples.referral_routed(rid), source="/services/routing"))
+    referral = handlers.get_referral(rid, GP, container.uow())
+    assert (referral.status.value, referral.assigned_org, referral.version) == (
+        "cancelled",
+        None,
+        2,
+    )

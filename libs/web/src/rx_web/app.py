@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from .health import health_router
+from .limits import BodySizeLimit
 from .problems import install_problem_handlers
 
 
@@ -18,9 +19,12 @@ class HasEngine(Protocol):
     engine: Engine
 
 
-def service_app(service: str, summary: str, build: Callable[[], HasEngine]) -> FastAPI:
+def service_app(
+    service: str, summary: str, build: Callable[[], HasEngine], max_body_size: int | None = None
+) -> FastAPI:
     """An app whose container (engine, …) is built at startup by ``build``, not at import,
-    and disposed at shutdown. Routes reach it as ``request.app.state.container``."""
+    and disposed at shutdown. Routes reach it as ``request.app.state.container``. Bodies
+    over ``max_body_size`` bytes are refused with 413 before they are read in full."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -29,8 +33,13 @@ def service_app(service: str, summary: str, build: Callable[[], HasEngine]) -> F
         app.state.container.engine.dispose()
 
     app = FastAPI(
-        title=f"Referral Exchange — {service}", version="0.1.0", summary=summary, lifespan=lifespan
+        title=f"Referral Exchange — {service}",
+        version="0.1.0",
+        summary=summary,
+        lifespan=lifespan,
     )
+    if max_body_size is not None:
+        app.add_middleware(BodySizeLimit, max_bytes=max_body_size)
     install_problem_handlers(app)
     app.include_router(health_router(service, lambda: app.state.container.engine))
     return app

@@ -55,5 +55,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+        title = {
+            404: "Not found",
+            405: "Method not allowed",
+            413: "Request too large",
+        }.get(exc.status_code, "HTTP error")
         return problem_response(exc.status_code, title, str(exc.detail), request.url.path)

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 from rx_messaging.database import make_engine
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel
 
-from .adapters.tables import TABLES
+from .adapters import migrate
 from .config import Settings
 from .service_layer.unit_of_work import UnitOfWork, session_factory
 
@@ -24,6 +23,6 @@ class Container:
 
 def bootstrap(settings: Settings, engine: Engine | None = None) -> Container:
     engine = engine or make_engine(settings.database_url)
-    SQLModel.metadata.create_all(engine, tables=TABLES)
+    migrate.upgrade(engine)  # each process: a no-op once the database is at head
     sessions = session_factory(engine)
     return Container(settings=settings, engine=engine, uow=lambda: UnitOfWork(sessions))

@@ -6,9 +6,16 @@
 - ``broker_factory`` (function): starts dedicated brokers for tests that stop, kill or restart
   one, so the shared broker is never disturbed.
 - ``unique_topic`` (function): a fresh 3-partition topic on ``kafka_bootstrap``.
+- ``postgres_server`` (session): server-level URL (``postgresql+psycopg://…/postgres``) of a
+  PostgreSQL server started once per test session on a free port (installed from Debian's
+  packages on first use), or of the server named by ``RX_POSTGRES_URL``.
+- ``database_url`` (function, parametrized ``sqlite`` / ``postgresql``): a fresh, empty
+  database for each test, so database code is proven on both engines the services support.
+  The server starts only when a test actually gets the ``postgresql`` variant.
 
-A broker that cannot start is a test *error* carrying the broker log tail, never a skip: a
-suite that silently skips its Kafka tests looks green while testing nothing.
+A broker or database server that cannot start is a test *error* carrying its log tail, never a
+skip: a suite that silently skips its Kafka or PostgreSQL tests looks green while testing
+nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +39,15 @@ from devstack.broker import (
     PortInUseError,
     ensure_jars,
     free_ports,
+)
+from devstack.postgres import (
+    PostgresError,
+    PostgresPortInUseError,
+    PostgresServer,
+    create_database,
+    drop_database,
+    ensure_postgres_installed,
+    server_version,
 )
 from devstack.topics import TopicError, cluster_info, ensure_topics
 
@@ -190,3 +208,126 @@ def unique_topic(request: pytest.FixtureRequest, kafka_bootstrap: str) -> str:
     name = f"{base}-{uuid.uuid4().hex[:12]}"
     ensure_topics(kafka_bootstrap, {name: 3})
     return name
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+_POSTGRES_DIR_PREFIX = "rx-pytest-postgres-"
+
+
+def _postgres_base_dir() -> Path:
+    """Where session servers keep their data: /tmp, not pytest's temp dirs, because as root
+    the server runs as the ``postgres`` user and /tmp/pytest-of-root is private to root."""
+    return Path(tempfile.gettempdir())
+
+
+def _start_postgres(config: pytest.Config) -> PostgresServer:
+    """Install (first run only) and start a session PostgreSQL on a free port, retrying if
+    another process grabs the port first. Failures become ``pytest.fail`` with the log tail."""
+    error = ""
+    try:
+        bin_dir = ensure_postgres_installed(progress=lambda message: _say(config, message))
+    except PostgresError as exc:
+        error = f"cannot install PostgreSQL: {exc}"
+    if error:
+        pytest.fail(error, pytrace=False)
+    data_dir = Path(tempfile.mkdtemp(prefix=_POSTGRES_DIR_PREFIX, dir=_postgres_base_dir()))
+    (data_dir / _OWNER_FILE).write_text(f"{os.getpid()}\n")
+    version = bin_dir.parent.name
+    for attempt in range(1, _PORT_ATTEMPTS + 1):
+        [port] = free_ports(1)
+        server = PostgresServer(data_dir, port=port, bin_dir=bin_dir)
+        _say(config, f"starting session PostgreSQL {version} at 127.0.0.1:{port} …")
+        started = time.monotonic()
+        try:
+            server.start()
+        except PostgresPortInUseError as exc:
+            error = f"the session PostgreSQL did not start: {exc}"
+            if attempt < _PORT_ATTEMPTS:
+                continue  # a free port was taken between choosing and binding it
+        except PostgresError as exc:
+            error = f"the session PostgreSQL did not start: {exc}"
+        else:
+            _say(
+                config,
+                f"session PostgreSQL ready in {time.monotonic() - started:.1f}s "
+                f"(log: {server.log_file})",
+            )
+            return server
+        break
+    pytest.fail(error, pytrace=False)
+
+
+def _reap_orphan_postgres() -> None:
+    """Stop session servers left behind by killed test sessions, and delete their data.
+
+    ``pg_ctl`` detaches the server, so a hard-killed pytest leaves it running. Only dirs this
+    plugin made whose owning pytest process is gone are touched (as for Kafka above).
+    """
+    for owner_file in _postgres_base_dir().glob(f"{_POSTGRES_DIR_PREFIX}*/{_OWNER_FILE}"):
+        owner = (owner_file.read_text() if owner_file.is_file() else "").strip()
+        if not owner.isdigit() or _process_exists(int(owner)):
+            continue
+        try:
+            PostgresServer(owner_file.parent).stop(timeout=10)
+        except PostgresError:
+            continue  # leave it for a human: the data dir holds its log
+        shutil.rmtree(owner_file.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Server-level SQLAlchemy URL of the session's PostgreSQL (``…@127.0.0.1:<port>/postgres``).
+
+    ``RX_POSTGRES_URL`` (e.g. ``postgresql+psycopg://user:pw@host:5432/postgres``, a role that
+    may create databases) uses a server you already have instead of starting one.
+    """
+    external = os.environ.get("RX_POSTGRES_URL")
+    if external:
+        shown = re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", external)
+        _say(request.config, f"using the PostgreSQL server at {shown} (RX_POSTGRES_URL)")
+        error = ""
+        try:
+            version = server_version(external)
+        except PostgresError as exc:
+            error = str(exc)
+        if error:
+            pytest.fail(
+                f"RX_POSTGRES_URL={shown} does not answer: {error}\n"
+                "start that server or unset the variable to let the tests start one",
+                pytrace=False,
+            )
+        _say(request.config, f"PostgreSQL {version} answers at {shown}")
+        yield external
+        return
+    _reap_orphan_postgres()
+    server = _start_postgres(request.config)
+    try:
+        yield server.url("postgres")
+    finally:
+        server.stop()
+        shutil.rmtree(server.data_dir, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], ids=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLAlchemy URL of a fresh, empty database: a SQLite file, or a new PostgreSQL database
+    (dropped afterwards) on ``postgres_server``, which is started only if a test gets here."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    server_url: str = request.getfixturevalue("postgres_server")
+    base = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40]
+    name = f"t_{base}_{uuid.uuid4().hex[:12]}"
+    error = ""
+    try:
+        url = create_database(server_url, name)
+    except PostgresError as exc:
+        error = str(exc)
+    if error:
+        pytest.fail(error, pytrace=False)
+    try:
+        yield url
+    finally:
+        with contextlib.suppress(PostgresError):
+            drop_database(server_url, name)

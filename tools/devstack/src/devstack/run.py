@@ -20,11 +20,12 @@ from .stack import DEFAULT_PORTS, PROCESSES, Stack, StackError
 from .topics import ensure_topics
 
 EXAMPLE = """\
-curl -s -X POST {referrals}/referrals -H 'content-type: application/json' -d '{{
+curl -s -X POST {referrals}/referrals -H 'content-type: application/json' \\
+  -H 'X-Organisation: B81001' -H 'X-Roles: provider' -H "Idempotency-Key: $(uuidgen || date +%s%N)" -d '{{
   "referrer": {{"organisation": "B81001", "practitioner": "G1234567"}},
   "patient": {{"nhs_number": "9434765919", "postcode": "BS5 0AA"}},
   "service_type": "urgent-community-response", "priority": "urgent"}}'
-curl -s '{audit}/audit/entries?referral_id=<id from the first call>'"""
+curl -s '{audit}/audit/referrals/<id from the first call>/timeline'"""
 
 
 def say(message: str) -> None:

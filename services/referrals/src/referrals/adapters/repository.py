@@ -1,14 +1,37 @@
-"""Mapping the Referral aggregate to and from its rows."""
+"""Mapping the Referral aggregate to and from its rows; worklist queries."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
-from rx_contracts import CohortFlags, Priority, ProviderType, ReferralStatus, ServiceType
+from rx_contracts import CohortFlags, Outcome, Priority, ProviderType, ReferralStatus, ServiceType
+from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from ..domain.model import Patient, Referral
 from .tables import ReferralRow, TransitionRow
+
+
+class View(StrEnum):
+    """Which worklist: referrals assigned to my organisation, sent by it, or (ops) all."""
+
+    ASSIGNED = "assigned"
+    SENT = "sent"
+    ALL = "all"
+
+
+@dataclass(frozen=True)
+class WorklistQuery:
+    view: View
+    organisation: str
+    statuses: tuple[ReferralStatus, ...] = ()
+    priorities: tuple[Priority, ...] = ()
+    service_types: tuple[ServiceType, ...] = ()
+    due_before: datetime | None = None
+    after: tuple[datetime, str] | None = None  # (due_at, id) of the last item already seen
+    limit: int = 50
 
 
 class ReferralRepository:
@@ -19,8 +42,10 @@ class ReferralRepository:
     def add(self, referral: Referral) -> None:
         self.seen[referral.id] = referral
 
-    def get(self, referral_id: str) -> Referral | None:
-        row = self.session.get(ReferralRow, referral_id)
+    def get(self, referral_id: str, *, for_update: bool = False) -> Referral | None:
+        """Load a referral; ``for_update`` locks its row (PostgreSQL) so concurrent
+        transitions serialise and the version check stays honest."""
+        row = self.session.get(ReferralRow, referral_id, with_for_update=for_update or None)
         if row is None:
             return None
         referral = _to_domain(row)
@@ -29,18 +54,11 @@ class ReferralRepository:
 
     def save(self, referral: Referral) -> None:
         """Write the aggregate's current state (called by the unit of work on commit)."""
-        row = self.session.get(ReferralRow, referral.id) or ReferralRow(
-            id=referral.id,
-            created_at=referral.created_at,
-            status="",
-            version=0,
-            sequence=0,
-            referrer_org="",
-            patient_postcode="",
-            service_type="",
-            priority="",
-        )
-        row.sqlmodel_update(_to_row_fields(referral))
+        row = self.session.get(ReferralRow, referral.id)
+        if row is None:
+            row = ReferralRow.model_validate({"id": referral.id, **_to_row_fields(referral)})
+        else:
+            row.sqlmodel_update(_to_row_fields(referral))
         row.updated_at = datetime.now(UTC)
         self.session.add(row)
 
@@ -51,9 +69,38 @@ class ReferralRepository:
         query = select(TransitionRow).where(TransitionRow.referral_id == referral_id)
         return list(self.session.exec(query.order_by(col(TransitionRow.sequence))))
 
-    def list(self, limit: int = 50) -> list[Referral]:
-        query = select(ReferralRow).order_by(col(ReferralRow.created_at).desc()).limit(limit)
+    def worklist(self, q: WorklistQuery) -> list[Referral]:
+        """Matching referrals sorted by due time (then id), after the cursor, up to limit."""
+        query = select(ReferralRow)
+        if q.view is View.ASSIGNED:
+            query = query.where(ReferralRow.assigned_org == q.organisation)
+        elif q.view is View.SENT:
+            query = query.where(ReferralRow.referrer_org == q.organisation)
+        if q.statuses:
+            query = query.where(col(ReferralRow.status).in_([s.value for s in q.statuses]))
+        if q.priorities:
+            query = query.where(col(ReferralRow.priority).in_([p.value for p in q.priorities]))
+        if q.service_types:
+            query = query.where(
+                col(ReferralRow.service_type).in_([s.value for s in q.service_types])
+            )
+        if q.due_before is not None:
+            query = query.where(col(ReferralRow.due_at) < _utc(q.due_before))
+        if q.after is not None:
+            due, rid = _utc(q.after[0]), q.after[1]
+            query = query.where(
+                or_(
+                    col(ReferralRow.due_at) > due,
+                    and_(col(ReferralRow.due_at) == due, col(ReferralRow.id) > rid),
+                )
+            )
+        query = query.order_by(col(ReferralRow.due_at), col(ReferralRow.id)).limit(q.limit)
         return [_to_domain(row) for row in self.session.exec(query)]
+
+
+def _utc(value: datetime) -> datetime:
+    """Every stored time is UTC; a time given without a zone is taken as UTC."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _to_row_fields(r: Referral) -> dict[str, object]:
@@ -79,11 +126,14 @@ def _to_row_fields(r: Referral) -> dict[str, object]:
         "assigned_provider_type": r.assigned_provider_type.value
         if r.assigned_provider_type
         else None,
+        "outcome": r.outcome.value if r.outcome else None,
+        "rejected_by": list(r.rejected_by),
+        "created_at": r.created_at,
+        "due_at": r.due_at,
     }
 
 
 def _to_domain(row: ReferralRow) -> Referral:
-    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
     return Referral(
         id=row.id,
         referrer_org=row.referrer_org,
@@ -101,7 +151,8 @@ def _to_domain(row: ReferralRow) -> Referral:
         reason_code=row.reason_code,
         reason_text=row.reason_text,
         clinical_summary=row.clinical_summary,
-        created_at=created,
+        created_at=_utc(row.created_at),
+        due_at=_utc(row.due_at),
         status=ReferralStatus(row.status),
         version=row.version,
         sequence=row.sequence,
@@ -109,4 +160,6 @@ def _to_domain(row: ReferralRow) -> Referral:
         assigned_provider_type=ProviderType(row.assigned_provider_type)
         if row.assigned_provider_type
         else None,
+        outcome=Outcome(row.outcome) if row.outcome else None,
+        rejected_by=list(row.rejected_by or []),
     )

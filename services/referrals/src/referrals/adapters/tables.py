@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from rx_messaging.tables import InboxMessage, OutboxMessage, tables_of
+from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
 
@@ -35,7 +37,10 @@ class ReferralRow(SQLModel, table=True):
     clinical_summary: str | None = Field(default=None, max_length=10000)
     assigned_org: str | None = Field(default=None, index=True, max_length=10)
     assigned_provider_type: str | None = Field(default=None, max_length=32)
+    outcome: str | None = Field(default=None, max_length=32)
+    rejected_by: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime
+    due_at: datetime = Field(index=True)
     updated_at: datetime = Field(default_factory=utcnow)
 
 
@@ -52,8 +57,24 @@ class TransitionRow(SQLModel, table=True):
     actor_org: str = Field(max_length=10)
     actor_practitioner: str | None = Field(default=None, max_length=64)
     event_id: str = Field(max_length=64)
+    reason_code: str | None = Field(default=None, max_length=64)
+    note: str | None = Field(default=None, max_length=2000)
     at: datetime = Field(default_factory=utcnow)
 
 
-TABLES = tables_of(ReferralRow, TransitionRow, OutboxMessage, InboxMessage)
+class IdempotencyRow(SQLModel, table=True):
+    """The first response to a POST with an Idempotency-Key, replayed for retries."""
+
+    __tablename__ = "idempotency_key"
+
+    organisation: str = Field(primary_key=True, max_length=10)
+    key: str = Field(primary_key=True, max_length=255)
+    fingerprint: str = Field(max_length=64)
+    status_code: int
+    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    headers: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+TABLES = tables_of(ReferralRow, TransitionRow, IdempotencyRow, OutboxMessage, InboxMessage)
 """Everything this service stores, and nothing another service defines."""

@@ -1,27 +1,49 @@
-"""The Referral aggregate. Pure Python: it enforces the lifecycle and records the events
-each change causes; the unit of work writes those events to the outbox."""
+"""The Referral aggregate. Pure Python: it enforces the lifecycle and who may act, and records
+the event each change causes; the unit of work writes those to the outbox."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
 
 from rx_contracts import (
     Actor,
     CohortFlags,
     EventPayload,
+    Outcome,
     Priority,
     ProviderType,
+    ReferralAccepted,
+    ReferralAmended,
+    ReferralCancelled,
+    ReferralCompleted,
+    ReferralRedirected,
+    ReferralRejected,
+    ReferralRerouted,
+    ReferralStarted,
     ReferralStatus,
     ReferralSubmitted,
+    ReferralTransitioned,
+    RejectionReason,
     ServiceType,
 )
 
 from . import identifiers
-from .errors import IllegalTransition
+from .caller import Caller, Party
+from .errors import IllegalTransition, InvalidRequest, NotPermitted, ReferralNotFound, StaleVersion
+from .lifecycle import RULES, Action, allowed
+
+RESPONSE_TARGETS: dict[Priority, timedelta] = {
+    Priority.STAT: timedelta(hours=1),
+    Priority.ASAP: timedelta(hours=2),
+    Priority.URGENT: timedelta(hours=24),
+    Priority.ROUTINE: timedelta(days=14),
+}
+"""How soon a referral of each priority is due a response; worklists sort by it."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Patient:
     """Who the referral is for. Never leaves this service in an event."""
 
@@ -43,6 +65,8 @@ class Transition:
     at: datetime
     event: EventPayload | None = None
     cause_event_id: str | None = None
+    reason_code: str | None = None
+    note: str | None = None
 
 
 PLATFORM = Actor(organisation="RX")
@@ -61,11 +85,14 @@ class Referral:
     reason_text: str | None
     clinical_summary: str | None
     created_at: datetime
+    due_at: datetime
     status: ReferralStatus = ReferralStatus.SUBMITTED
     version: int = 1
     sequence: int = 1
     assigned_org: str | None = None
     assigned_provider_type: ProviderType | None = None
+    outcome: Outcome | None = None
+    rejected_by: list[str] = field(default_factory=list)
     pending: list[Transition] = field(default_factory=list, repr=False)
     """Transitions made since loading; the unit of work stores them and their events."""
 
@@ -73,13 +100,43 @@ class Referral:
     def postcode_district(self) -> str:
         return identifiers.postcode(self.patient.postcode)[1]
 
+    # ---- who may see and do what -------------------------------------------------------
+
+    def parties(self, caller: Caller) -> frozenset[Party]:
+        return caller.parties(self.referrer_org, self.assigned_org)
+
+    def visible_to(self, caller: Caller) -> bool:
+        return bool(self.parties(caller))
+
+    def allowed_actions(self, caller: Caller) -> list[Action]:
+        return allowed(self.status, self.parties(caller))
+
+    def check(self, action: Action, caller: Caller, if_match: int) -> None:
+        """Raise unless ``caller`` may do ``action`` now: unseen (404), not theirs (403),
+        stale version (412), wrong state (409), in that order."""
+        parties = self.parties(caller)
+        if not parties:
+            raise ReferralNotFound(f"no referral {self.id}")
+        names = [a.value for a in allowed(self.status, parties)]
+        rule = RULES[action]
+        if rule.by not in parties:
+            raise NotPermitted(
+                f"only the {rule.by.value} organisation may {action.value} this referral", names
+            )
+        if if_match != self.version:
+            raise StaleVersion(if_match, self.version)
+        if self.status not in rule.from_states:
+            raise IllegalTransition(f"cannot {action.value} a {self.status.value} referral", names)
+
+    # ---- creation ------------------------------------------------------------------------
+
     @classmethod
     def submit(
         cls,
         *,
         referral_id: str,
+        caller: Caller,
         referrer_org: str,
-        practitioner: str | None,
         patient: Patient,
         service_type: ServiceType,
         priority: Priority,
@@ -89,16 +146,18 @@ class Referral:
         clinical_summary: str | None,
         now: datetime,
     ) -> Referral:
-        """A new referral in ``submitted``, with its ReferralSubmitted event recorded."""
+        """A new referral in ``submitted``, with its ReferralSubmitted event recorded. Only a
+        provider may refer, and only on behalf of its own organisation."""
         referrer_org = identifiers.ods_code(referrer_org, "referrer.organisation")
-        normalised, _ = identifiers.postcode(patient.postcode)
-        nhs = identifiers.nhs_number(patient.nhs_number) if patient.nhs_number else None
-        patient = Patient(normalised, nhs, patient.name, patient.birth_date)
+        if not caller.parties(referrer_org, None) & {Party.REFERRER}:
+            raise NotPermitted(
+                f"{caller.organisation} may not refer on behalf of {referrer_org}", []
+            )
         referral = cls(
             id=referral_id,
             referrer_org=referrer_org,
-            practitioner=practitioner,
-            patient=patient,
+            practitioner=caller.practitioner,
+            patient=_valid_patient(patient),
             service_type=service_type,
             priority=priority,
             cohort=cohort,
@@ -106,13 +165,13 @@ class Referral:
             reason_text=reason_text,
             clinical_summary=clinical_summary,
             created_at=now,
+            due_at=now + RESPONSE_TARGETS[priority],
         )
-        actor = Actor(organisation=referrer_org, practitioner=practitioner)
         event = ReferralSubmitted(
             referral_id=referral_id,
             sequence=1,
             version=1,
-            actor=actor,
+            actor=caller.actor,
             referrer_org=referrer_org,
             service_type=service_type,
             priority=priority,
@@ -122,29 +181,234 @@ class Referral:
             submitted_at=now,
         )
         referral.pending.append(
-            Transition(1, "submit", ReferralStatus.SUBMITTED, actor, now, event)
+            Transition(1, "submit", ReferralStatus.SUBMITTED, caller.actor, now, event)
         )
         return referral
+
+    # ---- transitions by providers and ops -------------------------------------------------
+
+    def amend(self, caller: Caller, if_match: int, now: datetime, **changes: Any) -> list[str]:
+        """Change details before acceptance: priority, cohort, reason_code, reason_text,
+        clinical_summary, or ``patient`` as a mapping of patient fields to change (not the
+        postcode, which decided the routing). Returns the names of the fields that changed."""
+        self.check(Action.AMEND, caller, if_match)
+        if "patient" in changes:
+            patient_changes = dict(changes["patient"])
+            if "postcode" in patient_changes:
+                raise InvalidRequest(
+                    "patient.postcode",
+                    "not_amendable",
+                    "the postcode cannot be amended; cancel and refer again",
+                )
+            changes["patient"] = _valid_patient(replace(self.patient, **patient_changes))
+        changed = [name for name, value in changes.items() if getattr(self, name) != value]
+        if not changed:
+            raise InvalidRequest("body", "no_change", "the amendment changes nothing")
+        for name in changed:
+            setattr(self, name, changes[name])
+        if "priority" in changed:
+            self.due_at = self.created_at + RESPONSE_TARGETS[self.priority]
+        self._record(
+            Action.AMEND,
+            caller,
+            now,
+            ReferralAmended,
+            changed=changed,
+            cohort=self.cohort,
+            reason_code=self.reason_code,
+        )
+        return changed
+
+    def accept(self, caller: Caller, if_match: int, now: datetime) -> None:
+        self.check(Action.ACCEPT, caller, if_match)
+        self._record(Action.ACCEPT, caller, now, ReferralAccepted)
+
+    def reject(
+        self,
+        caller: Caller,
+        if_match: int,
+        now: datetime,
+        reason: RejectionReason,
+        text: str | None,
+    ) -> None:
+        """Decline: back to routing, which will not choose this organisation again."""
+        self.check(Action.REJECT, caller, if_match)
+        _text_required_for_other(reason, text, "reason_text")
+        by = caller.organisation
+        self.rejected_by.append(by)
+        self._record(
+            Action.REJECT,
+            caller,
+            now,
+            ReferralRejected,
+            release=True,
+            rejected_by=by,
+            reason_code=reason,
+            history_code=reason.value,
+            note=text,
+        )
+
+    def redirect(
+        self,
+        caller: Caller,
+        if_match: int,
+        now: datetime,
+        target_provider_type: ProviderType | None,
+        target_org: str | None,
+        text: str,
+    ) -> None:
+        """Send elsewhere: back to routing, towards the named provider type or organisation."""
+        self.check(Action.REDIRECT, caller, if_match)
+        target_org = _target(target_provider_type, target_org)
+        self._record(
+            Action.REDIRECT,
+            caller,
+            now,
+            ReferralRedirected,
+            release=True,
+            redirected_by=caller.organisation,
+            target_provider_type=target_provider_type,
+            target_org=target_org,
+            note=text,
+        )
+
+    def start(self, caller: Caller, if_match: int, now: datetime) -> None:
+        self.check(Action.START, caller, if_match)
+        self._record(Action.START, caller, now, ReferralStarted)
+
+    def complete(
+        self, caller: Caller, if_match: int, now: datetime, outcome: Outcome, summary: str | None
+    ) -> None:
+        self.check(Action.COMPLETE, caller, if_match)
+        _text_required_for_other(outcome, summary, "summary")
+        self.outcome = outcome
+        self._record(
+            Action.COMPLETE,
+            caller,
+            now,
+            ReferralCompleted,
+            outcome=outcome,
+            history_code=outcome.value,
+            note=summary,
+        )
+
+    def cancel(self, caller: Caller, if_match: int, now: datetime, text: str) -> None:
+        self.check(Action.CANCEL, caller, if_match)
+        self._record(Action.CANCEL, caller, now, ReferralCancelled, note=text)
+
+    def reroute(
+        self,
+        caller: Caller,
+        if_match: int,
+        now: datetime,
+        target_provider_type: ProviderType | None,
+        target_org: str | None,
+        text: str,
+    ) -> None:
+        """Ops send the referral back to routing (for example an unroutable one)."""
+        self.check(Action.REROUTE, caller, if_match)
+        target_org = _target(target_provider_type, target_org, required=False)
+        self._record(
+            Action.REROUTE,
+            caller,
+            now,
+            ReferralRerouted,
+            release=True,
+            target_provider_type=target_provider_type,
+            target_org=target_org,
+            note=text,
+        )
+
+    # ---- changes made by routing's decisions ------------------------------------------------
 
     def record_routing(
         self, assigned_org: str, provider_type: ProviderType, at: datetime, cause_event_id: str
     ) -> None:
         """Routing assigned the referral. Routing's own event is the record of the change,
         so this service publishes nothing for it."""
-        self._move("route", ReferralStatus.ROUTED, at, cause_event_id)
+        self._from_routing("route", ReferralStatus.ROUTED, at, cause_event_id)
         self.assigned_org = assigned_org
         self.assigned_provider_type = provider_type
 
     def record_unroutable(self, at: datetime, cause_event_id: str) -> None:
         """Routing found no organisation; ops must act."""
-        self._move("unroutable", ReferralStatus.UNROUTABLE, at, cause_event_id)
+        self._from_routing("unroutable", ReferralStatus.UNROUTABLE, at, cause_event_id)
 
-    def _move(self, action: str, to: ReferralStatus, at: datetime, cause_event_id: str) -> None:
+    def _from_routing(
+        self, action: str, to: ReferralStatus, at: datetime, cause_event_id: str
+    ) -> None:
         if self.status is not ReferralStatus.SUBMITTED:
-            raise IllegalTransition(f"cannot {action} a {self.status.value} referral")
+            raise IllegalTransition(f"cannot {action} a {self.status.value} referral", [])
         self.status = to
         self.version += 1
         self.sequence += 1
         self.pending.append(
             Transition(self.sequence, action, to, PLATFORM, at, None, cause_event_id)
         )
+
+    def _record(
+        self,
+        action: Action,
+        caller: Caller,
+        now: datetime,
+        event_type: type[ReferralTransitioned],
+        *,
+        release: bool = False,
+        history_code: str | None = None,
+        note: str | None = None,
+        **event_fields: Any,
+    ) -> None:
+        """Move to the action's status, bump version and sequence, record the event. With
+        ``release`` the referral leaves its assigned organisation (back to routing)."""
+        holder_type = self.assigned_provider_type
+        to = RULES[action].to or self.status
+        self.status = to
+        if release:
+            self.assigned_org = None
+            self.assigned_provider_type = None
+        self.version += 1
+        self.sequence += 1
+        event = event_type(
+            referral_id=self.id,
+            sequence=self.sequence,
+            version=self.version,
+            actor=caller.actor,
+            status=to,
+            referrer_org=self.referrer_org,
+            assigned_org=self.assigned_org,
+            provider_type=holder_type,
+            service_type=self.service_type,
+            priority=self.priority,
+            occurred_at=now,
+            **event_fields,
+        )
+        self.pending.append(
+            Transition(
+                self.sequence, action.value, to, caller.actor, now, event, None, history_code, note
+            )
+        )
+
+
+def _valid_patient(patient: Patient) -> Patient:
+    postcode, _ = identifiers.postcode(patient.postcode)
+    nhs = identifiers.nhs_number(patient.nhs_number) if patient.nhs_number else None
+    return replace(patient, postcode=postcode, nhs_number=nhs)
+
+
+def _text_required_for_other(code: object, text: str | None, field_name: str) -> None:
+    if getattr(code, "value", None) == "other" and not (text and text.strip()):
+        raise InvalidRequest(
+            field_name, "required_for_other", f"{field_name} is required when the code is 'other'"
+        )
+
+
+def _target(
+    provider_type: ProviderType | None, org: str | None, required: bool = True
+) -> str | None:
+    if org is not None:
+        org = identifiers.ods_code(org, "target_org")
+    if required and provider_type is None and org is None:
+        raise InvalidRequest(
+            "target_provider_type", "target_required", "name a target_provider_type or a target_org"
+        )
+    return org

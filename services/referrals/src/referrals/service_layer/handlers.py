@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from rx_contracts import (
     CohortFlags,
     Envelope,
     Priority,
     ReferralRouted,
+    ReferralStatus,
     ReferralUnroutable,
     ServiceType,
 )
 
-from ..domain.errors import ReferralNotFound
+from ..adapters.repository import View, WorklistQuery
+from ..adapters.tables import TransitionRow
+from ..domain.caller import Caller, Role
+from ..domain.errors import NotPermitted, ReferralNotFound
+from ..domain.lifecycle import Action
 from ..domain.model import Patient, Referral
 from .unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SubmitReferral:
     referrer_org: str
-    practitioner: str | None
     patient: Patient
     service_type: ServiceType
     priority: Priority
@@ -33,13 +41,15 @@ class SubmitReferral:
     clinical_summary: str | None = None
 
 
-def submit_referral(cmd: SubmitReferral, uow: UnitOfWork, now: datetime | None = None) -> Referral:
+def submit_referral(
+    cmd: SubmitReferral, caller: Caller, uow: UnitOfWork, now: datetime | None = None
+) -> Referral:
     """Store a new referral and stage its ReferralSubmitted event, in one transaction."""
     with uow:
         referral = Referral.submit(
             referral_id=str(uuid.uuid4()),
+            caller=caller,
             referrer_org=cmd.referrer_org,
-            practitioner=cmd.practitioner,
             patient=cmd.patient,
             service_type=cmd.service_type,
             priority=cmd.priority,
@@ -54,12 +64,48 @@ def submit_referral(cmd: SubmitReferral, uow: UnitOfWork, now: datetime | None =
     return referral
 
 
-def get_referral(referral_id: str, uow: UnitOfWork) -> Referral:
+def transition(
+    referral_id: str,
+    action: Action,
+    caller: Caller,
+    if_match: int,
+    uow: UnitOfWork,
+    now: datetime | None = None,
+    **details: Any,
+) -> Referral:
+    """Apply one lifecycle action (accept, reject, …) as ``caller``, if ``if_match`` is the
+    current version. The row is locked for the transaction, so two concurrent actions on one
+    referral cannot both pass the version check."""
+    with uow:
+        referral = uow.referrals.get(referral_id, for_update=True)
+        if referral is None or not referral.visible_to(caller):
+            raise ReferralNotFound(f"no referral {referral_id}")
+        getattr(referral, action.value)(caller, if_match, now or datetime.now(UTC), **details)
+        uow.commit()
+    return referral
+
+
+def get_referral(referral_id: str, caller: Caller, uow: UnitOfWork) -> Referral:
+    """A referral the caller may see; one it may not see is reported as not found."""
     with uow:
         referral = uow.referrals.get(referral_id)
-    if referral is None:
+    if referral is None or not referral.visible_to(caller):
         raise ReferralNotFound(f"no referral {referral_id}")
     return referral
+
+
+def get_history(referral_id: str, caller: Caller, uow: UnitOfWork) -> list[TransitionRow]:
+    get_referral(referral_id, caller, uow)
+    with uow:
+        return uow.referrals.history(referral_id)
+
+
+def worklist(query: WorklistQuery, caller: Caller, uow: UnitOfWork) -> list[Referral]:
+    """Referrals assigned to or sent by the caller's organisation; every referral for ops."""
+    if query.view is View.ALL and Role.OPS not in caller.roles:
+        raise NotPermitted("only ops may list every referral", [])
+    with uow:
+        return uow.referrals.worklist(query)
 
 
 def apply_routing_decision(envelope: Envelope, uow: UnitOfWork) -> None:
@@ -69,9 +115,15 @@ def apply_routing_decision(envelope: Envelope, uow: UnitOfWork) -> None:
     if not isinstance(payload, ReferralRouted | ReferralUnroutable):
         return
     with uow:
-        referral = uow.referrals.get(payload.referral_id)
+        referral = uow.referrals.get(payload.referral_id, for_update=True)
         if referral is None:
             raise ReferralNotFound(f"routing decision for unknown referral {payload.referral_id}")
+        if referral.status is not ReferralStatus.SUBMITTED:
+            # Cancelled or re-routed while routing decided: the decision is stale, not poison.
+            log.info(
+                "ignoring %s for %s referral %s", envelope.type, referral.status.value, referral.id
+            )
+            return
         if isinstance(payload, ReferralRouted):
             referral.record_routing(
                 payload.assigned_org, payload.provider_type, payload.routed_at, envelope.id

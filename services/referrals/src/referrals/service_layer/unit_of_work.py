@@ -1,4 +1,5 @@
-"""Unit of work: one database transaction holding the referral changes and their events.
+"""Unit of work: one database transaction holding the referral changes, their events and,
+for a POST with an Idempotency-Key, the response to replay.
 
 On commit every event the touched aggregates recorded is written to the outbox and to the
 transition history in the same transaction — the change and its event land together or not
@@ -7,7 +8,9 @@ at all, and the API never talks to Kafka."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from rx_contracts import wrap
 from rx_contracts.topics import REFERRAL_EVENTS
@@ -16,9 +19,28 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from ..adapters.repository import ReferralRepository
-from ..adapters.tables import TransitionRow
+from ..adapters.tables import IdempotencyRow, TransitionRow
+from ..domain.model import Referral
 
 SOURCE = "/services/referrals"
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status_code: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class IdempotentRequest:
+    """A POST that carried an Idempotency-Key: its first response is stored with the change."""
+
+    organisation: str
+    key: str
+    fingerprint: str
+    render: Callable[[Referral], StoredResponse]
+    response: StoredResponse | None = None
 
 
 class UnitOfWork:
@@ -27,6 +49,7 @@ class UnitOfWork:
     ) -> None:
         self._session_factory = session_factory
         self.correlation_id = correlation_id
+        self.idempotency: IdempotentRequest | None = None
         self._owns_session = True
 
     @classmethod
@@ -53,8 +76,13 @@ class UnitOfWork:
             # results stay usable after the block.
             self.session.close()
 
+    def stored_response(self, organisation: str, key: str) -> IdempotencyRow | None:
+        return self.session.get(IdempotencyRow, (organisation, key))
+
     def commit(self) -> None:
         for referral in self.referrals.seen.values():
+            if not referral.pending:
+                continue
             self.referrals.save(referral)
             for step in referral.pending:
                 event_id = step.cause_event_id or ""
@@ -71,14 +99,31 @@ class UnitOfWork:
                         actor_org=step.actor.organisation,
                         actor_practitioner=step.actor.practitioner,
                         event_id=event_id,
+                        reason_code=step.reason_code,
+                        note=step.note,
                         at=step.at,
                     )
                 )
             referral.pending.clear()
+            if self.idempotency is not None:
+                self._remember(self.idempotency, referral)
         if self._owns_session:
             self.session.commit()
         else:
             self.session.flush()
+
+    def _remember(self, request: IdempotentRequest, referral: Referral) -> None:
+        request.response = request.render(referral)
+        self.session.add(
+            IdempotencyRow(
+                organisation=request.organisation,
+                key=request.key,
+                fingerprint=request.fingerprint,
+                status_code=request.response.status_code,
+                body=request.response.body,
+                headers=request.response.headers,
+            )
+        )
 
 
 def session_factory(engine: Engine) -> Callable[[], Session]:

@@ -56,4 +56,22 @@ class DecisionRow(SQLModel, table=True):
     event_id: str = Field(max_length=64)
 
 
-TABLES = tables_of(OrganisationRow, LocalityRow, RuleRow, DecisionRow, OutboxMessage, InboxMessage)
+class CaseRow(SQLModel, table=True):
+    """What routing knows of one referral, from the events alone: enough to route it again
+    after a rejection and to forward its later transitions to the right provider topic."""
+
+    __tablename__ = "routing_case"
+
+    referral_id: str = Field(primary_key=True, max_length=64)
+    service_type: str = Field(max_length=64)
+    priority: str = Field(max_length=16)
+    postcode_district: str = Field(max_length=4)
+    rejected_by: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    assigned_org: str | None = Field(default=None, max_length=10)
+    provider_type: str | None = Field(default=None, max_length=32)
+    closed: bool = False
+
+
+TABLES = tables_of(
+    CaseRow, OrganisationRow, LocalityRow, RuleRow, DecisionRow, OutboxMessage, InboxMessage
+)

@@ -9,24 +9,26 @@ from rx_web.problems import problem_response
 
 from ...bootstrap import Container, bootstrap
 from ...config import Settings, get_settings
-from ...domain.errors import InvalidIdentifier, ReferralError
+from ...domain.errors import ReferralError
 from .routes_referrals import router as referrals_router
+from .routes_transitions import router as transitions_router
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
     """Build the app; the container (database engine…) is made at startup, not import."""
+    settings = settings or (container.settings if container else get_settings())
     app = service_app(
         "referrals",
-        "Create and read referrals between health and care organisations.",
-        lambda: container or bootstrap(settings or get_settings()),
+        "Create, move through their lifecycle and read referrals between health and care "
+        "organisations. Identify yourself with X-Organisation and X-Roles (development scheme).",
+        lambda: container or bootstrap(settings),
+        max_body_size=settings.max_body_bytes,
     )
 
     @app.exception_handler(ReferralError)
     async def _domain_error(request: Request, exc: ReferralError) -> JSONResponse:
-        extra = {}
-        if isinstance(exc, InvalidIdentifier):
-            extra["errors"] = [{"field": exc.field, "rule": exc.rule, "message": str(exc)}]
-        return problem_response(exc.status, exc.title, str(exc), request.url.path, **extra)
+        return problem_response(exc.status, exc.title, str(exc), request.url.path, **exc.extra())
 
     app.include_router(referrals_router)
+    app.include_router(transitions_router)
     return app

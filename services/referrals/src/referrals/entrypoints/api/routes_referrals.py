@@ -1,106 +1,152 @@
-"""Referral routes: parse, call a handler, map the result."""
+"""Create and read referrals: parse, call a handler, map the result."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from rx_contracts import Priority, ReferralStatus, ServiceType
+from rx_web.problems import Problem
 
-from ...domain.model import Patient, Referral
+from ...adapters.repository import View, WorklistQuery
+from ...domain.model import Patient
 from ...service_layer import handlers
-from ...service_layer.unit_of_work import UnitOfWork
-from .schemas import PatientIn, ReasonIn, ReferralCreate, ReferralPublic, TransitionPublic
+from .deps import CallerDep, IdempotencyKey, Uow
+from .idempotency import run_once
+from .presenters import etag, to_public
+from .schemas import ReasonIn, ReferralCreate, ReferralPublic, TransitionPublic, Worklist
 
 router = APIRouter(prefix="/referrals", tags=["referrals"])
 
-
-def get_uow(request: Request) -> UnitOfWork:
-    uow: UnitOfWork = request.app.state.container.uow()
-    uow.correlation_id = request.headers.get("x-correlation-id")
-    return uow
-
-
-Uow = Annotated[UnitOfWork, Depends(get_uow)]
+PROBLEMS = {
+    401: {"description": "No or bad identity"},
+    404: {"description": "No such referral, or not yours to see"},
+    422: {"description": "Invalid request: the problem names each field and rule broken"},
+}
 
 
-@router.post("", status_code=201, response_model=ReferralPublic, summary="Submit a referral")
+@router.post(
+    "",
+    status_code=201,
+    response_model=ReferralPublic,
+    summary="Submit a referral",
+    responses={**PROBLEMS, 403: {"description": "You may only refer for your own organisation"}},
+)
 def create_referral(
-    body: ReferralCreate, uow: Uow, request: Request, response: Response
-) -> ReferralPublic:
+    body: ReferralCreate, caller: CallerDep, key: IdempotencyKey, request: Request
+) -> JSONResponse:
     """Store the referral and its ReferralSubmitted event together; routing picks it up from
-    ``referrals.events.v1``. Works while Kafka is down: the event waits in the outbox."""
+    ``referrals.events.v1``. Works while Kafka is down: the event waits in the outbox.
+    Retrying with the same Idempotency-Key and body returns the original response."""
     reason = body.reason or ReasonIn()
-    referral = handlers.submit_referral(
-        handlers.SubmitReferral(
-            referrer_org=body.referrer.organisation,
-            practitioner=body.referrer.practitioner,
-            patient=Patient(
-                body.patient.postcode,
-                body.patient.nhs_number,
-                body.patient.name,
-                body.patient.birth_date,
-            ),
-            service_type=body.service_type,
-            priority=body.priority,
-            cohort=body.cohort,
-            reason_code=reason.code,
-            reason_text=reason.text,
-            clinical_summary=body.clinical_summary,
+    cmd = handlers.SubmitReferral(
+        referrer_org=body.referrer.organisation,
+        patient=Patient(
+            body.patient.postcode,
+            body.patient.nhs_number,
+            body.patient.name,
+            body.patient.birth_date,
         ),
-        uow,
+        service_type=body.service_type,
+        priority=body.priority,
+        cohort=body.cohort,
+        reason_code=reason.code,
+        reason_text=reason.text,
+        clinical_summary=body.clinical_summary,
     )
-    response.headers["Location"] = str(request.url_for("read_referral", referral_id=referral.id))
-    response.headers["ETag"] = f'"{referral.version}"'
-    return to_public(referral)
-
-
-@router.get("/{referral_id}", response_model=ReferralPublic, summary="Read one referral")
-def read_referral(referral_id: str, uow: Uow, response: Response) -> ReferralPublic:
-    referral = handlers.get_referral(referral_id, uow)
-    response.headers["ETag"] = f'"{referral.version}"'
-    return to_public(referral)
+    return run_once(
+        request,
+        caller,
+        key,
+        body.model_dump(mode="json"),
+        None,
+        lambda uow: handlers.submit_referral(cmd, caller, uow),
+        status_code=201,
+    )
 
 
 @router.get(
-    "/{referral_id}/history", response_model=list[TransitionPublic], summary="Transition history"
+    "/{referral_id}", response_model=ReferralPublic, summary="Read one referral", responses=PROBLEMS
 )
-def referral_history(referral_id: str, uow: Uow) -> list[TransitionPublic]:
-    handlers.get_referral(referral_id, uow)
-    with uow:
-        rows = uow.referrals.history(referral_id)
+def read_referral(
+    referral_id: str, caller: CallerDep, uow: Uow, response: Response
+) -> ReferralPublic:
+    """The referral with its ETag (send it back as If-Match) and the actions open to you."""
+    referral = handlers.get_referral(referral_id, caller, uow)
+    response.headers["ETag"] = etag(referral)
+    return to_public(referral, caller)
+
+
+@router.get(
+    "/{referral_id}/history",
+    response_model=list[TransitionPublic],
+    summary="Transition history",
+    responses=PROBLEMS,
+)
+def referral_history(referral_id: str, caller: CallerDep, uow: Uow) -> list[TransitionPublic]:
+    """Every step so far: who did what, when, with reasons and notes."""
+    rows = handlers.get_history(referral_id, caller, uow)
     return [TransitionPublic.model_validate(row, from_attributes=True) for row in rows]
 
 
-@router.get("", response_model=list[ReferralPublic], summary="Most recent referrals")
-def list_referrals(
-    uow: Uow, limit: Annotated[int, Query(ge=1, le=200)] = 50
-) -> list[ReferralPublic]:
-    with uow:
-        return [to_public(r) for r in uow.referrals.list(limit)]
+@router.get("", response_model=Worklist, summary="Worklist", responses=PROBLEMS)
+def worklist(
+    caller: CallerDep,
+    uow: Uow,
+    view: Annotated[
+        View, Query(description="assigned to my organisation, sent by it, or all (ops)")
+    ] = View.ASSIGNED,
+    status: Annotated[list[ReferralStatus] | None, Query()] = None,
+    priority: Annotated[list[Priority] | None, Query()] = None,
+    service_type: Annotated[list[ServiceType] | None, Query()] = None,
+    due_before: Annotated[
+        datetime | None, Query(description="Only referrals due before this time")
+    ] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor from the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Worklist:
+    """Referrals sorted by due time, soonest first, a page at a time."""
+    query = WorklistQuery(
+        view=view,
+        organisation=caller.organisation,
+        statuses=tuple(status or ()),
+        priorities=tuple(priority or ()),
+        service_types=tuple(service_type or ()),
+        due_before=due_before,
+        after=_decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    found = handlers.worklist(query, caller, uow)
+    page = found[:limit]
+    more = len(found) > limit
+    return Worklist(
+        items=[to_public(r, caller) for r in page],
+        next_cursor=_encode_cursor(page[-1].due_at, page[-1].id) if more else None,
+    )
 
 
-def to_public(r: Referral) -> ReferralPublic:
-    reason = (
-        ReasonIn(code=r.reason_code, text=r.reason_text) if r.reason_code or r.reason_text else None
-    )
-    return ReferralPublic(
-        id=r.id,
-        status=r.status,
-        version=r.version,
-        referrer_org=r.referrer_org,
-        practitioner=r.practitioner,
-        patient=PatientIn(
-            nhs_number=r.patient.nhs_number,
-            name=r.patient.name,
-            birth_date=r.patient.birth_date,
-            postcode=r.patient.postcode,
-        ),
-        service_type=r.service_type,
-        priority=r.priority,
-        cohort=r.cohort,
-        reason=reason,
-        clinical_summary=r.clinical_summary,
-        assigned_org=r.assigned_org,
-        assigned_provider_type=r.assigned_provider_type,
-        created_at=r.created_at,
-    )
+def _encode_cursor(due_at: datetime, referral_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{due_at.isoformat()}|{referral_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        due, rid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(due), rid
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise Problem(
+            422,
+            "Invalid request",
+            "cursor: not a cursor this service issued",
+            errors=[
+                {
+                    "field": "cursor",
+                    "rule": "cursor_format",
+                    "message": "not a cursor this service issued",
+                }
+            ],
+        ) from exc

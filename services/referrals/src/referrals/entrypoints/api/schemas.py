@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
-from rx_contracts import CohortFlags, Priority, ProviderType, ReferralStatus, ServiceType
+from rx_contracts import (
+    CohortFlags,
+    Outcome,
+    Priority,
+    ProviderType,
+    ReferralStatus,
+    RejectionReason,
+    ServiceType,
+)
+
+from ...domain.lifecycle import Action
 
 
 class Strict(BaseModel):
@@ -72,12 +82,121 @@ class ReferralCreate(Strict):
     )
 
 
+class PatientAmend(Strict):
+    """Patient details that can be corrected; the postcode cannot (cancel and refer again)."""
+
+    nhs_number: str | None = Field(default=None, examples=["9434765919"])
+    name: str | None = Field(default=None, max_length=200)
+    birth_date: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+
+
+class ReferralAmend(Strict):
+    """Fields to change before acceptance; omitted fields stay as they are."""
+
+    priority: Priority | None = None
+    cohort: CohortFlags | None = None
+    reason: ReasonIn | None = None
+    clinical_summary: str | None = Field(default=None, max_length=10000)
+    patient: PatientAmend | None = None
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"priority": "asap"}]}
+    )
+
+
+class Empty(Strict):
+    """No details needed."""
+
+
+class Reject(Strict):
+    reason_code: RejectionReason = Field(description="Why your organisation declines.")
+    reason_text: str | None = Field(
+        default=None, max_length=2000, description="Required when reason_code is 'other'."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "reason_code": "not-available-within-timescale",
+                    "reason_text": "No capacity before 18:00",
+                }
+            ]
+        },
+    )
+
+
+class Redirect(Strict):
+    target_provider_type: ProviderType | None = Field(
+        default=None, description="Route to this provider type."
+    )
+    target_org: str | None = Field(
+        default=None, description="Route to this organisation (ODS code)."
+    )
+    reason_text: str = Field(min_length=1, max_length=2000, description="Why it should go there.")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "target_provider_type": "social-care",
+                    "reason_text": "Needs a care package, not clinical input",
+                }
+            ]
+        },
+    )
+
+
+class Complete(Strict):
+    outcome: Outcome = Field(description="How the referral ended.")
+    summary: str | None = Field(
+        default=None, max_length=10000, description="Required when outcome is 'other'."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"outcome": "remained-at-home", "summary": "Mobilising safely"}]
+        },
+    )
+
+
+class Cancel(Strict):
+    reason_text: str = Field(
+        min_length=1, max_length=2000, description="Why the referral is withdrawn."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason_text": "Patient admitted overnight"}]},
+    )
+
+
+class Reroute(Strict):
+    target_provider_type: ProviderType | None = Field(
+        default=None, description="Route to this provider type."
+    )
+    target_org: str | None = Field(
+        default=None, description="Route to this organisation (ODS code)."
+    )
+    reason_text: str = Field(min_length=1, max_length=2000)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"target_org": "RXA02", "reason_text": "Locality cover agreed by phone"}]
+        },
+    )
+
+
 class ReferralPublic(BaseModel):
-    """A referral as its referrer and assigned organisation see it."""
+    """A referral as its referrer, its assigned organisation or ops see it."""
 
     id: str
     status: ReferralStatus
-    version: int
+    version: int = Field(description="Send as If-Match (quoted) with your next change.")
     referrer_org: str
     practitioner: str | None
     patient: PatientIn
@@ -88,7 +207,17 @@ class ReferralPublic(BaseModel):
     clinical_summary: str | None
     assigned_org: str | None
     assigned_provider_type: ProviderType | None
+    outcome: Outcome | None
     created_at: datetime
+    due_at: datetime = Field(description="When a response is due, from the priority.")
+    allowed_actions: list[Action] = Field(description="What you may do now.")
+
+
+class Worklist(BaseModel):
+    items: list[ReferralPublic]
+    next_cursor: str | None = Field(
+        description="Pass as cursor for the next page; null at the end."
+    )
 
 
 class TransitionPublic(BaseModel):
@@ -97,5 +226,7 @@ class TransitionPublic(BaseModel):
     to_status: ReferralStatus
     actor_org: str
     actor_practitioner: str | None
+    reason_code: str | None
+    note: str | None
     at: datetime
     event_id: str

@@ -1,0 +1,102 @@
+"""Request dependencies: who is calling, the unit of work, If-Match and Idempotency-Key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from rx_web.problems import Problem
+
+from ...domain import identifiers
+from ...domain.caller import Caller, Role
+from ...domain.errors import InvalidIdentifier
+from ...service_layer.unit_of_work import UnitOfWork
+
+
+def get_caller(
+    x_organisation: Annotated[
+        str | None,
+        Header(
+            description="Development identity: ODS code of the calling organisation.",
+            examples=["B81001"],
+        ),
+    ] = None,
+    x_roles: Annotated[
+        str,
+        Header(description="Development identity: comma-separated roles (provider, ops, admin)."),
+    ] = "provider",
+    x_practitioner: Annotated[
+        str | None, Header(description="Professional id of the practitioner acting.", max_length=64)
+    ] = None,
+) -> Caller:
+    """The development identity scheme: the caller names its organisation and roles in
+    headers. Signed tokens replace it (the security issue); routes do not change."""
+    if not x_organisation:
+        raise Problem(401, "Unauthenticated", "send X-Organisation (your ODS code) and X-Roles")
+    try:
+        org = identifiers.ods_code(x_organisation, "X-Organisation")
+        roles = frozenset(Role(r.strip()) for r in x_roles.split(",") if r.strip())
+    except (InvalidIdentifier, ValueError) as exc:
+        raise Problem(401, "Unauthenticated", f"bad identity headers: {exc}") from exc
+    return Caller(organisation=org, roles=roles, practitioner=x_practitioner)
+
+
+def get_uow(request: Request) -> UnitOfWork:
+    uow: UnitOfWork = request.app.state.container.uow()
+    uow.correlation_id = request.headers.get("x-correlation-id")
+    return uow
+
+
+_ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
+
+
+def get_if_match(
+    if_match: Annotated[
+        str | None,
+        Header(
+            description='The ETag of the version you read, e.g. "3". Required.', examples=['"3"']
+        ),
+    ] = None,
+) -> int:
+    """The version the caller based its change on; a change without one is refused (428)."""
+    if if_match is None:
+        raise Problem(
+            428, "Precondition required", "send If-Match with the ETag of the referral you read"
+        )
+    match = _ETAG.match(if_match.strip())
+    if not match:
+        raise Problem(
+            400, "Invalid If-Match", f'If-Match must be an ETag such as "3", not {if_match!r}'
+        )
+    return int(match[1])
+
+
+def get_idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            description="Unique per logical request; a retry with the same key and body gets the original result.",
+            examples=["5f0c6e4e-52b4-4b0e-9d7e-6f2f7d1c8a11"],
+        ),
+    ] = None,
+) -> str:
+    if not idempotency_key:
+        raise Problem(400, "Idempotency-Key required", "every POST needs an Idempotency-Key header")
+    if len(idempotency_key) > 255 or not idempotency_key.isprintable():
+        raise Problem(400, "Invalid Idempotency-Key", "at most 255 printable characters")
+    return idempotency_key
+
+
+def fingerprint(method: str, path: str, if_match: int | None, body: dict[str, Any]) -> str:
+    """What makes two requests 'the same' for idempotency: route, version and body."""
+    canonical = json.dumps([method, path, if_match, body], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+Uow = Annotated[UnitOfWork, Depends(get_uow)]
+IfMatch = Annotated[int, Depends(get_if_match)]
+IdempotencyKey = Annotated[str, Depends(get_idempotency_key)]

@@ -1,0 +1,84 @@
+"""Running a POST at most once per Idempotency-Key: the first response is stored in the same
+transaction as the change and replayed for retries; a reused key with another body is refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from rx_web.problems import Problem
+from sqlalchemy.exc import IntegrityError
+
+from ...domain.caller import Caller
+from ...domain.model import Referral
+from ...service_layer.unit_of_work import IdempotentRequest, StoredResponse, UnitOfWork
+from .deps import fingerprint
+from .presenters import etag, to_public
+
+
+def run_once(
+    request: Request,
+    caller: Caller,
+    key: str,
+    body: dict[str, Any],
+    if_match: int | None,
+    execute: Callable[[UnitOfWork], Referral],
+    status_code: int = 200,
+) -> JSONResponse:
+    new_uow: Callable[[], UnitOfWork] = request.app.state.container.uow
+    fp = fingerprint(request.method, request.url.path, if_match, body)
+    replay = _replay(new_uow, caller, key, fp)
+    if replay is not None:
+        return replay
+
+    def render(referral: Referral) -> StoredResponse:
+        headers = {"ETag": etag(referral)}
+        if status_code == 201:
+            headers["Location"] = str(request.url_for("read_referral", referral_id=referral.id))
+        return StoredResponse(
+            status_code, to_public(referral, caller).model_dump(mode="json"), headers
+        )
+
+    uow = new_uow()
+    uow.correlation_id = request.headers.get("x-correlation-id")
+    uow.idempotency = IdempotentRequest(caller.organisation, key, fp, render)
+    try:
+        execute(uow)
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer as it did.
+        replay = _replay(new_uow, caller, key, fp)
+        if replay is None:
+            raise
+        return replay
+    response = uow.idempotency.response
+    assert response is not None, "the unit of work stores the response on commit"
+    return JSONResponse(response.body, status_code=response.status_code, headers=response.headers)
+
+
+def _replay(
+    new_uow: Callable[[], UnitOfWork], caller: Caller, key: str, fp: str
+) -> JSONResponse | None:
+    with new_uow() as uow:
+        stored = uow.stored_response(caller.organisation, key)
+    if stored is None:
+        return None
+    if stored.fingerprint != fp:
+        raise Problem(
+            422,
+            "Idempotency-Key reused",
+            "this Idempotency-Key was already used for a different request; use a new key",
+            errors=[
+                {
+                    "field": "Idempotency-Key",
+                    "rule": "reused_with_different_request",
+                    "message": "key reuse",
+                }
+            ],
+        )
+    return JSONResponse(
+        stored.body,
+        status_code=stored.status_code,
+        headers={**stored.headers, "Idempotent-Replayed": "true"},
+    )

@@ -1,0 +1,42 @@
+"""Domain objects to API bodies."""
+
+from __future__ import annotations
+
+from ...domain.caller import Caller
+from ...domain.model import Referral
+from .schemas import PatientIn, ReasonIn, ReferralPublic
+
+
+def to_public(r: Referral, caller: Caller) -> ReferralPublic:
+    """The referral as ``caller`` sees it, with the actions open to it now."""
+    reason = (
+        ReasonIn(code=r.reason_code, text=r.reason_text) if r.reason_code or r.reason_text else None
+    )
+    return ReferralPublic(
+        id=r.id,
+        status=r.status,
+        version=r.version,
+        referrer_org=r.referrer_org,
+        practitioner=r.practitioner,
+        patient=PatientIn(
+            nhs_number=r.patient.nhs_number,
+            name=r.patient.name,
+            birth_date=r.patient.birth_date,
+            postcode=r.patient.postcode,
+        ),
+        service_type=r.service_type,
+        priority=r.priority,
+        cohort=r.cohort,
+        reason=reason,
+        clinical_summary=r.clinical_summary,
+        assigned_org=r.assigned_org,
+        assigned_provider_type=r.assigned_provider_type,
+        outcome=r.outcome,
+        created_at=r.created_at,
+        due_at=r.due_at,
+        allowed_actions=r.allowed_actions(caller),
+    )
+
+
+def etag(r: Referral) -> str:
+    return f'"{r.version}"'

@@ -1,0 +1,226 @@
+"""Lifecycle operations: one POST per action, each needing If-Match and an Idempotency-Key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from ...domain.caller import Caller
+from ...domain.lifecycle import Action
+from ...service_layer import handlers
+from .deps import CallerDep, IdempotencyKey, IfMatch
+from .idempotency import run_once
+from .routes_referrals import PROBLEMS
+from .schemas import (
+    Cancel,
+    Complete,
+    Empty,
+    ReasonIn,
+    Redirect,
+    ReferralAmend,
+    ReferralPublic,
+    Reject,
+    Reroute,
+)
+
+router = APIRouter(prefix="/referrals/{referral_id}", tags=["lifecycle"])
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    **PROBLEMS,
+    400: {"description": "Missing Idempotency-Key or malformed If-Match"},
+    403: {
+        "description": "Your organisation may not take this action; allowed_actions lists what it may"
+    },
+    409: {"description": "Not possible in the current status; allowed_actions lists what is"},
+    412: {"description": "If-Match is not the current version: read the referral again"},
+    428: {"description": "If-Match is required"},
+}
+OPERATION = {"response_model": ReferralPublic, "responses": RESPONSES}
+
+
+def act(
+    action: Action,
+    referral_id: str,
+    caller: Caller,
+    key: str,
+    if_match: int,
+    request: Request,
+    body: BaseModel | None,
+    **details: Any,
+) -> JSONResponse:
+    """Run one lifecycle action at most once for this Idempotency-Key."""
+    payload = body.model_dump(mode="json", exclude_unset=True) if body is not None else {}
+    return run_once(
+        request,
+        caller,
+        key,
+        payload,
+        if_match,
+        lambda uow: handlers.transition(referral_id, action, caller, if_match, uow, **details),
+    )
+
+
+@router.post("/amend", summary="Amend before acceptance (referrer)", **OPERATION)
+def amend_referral(
+    referral_id: str,
+    body: ReferralAmend,
+    caller: CallerDep,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    request: Request,
+) -> JSONResponse:
+    """Change priority, cohort, reason, clinical summary or patient details (not the
+    postcode) while the referral is submitted or routed. Creates a new version."""
+    changes: dict[str, Any] = {
+        name: getattr(body, name)
+        for name in ("priority", "cohort", "clinical_summary")
+        if name in body.model_fields_set
+    }
+    if "reason" in body.model_fields_set:
+        reason = body.reason or ReasonIn()
+        changes["reason_code"], changes["reason_text"] = reason.code, reason.text
+    if body.patient is not None:
+        changes["patient"] = body.patient.model_dump(exclude_unset=True)
+    return act(Action.AMEND, referral_id, caller, key, if_match, request, body, **changes)
+
+
+@router.post("/accept", summary="Accept (assigned organisation)", **OPERATION)
+def accept_referral(
+    referral_id: str,
+    caller: CallerDep,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    request: Request,
+    body: Empty | None = None,
+) -> JSONResponse:
+    """Your organisation takes the referral on. It must be routed to you."""
+    return act(Action.ACCEPT, referral_id, caller, key, if_match, request, body)
+
+
+@router.post("/reject", summary="Decline with a reason (assigned organisation)", **OPERATION)
+def reject_referral(
+    referral_id: str,
+    body: Reject,
+    caller: CallerDep,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    request: Request,
+) -> JSONResponse:
+    """Back to routing, which will not choose your organisation for this referral again."""
+    return act(
+        Action.REJECT,
+        referral_id,
+        caller,
+        key,
+        if_match,
+        request,
+        body,
+        reason=body.reason_code,
+        text=body.reason_text,
+    )
+
+
+@router.post(
+    "/redirect",
+    summary="Redirect to another type or organisation (assigned organisation)",
+    **OPERATION,
+)
+def redirect_referral(
+    referral_id: str,
+    body: Redirect,
+    caller: CallerDep,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    request: Request,
+) -> JSONResponse:
+    """Back to routing, towards the provider type or organisation you name."""
+    return act(
+        Action.REDIRECT,
+        referral_id,
+        caller,
+        key,
+        if_match,
+        request,
+        body,
+        target_provider_type=body.target_provider_type,
+        target_org=body.target_org,
+        text=body.reason_text,
+    )
+
+
+@router.post("/start", summary="Start work (assigned organisation)", **OPERATION)
+def start_referral(
+    referral_id: str,
+    caller: CallerDep,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    request: Request,
+    body: Empty | None = None,
+) -> JSONResponse:
+    """Work with the patient has begun. The referral must be accepted."""
+    return act(Action.START, referral_id, caller, key, if_match, request, body)
+
+
+@router.post("/complete", summary="Complete with an outcome (assigned organisation)", **OPERATION)
+def complete_referral(
+    referral_id: str,
+    body: Complete,
+    caller: CallerDep,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    request: Request,
+) -> JSONResponse:
+    """Finish the referral; work must have started."""
+    return act(
+        Action.COMPLETE,
+        referral_id,
+        caller,
+        key,
+        if_match,
+        request,
+        body,
+        outcome=body.outcome,
+        summary=body.summary,
+    )
+
+
+@router.post("/cancel", summary="Withdraw (referrer)", **OPERATION)
+def cancel_referral(
+    referral_id: str,
+    body: Cancel,
+    caller: CallerDep,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    request: Request,
+) -> JSONResponse:
+    """The referrer withdraws the referral, from any status but completed or cancelled."""
+    return act(
+        Action.CANCEL, referral_id, caller, key, if_match, request, body, text=body.reason_text
+    )
+
+
+@router.post("/reroute", summary="Send back to routing (ops)", **OPERATION)
+def reroute_referral(
+    referral_id: str,
+    body: Reroute,
+    caller: CallerDep,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    request: Request,
+) -> JSONResponse:
+    """Ops only: re-route an unroutable or stuck referral, optionally to a named target."""
+    return act(
+        Action.REROUTE,
+        referral_id,
+        caller,
+        key,
+        if_match,
+        request,
+        body,
+        target_provider_type=body.target_provider_type,
+        target_org=body.target_org,
+        text=body.reason_text,
+    )

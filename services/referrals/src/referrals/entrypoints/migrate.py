@@ -1,0 +1,21 @@
+"""``python -m referrals migrate``: bring the referrals database to the newest schema.
+
+A one-off step run before the API and workers start (like ``routing seed``), so schema
+changes happen once, under one process, instead of racing between several processes."""
+
+from __future__ import annotations
+
+from rx_messaging.database import make_engine
+
+from ..adapters import migrate
+from ..config import get_settings
+
+
+def main() -> None:
+    """Upgrade the database of ``REFERRALS_DATABASE_URL`` to head and say where it is now."""
+    engine = make_engine(get_settings().database_url)
+    try:
+        migrate.upgrade(engine)
+        print(f"referrals database at revision {migrate.current(engine)}", flush=True)
+    finally:
+        engine.dispose()

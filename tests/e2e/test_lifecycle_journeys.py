@@ -1,0 +1,131 @@
+"""Whole journeys through the real processes and broker, as provider systems drive them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from devstack.stack import Stack
+
+from .conftest import GP, provider_headers, read_topic, submit, timeline, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
+
+
+@pytest.fixture(scope="module")
+def journeys_stack(kafka_bootstrap, tmp_path_factory):
+    """One stack for this module's journeys (each uses its own referrals)."""
+    from devstack.ports import free_ports
+    from devstack.stack import DEFAULT_PORTS
+    from devstack.topics import ensure_topics
+    from rx_contracts.topics import all_topics
+
+    ensure_topics(kafka_bootstrap, all_topics())
+    stack = Stack(
+        tmp_path_factory.mktemp("journeys"),
+        kafka_bootstrap,
+        ports=dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True)),
+        group_prefix="journeys-",
+    )
+    stack.start(timeout=90)
+    yield stack
+    stack.stop()
+
+
+def read(stack: Stack, rid: str, org: str) -> dict[str, Any]:
+    return httpx.get(
+        f"{stack.url('referrals')}/referrals/{rid}",
+        headers={"X-Organisation": org, "X-Roles": "provider"},
+    ).json()
+
+
+def act(
+    stack: Stack, rid: str, org: str, action: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    current = read(stack, rid, org)
+    response = httpx.post(
+        f"{stack.url('referrals')}/referrals/{rid}/{action}",
+        json=body,
+        headers=provider_headers(org, **{"If-Match": f'"{current["version"]}"'}),
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def assigned_to(stack: Stack, rid: str, org: str) -> dict[str, Any]:
+    return wait_for(
+        f"{rid} to be routed to {org}",
+        lambda: (r := read(stack, rid, org)).get("status") == "routed" and r,
+        timeout=30,
+    )
+
+
+def test_submitted_routed_accepted_started_completed(kafka_bootstrap, journeys_stack) -> None:
+    stack = journeys_stack
+    rid = submit(stack)["id"]
+    assert assigned_to(stack, rid, "RXA01")["allowed_actions"] == ["accept", "reject", "redirect"]
+    act(stack, rid, "RXA01", "accept")
+    act(stack, rid, "RXA01", "start")
+    done = act(stack, rid, "RXA01", "complete", {"outcome": "remained-at-home"})
+    assert (done["status"], done["outcome"], done["version"]) == (
+        "completed",
+        "remained-at-home",
+        5,
+    )
+
+    wanted = [
+        "ReferralSubmitted",
+        "ReferralRouted",
+        "ReferralAccepted",
+        "ReferralStarted",
+        "ReferralCompleted",
+    ]
+    wait_for("the whole journey in the audit timeline", lambda: timeline(stack, rid) == wanted)
+    on_topic = read_topic(
+        kafka_bootstrap, "provider.rapid-response.v1", rid, until=lambda seen: len(seen) >= 4
+    )
+    assert [e.type.split(".")[2] for e in on_topic] == wanted[1:], (
+        "the provider topic carries every later transition, once"
+    )
+
+
+def test_rejected_then_rerouted_to_the_next_team_which_accepts(
+    kafka_bootstrap, journeys_stack
+) -> None:
+    stack = journeys_stack
+    rid = submit(stack)["id"]
+    assigned_to(stack, rid, "RXA01")
+    act(stack, rid, "RXA01", "reject", {"reason_code": "not-available-within-timescale"})
+    second = assigned_to(stack, rid, "RXA02")
+    assert second["assigned_org"] == "RXA02"
+    assert (
+        httpx.get(
+            f"{stack.url('referrals')}/referrals/{rid}",
+            headers={"X-Organisation": "RXA01", "X-Roles": "provider"},
+        ).status_code
+        == 404
+    )
+    accepted = act(stack, rid, "RXA02", "accept")
+    assert accepted["status"] == "accepted"
+
+    history = httpx.get(f"{stack.url('referrals')}/referrals/{rid}/history", headers=GP).json()
+    assert [(h["action"], h["actor_org"]) for h in history] == [
+        ("submit", "B81001"),
+        ("route", "RX"),
+        ("reject", "RXA01"),
+        ("route", "RX"),
+        ("accept", "RXA02"),
+    ]
+    assert history[2]["reason_code"] == "not-available-within-timescale"
+    wanted = [
+        "ReferralSubmitted",
+        "ReferralRouted",
+        "ReferralRejected",
+        "ReferralRouted",
+        "ReferralAccepted",
+    ]
+    wait_for("the journey in the audit timeline", lambda: timeline(stack, rid) == wanted)
+    routed = httpx.get(f"{stack.url('routing')}/decisions", params={"referral_id": rid}).json()
+    assert sorted((d["attempt"], d["assigned_org"]) for d in routed) == [(1, "RXA01"), (2, "RXA02")]
