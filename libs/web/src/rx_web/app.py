@@ -3,7 +3,7 @@ errors, /health and /ready."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Protocol
 
@@ -20,7 +20,11 @@ class HasEngine(Protocol):
 
 
 def service_app(
-    service: str, summary: str, build: Callable[[], HasEngine], max_body_size: int | None = None
+    service: str,
+    summary: str,
+    build: Callable[[], HasEngine],
+    max_body_size: int | None = None,
+    larger_bodies: Mapping[str, int] | None = None,
 ) -> FastAPI:
     """An app whose container (engine, …) is built at startup by ``build``, not at import,
     and disposed at shutdown. Routes reach it as ``request.app.state.container``. Bodies
@@ -39,7 +43,7 @@ def service_app(
         lifespan=lifespan,
     )
     if max_body_size is not None:
-        app.add_middleware(BodySizeLimit, max_bytes=max_body_size)
+        app.add_middleware(BodySizeLimit, max_bytes=max_body_size, larger=larger_bodies)
     install_problem_handlers(app)
     app.include_router(health_router(service, lambda: app.state.container.engine))
     return app

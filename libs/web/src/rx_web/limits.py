@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,16 +22,27 @@ class BodySizeLimit:
     """Refuse bodies over ``max_bytes`` with 413: at once when Content-Length says so, or as
     soon as a streamed body passes the limit, before the app has read it all."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None
+    ) -> None:
+        """``larger`` maps path patterns (regular expressions) to their own, larger limits,
+        e.g. a document upload route."""
+        self.app, self.default = app, max_bytes
+        self.larger = [(re.compile(pattern), limit) for pattern, limit in (larger or {}).items()]
+
+    def limit_for(self, path: str) -> int:
+        return next(
+            (limit for pattern, limit in self.larger if pattern.fullmatch(path)), self.default
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope.get("path", ""))
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._refuse(scope, send)
+        if length is not None and length.isdigit() and int(length) > limit:
+            await self._refuse(scope, send, limit)
             return
         seen = 0
         started = False
@@ -39,8 +52,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge(self.max_bytes)
+                if seen > limit:
+                    raise _TooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -53,15 +66,15 @@ class BodySizeLimit:
         except _TooLarge:
             if started:
                 raise
-            await self._refuse(scope, send)
+            await self._refuse(scope, send, limit)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
         body = json.dumps(
             {
                 "type": "about:blank",
                 "title": "Request too large",
                 "status": 413,
-                "detail": f"the request body is over the limit of {self.max_bytes} bytes",
+                "detail": f"the request body is over the limit of {limit} bytes",
                 "instance": scope.get("path", ""),
             }
         ).encode()

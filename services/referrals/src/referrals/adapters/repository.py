@@ -11,7 +11,7 @@ from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from ..domain.model import Patient, Referral
-from .tables import ReferralRow, TransitionRow
+from .tables import AttachmentRow, ReferralRow, TransitionRow
 
 
 class View(StrEnum):
@@ -68,6 +68,11 @@ class ReferralRepository:
     def history(self, referral_id: str) -> list[TransitionRow]:
         query = select(TransitionRow).where(TransitionRow.referral_id == referral_id)
         return list(self.session.exec(query.order_by(col(TransitionRow.sequence))))
+
+    def attachments(self, referral_id: str) -> list[AttachmentRow]:
+        """Attachment metadata (the content column is loaded but not returned by the API)."""
+        query = select(AttachmentRow).where(AttachmentRow.referral_id == referral_id)
+        return list(self.session.exec(query.order_by(col(AttachmentRow.created_at))))
 
     def worklist(self, q: WorklistQuery) -> list[Referral]:
         """Matching referrals sorted by due time (then id), after the cursor, up to limit."""

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rx_messaging.tables import InboxMessage, OutboxMessage, tables_of
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, LargeBinary
 from sqlmodel import Field, SQLModel
 
 
@@ -62,6 +62,22 @@ class TransitionRow(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
 
 
+class AttachmentRow(SQLModel, table=True):
+    """A document attached to a referral, kept in this service's database with it."""
+
+    __tablename__ = "referral_attachment"
+
+    id: str = Field(primary_key=True, max_length=64)
+    referral_id: str = Field(index=True, foreign_key="referral.id", max_length=64)
+    filename: str = Field(max_length=200)
+    content_type: str = Field(max_length=64)
+    size: int
+    sha256: str = Field(max_length=64)
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    uploaded_by: str = Field(max_length=10)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class IdempotencyRow(SQLModel, table=True):
     """The first response to a POST with an Idempotency-Key, replayed for retries."""
 
@@ -76,5 +92,7 @@ class IdempotencyRow(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-TABLES = tables_of(ReferralRow, TransitionRow, IdempotencyRow, OutboxMessage, InboxMessage)
+TABLES = tables_of(
+    ReferralRow, TransitionRow, AttachmentRow, IdempotencyRow, OutboxMessage, InboxMessage
+)
 """Everything this service stores, and nothing another service defines."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -19,10 +20,11 @@ from rx_contracts import (
 )
 
 from ..adapters.repository import View, WorklistQuery
-from ..adapters.tables import TransitionRow
-from ..domain.caller import Caller, Role
-from ..domain.errors import NotPermitted, ReferralNotFound
-from ..domain.lifecycle import Action
+from ..adapters.tables import AttachmentRow, TransitionRow
+from ..domain import attachments
+from ..domain.caller import Caller, Party, Role
+from ..domain.errors import IllegalTransition, NotPermitted, ReferralNotFound
+from ..domain.lifecycle import TERMINAL, Action
 from ..domain.model import Patient, Referral
 from .unit_of_work import UnitOfWork
 
@@ -60,7 +62,7 @@ def submit_referral(
             now=now or datetime.now(UTC),
         )
         uow.referrals.add(referral)
-        uow.commit()
+        uow.commit(referral)
     return referral
 
 
@@ -81,7 +83,7 @@ def transition(
         if referral is None or not referral.visible_to(caller):
             raise ReferralNotFound(f"no referral {referral_id}")
         getattr(referral, action.value)(caller, if_match, now or datetime.now(UTC), **details)
-        uow.commit()
+        uow.commit(referral)
     return referral
 
 
@@ -131,3 +133,56 @@ def apply_routing_decision(envelope: Envelope, uow: UnitOfWork) -> None:
         else:
             referral.record_unroutable(payload.decided_at, envelope.id)
         uow.commit()
+
+
+def add_attachment(
+    referral_id: str,
+    caller: Caller,
+    content_type: str,
+    filename: str,
+    content: bytes,
+    uow: UnitOfWork,
+) -> AttachmentRow:
+    """Attach a document to a referral the caller takes part in (referrer or assigned
+    organisation), while the referral is still open."""
+    media_type = attachments.check(content_type, filename, content)
+    with uow:
+        referral = uow.referrals.get(referral_id, for_update=True)
+        if referral is None or not referral.visible_to(caller):
+            raise ReferralNotFound(f"no referral {referral_id}")
+        if not referral.parties(caller) & {Party.REFERRER, Party.ASSIGNED}:
+            raise NotPermitted(
+                "only the referrer or the assigned organisation may attach documents", []
+            )
+        if referral.status in TERMINAL:
+            raise IllegalTransition(f"cannot attach to a {referral.status.value} referral", [])
+        row = AttachmentRow(
+            id=str(uuid.uuid4()),
+            referral_id=referral_id,
+            filename=filename,
+            content_type=media_type,
+            size=len(content),
+            sha256=hashlib.sha256(content).hexdigest(),
+            content=content,
+            uploaded_by=caller.organisation,
+        )
+        uow.session.add(row)
+        uow.commit(row)
+    return row
+
+
+def list_attachments(referral_id: str, caller: Caller, uow: UnitOfWork) -> list[AttachmentRow]:
+    get_referral(referral_id, caller, uow)
+    with uow:
+        return uow.referrals.attachments(referral_id)
+
+
+def get_attachment(
+    referral_id: str, attachment_id: str, caller: Caller, uow: UnitOfWork
+) -> AttachmentRow:
+    get_referral(referral_id, caller, uow)
+    with uow:
+        row = uow.session.get(AttachmentRow, attachment_id)
+    if row is None or row.referral_id != referral_id:
+        raise ReferralNotFound(f"no attachment {attachment_id} on referral {referral_id}")
+    return row

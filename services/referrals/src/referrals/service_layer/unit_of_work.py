@@ -20,7 +20,6 @@ from sqlmodel import Session
 
 from ..adapters.repository import ReferralRepository
 from ..adapters.tables import IdempotencyRow, TransitionRow
-from ..domain.model import Referral
 
 SOURCE = "/services/referrals"
 
@@ -39,7 +38,8 @@ class IdempotentRequest:
     organisation: str
     key: str
     fingerprint: str
-    render: Callable[[Referral], StoredResponse]
+    render: Callable[[Any], StoredResponse]
+    """Turns what the handler made (a referral, an attachment) into the response."""
     response: StoredResponse | None = None
 
 
@@ -79,7 +79,9 @@ class UnitOfWork:
     def stored_response(self, organisation: str, key: str) -> IdempotencyRow | None:
         return self.session.get(IdempotencyRow, (organisation, key))
 
-    def commit(self) -> None:
+    def commit(self, result: object = None) -> None:
+        """Store every change with its events; for an idempotent POST also the response,
+        rendered from ``result`` (what the handler made)."""
         for referral in self.referrals.seen.values():
             if not referral.pending:
                 continue
@@ -105,15 +107,15 @@ class UnitOfWork:
                     )
                 )
             referral.pending.clear()
-            if self.idempotency is not None:
-                self._remember(self.idempotency, referral)
+        if self.idempotency is not None and result is not None:
+            self._remember(self.idempotency, result)
         if self._owns_session:
             self.session.commit()
         else:
             self.session.flush()
 
-    def _remember(self, request: IdempotentRequest, referral: Referral) -> None:
-        request.response = request.render(referral)
+    def _remember(self, request: IdempotentRequest, result: object) -> None:
+        request.response = request.render(result)
         self.session.add(
             IdempotencyRow(
                 organisation=request.organisation,

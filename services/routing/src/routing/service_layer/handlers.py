@@ -44,14 +44,14 @@ def route_referral_event(session: Session, envelope: Envelope, now: datetime | N
     if isinstance(payload, ReferralSubmitted):
         if session.get(CaseRow, payload.referral_id) is not None:
             return  # already routed under another event id: never route one referral twice
-        case = CaseRow(
+        new_case = CaseRow(
             referral_id=payload.referral_id,
             service_type=payload.service_type.value,
             priority=payload.priority.value,
             postcode_district=payload.postcode_district,
         )
-        session.add(case)
-        route(session, case, envelope.correlationid, now)
+        session.add(new_case)
+        route(session, new_case, envelope.correlationid, now)
         return
     if not isinstance(payload, ReferralTransitioned):
         return

@@ -9,7 +9,10 @@ from rx_web.problems import problem_response
 
 from ...bootstrap import Container, bootstrap
 from ...config import Settings, get_settings
+from ...domain.attachments import MAX_BYTES as MAX_ATTACHMENT_BYTES
 from ...domain.errors import ReferralError
+from .routes_attachments import UPLOAD_PATH
+from .routes_attachments import router as attachments_router
 from .routes_referrals import router as referrals_router
 from .routes_transitions import router as transitions_router
 
@@ -23,6 +26,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         "organisations. Identify yourself with X-Organisation and X-Roles (development scheme).",
         lambda: container or bootstrap(settings),
         max_body_size=settings.max_body_bytes,
+        larger_bodies={UPLOAD_PATH: MAX_ATTACHMENT_BYTES + 1024},
     )
 
     @app.exception_handler(ReferralError)
@@ -31,4 +35,5 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     app.include_router(referrals_router)
     app.include_router(transitions_router)
+    app.include_router(attachments_router)
     return app

@@ -24,16 +24,20 @@ def run_once(
     key: str,
     body: dict[str, Any],
     if_match: int | None,
-    execute: Callable[[UnitOfWork], Referral],
+    execute: Callable[[UnitOfWork], Any],
     status_code: int = 200,
+    present: Callable[[Any], StoredResponse] | None = None,
 ) -> JSONResponse:
+    """Run ``execute`` unless this key already ran: then answer as the first time did.
+    ``present`` turns the result into the response; by default the referral as the caller
+    sees it, with its ETag (and Location for 201)."""
     new_uow: Callable[[], UnitOfWork] = request.app.state.container.uow
     fp = fingerprint(request.method, request.url.path, if_match, body)
     replay = _replay(new_uow, caller, key, fp)
     if replay is not None:
         return replay
 
-    def render(referral: Referral) -> StoredResponse:
+    def render_referral(referral: Referral) -> StoredResponse:
         headers = {"ETag": etag(referral)}
         if status_code == 201:
             headers["Location"] = str(request.url_for("read_referral", referral_id=referral.id))
@@ -43,7 +47,7 @@ def run_once(
 
     uow = new_uow()
     uow.correlation_id = request.headers.get("x-correlation-id")
-    uow.idempotency = IdempotentRequest(caller.organisation, key, fp, render)
+    uow.idempotency = IdempotentRequest(caller.organisation, key, fp, present or render_referral)
     try:
         execute(uow)
     except IntegrityError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -22,7 +22,7 @@ from .schemas import ReasonIn, ReferralCreate, ReferralPublic, TransitionPublic,
 
 router = APIRouter(prefix="/referrals", tags=["referrals"])
 
-PROBLEMS = {
+PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No or bad identity"},
     404: {"description": "No such referral, or not yours to see"},
     422: {"description": "Invalid request: the problem names each field and rule broken"},

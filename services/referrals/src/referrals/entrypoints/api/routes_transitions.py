@@ -38,7 +38,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     412: {"description": "If-Match is not the current version: read the referral again"},
     428: {"description": "If-Match is required"},
 }
-OPERATION = {"response_model": ReferralPublic, "responses": RESPONSES}
+OPERATION: dict[str, Any] = {"response_model": ReferralPublic, "responses": RESPONSES}
 
 
 def act(

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 29ddcfd8537c
+Revision ID: 6316f0338773
 Revises:
-Create Date: 2026-11-22 14:18:23.033369
+Create Date: 2026-11-22 14:33:42.665044
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "29ddcfd8537c"
+revision: str = "6316f0338773"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -99,6 +99,28 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_referral_status"), ["status"], unique=False)
 
     op.create_table(
+        "referral_attachment",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("referral_id", sa.String(length=64), nullable=False),
+        sa.Column("filename", sa.String(length=200), nullable=False),
+        sa.Column("content_type", sa.String(length=64), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("content", sa.LargeBinary(), nullable=False),
+        sa.Column("uploaded_by", sa.String(length=10), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["referral_id"],
+            ["referral.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("referral_attachment", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_referral_attachment_referral_id"), ["referral_id"], unique=False
+        )
+
+    op.create_table(
         "referral_transition",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("referral_id", sa.String(length=64), nullable=False),
@@ -131,6 +153,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_referral_transition_referral_id"))
 
     op.drop_table("referral_transition")
+    with op.batch_alter_table("referral_attachment", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_referral_attachment_referral_id"))
+
+    op.drop_table("referral_attachment")
     with op.batch_alter_table("referral", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_referral_status"))
         batch_op.drop_index(batch_op.f("ix_referral_referrer_org"))

@@ -1,0 +1,129 @@
+"""Attachments: documents (PDF, PNG, JPEG, plain text; at most 5 MB) kept with a referral."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from ...adapters.tables import AttachmentRow
+from ...domain.attachments import ALLOWED_TYPES
+from ...service_layer import handlers
+from ...service_layer.unit_of_work import StoredResponse
+from .deps import CallerDep, IdempotencyKey, Uow
+from .idempotency import run_once
+from .routes_referrals import PROBLEMS
+
+router = APIRouter(prefix="/referrals/{referral_id}/attachments", tags=["attachments"])
+UPLOAD_PATH = r"/referrals/[^/]+/attachments"
+
+
+class AttachmentPublic(BaseModel):
+    id: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    uploaded_by: str
+    created_at: datetime
+
+
+def _public(row: AttachmentRow) -> AttachmentPublic:
+    return AttachmentPublic.model_validate(row, from_attributes=True)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=AttachmentPublic,
+    summary="Attach a document",
+    responses={
+        **PROBLEMS,
+        403: {"description": "Only the referrer or the assigned organisation may attach"},
+        409: {"description": "The referral is completed or cancelled"},
+        413: {"description": "Over 5 MB"},
+        415: {"description": "Not an accepted type, or the bytes are not what Content-Type says"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The file's bytes, with its Content-Type.",
+            "content": {
+                t: {"schema": {"type": "string", "format": "binary"}} for t in ALLOWED_TYPES
+            },
+        }
+    },
+)
+async def upload_attachment(
+    referral_id: str,
+    request: Request,
+    caller: CallerDep,
+    key: IdempotencyKey,
+    filename: Annotated[
+        str, Query(description="The document's file name", examples=["discharge-summary.pdf"])
+    ],
+    content_type: Annotated[str, Header()] = "",
+) -> JSONResponse:
+    """Send the document as the raw request body with its Content-Type (application/pdf,
+    image/png, image/jpeg or text/plain). The content is checked against that type."""
+    content = await request.body()
+
+    def present(row: AttachmentRow) -> StoredResponse:
+        return StoredResponse(201, _public(row).model_dump(mode="json"), {})
+
+    fingerprint_body = {
+        "filename": filename,
+        "content_type": content_type,
+        "sha256": hashlib.sha256(content).hexdigest(),
+    }
+    return await run_in_threadpool(
+        run_once,
+        request,
+        caller,
+        key,
+        fingerprint_body,
+        None,
+        lambda uow: handlers.add_attachment(
+            referral_id, caller, content_type, filename, content, uow
+        ),
+        201,
+        present,
+    )
+
+
+@router.get(
+    "",
+    response_model=list[AttachmentPublic],
+    summary="List a referral's attachments",
+    responses=PROBLEMS,
+)
+def list_attachments(referral_id: str, caller: CallerDep, uow: Uow) -> list[AttachmentPublic]:
+    return [_public(row) for row in handlers.list_attachments(referral_id, caller, uow)]
+
+
+@router.get(
+    "/{attachment_id}",
+    summary="Download an attachment",
+    responses={
+        **PROBLEMS,
+        200: {"content": {t: {} for t in ALLOWED_TYPES}, "description": "The document"},
+    },
+)
+def download_attachment(
+    referral_id: str, attachment_id: str, caller: CallerDep, uow: Uow
+) -> Response:
+    row = handlers.get_attachment(referral_id, attachment_id, caller, uow)
+    return Response(
+        row.content,
+        media_type=row.content_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{row.filename}"',
+            "X-Content-Type-Options": "nosniff",
+            "ETag": f'"{row.sha256}"',
+        },
+    )
