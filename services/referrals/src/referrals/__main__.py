@@ -1,4 +1,4 @@
-"""``python -m referrals api|relay|consumer``."""
+"""``python -m referrals api|relay|consumer|migrate``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from rx_web.server import run_process, serve
 
 from .config import get_settings
-from .entrypoints import workers
+from .entrypoints import migrate, workers
 
 
 def api() -> None:
@@ -20,6 +20,11 @@ if __name__ == "__main__":
         run_process(
             "referrals",
             sys.argv[1:],
-            {"api": api, "relay": workers.relay, "consumer": workers.consumer},
+            {
+                "api": api,
+                "relay": workers.relay,
+                "consumer": workers.consumer,
+                "migrate": migrate.main,
+            },
         )
     )

@@ -1,7 +1,7 @@
 """``python -m referrals migrate``: bring the referrals database to the newest schema.
 
-A one-off step run before the API and workers start (like ``routing seed``), so schema
-changes happen once, under one process, instead of racing between several processes."""
+Every process also does this at start (one at a time: PostgreSQL advisory lock, SQLite write
+lock), so this command is for operators who want to migrate ahead of a deployment."""
 
 from __future__ import annotations
 
