@@ -95,4 +95,10 @@ def test_make_run_prints_its_urls_serves_a_referral_and_ctrl_c_stops_everything(
         assert "stopped everything" in proc.stdout.read()
     finally:
         if proc.poll() is None:
-            proc.kill()
+            # Ctrl-C first, so devstack.run stops its children; only then force it.
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
