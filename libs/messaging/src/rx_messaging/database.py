@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import create_engine
+
+BUSY_TIMEOUT_S = 30
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -18,14 +21,54 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+            url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S}, **kwargs
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's implicit transactions defer BEGIN; emit our own so that a read followed
-        # by a write in one unit of work cannot interleave with another process's write.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        _serialise_transactions(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _serialise_transactions(engine: Engine) -> None:
+    """One SQLite transaction at a time per process, queued on a Python lock.
+
+    pysqlite's implicit transactions defer BEGIN; we emit BEGIN IMMEDIATE so that a read
+    followed by a write in one unit of work cannot interleave with another writer. Between
+    processes SQLite's busy timeout arbitrates; between the threads of one API process a lock
+    does it better — SQLite's busy handler sleeps in steps of up to 100 ms, which under
+    concurrent requests costs far more than the transactions themselves. The lock is released
+    after COMMIT/ROLLBACK has run (the dialect's methods, not the events, which fire before)."""
+    lock = threading.Lock()
+    holders: set[int] = set()
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def begin(conn: Any) -> None:
+        # Same bound as SQLite's busy timeout: a stuck holder becomes an error, not a hang.
+        if not lock.acquire(timeout=BUSY_TIMEOUT_S):
+            raise TimeoutError(f"database busy: no transaction slot within {BUSY_TIMEOUT_S}s")
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            lock.release()
+            raise
+        holders.add(id(conn.connection.dbapi_connection))
+
+    def finish(end: Any) -> Any:
+        def done(dbapi_connection: Any) -> None:
+            try:
+                end(dbapi_connection)
+            finally:
+                key = id(getattr(dbapi_connection, "dbapi_connection", dbapi_connection))
+                if key in holders:
+                    holders.discard(key)
+                    lock.release()
+
+        return done
+
+    event.listen(engine, "begin", begin)
+    dialect.do_commit = finish(commit)  # type: ignore[method-assign]
+    dialect.do_rollback = finish(rollback)  # type: ignore[method-assign]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -33,7 +76,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

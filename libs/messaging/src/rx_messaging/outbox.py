@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from rx_contracts import Envelope, encode
+from sqlalchemy import insert
 from sqlmodel import Session
 
-from .tables import OutboxMessage
+from .tables import OutboxMessage, utcnow
 
 
 def add_to_outbox(session: Session, envelope: Envelope, topics: Iterable[str]) -> None:
@@ -17,13 +18,19 @@ def add_to_outbox(session: Session, envelope: Envelope, topics: Iterable[str]) -
     so the change and its event are stored together or not at all."""
     record = encode(envelope)
     headers = [[name, raw.decode()] for name, raw in record.headers]
-    for topic in topics:
-        session.add(
-            OutboxMessage(
-                event_id=envelope.id,
-                topic=topic,
-                key=record.key,
-                value=record.value,
-                headers=headers,
-            )
-        )
+    now = utcnow()
+    # A Core insert: outbox rows are append-only, so the ORM's bookkeeping buys nothing here.
+    session.execute(
+        insert(OutboxMessage),
+        [
+            {
+                "event_id": envelope.id,
+                "topic": t,
+                "key": record.key,
+                "value": record.value,
+                "headers": headers,
+                "created_at": now,
+            }
+            for t in topics
+        ],
+    )

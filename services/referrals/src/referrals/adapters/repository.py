@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from rx_contracts import CohortFlags, Outcome, Priority, ProviderType, ReferralStatus, ServiceType
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, insert, or_
 from sqlmodel import Session, col, select
 
 from ..domain.model import Patient, Referral
@@ -38,9 +38,11 @@ class ReferralRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.seen: dict[str, Referral] = {}
+        self._new: set[str] = set()
 
     def add(self, referral: Referral) -> None:
         self.seen[referral.id] = referral
+        self._new.add(referral.id)
 
     def get(self, referral_id: str, *, for_update: bool = False) -> Referral | None:
         """Load a referral; ``for_update`` locks its row (PostgreSQL) so concurrent
@@ -54,16 +56,26 @@ class ReferralRepository:
 
     def save(self, referral: Referral) -> None:
         """Write the aggregate's current state (called by the unit of work on commit)."""
+        now = datetime.now(UTC)
+        if referral.id in self._new:
+            # New: a plain insert, no load, no ORM bookkeeping (the hot path of POST /referrals).
+            self.session.execute(
+                insert(ReferralRow),
+                [{"id": referral.id, **_to_row_fields(referral), "updated_at": now}],
+            )
+            self._new.discard(referral.id)
+            return
         row = self.session.get(ReferralRow, referral.id)
-        if row is None:
-            row = ReferralRow.model_validate({"id": referral.id, **_to_row_fields(referral)})
-        else:
-            row.sqlmodel_update(_to_row_fields(referral))
-        row.updated_at = datetime.now(UTC)
+        assert row is not None, "a loaded referral has a row"
+        row.sqlmodel_update(_to_row_fields(referral))
+        row.updated_at = now
         self.session.add(row)
+        self.session.flush()  # before history rows that point at it
 
-    def add_transition(self, row: TransitionRow) -> None:
-        self.session.add(row)
+    def add_transitions(self, rows: list[dict[str, object]]) -> None:
+        """Append history lines (Core insert: they are never updated)."""
+        if rows:
+            self.session.execute(insert(TransitionRow), rows)
 
     def history(self, referral_id: str) -> list[TransitionRow]:
         query = select(TransitionRow).where(TransitionRow.referral_id == referral_id)

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 from rx_contracts import wrap
 from rx_contracts.topics import REFERRAL_EVENTS
 from rx_messaging.outbox import add_to_outbox
+from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from ..adapters.repository import ReferralRepository
-from ..adapters.tables import IdempotencyRow, TransitionRow
+from ..adapters.tables import IdempotencyRow
 
 SOURCE = "/services/referrals"
 
@@ -39,8 +41,19 @@ class IdempotentRequest:
     key: str
     fingerprint: str
     render: Callable[[Any], StoredResponse]
+    check_first: bool = True
+    """Look the key up before doing anything (transitions: a retry must not hit If-Match).
+    Creates skip it: claiming the key on insert is enough, and cheaper."""
     """Turns what the handler made (a referral, an attachment) into the response."""
     response: StoredResponse | None = None
+
+
+class AlreadyDone(Exception):
+    """This Idempotency-Key was used before: ``stored`` is the first response."""
+
+    def __init__(self, stored: IdempotencyRow) -> None:
+        super().__init__(stored.key)
+        self.stored = stored
 
 
 class UnitOfWork:
@@ -63,6 +76,12 @@ class UnitOfWork:
     def __enter__(self) -> UnitOfWork:
         self.session = self._session_factory()
         self.referrals = ReferralRepository(self.session)
+        if self.idempotency is not None and self.idempotency.check_first:
+            # Checked in the same transaction as the change, so a key is used at most once.
+            stored = self.stored_response(self.idempotency.organisation, self.idempotency.key)
+            if stored is not None:
+                self.session.close()
+                raise AlreadyDone(stored)
         return self
 
     def __exit__(
@@ -86,26 +105,28 @@ class UnitOfWork:
             if not referral.pending:
                 continue
             self.referrals.save(referral)
+            history: list[dict[str, object]] = []
             for step in referral.pending:
                 event_id = step.cause_event_id or ""
                 if step.event is not None:
                     envelope = wrap(step.event, source=SOURCE, correlation_id=self.correlation_id)
                     add_to_outbox(self.session, envelope, [REFERRAL_EVENTS])
                     event_id = envelope.id
-                self.referrals.add_transition(
-                    TransitionRow(
-                        referral_id=referral.id,
-                        sequence=step.sequence,
-                        action=step.action,
-                        to_status=step.to_status.value,
-                        actor_org=step.actor.organisation,
-                        actor_practitioner=step.actor.practitioner,
-                        event_id=event_id,
-                        reason_code=step.reason_code,
-                        note=step.note,
-                        at=step.at,
-                    )
+                history.append(
+                    {
+                        "referral_id": referral.id,
+                        "sequence": step.sequence,
+                        "action": step.action,
+                        "to_status": step.to_status.value,
+                        "actor_org": step.actor.organisation,
+                        "actor_practitioner": step.actor.practitioner,
+                        "event_id": event_id,
+                        "reason_code": step.reason_code,
+                        "note": step.note,
+                        "at": step.at,
+                    }
                 )
+            self.referrals.add_transitions(history)
             referral.pending.clear()
         if self.idempotency is not None and result is not None:
             self._remember(self.idempotency, result)
@@ -116,15 +137,21 @@ class UnitOfWork:
 
     def _remember(self, request: IdempotentRequest, result: object) -> None:
         request.response = request.render(result)
-        self.session.add(
-            IdempotencyRow(
-                organisation=request.organisation,
-                key=request.key,
-                fingerprint=request.fingerprint,
-                status_code=request.response.status_code,
-                body=request.response.body,
-                headers=request.response.headers,
-            )
+        # Inserting the key is what claims it: a concurrent or earlier use makes this fail
+        # with IntegrityError, and the caller answers with the stored response instead.
+        self.session.execute(
+            insert(IdempotencyRow),
+            [
+                {
+                    "organisation": request.organisation,
+                    "key": request.key,
+                    "fingerprint": request.fingerprint,
+                    "status_code": request.response.status_code,
+                    "body": request.response.body,
+                    "headers": request.response.headers,
+                    "created_at": datetime.now(UTC),
+                }
+            ],
         )
 
 

@@ -11,9 +11,10 @@ from fastapi.responses import JSONResponse
 from rx_web.problems import Problem
 from sqlalchemy.exc import IntegrityError
 
+from ...adapters.tables import IdempotencyRow
 from ...domain.caller import Caller
 from ...domain.model import Referral
-from ...service_layer.unit_of_work import IdempotentRequest, StoredResponse, UnitOfWork
+from ...service_layer.unit_of_work import AlreadyDone, IdempotentRequest, StoredResponse, UnitOfWork
 from .deps import fingerprint
 from .presenters import etag, to_public
 
@@ -33,9 +34,6 @@ def run_once(
     sees it, with its ETag (and Location for 201)."""
     new_uow: Callable[[], UnitOfWork] = request.app.state.container.uow
     fp = fingerprint(request.method, request.url.path, if_match, body)
-    replay = _replay(new_uow, caller, key, fp)
-    if replay is not None:
-        return replay
 
     def render_referral(referral: Referral) -> StoredResponse:
         headers = {"ETag": etag(referral)}
@@ -47,27 +45,27 @@ def run_once(
 
     uow = new_uow()
     uow.correlation_id = request.headers.get("x-correlation-id")
-    uow.idempotency = IdempotentRequest(caller.organisation, key, fp, present or render_referral)
+    # A request without If-Match creates something: claiming the key on insert suffices.
+    uow.idempotency = IdempotentRequest(
+        caller.organisation, key, fp, present or render_referral, check_first=if_match is not None
+    )
     try:
         execute(uow)
+    except AlreadyDone as done:
+        return _replay(done.stored, fp)
     except IntegrityError:
-        # A concurrent request with the same key committed first: answer as it did.
-        replay = _replay(new_uow, caller, key, fp)
-        if replay is None:
+        # The key was already claimed (earlier, or by a concurrent request): answer as it was.
+        with new_uow() as fresh:
+            stored = fresh.stored_response(caller.organisation, key)
+        if stored is None:
             raise
-        return replay
+        return _replay(stored, fp)
     response = uow.idempotency.response
     assert response is not None, "the unit of work stores the response on commit"
     return JSONResponse(response.body, status_code=response.status_code, headers=response.headers)
 
 
-def _replay(
-    new_uow: Callable[[], UnitOfWork], caller: Caller, key: str, fp: str
-) -> JSONResponse | None:
-    with new_uow() as uow:
-        stored = uow.stored_response(caller.organisation, key)
-    if stored is None:
-        return None
+def _replay(stored: IdempotencyRow, fp: str) -> JSONResponse:
     if stored.fingerprint != fp:
         raise Problem(
             422,
