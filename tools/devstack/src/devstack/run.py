@@ -21,7 +21,7 @@ from .topics import ensure_topics
 
 EXAMPLE = """\
 curl -s -X POST {referrals}/referrals -H 'content-type: application/json' \\
-  -H 'X-Organisation: B81001' -H 'X-Roles: provider' -H "Idempotency-Key: $(uuidgen || date +%s%N)" -d '{{
+  -H 'X-Organisation: B81001' -H 'X-Roles: provider' -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" -d '{{
   "referrer": {{"organisation": "B81001", "practitioner": "G1234567"}},
   "patient": {{"nhs_number": "9434765919", "postcode": "BS5 0AA"}},
   "service_type": "urgent-community-response", "priority": "urgent"}}'
