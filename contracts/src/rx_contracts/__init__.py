@@ -19,6 +19,7 @@ from .events import (
     ReferralTransitioned,
     ReferralUnroutable,
 )
+from .identity import Identity, Role
 from .vocabulary import (
     Outcome,
     Priority,
@@ -35,6 +36,7 @@ __all__ = [
     "Envelope",
     "EnvelopeError",
     "EventPayload",
+    "Identity",
     "KafkaRecord",
     "Outcome",
     "Priority",
@@ -53,6 +55,7 @@ __all__ = [
     "ReferralTransitioned",
     "ReferralUnroutable",
     "RejectionReason",
+    "Role",
     "ServiceType",
     "decode",
     "encode",

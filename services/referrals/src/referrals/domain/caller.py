@@ -5,13 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from rx_contracts import Actor
+from rx_contracts import Actor, Identity, Role
 
-
-class Role(StrEnum):
-    PROVIDER = "provider"
-    OPS = "ops"
-    ADMIN = "admin"
+__all__ = ["Caller", "Party", "Role"]
 
 
 class Party(StrEnum):
@@ -27,6 +23,11 @@ class Caller:
     organisation: str
     roles: frozenset[Role]
     practitioner: str | None = None
+
+    @classmethod
+    def of(cls, identity: Identity) -> Caller:
+        """The domain's view of an authenticated caller."""
+        return cls(identity.organisation, identity.roles, identity.practitioner)
 
     @property
     def actor(self) -> Actor:

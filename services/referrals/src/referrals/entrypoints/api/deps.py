@@ -8,40 +8,16 @@ import re
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from rx_web.identity import IdentityDep
 from rx_web.problems import Problem
 
-from ...domain import identifiers
-from ...domain.caller import Caller, Role
-from ...domain.errors import InvalidIdentifier
+from ...domain.caller import Caller
 from ...service_layer.unit_of_work import UnitOfWork
 
 
-def get_caller(
-    x_organisation: Annotated[
-        str | None,
-        Header(
-            description="Development identity: ODS code of the calling organisation.",
-            examples=["B81001"],
-        ),
-    ] = None,
-    x_roles: Annotated[
-        str,
-        Header(description="Development identity: comma-separated roles (provider, ops, admin)."),
-    ] = "provider",
-    x_practitioner: Annotated[
-        str | None, Header(description="Professional id of the practitioner acting.", max_length=64)
-    ] = None,
-) -> Caller:
-    """The development identity scheme: the caller names its organisation and roles in
-    headers. Signed tokens replace it (the security issue); routes do not change."""
-    if not x_organisation:
-        raise Problem(401, "Unauthenticated", "send X-Organisation (your ODS code) and X-Roles")
-    try:
-        org = identifiers.ods_code(x_organisation, "X-Organisation")
-        roles = frozenset(Role(r.strip()) for r in x_roles.split(",") if r.strip())
-    except (InvalidIdentifier, ValueError) as exc:
-        raise Problem(401, "Unauthenticated", f"bad identity headers: {exc}") from exc
-    return Caller(organisation=org, roles=roles, practitioner=x_practitioner)
+def get_caller(identity: IdentityDep) -> Caller:
+    """The authenticated caller (see ``rx_web.identity``) as the domain sees it."""
+    return Caller.of(identity)
 
 
 def get_uow(request: Request) -> UnitOfWork:
