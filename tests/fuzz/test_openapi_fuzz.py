@@ -83,3 +83,16 @@ referrals = load("referrals")
 @FUZZ_SETTINGS
 def test_referrals_api(case: schemathesis.Case) -> None:
     case.call_and_validate(headers=identity())
+
+
+class ReferralJourneys(referrals.as_state_machine()):  # type: ignore[misc]
+    """Walks the OpenAPI links: submit, read, amend with the ETag, cancel, re-route…"""
+
+    def before_call(self, case: schemathesis.Case) -> None:
+        case.headers = {**(case.headers or {}), **identity()}
+
+
+TestReferralJourneys = ReferralJourneys.TestCase
+TestReferralJourneys.settings = settings(
+    FUZZ_SETTINGS, max_examples=max(EXAMPLES // 2, 5), stateful_step_count=8
+)

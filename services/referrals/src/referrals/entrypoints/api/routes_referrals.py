@@ -18,6 +18,7 @@ from ...domain.model import Patient
 from ...service_layer import handlers
 from .deps import CallerDep, IdempotencyKey, Uow
 from .idempotency import run_once
+from .links import referral_links
 from .presenters import etag, to_public
 from .schemas import ReasonIn, ReferralCreate, ReferralPublic, TransitionPublic, Worklist
 
@@ -42,6 +43,7 @@ IDEMPOTENT_POST: dict[int | str, dict[str, Any]] = {
     responses={
         **PROBLEMS,
         **IDEMPOTENT_POST,
+        201: {"description": "Submitted", "links": referral_links()},
         403: {"description": "You may only refer for your own organisation"},
     },
 )
@@ -79,7 +81,10 @@ def create_referral(
 
 
 @router.get(
-    "/{referral_id}", response_model=ReferralPublic, summary="Read one referral", responses=PROBLEMS
+    "/{referral_id}",
+    response_model=ReferralPublic,
+    summary="Read one referral",
+    responses={**PROBLEMS, 200: {"description": "The referral", "links": referral_links()}},
 )
 def read_referral(
     referral_id: str, caller: CallerDep, uow: Uow, response: Response

@@ -13,6 +13,7 @@ from ...domain.lifecycle import Action
 from ...service_layer import handlers
 from .deps import CallerDep, IdempotencyKey, IfMatch
 from .idempotency import run_once
+from .links import referral_links
 from .routes_referrals import IDEMPOTENT_POST, PROBLEMS
 from .schemas import (
     Cancel,
@@ -38,6 +39,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"description": "Not possible in the current status; allowed_actions lists what is"},
     412: {"description": "If-Match is not the current version: read the referral again"},
     428: {"description": "If-Match is required"},
+    200: {"description": "The referral after the action", "links": referral_links()},
 }
 OPERATION: dict[str, Any] = {"response_model": ReferralPublic, "responses": RESPONSES}
 
