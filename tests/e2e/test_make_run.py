@@ -1,5 +1,6 @@
-"""`make run` (python -m devstack.run): prints where everything is, serves referrals, and
-Ctrl-C leaves no process behind; on its own broker, every service logs in as itself."""
+"""`make run` (python -m devstack.run): starts its own secured broker, prints where everything
+is, serves referrals with every service logged in as itself, and Ctrl-C leaves no process
+behind."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -47,84 +46,6 @@ def alive(pid: int) -> bool:
         return False
 
 
-@contextmanager
-def make_run(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """Start ``python -m devstack.run``, yield it with its banner once it serves; on the way
-    out Ctrl-C it first, so it stops its children, and only then force it."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devstack.run"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            lines.append(proc.stdout.readline())
-            if "Ctrl-C stops everything" in lines[-1]:
-                break
-        banner = "".join(lines)
-        assert "Ctrl-C stops everything" in banner, banner
-        # The rest of the banner follows at once; read it up to the example.
-        while "/timeline" not in lines[-1]:
-            lines.append(proc.stdout.readline())
-        yield proc, "".join(lines)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def api_ports() -> dict[str, str]:
-    return dict(
-        zip(("REFERRALS_PORT", "ROUTING_PORT", "AUDIT_PORT"), map(str, free_ports(3)), strict=True)
-    )
-
-
-def wait_until_audited(audit_port: str, referral_id: str) -> None:
-    audit = f"http://127.0.0.1:{audit_port}/audit/entries"
-    wait_for(
-        "the referral in the audit log",
-        lambda: len(httpx.get(audit, params={"referral_id": referral_id}).json()) == 2,
-    )
-
-
-def test_make_run_prints_its_urls_serves_a_referral_and_ctrl_c_stops_everything(
-    kafka_bootstrap, tmp_path
-) -> None:
-    ports = api_ports()
-    env = {
-        **os.environ,
-        **ports,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "RX_RUN_DIR": str(tmp_path),
-    }
-    with make_run(env) as (proc, banner):
-        for port in ports.values():
-            assert f"http://127.0.0.1:{port}" in banner
-        assert kafka_bootstrap in banner
-
-        rid = submit_to(f"http://127.0.0.1:{ports['REFERRALS_PORT']}")["id"]
-        wait_until_audited(ports["AUDIT_PORT"], rid)
-
-        started = children(proc.pid)
-        assert len(started) == 8, f"expected the 8 service processes, found {len(started)}"
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
-        wait_for(
-            "every service process to exit", lambda: not any(alive(p) for p in started), timeout=10
-        )
-        assert proc.stdout is not None
-        assert "stopped everything" in proc.stdout.read()
-
-
 def kafka_user_of(pid: int) -> tuple[str, str | None]:
     """(``<service> <role>``, KAFKA_SASL_USERNAME) of a running service process."""
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
@@ -136,26 +57,62 @@ def kafka_user_of(pid: int) -> tuple[str, str | None]:
     return " ".join(argv[-3:-1]), environ.get("KAFKA_SASL_USERNAME")
 
 
-def test_make_run_starts_a_secured_broker_with_one_principal_per_service(tmp_path) -> None:
-    """Without KAFKA_BOOTSTRAP_SERVERS, make run starts its own broker with SASL and ACLs:
-    the referral still flows through routing to audit, each service as its own user, and a
-    provider system reads its type's topic with the credentials make run wrote."""
-    ports = api_ports()
+def read_banner(proc: subprocess.Popen[str]) -> str:
+    """What make run prints up to its example, once everything serves."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        lines.append(proc.stdout.readline())
+        if "Ctrl-C stops everything" in lines[-1]:
+            break
+    assert "Ctrl-C stops everything" in "".join(lines), "".join(lines)
+    # The rest of the banner follows at once; read it up to the example.
+    while "/timeline" not in lines[-1]:
+        lines.append(proc.stdout.readline())
+    return "".join(lines)
+
+
+def test_make_run_secures_its_broker_serves_a_referral_and_ctrl_c_stops_everything(
+    tmp_path: Path,
+) -> None:
+    """Plain `make run`: its own broker with SASL and ACLs, each worker logged in as its
+    service, a referral flowing through routing to audit, a provider system reading its
+    type's topic with the credentials make run wrote, and nothing left running after Ctrl-C."""
+    ports = dict(
+        zip(("REFERRALS_PORT", "ROUTING_PORT", "AUDIT_PORT"), map(str, free_ports(3)), strict=True)
+    )
     kafka_port = next(p for p in free_ports(20) if not port_in_use(p + 1))  # + controller
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
     env |= {**ports, "RX_RUN_DIR": str(tmp_path), "RX_KAFKA_PORT": str(kafka_port)}
-    with make_run(env) as (proc, banner):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devstack.run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        banner = read_banner(proc)
+        for port in (*ports.values(), str(kafka_port)):
+            assert f"127.0.0.1:{port}" in banner
         credentials_file = tmp_path / "kafka" / "credentials.json"
         assert f"SASL_PLAINTEXT + SCRAM-SHA-512; passwords are in {credentials_file}" in banner
         assert stat.S_IMODE(credentials_file.stat().st_mode) == 0o600
         passwords = json.loads(credentials_file.read_text())
 
         rid = submit_to(f"http://127.0.0.1:{ports['REFERRALS_PORT']}")["id"]
-        wait_until_audited(ports["AUDIT_PORT"], rid)
+        audit = f"http://127.0.0.1:{ports['AUDIT_PORT']}/audit/entries"
+        wait_for(
+            "the referral in the audit log",
+            lambda: len(httpx.get(audit, params={"referral_id": rid}).json()) == 2,
+        )
 
         # Workers log in as their service; the internet-facing APIs get no Kafka secret.
         broker_pid = int((tmp_path / "kafka" / "broker.pid").read_text())
-        users = dict(kafka_user_of(pid) for pid in children(proc.pid) - {broker_pid})
+        started = children(proc.pid)
+        assert broker_pid in started
+        users = dict(kafka_user_of(pid) for pid in started - {broker_pid})
         assert users == {
             "referrals api": None,
             "referrals relay": "referrals",
@@ -182,3 +139,22 @@ def test_make_run_starts_a_secured_broker_with_one_principal_per_service(tmp_pat
         finally:
             source.close()
         assert dict(routed[0].headers)["ce_type"].endswith(b"ReferralRouted.v1")
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        wait_for(
+            "every service process and the broker to exit",
+            lambda: not any(alive(p) for p in started),
+            timeout=10,
+        )
+        assert proc.stdout is not None
+        assert "stopped everything" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            # Ctrl-C first, so devstack.run stops its children; only then force it.
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
