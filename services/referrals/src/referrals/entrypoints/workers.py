@@ -33,7 +33,11 @@ def relay() -> None:
     settings = get_settings()
     container = bootstrap(settings)
     run_relay(
-        "referrals", container.engine, settings.kafka_bootstrap_servers, settings.heartbeat_dir
+        "referrals",
+        container.engine,
+        settings.kafka_bootstrap_servers,
+        settings.heartbeat_dir,
+        auth=settings.kafka_auth,
     )
 
 
@@ -48,4 +52,5 @@ def consumer() -> None:
         handle_routing_decision,
         settings.heartbeat_dir,
         topics=[ROUTING_DECISIONS],
+        auth=settings.kafka_auth,
     )

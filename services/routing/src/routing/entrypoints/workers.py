@@ -31,6 +31,7 @@ def relay() -> None:
         bootstrap(settings).engine,
         settings.kafka_bootstrap_servers,
         settings.heartbeat_dir,
+        auth=settings.kafka_auth,
     )
 
 
@@ -44,6 +45,7 @@ def consumer() -> None:
         handle_referral_event,
         settings.heartbeat_dir,
         topics=[REFERRAL_EVENTS],
+        auth=settings.kafka_auth,
     )
 
 
