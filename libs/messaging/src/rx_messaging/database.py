@@ -13,6 +13,10 @@ from sqlmodel import create_engine
 BUSY_TIMEOUT_S = 30
 
 
+class DatabaseBusy(TimeoutError):
+    """No transaction slot within the busy timeout: the database is overloaded or stuck."""
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine tuned for our access pattern: several processes (API, relay, consumer)
     share one SQLite file, so WAL mode and a busy timeout; PostgreSQL gets pre-ping."""
@@ -46,7 +50,7 @@ def _serialise_transactions(engine: Engine) -> None:
     def begin(conn: Any) -> None:
         # Same bound as SQLite's busy timeout: a stuck holder becomes an error, not a hang.
         if not lock.acquire(timeout=BUSY_TIMEOUT_S):
-            raise TimeoutError(f"database busy: no transaction slot within {BUSY_TIMEOUT_S}s")
+            raise DatabaseBusy(f"database busy: no transaction slot within {BUSY_TIMEOUT_S}s")
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:

@@ -7,9 +7,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from rx_messaging.database import DatabaseBusy
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+
+DATABASE_RETRY_AFTER_S = 5
+"""What a 503 for an unavailable database tells the caller to wait before retrying."""
 
 MISSING_HEADER_ANSWERS: dict[str, tuple[int, str, str]] = {
     "if-match": (
@@ -76,6 +82,17 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
         return problem_response(422, "Invalid request", detail, request.url.path, errors=errors)
 
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not _database_unavailable(exc):
+            raise exc  # a bug, not an outage: the server error it is
+        return _unavailable(request)
+
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(DatabaseBusy)
+    async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
+        return _unavailable(request)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = {
@@ -102,3 +119,25 @@ def allowed_methods(request: Request) -> list[str]:
     if "GET" in methods:
         methods.add("HEAD")
     return sorted(methods)
+
+
+def _database_unavailable(exc: DBAPIError) -> bool:
+    """The database could not be reached or is too busy, as opposed to a statement that is
+    wrong: connection refused or lost, server shutting down, SQLite locked or its file gone."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+
+
+def _unavailable(request: Request) -> JSONResponse:
+    """503 for a database outage. The transaction was rolled back, so nothing of the request
+    was stored: retrying (with the same Idempotency-Key) is safe."""
+    response = problem_response(
+        503,
+        "Service unavailable",
+        "the service's database is not answering; nothing of this request was stored. "
+        f"Retry in {DATABASE_RETRY_AFTER_S} s (with the same Idempotency-Key for a POST)",
+        request.url.path,
+    )
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+    return response
