@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -484,3 +485,25 @@ def test_openapi_describes_every_operation_with_examples(client: TestClient) -> 
         assert schemas[name].get("examples"), f"{name} has no example"
     accept = doc["paths"]["/referrals/{referral_id}/accept"]["post"]
     assert {"409", "412", "428"} <= set(accept["responses"])
+
+
+def test_worklist_lines_carry_no_patient_identifiers_or_clinical_text(client: TestClient) -> None:
+    rid = submit(
+        client,
+        patient={
+            "nhs_number": "9434765919",
+            "name": "Alex Smith",
+            "birth_date": "1941-03-07",
+            "postcode": "BS5 0AA",
+        },
+        reason={"code": "129839007", "text": "Fall at home, lives alone with her cat"},
+        clinical_summary="Long lie, confused",
+    )["id"]
+    [line] = client.get("/referrals", params={"view": "sent"}, headers=GP).json()["items"]
+    assert line["id"] == rid
+    assert (line["postcode_district"], line["reason_code"]) == ("BS5", "129839007")
+    text = json.dumps(line)
+    for private in ("9434765919", "Alex Smith", "1941-03-07", "BS5 0AA", "her cat", "Long lie"):
+        assert private not in text
+    full = client.get(f"/referrals/{rid}", headers=GP).json()  # the recorded way to see them
+    assert full["patient"]["name"] == "Alex Smith"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...domain.caller import Caller
 from ...domain.model import Referral
-from .schemas import PatientIn, ReasonIn, ReferralPublic
+from .schemas import PatientIn, ReasonIn, ReferralPublic, ReferralSummary
 
 
 def to_public(r: Referral, caller: Caller) -> ReferralPublic:
@@ -29,6 +29,27 @@ def to_public(r: Referral, caller: Caller) -> ReferralPublic:
         cohort=r.cohort,
         reason=reason,
         clinical_summary=r.clinical_summary,
+        assigned_org=r.assigned_org,
+        assigned_provider_type=r.assigned_provider_type,
+        outcome=r.outcome,
+        created_at=r.created_at,
+        due_at=r.due_at,
+        allowed_actions=r.allowed_actions(caller),
+    )
+
+
+def to_summary(r: Referral, caller: Caller) -> ReferralSummary:
+    """The worklist line of ``r`` for ``caller``: no patient identifiers, no clinical text."""
+    return ReferralSummary(
+        id=r.id,
+        status=r.status,
+        version=r.version,
+        referrer_org=r.referrer_org,
+        service_type=r.service_type,
+        priority=r.priority,
+        cohort=r.cohort,
+        reason_code=r.reason_code,
+        postcode_district=r.postcode_district,
         assigned_org=r.assigned_org,
         assigned_provider_type=r.assigned_provider_type,
         outcome=r.outcome,

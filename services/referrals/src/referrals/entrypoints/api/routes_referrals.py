@@ -19,7 +19,7 @@ from ...service_layer import handlers
 from .deps import CallerDep, IdempotencyKey, Uow
 from .idempotency import run_once
 from .links import referral_links
-from .presenters import etag, to_public
+from .presenters import etag, to_public, to_summary
 from .schemas import ReasonIn, ReferralCreate, ReferralPublic, TransitionPublic, Worklist
 
 router = APIRouter(prefix="/referrals", tags=["referrals"])
@@ -123,7 +123,9 @@ def worklist(
     cursor: Annotated[str | None, Query(description="next_cursor from the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Worklist:
-    """Referrals sorted by due time, soonest first, a page at a time."""
+    """Referrals sorted by due time, soonest first, a page at a time. Each line carries what
+    triage needs but no patient identifiers or clinical text: read the referral for those
+    (that read is recorded on the audit stream)."""
     query = WorklistQuery(
         view=view,
         organisation=caller.organisation,
@@ -138,7 +140,7 @@ def worklist(
     page = found[:limit]
     more = len(found) > limit
     return Worklist(
-        items=[to_public(r, caller) for r in page],
+        items=[to_summary(r, caller) for r in page],
         next_cursor=_encode_cursor(page[-1].due_at, page[-1].id) if more else None,
     )
 

@@ -224,8 +224,30 @@ class ReferralPublic(BaseModel):
     allowed_actions: list[Action] = Field(description="What you may do now.")
 
 
+class ReferralSummary(BaseModel):
+    """A worklist line: what a team needs to triage, and no patient identifiers or clinical
+    text. Reading the whole referral (GET /referrals/{id}) is recorded as an access; listing
+    a worklist is not, so it shows no more than the events carry."""
+
+    id: str
+    status: ReferralStatus
+    version: int = Field(description="Send as If-Match (quoted) with your next change.")
+    referrer_org: str
+    service_type: ServiceType
+    priority: Priority
+    cohort: CohortFlags
+    reason_code: str | None = Field(description="SNOMED CT concept id of the reason, if given.")
+    postcode_district: str = Field(description="Outward code of the patient's postcode.")
+    assigned_org: str | None
+    assigned_provider_type: ProviderType | None
+    outcome: Outcome | None
+    created_at: datetime
+    due_at: datetime = Field(description="When a response is due, from the priority.")
+    allowed_actions: list[Action] = Field(description="What you may do now.")
+
+
 class Worklist(BaseModel):
-    items: list[ReferralPublic]
+    items: list[ReferralSummary]
     next_cursor: str | None = Field(
         description="Pass as cursor for the next page; null at the end."
     )
