@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 from devstack.ports import free_ports
+from devstack.stack import PROCESSES
 
-from .conftest import GP, REFERRAL, wait_for
+from .conftest import GP, OPS, REFERRAL, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -82,11 +83,15 @@ def test_make_run_prints_its_urls_serves_a_referral_and_ctrl_c_stops_everything(
         audit = f"http://127.0.0.1:{ports['AUDIT_PORT']}/audit/entries"
         wait_for(
             "the referral in the audit log",
-            lambda: len(httpx.get(audit, params={"referral_id": rid}).json()) == 2,
+            lambda: (
+                len(httpx.get(audit, params={"referral_id": rid}, headers=OPS).json()["items"]) == 2
+            ),
         )
 
         started = children(proc.pid)
-        assert len(started) == 8, f"expected the 8 service processes, found {len(started)}"
+        assert len(started) == len(PROCESSES), (
+            f"expected the {len(PROCESSES)} service processes, found {len(started)}"
+        )
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
         wait_for(

@@ -1,4 +1,4 @@
-"""Composition root of the audit service."""
+"""Composition root of the audit service: nothing is built at import time."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 from rx_messaging.database import make_engine
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel
 
+from .adapters.migrate import MIGRATIONS
 from .config import Settings
-from .tables import TABLES
 
 
 @dataclass
@@ -20,5 +19,5 @@ class Container:
 
 def bootstrap(settings: Settings, engine: Engine | None = None) -> Container:
     engine = engine or make_engine(settings.database_url)
-    SQLModel.metadata.create_all(engine, tables=TABLES)
+    MIGRATIONS.upgrade(engine)  # each process: a no-op once the database is at head
     return Container(settings=settings, engine=engine)

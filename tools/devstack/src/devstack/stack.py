@@ -47,6 +47,7 @@ PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec("routing", "consumer"),
     ProcessSpec("audit", "api"),
     ProcessSpec("audit", "consumer"),
+    ProcessSpec("audit", "relay"),
 )
 """Every long-running process of the platform."""
 
