@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -12,7 +13,7 @@ from rx_web.problems import Problem
 from .checkpoints import read_checkpoints
 from .deps import Db, Filter, OpsCaller, Services
 from .queries import entry_dict, find_entries, timeline
-from .schemas import EntryPage, EntryPublic, TimelineStep, VerificationPublic
+from .schemas import EntryPage, EntryPublic, FiguresPublic, TimelineStep, VerificationPublic
 from .verification import verify_database
 
 router = APIRouter(tags=["audit"])
@@ -58,6 +59,23 @@ def verify(_caller: OpsCaller, services: Services) -> VerificationPublic:
         ),
     )
     return VerificationPublic.model_validate(result, from_attributes=True)
+
+
+@router.get("/audit/figures", response_model=FiguresPublic, response_model_by_alias=True)
+def figures(
+    _caller: OpsCaller,
+    services: Services,
+    since: Annotated[
+        datetime | None, Query(description="Referrals submitted at or after this time.")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="Referrals submitted before this.")] = (
+        None
+    ),
+) -> FiguresPublic:
+    """Evaluation figures from the recorded events: time to acceptance, the rapid response
+    2-hour standard, rejections by reason, outcomes by cohort and locality, flows between
+    provider types and the daily trend, for the referrals submitted in [since, until)."""
+    return FiguresPublic.model_validate(services.figures.figures(services.engine, since, until))
 
 
 def _encode_cursor(sequence: int) -> str:

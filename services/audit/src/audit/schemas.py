@@ -62,3 +62,75 @@ class VerificationPublic(BaseModel):
     checkpoints: int = Field(description="Published checkpoints compared with the chain.")
     first_broken: int | None = Field(description="First entry that does not fit, if any.")
     problem: str | None = Field(description="What is wrong, if anything.")
+
+
+class Durations(BaseModel):
+    """Time from submission to acceptance for one group of referrals."""
+
+    group: str = Field(description="Service type or accepting organisation.")
+    count: int = Field(description="Accepted referrals in the group.")
+    median_seconds: float = Field(description="Median time to acceptance.")
+    p90_seconds: float = Field(description="90th percentile (linear interpolation).")
+
+
+class TimeToAccept(BaseModel):
+    by_service_type: list[Durations]
+    by_organisation: list[Durations]
+
+
+class RapidResponse(BaseModel):
+    """Urgent community response referrals against the 2-hour standard."""
+
+    standard_seconds: float = Field(description="The standard: 7200 (2 hours).")
+    answered_within: int = Field(description="Accepted within the standard.")
+    due: int = Field(description="Accepted, or whose 2 hours are up.")
+    pending: int = Field(description="Not accepted yet, still within their 2 hours.")
+    share: float | None = Field(description="answered_within / due; null when none are due.")
+
+
+class ReasonCount(BaseModel):
+    reason: str = Field(description="Rejection reason code.")
+    count: int
+
+
+class CohortOutcome(BaseModel):
+    cohort: str = Field(description="care-home-resident, frailty, end-of-life or none.")
+    outcome: str = Field(description="Outcome code of the completed referral.")
+    count: int
+
+
+class LocalityOutcome(BaseModel):
+    locality: str = Field(description="Locality of the referral's last routing.")
+    outcome: str = Field(description="Outcome code of the completed referral.")
+    count: int
+
+
+class Flow(BaseModel):
+    from_: str = Field(
+        alias="from", description="Provider type that held it before ('referrer' at first)."
+    )
+    to: str = Field(description="Provider type it was routed to.")
+    count: int
+
+
+class Day(BaseModel):
+    day: str = Field(description="UTC date, YYYY-MM-DD.")
+    submitted: int
+    accepted: int
+    rejected: int
+    completed: int
+
+
+class FiguresPublic(BaseModel):
+    """Evaluation figures for the referrals submitted in [since, until)."""
+
+    since: datetime | None
+    until: datetime | None
+    as_of: datetime = Field(description="The time pending referrals were judged at.")
+    time_to_accept: TimeToAccept
+    rapid_response: RapidResponse
+    rejections_by_reason: list[ReasonCount]
+    outcomes_by_cohort: list[CohortOutcome]
+    outcomes_by_locality: list[LocalityOutcome]
+    flows: list[Flow]
+    daily: list[Day]
