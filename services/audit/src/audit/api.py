@@ -9,6 +9,7 @@ from rx_web.app import service_app
 from . import routes, stream
 from .bootstrap import Container, bootstrap
 from .config import Settings, get_settings
+from .console import install_console
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
@@ -19,4 +20,5 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     )
     app.include_router(routes.router)
     app.include_router(stream.router)
+    install_console(app)
     return app
