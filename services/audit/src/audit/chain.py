@@ -18,9 +18,11 @@ from typing import Any
 from rx_contracts import ChainCheckpointed, Envelope
 from rx_messaging.consumer import PermanentError
 from rx_messaging.records import Record
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, SessionTransaction
 
+from . import fastsql
 from .tables import ENTRY, ENTRY_ORG, HEAD
 
 SEPARATOR = "\x1f"
@@ -178,6 +180,33 @@ def _check_fields(values: dict[str, str | None]) -> None:
             raise PermanentError(f"malformed event: the {name} is over {_LIMITS[name]} characters")
 
 
+def _payload_text(value: bytes | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return None  # JSON in UTF-16/32: keep the canonical UTF-8 text instead
+
+
+_STATEMENTS = {
+    "entry": insert(ENTRY).values({c.name: bindparam(c.name) for c in ENTRY.c}),
+    "org": insert(ENTRY_ORG).values({c.name: bindparam(c.name) for c in ENTRY_ORG.c}),
+    "head": update(HEAD)
+    .where(HEAD.c.id == bindparam("head_id"))
+    .values(
+        sequence=bindparam("sequence"),
+        hash=bindparam("hash"),
+        event_sequence=bindparam("event_sequence"),
+    ),
+    "new head": insert(HEAD).values({c.name: bindparam(c.name) for c in HEAD.c}),
+}
+
+
+def _run(conn: Connection, name: str, params: dict[str, Any]) -> None:
+    fastsql.execute(conn, _STATEMENTS[name], params)
+
+
 def append(
     session: Session, envelope: Envelope, record: Record, now: datetime | None = None
 ) -> int | None:
@@ -199,7 +228,9 @@ def append(
     head = _session_head(session)
     if envelope.id in head.appended:
         return None
-    payload = canonical_json(data)
+    # The record's value is the payload exactly as it travelled; tests and tools that append
+    # envelopes without one get its canonical JSON. Either way the digest is over what is kept.
+    payload = _payload_text(record.value) or canonical_json(data)
     digest = payload_digest(payload)
     sequence = head.sequence + 1
     occurred, recorded = to_us(envelope.time), to_us(now or datetime.now(UTC))
@@ -217,39 +248,41 @@ def append(
         recorded,
         digest,
     )
-    session.execute(
-        insert(ENTRY),
-        [
-            {
-                "sequence": sequence,
-                "event_id": envelope.id,
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                "type": envelope.type,
-                "referral_id": referral_id,
-                "actor_org": actor,
-                "occurred_at_us": occurred,
-                "recorded_at_us": recorded,
-                "payload": payload,
-                "payload_digest": digest,
-                "prev_hash": head.hash,
-                "hash": new_hash,
-            }
-        ],
+    conn = session.connection()
+    _run(
+        conn,
+        "entry",
+        {
+            "sequence": sequence,
+            "event_id": envelope.id,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "type": envelope.type,
+            "referral_id": referral_id,
+            "actor_org": actor,
+            "occurred_at_us": occurred,
+            "recorded_at_us": recorded,
+            "payload": payload,
+            "payload_digest": digest,
+            "prev_hash": head.hash,
+            "hash": new_hash,
+        },
     )
-    orgs = organisations_of(data)
+    orgs = sorted(organisations_of(data))
     if orgs:
-        session.execute(
-            insert(ENTRY_ORG), [{"organisation": o, "sequence": sequence} for o in sorted(orgs)]
+        fastsql.execute_many(
+            conn, _STATEMENTS["org"], [{"organisation": o, "sequence": sequence} for o in orgs]
         )
     event_sequence = head.event_sequence if envelope.type == CHECKPOINT_TYPE else sequence
     values = {"sequence": sequence, "hash": new_hash, "event_sequence": event_sequence}
     if head.stored:
-        session.execute(update(HEAD).where(HEAD.c.id == 1).values(**values))
+        _run(conn, "head", {"head_id": 1, **values})
     else:
-        session.execute(
-            insert(HEAD), [{"id": 1, "chain_id": head.chain_id, "checkpoint_sequence": 0, **values}]
+        _run(
+            conn,
+            "new head",
+            {"id": 1, "chain_id": head.chain_id, "checkpoint_sequence": 0, **values},
         )
         head.stored = True
     head.sequence, head.hash, head.event_sequence = sequence, new_hash, event_sequence

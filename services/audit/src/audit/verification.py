@@ -11,14 +11,16 @@ What each kind of tampering looks like here:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, literal_column, select
 from sqlalchemy.engine import Engine
 
+from . import fastsql
 from .chain import NONE, genesis
 from .checkpoints import Checkpoint, CheckpointsUnavailable
 from .tables import ENTRY, HEAD
@@ -129,18 +131,35 @@ def check_rows(walk: _Walk, rows: Sequence[Any]) -> None:
     walk.prev, walk.expected = prev, expected
 
 
+@functools.cache
+def _scan_query(chunk: int) -> Select[Any]:
+    return (
+        select(*COLUMNS)
+        .where(ENTRY.c.sequence > bindparam("after"))
+        .order_by(ENTRY.c.sequence)
+        .limit(literal_column(str(int(chunk))))
+    )
+
+
 def scan(engine: Engine, chunk: int = CHUNK) -> Iterator[Sequence[Any]]:
-    """Entries as plain tuples in sequence order, ``chunk`` at a time, each chunk in its own
-    short transaction so appends carry on while a long chain is verified."""
-    last = 0
-    query = select(*COLUMNS).order_by(ENTRY.c.sequence).limit(chunk)
-    while True:
-        with engine.connect() as conn:
-            rows = conn.execute(query.where(ENTRY.c.sequence > last)).all()
-        if not rows:
-            return
-        yield rows
-        last = rows[-1][0]
+    """Entries as the driver's plain tuples in sequence order, ``chunk`` at a time.
+
+    Read through a raw driver cursor: SQLAlchemy's result rows would cost more than the
+    hashing. On SQLite that also means no transaction is held, so appends carry on while a
+    long chain is verified; the chain is append-only, so each chunk still sees whole
+    entries."""
+    last, query = 0, _scan_query(chunk)
+    with engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            while True:
+                rows = fastsql.fetch_tuples(cursor, conn.dialect, query, {"after": last})
+                if not rows:
+                    return
+                yield rows
+                last = rows[-1][0]
+        finally:
+            cursor.close()
 
 
 def verify_chain(
