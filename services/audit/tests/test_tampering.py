@@ -42,6 +42,16 @@ def rows(conn: Connection) -> dict[int, dict[str, Any]]:
     return {r["sequence"]: dict(r) for r in conn.execute(select(ENTRY)).mappings()}
 
 
+def edit_payload(conn: Connection, sequence: int, **changes: Any) -> None:
+    """Change fields of an entry's stored payload, and nothing else."""
+    payload = json.loads(rows(conn)[sequence]["payload"]) | changes
+    conn.execute(
+        update(ENTRY)
+        .where(ENTRY.c.sequence == sequence)
+        .values(payload=chain.canonical_json(payload))
+    )
+
+
 def rehash_from(conn: Connection, first: int) -> None:
     """What a careful forger does after editing entry ``first``: recompute the digests and
     hashes of it and every later entry, and the head row, so the chain is consistent again."""
@@ -80,11 +90,7 @@ def test_an_untouched_chain_verifies(six: Engine) -> None:
 
 def test_an_edited_payload_is_found_at_its_entry(six: Engine) -> None:
     with six.begin() as conn:
-        payload = json.loads(rows(conn)[3]["payload"])
-        payload["priority"] = "stat"
-        conn.execute(
-            update(ENTRY).where(ENTRY.c.sequence == 3).values(payload=chain.canonical_json(payload))
-        )
+        edit_payload(conn, 3, priority="stat")
 
     result = verify(six)
 
@@ -218,11 +224,7 @@ def test_a_rewritten_and_rehashed_chain_is_caught_by_the_checkpoints(
     record_all(engine, [submitted(n) for n in range(3, 7)])
     checkpoint_now(engine, checkpoint_topic, publisher)  # vouches for entries 1–6
     with engine.begin() as conn:
-        payload = json.loads(rows(conn)[3]["payload"])
-        payload["priority"] = "routine"
-        conn.execute(
-            update(ENTRY).where(ENTRY.c.sequence == 3).values(payload=chain.canonical_json(payload))
-        )
+        edit_payload(conn, 3, priority="routine")
         rehash_from(conn, 3)
 
     assert verify(engine).ok, "a re-hashed chain is consistent on its own"

@@ -3,6 +3,7 @@ and a clear error when it cannot be."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,19 +28,9 @@ def test_without_root_a_missing_browser_is_an_error_saying_what_to_install(
 
 
 def test_a_failed_install_is_an_error_with_the_apt_output_tail(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, failing_apt: Callable[[str], None]
 ) -> None:
-    fake = tmp_path / "fakebin"
-    fake.mkdir()
-    apt = fake / "apt-get"
-    apt.write_text(
-        '#!/bin/sh\ncase "$*" in *install*) echo "E: Unable to locate package chromium" >&2; '
-        "exit 100;; esac\n"
-    )
-    apt.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake}:/usr/bin:/bin")
-    monkeypatch.setenv("RX_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr("os.geteuid", lambda: 0)
+    failing_apt("chromium")
     progress: list[str] = []
 
     with pytest.raises(ChromiumError) as failure:

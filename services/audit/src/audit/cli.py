@@ -59,9 +59,4 @@ def summary(result: Verification) -> str:
 
 def migrate() -> None:
     """Bring the database of ``AUDIT_DATABASE_URL`` to the newest schema."""
-    engine = make_engine(get_settings().database_url)
-    try:
-        MIGRATIONS.upgrade(engine)
-        print(f"audit database at revision {MIGRATIONS.current(engine)}", flush=True)
-    finally:
-        engine.dispose()
+    MIGRATIONS.upgrade_database(get_settings().database_url)

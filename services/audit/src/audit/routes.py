@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from rx_web.problems import Problem
+from rx_web.problems import Problem, invalid_field
 
 from .checkpoints import read_checkpoints
 from .deps import Db, Filter, OpsCaller, Services
@@ -89,15 +89,4 @@ def _decode_cursor(cursor: str) -> int:
             return int(value)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
-    raise Problem(
-        422,
-        "Invalid request",
-        "cursor: not a cursor this service issued",
-        errors=[
-            {
-                "field": "cursor",
-                "rule": "cursor_format",
-                "message": "not a cursor this service issued",
-            }
-        ],
-    )
+    raise invalid_field("cursor", "cursor_format", "not a cursor this service issued")

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
-from rx_web.problems import Problem
+from rx_web.problems import invalid_field
 from sqlalchemy.engine import Engine, Row
 from starlette.concurrency import run_in_threadpool
 
@@ -58,17 +58,8 @@ async def stream(
     ``event: entry``, ``id: <sequence>``, ``data: <the entry as JSON>``."""
     if last_event_id is not None and last_event_id.strip():
         if not last_event_id.strip().isdigit():
-            raise Problem(
-                422,
-                "Invalid request",
-                "Last-Event-ID: must be the sequence of an entry (digits)",
-                errors=[
-                    {
-                        "field": "Last-Event-ID",
-                        "rule": "sequence",
-                        "message": "must be the sequence of an entry (digits)",
-                    }
-                ],
+            raise invalid_field(
+                "Last-Event-ID", "sequence", "must be the sequence of an entry (digits)"
             )
         start: int | None = int(last_event_id)
     else:
