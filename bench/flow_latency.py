@@ -23,6 +23,7 @@ BODY = {
 }
 
 HEADERS = {"X-Organisation": "B81001", "X-Roles": "provider", "X-Practitioner": "G1234567"}
+OPS = {"X-Organisation": "OPS01", "X-Roles": "ops"}  # the audit API is for ops only
 
 
 def one(client: httpx.Client, referrals: str, audit: str, timeout: float = 10) -> float:
@@ -34,7 +35,8 @@ def one(client: httpx.Client, referrals: str, audit: str, timeout: float = 10) -
         .json()["id"]
     )
     while time.perf_counter() - started < timeout:
-        if len(client.get(f"{audit}/audit/entries", params={"referral_id": rid}).json()) >= 2:
+        page = client.get(f"{audit}/audit/entries", params={"referral_id": rid}, headers=OPS)
+        if len(page.json()["items"]) >= 2:
             return time.perf_counter() - started
         time.sleep(0.01)
     raise SystemExit(f"referral {rid} not in the audit log after {timeout}s")

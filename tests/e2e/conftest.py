@@ -99,17 +99,27 @@ def submit(stack: Stack, body: dict[str, Any] | None = None) -> dict[str, Any]:
     return response.json()
 
 
+OPS = {"X-Organisation": "OPS01", "X-Roles": "ops"}
+"""An operations user's identity headers (the audit API is for ops only)."""
+
+
 def audit_entries(stack: Stack, referral_id: str) -> list[dict[str, Any]]:
     response = httpx.get(
-        f"{stack.url('audit')}/audit/entries", params={"referral_id": referral_id}, timeout=10
+        f"{stack.url('audit')}/audit/entries",
+        params={"referral_id": referral_id},
+        headers=OPS,
+        timeout=10,
     )
     response.raise_for_status()
-    return response.json()
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
 
 
 def timeline(stack: Stack, referral_id: str) -> list[str]:
     """Short event type names of the referral's timeline, in the order they happened."""
-    response = httpx.get(f"{stack.url('audit')}/audit/referrals/{referral_id}/timeline", timeout=10)
+    response = httpx.get(
+        f"{stack.url('audit')}/audit/referrals/{referral_id}/timeline", headers=OPS, timeout=10
+    )
     response.raise_for_status()
     return [step["type"].rsplit(".", 2)[-2] for step in response.json()]
 

@@ -20,7 +20,7 @@ from devstack.ports import free_ports, port_in_use
 from rx_messaging.kafka import KafkaRecordSource
 from rx_messaging.kafka_auth import KafkaAuth
 
-from .conftest import GP, REFERRAL, wait_for
+from .conftest import GP, OPS, REFERRAL, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -105,7 +105,9 @@ def test_make_run_secures_its_broker_serves_a_referral_and_ctrl_c_stops_everythi
         audit = f"http://127.0.0.1:{ports['AUDIT_PORT']}/audit/entries"
         wait_for(
             "the referral in the audit log",
-            lambda: len(httpx.get(audit, params={"referral_id": rid}).json()) == 2,
+            lambda: (
+                len(httpx.get(audit, params={"referral_id": rid}, headers=OPS).json()["items"]) == 2
+            ),
         )
 
         # Workers log in as their service; the internet-facing APIs get no Kafka secret.
@@ -120,8 +122,9 @@ def test_make_run_secures_its_broker_serves_a_referral_and_ctrl_c_stops_everythi
             "routing api": None,
             "routing relay": "routing",
             "routing consumer": "routing",
-            "audit api": None,
+            "audit api": "audit",
             "audit consumer": "audit",
+            "audit relay": "audit",
         }
 
         provider = "provider-rapid-response"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .conftest import GP, audit_entries, read_topic, submit, timeline, wait_for
+from .conftest import GP, OPS, audit_entries, read_topic, submit, timeline, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -65,7 +65,15 @@ def test_a_referral_reaches_the_provider_topic_and_the_audit_log_once_in_order(
         ("route", "routed"),
     ]
 
-    assert httpx.get(f"{stack.url('audit')}/audit/verify").json()["ok"] is True
+    verified = wait_for(
+        "a checkpoint covering both events, and the chain verified against it",
+        lambda: (
+            (v := httpx.get(f"{stack.url('audit')}/audit/verify", headers=OPS).json())["ok"]
+            and v["checkpoints"] >= 1
+            and v
+        ),
+    )
+    assert verified["entries"] >= 2 and verified["first_broken"] is None
 
 
 def test_every_service_answers_health_ready_and_openapi(kafka_bootstrap, stack_factory) -> None:

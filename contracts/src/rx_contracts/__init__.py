@@ -1,5 +1,6 @@
 """Referral Exchange contracts: event envelope, payloads, vocabularies and topic names."""
 
+from .audit import ChainCheckpointed
 from .envelope import Envelope, EnvelopeError, KafkaRecord, decode, encode, wrap
 from .events import (
     EVENT_TYPES,
@@ -20,6 +21,7 @@ from .events import (
     ReferralUnroutable,
 )
 from .identity import Identity, Role
+from .payload import Payload
 from .vocabulary import (
     Outcome,
     Priority,
@@ -32,6 +34,7 @@ from .vocabulary import (
 __all__ = [
     "EVENT_TYPES",
     "Actor",
+    "ChainCheckpointed",
     "CohortFlags",
     "Envelope",
     "EnvelopeError",
@@ -39,6 +42,7 @@ __all__ = [
     "Identity",
     "KafkaRecord",
     "Outcome",
+    "Payload",
     "Priority",
     "ProviderType",
     "ReferralAccepted",

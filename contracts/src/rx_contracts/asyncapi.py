@@ -10,13 +10,13 @@ from typing import Any
 
 from .channels import Channel, channels
 from .envelope import CONTENT_TYPE, SPEC_VERSION
-from .events import EventPayload
+from .payload import Payload
 
 ASYNCAPI_VERSION = "3.0.0"
 DOCUMENT_VERSION = "1.0.0"
 
 
-def _message_name(model: type[EventPayload]) -> str:
+def _message_name(model: type[Payload]) -> str:
     return model.EVENT_TYPE.split(".")[2]
 
 
@@ -43,7 +43,7 @@ def _headers() -> dict[str, Any]:
             "ce_type": text("Event type, e.g. rx.referrals.ReferralSubmitted.v1."),
             "ce_source": text("Producing service, e.g. /services/referrals."),
             "ce_specversion": text("CloudEvents version.", const=SPEC_VERSION),
-            "ce_subject": text("The referral id; equals the Kafka key."),
+            "ce_subject": text("What the event is about (a referral id); equals the Kafka key."),
             "ce_time": text("When the event happened (UTC, ISO 8601).", format="date-time"),
             "ce_dataschema": text("URN of the payload's JSON Schema."),
             "ce_correlationid": text("Id shared by every event one request caused."),
@@ -53,7 +53,7 @@ def _headers() -> dict[str, Any]:
     }
 
 
-def _message(model: type[EventPayload]) -> dict[str, Any]:
+def _message(model: type[Payload], key: str) -> dict[str, Any]:
     return {
         "name": _message_name(model),
         "title": model.EVENT_TYPE,
@@ -63,7 +63,7 @@ def _message(model: type[EventPayload]) -> dict[str, Any]:
         "payload": {"$ref": f"schemas/{model.EVENT_TYPE}.json"},
         "bindings": {
             "kafka": {
-                "key": {"type": "string", "description": "The referral id."},
+                "key": {"type": "string", "description": key},
                 "bindingVersion": "0.5.0",
             }
         },
@@ -85,7 +85,7 @@ def document() -> dict[str, Any]:
         refs = {}
         for model in channel.events:
             name = _message_name(model)
-            messages[name] = _message(model)
+            messages[name] = _message(model, channel.key)
             refs[name] = {"$ref": f"#/components/messages/{name}"}
         doc_channels[cid] = {
             "address": channel.topic,

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import events as ev
-from .topics import REFERRAL_EVENTS, ROUTING_DECISIONS, provider_topic
+from .audit import ChainCheckpointed
+from .payload import Payload
+from .topics import AUDIT_CHECKPOINTS, REFERRAL_EVENTS, ROUTING_DECISIONS, provider_topic
 from .vocabulary import ProviderType
 
 REFERRAL_CHANGES: tuple[type[ev.EventPayload], ...] = (
@@ -36,7 +38,9 @@ class Channel:
     consumers: tuple[str, ...]
     """Who subscribes, each with its own consumer group."""
     description: str
-    events: tuple[type[ev.EventPayload], ...]
+    events: tuple[type[Payload], ...]
+    key: str = "The referral id, so one referral's events stay in order on one partition."
+    """What the Kafka key of every record is."""
 
 
 def channels() -> list[Channel]:
@@ -68,4 +72,15 @@ def channels() -> list[Channel]:
         )
         for kind in ProviderType
     ]
+    found.append(
+        Channel(
+            AUDIT_CHECKPOINTS,
+            "audit",
+            ("audit", "external verifiers"),
+            "Heads of the audit hash chain, so truncating or rewriting the audit log is "
+            "detectable from outside its database.",
+            (ChainCheckpointed,),
+            key="The audit chain id.",
+        )
+    )
     return found

@@ -1,8 +1,9 @@
 """CloudEvents 1.0 envelope in Kafka binary mode.
 
 Attributes travel as ``ce_*`` headers, the payload as the JSON record value, and the Kafka key
-is the referral id. Tracing uses the W3C ``traceparent`` header; ``ce_correlationid`` ties
-together every event caused by one original request.
+is the payload's key (the referral id for referral events). Tracing uses the W3C
+``traceparent`` header; ``ce_correlationid`` ties together every event caused by one original
+request.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .events import EVENT_TYPES, EventPayload
+from .events import EVENT_TYPES
+from .payload import Payload
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -46,14 +48,18 @@ class Envelope(BaseModel):
     source: str = Field(min_length=1, description="Producing service, e.g. /services/referrals")
     time: datetime = Field(description="When the event happened (UTC).")
     specversion: str = Field(default=SPEC_VERSION, description="CloudEvents spec version.")
-    subject: str = Field(min_length=1, description="Referral id; equals the Kafka key.")
+    subject: str = Field(
+        min_length=1,
+        description="What the event is about (the referral id for referral events); equals the "
+        "Kafka key.",
+    )
     dataschema: str = Field(description="URN of the payload's JSON Schema.")
     datacontenttype: str = Field(default=CONTENT_TYPE)
     correlationid: str = Field(min_length=1, description="Id shared by a request's events.")
     traceparent: str | None = Field(default=None, description="W3C trace context.")
     data: dict[str, Any] = Field(description="The payload as JSON.")
 
-    def payload(self) -> EventPayload:
+    def payload(self) -> Payload:
         """The data parsed into its payload model; EnvelopeError if unknown or invalid."""
         model = EVENT_TYPES.get(self.type)
         if model is None:
@@ -75,7 +81,7 @@ def new_traceparent() -> str:
 
 
 def wrap(
-    payload: EventPayload,
+    payload: Payload,
     *,
     source: str,
     correlation_id: str | None = None,
@@ -83,7 +89,8 @@ def wrap(
     event_id: str | None = None,
     time: datetime | None = None,
 ) -> Envelope:
-    """Put a payload in an envelope; the subject (and Kafka key) is its referral id."""
+    """Put a payload in an envelope; the subject (and Kafka key) is the payload's key: its
+    referral id for referral events."""
     return Envelope(
         id=event_id or str(uuid.uuid4()),
         type=payload.EVENT_TYPE,

@@ -8,6 +8,8 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .audit import ChainCheckpointed
+from .payload import Payload
 from .vocabulary import (
     Outcome,
     Priority,
@@ -49,14 +51,8 @@ class CohortFlags(BaseModel):
     end_of_life: bool = Field(default=False, description="In the last year of life.")
 
 
-class EventPayload(BaseModel):
-    """Base of every event payload. Unknown fields are ignored when reading, so producers may
-    add optional fields without breaking older consumers."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    EVENT_TYPE: ClassVar[str]
-    """CloudEvents ``type`` of this payload: ``rx.<owner>.<Name>.v<N>``."""
+class EventPayload(Payload):
+    """Base of every payload about one referral: keyed by its id."""
 
     referral_id: str = Field(
         description="The referral this event is about; also the Kafka key.",
@@ -242,7 +238,7 @@ class ReferralRerouted(ReferralTransitioned):
     )
 
 
-EVENT_TYPES: dict[str, type[EventPayload]] = {
+EVENT_TYPES: dict[str, type[Payload]] = {
     cls.EVENT_TYPE: cls
     for cls in (
         ReferralSubmitted,
@@ -256,6 +252,7 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         ReferralRerouted,
         ReferralRouted,
         ReferralUnroutable,
+        ChainCheckpointed,
     )
 }
 """Every payload model by its CloudEvents type, for consumers that parse what they receive."""

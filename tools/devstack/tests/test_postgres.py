@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -189,20 +189,9 @@ def test_without_root_a_missing_server_is_an_error_saying_what_to_install(
 
 
 def test_a_failed_install_is_an_error_with_the_apt_output_tail(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, failing_apt: Callable[[str], None]
 ) -> None:
-    fake = tmp_path / "fakebin"
-    fake.mkdir()
-    apt = fake / "apt-get"
-    apt.write_text(
-        '#!/bin/sh\necho "Reading package lists..."\n'
-        'case "$*" in *install*) echo "E: Unable to locate package postgresql" >&2; exit 100;; '
-        "esac\n"
-    )
-    apt.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake}:/usr/bin:/bin")
-    monkeypatch.setenv("RX_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr("os.geteuid", lambda: 0)
+    failing_apt("postgresql")
     progress: list[str] = []
 
     with pytest.raises(PostgresError) as failure:

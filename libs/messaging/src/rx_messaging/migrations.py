@@ -116,6 +116,18 @@ class Migrations:
         with self.transaction(engine) as connection:
             command.downgrade(self.config(connection), revision)
 
+    def upgrade_database(self, url: str) -> str | None:
+        """Bring the database at ``url`` to the newest revision, print where it is now (the
+        ``migrate`` command of a service) and return that revision."""
+        engine = make_engine(url)
+        try:
+            self.upgrade(engine)
+            revision = self.current(engine)
+            print(f"{self.service} database at revision {revision}", flush=True)
+            return revision
+        finally:
+            engine.dispose()
+
     def head(self) -> str | None:
         """The newest revision in ``versions/`` (None if there is none)."""
         return ScriptDirectory.from_config(self.config()).get_current_head()

@@ -29,8 +29,12 @@ def run_relay(
     heartbeat_dir: Path,
     *,
     auth: KafkaAuth | None = None,
+    before_each: Callable[[], bool] | None = None,
 ) -> None:
-    """Publish the service's outbox until SIGTERM/SIGINT. Survives the broker being down."""
+    """Publish the service's outbox until SIGTERM/SIGINT. Survives the broker being down.
+
+    ``before_each`` runs before every relay step (e.g. a timer that stages outbox rows); it
+    returns True when it did work."""
     stop = install_stop_signals()
     name = f"{service}-relay"
     publisher = _connect(
@@ -42,10 +46,13 @@ def run_relay(
     if publisher is None:
         return
     relay = OutboxRelay(engine, publisher)
+
+    def step() -> bool:
+        staged = before_each() if before_each is not None else False
+        return relay.relay_once() > 0 or staged
+
     try:
-        run_loop(
-            name, lambda: relay.relay_once() > 0, stop, heartbeat=heartbeat_dir / f"{name}.alive"
-        )
+        run_loop(name, step, stop, heartbeat=heartbeat_dir / f"{name}.alive")
     finally:
         publisher.close()
 
@@ -109,7 +116,7 @@ def _connect(
     behind, so we wait for a TCP answer before constructing rather than retry constructors."""
     backoff = Backoff()
     while not stop.is_set():
-        if any(_reachable(server) for server in bootstrap.split(",")):
+        if any(reachable(server) for server in bootstrap.split(",")):
             try:
                 return factory()
             except Exception as exc:
@@ -120,7 +127,8 @@ def _connect(
     return None
 
 
-def _reachable(server: str) -> bool:
+def reachable(server: str) -> bool:
+    """Whether ``host:port`` accepts a TCP connection within a second."""
     host, _, port = server.strip().rpartition(":")
     try:
         with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=1):

@@ -41,6 +41,17 @@ class Problem(Exception):
         self.status, self.title, self.detail, self.extra = status, title, detail, extra
 
 
+def invalid_field(field: str, rule: str, message: str) -> Problem:
+    """A 422 naming one field and the rule it broke, shaped like FastAPI's own validation
+    errors (for what is checked in a route: a cursor, a header)."""
+    return Problem(
+        422,
+        "Invalid request",
+        f"{field}: {message}",
+        errors=[{"field": field, "rule": rule, "message": message}],
+    )
+
+
 def problem_response(
     status: int, title: str, detail: str | None = None, instance: str | None = None, **extra: Any
 ) -> JSONResponse:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+from rx_contracts.topics import AUDIT_CHECKPOINTS
 from rx_web.settings import ServiceSettings
 
 EVERY_V1_TOPIC = r"^[a-z0-9-]+\.[a-z0-9-]+\.v[0-9]+$"
@@ -18,6 +20,18 @@ class Settings(ServiceSettings):
     port: int = 8003
     consumer_group: str = "audit"
     topic_pattern: str = EVERY_V1_TOPIC
+    checkpoint_topic: str = Field(
+        default=AUDIT_CHECKPOINTS, description="Where chain heads are published and read back."
+    )
+    checkpoint_interval_s: float = Field(
+        default=10.0, gt=0, description="How often the relay publishes the head, if it moved."
+    )
+    stream_poll_s: float = Field(
+        default=0.25, gt=0, description="How often a live stream looks for new entries."
+    )
+    stream_heartbeat_s: float = Field(
+        default=15.0, gt=0, description="Idle time after which a live stream sends a comment."
+    )
 
 
 @lru_cache

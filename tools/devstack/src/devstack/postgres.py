@@ -15,7 +15,6 @@ CLI::
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import pwd
 import re
@@ -27,7 +26,8 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .jars import cache_dir, last_lines, read_text_or_none, repo_root
+from .apt import AptError, ensure_installed
+from .jars import last_lines, read_text_or_none, repo_root
 
 __all__ = [
     "POSTGRESQL_ROOT",
@@ -48,8 +48,6 @@ SERVER_USER = "postgres"
 """OS user the server runs as when we are root (PostgreSQL refuses to run as root); Debian's
 package creates it."""
 
-_APT_COMMAND = "apt-get install -y --no-install-recommends postgresql"
-_APT_TIMEOUT = 900  # seconds; a cold install downloads ~40 MB
 _LOG_TAIL_LINES = 40
 _SOCKET_PATH_MAX = 107  # sun_path size on Linux, minus the terminating NUL
 # Speed over durability: a test cluster is thrown away, and fsync dominates DDL-heavy tests.
@@ -98,65 +96,20 @@ def find_bin_dir(root: Path = POSTGRESQL_ROOT) -> Path | None:
 def ensure_postgres_installed(
     progress: Progress = _stderr, *, root: Path = POSTGRESQL_ROOT
 ) -> Path:
-    """Return the newest PostgreSQL server ``bin`` dir, installing Debian's package if none.
-
-    Installing needs root (the normal case on CI and dev containers); anyone else gets an
-    error that says what to install. A file lock keeps parallel test sessions from running
-    apt-get at the same time.
-    """
-    found = find_bin_dir(root)
-    if found is not None:
-        return found
-    if os.geteuid() != 0:
-        raise PostgresError(
-            f"the PostgreSQL server is not installed (no {root}/<version>/bin/initdb) and only "
-            f"root can install it: run `sudo apt-get update && sudo {_APT_COMMAND}`, "
-            "or set RX_POSTGRES_URL to a server you already have"
-        )
-    if shutil.which("apt-get") is None:
-        raise PostgresError(
-            f"the PostgreSQL server is not installed (no {root}/<version>/bin/initdb) and "
-            "apt-get is not available to install it; install PostgreSQL's server package, "
-            "or set RX_POSTGRES_URL to a server you already have"
-        )
-    lock_dir = cache_dir()
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with (lock_dir / "postgres-install.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        found = find_bin_dir(root)  # another session may have installed it meanwhile
-        if found is not None:
-            return found
-        progress("installing PostgreSQL (first run only)…")
-        started = time.monotonic()
-        _apt(["apt-get", "update"])
-        _apt(["apt-get", "install", "-y", "--no-install-recommends", "postgresql"])
-        found = find_bin_dir(root)
-        if found is None:
-            raise PostgresError(
-                f"`{_APT_COMMAND}` succeeded but no {root}/<version>/bin/initdb appeared"
-            )
-        progress(f"installed PostgreSQL ({found}) in {time.monotonic() - started:.1f}s")
-        return found
-
-
-def _apt(command: list[str]) -> None:
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    # Wait for a dpkg lock held by someone else instead of failing at once.
-    full = [command[0], "-o", "DPkg::Lock::Timeout=300", *command[1:]]
+    """Return the newest PostgreSQL server ``bin`` dir, installing Debian's package if none
+    (as root; anyone else gets an error that says what to install)."""
     try:
-        result = subprocess.run(
-            full, env=env, capture_output=True, text=True, timeout=_APT_TIMEOUT, check=False
+        return ensure_installed(
+            ["postgresql"],
+            "PostgreSQL",
+            lambda: find_bin_dir(root),
+            progress,
+            missing=f"no {root}/<version>/bin/initdb",
         )
-    except subprocess.TimeoutExpired as exc:
+    except AptError as exc:
         raise PostgresError(
-            f"`{' '.join(command)}` did not finish in {_APT_TIMEOUT}s while installing PostgreSQL"
+            f"{exc}\n(or set RX_POSTGRES_URL to a server you already have)"
         ) from exc
-    if result.returncode != 0:
-        tail = last_lines(result.stdout + result.stderr, _LOG_TAIL_LINES)
-        raise PostgresError(
-            f"installing PostgreSQL failed: `{' '.join(command)}` exited with "
-            f"{result.returncode}:\n{tail}"
-        )
 
 
 # --------------------------------------------------------------------------- databases

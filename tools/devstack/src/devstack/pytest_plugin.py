@@ -16,8 +16,10 @@
 - ``database_url`` (function, parametrized ``sqlite`` / ``postgresql``): a fresh, empty
   database for each test, so database code is proven on both engines the services support.
   The server starts only when a test actually gets the ``postgresql`` variant.
+- ``chromium_executable`` (session): path of Debian's Chromium for browser tests (installed on
+  first use); launch it with ``devstack.chromium.CHROMIUM_ARGS``.
 
-A broker or database server that cannot start is a test *error* carrying its log tail, never a
+A broker, database server or browser that cannot start is a test *error* carrying its log tail, never a
 skip: a suite that silently skips its Kafka or PostgreSQL tests looks green while testing
 nothing.
 """
@@ -47,6 +49,7 @@ from devstack.broker import (
     ensure_jars,
     free_ports,
 )
+from devstack.chromium import ChromiumError, ensure_chromium_installed
 from devstack.credentials import new_password
 from devstack.postgres import (
     PostgresError,
@@ -388,3 +391,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     finally:
         with contextlib.suppress(PostgresError):
             drop_database(server_url, name)
+
+
+# --------------------------------------------------------------------------- Chromium
+
+
+@pytest.fixture(scope="session")
+def chromium_executable(request: pytest.FixtureRequest) -> Path:
+    """Debian's Chromium, installed on first use; a missing browser fails, never skips."""
+    error = ""
+    try:
+        return ensure_chromium_installed(progress=lambda message: _say(request.config, message))
+    except ChromiumError as exc:
+        error = f"cannot install Chromium for the browser tests: {exc}"
+    pytest.fail(error, pytrace=False)

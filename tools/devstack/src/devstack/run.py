@@ -35,7 +35,8 @@ curl -s -X POST {referrals}/referrals -H 'content-type: application/json' \\
   "referrer": {{"organisation": "B81001", "practitioner": "G1234567"}},
   "patient": {{"nhs_number": "9434765919", "postcode": "BS5 0AA"}},
   "service_type": "urgent-community-response", "priority": "urgent"}}'
-curl -s '{audit}/audit/referrals/<id from the first call>/timeline'"""
+curl -s -H 'X-Organisation: OPS01' -H 'X-Roles: ops' \\
+  '{audit}/audit/referrals/<id from the first call>/timeline'"""
 
 
 def say(message: str) -> None:
@@ -125,7 +126,8 @@ def print_summary(
         print(
             f"  {service:<10} API    {url}   docs {url}/docs   health {url}/health  ready {url}/ready"
         )
-    print(f"  audit log           {urls['audit']}/audit/entries")
+    print(f"  ops console         {urls['audit']}/ops?org=OPS01&roles=ops")
+    print(f"  audit log           {urls['audit']}/audit/entries (ops only)")
     print(f"  routing directory   {urls['routing']}/organisations")
     print(f"  logs                {stack.data_dir / 'logs'}")
     if passwords:

@@ -36,9 +36,10 @@ class ProcessSpec:
 
     @property
     def uses_kafka(self) -> bool:
-        """Only workers talk to Kafka, so only they get Kafka credentials: the APIs face the
-        internet and have no use for them."""
-        return self.role in ("relay", "consumer")
+        """Workers talk to Kafka, so they get their service's credentials; the APIs face the
+        internet and have no use for them — except audit's, whose chain verification reads
+        the published checkpoints back from Kafka."""
+        return self.role in ("relay", "consumer") or self.service == "audit"
 
     @property
     def argv(self) -> list[str]:
@@ -54,6 +55,7 @@ PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec("routing", "consumer"),
     ProcessSpec("audit", "api"),
     ProcessSpec("audit", "consumer"),
+    ProcessSpec("audit", "relay"),
 )
 """Every long-running process of the platform."""
 

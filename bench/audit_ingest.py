@@ -1,0 +1,247 @@
+"""Audit ingest speed: events per second from a real Kafka topic backlog into the hash chain.
+
+Publishes --events events (whole referral journeys: submitted, routed, accepted; ~0.5 KB
+each) to a fresh 3-partition topic, then for each of --rounds rounds consumes the whole
+backlog with a fresh consumer group into a fresh SQLite database, in turn with:
+
+  decode   poll and decode only, nothing stored: the ceiling Kafka and the envelope
+           decoding leave (baseline)
+  inbox    ``InboxConsumer`` as it is in this tree with the audit handler (``record_event``)
+  batch    the same handler applied the way InboxConsumer is being changed: one transaction
+           per poll batch, the inbox looked up once per batch, a savepoint per record
+
+The clock starts when the first batch arrives (joining the group is not ingest) and stops
+when every event is recorded; the chain is then verified. Target: >= 5,000 events/s.
+Starts its own broker unless --bootstrap (or KAFKA_BOOTSTRAP_SERVERS) names one.
+
+    .venv/bin/python bench/audit_ingest.py [--events 20000] [--rounds 3] [--out bench/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from audit.bootstrap import bootstrap
+from audit.config import Settings
+from audit.verification import verify_database
+from audit.workers import record_event
+from devstack.broker import Broker, ensure_jars, free_ports
+from devstack.topics import ensure_topics
+from rx_contracts import decode, encode
+from rx_messaging.consumer import InboxConsumer
+from rx_messaging.kafka import KafkaPublisher, KafkaRecordSource
+from rx_messaging.tables import InboxMessage
+from sqlalchemy import insert
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from audit_common import chart, events, save, summarise
+
+TARGET = 5_000
+
+
+@contextlib.contextmanager
+def broker(bootstrap_servers: str | None) -> Iterator[str]:
+    if bootstrap_servers:
+        yield bootstrap_servers
+        return
+    ensure_jars(progress=lambda message: print(message, flush=True))
+    with tempfile.TemporaryDirectory(prefix="audit-ingest-kafka-") as data:
+        port, controller = free_ports(2)
+        kafka = Broker(Path(data), port=port, controller_port=controller, heap="512m")
+        print(f"starting a Kafka broker at {kafka.bootstrap_servers} …", flush=True)
+        kafka.start(timeout=120)
+        try:
+            yield kafka.bootstrap_servers
+        finally:
+            kafka.stop()
+
+
+def fill(bootstrap_servers: str, topic: str, count: int) -> None:
+    publisher = KafkaPublisher(bootstrap_servers, client_id="audit-ingest-bench", linger_ms=20)
+    try:
+        mix = [encode(envelope) for _source, envelope in events(count)]
+        for start in range(0, count, 2000):
+            publisher.publish(topic, mix[start : start + 2000], timeout=60)
+            print(f"\rpublished {min(start + 2000, count):,}/{count:,}", end="", flush=True)
+        print(flush=True)
+    finally:
+        publisher.close()
+
+
+class Clock:
+    """Starts at the first batch; prints progress every two seconds."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total = label, total
+        self.started: float | None = None
+        self.done = 0
+        self._shown = 0.0
+
+    def add(self, count: int) -> None:
+        if count and self.started is None:
+            self.started = time.perf_counter()
+        self.done += count
+        now = time.perf_counter()
+        if now - self._shown > 2:
+            print(f"  {self.label}: {self.done:,}/{self.total:,}", flush=True)
+            self._shown = now
+
+    def rate(self) -> float:
+        assert self.started is not None
+        return self.done / (time.perf_counter() - self.started)
+
+
+def source(bootstrap_servers: str, topic: str) -> KafkaRecordSource:
+    return KafkaRecordSource(
+        bootstrap_servers, f"bench-{uuid.uuid4().hex[:8]}", topics=[topic], client_id="bench"
+    )
+
+
+def run_decode(bootstrap_servers: str, topic: str, total: int, _engine: Engine) -> float:
+    records = source(bootstrap_servers, topic)
+    clock = Clock("decode", total)
+    try:
+        while clock.done < total:
+            batch = records.poll(0.5)
+            for record in batch:
+                decode(record.key, record.value, record.headers)
+            clock.add(len(batch))
+    finally:
+        records.close()
+    return clock.rate()
+
+
+def run_inbox(bootstrap_servers: str, topic: str, total: int, engine: Engine) -> float:
+    records = source(bootstrap_servers, topic)
+    dlq = KafkaPublisher(bootstrap_servers, client_id="bench-dlq")
+    consumer = InboxConsumer("audit", records, engine, record_event, dlq)
+    clock = Clock("inbox", total)
+    try:
+        while clock.done < total:
+            result = consumer.consume_once(0.5)
+            clock.add(result.applied + result.duplicates + result.dead_lettered)
+    finally:
+        records.close()
+        dlq.close()
+    return clock.rate()
+
+
+def run_batch(bootstrap_servers: str, topic: str, total: int, engine: Engine) -> float:
+    records = source(bootstrap_servers, topic)
+    clock = Clock("batch", total)
+    try:
+        while clock.done < total:
+            batch = records.poll(0.5)
+            positions: dict[tuple[str, int], int] = {}
+            decoded = [(r, decode(r.key, r.value, r.headers)) for r in batch]
+            with Session(engine) as session:
+                seen = set(
+                    session.exec(
+                        select(InboxMessage.event_id).where(
+                            InboxMessage.consumer == "audit",
+                            col(InboxMessage.event_id).in_([e.id for _, e in decoded]),
+                        )
+                    )
+                )
+                for record, envelope in decoded:
+                    positions[(record.topic, record.partition)] = record.offset + 1
+                    if envelope.id in seen:
+                        continue
+                    seen.add(envelope.id)
+                    with session.begin_nested():
+                        record_event(session, envelope, record)
+                        session.execute(
+                            insert(InboxMessage),
+                            [
+                                {
+                                    "consumer": "audit",
+                                    "event_id": envelope.id,
+                                    "topic": record.topic,
+                                    "partition": record.partition,
+                                    "offset": record.offset,
+                                    "processed_at": datetime.now(UTC),
+                                }
+                            ],
+                        )
+                session.commit()
+            records.commit(positions)
+            clock.add(len(batch))
+    finally:
+        records.close()
+    return clock.rate()
+
+
+VARIANTS: dict[str, Callable[[str, str, int, Engine], float]] = {
+    "decode (baseline)": run_decode,
+    "inbox": run_inbox,
+    "batch": run_batch,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = parser.parse_args()
+
+    samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    with broker(args.bootstrap) as servers:
+        topic = f"bench-audit-{uuid.uuid4().hex[:8]}.events.v1"
+        ensure_topics(servers, {topic: 3, topic + ".dlq": 1})
+        fill(servers, topic, args.events)
+        for n in range(1, args.rounds + 1):
+            names = list(VARIANTS)
+            for name in names if n % 2 else names[::-1]:
+                with tempfile.TemporaryDirectory(prefix="audit-ingest-db-") as scratch:
+                    engine = bootstrap(Settings(database_url=f"sqlite:///{scratch}/a.db")).engine
+                    rate = VARIANTS[name](servers, topic, args.events, engine)
+                    if name != "decode (baseline)":
+                        result = verify_database(engine, lambda _chain_id: [])
+                        if not (result.ok and result.entries == args.events):
+                            raise SystemExit(f"{name}: the chain is wrong after ingest: {result}")
+                    engine.dispose()
+                samples[name].append(rate)
+                print(f"round {n}  {name:<18} {rate:>9,.0f} events/s", flush=True)
+
+    summary = summarise(samples)
+    print()
+    for name, figures in summary.items():
+        verdict = (
+            ""
+            if name.startswith("decode")
+            else ("  PASS" if figures["median"] >= TARGET else "  MISS")
+        )
+        print(
+            f"{name:<18} median {figures['median']:>9,.0f} events/s "
+            f"({figures['min']:,.0f}–{figures['max']:,.0f}){verdict}"
+        )
+    chart(
+        args.out / "audit_ingest.png",
+        samples,
+        TARGET,
+        f"Audit ingest from a Kafka backlog of {args.events:,} events (SQLite)",
+        "events/s",
+    )
+    save(
+        args.out / "audit_ingest.json",
+        {"events": args.events, "samples": samples, "summary": summary},
+    )
+    print(f"chart: {args.out / 'audit_ingest.png'}")
+    return 0 if max(summary[n]["median"] for n in ("inbox", "batch")) >= TARGET else 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

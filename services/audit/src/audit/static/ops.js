@@ -1,0 +1,281 @@
+/* The ops console: live audit stream, a referral's journey, evaluation figures.
+
+   Identity lives in one place (Identity below). Today it is the development scheme — the
+   X-Organisation / X-Roles headers, taken from the form or from ?org=…&roles=… — and a signed
+   token will replace it there alone. That is also why the stream is read with fetch() and not
+   EventSource: EventSource cannot send headers, and identity must never travel in a URL. */
+"use strict";
+
+const Identity = {
+  load() {
+    const query = new URLSearchParams(location.search);
+    if (query.get("org")) localStorage.setItem("rx.org", query.get("org").toUpperCase());
+    if (query.get("roles")) localStorage.setItem("rx.roles", query.get("roles"));
+    return { org: localStorage.getItem("rx.org") || "", roles: localStorage.getItem("rx.roles") || "ops" };
+  },
+  save(org, roles) {
+    localStorage.setItem("rx.org", org.trim().toUpperCase());
+    localStorage.setItem("rx.roles", roles.trim());
+  },
+  /* Every request's credentials. */
+  headers() {
+    const { org, roles } = this.load();
+    return org ? { "X-Organisation": org, "X-Roles": roles } : {};
+  },
+};
+
+async function problemText(response) {
+  try {
+    const body = await response.json();
+    return `${response.status} ${body.title || ""}: ${body.detail || ""}`;
+  } catch {
+    return `${response.status} ${response.statusText}`;
+  }
+}
+
+async function api(path, params) {
+  const query = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) if (v) query.set(k, v);
+  const url = query.toString() ? `${path}?${query}` : path;
+  const response = await fetch(url, { headers: { Accept: "application/json", ...Identity.headers() } });
+  if (!response.ok) throw new Error(await problemText(response));
+  return response.json();
+}
+
+function shortType(type) {
+  const parts = type.split(".");
+  return parts.length >= 3 ? parts[parts.length - 2] : type;
+}
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  if (className) td.className = className;
+  td.textContent = text ?? "";
+  return td;
+}
+
+function referralLink(id) {
+  const td = document.createElement("td");
+  if (!id) return td;
+  const a = document.createElement("a");
+  a.className = "referral";
+  a.textContent = id;
+  a.addEventListener("click", () => showTimeline(id));
+  td.append(a);
+  return td;
+}
+
+function setStatus(id, text, state) {
+  const node = document.getElementById(id);
+  node.textContent = text;
+  node.className = `status ${state}`;
+}
+
+/* ---- live stream: server-sent events over fetch, resumed with Last-Event-ID ---------- */
+
+const Stream = {
+  lastId: null,
+  controller: null,
+  retryMs: 2000,
+  filters: {},
+
+  restart(filters) {
+    if (this.controller) this.controller.abort();
+    this.filters = filters;
+    this.lastId = null; // new filters: live from now
+    this.connect();
+  },
+
+  async connect() {
+    const controller = new AbortController();
+    this.controller = controller;
+    const query = new URLSearchParams();
+    for (const [k, v] of Object.entries(this.filters)) if (v) query.set(k, v);
+    const headers = { Accept: "text/event-stream", ...Identity.headers() };
+    if (this.lastId !== null) headers["Last-Event-ID"] = this.lastId;
+    try {
+      const response = await fetch(`/audit/stream?${query}`, { headers, signal: controller.signal });
+      if (!response.ok) {
+        const text = await problemText(response);
+        setStatus("stream-status", text, "error");
+        if (response.status === 401 || response.status === 403) return; // wait for a new identity
+        throw new Error(text);
+      }
+      setStatus("stream-status", "live", "live");
+      await this.read(response.body.pipeThrough(new TextDecoderStream()).getReader());
+    } catch (error) {
+      if (controller.signal.aborted) return;
+    }
+    if (controller.signal.aborted) return;
+    setStatus("stream-status", "reconnecting", "reconnecting");
+    setTimeout(() => { if (this.controller === controller) this.connect(); }, this.retryMs);
+  },
+
+  async read(reader) {
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value.replace(/\r\n?/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        this.dispatch(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+      }
+    }
+  },
+
+  dispatch(block) {
+    const event = { data: [] };
+    for (const line of block.split("\n")) {
+      if (!line || line.startsWith(":")) continue; // comments are heartbeats
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "data") event.data.push(value);
+      else if (field === "id") event.id = value;
+      else if (field === "event") event.type = value;
+      else if (field === "retry" && /^\d+$/.test(value)) this.retryMs = Number(value);
+    }
+    if (event.id !== undefined) this.lastId = event.id;
+    if (event.type === "entry" && event.data.length) addEntry(JSON.parse(event.data.join("\n")));
+  },
+};
+
+function addEntry(entry) {
+  const body = document.querySelector("#stream tbody");
+  const row = document.createElement("tr");
+  row.className = "new";
+  row.dataset.sequence = entry.sequence;
+  if (entry.referral_id) row.dataset.referral = entry.referral_id;
+  row.append(
+    cell(entry.sequence),
+    cell(new Date(entry.occurred_at).toLocaleString()),
+    cell(shortType(entry.type)),
+    referralLink(entry.referral_id),
+    cell(entry.actor_org),
+    cell(entry.topic),
+  );
+  row.title = entry.type;
+  body.prepend(row);
+  while (body.rows.length > 500) body.deleteRow(body.rows.length - 1);
+  Figures.soon();
+}
+
+/* ---- a referral's journey -------------------------------------------------------------- */
+
+function duration(seconds) {
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  return `${h}:${String(m).padStart(2, "0")}:${String(r).padStart(2, "0")}`;
+}
+
+async function showTimeline(referralId) {
+  document.getElementById("timeline-id").value = referralId;
+  const body = document.querySelector("#timeline tbody");
+  const message = document.getElementById("timeline-message");
+  body.replaceChildren();
+  message.textContent = "Loading…";
+  try {
+    const steps = await api(`/audit/referrals/${encodeURIComponent(referralId)}/timeline`);
+    for (const step of steps) {
+      const row = document.createElement("tr");
+      row.append(
+        cell(duration(step.elapsed_seconds)),
+        cell(shortType(step.type)),
+        cell(step.actor_org),
+        cell(step.actor_practitioner),
+        cell(step.status),
+        cell(step.assigned_org),
+      );
+      row.title = `${step.type} at ${step.occurred_at}`;
+      body.append(row);
+    }
+    message.textContent = `${steps.length} events for referral ${referralId}`;
+  } catch (error) {
+    message.textContent = error.message;
+  }
+}
+
+/* ---- evaluation figures ------------------------------------------------------------------ */
+
+const Figures = {
+  timer: null,
+
+  soon() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.refresh(), 1500);
+  },
+
+  async refresh() {
+    const form = new FormData(document.getElementById("figures-form"));
+    try {
+      const f = await api("/audit/figures", { since: form.get("since"), until: form.get("until") });
+      this.draw(f);
+      setStatus("figures-status", `as of ${new Date(f.as_of).toLocaleTimeString()}`, "live");
+    } catch (error) {
+      setStatus("figures-status", error.message, "error");
+    }
+  },
+
+  draw(f) {
+    const chart = (id) => document.querySelector(`#${id} .chart`);
+    const rr = f.rapid_response;
+    const share = rr.share === null ? "—" : `${Math.round(rr.share * 100)}%`;
+    Charts.gauge(chart("chart-rapid"), rr.share,
+      `${rr.answered_within} of ${rr.due} due (${share}) within 2 h; ${rr.pending} pending`);
+    const minutes = (rows) => rows.map((r) => ({
+      label: `${r.group} (${r.count})`, values: [r.median_seconds / 60, r.p90_seconds / 60] }));
+    Charts.bars(chart("chart-accept-service"), minutes(f.time_to_accept.by_service_type), ["median", "p90"]);
+    Charts.bars(chart("chart-accept-org"), minutes(f.time_to_accept.by_organisation), ["median", "p90"]);
+    const counts = (rows, label) => rows.map((r) => ({ label: label(r), values: [r.count] }));
+    Charts.bars(chart("chart-rejections"), counts(f.rejections_by_reason, (r) => r.reason), ["rejections"]);
+    Charts.bars(chart("chart-cohort"), counts(f.outcomes_by_cohort, (r) => `${r.cohort} · ${r.outcome}`), ["referrals"]);
+    Charts.bars(chart("chart-locality"), counts(f.outcomes_by_locality, (r) => `${r.locality} · ${r.outcome}`), ["referrals"]);
+    Charts.bars(chart("chart-flows"), counts(f.flows, (r) => `${r.from} → ${r.to}`), ["routings"]);
+    Charts.lines(chart("chart-daily"),
+      f.daily.map((d) => ({ label: d.day, values: [d.submitted, d.accepted, d.rejected, d.completed] })),
+      ["submitted", "accepted", "rejected", "completed"]);
+  },
+};
+
+/* ---- wiring -------------------------------------------------------------------------------- */
+
+function start() {
+  const identity = Identity.load();
+  document.getElementById("identity-org").value = identity.org;
+  document.getElementById("identity-roles").value = identity.roles;
+  const filtersOf = () => Object.fromEntries(new FormData(document.getElementById("stream-filters")));
+
+  document.getElementById("identity").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const form = new FormData(e.target);
+    Identity.save(form.get("org"), form.get("roles"));
+    Stream.restart(filtersOf());
+    Figures.refresh();
+  });
+  document.getElementById("stream-filters").addEventListener("submit", (e) => {
+    e.preventDefault();
+    document.querySelector("#stream tbody").replaceChildren();
+    Stream.restart(filtersOf());
+  });
+  document.getElementById("timeline-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const id = new FormData(e.target).get("referral_id").trim();
+    if (id) showTimeline(id);
+  });
+  document.getElementById("figures-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    Figures.refresh();
+  });
+
+  if (!identity.org) {
+    setStatus("stream-status", "enter your organisation and roles above", "error");
+    return;
+  }
+  Stream.restart(filtersOf());
+  Figures.refresh();
+  setInterval(() => Figures.refresh(), 30000);
+}
+
+document.addEventListener("DOMContentLoaded", start);

@@ -1,0 +1,90 @@
+"""The ops console in headless Chromium against the whole platform: the page loads, an entry
+appears live when a referral is posted, its journey opens, and the figures' charts render."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from devstack.chromium import CHROMIUM_ARGS
+from devstack.stack import Stack
+from playwright.sync_api import BrowserContext, Page, sync_playwright
+
+from .conftest import submit, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
+
+WAIT_MS = 30_000
+
+
+@pytest.fixture
+def browser(chromium_executable: Path, tmp_path: Path) -> Iterator[BrowserContext]:
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            tmp_path / "chromium-profile",  # fresh every time
+            executable_path=str(chromium_executable),
+            headless=True,
+            args=list(CHROMIUM_ARGS),
+            viewport={"width": 1300, "height": 1600},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def accept(stack: Stack, referral_id: str, org: str = "RXA01") -> None:
+    """The assigned rapid response team accepts, once routing has assigned it."""
+    url = f"{stack.url('referrals')}/referrals/{referral_id}"
+    headers = {"X-Organisation": org, "X-Roles": "provider"}
+    etag = wait_for(
+        "the referral to be routed to the team",
+        lambda: (
+            (r := httpx.get(url, headers=headers, timeout=10)).json().get("status") == "routed"
+            and r.headers["ETag"]
+        ),
+    )
+    response = httpx.post(
+        f"{url}/accept",
+        headers={**headers, "If-Match": etag, "Idempotency-Key": str(uuid.uuid4())},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_the_console_shows_a_new_referral_live_and_charts_the_figures(
+    kafka_bootstrap: str, stack_factory, browser: BrowserContext, tmp_path: Path
+) -> None:
+    stack = stack_factory(kafka_bootstrap)
+    page: Page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    page.goto(f"{stack.url('audit')}/ops?org=OPS01&roles=ops")
+    page.wait_for_selector("#stream-status.live", timeout=WAIT_MS)
+
+    referral_id = submit(stack)["id"]
+    row = f'#stream tr[data-referral="{referral_id}"]'
+    page.wait_for_selector(row, timeout=WAIT_MS)  # pushed over the stream, no reload
+    accept(stack, referral_id)
+    page.wait_for_selector(f"{row}[title='rx.referrals.ReferralAccepted.v1']", timeout=WAIT_MS)
+
+    page.click(f"{row} a.referral")
+    page.wait_for_function(
+        "document.querySelectorAll('#timeline tbody tr').length >= 3", timeout=WAIT_MS
+    )
+    steps = page.locator("#timeline tbody tr td:nth-child(2)").all_inner_texts()
+    assert steps[:3] == ["ReferralSubmitted", "ReferralRouted", "ReferralAccepted"]
+
+    page.click("#figures-form button")
+    page.wait_for_selector("#chart-accept-service svg rect.bar", timeout=WAIT_MS)
+    for chart in ("chart-accept-service", "chart-accept-org", "chart-flows", "chart-daily"):
+        assert page.locator(f"#{chart} svg").count() == 1, f"{chart} did not render"
+    assert "urgent-community-response" in page.inner_text("#chart-accept-service")
+    assert "referrer → rapid-response" in page.inner_text("#chart-flows")
+    assert "within 2 h" in page.inner_text("#chart-rapid")
+    page.screenshot(path=str(tmp_path / "ops-console.png"), full_page=True)
+    assert errors == [], f"the page threw: {errors}"
