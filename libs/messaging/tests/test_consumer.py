@@ -100,7 +100,7 @@ def test_a_transient_failure_is_retried_and_later_events_wait_their_turn(broker,
 
     def flaky(session, envelope, record) -> None:
         calls["n"] += 1
-        if calls["n"] == 1:
+        if calls["n"] <= 2:  # fails on the batch's fast path and again record by record
             raise OSError("database briefly unavailable")
         write_effect(session, envelope, record)
 
@@ -175,3 +175,19 @@ def test_a_large_backlog_is_applied_in_few_transactions(broker, engine) -> None:
     assert result.applied == 150
     assert len(effects(engine)) == 150
     assert commits["n"] == 1
+
+
+def test_a_failure_on_the_fast_path_is_applied_record_by_record(broker, engine) -> None:
+    events = [make_event(f"r-{i}") for i in range(5)]
+    publish(broker, *events)
+    calls: dict[str, int] = {}
+
+    def fails_once_for_r2(session, envelope, record) -> None:
+        calls[envelope.subject] = calls.get(envelope.subject, 0) + 1
+        if envelope.subject == "r-2" and calls["r-2"] == 1:
+            raise OSError("a passing fault")
+        write_effect(session, envelope, record)
+
+    result = consumer(broker, engine, fails_once_for_r2).consume_once()
+    assert (result.applied, result.retry) == (5, False)
+    assert sorted(effects(engine)) == [f"r-{i}" for i in range(5)]  # nothing twice

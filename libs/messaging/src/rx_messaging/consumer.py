@@ -2,8 +2,10 @@
 the offsets are committed. Redeliveries are no-ops; poison goes to ``<topic>.dlq``.
 
 One transaction per batch instead of per event: a consumer catching up on a backlog pays for one
-commit (one fsync, one SQLite write-lock hand-over) per few hundred events. Each event is
-applied inside its own SAVEPOINT, so an event that fails rolls back only its own effects."""
+commit (one fsync, one SQLite write-lock hand-over) per few hundred events. A batch is first
+applied straight through; if any of its events fails, that transaction is abandoned and the
+batch applied again with each event in its own SAVEPOINT, so the failure rolls back only its
+own effects (poison to the DLQ; a transient failure retried from that event on)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 
 from rx_contracts import Envelope, EnvelopeError, decode
 from rx_contracts.topics import dead_letter_topic
-from sqlalchemy import insert
+from sqlalchemy import Table
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -23,9 +25,15 @@ from .tables import InboxMessage, utcnow
 
 log = logging.getLogger(__name__)
 
+INBOX: Table = InboxMessage.__table__  # type: ignore[attr-defined]
+
 Handler = Callable[[Session, Envelope, Record], None]
 """Applies one event's effects inside the given session; must not commit it. Several events
 of a batch are applied one after another in the same session."""
+
+
+class _RecordFailed(Exception):
+    """A record failed on the fast path; the batch is applied again record by record."""
 
 
 class PermanentError(Exception):
@@ -102,13 +110,51 @@ class InboxConsumer:
         return batch.result
 
     def _apply(self, records: list[Record]) -> _Batch:
-        batch = _Batch()
         decoded: list[tuple[Record, Envelope | EnvelopeError]] = []
         for record in records:
             try:
                 decoded.append((record, decode(record.key, record.value, record.headers)))
             except EnvelopeError as exc:
                 decoded.append((record, exc))
+        try:
+            return self._apply_all(decoded)
+        except _RecordFailed:
+            # Somebody's record failed: start again, this time each record in its own
+            # savepoint, so the failure costs only its own effects.
+            return self._apply_each(decoded)
+
+    def _apply_all(self, decoded: list[tuple[Record, Envelope | EnvelopeError]]) -> _Batch:
+        """The fast path: every record applied straight into one transaction, the inbox rows
+        in one insert. Any failure abandons the whole transaction (``_RecordFailed``)."""
+        batch = _Batch()
+        inbox: list[dict[str, object]] = []
+        with Session(self.engine) as session:
+            seen = self._already_applied(session, decoded)
+            for record, envelope in decoded:
+                tp = (record.topic, record.partition)
+                if isinstance(envelope, EnvelopeError):
+                    batch.dead.append((record, envelope))
+                    batch.result.dead_lettered += 1
+                elif envelope.id in seen:
+                    batch.result.duplicates += 1  # redelivered, or one event on two topics
+                else:
+                    try:
+                        self.handler(session, envelope, record)
+                    except Exception as exc:
+                        raise _RecordFailed from exc
+                    seen.add(envelope.id)
+                    inbox.append(self._inbox_row(envelope, record))
+                    batch.result.applied += 1
+                batch.positions[tp] = record.offset + 1
+            if inbox:
+                session.connection().execute(INBOX.insert(), inbox)
+            session.commit()
+        return batch
+
+    def _apply_each(self, decoded: list[tuple[Record, Envelope | EnvelopeError]]) -> _Batch:
+        """The careful path: each record in a savepoint; poison is parked, a transient failure
+        stops its partition there (the records before it still commit)."""
+        batch = _Batch()
         with Session(self.engine) as session:
             seen = self._already_applied(session, decoded)
             for record, envelope in decoded:
@@ -136,6 +182,16 @@ class InboxConsumer:
         )
         return set(session.exec(query))
 
+    def _inbox_row(self, envelope: Envelope, record: Record) -> dict[str, object]:
+        return {
+            "consumer": self.name,
+            "event_id": envelope.id,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "processed_at": utcnow(),
+        }
+
     def _process(
         self,
         session: Session,
@@ -152,16 +208,7 @@ class InboxConsumer:
         try:
             with session.begin_nested():
                 self.handler(session, envelope, record)
-                session.execute(
-                    insert(InboxMessage).values(
-                        consumer=self.name,
-                        event_id=envelope.id,
-                        topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                        processed_at=utcnow(),
-                    )
-                )
+                session.connection().execute(INBOX.insert(), [self._inbox_row(envelope, record)])
         except (PermanentError, EnvelopeError) as exc:
             batch.dead.append((record, exc))
             return "dead_lettered"
