@@ -20,6 +20,14 @@ from .events import (
     ReferralUnroutable,
 )
 from .identity import Identity, Role
+from .sla import (
+    ClockKind,
+    EscalationCause,
+    ReferralEscalated,
+    RerouteReason,
+    SlaBreached,
+    SlaWarning,
+)
 from .vocabulary import (
     Outcome,
     Priority,
@@ -32,9 +40,11 @@ from .vocabulary import (
 __all__ = [
     "EVENT_TYPES",
     "Actor",
+    "ClockKind",
     "CohortFlags",
     "Envelope",
     "EnvelopeError",
+    "EscalationCause",
     "EventPayload",
     "Identity",
     "KafkaRecord",
@@ -45,6 +55,7 @@ __all__ = [
     "ReferralAmended",
     "ReferralCancelled",
     "ReferralCompleted",
+    "ReferralEscalated",
     "ReferralRedirected",
     "ReferralRejected",
     "ReferralRerouted",
@@ -55,8 +66,11 @@ __all__ = [
     "ReferralTransitioned",
     "ReferralUnroutable",
     "RejectionReason",
+    "RerouteReason",
     "Role",
     "ServiceType",
+    "SlaBreached",
+    "SlaWarning",
     "decode",
     "encode",
     "wrap",

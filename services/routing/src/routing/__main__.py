@@ -1,4 +1,4 @@
-"""``python -m routing api|relay|consumer|seed``."""
+"""``python -m routing api|relay|consumer|clock|seed|replay``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ if __name__ == "__main__":
                 "api": api,
                 "relay": workers.relay,
                 "consumer": workers.consumer,
+                "clock": workers.clock,
                 "seed": workers.seed,
             },
         )

@@ -1,0 +1,43 @@
+"""Fixtures of the routing service's tests: a migrated, seeded SQLite database and a clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from routing.bootstrap import Container, bootstrap
+from routing.config import Settings
+from routing.seed import seed_demo
+from routing.service_layer.handlers import route_referral_event
+from rx_contracts import Envelope
+from sqlmodel import Session
+
+from .support import ManualClock
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def container(tmp_path: Path, clock: ManualClock) -> Iterator[Container]:
+    container = bootstrap(
+        Settings(database_url=f"sqlite:///{tmp_path / 'routing.db'}"), clock=clock
+    )
+    seed_demo(container.engine)
+    yield container
+    container.engine.dispose()
+
+
+@pytest.fixture
+def deliver(container: Container) -> Callable[[Envelope], None]:
+    """Apply one event as the consumer does (its own transaction), at the clock's time."""
+
+    def apply(envelope: Envelope) -> None:
+        with Session(container.engine) as session:
+            route_referral_event(session, envelope, container.directory, container.clock.now())
+            session.commit()
+
+    return apply
