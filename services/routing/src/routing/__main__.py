@@ -7,7 +7,7 @@ import sys
 from rx_web.server import run_process, serve
 
 from .config import get_settings
-from .entrypoints import workers
+from .entrypoints import replay_cli, workers
 
 
 def api() -> None:
@@ -26,6 +26,7 @@ if __name__ == "__main__":
                 "consumer": workers.consumer,
                 "clock": workers.clock,
                 "seed": workers.seed,
+                "replay": replay_cli.run,
             },
         )
     )

@@ -13,6 +13,7 @@ from ...config import Settings, get_settings
 from ...domain.errors import RoutingError
 from .routes_decisions import router as decisions_router
 from .routes_directory import router as directory_router
+from .routes_replay import router as replay_router
 from .routes_rules import router as rules_router
 
 
@@ -33,4 +34,5 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(directory_router)
     app.include_router(rules_router)
     app.include_router(decisions_router)
+    app.include_router(replay_router)
     return app

@@ -211,3 +211,22 @@ class DecisionPublic(BaseModel):
     accepted_at: datetime | None
     released_at: datetime | None
     release: str | None
+
+
+# ---- replay --------------------------------------------------------------------------------
+
+
+class ProposedRuleSetIn(Strict):
+    locality: str = Field(examples=["east"])
+    rules: list[RuleIn] = Field(min_length=1)
+
+
+class ReplayRequest(Strict):
+    """Proposed rule sets (localities left out keep their live rules) and the window of
+    submissions to replay."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: datetime = Field(alias="from", description="Start (inclusive), with its offset.")
+    to: datetime = Field(description="End (exclusive), with its offset.")
+    rule_sets: list[ProposedRuleSetIn] = Field(min_length=1)
