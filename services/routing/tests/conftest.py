@@ -1,9 +1,8 @@
-"""Fixtures of the routing service's tests: a migrated, seeded SQLite database and a clock."""
+"""Fixtures of the routing service's tests: a migrated, seeded database and a clock."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from routing.bootstrap import Container, bootstrap
@@ -22,10 +21,9 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def container(tmp_path: Path, clock: ManualClock) -> Iterator[Container]:
-    container = bootstrap(
-        Settings(database_url=f"sqlite:///{tmp_path / 'routing.db'}"), clock=clock
-    )
+def container(database_url: str, clock: ManualClock) -> Iterator[Container]:
+    """On SQLite and on PostgreSQL (``database_url`` is parametrized)."""
+    container = bootstrap(Settings(database_url=database_url), clock=clock)
     seed_demo(container.engine)
     yield container
     container.engine.dispose()

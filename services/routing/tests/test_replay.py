@@ -163,7 +163,9 @@ def test_the_replay_command_shows_progress_and_a_table(
 ) -> None:
     rules = tmp_path / "proposal.json"
     rules.write_text(json.dumps({"rule_sets": RXA02_FIRST}))
-    monkeypatch.setenv("ROUTING_DATABASE_URL", str(container.engine.url))
+    monkeypatch.setenv(
+        "ROUTING_DATABASE_URL", container.engine.url.render_as_string(hide_password=False)
+    )
     get_settings.cache_clear()
     try:
         status = replay_cli.main(
