@@ -17,6 +17,8 @@ from .errors import Collector
 COHORTS = tuple(CohortFlags.model_fields)
 """Cohort names a rule may require: care_home_resident, frailty, end_of_life."""
 
+SERVICE_TYPES = tuple(s.value for s in ServiceType)
+PRIORITIES = tuple(p.value for p in Priority)
 RULE_FIELDS = {"id", "service_types", "priorities", "cohorts", "hours", "candidates"}
 
 
@@ -121,52 +123,41 @@ def parse_rules(
                     item.get("candidates"), locality, organisations, errors, where
                 ),
                 service_types=frozenset(
-                    _known(item.get("service_types"), ServiceType, errors, f"{where}.service_types")
+                    ServiceType(v)
+                    for v in _known(
+                        item.get("service_types"), SERVICE_TYPES, errors, f"{where}.service_types"
+                    )
                 ),
                 priorities=frozenset(
-                    _known(item.get("priorities"), Priority, errors, f"{where}.priorities")
+                    Priority(v)
+                    for v in _known(
+                        item.get("priorities"), PRIORITIES, errors, f"{where}.priorities"
+                    )
                 ),
-                cohorts=frozenset(_cohorts(item.get("cohorts"), errors, f"{where}.cohorts")),
+                cohorts=frozenset(
+                    _known(
+                        item.get("cohorts"), COHORTS, errors, f"{where}.cohorts", "unknown_cohort"
+                    )
+                ),
                 hours=_window(item.get("hours"), errors, f"{where}.hours"),
             )
         )
     return tuple(rules)
 
 
-def _known(raw: Any, enum: Any, errors: Collector, where: str) -> list[Any]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        errors.add(where, "list_expected", "expected a list")
-        return []
-    known = [member.value for member in enum]
-    out = []
-    for index, value in enumerate(raw):
-        if value not in known:
-            errors.add(
-                f"{where}.{index}",
-                "unknown_value",
-                f"{value!r} is not one of {', '.join(known)}",
-            )
-        else:
-            out.append(enum(value))
-    return out
-
-
-def _cohorts(raw: Any, errors: Collector, where: str) -> list[str]:
+def _known(
+    raw: Any, allowed: Sequence[str], errors: Collector, where: str, rule: str = "unknown_value"
+) -> list[str]:
+    """The values of the list ``raw`` that are ``allowed``; each other one is an error."""
     if raw is None:
         return []
     if not isinstance(raw, list):
         errors.add(where, "list_expected", "expected a list")
         return []
     for index, value in enumerate(raw):
-        if value not in COHORTS:
-            errors.add(
-                f"{where}.{index}",
-                "unknown_cohort",
-                f"{value!r} is not one of {', '.join(COHORTS)}",
-            )
-    return [v for v in raw if v in COHORTS]
+        if value not in allowed:
+            errors.add(f"{where}.{index}", rule, f"{value!r} is not one of {', '.join(allowed)}")
+    return [value for value in raw if value in allowed]
 
 
 def _window(raw: Any, errors: Collector, where: str) -> TimeWindow | None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from rx_contracts import Priority, ProviderType, ServiceType
 from sqlalchemy import func, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from ..adapters import directory_store
 from ..adapters.tables import (
@@ -25,6 +25,8 @@ from ..adapters.tables import (
 from ..domain.directory import LOCALITY_CODE, ODS_CODE, POSTCODE_DISTRICT, parse_opening_hours
 from ..domain.errors import Collector, Conflict, NotFound
 from ..domain.rules import parse_rules
+
+T = TypeVar("T", bound=SQLModel)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,14 @@ class PolicyData:
     respond_within_seconds: int | None
     warn_at_fraction: float | None = 0.75
     auto_reroute: bool = False
+
+
+def _saved(session: Session, row: T) -> T:
+    """Commit an administrative change with a new directory version (workers re-read)."""
+    directory_store.bump(session)
+    session.commit()
+    session.refresh(row)
+    return row
 
 
 # ---- localities ---------------------------------------------------------------------------
@@ -153,10 +163,7 @@ def _save_organisation(
     row.active = data.active
     row.updated_at = utcnow()
     session.add(row)
-    directory_store.bump(session)
-    session.commit()
-    session.refresh(row)
-    return row
+    return _saved(session, row)
 
 
 def get_organisation(session: Session, ods_code: str) -> OrganisationRow:
@@ -216,10 +223,7 @@ def activate_rule_set(
     row.active = True
     row.activated_at = now or utcnow()
     session.add(row)
-    directory_store.bump(session)
-    session.commit()
-    session.refresh(row)
-    return row
+    return _saved(session, row)
 
 
 def rule_sets(session: Session, locality: str | None = None) -> list[RuleSetRow]:
@@ -271,10 +275,7 @@ def put_policy(session: Session, data: PolicyData) -> SlaPolicyRow:
     row.version += 1
     row.updated_at = utcnow()
     session.add(row)
-    directory_store.bump(session)
-    session.commit()
-    session.refresh(row)
-    return row
+    return _saved(session, row)
 
 
 def policies(session: Session) -> list[SlaPolicyRow]:

@@ -90,26 +90,13 @@ def route_referral_event(
     elif isinstance(payload, ReferralRejected):
         _release(session, case, "rejected", at, declined_by=payload.rejected_by)
         route(session, case, directory.get(session), envelope.correlationid, now)
-    elif isinstance(payload, ReferralRedirected):
-        _release(session, case, "redirected", at)
-        route(
-            session,
-            case,
-            directory.get(session),
-            envelope.correlationid,
-            now,
-            payload.target_provider_type,
-            payload.target_org,
-        )
-    elif isinstance(payload, ReferralRerouted):
-        timed_out = payload.reason_code == RerouteReason.ACCEPTANCE_TIMEOUT.value
-        _release(
-            session,
-            case,
-            payload.reason_code or "rerouted",
-            at,
-            declined_by=case.assigned_org if timed_out else None,
-        )
+    elif isinstance(payload, ReferralRedirected | ReferralRerouted):
+        if isinstance(payload, ReferralRedirected):
+            _release(session, case, "redirected", at)
+        else:
+            timed_out = payload.reason_code == RerouteReason.ACCEPTANCE_TIMEOUT.value
+            holder = case.assigned_org if timed_out else None
+            _release(session, case, payload.reason_code or "rerouted", at, declined_by=holder)
         route(
             session,
             case,
