@@ -8,7 +8,9 @@ from rx_contracts import Envelope, encode
 from sqlalchemy import insert
 from sqlmodel import Session
 
-from .tables import OutboxMessage, utcnow
+from .tables import OutboxMessage, tables_of, utcnow
+
+[OUTBOX] = tables_of(OutboxMessage)
 
 
 def add_to_outbox(session: Session, envelope: Envelope, topics: Iterable[str]) -> None:
@@ -19,9 +21,10 @@ def add_to_outbox(session: Session, envelope: Envelope, topics: Iterable[str]) -
     record = encode(envelope)
     headers = [[name, raw.decode()] for name, raw in record.headers]
     now = utcnow()
-    # A Core insert: outbox rows are append-only, so the ORM's bookkeeping buys nothing here.
-    session.execute(
-        insert(OutboxMessage),
+    # A Core insert on the session's connection (same transaction): outbox rows are
+    # append-only, so the ORM's bookkeeping, even its bulk path, buys nothing here.
+    session.connection().execute(
+        insert(OUTBOX),
         [
             {
                 "event_id": envelope.id,

@@ -21,14 +21,18 @@ from .tables import (
     PostcodeDistrictRow,
     RuleSetRow,
     SlaPolicyRow,
+    table,
 )
 
 
 def version(session: Session) -> int:
     """The directory's version; 0 for a database nobody has loaded anything into."""
-    value = session.execute(
-        sa_select(col(DirectoryVersionRow.version)).where(col(DirectoryVersionRow.id) == 1)
-    ).scalar()
+    versions = table(DirectoryVersionRow)
+    value = (
+        session.connection()
+        .execute(sa_select(versions.c.version).where(versions.c.id == 1))
+        .scalar()
+    )
     return int(value or 0)
 
 

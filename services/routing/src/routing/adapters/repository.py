@@ -9,43 +9,45 @@ from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from .tables import DecisionRow, OrganisationLoadRow
+from .tables import DecisionRow, OrganisationLoadRow, table
 
 
 def load_of(session: Session, ods_code: str, day: date) -> int:
     """Referrals given to ``ods_code`` on local ``day`` and not declined by it."""
-    value = session.execute(
-        sa_select(col(OrganisationLoadRow.assigned)).where(
-            col(OrganisationLoadRow.ods_code) == ods_code,
-            col(OrganisationLoadRow.day) == day.isoformat(),
+    loads = table(OrganisationLoadRow)
+    value = (
+        session.connection()
+        .execute(
+            sa_select(loads.c.assigned).where(
+                loads.c.ods_code == ods_code, loads.c.day == day.isoformat()
+            )
         )
-    ).scalar()
+        .scalar()
+    )
     return int(value or 0)
 
 
 def add_load(session: Session, ods_code: str, day: date, change: int) -> None:
     """Count one more (``change`` 1) or one fewer (-1) referral for an organisation's day, as
     one upsert so two consumers cannot lose an update."""
+    loads = table(OrganisationLoadRow)
+    connection = session.connection()
     if change < 0:
-        session.execute(
-            update(OrganisationLoadRow)
+        connection.execute(
+            update(loads)
             .where(
-                col(OrganisationLoadRow.ods_code) == ods_code,
-                col(OrganisationLoadRow.day) == day.isoformat(),
-                col(OrganisationLoadRow.assigned) > 0,
+                loads.c.ods_code == ods_code,
+                loads.c.day == day.isoformat(),
+                loads.c.assigned > 0,
             )
-            .values(assigned=OrganisationLoadRow.assigned + change)
+            .values(assigned=loads.c.assigned + change)
         )
         return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(OrganisationLoadRow).values(
-        ods_code=ods_code, day=day.isoformat(), assigned=change
-    )
-    session.execute(
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(loads).values(ods_code=ods_code, day=day.isoformat(), assigned=change)
+    connection.execute(
         statement.on_conflict_do_update(
-            index_elements=["ods_code", "day"],
-            set_={"assigned": OrganisationLoadRow.assigned + change},
+            index_elements=["ods_code", "day"], set_={"assigned": loads.c.assigned + change}
         )
     )
 

@@ -4,15 +4,21 @@ learnt of each referral, its decisions and clocks (from events), plus outbox and
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from rx_messaging.tables import InboxMessage, OutboxMessage, tables_of
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, Table
 from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def table(model: type[SQLModel]) -> Table:
+    """A model's Core table, for statements on the consumer's hot path that need none of the
+    ORM's bookkeeping (run through ``session.connection()``, in the session's transaction)."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
 
 # ---- administered: the directory, rules and policies -------------------------------------

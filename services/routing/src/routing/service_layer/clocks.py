@@ -28,7 +28,7 @@ from rx_messaging.outbox import add_to_outbox
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from ..adapters.tables import CaseRow, ClockRow
+from ..adapters.tables import CaseRow, ClockRow, table
 from ..domain.sla import Firing, SlaPolicy, due, next_fire, schedule
 
 SOURCE = "/services/routing"
@@ -67,24 +67,29 @@ def start(
         if acceptance
         else response_clock_id(case.referral_id)
     )
-    session.add(
-        ClockRow(
-            id=clock_id,
-            referral_id=case.referral_id,
-            kind=kind.value,
-            attempt=case.attempt if acceptance else None,
-            assigned_org=case.assigned_org if acceptance else None,
-            provider_type=case.provider_type if acceptance else None,
-            service_type=case.service_type,
-            priority=case.priority,
-            policy_id=policy.id,
-            auto_reroute=policy.auto_reroute and acceptance,
-            correlation_id=case.correlation_id,
-            started_at=plan.started_at,
-            deadline_at=plan.deadline,
-            warn_at=plan.warn_at,
-            next_fire_at=next_fire(plan.warn_at, False, plan.deadline, False),
-        )
+    # A Core insert: clock rows are written once here and then changed by UPDATEs, so the
+    # ORM's bookkeeping would only cost time on the consumer's hot path.
+    session.connection().execute(
+        table(ClockRow).insert(),
+        [
+            {
+                "id": clock_id,
+                "referral_id": case.referral_id,
+                "kind": kind.value,
+                "attempt": case.attempt if acceptance else None,
+                "assigned_org": case.assigned_org if acceptance else None,
+                "provider_type": case.provider_type if acceptance else None,
+                "service_type": case.service_type,
+                "priority": case.priority,
+                "policy_id": policy.id,
+                "auto_reroute": policy.auto_reroute and acceptance,
+                "correlation_id": case.correlation_id,
+                "started_at": plan.started_at,
+                "deadline_at": plan.deadline,
+                "warn_at": plan.warn_at,
+                "next_fire_at": next_fire(plan.warn_at, False, plan.deadline, False),
+            }
+        ],
     )
 
 
@@ -92,12 +97,13 @@ def stop(
     session: Session, referral_id: str, kinds: list[ClockKind], reason: str, at: datetime
 ) -> None:
     """Stop the referral's running clocks of ``kinds`` (met, or no longer anyone's to meet)."""
-    session.execute(
-        update(ClockRow)
+    clocks = table(ClockRow)
+    session.connection().execute(
+        update(clocks)
         .where(
-            col(ClockRow.referral_id) == referral_id,
-            col(ClockRow.kind).in_([k.value for k in kinds]),
-            col(ClockRow.stopped_at).is_(None),
+            clocks.c.referral_id == referral_id,
+            clocks.c.kind.in_([k.value for k in kinds]),
+            clocks.c.stopped_at.is_(None),
         )
         .values(stopped_at=at, stop_reason=reason, next_fire_at=None)
     )

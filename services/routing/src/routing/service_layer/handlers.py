@@ -37,7 +37,7 @@ from sqlmodel import Session
 
 from ..adapters import repository
 from ..adapters.cache import DirectoryCache
-from ..adapters.tables import CaseRow, DecisionRow
+from ..adapters.tables import CaseRow, DecisionRow, table
 from ..domain.clock import local_day
 from ..domain.model import Directory, ReferralFacts, Routed, decide
 from . import clocks
@@ -124,6 +124,7 @@ def _submitted(
         priority=payload.priority.value,
         postcode_district=payload.postcode_district,
         cohorts=_cohorts(payload.cohort.model_dump()),
+        declined_by=[],  # given, not defaulted: pydantic inspects a default_factory per call
         submitted_at=payload.submitted_at,
         correlation_id=envelope.correlationid,
     )
@@ -178,13 +179,15 @@ def route(
             routed_at=now,
         )
         topics = [ROUTING_DECISIONS, provider_topic(org.provider_type)]
+        was_unroutable = case.status == "unroutable"
         case.assigned_org, case.provider_type = org.ods_code, org.provider_type.value
         case.status = "open"
         repository.add_load(session, org.ods_code, local_day(now), 1)
         policy = directory.policy(facts.service_type, facts.priority)
         if policy is not None:
             clocks.start(session, case, policy, ClockKind.ACCEPTANCE, now)
-        clocks.resume_response(session, case.referral_id)
+        if was_unroutable:
+            clocks.resume_response(session, case.referral_id)
     else:
         payload = ReferralUnroutable(
             referral_id=case.referral_id,
@@ -214,21 +217,24 @@ def route(
             [ROUTING_ESCALATIONS],
         )
     envelope = wrap(payload, source=SOURCE, correlation_id=correlation_id, time=now)
-    session.add(
-        DecisionRow(
-            id=decision_id,
-            referral_id=case.referral_id,
-            attempt=case.attempt,
-            outcome="routed" if isinstance(payload, ReferralRouted) else "unroutable",
-            assigned_org=case.assigned_org,
-            provider_type=case.provider_type,
-            locality=payload.locality,
-            rule_id=getattr(payload, "rule_id", None),
-            rule_version=getattr(payload, "rule_version", None),
-            reason=getattr(payload, "reason", None),
-            decided_at=now,
-            event_id=envelope.id,
-        )
+    session.connection().execute(
+        table(DecisionRow).insert(),
+        [
+            {
+                "id": decision_id,
+                "referral_id": case.referral_id,
+                "attempt": case.attempt,
+                "outcome": "routed" if isinstance(payload, ReferralRouted) else "unroutable",
+                "assigned_org": case.assigned_org,
+                "provider_type": case.provider_type,
+                "locality": payload.locality,
+                "rule_id": getattr(payload, "rule_id", None),
+                "rule_version": getattr(payload, "rule_version", None),
+                "reason": getattr(payload, "reason", None),
+                "decided_at": now,
+                "event_id": envelope.id,
+            }
+        ],
     )
     add_to_outbox(session, envelope, topics)
 
