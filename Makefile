@@ -3,11 +3,12 @@
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help setup run test lint schemas broker-start broker-stop clean
+.PHONY: help setup run test fuzz lint schemas broker-start broker-stop clean
 
 help:
 	@echo "make run     start broker + referrals/routing/audit services with demo data (Ctrl-C stops all)"
 	@echo "make test    run every test against a real Kafka broker"
+	@echo "make fuzz    the long form of the API fuzz tests (500 generated cases per operation)"
 	@echo "make lint    ruff + mypy"
 	@echo "make schemas regenerate contracts/schemas from the Pydantic models"
 
@@ -19,6 +20,9 @@ run: setup
 
 test: setup
 	@$(PY) -m pytest $(ARGS)
+
+fuzz: setup
+	@RX_FUZZ_EXAMPLES=$${RX_FUZZ_EXAMPLES:-500} RX_FUZZ_RANDOM=1 $(PY) -m pytest tests/fuzz $(ARGS)
 
 lint: setup
 	@.venv/bin/ruff format --check . && .venv/bin/ruff check . && .venv/bin/mypy contracts/src libs/*/src services/*/src tools/devstack/src

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from devstack.access import password_variable, passwords_from_environment, plan
 from devstack.stack import (
     DEFAULT_PORTS,
     PROCESSES,
@@ -24,6 +25,7 @@ from devstack.stack import (
     service_environment,
 )
 from rx_contracts.topics import all_topics
+from rx_messaging.kafka_auth import KafkaAuth
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +34,7 @@ INIT_SCRIPT = ROOT / "infra" / "postgres" / "init-databases.sh"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-INFRASTRUCTURE = ("kafka", "kafka-topics", "postgres")
+INFRASTRUCTURE = ("kafka", "kafka-topics", "kafka-access", "postgres")
 SPECS = (*SETUP_STEPS, *PROCESSES)
 SERVICES = sorted({spec.service for spec in SPECS})
 APIS = [spec for spec in PROCESSES if spec.is_api]
@@ -339,7 +341,12 @@ def test_worker_healthcheck_watches_its_heartbeat_file(services, spec):
 def test_process_starts_after_kafka_topics_and_postgres(services, spec):
     service = service_of(services, spec.name)
     depends = dependencies(service)
-    wanted = {"kafka": HEALTHY, "kafka-topics": COMPLETED, "postgres": HEALTHY}
+    wanted = {
+        "kafka": HEALTHY,
+        "kafka-topics": COMPLETED,
+        "kafka-access": COMPLETED,
+        "postgres": HEALTHY,
+    }
     wanted |= {step.name: COMPLETED for step in SETUP_STEPS if step.service == spec.service}
     wrong = [
         f"{name} ({depends.get(name) or 'missing'}, expected {condition})"
@@ -486,6 +493,124 @@ def test_topics_job_creates_every_topic_with_its_partitions(services):
         *(f"creates {name}, which all_topics() does not know (renamed?)" for name in extra),
     ]
     assert not problems, "kafka-topics: " + "; ".join(problems)
+
+
+# ---- Kafka authentication and ACLs -------------------------------------------------------------
+
+
+def _script(service: Mapping[str, Any]) -> str:
+    """A service's command as the shell sees it (``$$`` → ``$``, defaults substituted)."""
+    raw = service.get("command")
+    return interpolate(" ".join(raw) if isinstance(raw, list) else str(raw or ""))
+
+
+def _jaas_password(jaas: str, user: str) -> str | None:
+    match = re.search(rf'username="{user}"\s+password="([^"]*)"', jaas)
+    return match.group(1) if match else None
+
+
+def _access_job_passwords(services: Mapping[str, Any]) -> dict[str, str]:
+    env = environment(service_of(services, "kafka-access"))
+    return {p.name: env.get(password_variable(p.name), "") for p in plan()}
+
+
+def test_kafka_authenticates_every_listener_and_denies_what_no_acl_allows(services):
+    env = environment(service_of(services, "kafka"))
+    protocols = dict(
+        item.split(":", 1) for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    unauthenticated = sorted(name for name, protocol in protocols.items() if "SASL" not in protocol)
+    assert not unauthenticated, f"kafka: listeners {unauthenticated} accept anonymous clients"
+    assert env.get("KAFKA_AUTHORIZER_CLASS_NAME", "").endswith(".StandardAuthorizer")
+    assert env.get("KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND") == "false", (
+        "kafka: without allow.everyone.if.no.acl.found=false a topic with no ACLs is open to all"
+    )
+    assert set(env.get("KAFKA_SUPER_USERS", "").split(";")) == {"User:admin", "User:controller"}
+    # Each client listener offers SCRAM, so needs a JAAS entry; the controller one PLAIN.
+    controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    for name in protocols:
+        mechanism = "PLAIN" if name == controller else "SCRAM___SHA___512"
+        assert f"KAFKA_LISTENER_NAME_{name}_{mechanism}_SASL_JAAS_CONFIG" in env, (
+            f"kafka: listener {name} has no {mechanism.replace('___', '-')} JAAS config"
+        )
+    assert env.get("KAFKA_SASL_MECHANISM_CONTROLLER_PROTOCOL") == "PLAIN"
+
+
+def test_kafka_creates_its_admin_with_the_password_everything_else_logs_in_with(services):
+    kafka = service_of(services, "kafka")
+    env = environment(kafka)
+    admin_password = env["ADMIN_PASSWORD"]
+    inter_broker = env["KAFKA_INTER_BROKER_LISTENER_NAME"]
+    jaas = env[f"KAFKA_LISTENER_NAME_{inter_broker}_SCRAM___SHA___512_SASL_JAAS_CONFIG"]
+    assert _jaas_password(jaas, "admin") == admin_password, (
+        "kafka: the inter-broker login and the admin user created at format time differ"
+    )
+    script = _script(kafka)
+    assert '--add-scram "SCRAM-SHA-512=[name=admin,password=$ADMIN_PASSWORD]"' in script
+    assert "exec /opt/kafka/bin/kafka-server-start.sh" in script
+    assert "KafkaDockerWrapper" in script and "/etc/kafka/docker/configure" in script
+    controller_jaas = env["KAFKA_LISTENER_NAME_CONTROLLER_PLAIN_SASL_JAAS_CONFIG"]
+    password = _jaas_password(controller_jaas, "controller")
+    assert password and f'user_controller="{password}"' in controller_jaas, (
+        "kafka: the broker's controller login does not match the controller's only user"
+    )
+    # The healthcheck and kafka-topics log in as admin with the properties file they write.
+    for name in ("kafka", "kafka-topics"):
+        client = environment(service_of(services, name))["ADMIN_CLIENT_PROPERTIES"]
+        assert _jaas_password(client, "admin") == admin_password, name
+    assert "--command-config /opt/kafka/config/admin.properties" in " ".join(
+        healthcheck_argv(kafka)
+    )
+    assert "/opt/kafka/config/admin.properties" in script
+    topics_script = _script(service_of(services, "kafka-topics"))
+    assert topics_script.count("--command-config /tmp/admin.properties") == 2
+
+
+def test_access_job_creates_every_planned_user_and_its_acls_as_admin(services):
+    job = service_of(services, "kafka-access")
+    env = environment(job)
+    assert job.get("command") == ["python", "-m", "devstack.access", "apply"]
+    assert dependencies(job).get("kafka") == HEALTHY
+    assert str(job.get("restart", "no")) in ("no", "on-failure")
+    assert job.get("image") == service_of(services, PROCESSES[0].name).get("image")
+    admin = KafkaAuth.from_env(env)
+    assert (admin.username, admin.password) == (
+        "admin",
+        environment(service_of(services, "kafka"))["ADMIN_PASSWORD"],
+    )
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    passwords = passwords_from_environment(env)  # every principal of the plan has one
+    assert set(passwords) == {p.name for p in plan()}
+
+
+@pytest.mark.parametrize("spec", PROCESSES, ids=_ids)
+def test_workers_log_in_as_their_service_and_apis_hold_no_kafka_secret(services, spec):
+    env = environment(service_of(services, spec.name))
+    auth = KafkaAuth.from_env(env)
+    if not spec.uses_kafka:
+        assert "KAFKA_SASL_PASSWORD" not in env, f"{spec.name}: does not talk to Kafka"
+        return
+    assert auth.uses_sasl and auth.username == spec.service, (
+        f"{spec.name}: logs in to Kafka as {auth.username!r}, expected its service's user"
+    )
+    assert auth.password == _access_job_passwords(services)[spec.service], (
+        f"{spec.name}: its KAFKA_SASL_PASSWORD differs from the one kafka-access creates"
+    )
+
+
+def test_every_default_kafka_password_is_refused_outside_development(services):
+    defaults = {
+        **_access_job_passwords(services),
+        "admin": environment(service_of(services, "kafka"))["ADMIN_PASSWORD"],
+    }
+    guessable = {
+        user: password
+        for user, password in defaults.items()
+        if not KafkaAuth.sasl(user, password).has_default_password()
+    }
+    assert not guessable, (
+        f"these compose defaults would be accepted with RX_ENV=production: {guessable}"
+    )
 
 
 # ---- the image --------------------------------------------------------------------------------

@@ -14,14 +14,16 @@ def test_committed_schemas_are_current() -> None:
 
 def test_a_changed_model_makes_the_committed_schema_stale(tmp_path: Path) -> None:
     schemas.write(tmp_path)
-    victim = tmp_path / "rx.referrals.ReferralSubmitted.v1.json"
+    victim = tmp_path / "schemas" / "rx.referrals.ReferralSubmitted.v1.json"
     doc = json.loads(victim.read_text())
     del doc["properties"]["priority"]
     victim.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    (tmp_path / "rx.old.Gone.v1.json").write_text("{}")
+    (tmp_path / "schemas" / "rx.old.Gone.v1.json").write_text("{}")
+    (tmp_path / "asyncapi.yaml").write_text("asyncapi: 3.0.0\n")
     assert schemas.stale(tmp_path) == [
-        "rx.old.Gone.v1.json",
-        "rx.referrals.ReferralSubmitted.v1.json",
+        "asyncapi.yaml",
+        "schemas/rx.old.Gone.v1.json",
+        "schemas/rx.referrals.ReferralSubmitted.v1.json",
     ]
 
 

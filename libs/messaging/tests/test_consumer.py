@@ -7,6 +7,7 @@ import pytest
 from rx_contracts import encode
 from rx_messaging.consumer import InboxConsumer, PermanentError, TransientError
 from rx_messaging.fake import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
+from rx_messaging.records import PublishError
 from sqlmodel import Session, func, select
 
 from .conftest import Effect, make_event
@@ -119,3 +120,58 @@ def test_inbox_rows_are_per_consumer_group(broker, engine) -> None:
     consumer(broker, engine, group="audit").consume_once()
     with Session(engine) as s:
         assert s.exec(select(func.count()).select_from(Effect)).one() == 2
+
+
+def test_a_poison_event_in_the_middle_of_a_batch_leaves_the_others_applied(broker, engine) -> None:
+    good_before, bad, good_after = make_event("r-1"), make_event("r-bad"), make_event("r-3")
+
+    def refuse_bad(session, envelope, record) -> None:
+        write_effect(session, envelope, record)  # written, then undone by its savepoint
+        if envelope.subject == "r-bad":
+            raise PermanentError("cannot apply r-bad")
+
+    publish(broker, good_before, bad, good_after)
+    result = consumer(broker, engine, refuse_bad).consume_once()
+    assert (result.applied, result.dead_lettered) == (2, 1)
+    assert sorted(effects(engine)) == ["r-1", "r-3"]
+    [parked] = broker.records(TOPIC + ".dlq")
+    assert parked.key == b"r-bad"
+
+
+def test_one_event_on_two_topics_in_one_batch_is_applied_once(broker, engine) -> None:
+    broker.create_topic("provider.acute.v1", 1)
+    event = make_event("r-1")
+    publish(broker, event)
+    broker.append("provider.acute.v1", *encode(event))
+    source = InMemoryRecordSource(broker, "g", topics=[TOPIC, "provider.acute.v1"])
+    c = InboxConsumer("g", source, engine, write_effect, InMemoryPublisher(broker))
+    result = c.consume_once()
+    assert (result.applied, result.duplicates) == (1, 1)
+    assert effects(engine) == ["r-1"]
+
+
+def test_a_batch_that_cannot_be_parked_is_read_again_and_nothing_is_skipped(broker, engine) -> None:
+    broker.append(TOPIC, b"r-x", b"not an event", [("ce_specversion", b"1.0")])
+    publish(broker, make_event("r-1"))
+    c = consumer(broker, engine)
+    broker.down = True  # the DLQ publish fails after the batch's effects were committed
+    with pytest.raises(PublishError):
+        c.consume_once()
+    assert broker.committed == {}  # no offset moved
+    broker.down = False
+    result = c.consume_once()  # same consumer: it was rewound, not left past the batch
+    assert (result.applied, result.duplicates, result.dead_lettered) == (0, 1, 1)
+    assert effects(engine) == ["r-1"]
+    assert len(broker.records(TOPIC + ".dlq")) == 1
+
+
+def test_a_large_backlog_is_applied_in_few_transactions(broker, engine) -> None:
+    from sqlalchemy import event
+
+    commits = {"n": 0}
+    event.listen(engine, "commit", lambda _conn: commits.__setitem__("n", commits["n"] + 1))
+    publish(broker, *(make_event(f"r-{i}") for i in range(150)))
+    result = consumer(broker, engine).consume_once()
+    assert result.applied == 150
+    assert len(effects(engine)) == 150
+    assert commits["n"] == 1

@@ -315,8 +315,8 @@ def test_transition_errors(client: TestClient, db_url: str) -> None:
     accept = f"/referrals/{rid}/accept"
     assert problem(post(client, accept, TEAM), 428)["title"] == "Precondition required"
     assert (
-        "If-Match"
-        in problem(post(client, accept, TEAM, **{"If-Match": "yesterday"}), 400)["detail"]
+        "if-match"
+        in problem(post(client, accept, TEAM, **{"If-Match": "yesterday"}), 422)["detail"]
     )
     stale = problem(post(client, accept, TEAM, version=1), 412)
     assert stale["current_version"] == 2

@@ -10,16 +10,27 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from .kafka_auth import KafkaAuth
 from .records import PublishError, Record
 
 
 class KafkaPublisher:
-    """Publishes records and waits for the broker's acknowledgement of each batch."""
+    """Publishes records and waits for the broker's acknowledgement of each batch.
 
-    def __init__(self, bootstrap_servers: str, client_id: str, **overrides: object) -> None:
+    Idempotent producers need only WRITE on their topics, also on a broker with ACLs."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        client_id: str,
+        *,
+        auth: KafkaAuth | None = None,
+        **overrides: object,
+    ) -> None:
         config: dict[str, object] = {
             "bootstrap_servers": bootstrap_servers.split(","),
             "client_id": client_id,
+            **(auth or KafkaAuth()).client_config(),
             "acks": "all",
             "enable_idempotence": True,
             "linger_ms": 2,
@@ -65,12 +76,14 @@ class KafkaRecordSource:
         topics: Iterable[str] = (),
         pattern: str | None = None,
         client_id: str | None = None,
+        auth: KafkaAuth | None = None,
         **overrides: object,
     ) -> None:
         config: dict[str, object] = {
             "bootstrap_servers": bootstrap_servers.split(","),
             "group_id": group_id,
             "client_id": client_id or group_id,
+            **(auth or KafkaAuth()).client_config(),
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
             "max_poll_records": 200,

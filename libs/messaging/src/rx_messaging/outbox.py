@@ -3,14 +3,44 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from rx_contracts import Envelope, encode
-from sqlalchemy import insert
+from sqlalchemy import Table
 from sqlmodel import Session
 
-from .tables import OutboxMessage, tables_of, utcnow
+from .tables import OutboxMessage, utcnow
 
-[OUTBOX] = tables_of(OutboxMessage)
+OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+
+
+def outbox_rows(envelope: Envelope, topics: Iterable[str]) -> list[dict[str, Any]]:
+    """The outbox rows staging ``envelope`` for each of ``topics`` (same event id on each).
+
+    Pure Python, so a caller can build them before its transaction starts and hold the
+    database's write lock only for the insert."""
+    record = encode(envelope)
+    headers = [[name, raw.decode()] for name, raw in record.headers]
+    now = utcnow()
+    return [
+        {
+            "event_id": envelope.id,
+            "topic": topic,
+            "key": record.key,
+            "value": record.value,
+            "headers": headers,
+            "created_at": now,
+        }
+        for topic in topics
+    ]
+
+
+def insert_outbox_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert rows made by :func:`outbox_rows` in the session's transaction."""
+    if rows:
+        # A Core insert on the session's connection: outbox rows are append-only, so the ORM's
+        # bulk-insert bookkeeping (several times the cost of the insert itself) buys nothing.
+        session.connection().execute(OUTBOX.insert(), rows)
 
 
 def add_to_outbox(session: Session, envelope: Envelope, topics: Iterable[str]) -> None:
@@ -18,22 +48,4 @@ def add_to_outbox(session: Session, envelope: Envelope, topics: Iterable[str]) -
 
     Nothing reaches Kafka here: the relay publishes the rows after this transaction commits,
     so the change and its event are stored together or not at all."""
-    record = encode(envelope)
-    headers = [[name, raw.decode()] for name, raw in record.headers]
-    now = utcnow()
-    # A Core insert on the session's connection (same transaction): outbox rows are
-    # append-only, so the ORM's bookkeeping, even its bulk path, buys nothing here.
-    session.connection().execute(
-        insert(OUTBOX),
-        [
-            {
-                "event_id": envelope.id,
-                "topic": t,
-                "key": record.key,
-                "value": record.value,
-                "headers": headers,
-                "created_at": now,
-            }
-            for t in topics
-        ],
-    )
+    insert_outbox_rows(session, outbox_rows(envelope, topics))

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from .consumer import Handler, InboxConsumer
 from .kafka import KafkaPublisher, KafkaRecordSource
+from .kafka_auth import KafkaAuth
 from .relay import OutboxRelay
 from .worker import Backoff, install_stop_signals, run_loop
 
@@ -21,12 +22,22 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-def run_relay(service: str, engine: Engine, bootstrap_servers: str, heartbeat_dir: Path) -> None:
+def run_relay(
+    service: str,
+    engine: Engine,
+    bootstrap_servers: str,
+    heartbeat_dir: Path,
+    *,
+    auth: KafkaAuth | None = None,
+) -> None:
     """Publish the service's outbox until SIGTERM/SIGINT. Survives the broker being down."""
     stop = install_stop_signals()
     name = f"{service}-relay"
     publisher = _connect(
-        lambda: KafkaPublisher(bootstrap_servers, client_id=name), stop, name, bootstrap_servers
+        lambda: KafkaPublisher(bootstrap_servers, client_id=name, auth=auth),
+        stop,
+        name,
+        bootstrap_servers,
     )
     if publisher is None:
         return
@@ -49,20 +60,27 @@ def run_consumer(
     *,
     topics: list[str] | None = None,
     pattern: str | None = None,
+    auth: KafkaAuth | None = None,
 ) -> None:
-    """Consume ``topics`` (or ``pattern``) as ``group_id`` until SIGTERM/SIGINT."""
+    """Consume ``topics`` (or ``pattern``) as ``group_id`` until SIGTERM/SIGINT; poison
+    records go to ``<topic>.dlq`` through a second producer with the same credentials."""
     stop = install_stop_signals()
     name = f"{service}-consumer"
     source = _connect(
         lambda: KafkaRecordSource(
-            bootstrap_servers, group_id, topics=topics or [], pattern=pattern, client_id=name
+            bootstrap_servers,
+            group_id,
+            topics=topics or [],
+            pattern=pattern,
+            client_id=name,
+            auth=auth,
         ),
         stop,
         name,
         bootstrap_servers,
     )
     dlq = _connect(
-        lambda: KafkaPublisher(bootstrap_servers, client_id=f"{name}-dlq"),
+        lambda: KafkaPublisher(bootstrap_servers, client_id=f"{name}-dlq", auth=auth),
         stop,
         name,
         bootstrap_servers,

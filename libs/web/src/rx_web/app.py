@@ -41,6 +41,9 @@ def service_app(
         version="0.1.0",
         summary=summary,
         lifespan=lifespan,
+        # Operation ids are the route functions' names (read_referral, accept_referral…):
+        # stable, readable in generated clients, and what OpenAPI links point at.
+        generate_unique_id_function=lambda route: route.name,
     )
     if max_body_size is not None:
         app.add_middleware(BodySizeLimit, max_bytes=max_body_size, larger=larger_bodies)

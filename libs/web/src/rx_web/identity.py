@@ -1,5 +1,8 @@
 """Who is calling: a FastAPI dependency every service's routes use, and role checks.
 
+Dependencies here are ``async def`` although they never await: FastAPI runs a plain ``def``
+dependency in its thread pool, a hand-over that costs more than the work itself.
+
 Until signed tokens arrive this is the development scheme: the caller names its organisation
 and roles in headers. Routes depend only on :data:`IdentityDep` / :func:`require_roles`, so
 replacing the scheme changes no route."""
@@ -7,7 +10,7 @@ replacing the scheme changes no route."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header
@@ -18,7 +21,7 @@ from .problems import Problem
 _ODS = re.compile(r"^[A-Z0-9]{3,10}$")
 
 
-def get_identity(
+async def get_identity(
     x_organisation: Annotated[
         str | None,
         Header(
@@ -65,12 +68,12 @@ def get_identity(
 IdentityDep = Annotated[Identity, Depends(get_identity)]
 
 
-def require_roles(*roles: Role) -> Callable[[Identity], Identity]:
+def require_roles(*roles: Role) -> Callable[[Identity], Awaitable[Identity]]:
     """A dependency that lets through callers holding at least one of ``roles`` (403 otherwise):
     ``caller: Annotated[Identity, Depends(require_roles(Role.OPS))]``."""
     allowed = ", ".join(sorted(r.value for r in roles))
 
-    def check(identity: IdentityDep) -> Identity:
+    async def check(identity: IdentityDep) -> Identity:
         if not identity.has(*roles):
             raise Problem(403, "Forbidden", f"this operation needs one of the roles: {allowed}")
         return identity

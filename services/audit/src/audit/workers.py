@@ -28,4 +28,5 @@ def consumer() -> None:
         handle_any_event,
         settings.heartbeat_dir,
         pattern=settings.topic_pattern,
+        auth=settings.kafka_auth,
     )

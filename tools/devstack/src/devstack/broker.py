@@ -38,6 +38,7 @@ from .jars import (
     repo_root,
 )
 from .ports import accepts_connections, free_ports, port_in_use
+from .sasl import BrokerSecurity, redact_format_output
 
 __all__ = [
     "KAFKA_VERSION",
@@ -73,6 +74,9 @@ class Broker:
     ``data_dir`` holds ``server.properties``, ``broker.log``, ``broker.pid``, ``cluster.id`` and
     the Kafka log dir ``logs/``. Everything about a running broker is found through the pid
     file, so another process (the CLI) can check or stop a broker it did not start.
+
+    With ``security`` the client listener needs SASL/SCRAM and ACLs decide the rest
+    (``devstack.sasl``); without it the broker is PLAINTEXT and open, as tests mostly want.
     """
 
     def __init__(
@@ -83,12 +87,14 @@ class Broker:
         heap: str = "1g",
         *,
         extra_config: Mapping[str, str] | None = None,
+        security: BrokerSecurity | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port
         self.controller_port = controller_port if controller_port is not None else port + 1
         self.heap = heap
         self.extra_config = dict(extra_config or {})
+        self.security = security
         self._process: subprocess.Popen[bytes] | None = None
 
     def __repr__(self) -> str:
@@ -209,7 +215,11 @@ class Broker:
                 )
             if accepts_connections(self.port):
                 try:
-                    cluster_info(self.bootstrap_servers, timeout=min(5.0, max(remaining, 0.5)))
+                    cluster_info(
+                        self.bootstrap_servers,
+                        timeout=min(5.0, max(remaining, 0.5)),
+                        auth=self.security.admin_auth if self.security else None,
+                    )
                     return
                 except TopicError as exc:
                     last_error = str(exc)
@@ -282,12 +292,17 @@ class Broker:
             "num.network.threads": "2",
             "num.io.threads": "4",
         }
+        if self.security is not None:
+            props.update(self.security.properties(port, cport))
         props.update(self.extra_config)
         return props
 
     def _write_properties(self) -> None:
         lines = ["# Written by devstack.broker on every start; edits are overwritten."]
         lines += [f"{key}={value}" for key, value in self._properties().items()]
+        # A secured broker's file holds its admin and controller passwords: owner only.
+        self.properties_file.touch(mode=0o600)
+        self.properties_file.chmod(0o600)
         self.properties_file.write_text("\n".join(lines) + "\n")
 
     def _format_if_needed(self, java: str, lib: Path) -> None:
@@ -311,6 +326,7 @@ class Broker:
             "--config",
             str(self.properties_file),
             "--ignore-formatted",
+            *(self.security.format_arguments() if self.security else []),
         ]
         try:
             result = subprocess.run(
@@ -322,12 +338,12 @@ class Broker:
             ) from exc
         with self.log_file.open("a") as log:
             log.write(f"=== devstack: formatting {self.kafka_log_dir} (cluster id {cluster_id})\n")
-            log.write(result.stdout + result.stderr)
+            log.write(redact_format_output(result.stdout + result.stderr))
         if result.returncode != 0:
             raise BrokerError(
                 f"formatting the Kafka log dir {self.kafka_log_dir} failed "
                 f"(exit {result.returncode}):\n"
-                + last_lines(result.stdout + result.stderr, _LOG_TAIL_LINES)
+                + last_lines(redact_format_output(result.stdout + result.stderr), _LOG_TAIL_LINES)
             )
 
     def _failure(self, headline: str, log_offset: int) -> str:
@@ -416,7 +432,7 @@ def _initial_heap(heap: str) -> str:
 def _configured_port(broker: Broker) -> int | None:
     """Client port recorded in server.properties by the last start (for status output)."""
     text = read_text_or_none(broker.properties_file) or ""
-    match = re.search(r"^advertised\.listeners=PLAINTEXT://[^:]+:(\d+)", text, re.MULTILINE)
+    match = re.search(r"^advertised\.listeners=\w+://[^:]+:(\d+)", text, re.MULTILINE)
     return int(match.group(1)) if match else None
 
 

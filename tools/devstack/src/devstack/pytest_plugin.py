@@ -6,6 +6,10 @@
 - ``broker_factory`` (function): starts dedicated brokers for tests that stop, kill or restart
   one, so the shared broker is never disturbed.
 - ``unique_topic`` (function): a fresh 3-partition topic on ``kafka_bootstrap``.
+- ``secured_kafka`` (session, started on first use): a second broker with SASL/SCRAM and the
+  StandardAuthorizer, the platform's topics, and the users and ACLs of ``devstack.access``;
+  ``secured_kafka.auth("provider-acute")`` logs in as that principal. Its topics are the
+  platform's real names (the ACLs name them), so tests tell their records apart by key.
 - ``postgres_server`` (session): server-level URL (``postgresql+psycopg://…/postgres``) of a
   PostgreSQL server started once per test session on a free port (installed from Debian's
   packages on first use), or of the server named by ``RX_POSTGRES_URL``.
@@ -27,11 +31,14 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from rx_messaging.kafka_auth import KafkaAuth
 
+from devstack.access import plan, secure_topics
 from devstack.broker import (
     KAFKA_VERSION,
     Broker,
@@ -40,6 +47,7 @@ from devstack.broker import (
     ensure_jars,
     free_ports,
 )
+from devstack.credentials import new_password
 from devstack.postgres import (
     PostgresError,
     PostgresPortInUseError,
@@ -49,6 +57,7 @@ from devstack.postgres import (
     ensure_postgres_installed,
     server_version,
 )
+from devstack.sasl import ADMIN, CONTROLLER, BrokerSecurity
 from devstack.topics import TopicError, cluster_info, ensure_topics
 
 BrokerFactory = Callable[..., Broker]
@@ -73,7 +82,13 @@ def _say(config: pytest.Config, message: str) -> None:
         reporter.write_line(line)
 
 
-def _start_broker(config: pytest.Config, data_dir: Path, label: str, heap: str) -> Broker:
+def _start_broker(
+    config: pytest.Config,
+    data_dir: Path,
+    label: str,
+    heap: str,
+    security: BrokerSecurity | None = None,
+) -> Broker:
     """Start a broker on free ports (retrying if another process grabs them first).
 
     Failures become ``pytest.fail`` outside the ``except`` blocks, so the report shows the
@@ -90,7 +105,9 @@ def _start_broker(config: pytest.Config, data_dir: Path, label: str, heap: str) 
     (data_dir / _OWNER_FILE).write_text(f"{os.getpid()}\n")
     for attempt in range(1, _PORT_ATTEMPTS + 1):
         port, controller_port = free_ports(2)
-        broker = Broker(data_dir, port=port, controller_port=controller_port, heap=heap)
+        broker = Broker(
+            data_dir, port=port, controller_port=controller_port, heap=heap, security=security
+        )
         _say(
             config,
             f"starting {label} Kafka {KAFKA_VERSION} broker at {broker.bootstrap_servers} …",
@@ -199,6 +216,46 @@ def broker_factory(
             errors.append(str(exc))
     if errors:
         pytest.fail("stopping dedicated brokers failed: " + "; ".join(errors), pytrace=False)
+
+
+@dataclass(frozen=True)
+class SecuredKafka:
+    """A running broker that authenticates every client and authorises by the platform's ACLs."""
+
+    bootstrap_servers: str
+    admin: KafkaAuth
+    passwords: Mapping[str, str]
+    log_file: Path
+
+    def auth(self, principal: str) -> KafkaAuth:
+        """Credentials of a planned principal (``routing``, ``provider-acute``, …)."""
+        return KafkaAuth.sasl(principal, self.passwords[principal])
+
+
+@pytest.fixture(scope="session")
+def secured_kafka(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SecuredKafka]:
+    """The session's secured broker (see the module docstring); always started here, since a
+    broker named by KAFKA_BOOTSTRAP_SERVERS is not known to have these users and ACLs."""
+    passwords = {name: new_password() for name in (ADMIN, CONTROLLER, *(p.name for p in plan()))}
+    security = BrokerSecurity(passwords[ADMIN], passwords[CONTROLLER])
+    broker = _start_broker(
+        request.config, tmp_path_factory.mktemp("kafka-sasl"), "secured", "512m", security
+    )
+    try:
+        error = ""
+        try:
+            secure_topics(broker.bootstrap_servers, security.admin_auth, passwords)
+        except TopicError as exc:
+            error = f"setting up the secured broker's topics, users and ACLs failed: {exc}"
+        if error:
+            pytest.fail(error, pytrace=False)
+        yield SecuredKafka(
+            broker.bootstrap_servers, security.admin_auth, passwords, broker.log_file
+        )
+    finally:
+        broker.stop()
 
 
 @pytest.fixture

@@ -1,8 +1,12 @@
 """``make run``: broker, topics, demo data and every service process, until Ctrl-C.
 
-Uses the broker named by KAFKA_BOOTSTRAP_SERVERS if set, otherwise starts one on
-127.0.0.1:9092 with its data under .run/kafka. Service databases live in .run/data.
-RX_RUN_DIR moves .run elsewhere; REFERRALS_PORT, ROUTING_PORT and AUDIT_PORT move the APIs."""
+Uses the broker named by KAFKA_BOOTSTRAP_SERVERS if set (as given, with the KAFKA_SECURITY_* /
+KAFKA_SASL_* credentials of the environment, if any), otherwise starts one on 127.0.0.1:9092
+(RX_KAFKA_PORT) with its data under .run/kafka. That broker is secured: SASL/SCRAM, ACLs from
+devstack.access, passwords generated on first start into .run/kafka/credentials.json (mode
+0600), each service running as its own principal. RX_KAFKA_SECURITY=off starts it without.
+Service databases live in .run/data. RX_RUN_DIR moves .run elsewhere; REFERRALS_PORT,
+ROUTING_PORT and AUDIT_PORT move the APIs."""
 
 from __future__ import annotations
 
@@ -11,11 +15,17 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
-from rx_contracts.topics import all_topics
+from rx_contracts.topics import all_topics, provider_topic
+from rx_contracts.vocabulary import ProviderType
+from rx_messaging.kafka_auth import SCRAM_SHA_512, KafkaAuth
 
+from . import credentials
+from .access import plan, provider_principal, secure_topics
 from .broker import Broker, BrokerError, repo_root
+from .sasl import ADMIN, CONTROLLER, BrokerSecurity
 from .stack import DEFAULT_PORTS, PROCESSES, Stack, StackError
 from .topics import ensure_topics
 
@@ -32,6 +42,26 @@ def say(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
+def local_broker(data_dir: Path, port: int, secured: bool) -> tuple[Broker, dict[str, str]]:
+    """The broker ``make run`` owns, and its passwords by user (empty when not secured).
+
+    A log dir formatted by an unsecured start has no admin user, and one cannot be added
+    afterwards: refuse it with the way out rather than wait for a login that never works."""
+    if not secured:
+        return Broker(data_dir, port=port), {}
+    path = data_dir / credentials.FILE_NAME
+    if not path.exists() and (data_dir / "logs" / "meta.properties").exists():
+        raise BrokerError(
+            f"the Kafka data in {data_dir} was created without authentication, so it has no "
+            f"admin user; remove that folder to start afresh secured, or keep it and run "
+            "with RX_KAFKA_SECURITY=off"
+        )
+    names = [ADMIN, CONTROLLER, *(p.name for p in plan())]
+    passwords = credentials.load_or_create(path, names)
+    security = BrokerSecurity(passwords[ADMIN], passwords[CONTROLLER])
+    return Broker(data_dir, port=port, security=security), passwords
+
+
 def main() -> int:
     root = Path(os.environ.get("RX_RUN_DIR") or repo_root() / ".run")
     ports = {s: int(os.environ.get(f"{s.upper()}_PORT", p)) for s, p in DEFAULT_PORTS.items()}
@@ -42,20 +72,28 @@ def main() -> int:
     broker: Broker | None = None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     stack: Stack | None = None
+    service_auth: dict[str, KafkaAuth] = {}
+    passwords: dict[str, str] = {}
     try:
         if not bootstrap:
-            broker = Broker(root / "kafka", port=9092)
-            say("starting Kafka broker on 127.0.0.1:9092")
+            secured = os.environ.get("RX_KAFKA_SECURITY", "sasl").lower() != "off"
+            port = int(os.environ.get("RX_KAFKA_PORT") or 9092)
+            broker, passwords = local_broker(root / "kafka", port, secured)
+            say(f"starting Kafka broker on 127.0.0.1:{port}" + (" (SASL, ACLs)" if secured else ""))
             started = time.monotonic()
             broker.start(timeout=90)
             say(f"Kafka ready in {time.monotonic() - started:.1f}s")
             bootstrap = broker.bootstrap_servers
         say(f"creating topics on {bootstrap}")
-        ensure_topics(bootstrap, all_topics())
-        stack = Stack(root / "data", bootstrap, ports=ports)
+        if broker is not None and broker.security is not None:
+            secure_topics(bootstrap, broker.security.admin_auth, passwords)
+            service_auth = {s: KafkaAuth.sasl(s, passwords[s]) for s in DEFAULT_PORTS}
+        else:
+            ensure_topics(bootstrap, all_topics(), auth=KafkaAuth.from_env())
+        stack = Stack(root / "data", bootstrap, ports=ports, kafka_auth=service_auth)
         say(f"starting {len(PROCESSES)} service processes and loading demo data")
         stack.start(timeout=60)
-        print_summary(stack, bootstrap)
+        print_summary(stack, bootstrap, root / "kafka" / credentials.FILE_NAME, passwords)
         while not stop.is_set():
             dead = stack.dead()
             if dead:
@@ -64,7 +102,7 @@ def main() -> int:
                 return 1
             stop.wait(1)
         return 0
-    except (BrokerError, StackError) as exc:
+    except (BrokerError, StackError, ValueError) as exc:
         say(str(exc))
         return 1
     finally:
@@ -76,7 +114,9 @@ def main() -> int:
         say("stopped everything this command started")
 
 
-def print_summary(stack: Stack, bootstrap: str) -> None:
+def print_summary(
+    stack: Stack, bootstrap: str, credentials_file: Path, passwords: Mapping[str, str]
+) -> None:
     urls = {service: stack.url(service) for service in DEFAULT_PORTS}
     print()
     print("Referral Exchange is running. Ctrl-C stops everything.")
@@ -88,10 +128,29 @@ def print_summary(stack: Stack, bootstrap: str) -> None:
     print(f"  audit log           {urls['audit']}/audit/entries")
     print(f"  routing directory   {urls['routing']}/organisations")
     print(f"  logs                {stack.data_dir / 'logs'}")
+    if passwords:
+        print_provider_access(bootstrap, credentials_file)
     print()
     print("Try it:")
     print(EXAMPLE.format(**urls))
     print(flush=True)
+
+
+def print_provider_access(bootstrap: str, credentials_file: Path) -> None:
+    """How a provider system subscribes to its type's topic on the secured broker."""
+    print()
+    print(f"Kafka needs SASL_PLAINTEXT + {SCRAM_SHA_512}; passwords are in {credentials_file}.")
+    print("A provider system logs in as its type's user, reads only that type's topic and")
+    print("names its consumer groups <user> or <user>.<anything>:")
+    for provider_type in ProviderType:
+        user = provider_principal(provider_type)
+        print(f"  {user:<26} reads {provider_topic(provider_type)}")
+    print(
+        "  e.g. kafka-python: KafkaConsumer('provider.acute.v1', "
+        f"bootstrap_servers='{bootstrap}', group_id='provider-acute.my-system',\n"
+        f"       security_protocol='SASL_PLAINTEXT', sasl_mechanism='{SCRAM_SHA_512}',\n"
+        "       sasl_plain_username='provider-acute', sasl_plain_password=<from the file>)"
+    )
 
 
 if __name__ == "__main__":

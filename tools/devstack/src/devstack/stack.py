@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from rx_messaging.kafka_auth import KafkaAuth
 
 DEFAULT_PORTS: Mapping[str, int] = {"referrals": 8001, "routing": 8002, "audit": 8003}
 
@@ -32,6 +33,12 @@ class ProcessSpec:
     @property
     def is_api(self) -> bool:
         return self.role == "api"
+
+    @property
+    def uses_kafka(self) -> bool:
+        """Only workers talk to Kafka, so only they get Kafka credentials: the APIs face the
+        internet and have no use for them."""
+        return self.role in ("relay", "consumer")
 
     @property
     def argv(self) -> list[str]:
@@ -56,11 +63,20 @@ SETUP_STEPS: tuple[ProcessSpec, ...] = (ProcessSpec("routing", "seed"),)
 
 
 def service_environment(
-    service: str, *, data_dir: Path, bootstrap_servers: str, port: int, group_prefix: str = ""
+    service: str,
+    *,
+    data_dir: Path,
+    bootstrap_servers: str,
+    port: int,
+    group_prefix: str = "",
+    auth: KafkaAuth | None = None,
 ) -> dict[str, str]:
-    """The settings a service's processes get (each service reads its own prefix)."""
+    """The settings a service's processes get (each service reads its own prefix; ``auth`` is
+    the service's own Kafka principal, if the broker wants one)."""
     prefix = service.upper()
+    kafka_auth = auth.environment() if auth is not None else {}
     return {
+        **kafka_auth,
         f"{prefix}_DATABASE_URL": f"sqlite:///{data_dir / (service + '.db')}",
         f"{prefix}_PORT": str(port),
         f"{prefix}_HOST": "127.0.0.1",
@@ -82,6 +98,8 @@ class Stack:
     bootstrap_servers: str
     ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     group_prefix: str = ""
+    kafka_auth: Mapping[str, KafkaAuth] = field(default_factory=dict)
+    """Service name -> its Kafka principal; services not named inherit this environment's."""
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
@@ -99,6 +117,7 @@ class Stack:
                 bootstrap_servers=self.bootstrap_servers,
                 port=self.ports[spec.service],
                 group_prefix=self.group_prefix,
+                auth=self.kafka_auth.get(spec.service) if spec.uses_kafka else None,
             )
         )
         return env

@@ -15,6 +15,7 @@ from typing import Any
 
 import kafka.errors as kafka_errors
 from kafka import KafkaAdminClient
+from rx_messaging.kafka_auth import KafkaAuth
 
 from devstack.broker import BrokerError
 
@@ -29,8 +30,12 @@ class TopicError(BrokerError):
 
 
 @contextmanager
-def admin_client(bootstrap_servers: str, timeout: float = 10) -> Iterator[KafkaAdminClient]:
+def admin_client(
+    bootstrap_servers: str, timeout: float = 10, auth: KafkaAuth | None = None
+) -> Iterator[KafkaAdminClient]:
     """Yield a connected ``KafkaAdminClient``; raise ``TopicError`` if none answers in time.
+
+    ``auth``: how to log in (a secured broker needs its super user to create topics and ACLs).
 
     kafka-python 3.0 starts the client's IO thread before it bootstraps, and a failed
     bootstrap in ``__init__`` leaves that thread running; construct in two steps so a failed
@@ -44,11 +49,18 @@ def admin_client(bootstrap_servers: str, timeout: float = 10) -> Iterator[KafkaA
             client_id="devstack-admin",
             bootstrap_timeout_ms=timeout_ms,
             request_timeout_ms=max(timeout_ms, 5000),
+            **(auth or KafkaAuth()).client_config(),
         )
     except Exception as exc:
         _close_partially_built(admin)
+        # kafka-python reports a refused login only in its log, as a failed bootstrap.
+        refused = (
+            f", or it refused the credentials of {auth.username!r}"
+            if auth is not None and auth.uses_sasl
+            else ""
+        )
         raise TopicError(
-            f"no Kafka broker answered at {bootstrap_servers} within {timeout:g}s: {exc}"
+            f"no Kafka broker answered at {bootstrap_servers} within {timeout:g}s{refused}: {exc}"
         ) from exc
     try:
         yield admin
@@ -73,12 +85,14 @@ def _close_partially_built(admin: KafkaAdminClient) -> None:
             log.debug("stopping the IO thread of a failed admin client", exc_info=True)
 
 
-def cluster_info(bootstrap_servers: str, timeout: float = 10) -> dict[str, Any]:
+def cluster_info(
+    bootstrap_servers: str, timeout: float = 10, auth: KafkaAuth | None = None
+) -> dict[str, Any]:
     """Return ``describe_cluster()`` of the broker (cluster id, brokers); raise ``TopicError``.
 
     Used as the readiness probe: it succeeds only once the broker serves metadata requests.
     """
-    with admin_client(bootstrap_servers, timeout) as admin:
+    with admin_client(bootstrap_servers, timeout, auth) as admin:
         try:
             info: dict[str, Any] = admin.describe_cluster()
         except Exception as exc:
@@ -90,7 +104,12 @@ def cluster_info(bootstrap_servers: str, timeout: float = 10) -> dict[str, Any]:
     return info
 
 
-def ensure_topics(bootstrap_servers: str, topics: Mapping[str, int], timeout: float = 30) -> None:
+def ensure_topics(
+    bootstrap_servers: str,
+    topics: Mapping[str, int],
+    timeout: float = 30,
+    auth: KafkaAuth | None = None,
+) -> None:
     """Create the missing topics (name -> partitions, replication 1) and wait until usable.
 
     Idempotent: topics that already exist are left as they are (a different partition count
@@ -104,7 +123,7 @@ def ensure_topics(bootstrap_servers: str, topics: Mapping[str, int], timeout: fl
             raise ValueError(f"topic {name!r}: partitions must be >= 1, got {partitions}")
     deadline = time.monotonic() + timeout
     names = list(topics)
-    with admin_client(bootstrap_servers, timeout) as admin:
+    with admin_client(bootstrap_servers, timeout, auth) as admin:
         request = {
             name: {"num_partitions": partitions, "replication_factor": 1}
             for name, partitions in topics.items()

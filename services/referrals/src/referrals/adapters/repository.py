@@ -7,11 +7,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from rx_contracts import CohortFlags, Outcome, Priority, ProviderType, ReferralStatus, ServiceType
-from sqlalchemy import and_, insert, or_
+from sqlalchemy import Table, and_, or_
 from sqlmodel import Session, col, select
 
 from ..domain.model import Patient, Referral
 from .tables import AttachmentRow, ReferralRow, TransitionRow
+
+REFERRAL: Table = ReferralRow.__table__  # type: ignore[attr-defined]
+TRANSITION: Table = TransitionRow.__table__  # type: ignore[attr-defined]
 
 
 class View(StrEnum):
@@ -58,9 +61,9 @@ class ReferralRepository:
         """Write the aggregate's current state (called by the unit of work on commit)."""
         now = datetime.now(UTC)
         if referral.id in self._new:
-            # New: a plain insert, no load, no ORM bookkeeping (the hot path of POST /referrals).
-            self.session.execute(
-                insert(ReferralRow),
+            # New: a Core insert, no load, no ORM bookkeeping (the hot path of POST /referrals).
+            self.session.connection().execute(
+                REFERRAL.insert(),
                 [{"id": referral.id, **_to_row_fields(referral), "updated_at": now}],
             )
             self._new.discard(referral.id)
@@ -75,7 +78,7 @@ class ReferralRepository:
     def add_transitions(self, rows: list[dict[str, object]]) -> None:
         """Append history lines (Core insert: they are never updated)."""
         if rows:
-            self.session.execute(insert(TransitionRow), rows)
+            self.session.connection().execute(TRANSITION.insert(), rows)
 
     def history(self, referral_id: str) -> list[TransitionRow]:
         query = select(TransitionRow).where(TransitionRow.referral_id == referral_id)

@@ -45,7 +45,11 @@ def relay() -> None:
     settings = get_settings()
     container = bootstrap(settings)
     run_relay(
-        "referrals", container.engine, settings.kafka_bootstrap_servers, settings.heartbeat_dir
+        "referrals",
+        container.engine,
+        settings.kafka_bootstrap_servers,
+        settings.heartbeat_dir,
+        auth=settings.kafka_auth,
     )
 
 
@@ -60,4 +64,5 @@ def consumer() -> None:
         handle_routing_event,
         settings.heartbeat_dir,
         topics=[ROUTING_DECISIONS, ROUTING_SLA],
+        auth=settings.kafka_auth,
     )

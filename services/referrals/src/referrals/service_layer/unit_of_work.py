@@ -15,15 +15,17 @@ from typing import Any
 
 from rx_contracts import wrap
 from rx_contracts.topics import REFERRAL_EVENTS
-from rx_messaging.outbox import add_to_outbox
-from sqlalchemy import insert
+from rx_messaging.outbox import insert_outbox_rows, outbox_rows
+from sqlalchemy import Table
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from ..adapters.repository import ReferralRepository
 from ..adapters.tables import IdempotencyRow
+from ..domain.model import Referral
 
 SOURCE = "/services/referrals"
+IDEMPOTENCY: Table = IdempotencyRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -100,59 +102,70 @@ class UnitOfWork:
 
     def commit(self, result: object = None) -> None:
         """Store every change with its events; for an idempotent POST also the response,
-        rendered from ``result`` (what the handler made)."""
-        for referral in self.referrals.seen.values():
-            if not referral.pending:
-                continue
+        rendered from ``result`` (what the handler made).
+
+        Everything is built first (events, outbox rows, history, the response) and only then
+        written, so a new referral's transaction — and SQLite's write lock, which every POST
+        of this process queues for — lasts just the inserts and the commit."""
+        staged = [self._stage(r) for r in self.referrals.seen.values() if r.pending]
+        claim = None
+        if self.idempotency is not None and result is not None:
+            claim = self._claim(self.idempotency, result)
+        for referral, history, outbox in staged:
             self.referrals.save(referral)
-            history: list[dict[str, object]] = []
-            for step in referral.pending:
-                event_id = step.cause_event_id or ""
-                if step.event is not None:
-                    envelope = wrap(step.event, source=SOURCE, correlation_id=self.correlation_id)
-                    add_to_outbox(self.session, envelope, [REFERRAL_EVENTS])
-                    event_id = envelope.id
-                history.append(
-                    {
-                        "referral_id": referral.id,
-                        "sequence": step.sequence,
-                        "action": step.action,
-                        "to_status": step.to_status.value,
-                        "actor_org": step.actor.organisation,
-                        "actor_practitioner": step.actor.practitioner,
-                        "event_id": event_id,
-                        "reason_code": step.reason_code,
-                        "note": step.note,
-                        "at": step.at,
-                    }
-                )
+            insert_outbox_rows(self.session, outbox)
             self.referrals.add_transitions(history)
             referral.pending.clear()
-        if self.idempotency is not None and result is not None:
-            self._remember(self.idempotency, result)
+        if claim is not None:
+            # Inserting the key is what claims it: a concurrent or earlier use makes this fail
+            # with IntegrityError, and the caller answers with the stored response instead.
+            self.session.connection().execute(IDEMPOTENCY.insert(), [claim])
         if self._owns_session:
             self.session.commit()
         else:
             self.session.flush()
 
-    def _remember(self, request: IdempotentRequest, result: object) -> None:
-        request.response = request.render(result)
-        # Inserting the key is what claims it: a concurrent or earlier use makes this fail
-        # with IntegrityError, and the caller answers with the stored response instead.
-        self.session.execute(
-            insert(IdempotencyRow),
-            [
+    def _stage(
+        self, referral: Referral
+    ) -> tuple[Referral, list[dict[str, object]], list[dict[str, Any]]]:
+        """The history and outbox rows of a referral's pending steps (no database work)."""
+        history: list[dict[str, object]] = []
+        outbox: list[dict[str, Any]] = []
+        for step in referral.pending:
+            event_id = step.cause_event_id or ""
+            if step.event is not None:
+                envelope = wrap(step.event, source=SOURCE, correlation_id=self.correlation_id)
+                outbox += outbox_rows(envelope, [REFERRAL_EVENTS])
+                event_id = envelope.id
+            history.append(
                 {
-                    "organisation": request.organisation,
-                    "key": request.key,
-                    "fingerprint": request.fingerprint,
-                    "status_code": request.response.status_code,
-                    "body": request.response.body,
-                    "headers": request.response.headers,
-                    "created_at": datetime.now(UTC),
+                    "referral_id": referral.id,
+                    "sequence": step.sequence,
+                    "action": step.action,
+                    "to_status": step.to_status.value,
+                    "actor_org": step.actor.organisation,
+                    "actor_practitioner": step.actor.practitioner,
+                    "event_id": event_id,
+                    "reason_code": step.reason_code,
+                    "note": step.note,
+                    "at": step.at,
                 }
-            ],
-        )
+            )
+        return referral, history, outbox
+
+    @staticmethod
+    def _claim(request: IdempotentRequest, result: object) -> dict[str, Any]:
+        """Render the response to remember for this key, and the row that claims the key."""
+        request.response = request.render(result)
+        return {
+            "organisation": request.organisation,
+            "key": request.key,
+            "fingerprint": request.fingerprint,
+            "status_code": request.response.status_code,
+            "body": request.response.body,
+            "headers": request.response.headers,
+            "created_at": datetime.now(UTC),
+        }
 
 
 def session_factory(engine: Engine) -> Callable[[], Session]:

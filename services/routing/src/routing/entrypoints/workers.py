@@ -38,6 +38,7 @@ def relay() -> None:
         bootstrap(settings).engine,
         settings.kafka_bootstrap_servers,
         settings.heartbeat_dir,
+        auth=settings.kafka_auth,
     )
 
 
@@ -52,6 +53,7 @@ def consumer() -> None:
         partial(handle_referral_event, container),
         settings.heartbeat_dir,
         topics=[REFERRAL_EVENTS],
+        auth=settings.kafka_auth,
     )
 
 

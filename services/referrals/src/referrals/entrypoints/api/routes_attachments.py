@@ -17,7 +17,7 @@ from ...service_layer import handlers
 from ...service_layer.unit_of_work import StoredResponse
 from .deps import CallerDep, IdempotencyKey, Uow
 from .idempotency import run_once
-from .routes_referrals import PROBLEMS
+from .routes_referrals import IDEMPOTENT_POST, PROBLEMS
 
 router = APIRouter(prefix="/referrals/{referral_id}/attachments", tags=["attachments"])
 UPLOAD_PATH = r"/referrals/[^/]+/attachments"
@@ -44,6 +44,7 @@ def _public(row: AttachmentRow) -> AttachmentPublic:
     summary="Attach a document",
     responses={
         **PROBLEMS,
+        **IDEMPOTENT_POST,
         403: {"description": "Only the referrer or the assigned organisation may attach"},
         409: {"description": "The referral is completed or cancelled"},
         413: {"description": "Over 5 MB"},

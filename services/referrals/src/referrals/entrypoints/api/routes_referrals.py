@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from rx_contracts import Priority, ReferralStatus, ServiceType
+from rx_web.params import IsoDateTime
 from rx_web.problems import Problem
 
 from ...adapters.repository import View, WorklistQuery
@@ -17,6 +18,7 @@ from ...domain.model import Patient
 from ...service_layer import handlers
 from .deps import CallerDep, IdempotencyKey, Uow
 from .idempotency import run_once
+from .links import referral_links
 from .presenters import etag, to_public
 from .schemas import ReasonIn, ReferralCreate, ReferralPublic, TransitionPublic, Worklist
 
@@ -27,6 +29,10 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such referral, or not yours to see"},
     422: {"description": "Invalid request: the problem names each field and rule broken"},
 }
+IDEMPOTENT_POST: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Missing or malformed Idempotency-Key"},
+    413: {"description": "The body is over the size limit"},
+}
 
 
 @router.post(
@@ -34,7 +40,12 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     status_code=201,
     response_model=ReferralPublic,
     summary="Submit a referral",
-    responses={**PROBLEMS, 403: {"description": "You may only refer for your own organisation"}},
+    responses={
+        **PROBLEMS,
+        **IDEMPOTENT_POST,
+        201: {"description": "Submitted", "links": referral_links()},
+        403: {"description": "You may only refer for your own organisation"},
+    },
 )
 def create_referral(
     body: ReferralCreate, caller: CallerDep, key: IdempotencyKey, request: Request
@@ -53,7 +64,7 @@ def create_referral(
         ),
         service_type=body.service_type,
         priority=body.priority,
-        cohort=body.cohort,
+        cohort=body.cohort.flags(),
         reason_code=reason.code,
         reason_text=reason.text,
         clinical_summary=body.clinical_summary,
@@ -70,7 +81,10 @@ def create_referral(
 
 
 @router.get(
-    "/{referral_id}", response_model=ReferralPublic, summary="Read one referral", responses=PROBLEMS
+    "/{referral_id}",
+    response_model=ReferralPublic,
+    summary="Read one referral",
+    responses={**PROBLEMS, 200: {"description": "The referral", "links": referral_links()}},
 )
 def read_referral(
     referral_id: str, caller: CallerDep, uow: Uow, response: Response
@@ -104,7 +118,7 @@ def worklist(
     priority: Annotated[list[Priority] | None, Query()] = None,
     service_type: Annotated[list[ServiceType] | None, Query()] = None,
     due_before: Annotated[
-        datetime | None, Query(description="Only referrals due before this time")
+        IsoDateTime | None, Query(description="Only referrals due before this time")
     ] = None,
     cursor: Annotated[str | None, Query(description="next_cursor from the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

@@ -13,7 +13,8 @@ from ...domain.lifecycle import Action
 from ...service_layer import handlers
 from .deps import CallerDep, IdempotencyKey, IfMatch
 from .idempotency import run_once
-from .routes_referrals import PROBLEMS
+from .links import referral_links
+from .routes_referrals import IDEMPOTENT_POST, PROBLEMS
 from .schemas import (
     Cancel,
     Complete,
@@ -30,6 +31,7 @@ router = APIRouter(prefix="/referrals/{referral_id}", tags=["lifecycle"])
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     **PROBLEMS,
+    **IDEMPOTENT_POST,
     400: {"description": "Missing Idempotency-Key or malformed If-Match"},
     403: {
         "description": "Your organisation may not take this action; allowed_actions lists what it may"
@@ -37,6 +39,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"description": "Not possible in the current status; allowed_actions lists what is"},
     412: {"description": "If-Match is not the current version: read the referral again"},
     428: {"description": "If-Match is required"},
+    200: {"description": "The referral after the action", "links": referral_links()},
 }
 OPERATION: dict[str, Any] = {"response_model": ReferralPublic, "responses": RESPONSES}
 
@@ -76,9 +79,11 @@ def amend_referral(
     postcode) while the referral is submitted or routed. Creates a new version."""
     changes: dict[str, Any] = {
         name: getattr(body, name)
-        for name in ("priority", "cohort", "clinical_summary")
+        for name in ("priority", "clinical_summary")
         if name in body.model_fields_set
     }
+    if body.cohort is not None:
+        changes["cohort"] = body.cohort.flags()
     if "reason" in body.model_fields_set:
         reason = body.reason or ReasonIn()
         changes["reason_code"], changes["reason_text"] = reason.code, reason.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from rx_contracts import (
     CohortFlags,
     Outcome,
@@ -44,6 +44,17 @@ class PatientIn(Strict):
     postcode: str = Field(description="UK postcode of the patient's home.", examples=["BS5 0AA"])
 
 
+class CohortIn(Strict):
+    """Cohort flags as a caller sends them: JSON booleans only (not 0/1 or "yes")."""
+
+    care_home_resident: StrictBool = Field(default=False, description="Lives in a care home.")
+    frailty: StrictBool = Field(default=False, description="Identified as living with frailty.")
+    end_of_life: StrictBool = Field(default=False, description="In the last year of life.")
+
+    def flags(self) -> CohortFlags:
+        return CohortFlags(**self.model_dump())
+
+
 class ReasonIn(Strict):
     code: str | None = Field(
         default=None,
@@ -61,7 +72,7 @@ class ReferralCreate(Strict):
     patient: PatientIn
     service_type: ServiceType
     priority: Priority = Priority.ROUTINE
-    cohort: CohortFlags = Field(default_factory=CohortFlags)
+    cohort: CohortIn = Field(default_factory=CohortIn)
     reason: ReasonIn | None = None
     clinical_summary: str | None = Field(default=None, max_length=10000)
 
@@ -94,7 +105,7 @@ class ReferralAmend(Strict):
     """Fields to change before acceptance; omitted fields stay as they are."""
 
     priority: Priority | None = None
-    cohort: CohortFlags | None = None
+    cohort: CohortIn | None = None
     reason: ReasonIn | None = None
     clinical_summary: str | None = Field(default=None, max_length=10000)
     patient: PatientAmend | None = None

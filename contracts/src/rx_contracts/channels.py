@@ -1,0 +1,94 @@
+"""Which events travel on which topic, who publishes them and who reads them: the catalogue
+the AsyncAPI document (``contracts/asyncapi.yaml``) is generated from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import events as ev
+from .sla import ReferralEscalated, SlaBreached, SlaWarning
+from .topics import (
+    REFERRAL_EVENTS,
+    ROUTING_DECISIONS,
+    ROUTING_ESCALATIONS,
+    ROUTING_SLA,
+    provider_topic,
+)
+from .vocabulary import ProviderType
+
+REFERRAL_CHANGES: tuple[type[ev.EventPayload], ...] = (
+    ev.ReferralSubmitted,
+    ev.ReferralAmended,
+    ev.ReferralAccepted,
+    ev.ReferralRejected,
+    ev.ReferralRedirected,
+    ev.ReferralStarted,
+    ev.ReferralCompleted,
+    ev.ReferralCancelled,
+    ev.ReferralRerouted,
+)
+"""Every change the referrals service makes to a referral."""
+
+TRANSITIONS: tuple[type[ev.EventPayload], ...] = REFERRAL_CHANGES[1:]
+"""Changes after submission: what a provider type's topic forwards."""
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One topic: what it carries and between whom."""
+
+    topic: str
+    producer: str
+    """The service that publishes to it."""
+    consumers: tuple[str, ...]
+    """Who subscribes, each with its own consumer group."""
+    description: str
+    events: tuple[type[ev.EventPayload], ...]
+
+
+def channels() -> list[Channel]:
+    """Every channel of the platform, in a stable order."""
+    found = [
+        Channel(
+            REFERRAL_EVENTS,
+            "referrals",
+            ("routing", "audit"),
+            "Every change to a referral, in order per referral (key: referral id).",
+            REFERRAL_CHANGES,
+        ),
+        Channel(
+            ROUTING_DECISIONS,
+            "routing",
+            ("referrals", "audit"),
+            "Routing decisions: assignments and unroutable verdicts for ops.",
+            (ev.ReferralRouted, ev.ReferralUnroutable),
+        ),
+        Channel(
+            ROUTING_SLA,
+            "routing",
+            ("referrals", "audit"),
+            "SLA clock warnings and breaches; the referrals service re-routes on an acceptance "
+            "breach whose policy says so.",
+            (SlaWarning, SlaBreached),
+        ),
+        Channel(
+            ROUTING_ESCALATIONS,
+            "routing",
+            ("operations staff", "audit"),
+            "Referrals ops must act on: unroutable, or a clock ran out with no automatic remedy.",
+            (ReferralEscalated,),
+        ),
+    ]
+    found += [
+        Channel(
+            provider_topic(kind),
+            "routing",
+            (f"{kind.value} provider systems", "audit"),
+            f"Referrals routed to {kind.value} organisations and everything that happens to "
+            "them afterwards, including their SLA warnings and breaches (same event ids as on "
+            "the source topics).",
+            (ev.ReferralRouted, *TRANSITIONS, SlaWarning, SlaBreached),
+        )
+        for kind in ProviderType
+    ]
+    return found
