@@ -30,6 +30,7 @@ import contextlib
 import json
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -293,6 +294,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--profile", action="store_true", help="py-spy the routing pipeline")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the broker this run started is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     args.out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="routing-backlog-"))
     try:
