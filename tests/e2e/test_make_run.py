@@ -108,7 +108,8 @@ def test_make_run_secures_its_broker_serves_a_referral_and_ctrl_c_stops_everythi
             lambda: len(httpx.get(audit, params={"referral_id": rid}).json()) == 2,
         )
 
-        # Workers log in as their service; the internet-facing APIs get no Kafka secret.
+        # Workers log in as their service; the internet-facing APIs (and the routing clock,
+        # which never talks to Kafka) get no Kafka secret.
         broker_pid = int((tmp_path / "kafka" / "broker.pid").read_text())
         started = children(proc.pid)
         assert broker_pid in started
@@ -120,6 +121,7 @@ def test_make_run_secures_its_broker_serves_a_referral_and_ctrl_c_stops_everythi
             "routing api": None,
             "routing relay": "routing",
             "routing consumer": "routing",
+            "routing clock": None,  # writes only its database; the relay publishes
             "audit api": None,
             "audit consumer": "audit",
         }
