@@ -127,5 +127,9 @@ def test_rejected_then_rerouted_to_the_next_team_which_accepts(
         "ReferralAccepted",
     ]
     wait_for("the journey in the audit timeline", lambda: timeline(stack, rid) == wanted)
-    routed = httpx.get(f"{stack.url('routing')}/decisions", params={"referral_id": rid}).json()
+    routed = httpx.get(
+        f"{stack.url('routing')}/decisions",
+        params={"referral_id": rid},
+        headers={"X-Organisation": "RX0PS", "X-Roles": "ops"},
+    ).json()
     assert sorted((d["attempt"], d["assigned_org"]) for d in routed) == [(1, "RXA01"), (2, "RXA02")]

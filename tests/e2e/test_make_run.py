@@ -110,7 +110,8 @@ def test_make_run_secures_its_broker_serves_a_referral_and_ctrl_c_stops_everythi
             ),
         )
 
-        # Workers log in as their service; the internet-facing APIs get no Kafka secret.
+        # Workers log in as their service; the internet-facing APIs (and the routing clock,
+        # which never talks to Kafka) get no Kafka secret.
         broker_pid = int((tmp_path / "kafka" / "broker.pid").read_text())
         started = children(proc.pid)
         assert broker_pid in started
@@ -122,7 +123,8 @@ def test_make_run_secures_its_broker_serves_a_referral_and_ctrl_c_stops_everythi
             "routing api": None,
             "routing relay": "routing",
             "routing consumer": "routing",
-            "audit api": "audit",
+            "routing clock": None,  # writes only its database; the relay publishes
+            "audit api": "audit",  # verification reads the checkpoints back from Kafka
             "audit consumer": "audit",
             "audit relay": "audit",
         }

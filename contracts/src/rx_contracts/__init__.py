@@ -22,6 +22,14 @@ from .events import (
 )
 from .identity import Identity, Role
 from .payload import Payload
+from .sla import (
+    ClockKind,
+    EscalationCause,
+    ReferralEscalated,
+    RerouteReason,
+    SlaBreached,
+    SlaWarning,
+)
 from .vocabulary import (
     Outcome,
     Priority,
@@ -35,9 +43,11 @@ __all__ = [
     "EVENT_TYPES",
     "Actor",
     "ChainCheckpointed",
+    "ClockKind",
     "CohortFlags",
     "Envelope",
     "EnvelopeError",
+    "EscalationCause",
     "EventPayload",
     "Identity",
     "KafkaRecord",
@@ -49,6 +59,7 @@ __all__ = [
     "ReferralAmended",
     "ReferralCancelled",
     "ReferralCompleted",
+    "ReferralEscalated",
     "ReferralRedirected",
     "ReferralRejected",
     "ReferralRerouted",
@@ -59,8 +70,11 @@ __all__ = [
     "ReferralTransitioned",
     "ReferralUnroutable",
     "RejectionReason",
+    "RerouteReason",
     "Role",
     "ServiceType",
+    "SlaBreached",
+    "SlaWarning",
     "decode",
     "encode",
     "wrap",

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from . import events as ev
 from .audit import ChainCheckpointed
 from .payload import Payload
-from .topics import AUDIT_CHECKPOINTS, REFERRAL_EVENTS, ROUTING_DECISIONS, provider_topic
+from .sla import ReferralEscalated, SlaBreached, SlaWarning
+from .topics import (
+    AUDIT_CHECKPOINTS,
+    REFERRAL_EVENTS,
+    ROUTING_DECISIONS,
+    ROUTING_ESCALATIONS,
+    ROUTING_SLA,
+    provider_topic,
+)
 from .vocabulary import ProviderType
 
 REFERRAL_CHANGES: tuple[type[ev.EventPayload], ...] = (
@@ -60,6 +68,21 @@ def channels() -> list[Channel]:
             "Routing decisions: assignments and unroutable verdicts for ops.",
             (ev.ReferralRouted, ev.ReferralUnroutable),
         ),
+        Channel(
+            ROUTING_SLA,
+            "routing",
+            ("referrals", "audit"),
+            "SLA clock warnings and breaches; the referrals service re-routes on an acceptance "
+            "breach whose policy says so.",
+            (SlaWarning, SlaBreached),
+        ),
+        Channel(
+            ROUTING_ESCALATIONS,
+            "routing",
+            ("operations staff", "audit"),
+            "Referrals ops must act on: unroutable, or a clock ran out with no automatic remedy.",
+            (ReferralEscalated,),
+        ),
     ]
     found += [
         Channel(
@@ -67,8 +90,9 @@ def channels() -> list[Channel]:
             "routing",
             (f"{kind.value} provider systems", "audit"),
             f"Referrals routed to {kind.value} organisations and everything that happens to "
-            "them afterwards (same event ids as on the source topics).",
-            (ev.ReferralRouted, *TRANSITIONS),
+            "them afterwards, including their SLA warnings and breaches (same event ids as on "
+            "the source topics).",
+            (ev.ReferralRouted, *TRANSITIONS, SlaWarning, SlaBreached),
         )
         for kind in ProviderType
     ]

@@ -236,7 +236,16 @@ class ReferralRerouted(ReferralTransitioned):
     target_org: str | None = Field(
         default=None, pattern=ODS_CODE, description="Organisation to route to next, if named."
     )
+    reason_code: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Why the platform re-routed it (e.g. 'acceptance-timeout', actor 'RX'); "
+        "null when ops did.",
+        examples=["acceptance-timeout"],
+    )
 
+
+from .sla import SLA_EVENTS  # noqa: E402  (they subclass EventPayload, defined above)
 
 EVENT_TYPES: dict[str, type[Payload]] = {
     cls.EVENT_TYPE: cls
@@ -256,3 +265,4 @@ EVENT_TYPES: dict[str, type[Payload]] = {
     )
 }
 """Every payload model by its CloudEvents type, for consumers that parse what they receive."""
+EVENT_TYPES.update({cls.EVENT_TYPE: cls for cls in SLA_EVENTS})

@@ -10,6 +10,12 @@ REFERRAL_EVENTS = "referrals.events.v1"
 ROUTING_DECISIONS = "routing.decisions.v1"
 """Assignments and unroutable verdicts, published by the routing service. Key: referral id."""
 
+ROUTING_SLA = "routing.sla.v1"
+"""SLA warnings and breaches, published by the routing service's clock. Key: referral id."""
+
+ROUTING_ESCALATIONS = "routing.escalations.v1"
+"""Referrals operations staff must act on (unroutable, breached with no automatic remedy)."""
+
 AUDIT_CHECKPOINTS = "audit.checkpoints.v1"
 """Audit chain heads, so truncation of the audit log is detectable from outside its database."""
 
@@ -29,7 +35,13 @@ def dead_letter_topic(topic: str) -> str:
 
 def all_topics() -> dict[str, int]:
     """Every topic the platform uses, with its partition count (DLQs: one partition)."""
-    streams = [REFERRAL_EVENTS, ROUTING_DECISIONS, *(provider_topic(t) for t in ProviderType)]
+    streams = [
+        REFERRAL_EVENTS,
+        ROUTING_DECISIONS,
+        ROUTING_SLA,
+        ROUTING_ESCALATIONS,
+        *(provider_topic(t) for t in ProviderType),
+    ]
     topics = {name: DEFAULT_PARTITIONS for name in streams}
     topics[AUDIT_CHECKPOINTS] = 1
     topics.update({dead_letter_topic(name): 1 for name in list(topics)})

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from referrals.bootstrap import bootstrap
 from referrals.config import Settings
 from referrals.domain.caller import Caller, Role
 from referrals.domain.lifecycle import Action
 from referrals.domain.model import Patient
-from referrals.entrypoints.workers import handle_routing_decision
+from referrals.entrypoints.workers import handle_routing_decision, handle_routing_event
 from referrals.service_layer import handlers
-from rx_contracts import CohortFlags, Priority, ServiceType, examples, wrap
+from rx_contracts import (
+    ClockKind,
+    CohortFlags,
+    Priority,
+    ProviderType,
+    ReferralRerouted,
+    ServiceType,
+    SlaBreached,
+    decode,
+    examples,
+    wrap,
+)
 from rx_messaging.consumer import PermanentError
 from rx_messaging.records import Record
-from sqlmodel import Session
+from rx_messaging.tables import OutboxMessage
+from sqlmodel import Session, col, select
 
 RECORD = Record("routing.decisions.v1", 0, 0, b"", b"", [])
 GP = Caller("B81001", frozenset({Role.PROVIDER}))
@@ -81,3 +95,93 @@ def test_a_decision_arriving_after_the_referral_was_cancelled_changes_nothing(co
         None,
         2,
     )
+
+
+def breach(rid: str, org: str = "RXA01", auto_reroute: bool = True, kind: str = "acceptance"):
+    at = datetime(2026, 11, 23, 10, 30, tzinfo=UTC)
+    return wrap(
+        SlaBreached(
+            referral_id=rid,
+            clock_id=f"{rid}:{kind}:1",
+            kind=ClockKind(kind),
+            attempt=1,
+            assigned_org=org,
+            provider_type=ProviderType.RAPID_RESPONSE,
+            service_type=ServiceType.URGENT_COMMUNITY_RESPONSE,
+            priority=Priority.URGENT,
+            policy_id="urgent-community-response/*",
+            started_at=at - timedelta(minutes=30),
+            deadline=at,
+            breached_at=at,
+            auto_reroute=auto_reroute,
+        ),
+        source="/services/routing",
+        correlation_id="corr-breach",
+    )
+
+
+def deliver_routing_event(container, event) -> None:
+    with Session(container.engine) as session:
+        handle_routing_event(session, event, RECORD)
+        session.commit()
+
+
+def routed(container) -> str:
+    rid = submit(container)
+    deliver(container, wrap(examples.referral_routed(rid), source="/services/routing"))
+    return rid
+
+
+def test_an_acceptance_breach_takes_the_referral_back_as_the_platform(container) -> None:
+    rid = routed(container)
+    deliver_routing_event(container, breach(rid))
+    referral = handlers.get_referral(rid, GP, container.uow())
+    assert (referral.status.value, referral.assigned_org, referral.version) == (
+        "submitted",
+        None,
+        3,
+    )
+    with container.uow() as uow:
+        last = uow.referrals.history(rid)[-1]
+    assert (last.action, last.actor_org, last.reason_code) == (
+        "reroute",
+        "RX",
+        "acceptance-timeout",
+    )
+    with Session(container.engine) as session:
+        rows = session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))).all()
+    event = decode(rows[-1].key, rows[-1].value, [(n, v.encode()) for n, v in rows[-1].headers])
+    payload = event.payload()
+    assert isinstance(payload, ReferralRerouted)
+    assert (payload.reason_code, payload.actor.organisation, payload.provider_type) == (
+        "acceptance-timeout",
+        "RX",
+        "rapid-response",
+    ), "routing learns whose clock ran out and skips that organisation"
+    assert event.correlationid == "corr-breach"
+
+
+@pytest.mark.parametrize(
+    ("what", "change"),
+    [
+        ("accepted in time", "accept"),
+        ("another organisation holds it", "other-org"),
+        ("policy does not re-route", "no-auto"),
+        ("a response clock", "response"),
+    ],
+)
+def test_a_breach_that_no_longer_applies_changes_nothing(container, what, change) -> None:
+    rid = routed(container)
+    event = breach(rid)
+    if change == "accept":
+        team = Caller("RXA01", frozenset({Role.PROVIDER}))
+        handlers.transition(rid, Action.ACCEPT, team, 2, container.uow())
+    elif change == "other-org":
+        event = breach(rid, org="RXA02")
+    elif change == "no-auto":
+        event = breach(rid, auto_reroute=False)
+    else:
+        event = breach(rid, kind="response")
+    before = handlers.get_referral(rid, GP, container.uow()).version
+    deliver_routing_event(container, event)
+    assert handlers.get_referral(rid, GP, container.uow()).version == before, what

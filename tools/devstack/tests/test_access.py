@@ -23,6 +23,7 @@ from routing.config import Settings as RoutingSettings
 from rx_contracts.topics import (
     REFERRAL_EVENTS,
     ROUTING_DECISIONS,
+    ROUTING_SLA,
     all_topics,
     dead_letter_topic,
     provider_topic,
@@ -71,7 +72,7 @@ def test_consumers_may_dead_letter_what_they_read_and_nobody_reads_dead_letters(
 
 def test_what_each_service_consumes_and_the_group_it_uses_are_allowed() -> None:
     consumed = {
-        "referrals": [ROUTING_DECISIONS],
+        "referrals": [ROUTING_DECISIONS, ROUTING_SLA],
         "routing": [REFERRAL_EVENTS],
         # audit subscribes by pattern: whatever the pattern matches it must be allowed to read
         "audit": [t for t in all_topics() if re.match(AuditSettings().topic_pattern, t)],

@@ -89,17 +89,22 @@ def test_make_run_refuses_kafka_data_created_without_authentication(tmp_path: Pa
         local_broker(tmp_path / "kafka", 9092, secured=True)
 
 
-def test_each_worker_runs_as_its_services_principal_and_apis_get_no_kafka_secret(
+def test_each_kafka_worker_runs_as_its_services_principal_and_the_rest_get_no_kafka_secret(
     tmp_path: Path,
 ) -> None:
     auth = {s: KafkaAuth.sasl(s, f"{s}-password-123") for s in ("referrals", "routing", "audit")}
     stack = Stack(tmp_path, "127.0.0.1:1", kafka_auth=auth)
+    assert {spec.name for spec in PROCESSES if not spec.uses_kafka} == {
+        "referrals-api",
+        "routing-api",
+        "routing-clock",
+    }  # the audit API verifies its chain against checkpoints read back from Kafka
     for spec in PROCESSES:
         env = stack.env(spec)
-        if spec.is_api and spec.service != "audit":
-            assert env.get("KAFKA_SASL_PASSWORD") != f"{spec.service}-password-123"
-        else:  # the audit API verifies its chain against checkpoints read from Kafka
+        if spec.uses_kafka:
             assert KafkaAuth.from_env(env) == auth[spec.service], spec.name
+        else:  # the APIs, and the routing clock, which only writes its database
+            assert env.get("KAFKA_SASL_PASSWORD") != f"{spec.service}-password-123", spec.name
 
 
 def test_a_broker_without_security_is_unchanged(tmp_path: Path) -> None:

@@ -29,7 +29,9 @@ INBOX: Table = InboxMessage.__table__  # type: ignore[attr-defined]
 
 Handler = Callable[[Session, Envelope, Record], None]
 """Applies one event's effects inside the given session; must not commit it. Several events
-of a batch are applied one after another in the same session."""
+of a batch are applied one after another in the same session, and a batch whose transaction is
+abandoned is applied again: a handler has no effects outside the session (no publishing, no
+state kept between calls that the database does not hold)."""
 
 
 class _RecordFailed(Exception):

@@ -1,4 +1,4 @@
-"""``python -m routing api|relay|consumer|seed``."""
+"""``python -m routing api|relay|consumer|clock|seed|replay``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from rx_web.server import run_process, serve
 
 from .config import get_settings
-from .entrypoints import workers
+from .entrypoints import replay_cli, workers
 
 
 def api() -> None:
@@ -24,7 +24,9 @@ if __name__ == "__main__":
                 "api": api,
                 "relay": workers.relay,
                 "consumer": workers.consumer,
+                "clock": workers.clock,
                 "seed": workers.seed,
+                "replay": replay_cli.run,
             },
         )
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from rx_web.settings import ServiceSettings
 
@@ -14,6 +15,13 @@ class Settings(ServiceSettings):
     database_url: str = "sqlite:///.data/routing.db"
     port: int = 8002
     consumer_group: str = "routing"
+    clock_max_sleep_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="Longest the clock worker sleeps before looking for new or due clocks; "
+        "it wakes earlier for the next known deadline.",
+    )
+    clock_batch: int = Field(default=200, ge=1, description="Clocks fired per transaction.")
 
 
 @lru_cache

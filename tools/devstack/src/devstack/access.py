@@ -45,6 +45,8 @@ from rx_contracts.topics import (
     AUDIT_CHECKPOINTS,
     REFERRAL_EVENTS,
     ROUTING_DECISIONS,
+    ROUTING_ESCALATIONS,
+    ROUTING_SLA,
     all_topics,
     dead_letter_topic,
     provider_topic,
@@ -113,14 +115,24 @@ def plan() -> tuple[Principal, ...]:
     return (
         Principal(
             "referrals",
-            reads=(ROUTING_DECISIONS,),
-            writes=(REFERRAL_EVENTS, dead_letter_topic(ROUTING_DECISIONS)),
+            reads=(ROUTING_DECISIONS, ROUTING_SLA),
+            writes=(
+                REFERRAL_EVENTS,
+                dead_letter_topic(ROUTING_DECISIONS),
+                dead_letter_topic(ROUTING_SLA),
+            ),
             who="referrals relay and consumer",
         ),
         Principal(
             "routing",
             reads=(REFERRAL_EVENTS,),
-            writes=(ROUTING_DECISIONS, *provider_topics, dead_letter_topic(REFERRAL_EVENTS)),
+            writes=(
+                ROUTING_DECISIONS,
+                ROUTING_SLA,
+                ROUTING_ESCALATIONS,
+                *provider_topics,
+                dead_letter_topic(REFERRAL_EVENTS),
+            ),
             who="routing relay and consumer",
         ),
         Principal(

@@ -53,6 +53,7 @@ PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec("routing", "api"),
     ProcessSpec("routing", "relay"),
     ProcessSpec("routing", "consumer"),
+    ProcessSpec("routing", "clock"),
     ProcessSpec("audit", "api"),
     ProcessSpec("audit", "consumer"),
     ProcessSpec("audit", "relay"),

@@ -26,6 +26,7 @@ from rx_contracts import (
     ReferralSubmitted,
     ReferralTransitioned,
     RejectionReason,
+    RerouteReason,
     ServiceType,
 )
 
@@ -70,6 +71,8 @@ class Transition:
 
 
 PLATFORM = Actor(organisation="RX")
+PLATFORM_CALLER = Caller(PLATFORM.organisation, frozenset())
+"""The platform itself acting (automatic re-routing), recorded as actor ``RX``."""
 
 
 @dataclass
@@ -318,6 +321,26 @@ class Referral:
             target_org=target_org,
             note=text,
         )
+
+    def release_on_timeout(self, organisation: str, now: datetime) -> bool:
+        """The platform takes the referral back from ``organisation``, whose acceptance clock
+        ran out, and sends it to routing, which will not offer it that organisation again.
+        Only while that organisation still holds it unaccepted: otherwise (it accepted in time,
+        or the referral has moved on) nothing changes and the answer is False."""
+        if self.status is not ReferralStatus.ROUTED or self.assigned_org != organisation:
+            return False
+        reason = RerouteReason.ACCEPTANCE_TIMEOUT.value
+        self._record(
+            Action.REROUTE,
+            PLATFORM_CALLER,
+            now,
+            ReferralRerouted,
+            release=True,
+            history_code=reason,
+            note=f"{organisation} did not accept in time",
+            reason_code=reason,
+        )
+        return True
 
     # ---- changes made by routing's decisions ------------------------------------------------
 

@@ -1,12 +1,13 @@
 """Worker processes of the referrals service.
 
 ``python -m referrals relay``    publishes the outbox to ``referrals.events.v1``
-``python -m referrals consumer`` records routing decisions from ``routing.decisions.v1``"""
+``python -m referrals consumer`` records routing decisions from ``routing.decisions.v1`` and
+                                re-routes on acceptance breaches from ``routing.sla.v1``"""
 
 from __future__ import annotations
 
 from rx_contracts import Envelope
-from rx_contracts.topics import ROUTING_DECISIONS
+from rx_contracts.topics import ROUTING_DECISIONS, ROUTING_SLA
 from rx_messaging.consumer import PermanentError
 from rx_messaging.records import Record
 from rx_messaging.runner import run_consumer, run_relay
@@ -25,6 +26,17 @@ def handle_routing_decision(session: Session, envelope: Envelope, _record: Recor
         handlers.apply_routing_decision(
             envelope, UnitOfWork.joining(session, envelope.correlationid)
         )
+    except (ReferralNotFound, IllegalTransition) as exc:
+        raise PermanentError(str(exc)) from exc
+
+
+def handle_routing_event(session: Session, envelope: Envelope, _record: Record) -> None:
+    """Inbox handler for both routing topics: decisions, and clock breaches that call for an
+    automatic re-route."""
+    try:
+        uow = UnitOfWork.joining(session, envelope.correlationid)
+        handlers.apply_routing_decision(envelope, uow)
+        handlers.apply_sla_breach(envelope, uow)
     except (ReferralNotFound, IllegalTransition) as exc:
         raise PermanentError(str(exc)) from exc
 
@@ -49,8 +61,8 @@ def consumer() -> None:
         container.engine,
         settings.kafka_bootstrap_servers,
         settings.consumer_group,
-        handle_routing_decision,
+        handle_routing_event,
         settings.heartbeat_dir,
-        topics=[ROUTING_DECISIONS],
+        topics=[ROUTING_DECISIONS, ROUTING_SLA],
         auth=settings.kafka_auth,
     )

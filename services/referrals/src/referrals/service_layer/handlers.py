@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rx_contracts import (
+    ClockKind,
     CohortFlags,
     Envelope,
     Priority,
@@ -17,6 +18,7 @@ from rx_contracts import (
     ReferralStatus,
     ReferralUnroutable,
     ServiceType,
+    SlaBreached,
 )
 
 from ..adapters.repository import View, WorklistQuery
@@ -133,6 +135,33 @@ def apply_routing_decision(envelope: Envelope, uow: UnitOfWork) -> None:
         else:
             referral.record_unroutable(payload.decided_at, envelope.id)
         uow.commit()
+
+
+def apply_sla_breach(envelope: Envelope, uow: UnitOfWork, now: datetime | None = None) -> None:
+    """Re-route, as the platform, a referral whose acceptance clock ran out when its policy
+    asks for that (from routing.sla.v1). A no-op when the organisation accepted in time or
+    the referral has moved on; other clock events are not ours to act on."""
+    payload = envelope.payload()
+    if not (
+        isinstance(payload, SlaBreached)
+        and payload.kind is ClockKind.ACCEPTANCE
+        and payload.auto_reroute
+        and payload.assigned_org
+    ):
+        return
+    with uow:
+        referral = uow.referrals.get(payload.referral_id, for_update=True)
+        if referral is None:
+            raise ReferralNotFound(f"SLA breach for unknown referral {payload.referral_id}")
+        if referral.release_on_timeout(payload.assigned_org, now or datetime.now(UTC)):
+            uow.commit()
+        else:
+            log.info(
+                "acceptance breach for %s: %s no longer holds it unaccepted (%s)",
+                referral.id,
+                payload.assigned_org,
+                referral.status.value,
+            )
 
 
 def add_attachment(

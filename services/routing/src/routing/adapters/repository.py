@@ -1,59 +1,70 @@
-"""Reading the directory and rules; writing decisions."""
+"""Reading and writing what routing learns from events: decisions and organisations' load."""
 
 from __future__ import annotations
 
-from rx_contracts import Priority, ProviderType, ServiceType
-from sqlmodel import Session, col, func, select
+from datetime import date, datetime
 
-from ..domain.model import Organisation, Rule
-from .tables import DecisionRow, LocalityRow, OrganisationRow, RuleRow
+from sqlalchemy import select as sa_select
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from .tables import DecisionRow, OrganisationLoadRow, table
 
 
-class RoutingRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def localities(self) -> dict[str, str]:
-        return {
-            row.postcode_district: row.locality for row in self.session.exec(select(LocalityRow))
-        }
-
-    def organisations(self) -> list[Organisation]:
-        return [
-            Organisation(
-                r.ods_code, r.name, ProviderType(r.provider_type), frozenset(r.localities), r.active
+def load_of(session: Session, ods_code: str, day: date) -> int:
+    """Referrals given to ``ods_code`` on local ``day`` and not declined by it."""
+    loads = table(OrganisationLoadRow)
+    value = (
+        session.connection()
+        .execute(
+            sa_select(loads.c.assigned).where(
+                loads.c.ods_code == ods_code, loads.c.day == day.isoformat()
             )
-            for r in self.session.exec(select(OrganisationRow))
-        ]
-
-    def active_rules(self) -> list[Rule]:
-        rows = self.session.exec(
-            select(RuleRow).where(col(RuleRow.active)).order_by(col(RuleRow.id))
         )
-        return [
-            Rule(
-                r.id,
-                r.version,
-                ServiceType(r.service_type),
-                ProviderType(r.provider_type),
-                frozenset(Priority(p) for p in r.priorities),
+        .scalar()
+    )
+    return int(value or 0)
+
+
+def add_load(session: Session, ods_code: str, day: date, change: int) -> None:
+    """Count one more (``change`` 1) or one fewer (-1) referral for an organisation's day, as
+    one upsert so two consumers cannot lose an update."""
+    loads = table(OrganisationLoadRow)
+    connection = session.connection()
+    if change < 0:
+        connection.execute(
+            update(loads)
+            .where(
+                loads.c.ods_code == ods_code,
+                loads.c.day == day.isoformat(),
+                loads.c.assigned > 0,
             )
-            for r in rows
-        ]
-
-    def attempts(self, referral_id: str) -> int:
-        query = (
-            select(func.count())
-            .select_from(DecisionRow)
-            .where(DecisionRow.referral_id == referral_id)
+            .values(assigned=loads.c.assigned + change)
         )
-        return self.session.exec(query).one()
+        return
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(loads).values(ods_code=ods_code, day=day.isoformat(), assigned=change)
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["ods_code", "day"], set_={"assigned": loads.c.assigned + change}
+        )
+    )
 
-    def add_decision(self, row: DecisionRow) -> None:
-        self.session.add(row)
 
-    def decisions(self, referral_id: str | None = None, limit: int = 100) -> list[DecisionRow]:
-        query = select(DecisionRow).order_by(col(DecisionRow.decided_at).desc()).limit(limit)
-        if referral_id:
-            query = query.where(DecisionRow.referral_id == referral_id)
-        return list(self.session.exec(query))
+def decisions(
+    session: Session,
+    referral_id: str | None = None,
+    limit: int = 100,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[DecisionRow]:
+    """Decisions, newest first."""
+    query = select(DecisionRow).order_by(col(DecisionRow.decided_at).desc()).limit(limit)
+    if referral_id:
+        query = query.where(DecisionRow.referral_id == referral_id)
+    if since is not None:
+        query = query.where(col(DecisionRow.decided_at) >= since)
+    if until is not None:
+        query = query.where(col(DecisionRow.decided_at) < until)
+    return list(session.exec(query))

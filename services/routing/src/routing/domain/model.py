@@ -1,47 +1,49 @@
-"""Routing decisions in pure Python: which organisation should receive a referral."""
+"""Routing decisions in pure Python: which organisation should receive a referral, and why
+nobody could."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime
 
 from rx_contracts import Priority, ProviderType, ServiceType
 
-
-@dataclass(frozen=True)
-class Organisation:
-    ods_code: str
-    name: str
-    provider_type: ProviderType
-    localities: frozenset[str]
-    active: bool = True
+from .clock import hhmm, local_day, minute_of_day
+from .directory import Organisation
+from .rules import Rule, RuleSet
+from .sla import SlaPolicy, policy_for
 
 
 @dataclass(frozen=True)
-class Rule:
-    """Send referrals of ``service_type`` (optionally only some priorities) to organisations
-    of ``provider_type`` serving the patient's locality."""
+class Directory:
+    """Everything routing decides with, read once and kept until an administrator changes
+    something (``version`` moves on every change)."""
 
-    id: str
     version: int
-    service_type: ServiceType
-    provider_type: ProviderType
-    priorities: frozenset[Priority] = field(default_factory=frozenset)
+    districts: dict[str, str]
+    """Postcode district → locality code."""
+    organisations: dict[str, Organisation]
+    rule_sets: dict[str, RuleSet]
+    """Locality code → its active rule set."""
+    policies: tuple[SlaPolicy, ...] = ()
 
-    def matches(self, service_type: ServiceType, priority: Priority) -> bool:
-        return self.service_type == service_type and (
-            not self.priorities or priority in self.priorities
-        )
+    def policy(self, service_type: ServiceType, priority: Priority) -> SlaPolicy | None:
+        return policy_for(self.policies, service_type, priority)
 
 
 @dataclass(frozen=True)
 class ReferralFacts:
-    """What routing knows of a referral: only what the event carried."""
+    """What routing knows of a referral: only what the events carried."""
 
     referral_id: str
     service_type: ServiceType
     priority: Priority
     postcode_district: str
-    rejected_by: frozenset[str] = frozenset()
+    cohorts: frozenset[str] = frozenset()
+    """Names of the cohort flags that are set."""
+    declined_by: frozenset[str] = frozenset()
+    """Organisations that rejected it or let it time out: never offered it again."""
     target_provider_type: ProviderType | None = None
     """Named by a redirect or by ops: route to this type instead of following the rules."""
     target_org: str | None = None
@@ -54,71 +56,115 @@ class Routed:
     locality: str
     rule: Rule | None
     """None when a redirect or ops named the target."""
+    rule_set_version: int | None = None
 
 
 @dataclass(frozen=True)
 class Unroutable:
     reason: str
     locality: str | None
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Candidate → why it was passed over."""
+
+
+Load = Callable[[str, date], int]
+"""Referrals an organisation was given on a local day (for daily capacity)."""
 
 
 def decide(
-    facts: ReferralFacts,
-    localities: dict[str, str],
-    rules: list[Rule],
-    organisations: list[Organisation],
+    facts: ReferralFacts, directory: Directory, at: datetime, load: Load
 ) -> Routed | Unroutable:
-    """A named organisation if one was named (and is active); otherwise the first eligible
-    organisation (active, serving the locality, not having rejected this referral) of the
-    named provider type, or of the first matching rule's type, in ODS-code order."""
-    locality = localities.get(facts.postcode_district)
+    """A named organisation if one was named (and is active); with a named provider type,
+    the first eligible organisation of that type serving the locality (ODS-code order);
+    otherwise the first eligible candidate of the first matching rule of the locality's
+    active rule set, trying later matching rules when a rule's candidates are all passed
+    over. Eligible: active, serving the locality, not having declined this referral, open at
+    ``at`` and under its daily capacity."""
+    locality = directory.districts.get(facts.postcode_district)
     if locality is None:
         return Unroutable(
             f"postcode district {facts.postcode_district} is in no known locality", None
         )
     if facts.target_org is not None:
-        named = next(
-            (o for o in organisations if o.ods_code == facts.target_org and o.active), None
-        )
-        if named is None:
+        named = directory.organisations.get(facts.target_org)
+        if named is None or not named.active:
             return Unroutable(
                 f"named organisation {facts.target_org} is not an active organisation", locality
             )
         return Routed(named, locality, None)
+    skipped: dict[str, str] = {}
     if facts.target_provider_type is not None:
-        found = _first_eligible(facts, locality, facts.target_provider_type, organisations)
-        if found is None:
-            return Unroutable(
-                f"no eligible {facts.target_provider_type.value} organisation serves {locality}",
-                locality,
-            )
-        return Routed(found, locality, None)
-    matching = [r for r in rules if r.matches(facts.service_type, facts.priority)]
+        of_type = sorted(
+            (
+                o
+                for o in directory.organisations.values()
+                if o.provider_type == facts.target_provider_type and locality in o.localities
+            ),
+            key=lambda o: o.ods_code,
+        )
+        for org in of_type:
+            why = skip_reason(org, facts, locality, at, load)
+            if why is None:
+                return Routed(org, locality, None)
+            skipped[org.ods_code] = why
+        return Unroutable(
+            f"no eligible {facts.target_provider_type.value} organisation serves {locality}"
+            + _listing(skipped),
+            locality,
+            skipped,
+        )
+    rule_set = directory.rule_sets.get(locality)
+    if rule_set is None:
+        return Unroutable(f"locality {locality} has no active rule set", locality)
+    matching = [
+        r
+        for r in rule_set.rules
+        if r.matches(facts.service_type, facts.priority, facts.cohorts, at)
+    ]
     if not matching:
         return Unroutable(
-            f"no rule for {facts.service_type.value} at {facts.priority.value} priority", locality
+            f"no rule of {locality} v{rule_set.version} matches {facts.service_type.value} "
+            f"at {facts.priority.value} priority at {hhmm(minute_of_day(at))} local time",
+            locality,
         )
     for rule in matching:
-        found = _first_eligible(facts, locality, rule.provider_type, organisations)
-        if found is not None:
-            return Routed(found, locality, rule)
+        for code in rule.candidates:
+            if code in skipped:
+                continue
+            candidate = directory.organisations.get(code)
+            why = (
+                "is not in the directory"
+                if candidate is None
+                else skip_reason(candidate, facts, locality, at, load)
+            )
+            if why is None and candidate is not None:
+                return Routed(candidate, locality, rule, rule_set.version)
+            skipped[code] = why or "ineligible"
     return Unroutable(
-        f"no eligible {matching[0].provider_type.value} organisation serves {locality}", locality
+        f"no eligible candidate in {locality} for {facts.service_type.value}" + _listing(skipped),
+        locality,
+        skipped,
     )
 
 
-def _first_eligible(
-    facts: ReferralFacts,
-    locality: str,
-    provider_type: ProviderType,
-    organisations: list[Organisation],
-) -> Organisation | None:
-    eligible = [
-        org
-        for org in organisations
-        if org.active
-        and org.provider_type == provider_type
-        and locality in org.localities
-        and org.ods_code not in facts.rejected_by
-    ]
-    return min(eligible, key=lambda org: org.ods_code, default=None)
+def skip_reason(
+    org: Organisation, facts: ReferralFacts, locality: str, at: datetime, load: Load
+) -> str | None:
+    """Why ``org`` cannot take this referral now, or None if it can."""
+    if not org.active:
+        return "is inactive"
+    if locality not in org.localities:
+        return f"does not serve {locality}"
+    if org.ods_code in facts.declined_by:
+        return "declined this referral"
+    if not org.is_open(at):
+        return f"is closed at {hhmm(minute_of_day(at))} local time"
+    if org.daily_capacity is not None and load(org.ods_code, local_day(at)) >= org.daily_capacity:
+        return f"has reached its daily capacity of {org.daily_capacity}"
+    return None
+
+
+def _listing(skipped: dict[str, str]) -> str:
+    if not skipped:
+        return ""
+    return ": " + "; ".join(f"{code} {why}" for code, why in skipped.items())

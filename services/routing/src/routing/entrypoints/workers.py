@@ -1,27 +1,34 @@
 """Worker processes of the routing service.
 
-``python -m routing consumer`` routes referrals from ``referrals.events.v1``
-``python -m routing relay``    publishes decisions to ``routing.decisions.v1`` and provider topics
-``python -m routing seed``     loads the demo directory and rules (idempotent)"""
+``python -m routing consumer`` routes referrals from ``referrals.events.v1``, starts and stops clocks
+``python -m routing relay``    publishes the outbox (decisions, forwarded transitions, clock events)
+``python -m routing clock``    fires SLA warnings and breaches when they are due
+``python -m routing seed``     loads the demo directory, rules and SLA policies (idempotent)"""
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from rx_contracts import Envelope
 from rx_contracts.topics import REFERRAL_EVENTS
 from rx_messaging.records import Record
 from rx_messaging.runner import run_consumer, run_relay
+from rx_messaging.worker import install_stop_signals, run_loop
 from sqlmodel import Session
 
-from ..bootstrap import bootstrap
+from ..bootstrap import Container, bootstrap
 from ..config import get_settings
 from ..seed import seed_demo
 from ..service_layer.handlers import route_referral_event
+from .clock_worker import ClockWorker
 
 
-def handle_referral_event(session: Session, envelope: Envelope, _record: Record) -> None:
-    route_referral_event(session, envelope)
+def handle_referral_event(
+    container: Container, session: Session, envelope: Envelope, _record: Record
+) -> None:
+    """Inbox handler: the event's effects in the consumer's transaction."""
+    route_referral_event(session, envelope, container.directory, container.clock.now())
 
 
 def relay() -> None:
@@ -37,18 +44,35 @@ def relay() -> None:
 
 def consumer() -> None:
     settings = get_settings()
+    container = bootstrap(settings)
     run_consumer(
         "routing",
-        bootstrap(settings).engine,
+        container.engine,
         settings.kafka_bootstrap_servers,
         settings.consumer_group,
-        handle_referral_event,
+        partial(handle_referral_event, container),
         settings.heartbeat_dir,
         topics=[REFERRAL_EVENTS],
         auth=settings.kafka_auth,
     )
 
 
+def clock() -> None:
+    settings = get_settings()
+    container = bootstrap(settings)
+    stop = install_stop_signals()
+    worker = ClockWorker(
+        container.engine, container.clock, settings.clock_max_sleep_seconds, settings.clock_batch
+    )
+    run_loop(
+        "routing-clock",
+        lambda: worker.step(stop.wait),
+        stop,
+        idle_sleep=0,
+        heartbeat=settings.heartbeat_dir / "routing-clock.alive",
+    )
+
+
 def seed() -> None:
     added = seed_demo(bootstrap(get_settings()).engine)
-    logging.getLogger("routing.seed").info("demo directory loaded (%d rows added)", added)
+    logging.getLogger("routing.seed").info("demo directory loaded (%d things added)", added)

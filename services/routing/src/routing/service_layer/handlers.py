@@ -1,57 +1,65 @@
-"""Routing use cases. The consumer calls them inside its inbox transaction."""
+"""Routing use cases. The consumer calls them inside its inbox transaction; they never
+commit, and they re-read what they change through the session (several events may be applied
+in one transaction, one after another)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from rx_contracts import (
+    ClockKind,
     Envelope,
+    EscalationCause,
     Priority,
     ProviderType,
+    ReferralAccepted,
+    ReferralAmended,
     ReferralCancelled,
     ReferralCompleted,
+    ReferralEscalated,
     ReferralRedirected,
     ReferralRejected,
     ReferralRerouted,
     ReferralRouted,
+    ReferralStarted,
     ReferralSubmitted,
     ReferralTransitioned,
     ReferralUnroutable,
+    RerouteReason,
     ServiceType,
     wrap,
 )
-from rx_contracts.topics import ROUTING_DECISIONS, provider_topic
+from rx_contracts.topics import ROUTING_DECISIONS, ROUTING_ESCALATIONS, provider_topic
 from rx_messaging.consumer import PermanentError
 from rx_messaging.outbox import add_to_outbox
 from sqlmodel import Session
 
-from ..adapters.repository import RoutingRepository
-from ..adapters.tables import CaseRow, DecisionRow
-from ..domain.model import ReferralFacts, Routed, decide
+from ..adapters import repository
+from ..adapters.cache import DirectoryCache
+from ..adapters.tables import CaseRow, DecisionRow, table
+from ..domain.clock import local_day
+from ..domain.model import Directory, ReferralFacts, Routed, decide
+from . import clocks
 
 SOURCE = "/services/routing"
+BOTH = [ClockKind.ACCEPTANCE, ClockKind.RESPONSE]
 
 
-def route_referral_event(session: Session, envelope: Envelope, now: datetime | None = None) -> None:
+def route_referral_event(
+    session: Session, envelope: Envelope, directory: DirectoryCache, now: datetime
+) -> None:
     """React to one event from referrals.events.v1:
-    - submitted: open a case and route it;
-    - rejected, redirected, rerouted: route it again (skipping decliners, towards a target);
+    - submitted: open a case, start its response clock, route it;
+    - accepted / started: stop the acceptance / response clock (met);
+    - rejected, redirected, rerouted: stop the acceptance clock and route it again (skipping
+      organisations that declined it or timed out, or towards a named target);
+    - completed, cancelled: stop every clock;
     - every transition: forward the event, same id, to the provider type's topic, so the
       organisations of that type see what happens to referrals they hold or held."""
     payload = envelope.payload()
-    now = now or datetime.now(UTC)
     if isinstance(payload, ReferralSubmitted):
-        if session.get(CaseRow, payload.referral_id) is not None:
-            return  # already routed under another event id: never route one referral twice
-        new_case = CaseRow(
-            referral_id=payload.referral_id,
-            service_type=payload.service_type.value,
-            priority=payload.priority.value,
-            postcode_district=payload.postcode_district,
-        )
-        session.add(new_case)
-        route(session, new_case, envelope.correlationid, now)
+        _submitted(session, envelope, payload, directory.get(session), now)
         return
     if not isinstance(payload, ReferralTransitioned):
         return
@@ -63,65 +71,123 @@ def route_referral_event(session: Session, envelope: Envelope, now: datetime | N
     if payload.provider_type is not None:
         add_to_outbox(session, envelope, [provider_topic(payload.provider_type)])
     case.priority = payload.priority.value
-    if isinstance(payload, ReferralRejected):
-        case.rejected_by = [*case.rejected_by, payload.rejected_by]
-    if isinstance(payload, ReferralCancelled | ReferralCompleted):
-        case.closed = True
-    session.add(case)
-    if isinstance(payload, ReferralRejected):
-        route(session, case, envelope.correlationid, now)
+    at = payload.occurred_at
+    if isinstance(payload, ReferralAmended):
+        case.cohorts = _cohorts(payload.cohort.model_dump())
+    elif isinstance(payload, ReferralAccepted):
+        case.status = "accepted"
+        clocks.stop(session, case.referral_id, [ClockKind.ACCEPTANCE], "accepted", at)
+        decision = _current_decision(session, case)
+        if decision is not None:
+            decision.accepted_at = at
+            session.add(decision)
+    elif isinstance(payload, ReferralStarted):
+        case.status = "started"
+        clocks.stop(session, case.referral_id, [ClockKind.RESPONSE], "started", at)
+    elif isinstance(payload, ReferralCompleted | ReferralCancelled):
+        case.status = "closed"
+        clocks.stop(session, case.referral_id, BOTH, payload.status.value, at)
+    elif isinstance(payload, ReferralRejected):
+        _release(session, case, "rejected", at, declined_by=payload.rejected_by)
+        route(session, case, directory.get(session), envelope.correlationid, now)
     elif isinstance(payload, ReferralRedirected | ReferralRerouted):
+        if isinstance(payload, ReferralRedirected):
+            _release(session, case, "redirected", at)
+        else:
+            timed_out = payload.reason_code == RerouteReason.ACCEPTANCE_TIMEOUT.value
+            holder = case.assigned_org if timed_out else None
+            _release(session, case, payload.reason_code or "rerouted", at, declined_by=holder)
         route(
             session,
             case,
+            directory.get(session),
             envelope.correlationid,
             now,
             payload.target_provider_type,
             payload.target_org,
         )
+    session.add(case)
+
+
+def _submitted(
+    session: Session,
+    envelope: Envelope,
+    payload: ReferralSubmitted,
+    directory: Directory,
+    now: datetime,
+) -> None:
+    if session.get(CaseRow, payload.referral_id) is not None:
+        return  # already routed under another event id: never route one referral twice
+    case = CaseRow(
+        referral_id=payload.referral_id,
+        service_type=payload.service_type.value,
+        priority=payload.priority.value,
+        postcode_district=payload.postcode_district,
+        cohorts=_cohorts(payload.cohort.model_dump()),
+        declined_by=[],  # given, not defaulted: pydantic inspects a default_factory per call
+        submitted_at=payload.submitted_at,
+        correlation_id=envelope.correlationid,
+    )
+    session.add(case)
+    policy = directory.policy(payload.service_type, payload.priority)
+    if policy is not None:
+        clocks.start(session, case, policy, ClockKind.RESPONSE, payload.submitted_at)
+    route(session, case, directory, envelope.correlationid, now)
 
 
 def route(
     session: Session,
     case: CaseRow,
+    directory: Directory,
     correlation_id: str,
     now: datetime,
     target_provider_type: ProviderType | None = None,
     target_org: str | None = None,
 ) -> None:
-    """Choose an organisation and stage the decision's event: ReferralRouted goes to
-    routing.decisions.v1 and the provider type's topic (one event id), ReferralUnroutable to
-    routing.decisions.v1 for ops."""
-    repo = RoutingRepository(session)
+    """Choose an organisation and stage the decision's events: ReferralRouted goes to
+    routing.decisions.v1 and the provider type's topic (one event id) and starts the
+    acceptance clock; ReferralUnroutable goes to routing.decisions.v1, with a
+    ReferralEscalated for ops, and stops the clocks."""
     facts = ReferralFacts(
         case.referral_id,
         ServiceType(case.service_type),
         Priority(case.priority),
         case.postcode_district,
-        frozenset(case.rejected_by),
+        frozenset(case.cohorts),
+        frozenset(case.declined_by),
         target_provider_type,
         target_org,
     )
-    outcome = decide(facts, repo.localities(), repo.active_rules(), repo.organisations())
+    outcome = decide(facts, directory, now, lambda org, day: repository.load_of(session, org, day))
+    case.attempt += 1
     decision_id = str(uuid.uuid4())
-    attempt = repo.attempts(case.referral_id) + 1
+    case.decision_id = decision_id
     payload: ReferralRouted | ReferralUnroutable
     if isinstance(outcome, Routed):
+        org = outcome.organisation
         payload = ReferralRouted(
             referral_id=case.referral_id,
             decision_id=decision_id,
-            attempt=attempt,
-            assigned_org=outcome.organisation.ods_code,
-            provider_type=outcome.organisation.provider_type,
+            attempt=case.attempt,
+            assigned_org=org.ods_code,
+            provider_type=org.provider_type,
             service_type=facts.service_type,
             priority=facts.priority,
             locality=outcome.locality,
-            rule_id=outcome.rule.id if outcome.rule else None,
-            rule_version=outcome.rule.version if outcome.rule else None,
+            rule_id=f"{outcome.locality}/{outcome.rule.id}" if outcome.rule else None,
+            rule_version=outcome.rule_set_version if outcome.rule else None,
             routed_at=now,
         )
-        topics = [ROUTING_DECISIONS, provider_topic(outcome.organisation.provider_type)]
-        case.assigned_org, case.provider_type = payload.assigned_org, payload.provider_type.value
+        topics = [ROUTING_DECISIONS, provider_topic(org.provider_type)]
+        was_unroutable = case.status == "unroutable"
+        case.assigned_org, case.provider_type = org.ods_code, org.provider_type.value
+        case.status = "open"
+        repository.add_load(session, org.ods_code, local_day(now), 1)
+        policy = directory.policy(facts.service_type, facts.priority)
+        if policy is not None:
+            clocks.start(session, case, policy, ClockKind.ACCEPTANCE, now)
+        if was_unroutable:
+            clocks.resume_response(session, case.referral_id)
     else:
         payload = ReferralUnroutable(
             referral_id=case.referral_id,
@@ -129,27 +195,68 @@ def route(
             service_type=facts.service_type,
             priority=facts.priority,
             locality=outcome.locality,
-            reason=outcome.reason,
+            reason=outcome.reason[:500],
             decided_at=now,
         )
         topics = [ROUTING_DECISIONS]
         case.assigned_org, case.provider_type = None, None
-    session.add(case)
-    envelope = wrap(payload, source=SOURCE, correlation_id=correlation_id, time=now)
-    repo.add_decision(
-        DecisionRow(
-            id=decision_id,
+        case.status = "unroutable"
+        clocks.stop(session, case.referral_id, BOTH, "unroutable", now)
+        escalation = ReferralEscalated(
             referral_id=case.referral_id,
-            attempt=attempt,
-            outcome="routed" if isinstance(payload, ReferralRouted) else "unroutable",
-            assigned_org=getattr(payload, "assigned_org", None),
-            provider_type=getattr(payload, "provider_type", None),
-            locality=payload.locality,
-            rule_id=getattr(payload, "rule_id", None),
-            rule_version=getattr(payload, "rule_version", None),
-            reason=getattr(payload, "reason", None),
-            decided_at=now,
-            event_id=envelope.id,
+            cause=EscalationCause.UNROUTABLE,
+            service_type=facts.service_type,
+            priority=facts.priority,
+            locality=outcome.locality,
+            detail=outcome.reason[:500],
+            escalated_at=now,
         )
+        add_to_outbox(
+            session,
+            wrap(escalation, source=SOURCE, correlation_id=correlation_id, time=now),
+            [ROUTING_ESCALATIONS],
+        )
+    envelope = wrap(payload, source=SOURCE, correlation_id=correlation_id, time=now)
+    session.connection().execute(
+        table(DecisionRow).insert(),
+        [
+            {
+                "id": decision_id,
+                "referral_id": case.referral_id,
+                "attempt": case.attempt,
+                "outcome": "routed" if isinstance(payload, ReferralRouted) else "unroutable",
+                "assigned_org": case.assigned_org,
+                "provider_type": case.provider_type,
+                "locality": payload.locality,
+                "rule_id": getattr(payload, "rule_id", None),
+                "rule_version": getattr(payload, "rule_version", None),
+                "reason": getattr(payload, "reason", None),
+                "decided_at": now,
+                "event_id": envelope.id,
+            }
+        ],
     )
     add_to_outbox(session, envelope, topics)
+
+
+def _release(
+    session: Session, case: CaseRow, how: str, at: datetime, declined_by: str | None = None
+) -> None:
+    """The holder let the referral go: its acceptance clock stops, its day's load drops
+    (it did not take the referral on), and a decliner is never offered it again."""
+    clocks.stop(session, case.referral_id, [ClockKind.ACCEPTANCE], how, at)
+    decision = _current_decision(session, case)
+    if decision is not None and decision.assigned_org and decision.released_at is None:
+        decision.released_at, decision.release = at, how
+        session.add(decision)
+        repository.add_load(session, decision.assigned_org, local_day(decision.decided_at), -1)
+    if declined_by and declined_by not in case.declined_by:
+        case.declined_by = [*case.declined_by, declined_by]
+
+
+def _current_decision(session: Session, case: CaseRow) -> DecisionRow | None:
+    return session.get(DecisionRow, case.decision_id) if case.decision_id else None
+
+
+def _cohorts(flags: dict[str, bool]) -> list[str]:
+    return sorted(name for name, on in flags.items() if on)

@@ -1,82 +1,38 @@
-"""The routing API (``python -m routing api``): directory and decisions, read-only for now."""
+"""The routing API (``python -m routing api``): directory, rules and SLA policies
+(administered), decisions and what-if replay (ops)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime
-from typing import Annotated
-
-from fastapi import Depends, FastAPI, Query, Request
-from pydantic import BaseModel
-from rx_contracts import ProviderType
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from rx_web.app import service_app
-from sqlmodel import Session
+from rx_web.problems import problem_response
 
-from ...adapters.repository import RoutingRepository
 from ...bootstrap import Container, bootstrap
 from ...config import Settings, get_settings
-
-
-def get_repo(request: Request) -> Iterator[RoutingRepository]:
-    with Session(request.app.state.container.engine) as session:
-        yield RoutingRepository(session)
-
-
-Repo = Annotated[RoutingRepository, Depends(get_repo)]
-
-
-class OrganisationPublic(BaseModel):
-    ods_code: str
-    name: str
-    provider_type: ProviderType
-    localities: list[str]
-    active: bool
-
-
-class DecisionPublic(BaseModel):
-    id: str
-    referral_id: str
-    attempt: int
-    outcome: str
-    assigned_org: str | None
-    provider_type: str | None
-    locality: str | None
-    rule_id: str | None
-    rule_version: int | None
-    reason: str | None
-    decided_at: datetime
+from ...domain.errors import RoutingError
+from .routes_decisions import router as decisions_router
+from .routes_directory import router as directory_router
+from .routes_replay import router as replay_router
+from .routes_rules import router as rules_router
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
     app = service_app(
         "routing",
-        "Provider directory and routing decisions.",
+        "Provider directory, versioned routing rules, SLA policies, routing decisions and "
+        "what-if replay. Identify yourself with X-Organisation and X-Roles (development "
+        "scheme): changes need the admin role; decisions and replay ops or admin.",
         lambda: container or bootstrap(settings or get_settings()),
+        max_body_size=1_000_000,
     )
 
-    @app.get("/organisations", response_model=list[OrganisationPublic], tags=["directory"])
-    def organisations(repo: Repo) -> list[OrganisationPublic]:
-        """Every organisation in the provider directory."""
-        orgs = repo.organisations()
-        return [
-            OrganisationPublic(
-                ods_code=o.ods_code,
-                name=o.name,
-                provider_type=o.provider_type,
-                localities=sorted(o.localities),
-                active=o.active,
-            )
-            for o in sorted(orgs, key=lambda o: o.ods_code)
-        ]
+    @app.exception_handler(RoutingError)
+    async def _domain_error(request: Request, exc: RoutingError) -> JSONResponse:
+        return problem_response(exc.status, exc.title, str(exc), request.url.path, **exc.extra())
 
-    @app.get("/decisions", response_model=list[DecisionPublic], tags=["decisions"])
-    def decisions(
-        repo: Repo,
-        referral_id: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    ) -> list[DecisionPublic]:
-        """Routing decisions, newest first; filter by referral."""
-        rows = repo.decisions(referral_id, limit)
-        return [DecisionPublic.model_validate(r, from_attributes=True) for r in rows]
-
+    app.include_router(directory_router)
+    app.include_router(rules_router)
+    app.include_router(decisions_router)
+    app.include_router(replay_router)
     return app
