@@ -21,7 +21,7 @@ test: setup
 	@$(PY) -m pytest $(ARGS)
 
 lint: setup
-	@.venv/bin/ruff format --check . && .venv/bin/ruff check . && .venv/bin/mypy contracts/src libs/*/src services/*/src tools/devstack/src
+	@.venv/bin/ruff format --check . && .venv/bin/ruff check . && .venv/bin/mypy contracts/src libs/*/src services/*/src tools/devstack/src tools/issuer/src
 
 schemas: setup
 	@$(PY) -m rx_contracts.schemas write

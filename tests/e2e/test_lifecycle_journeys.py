@@ -8,7 +8,7 @@ import httpx
 import pytest
 from devstack.stack import Stack
 
-from .conftest import GP, provider_headers, read_topic, submit, timeline, wait_for
+from .conftest import as_client, gp, provider_headers, read_topic, submit, timeline, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -35,8 +35,7 @@ def journeys_stack(kafka_bootstrap, tmp_path_factory):
 
 def read(stack: Stack, rid: str, org: str) -> dict[str, Any]:
     return httpx.get(
-        f"{stack.url('referrals')}/referrals/{rid}",
-        headers={"X-Organisation": org, "X-Roles": "provider"},
+        f"{stack.url('referrals')}/referrals/{rid}", headers=as_client(stack, org.lower())
     ).json()
 
 
@@ -47,7 +46,7 @@ def act(
     response = httpx.post(
         f"{stack.url('referrals')}/referrals/{rid}/{action}",
         json=body,
-        headers=provider_headers(org, **{"If-Match": f'"{current["version"]}"'}),
+        headers=provider_headers(stack, org, **{"If-Match": f'"{current["version"]}"'}),
         timeout=10,
     )
     assert response.status_code == 200, response.text
@@ -103,14 +102,16 @@ def test_rejected_then_rerouted_to_the_next_team_which_accepts(
     assert (
         httpx.get(
             f"{stack.url('referrals')}/referrals/{rid}",
-            headers={"X-Organisation": "RXA01", "X-Roles": "provider"},
+            headers=as_client(stack, "rxa01"),
         ).status_code
         == 404
     )
     accepted = act(stack, rid, "RXA02", "accept")
     assert accepted["status"] == "accepted"
 
-    history = httpx.get(f"{stack.url('referrals')}/referrals/{rid}/history", headers=GP).json()
+    history = httpx.get(
+        f"{stack.url('referrals')}/referrals/{rid}/history", headers=gp(stack)
+    ).json()
     assert [(h["action"], h["actor_org"]) for h in history] == [
         ("submit", "B81001"),
         ("route", "RX"),
@@ -127,5 +128,9 @@ def test_rejected_then_rerouted_to_the_next_team_which_accepts(
         "ReferralAccepted",
     ]
     wait_for("the journey in the audit timeline", lambda: timeline(stack, rid) == wanted)
-    routed = httpx.get(f"{stack.url('routing')}/decisions", params={"referral_id": rid}).json()
+    routed = httpx.get(
+        f"{stack.url('routing')}/decisions",
+        params={"referral_id": rid},
+        headers=as_client(stack, "ops", "routing"),
+    ).json()
     assert sorted((d["attempt"], d["assigned_org"]) for d in routed) == [(1, "RXA01"), (2, "RXA02")]

@@ -15,13 +15,16 @@ import httpx
 import pytest
 from devstack.ports import free_ports
 
-from .conftest import GP, REFERRAL, wait_for
+from .conftest import REFERRAL, token, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
 
-def submit_to(referrals: str) -> dict:
-    headers = {**GP, "Idempotency-Key": str(uuid.uuid4())}
+def submit_to(referrals: str, issuer: str) -> dict:
+    headers = {
+        "Authorization": f"Bearer {token(issuer, 'b81001', 'referrals')}",
+        "Idempotency-Key": str(uuid.uuid4()),
+    }
     response = httpx.post(f"{referrals}/referrals", json=REFERRAL, headers=headers, timeout=10)
     assert response.status_code == 201, response.text
     return response.json()
@@ -44,9 +47,8 @@ def alive(pid: int) -> bool:
 def test_make_run_prints_its_urls_serves_a_referral_and_ctrl_c_stops_everything(
     kafka_bootstrap, tmp_path
 ) -> None:
-    ports = dict(
-        zip(("REFERRALS_PORT", "ROUTING_PORT", "AUDIT_PORT"), map(str, free_ports(3)), strict=True)
-    )
+    names = ("ISSUER_PORT", "REFERRALS_PORT", "ROUTING_PORT", "AUDIT_PORT")
+    ports = dict(zip(names, map(str, free_ports(len(names))), strict=True))
     env = {
         **os.environ,
         **ports,
@@ -78,15 +80,20 @@ def test_make_run_prints_its_urls_serves_a_referral_and_ctrl_c_stops_everything(
         assert kafka_bootstrap in banner
 
         referrals = f"http://127.0.0.1:{ports['REFERRALS_PORT']}"
-        rid = submit_to(referrals)["id"]
+        issuer = f"http://127.0.0.1:{ports['ISSUER_PORT']}"
+        assert f"{issuer}/oauth2/token" in banner
+        rid = submit_to(referrals, issuer)["id"]
         audit = f"http://127.0.0.1:{ports['AUDIT_PORT']}/audit/entries"
+        ops = {"Authorization": f"Bearer {token(issuer, 'ops', 'audit')}"}
         wait_for(
             "the referral in the audit log",
-            lambda: len(httpx.get(audit, params={"referral_id": rid}).json()) == 2,
+            lambda: len(httpx.get(audit, params={"referral_id": rid}, headers=ops).json()) == 2,
         )
 
         started = children(proc.pid)
-        assert len(started) == 8, f"expected the 8 service processes, found {len(started)}"
+        assert len(started) == 9, (
+            f"expected the issuer and 8 service processes, found {len(started)}"
+        )
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
         wait_for(

@@ -27,7 +27,8 @@ def test_a_timeline_shows_events_in_the_order_they_happened_even_if_recorded_oth
         time=submitted_at + timedelta(seconds=90),
     )
     with TestClient(
-        create_app(Settings(database_url=f"sqlite:///{tmp_path / 'audit.db'}"))
+        create_app(Settings(database_url=f"sqlite:///{tmp_path / 'audit.db'}")),
+        headers={"X-Organisation": "RX0PS", "X-Roles": "ops"},
     ) as client:
         with Session(client.app.state.container.engine) as s:
             # The decision topic was fetched first, as can happen after a broker restart.
@@ -52,3 +53,5 @@ def test_a_timeline_shows_events_in_the_order_they_happened_even_if_recorded_oth
         assert missing.headers["content-type"] == "application/problem+json"
 
         assert client.get("/audit/verify").json()["ok"] is True
+        provider = {"X-Organisation": "B81001", "X-Roles": "provider"}
+        assert client.get("/audit/entries", headers=provider).status_code == 403

@@ -1,4 +1,4 @@
-"""The audit API (``python -m audit api``): query the log and verify the chain."""
+"""The audit API (``python -m audit api``): query the log and verify the chain (ops only)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from pydantic import BaseModel
+from rx_contracts import Role
 from rx_web.app import service_app
+from rx_web.identity import require_roles
 from rx_web.problems import Problem
 from sqlmodel import Session, col, select
 
@@ -24,6 +26,7 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 Db = Annotated[Session, Depends(get_session)]
+OPS = Depends(require_roles(Role.OPS))
 
 
 class EntryPublic(BaseModel):
@@ -68,7 +71,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         lambda: container or bootstrap(settings or get_settings()),
     )
 
-    @app.get("/audit/entries", response_model=list[EntryPublic], tags=["audit"])
+    @app.get("/audit/entries", response_model=list[EntryPublic], tags=["audit"], dependencies=[OPS])
     def entries(
         db: Db,
         referral_id: str | None = None,
@@ -86,7 +89,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         return [EntryPublic.model_validate(r, from_attributes=True) for r in rows]
 
     @app.get(
-        "/audit/referrals/{referral_id}/timeline", response_model=list[TimelineStep], tags=["audit"]
+        "/audit/referrals/{referral_id}/timeline",
+        response_model=list[TimelineStep],
+        tags=["audit"],
+        dependencies=[OPS],
     )
     def timeline(referral_id: str, db: Db) -> list[TimelineStep]:
         """A referral's events in the order they happened (event time; chain sequence breaks
@@ -109,7 +115,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             for r in rows
         ]
 
-    @app.get("/audit/verify", response_model=VerificationPublic, tags=["audit"])
+    @app.get("/audit/verify", response_model=VerificationPublic, tags=["audit"], dependencies=[OPS])
     def verify(db: Db) -> VerificationPublic:
         """Recompute the whole chain and report the first entry that does not fit."""
         result = chain.verify(chain.all_entries(db))

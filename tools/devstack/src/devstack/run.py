@@ -1,8 +1,9 @@
 """``make run``: broker, topics, demo data and every service process, until Ctrl-C.
 
 Uses the broker named by KAFKA_BOOTSTRAP_SERVERS if set, otherwise starts one on
-127.0.0.1:9092 with its data under .run/kafka. Service databases live in .run/data.
-RX_RUN_DIR moves .run elsewhere; REFERRALS_PORT, ROUTING_PORT and AUDIT_PORT move the APIs."""
+127.0.0.1:9092 with its data under .run/kafka. Service databases live in .run/data, the
+issuer's signing keys in .run/data/issuer. RX_RUN_DIR moves .run elsewhere; ISSUER_PORT,
+REFERRALS_PORT, ROUTING_PORT and AUDIT_PORT move the APIs."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ from .stack import DEFAULT_PORTS, PROCESSES, Stack, StackError
 from .topics import ensure_topics
 
 EXAMPLE = """\
-curl -s -X POST {referrals}/referrals -H 'content-type: application/json' \\
-  -H 'X-Organisation: B81001' -H 'X-Roles: provider' -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" -d '{{
+token() {{ curl -s -u "$1:$1-demo-secret" -d grant_type=client_credentials -d "audience=$2" \\
+  {issuer}/oauth2/token | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'; }}
+curl -s -X POST {referrals}/referrals -H "Authorization: Bearer $(token b81001 referrals)" \\
+  -H 'content-type: application/json' -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" -d '{{
   "referrer": {{"organisation": "B81001", "practitioner": "G1234567"}},
   "patient": {{"nhs_number": "9434765919", "postcode": "BS5 0AA"}},
   "service_type": "urgent-community-response", "priority": "urgent"}}'
-curl -s '{audit}/audit/referrals/<id from the first call>/timeline'"""
+curl -s -H "Authorization: Bearer $(token ops audit)" '{audit}/audit/referrals/<id from the first call>/timeline'"""
 
 
 def say(message: str) -> None:
@@ -53,7 +56,7 @@ def main() -> int:
         say(f"creating topics on {bootstrap}")
         ensure_topics(bootstrap, all_topics())
         stack = Stack(root / "data", bootstrap, ports=ports)
-        say(f"starting {len(PROCESSES)} service processes and loading demo data")
+        say(f"starting the token issuer, {len(PROCESSES)} service processes and demo data")
         stack.start(timeout=60)
         print_summary(stack, bootstrap)
         while not stop.is_set():
@@ -85,6 +88,7 @@ def print_summary(stack: Stack, bootstrap: str) -> None:
         print(
             f"  {service:<10} API    {url}   docs {url}/docs   health {url}/health  ready {url}/ready"
         )
+    print(f"  token endpoint      {urls['issuer']}/oauth2/token   (demo clients: README, Security)")
     print(f"  audit log           {urls['audit']}/audit/entries")
     print(f"  routing directory   {urls['routing']}/organisations")
     print(f"  logs                {stack.data_dir / 'logs'}")

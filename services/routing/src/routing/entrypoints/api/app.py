@@ -1,4 +1,5 @@
-"""The routing API (``python -m routing api``): directory and decisions, read-only for now."""
+"""The routing API (``python -m routing api``): directory and decisions, read-only for now.
+Any authenticated caller may read the directory; decisions are for ops and admin staff."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Request
 from pydantic import BaseModel
-from rx_contracts import ProviderType
+from rx_contracts import ProviderType, Role
 from rx_web.app import service_app
+from rx_web.identity import IdentityDep, require_roles
 from sqlmodel import Session
 
 from ...adapters.repository import RoutingRepository
@@ -23,6 +25,7 @@ def get_repo(request: Request) -> Iterator[RoutingRepository]:
 
 
 Repo = Annotated[RoutingRepository, Depends(get_repo)]
+STAFF = Depends(require_roles(Role.OPS, Role.ADMIN))
 
 
 class OrganisationPublic(BaseModel):
@@ -55,7 +58,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     )
 
     @app.get("/organisations", response_model=list[OrganisationPublic], tags=["directory"])
-    def organisations(repo: Repo) -> list[OrganisationPublic]:
+    def organisations(repo: Repo, _caller: IdentityDep) -> list[OrganisationPublic]:
         """Every organisation in the provider directory."""
         orgs = repo.organisations()
         return [
@@ -69,7 +72,12 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             for o in sorted(orgs, key=lambda o: o.ods_code)
         ]
 
-    @app.get("/decisions", response_model=list[DecisionPublic], tags=["decisions"])
+    @app.get(
+        "/decisions",
+        response_model=list[DecisionPublic],
+        tags=["decisions"],
+        dependencies=[STAFF],
+    )
     def decisions(
         repo: Repo,
         referral_id: str | None = None,
