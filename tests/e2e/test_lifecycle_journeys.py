@@ -8,7 +8,17 @@ import httpx
 import pytest
 from devstack.stack import Stack
 
-from .conftest import as_client, gp, provider_headers, read_topic, submit, timeline, wait_for
+from .conftest import (
+    ACCESS,
+    as_client,
+    audit_entries,
+    gp,
+    provider_headers,
+    read_topic,
+    submit,
+    timeline,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -134,3 +144,34 @@ def test_rejected_then_rerouted_to_the_next_team_which_accepts(
         headers=as_client(stack, "ops", "routing"),
     ).json()
     assert sorted((d["attempt"], d["assigned_org"]) for d in routed) == [(1, "RXA01"), (2, "RXA02")]
+
+
+def test_reads_of_a_referral_appear_on_the_audit_stream_as_access_events(
+    journeys_stack,
+) -> None:
+    stack = journeys_stack
+    rid = submit(stack)["id"]
+    assigned_to(stack, rid, "RXA01")  # RXA01 reads it (maybe several times) while waiting
+    ops_read = httpx.get(
+        f"{stack.url('referrals')}/referrals/{rid}", headers=as_client(stack, "ops")
+    )
+    assert ops_read.status_code == 200
+    refused = httpx.get(
+        f"{stack.url('referrals')}/referrals/{rid}", headers=as_client(stack, "scc01")
+    )
+    assert refused.status_code == 404
+
+    def reads() -> list[dict[str, Any]]:
+        return [e for e in audit_entries(stack, rid, with_reads=True) if e["type"] == ACCESS]
+
+    entries = wait_for(
+        "the ops read on the audit stream",
+        lambda: (found := reads()) and any(e["actor_org"] == "RX0PS" for e in found) and found,
+    )
+    readers = {e["actor_org"] for e in entries}
+    assert readers == {"RXA01", "RX0PS"}, "every read that returned data, and only those"
+    ops_entry = next(e for e in entries if e["actor_org"] == "RX0PS")
+    assert ops_entry["topic"] == "referrals.access.v1"
+    assert ops_entry["payload"]["client_id"] == "ops"
+    assert ops_entry["payload"]["accessed"] == "referral"
+    assert "9434765919" not in str(entries)

@@ -7,6 +7,9 @@ from .vocabulary import ProviderType
 REFERRAL_EVENTS = "referrals.events.v1"
 """Every change to a referral, published by the referrals service. Key: referral id."""
 
+REFERRAL_ACCESS = "referrals.access.v1"
+"""Who read which referral's patient data, published by the referrals service. Key: referral id."""
+
 ROUTING_DECISIONS = "routing.decisions.v1"
 """Assignments and unroutable verdicts, published by the routing service. Key: referral id."""
 
@@ -29,7 +32,12 @@ def dead_letter_topic(topic: str) -> str:
 
 def all_topics() -> dict[str, int]:
     """Every topic the platform uses, with its partition count (DLQs: one partition)."""
-    streams = [REFERRAL_EVENTS, ROUTING_DECISIONS, *(provider_topic(t) for t in ProviderType)]
+    streams = [
+        REFERRAL_EVENTS,
+        REFERRAL_ACCESS,
+        ROUTING_DECISIONS,
+        *(provider_topic(t) for t in ProviderType),
+    ]
     topics = {name: DEFAULT_PARTITIONS for name in streams}
     topics[AUDIT_CHECKPOINTS] = 1
     topics.update({dead_letter_topic(name): 1 for name in list(topics)})

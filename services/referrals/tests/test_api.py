@@ -14,6 +14,7 @@ from referrals.bootstrap import bootstrap
 from referrals.config import Settings
 from referrals.entrypoints.api.app import create_app
 from rx_contracts import Envelope, ProviderType, decode
+from rx_contracts.topics import REFERRAL_EVENTS
 from rx_messaging.tables import OutboxMessage
 from sqlmodel import Session, create_engine, select
 
@@ -80,10 +81,13 @@ def events(db_url: str) -> list[Envelope]:
 
 
 def outbox(db_url: str) -> list[OutboxMessage]:
+    """The referral events staged so far (reads stage access events on a topic of their own:
+    test_access_audit.py)."""
     engine = create_engine(db_url)
     try:
         with Session(engine) as s:
-            return list(s.exec(select(OutboxMessage).order_by(OutboxMessage.id)))
+            query = select(OutboxMessage).where(OutboxMessage.topic == REFERRAL_EVENTS)
+            return list(s.exec(query.order_by(OutboxMessage.id)))
     finally:
         engine.dispose()
 
