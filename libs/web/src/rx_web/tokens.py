@@ -162,20 +162,23 @@ class TokenVerifier:
                 leeway=self.config.leeway_seconds,
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]},
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise TokenError("the token has expired") from exc
-        except jwt.ImmatureSignatureError as exc:
-            raise TokenError("the token is not valid yet") from exc
-        except jwt.InvalidAudienceError as exc:
-            raise TokenError(f"the token is not for this service ({self.config.audience})") from exc
-        except jwt.InvalidIssuerError as exc:
-            raise TokenError("the token comes from another issuer") from exc
-        except jwt.InvalidSignatureError as exc:
-            raise TokenError("bad signature") from exc
         except jwt.MissingRequiredClaimError as exc:
             raise TokenError(f"the token has no {exc.claim!r} claim") from exc
         except jwt.PyJWTError as exc:
-            raise TokenError(f"invalid token: {exc}") from exc
+            reason = next(
+                (why for kind, why in _REASONS if isinstance(exc, kind)), f"invalid token: {exc}"
+            )
+            raise TokenError(reason.format(audience=self.config.audience)) from exc
+
+
+_REASONS: list[tuple[type[jwt.PyJWTError], str]] = [
+    (jwt.ExpiredSignatureError, "the token has expired"),
+    (jwt.ImmatureSignatureError, "the token is not valid yet"),
+    (jwt.InvalidAudienceError, "the token is not for this service ({audience})"),
+    (jwt.InvalidIssuerError, "the token comes from another issuer"),
+    (jwt.InvalidSignatureError, "bad signature"),
+]
+"""What each failed check of jwt.decode tells the caller (WWW-Authenticate)."""
 
 
 def identity_from_claims(claims: dict[str, Any], practitioner: str | None = None) -> Identity:
