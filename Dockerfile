@@ -13,8 +13,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     UV_PROJECT_ENVIRONMENT=/app/.venv \
     PATH="/app/.venv/bin:$PATH"
 
+# /var/lib/issuer: the issuer's signing keys (a named volume copies this owner and mode).
 RUN pip install --no-cache-dir --disable-pip-version-check "uv==${UV_VERSION}" \
-    && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin rx
+    && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin rx \
+    && install -d -o rx -g rx -m 700 /var/lib/issuer
 
 WORKDIR /app
 
@@ -27,7 +29,8 @@ COPY . .
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --all-packages --no-dev
 
-# Root owns the code and the venv; the processes only write to /tmp (heartbeat files).
+# Root owns the code and the venv; the processes only write to /tmp (heartbeat files) and the
+# issuer to /var/lib/issuer.
 USER rx
 
-EXPOSE 8001 8002 8003
+EXPOSE 8000 8001 8002 8003

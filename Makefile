@@ -25,7 +25,7 @@ fuzz: setup
 	@RX_FUZZ_EXAMPLES=$${RX_FUZZ_EXAMPLES:-500} RX_FUZZ_RANDOM=1 $(PY) -m pytest tests/fuzz $(ARGS)
 
 lint: setup
-	@.venv/bin/ruff format --check . && .venv/bin/ruff check . && .venv/bin/mypy contracts/src libs/*/src services/*/src tools/devstack/src
+	@.venv/bin/ruff format --check . && .venv/bin/ruff check . && .venv/bin/mypy contracts/src libs/*/src services/*/src tools/devstack/src tools/issuer/src
 
 schemas: setup
 	@$(PY) -m rx_contracts.schemas write

@@ -467,6 +467,11 @@ def servers(workdir: Path, pythonpath: str) -> Iterator[dict[str, Server]]:
             | {
                 "REFERRALS_DATABASE_URL": f"sqlite:///{workdir}/referrals.db",
                 "REFERRALS_PORT": str(ours_port),
+                # The bench sends the development identity headers and no rate limit applies:
+                # this measures the POST path, not token checks.
+                "RX_ENV": "development",
+                "RX_AUTH": "dev-headers",
+                "RX_RATE_LIMIT_PER_SECOND": "0",
             },
             ours_port,
             workdir / "ours.log",

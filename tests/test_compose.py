@@ -19,9 +19,11 @@ import yaml
 from devstack.access import password_variable, passwords_from_environment, plan
 from devstack.stack import (
     DEFAULT_PORTS,
+    ISSUER,
     PROCESSES,
     SETUP_STEPS,
     ProcessSpec,
+    issuer_environment,
     service_environment,
 )
 from rx_contracts.topics import all_topics
@@ -36,6 +38,8 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 
 INFRASTRUCTURE = ("kafka", "kafka-topics", "kafka-access", "postgres")
 SPECS = (*SETUP_STEPS, *PROCESSES)
+"""The services' processes and steps; the issuer (no database, no Kafka) has tests of its own."""
+ALL_SPECS = (ISSUER, *SPECS)
 SERVICES = sorted({spec.service for spec in SPECS})
 APIS = [spec for spec in PROCESSES if spec.is_api]
 WORKERS = [spec for spec in PROCESSES if not spec.is_api]
@@ -151,7 +155,7 @@ def init_script_databases() -> dict[str, str]:
 
 
 def test_every_compose_service_is_infrastructure_or_a_known_process(services):
-    known = {*INFRASTRUCTURE, *(spec.name for spec in SPECS)}
+    known = {*INFRASTRUCTURE, *(spec.name for spec in ALL_SPECS)}
     unknown = sorted(set(services) - known)
     assert not unknown, (
         f"compose services {unknown} are neither infrastructure {list(INFRASTRUCTURE)} nor a "
@@ -160,7 +164,7 @@ def test_every_compose_service_is_infrastructure_or_a_known_process(services):
     )
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=_ids)
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=_ids)
 def test_process_runs_its_command(services, spec):
     service = service_of(services, spec.name)
     expected = ["python", "-m", spec.service, spec.role]
@@ -176,7 +180,7 @@ def test_app_processes_use_the_image_built_from_this_repo(services):
         for service in services.values()
         if isinstance(service.get("build"), dict | str)
     }
-    for spec in SPECS:
+    for spec in ALL_SPECS:
         service = service_of(services, spec.name)
         build = service.get("build")
         context = build if isinstance(build, str) else (build or {}).get("context")
@@ -225,6 +229,45 @@ def test_process_gets_every_setting_its_service_reads(services, spec):
         f"{spec.name}: KAFKA_BOOTSTRAP_SERVERS is {env['KAFKA_BOOTSTRAP_SERVERS']!r}, expected "
         "the kafka service's internal listener 'kafka:9092'"
     )
+
+
+def test_issuer_is_configured_published_and_healthchecked(services):
+    issuer = service_of(services, ISSUER.name)
+    env = environment(issuer)
+    missing = sorted(set(issuer_environment(data_dir=Path("/data"), port=8000)) - set(env))
+    assert not missing, f"{ISSUER.name}: environment lacks {missing}"
+    assert env["ISSUER_HOST"] == "0.0.0.0", f"{ISSUER.name}: ISSUER_HOST must be 0.0.0.0"
+    port = DEFAULT_PORTS["issuer"]
+    assert env["ISSUER_PORT"] == str(port) and port in container_ports(issuer), (
+        f"{ISSUER.name}: should listen on and publish {port}"
+    )
+    assert re.search(rf":{port}/(ready|health)\b", " ".join(healthcheck_argv(issuer))), (
+        f"{ISSUER.name}: healthcheck does not request /ready or /health on port {port}"
+    )
+    keys = env["ISSUER_KEYS_FILE"]
+    mounts = [interpolate(v).split(":") for v in issuer.get("volumes") or [] if isinstance(v, str)]
+    assert any(len(m) > 1 and keys.startswith(m[1].rstrip("/") + "/") for m in mounts), (
+        f"{ISSUER.name}: ISSUER_KEYS_FILE {keys} is not on a volume; a restart would make new "
+        "keys and every token issued before it would be refused"
+    )
+
+
+@pytest.mark.parametrize("spec", PROCESSES, ids=_ids)
+def test_process_trusts_the_issuer_compose_runs(services, spec):
+    env = environment(service_of(services, spec.name))
+    issuer_url = environment(service_of(services, ISSUER.name))["ISSUER_URL"]
+    assert env.get("RX_TOKEN_ISSUER") == issuer_url, (
+        f"{spec.name}: RX_TOKEN_ISSUER is {env.get('RX_TOKEN_ISSUER')!r}, but the issuer signs "
+        f"tokens as {issuer_url!r}; every token would be refused"
+    )
+    assert issuer_url.startswith(f"http://{ISSUER.name}:"), (
+        f"the issuer's ISSUER_URL {issuer_url!r} is not reachable from the other containers"
+    )
+    assert env.get("RX_ENV") == environment(service_of(services, ISSUER.name)).get("RX_ENV")
+    if spec.is_api:
+        assert dependencies(service_of(services, spec.name)).get(ISSUER.name) == HEALTHY, (
+            f"{spec.name}: should wait for {ISSUER.name} to be healthy (it fetches its keys)"
+        )
 
 
 def test_each_service_has_a_database_of_its_own(services):

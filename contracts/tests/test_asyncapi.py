@@ -40,8 +40,12 @@ def test_every_event_type_travels_on_some_channel() -> None:
     assert set(EVENT_TYPES) - carried == set(), "add the event to rx_contracts.channels"
 
 
-def test_every_channel_is_a_topic_the_platform_creates() -> None:
-    assert {c.topic for c in channels()} <= set(all_topics())
+def test_the_channels_are_exactly_the_topics_the_platform_creates_besides_dead_letters() -> None:
+    streams = {name for name in all_topics() if not name.endswith(".dlq")}
+    assert sorted(c.topic for c in channels()) == sorted(streams), (
+        "describe the topic in rx_contracts.channels: the AsyncAPI document and the Kafka ACL "
+        "plan are made from it"
+    )
 
 
 def test_each_message_points_at_its_committed_schema() -> None:

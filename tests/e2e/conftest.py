@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from devstack.ports import free_ports
-from devstack.stack import DEFAULT_PORTS, PROCESSES, Stack
+from devstack.stack import DEFAULT_PORTS, ISSUER, PROCESSES, Stack
 from devstack.topics import ensure_topics
+from issuer.clients import demo_secret
 from kafka import KafkaConsumer
 from rx_contracts import Envelope, decode
 from rx_contracts.topics import all_topics
@@ -65,7 +66,7 @@ def stack_factory(
     failed = getattr(request.node, "rep_call", None)
     for stack in stacks:
         if failed is not None and failed.failed:
-            for spec in PROCESSES:
+            for spec in (ISSUER, *PROCESSES):
                 print(f"\n--- {spec.name} ---\n{stack.tail(spec.name)}")
         stack.stop()
 
@@ -77,21 +78,45 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     return report
 
 
-GP = {"X-Organisation": "B81001", "X-Roles": "provider", "X-Practitioner": "G1234567"}
-"""The referring practice's identity headers (development scheme)."""
+_tokens: dict[tuple[str, str, str], str] = {}
 
 
-def provider_headers(org: str, **extra: str) -> dict[str, str]:
-    return {
-        "X-Organisation": org,
-        "X-Roles": "provider",
-        "Idempotency-Key": str(uuid.uuid4()),
-        **extra,
-    }
+def token(issuer_url: str, client_id: str, service: str) -> str:
+    """An access token of the demo client ``client_id`` for ``service``, from the issuer the
+    stack runs (client credentials, as a provider system gets one); cached per issuer."""
+    key = (issuer_url, client_id, service)
+    if key not in _tokens:
+        response = httpx.post(
+            f"{issuer_url}/oauth2/token",
+            data={"grant_type": "client_credentials", "audience": service},
+            auth=(client_id, demo_secret(client_id)),
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        _tokens[key] = response.json()["access_token"]
+    return _tokens[key]
+
+
+def as_client(
+    stack: Stack, client_id: str, service: str = "referrals", **extra: str
+) -> dict[str, str]:
+    """Headers for calling ``service`` as the demo client ``client_id`` (an organisation's
+    code in lower case, or ``ops`` / ``admin``)."""
+    return {"Authorization": f"Bearer {token(stack.url('issuer'), client_id, service)}", **extra}
+
+
+def gp(stack: Stack) -> dict[str, str]:
+    """The referring practice B81001, its practitioner G1234567 acting."""
+    return as_client(stack, "b81001", **{"X-Practitioner": "G1234567"})
+
+
+def provider_headers(stack: Stack, org: str, **extra: str) -> dict[str, str]:
+    """A provider organisation's headers for a POST (fresh Idempotency-Key)."""
+    return as_client(stack, org.lower(), **{"Idempotency-Key": str(uuid.uuid4()), **extra})
 
 
 def submit(stack: Stack, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    headers = {**GP, "Idempotency-Key": str(uuid.uuid4())}
+    headers = {**gp(stack), "Idempotency-Key": str(uuid.uuid4())}
     response = httpx.post(
         f"{stack.url('referrals')}/referrals", json=body or REFERRAL, headers=headers, timeout=10
     )
@@ -99,29 +124,31 @@ def submit(stack: Stack, body: dict[str, Any] | None = None) -> dict[str, Any]:
     return response.json()
 
 
-OPS = {"X-Organisation": "OPS01", "X-Roles": "ops"}
-"""An operations user's identity headers (the audit API is for ops only)."""
+ACCESS = "rx.referrals.ReferralAccessed.v1"
+"""Reads of a referral are audited too; the journey helpers below leave them out."""
 
 
-def audit_entries(stack: Stack, referral_id: str) -> list[dict[str, Any]]:
+def audit_entries(stack: Stack, referral_id: str, with_reads: bool = False) -> list[dict[str, Any]]:
     response = httpx.get(
         f"{stack.url('audit')}/audit/entries",
         params={"referral_id": referral_id},
-        headers=OPS,
+        headers=as_client(stack, "ops", "audit"),
         timeout=10,
     )
     response.raise_for_status()
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
+    return [e for e in response.json()["items"] if with_reads or e["type"] != ACCESS]
 
 
 def timeline(stack: Stack, referral_id: str) -> list[str]:
-    """Short event type names of the referral's timeline, in the order they happened."""
+    """Short event type names of the referral's journey (reads left out), in the order they
+    happened."""
     response = httpx.get(
-        f"{stack.url('audit')}/audit/referrals/{referral_id}/timeline", headers=OPS, timeout=10
+        f"{stack.url('audit')}/audit/referrals/{referral_id}/timeline",
+        headers=as_client(stack, "ops", "audit"),
+        timeout=10,
     )
     response.raise_for_status()
-    return [step["type"].rsplit(".", 2)[-2] for step in response.json()]
+    return [step["type"].rsplit(".", 2)[-2] for step in response.json() if step["type"] != ACCESS]
 
 
 def read_topic(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .conftest import GP, audit_entries, submit, timeline, wait_for
+from .conftest import audit_entries, gp, submit, timeline, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -24,7 +24,7 @@ def test_referrals_accepted_while_the_broker_is_down_are_published_when_it_retur
     broker.stop()
     during = [submit(stack) for _ in range(3)]
     assert all(r["status"] == "submitted" for r in during)
-    read = httpx.get(f"{stack.url('referrals')}/referrals/{during[0]['id']}", headers=GP)
+    read = httpx.get(f"{stack.url('referrals')}/referrals/{during[0]['id']}", headers=gp(stack))
     assert read.status_code == 200, "reads keep working too"
 
     broker.start(timeout=90)
@@ -40,9 +40,9 @@ def test_referrals_accepted_while_the_broker_is_down_are_published_when_it_retur
         wait_for(
             f"the referrals service to record routing of {referral['id']}",
             lambda r=referral: (
-                httpx.get(f"{stack.url('referrals')}/referrals/{r['id']}", headers=GP).json()[
-                    "status"
-                ]
+                httpx.get(
+                    f"{stack.url('referrals')}/referrals/{r['id']}", headers=gp(stack)
+                ).json()["status"]
                 == "routed"
             ),
             timeout=60,

@@ -8,7 +8,17 @@ import httpx
 import pytest
 from devstack.stack import Stack
 
-from .conftest import GP, provider_headers, read_topic, submit, timeline, wait_for
+from .conftest import (
+    ACCESS,
+    as_client,
+    audit_entries,
+    gp,
+    provider_headers,
+    read_topic,
+    submit,
+    timeline,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -35,8 +45,7 @@ def journeys_stack(kafka_bootstrap, tmp_path_factory):
 
 def read(stack: Stack, rid: str, org: str) -> dict[str, Any]:
     return httpx.get(
-        f"{stack.url('referrals')}/referrals/{rid}",
-        headers={"X-Organisation": org, "X-Roles": "provider"},
+        f"{stack.url('referrals')}/referrals/{rid}", headers=as_client(stack, org.lower())
     ).json()
 
 
@@ -47,7 +56,7 @@ def act(
     response = httpx.post(
         f"{stack.url('referrals')}/referrals/{rid}/{action}",
         json=body,
-        headers=provider_headers(org, **{"If-Match": f'"{current["version"]}"'}),
+        headers=provider_headers(stack, org, **{"If-Match": f'"{current["version"]}"'}),
         timeout=10,
     )
     assert response.status_code == 200, response.text
@@ -103,14 +112,16 @@ def test_rejected_then_rerouted_to_the_next_team_which_accepts(
     assert (
         httpx.get(
             f"{stack.url('referrals')}/referrals/{rid}",
-            headers={"X-Organisation": "RXA01", "X-Roles": "provider"},
+            headers=as_client(stack, "rxa01"),
         ).status_code
         == 404
     )
     accepted = act(stack, rid, "RXA02", "accept")
     assert accepted["status"] == "accepted"
 
-    history = httpx.get(f"{stack.url('referrals')}/referrals/{rid}/history", headers=GP).json()
+    history = httpx.get(
+        f"{stack.url('referrals')}/referrals/{rid}/history", headers=gp(stack)
+    ).json()
     assert [(h["action"], h["actor_org"]) for h in history] == [
         ("submit", "B81001"),
         ("route", "RX"),
@@ -130,6 +141,37 @@ def test_rejected_then_rerouted_to_the_next_team_which_accepts(
     routed = httpx.get(
         f"{stack.url('routing')}/decisions",
         params={"referral_id": rid},
-        headers={"X-Organisation": "RX0PS", "X-Roles": "ops"},
+        headers=as_client(stack, "ops", "routing"),
     ).json()
     assert sorted((d["attempt"], d["assigned_org"]) for d in routed) == [(1, "RXA01"), (2, "RXA02")]
+
+
+def test_reads_of_a_referral_appear_on_the_audit_stream_as_access_events(
+    journeys_stack,
+) -> None:
+    stack = journeys_stack
+    rid = submit(stack)["id"]
+    assigned_to(stack, rid, "RXA01")  # RXA01 reads it (maybe several times) while waiting
+    ops_read = httpx.get(
+        f"{stack.url('referrals')}/referrals/{rid}", headers=as_client(stack, "ops")
+    )
+    assert ops_read.status_code == 200
+    refused = httpx.get(
+        f"{stack.url('referrals')}/referrals/{rid}", headers=as_client(stack, "scc01")
+    )
+    assert refused.status_code == 404
+
+    def reads() -> list[dict[str, Any]]:
+        return [e for e in audit_entries(stack, rid, with_reads=True) if e["type"] == ACCESS]
+
+    entries = wait_for(
+        "the ops read on the audit stream",
+        lambda: (found := reads()) and any(e["actor_org"] == "RX0PS" for e in found) and found,
+    )
+    readers = {e["actor_org"] for e in entries}
+    assert readers == {"RXA01", "RX0PS"}, "every read that returned data, and only those"
+    ops_entry = next(e for e in entries if e["actor_org"] == "RX0PS")
+    assert ops_entry["topic"] == "referrals.access.v1"
+    assert ops_entry["payload"]["client_id"] == "ops"
+    assert ops_entry["payload"]["accessed"] == "referral"
+    assert "9434765919" not in str(entries)

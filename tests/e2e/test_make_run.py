@@ -20,13 +20,16 @@ from devstack.ports import free_ports, port_in_use
 from rx_messaging.kafka import KafkaRecordSource
 from rx_messaging.kafka_auth import KafkaAuth
 
-from .conftest import GP, OPS, REFERRAL, wait_for
+from .conftest import REFERRAL, token, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
 
-def submit_to(referrals: str) -> dict:
-    headers = {**GP, "Idempotency-Key": str(uuid.uuid4())}
+def submit_to(referrals: str, issuer: str) -> dict:
+    headers = {
+        "Authorization": f"Bearer {token(issuer, 'b81001', 'referrals')}",
+        "Idempotency-Key": str(uuid.uuid4()),
+    }
     response = httpx.post(f"{referrals}/referrals", json=REFERRAL, headers=headers, timeout=10)
     assert response.status_code == 201, response.text
     return response.json()
@@ -77,11 +80,11 @@ def test_make_run_secures_its_broker_serves_a_referral_and_ctrl_c_stops_everythi
     tmp_path: Path,
 ) -> None:
     """Plain `make run`: its own broker with SASL and ACLs, each worker logged in as its
-    service, a referral flowing through routing to audit, a provider system reading its
-    type's topic with the credentials make run wrote, and nothing left running after Ctrl-C."""
-    ports = dict(
-        zip(("REFERRALS_PORT", "ROUTING_PORT", "AUDIT_PORT"), map(str, free_ports(3)), strict=True)
-    )
+    service, a token from its issuer, a referral flowing through routing to audit, a provider
+    system reading its type's topic with the credentials make run wrote, and nothing left
+    running after Ctrl-C."""
+    names = ("ISSUER_PORT", "REFERRALS_PORT", "ROUTING_PORT", "AUDIT_PORT")
+    ports = dict(zip(names, map(str, free_ports(len(names))), strict=True))
     kafka_port = next(p for p in free_ports(20) if not port_in_use(p + 1))  # + controller
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
     env |= {**ports, "RX_RUN_DIR": str(tmp_path), "RX_KAFKA_PORT": str(kafka_port)}
@@ -101,12 +104,16 @@ def test_make_run_secures_its_broker_serves_a_referral_and_ctrl_c_stops_everythi
         assert stat.S_IMODE(credentials_file.stat().st_mode) == 0o600
         passwords = json.loads(credentials_file.read_text())
 
-        rid = submit_to(f"http://127.0.0.1:{ports['REFERRALS_PORT']}")["id"]
+        referrals = f"http://127.0.0.1:{ports['REFERRALS_PORT']}"
+        issuer = f"http://127.0.0.1:{ports['ISSUER_PORT']}"
+        assert f"{issuer}/oauth2/token" in banner
+        rid = submit_to(referrals, issuer)["id"]
         audit = f"http://127.0.0.1:{ports['AUDIT_PORT']}/audit/entries"
+        ops = {"Authorization": f"Bearer {token(issuer, 'ops', 'audit')}"}
         wait_for(
             "the referral in the audit log",
             lambda: (
-                len(httpx.get(audit, params={"referral_id": rid}, headers=OPS).json()["items"]) == 2
+                len(httpx.get(audit, params={"referral_id": rid}, headers=ops).json()["items"]) == 2
             ),
         )
 
@@ -117,6 +124,7 @@ def test_make_run_secures_its_broker_serves_a_referral_and_ctrl_c_stops_everythi
         assert broker_pid in started
         users = dict(kafka_user_of(pid) for pid in started - {broker_pid})
         assert users == {
+            "issuer api": None,
             "referrals api": None,
             "referrals relay": "referrals",
             "referrals consumer": "referrals",

@@ -1,5 +1,6 @@
-"""The ops console in headless Chromium against the whole platform: the page loads, an entry
-appears live when a referral is posted, its journey opens, and the figures' charts render."""
+"""The ops console in headless Chromium against the whole platform: the page loads, an ops
+user signs in with the issuer (a wrong secret is refused), an entry appears live when a
+referral is posted, its journey opens, and the figures' charts render."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import httpx
 import pytest
 from devstack.chromium import CHROMIUM_ARGS
 from devstack.stack import Stack
+from issuer.clients import demo_secret
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
-from .conftest import submit, wait_for
+from .conftest import as_client, submit, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -39,7 +41,7 @@ def browser(chromium_executable: Path, tmp_path: Path) -> Iterator[BrowserContex
 def accept(stack: Stack, referral_id: str, org: str = "RXA01") -> None:
     """The assigned rapid response team accepts, once routing has assigned it."""
     url = f"{stack.url('referrals')}/referrals/{referral_id}"
-    headers = {"X-Organisation": org, "X-Roles": "provider"}
+    headers = as_client(stack, org.lower())
     etag = wait_for(
         "the referral to be routed to the team",
         lambda: (
@@ -63,7 +65,15 @@ def test_the_console_shows_a_new_referral_live_and_charts_the_figures(
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
 
-    page.goto(f"{stack.url('audit')}/ops?org=OPS01&roles=ops")
+    page.goto(f"{stack.url('audit')}/ops")
+    page.fill("#identity-secret", "wrong")
+    page.click("#identity button")
+    page.wait_for_selector("#identity-status.error", timeout=WAIT_MS)  # the issuer said no
+    page.fill("#identity-client", "ops")
+    page.fill("#identity-secret", demo_secret("ops"))
+    page.click("#identity button")
+    page.wait_for_selector("#identity-status.live", timeout=WAIT_MS)
+    assert "RX0PS" in page.inner_text("#identity-status")
     page.wait_for_selector("#stream-status.live", timeout=WAIT_MS)
 
     referral_id = submit(stack)["id"]
@@ -74,10 +84,14 @@ def test_the_console_shows_a_new_referral_live_and_charts_the_figures(
 
     page.click(f"{row} a.referral")
     page.wait_for_function(
-        "document.querySelectorAll('#timeline tbody tr').length >= 3", timeout=WAIT_MS
+        "[...document.querySelectorAll('#timeline tbody tr td:nth-child(2)')]"
+        ".some(cell => cell.textContent === 'ReferralAccepted')",
+        timeout=WAIT_MS,
     )
     steps = page.locator("#timeline tbody tr td:nth-child(2)").all_inner_texts()
-    assert steps[:3] == ["ReferralSubmitted", "ReferralRouted", "ReferralAccepted"]
+    assert "ReferralAccessed" in steps, "the team's read of the referral is on its timeline"
+    journey = [step for step in steps if step != "ReferralAccessed"]
+    assert journey[:3] == ["ReferralSubmitted", "ReferralRouted", "ReferralAccepted"]
 
     page.click("#figures-form button")
     page.wait_for_selector("#chart-accept-service svg rect.bar", timeout=WAIT_MS)

@@ -7,11 +7,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .conftest import GP, OPS, audit_entries, read_topic, submit, timeline, wait_for
+from .conftest import as_client, audit_entries, gp, read_topic, submit, timeline, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
-ADMIN = {"X-Organisation": "RX0AD", "X-Roles": "admin"}
 FLOW = [
     "ReferralSubmitted",
     "ReferralRouted",
@@ -29,7 +28,7 @@ def test_an_unaccepted_referral_is_warned_breached_and_rerouted(
     policy = httpx.put(
         f"{stack.url('routing')}/sla-policies/urgent-community-response/urgent",
         json={"accept_within_seconds": 4, "warn_at_fraction": 0.5, "auto_reroute": True},
-        headers=ADMIN,
+        headers=as_client(stack, "admin", "routing"),
     )
     assert policy.status_code == 200, policy.text
     rid = submit(stack)["id"]  # urgent community response in BS5: RXA01 first, then RXA02
@@ -65,7 +64,9 @@ def test_an_unaccepted_referral_is_warned_breached_and_rerouted(
     rerouted = on_topic[3].payload()
     assert (rerouted.actor.organisation, rerouted.reason_code) == ("RX", "acceptance-timeout")
 
-    history = httpx.get(f"{stack.url('referrals')}/referrals/{rid}/history", headers=GP).json()
+    history = httpx.get(
+        f"{stack.url('referrals')}/referrals/{rid}/history", headers=gp(stack)
+    ).json()
     assert [(h["action"], h["actor_org"], h["reason_code"]) for h in history[:4]] == [
         ("submit", "B81001", None),
         ("route", "RX", None),
@@ -74,5 +75,6 @@ def test_an_unaccepted_referral_is_warned_breached_and_rerouted(
     ]
     by_type = {e["type"].split(".")[2]: e for e in audit_entries(stack, rid)}
     assert by_type["SlaBreached"]["actor_org"] == "RX"
-    verified = httpx.get(f"{stack.url('audit')}/audit/verify", headers=OPS, timeout=30)
+    ops = as_client(stack, "ops", "audit")
+    verified = httpx.get(f"{stack.url('audit')}/audit/verify", headers=ops, timeout=30)
     assert verified.json()["ok"] is True

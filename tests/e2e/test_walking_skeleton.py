@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .conftest import GP, OPS, audit_entries, read_topic, submit, timeline, wait_for
+from .conftest import as_client, audit_entries, gp, read_topic, submit, timeline, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -50,7 +50,7 @@ def test_a_referral_reaches_the_provider_topic_and_the_audit_log_once_in_order(
     stored = wait_for(
         "the referrals service to record the assignment",
         lambda: (
-            (r := httpx.get(f"{stack.url('referrals')}/referrals/{rid}", headers=GP).json())[
+            (r := httpx.get(f"{stack.url('referrals')}/referrals/{rid}", headers=gp(stack)).json())[
                 "status"
             ]
             == "routed"
@@ -59,16 +59,19 @@ def test_a_referral_reaches_the_provider_topic_and_the_audit_log_once_in_order(
     )
     assert stored["assigned_org"] == "RXA01"
     assert stored["assigned_provider_type"] == "rapid-response"
-    history = httpx.get(f"{stack.url('referrals')}/referrals/{rid}/history", headers=GP).json()
+    history = httpx.get(
+        f"{stack.url('referrals')}/referrals/{rid}/history", headers=gp(stack)
+    ).json()
     assert [(h["action"], h["to_status"]) for h in history] == [
         ("submit", "submitted"),
         ("route", "routed"),
     ]
 
+    ops = as_client(stack, "ops", "audit")
     verified = wait_for(
         "a checkpoint covering both events, and the chain verified against it",
         lambda: (
-            (v := httpx.get(f"{stack.url('audit')}/audit/verify", headers=OPS).json())["ok"]
+            (v := httpx.get(f"{stack.url('audit')}/audit/verify", headers=ops).json())["ok"]
             and v["checkpoints"] >= 1
             and v
         ),
@@ -78,7 +81,7 @@ def test_a_referral_reaches_the_provider_topic_and_the_audit_log_once_in_order(
 
 def test_every_service_answers_health_ready_and_openapi(kafka_bootstrap, stack_factory) -> None:
     stack = stack_factory(kafka_bootstrap)
-    for service in ("referrals", "routing", "audit"):
+    for service in ("issuer", "referrals", "routing", "audit"):
         base = stack.url(service)
         assert httpx.get(f"{base}/health").json()["status"] == "ok"
         assert httpx.get(f"{base}/ready").json()["status"] == "ready"

@@ -4,8 +4,9 @@ only documented status codes, responses matching their schemas, and invalid inpu
 
 The short form runs in `make test` (RX_FUZZ_EXAMPLES per operation, default 20); `make fuzz`
 runs the long form. Each service runs in-process (its ASGI app, lifespan and all) on a fresh
-SQLite database; callers use the development identity with provider and ops roles, so object-
-level checks are passed and the handlers behind them are reached.
+SQLite database, checking real tokens from an in-process issuer; callers are the referring
+practice's provider system, so object-level checks pass on what it creates and the handlers
+behind them are reached.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable
+from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
+from issuer.testing import TestIssuer
 
 pytestmark = pytest.mark.fuzz
 
@@ -28,9 +32,10 @@ CONFIG = schemathesis.Config.from_dict(
     {
         "checks": {
             # A request can match the schema and still break a business rule the schema cannot
-            # express (an NHS number's check digit, a stale If-Match, a cursor we never issued).
+            # express (an NHS number's check digit, a stale If-Match, a cursor we never issued,
+            # a document whose bytes are not what its Content-Type says).
             "positive_data_acceptance": {
-                "expected-statuses": ["2xx", "3xx", 401, 403, 404, 409, 412, 422, 429]
+                "expected-statuses": ["2xx", "3xx", 401, 403, 404, 409, 412, 415, 422, 429]
             },
             # Our answers to a missing required header: 428 for If-Match (RFC 6585), 400 for
             # Idempotency-Key, 401 for identity, 422 otherwise.
@@ -50,22 +55,54 @@ def _referrals_app(database_url: str) -> FastAPI:
 SERVICES: dict[str, Callable[[str], FastAPI]] = {"referrals": _referrals_app}
 
 
+ISSUER = TestIssuer(Path(tempfile.mkdtemp(prefix="rx-fuzz-issuer-")))
+"""Real tokens, checked by the apps as in production (an in-process issuer)."""
+
+
 def load(service: str) -> schemathesis.BaseSchema:
     """The service's schema from its own app, bound to that app on a fresh database. The app
-    object is cheap to build; its database and container come at the first request."""
+    object is cheap to build; its database and container come at the first request. Rate
+    limits are off for it: thousands of requests from one client are the point here."""
     directory = tempfile.mkdtemp(prefix=f"rx-fuzz-{service}-")
-    app = SERVICES[service](f"sqlite:///{directory}/{service}.db")
+    with patch.dict(os.environ, {"RX_RATE_LIMIT_PER_SECOND": "0"}):
+        app = SERVICES[service](f"sqlite:///{directory}/{service}.db")
+    ISSUER.attach(app)
     schema = schemathesis.openapi.from_dict(app.openapi(), config=CONFIG)
     schema.app = app
+    authenticate(schema, service, CALLERS[service])
     return schema
 
 
-def identity() -> dict[str, str]:
-    return {
-        "X-Organisation": "B81001",
-        "X-Roles": "provider,ops",
-        "Idempotency-Key": str(uuid.uuid4()),
-    }
+CALLERS = {"referrals": "b81001"}
+"""Whose token each service's cases carry: the referring practice's provider system."""
+
+
+def authenticate(schema: schemathesis.BaseSchema, service: str, client: str) -> None:
+    """Every case carries the client's token, through schemathesis' own auth hook: so it knows
+    which credentials are real, and its checks that bad ones are refused stay honest."""
+
+    @schema.auth()
+    class Token:
+        def get(self, case: schemathesis.Case, context: object) -> str:
+            return ISSUER.token(client, service)
+
+        def set(self, case: schemathesis.Case, data: str, context: object) -> None:
+            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+EXAMPLE_KEY = "5f0c6e4e-52b4-4b0e-9d7e-6f2f7d1c8a11"
+"""The Idempotency-Key the API documents as its example."""
+
+
+def with_key(case: schemathesis.Case) -> None:
+    """Schemathesis generates the required Idempotency-Key itself (and leaves it out, or makes
+    it invalid, on purpose); only the documented example, which every example-based case would
+    share, is made unique so that those cases are new requests rather than replays."""
+    headers = dict(case.headers or {})
+    for name, value in headers.items():
+        if name.lower() == "idempotency-key" and value == EXAMPLE_KEY:
+            headers[name] = str(uuid.uuid4())
+    case.headers = headers
 
 
 FUZZ_SETTINGS = settings(
@@ -82,14 +119,15 @@ referrals = load("referrals")
 @referrals.parametrize()
 @FUZZ_SETTINGS
 def test_referrals_api(case: schemathesis.Case) -> None:
-    case.call_and_validate(headers=identity())
+    with_key(case)
+    case.call_and_validate()
 
 
 class ReferralJourneys(referrals.as_state_machine()):  # type: ignore[misc]
     """Walks the OpenAPI links: submit, read, amend with the ETag, cancel, re-route…"""
 
     def before_call(self, case: schemathesis.Case) -> None:
-        case.headers = {**(case.headers or {}), **identity()}
+        with_key(case)
 
 
 TestReferralJourneys = ReferralJourneys.TestCase

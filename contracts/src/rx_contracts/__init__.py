@@ -1,5 +1,6 @@
 """Referral Exchange contracts: event envelope, payloads, vocabularies and topic names."""
 
+from .access import AccessedData, ReferralAccessed
 from .audit import ChainCheckpointed
 from .envelope import Envelope, EnvelopeError, KafkaRecord, decode, encode, wrap
 from .events import (
@@ -39,8 +40,12 @@ from .vocabulary import (
     ServiceType,
 )
 
+# Payloads of their own modules (they build on events.py, so they register here).
+EVENT_TYPES[ReferralAccessed.EVENT_TYPE] = ReferralAccessed
+
 __all__ = [
     "EVENT_TYPES",
+    "AccessedData",
     "Actor",
     "ChainCheckpointed",
     "ClockKind",
@@ -56,6 +61,7 @@ __all__ = [
     "Priority",
     "ProviderType",
     "ReferralAccepted",
+    "ReferralAccessed",
     "ReferralAmended",
     "ReferralCancelled",
     "ReferralCompleted",

@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import events as ev
+from .access import ReferralAccessed
 from .audit import ChainCheckpointed
 from .payload import Payload
 from .sla import ReferralEscalated, SlaBreached, SlaWarning
 from .topics import (
     AUDIT_CHECKPOINTS,
+    REFERRAL_ACCESS,
     REFERRAL_EVENTS,
     ROUTING_DECISIONS,
     ROUTING_ESCALATIONS,
@@ -60,6 +62,13 @@ def channels() -> list[Channel]:
             ("routing", "audit"),
             "Every change to a referral, in order per referral (key: referral id).",
             REFERRAL_CHANGES,
+        ),
+        Channel(
+            REFERRAL_ACCESS,
+            "referrals",
+            ("audit",),
+            "Who read which referral's patient data, and when (the data itself is not in it).",
+            (ReferralAccessed,),
         ),
         Channel(
             ROUTING_DECISIONS,

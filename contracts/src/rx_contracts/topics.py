@@ -7,6 +7,9 @@ from .vocabulary import ProviderType
 REFERRAL_EVENTS = "referrals.events.v1"
 """Every change to a referral, published by the referrals service. Key: referral id."""
 
+REFERRAL_ACCESS = "referrals.access.v1"
+"""Who read which referral's patient data, published by the referrals service. Key: referral id."""
+
 ROUTING_DECISIONS = "routing.decisions.v1"
 """Assignments and unroutable verdicts, published by the routing service. Key: referral id."""
 
@@ -37,6 +40,7 @@ def all_topics() -> dict[str, int]:
     """Every topic the platform uses, with its partition count (DLQs: one partition)."""
     streams = [
         REFERRAL_EVENTS,
+        REFERRAL_ACCESS,
         ROUTING_DECISIONS,
         ROUTING_SLA,
         ROUTING_ESCALATIONS,

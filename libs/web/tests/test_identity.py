@@ -1,4 +1,6 @@
-"""The identity every route depends on: missing or malformed → 401, wrong role → 403."""
+"""The identity every route depends on, under the development scheme: missing or malformed →
+401, wrong role → 403; and that scheme is refused outside development. (Tokens:
+tests/security/test_tokens.py.)"""
 
 from __future__ import annotations
 
@@ -7,15 +9,21 @@ from typing import Annotated
 import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from rx_contracts import Identity, Role
+from rx_web.auth import AuthScheme, AuthSettings, install_auth
 from rx_web.identity import IdentityDep, require_roles
 from rx_web.problems import install_problem_handlers
+from rx_web.settings import Environment
+
+DEV = AuthSettings(env=Environment.DEVELOPMENT, auth=AuthScheme.DEV_HEADERS)
 
 
 @pytest.fixture
 def client() -> TestClient:
     app = FastAPI()
     install_problem_handlers(app)
+    install_auth(app, "test", DEV)
 
     @app.get("/me")
     def me(identity: IdentityDep) -> dict[str, object]:
@@ -73,3 +81,49 @@ def test_role_check_refuses_other_roles_with_403(client: TestClient) -> None:
     ops = client.get("/ops-only", headers={"X-Organisation": "RX0PS", "X-Roles": "ops"})
     assert ops.status_code == 200
     assert ops.json() == "RX0PS"
+
+
+def test_the_dev_header_scheme_is_refused_outside_development(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ValidationError, match="dev-headers is refused with RX_ENV=production"):
+        AuthSettings(env=Environment.PRODUCTION, auth=AuthScheme.DEV_HEADERS)
+    monkeypatch.setenv("RX_AUTH", "dev-headers")
+    monkeypatch.delenv("RX_ENV", raising=False)  # unset means production
+    with pytest.raises(ValidationError, match="dev-headers is refused"):
+        AuthSettings()
+
+
+def test_tokens_are_the_default_scheme_and_headers_alone_are_not_an_identity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RX_AUTH", raising=False)
+    monkeypatch.setenv("RX_ENV", "development")
+    app = FastAPI()
+    install_problem_handlers(app)
+    install_auth(app, "test")
+
+    @app.get("/me")
+    def me(identity: IdentityDep) -> str:
+        return identity.organisation
+
+    response = TestClient(app).get("/me", headers={"X-Organisation": "B81001"})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="test"'
+
+
+def test_a_malformed_practitioner_is_refused() -> None:
+    app = FastAPI()
+    install_problem_handlers(app)
+    install_auth(app, "test", DEV)
+
+    @app.get("/me")
+    def me(identity: IdentityDep) -> str:
+        return identity.organisation
+
+    response = TestClient(app).get(
+        "/me", headers={"X-Organisation": "B81001", "X-Practitioner": "G123\n4567 evil"}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "header.X-Practitioner"
+    assert "X-Practitioner" in response.json()["detail"]

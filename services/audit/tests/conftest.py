@@ -28,6 +28,7 @@ from rx_contracts import (
     wrap,
 )
 from rx_messaging.records import Record
+from rx_web.testing import use_dev_headers
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -108,3 +109,10 @@ def transitioned(
         "occurred_at": T0,
     }
     return model.model_validate(fields | changes)
+
+
+@pytest.fixture(autouse=True)
+def _dev_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service's own tests call its API with the development identity headers (tokens
+    are tested in tests/security)."""
+    use_dev_headers(monkeypatch)

@@ -33,7 +33,26 @@ def test_the_page_and_its_assets_are_served_without_identity(client: TestClient)
     assert client.get("/audit/figures").status_code == 401, "the data is still ops-only"
 
 
+TOKEN_META = re.compile(r'<meta name="rx-token-url" content="([^"]*)">')
+
+
 def test_nothing_is_loaded_from_another_site(client: TestClient) -> None:
     for path in ["/ops", *(f"/ops/assets/{name}" for name in ASSETS)]:
-        text = client.get(path).text
+        # The issuer's token endpoint is where the page signs in, not something it loads.
+        text = TOKEN_META.sub("", client.get(path).text)
         assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", text), path
+
+
+def test_the_page_signs_in_at_the_issuer_and_may_talk_only_to_it_and_this_service(
+    settings: Settings,
+) -> None:
+    browser_view = settings.model_copy(
+        update={"console_token_url": "http://localhost:8000/oauth2/token"}
+    )
+    with TestClient(create_app(browser_view)) as client:
+        page = client.get("/ops")
+    [token_url] = TOKEN_META.findall(page.text)
+    assert token_url == "http://localhost:8000/oauth2/token"
+    policy = page.headers["content-security-policy"]
+    assert "connect-src 'self' http://localhost:8000;" in policy
+    assert "script-src 'self';" in policy, "no inline or foreign scripts"

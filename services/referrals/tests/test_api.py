@@ -15,6 +15,7 @@ from referrals.bootstrap import bootstrap
 from referrals.config import Settings
 from referrals.entrypoints.api.app import create_app
 from rx_contracts import Envelope, ProviderType, decode
+from rx_contracts.topics import REFERRAL_EVENTS
 from rx_messaging.tables import OutboxMessage
 from sqlmodel import Session, create_engine, select
 
@@ -81,10 +82,13 @@ def events(db_url: str) -> list[Envelope]:
 
 
 def outbox(db_url: str) -> list[OutboxMessage]:
+    """The referral events staged so far (reads stage access events on a topic of their own:
+    test_access_audit.py)."""
     engine = create_engine(db_url)
     try:
         with Session(engine) as s:
-            return list(s.exec(select(OutboxMessage).order_by(OutboxMessage.id)))
+            query = select(OutboxMessage).where(OutboxMessage.topic == REFERRAL_EVENTS)
+            return list(s.exec(query.order_by(OutboxMessage.id)))
     finally:
         engine.dispose()
 
@@ -235,13 +239,21 @@ def test_keys_belong_to_an_organisation(client: TestClient, db_url: str) -> None
 
 
 @pytest.mark.parametrize(
-    ("key", "title"), [(None, "Idempotency-Key required"), ("k" * 256, "Invalid Idempotency-Key")]
+    ("key", "status", "title"),
+    [
+        (None, 400, "Idempotency-Key required"),
+        ("k" * 256, 422, "Invalid request"),
+        ("tab\there", 422, "Invalid request"),
+    ],
 )
 def test_every_post_needs_a_usable_idempotency_key(
-    client: TestClient, key: str | None, title: str
+    client: TestClient, key: str | None, status: int, title: str
 ) -> None:
     headers = {**GP, **({"Idempotency-Key": key} if key else {})}
-    assert problem(client.post("/referrals", json=BODY, headers=headers), 400)["title"] == title
+    answer = problem(client.post("/referrals", json=BODY, headers=headers), status)
+    assert answer["title"] == title
+    if status == 422:
+        assert answer["errors"][0]["field"] == "header.idempotency-key"
 
 
 def test_a_retried_transition_is_applied_once(client: TestClient, db_url: str) -> None:

@@ -24,6 +24,7 @@ from rx_contracts import (
     examples,
     wrap,
 )
+from rx_contracts.topics import REFERRAL_EVENTS
 from rx_messaging.consumer import PermanentError
 from rx_messaging.records import Record
 from rx_messaging.tables import OutboxMessage
@@ -149,7 +150,11 @@ def test_an_acceptance_breach_takes_the_referral_back_as_the_platform(container)
         "acceptance-timeout",
     )
     with Session(container.engine) as session:
-        rows = session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))).all()
+        rows = session.exec(
+            select(OutboxMessage)
+            .where(OutboxMessage.topic == REFERRAL_EVENTS)  # not the read's access event
+            .order_by(col(OutboxMessage.id))
+        ).all()
     event = decode(rows[-1].key, rows[-1].value, [(n, v.encode()) for n, v in rows[-1].headers])
     payload = event.payload()
     assert isinstance(payload, ReferralRerouted)

@@ -10,6 +10,7 @@ from routing.config import Settings
 from routing.seed import seed_demo
 from routing.service_layer.handlers import route_referral_event
 from rx_contracts import Envelope
+from rx_web.testing import use_dev_headers
 from sqlmodel import Session
 
 from .support import ManualClock
@@ -39,3 +40,10 @@ def deliver(container: Container) -> Callable[[Envelope], None]:
             session.commit()
 
     return apply
+
+
+@pytest.fixture(autouse=True)
+def _dev_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service's own tests call its API with the development identity headers (tokens
+    are tested in tests/security)."""
+    use_dev_headers(monkeypatch)

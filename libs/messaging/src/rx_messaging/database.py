@@ -19,7 +19,10 @@ class DatabaseBusy(TimeoutError):
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine tuned for our access pattern: several processes (API, relay, consumer)
-    share one SQLite file, so WAL mode and a busy timeout; PostgreSQL gets pre-ping."""
+    share one SQLite file, so WAL mode and a busy timeout; PostgreSQL gets pre-ping.
+    Statement parameters are left out of error messages: they hold patient data, and error
+    messages end up in logs."""
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

@@ -1,5 +1,5 @@
 """The FastAPI application every service starts from: lifespan-built container, problem+json
-errors, /health and /ready."""
+errors, /health and /ready, authentication, rate limits, body size limits, security headers."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from typing import Protocol
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from .auth import AuthSettings
 from .health import health_router
 from .limits import BodySizeLimit
 from .problems import install_problem_handlers
+from .security import install_security
 
 
 class HasEngine(Protocol):
@@ -25,10 +27,14 @@ def service_app(
     build: Callable[[], HasEngine],
     max_body_size: int | None = None,
     larger_bodies: Mapping[str, int] | None = None,
+    auth: AuthSettings | None = None,
 ) -> FastAPI:
     """An app whose container (engine, …) is built at startup by ``build``, not at import,
     and disposed at shutdown. Routes reach it as ``request.app.state.container``. Bodies
-    over ``max_body_size`` bytes are refused with 413 before they are read in full."""
+    over ``max_body_size`` bytes are refused with 413 before they are read in full.
+
+    Callers authenticate with bearer tokens for the audience ``service`` (``RX_*`` settings,
+    see :mod:`rx_web.auth`; ``auth`` overrides them), and are rate-limited per client."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,6 +53,8 @@ def service_app(
     )
     if max_body_size is not None:
         app.add_middleware(BodySizeLimit, max_bytes=max_body_size, larger=larger_bodies)
+    auth = auth or AuthSettings()
+    install_security(app, auth.env, audience=service, auth=auth)
     install_problem_handlers(app)
     app.include_router(health_router(service, lambda: app.state.container.engine))
     return app

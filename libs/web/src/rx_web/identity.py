@@ -1,68 +1,51 @@
 """Who is calling: a FastAPI dependency every service's routes use, and role checks.
 
-Dependencies here are ``async def`` although they never await: FastAPI runs a plain ``def``
-dependency in its thread pool, a hand-over that costs more than the work itself.
-
-Until signed tokens arrive this is the development scheme: the caller names its organisation
-and roles in headers. Routes depend only on :data:`IdentityDep` / :func:`require_roles`, so
-replacing the scheme changes no route."""
+The caller is authenticated by :mod:`rx_web.auth` (a bearer token from the issuer; the
+development headers only where explicitly enabled). Routes depend only on
+:data:`IdentityDep` / :func:`require_roles`, so the scheme never shows in a route."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Header
-from rx_contracts import Identity, ProviderType, Role
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from rx_contracts import Identity, Role
 
+from .auth import PRACTITIONER_PATTERN, STATE_KEY, Authenticator
 from .problems import Problem
 
-_ODS = re.compile(r"^[A-Z0-9]{3,10}$")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An access token from the issuer's /oauth2/token (client credentials) "
+    "for this service's audience.",
+)
 
 
 async def get_identity(
-    x_organisation: Annotated[
+    request: Request,
+    _token: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+    _practitioner: Annotated[
         str | None,
         Header(
-            description="Development identity: ODS code of the calling organisation.",
-            examples=["B81001"],
+            alias="X-Practitioner",
+            description="Professional id of the person acting, as your system knows them.",
+            examples=["G1234567"],
+            pattern=PRACTITIONER_PATTERN,
         ),
     ] = None,
-    x_roles: Annotated[
-        str,
-        Header(description="Development identity: comma-separated roles (provider, ops, admin)."),
-    ] = "provider",
-    x_provider_type: Annotated[
-        str | None,
-        Header(description="Development identity: provider type of the calling organisation."),
-    ] = None,
-    x_practitioner: Annotated[
-        str | None, Header(description="Professional id of the practitioner acting.", max_length=64)
-    ] = None,
 ) -> Identity:
-    """The caller's identity; 401 problem+json when it is missing or malformed."""
-    if not x_organisation:
-        raise Problem(401, "Unauthenticated", "send X-Organisation (your ODS code) and X-Roles")
-    organisation = x_organisation.strip().upper()
-    if not _ODS.fullmatch(organisation):
-        raise Problem(
-            401,
-            "Unauthenticated",
-            f"bad identity headers: X-Organisation {x_organisation!r} is not an ODS code "
-            "(3-10 letters and digits)",
-        )
-    try:
-        roles = frozenset(Role(r.strip()) for r in x_roles.split(",") if r.strip())
-        provider_type = ProviderType(x_provider_type) if x_provider_type else None
-    except ValueError as exc:
-        raise Problem(401, "Unauthenticated", f"bad identity headers: {exc}") from exc
-    return Identity(
-        organisation=organisation,
-        roles=roles,
-        provider_type=provider_type,
-        practitioner=x_practitioner,
-    )
+    """The caller's identity; 401 problem+json when it is missing or not valid here.
+    (``_token`` and ``_practitioner`` are declared for the API documentation; the
+    :class:`~rx_web.auth.Authenticate` middleware has read them already.)"""
+    outcome = getattr(request.state, STATE_KEY, None)
+    if outcome is None:  # an app without the middleware (a bare test app)
+        authenticator: Authenticator = request.app.state.authenticator
+        outcome = await authenticator.authenticate(request.headers)
+    if isinstance(outcome, Problem):
+        raise outcome
+    return outcome
 
 
 IdentityDep = Annotated[Identity, Depends(get_identity)]
@@ -70,7 +53,8 @@ IdentityDep = Annotated[Identity, Depends(get_identity)]
 
 def require_roles(*roles: Role) -> Callable[[Identity], Awaitable[Identity]]:
     """A dependency that lets through callers holding at least one of ``roles`` (403 otherwise):
-    ``caller: Annotated[Identity, Depends(require_roles(Role.OPS))]``."""
+    ``caller: Annotated[Identity, Depends(require_roles(Role.OPS))]``. The check carries its
+    roles as ``required_roles``, so tests can tell from a route table what a route needs."""
     allowed = ", ".join(sorted(r.value for r in roles))
 
     async def check(identity: IdentityDep) -> Identity:
@@ -78,4 +62,5 @@ def require_roles(*roles: Role) -> Callable[[Identity], Awaitable[Identity]]:
             raise Problem(403, "Forbidden", f"this operation needs one of the roles: {allowed}")
         return identity
 
+    check.required_roles = frozenset(roles)  # type: ignore[attr-defined]
     return check

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +12,7 @@ from rx_messaging.database import DatabaseBusy
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -36,9 +38,19 @@ without If-Match is 428 Precondition Required; a POST without an Idempotency-Key
 class Problem(Exception):
     """Raise from a route or map a domain error to it: becomes problem+json."""
 
-    def __init__(self, status: int, title: str, detail: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        """``extra`` become members of the body; ``headers`` go on the response
+        (WWW-Authenticate, Retry-After)."""
         super().__init__(detail or title)
         self.status, self.title, self.detail, self.extra = status, title, detail, extra
+        self.headers = dict(headers or {})
 
 
 def invalid_field(field: str, rule: str, message: str) -> Problem:
@@ -64,13 +76,32 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+async def send_problem(
+    send: Send,
+    status: int,
+    title: str,
+    detail: str,
+    instance: str,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """Answer with problem+json straight from ASGI middleware (outside FastAPI's handlers)."""
+    response = problem_response(status, title, detail, instance)
+    response.headers.update(headers or {})
+    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Every error the app returns, including FastAPI's own validation errors, as problem+json
     naming the field and the rule broken."""
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, request.url.path, **exc.extra)
+        response = problem_response(
+            exc.status, exc.title, exc.detail, request.url.path, **exc.extra
+        )
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -110,6 +141,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             404: "Not found",
             405: "Method not allowed",
             413: "Request too large",
+            429: "Too many requests",
         }.get(exc.status_code, "HTTP error")
         response = problem_response(exc.status_code, title, str(exc.detail), request.url.path)
         response.headers.update(exc.headers or {})

@@ -6,12 +6,21 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from typing import TextIO
+
+from .redaction import RedactingFilter
 
 
-def configure_logging(process: str) -> None:
+def configure_logging(process: str, stream: TextIO | None = None) -> None:
+    """One handler on the root logger, for every library's records (uvicorn's included),
+    scrubbed of secrets and patient identifiers (:mod:`rx_web.redaction`)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s")
+    )
+    handler.addFilter(RedactingFilter())
     logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format=f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s",
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(), handlers=[handler], force=True
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
 
@@ -20,8 +29,16 @@ def serve(app_factory: str, host: str, port: int) -> None:
     """Serve ``module:factory`` (a zero-argument app factory) on host:port."""
     import uvicorn
 
+    # log_config=None: uvicorn's loggers propagate to the root handler configure_logging set
+    # up, so its error tracebacks are scrubbed like everything else.
     uvicorn.run(
-        app_factory, factory=True, host=host, port=port, log_level="warning", access_log=False
+        app_factory,
+        factory=True,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        log_config=None,
     )
 
 

@@ -2,13 +2,60 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 from rx_messaging.kafka_auth import KafkaAuth
+from sqlalchemy.engine import make_url
 
-DEVELOPMENT = "development"
+
+class Environment(StrEnum):
+    """``RX_ENV``: where a process runs. Outside development, shipped default secrets and the
+    development identity headers are refused."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+KNOWN_DEFAULT_SECRETS: set[str] = {
+    # docker-compose.yml's database passwords
+    "referrals-dev",
+    "routing-dev",
+    "audit-dev",
+    "postgres-dev",
+}
+"""Secrets this repository ships for development. Add a new default here when you add one, so
+a production process that still uses it refuses to start. (Kafka's shipped and well-known
+passwords are recognised by ``KafkaAuth.has_default_password``.)"""
+
+
+class DefaultSecretError(ValueError):
+    """A process outside development was given a secret this repository ships."""
+
+
+def refuse_default_secrets(
+    environment: Environment,
+    secrets: Mapping[str, str | SecretStr | None],
+    defaults: Iterable[str] = (),
+) -> None:
+    """Raise naming each setting in ``secrets`` whose value is a shipped default (one of
+    ``KNOWN_DEFAULT_SECRETS`` or ``defaults``), unless ``environment`` is development."""
+    if environment is Environment.DEVELOPMENT:
+        return
+    known = KNOWN_DEFAULT_SECRETS | set(defaults)
+    plain = {
+        name: value.get_secret_value() if isinstance(value, SecretStr) else value
+        for name, value in secrets.items()
+    }
+    found = sorted(name for name, value in plain.items() if value and value in known)
+    if found:
+        raise DefaultSecretError(
+            f"RX_ENV={environment.value} refuses the development default secrets in "
+            f"{', '.join(found)}: set your own"
+        )
 
 
 class ServiceSettings(BaseSettings):
@@ -25,10 +72,10 @@ class ServiceSettings(BaseSettings):
     )
     consumer_group: str
     heartbeat_dir: Path = Path(".data/heartbeats")
-    environment: str = Field(
-        default=DEVELOPMENT,
+    rx_env: Environment = Field(
+        default=Environment.PRODUCTION,
         validation_alias="RX_ENV",
-        description="Deployment stage; anything but 'development' refuses default secrets.",
+        description="Shared by every process; development allows shipped default secrets.",
     )
     # The Kafka security settings are shared like the bootstrap servers (no prefix); each
     # process gets its own service's principal. See rx_messaging.kafka_auth.
@@ -55,12 +102,20 @@ class ServiceSettings(BaseSettings):
         )
 
     @model_validator(mode="after")
-    def _refuse_unusable_or_default_kafka_secrets(self) -> ServiceSettings:
+    def _no_default_secrets(self) -> ServiceSettings:
+        # The database password, and every setting whose name says it holds a secret.
+        secrets: dict[str, str | SecretStr | None] = {
+            "database_url": make_url(self.database_url).password
+        }
+        for name in type(self).model_fields:
+            if any(word in name for word in ("password", "secret")):
+                secrets[name] = getattr(self, name)
+        refuse_default_secrets(self.rx_env, secrets)
         auth = self.kafka_auth  # raises KafkaAuthError (a ValueError) when incomplete
-        if self.environment != DEVELOPMENT and auth.has_default_password():
+        if self.rx_env is not Environment.DEVELOPMENT and auth.has_default_password():
             raise ValueError(
                 f"KAFKA_SASL_PASSWORD of {auth.username!r} is a well-known default; "
-                f"RX_ENV={self.environment!r} needs a real secret (defaults are for "
-                f"RX_ENV={DEVELOPMENT} only)"
+                f"RX_ENV={self.rx_env.value} needs a real secret (defaults are for "
+                f"RX_ENV={Environment.DEVELOPMENT.value} only)"
             )
         return self

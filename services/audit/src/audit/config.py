@@ -32,6 +32,11 @@ class Settings(ServiceSettings):
     stream_heartbeat_s: float = Field(
         default=15.0, gt=0, description="Idle time after which a live stream sends a comment."
     )
+    console_token_url: str | None = Field(
+        default=None,
+        description="Where the ops console's page asks for tokens, as a browser reaches it; "
+        "default <RX_TOKEN_ISSUER>/oauth2/token (set it when browsers see another address).",
+    )
 
 
 @lru_cache

@@ -41,19 +41,11 @@ from kafka.admin import (
     ScramMechanism,
     UserScramCredentialUpsertion,
 )
-from rx_contracts.topics import (
-    AUDIT_CHECKPOINTS,
-    REFERRAL_EVENTS,
-    ROUTING_DECISIONS,
-    ROUTING_ESCALATIONS,
-    ROUTING_SLA,
-    all_topics,
-    dead_letter_topic,
-    provider_topic,
-)
+from rx_contracts.channels import channels
+from rx_contracts.topics import all_topics, dead_letter_topic, provider_topic
 from rx_contracts.vocabulary import ProviderType
 from rx_messaging.kafka_auth import KafkaAuth
-from rx_web.settings import DEVELOPMENT
+from rx_web.settings import Environment
 
 from .topics import TopicError, admin_client, ensure_topics
 
@@ -106,41 +98,35 @@ def provider_principal(provider_type: ProviderType | str) -> str:
     return f"provider-{ProviderType(provider_type).value}"
 
 
+SERVICES: dict[str, str] = {
+    "referrals": "referrals relay and consumer",
+    "routing": "routing relay and consumer",
+    "audit": "audit API, relay and consumer",
+}
+"""The services with a Kafka principal each, and which of their processes use it."""
+
+
 def plan() -> tuple[Principal, ...]:
-    """Every principal of the platform with its rights (services first, then provider types)."""
-    topics = all_topics()
-    dead_letters = {dead_letter_topic(name) for name in topics}
-    streams = tuple(name for name in topics if name not in dead_letters)
-    provider_topics = tuple(provider_topic(t) for t in ProviderType)
+    """Every principal of the platform with its rights (services first, then provider types).
+
+    Derived from the channel catalogue (``rx_contracts.channels``): a service writes the topics
+    it publishes and the dead-letter topics of what it reads, and reads the topics that list
+    it as a consumer. A new topic or consumer is covered by describing it there once."""
+    catalogue = channels()
+    services = tuple(
+        Principal(
+            name,
+            reads=(reads := tuple(c.topic for c in catalogue if name in c.consumers)),
+            writes=(
+                *(c.topic for c in catalogue if c.producer == name),
+                *(dead_letter_topic(topic) for topic in reads),
+            ),
+            who=who,
+        )
+        for name, who in SERVICES.items()
+    )
     return (
-        Principal(
-            "referrals",
-            reads=(ROUTING_DECISIONS, ROUTING_SLA),
-            writes=(
-                REFERRAL_EVENTS,
-                dead_letter_topic(ROUTING_DECISIONS),
-                dead_letter_topic(ROUTING_SLA),
-            ),
-            who="referrals relay and consumer",
-        ),
-        Principal(
-            "routing",
-            reads=(REFERRAL_EVENTS,),
-            writes=(
-                ROUTING_DECISIONS,
-                ROUTING_SLA,
-                ROUTING_ESCALATIONS,
-                *provider_topics,
-                dead_letter_topic(REFERRAL_EVENTS),
-            ),
-            who="routing relay and consumer",
-        ),
-        Principal(
-            "audit",
-            reads=streams,
-            writes=(AUDIT_CHECKPOINTS, *(dead_letter_topic(name) for name in streams)),
-            who="audit consumer",
-        ),
+        *services,
         *(
             Principal(
                 provider_principal(t),
@@ -269,13 +255,16 @@ def passwords_from_environment(environ: Mapping[str, str]) -> dict[str, str]:
     and, unless ``RX_ENV`` is development, well-known defaults."""
     passwords: dict[str, str] = {}
     problems = []
-    stage = environ.get("RX_ENV") or DEVELOPMENT
+    stage = environ.get("RX_ENV") or Environment.DEVELOPMENT.value
     for p in plan():
         variable = password_variable(p.name)
         password = environ.get(variable, "")
         if not password:
             problems.append(f"{variable} is not set")
-        elif stage != DEVELOPMENT and KafkaAuth.sasl(p.name, password).has_default_password():
+        elif (
+            stage != Environment.DEVELOPMENT.value
+            and KafkaAuth.sasl(p.name, password).has_default_password()
+        ):
             problems.append(f"{variable} is a well-known default (RX_ENV={stage})")
         passwords[p.name] = password
     if problems:
@@ -298,9 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         passwords = passwords_from_environment(environ)
         admin_auth = KafkaAuth.from_env(environ)
-        if (environ.get("RX_ENV") or DEVELOPMENT) != DEVELOPMENT and (
-            admin_auth.has_default_password()
-        ):
+        if (
+            environ.get("RX_ENV") or Environment.DEVELOPMENT.value
+        ) != Environment.DEVELOPMENT.value and (admin_auth.has_default_password()):
             raise AccessError("the admin's KAFKA_SASL_PASSWORD is a well-known default")
         with admin_client(bootstrap, args.timeout, admin_auth) as admin:
             apply_plan(admin, passwords, timeout=args.timeout)

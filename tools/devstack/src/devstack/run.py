@@ -5,8 +5,9 @@ KAFKA_SASL_* credentials of the environment, if any), otherwise starts one on 12
 (RX_KAFKA_PORT) with its data under .run/kafka. That broker is secured: SASL/SCRAM, ACLs from
 devstack.access, passwords generated on first start into .run/kafka/credentials.json (mode
 0600), each service running as its own principal. RX_KAFKA_SECURITY=off starts it without.
-Service databases live in .run/data. RX_RUN_DIR moves .run elsewhere; REFERRALS_PORT,
-ROUTING_PORT and AUDIT_PORT move the APIs."""
+Service databases live in .run/data, the issuer's signing keys in .run/data/issuer.
+RX_RUN_DIR moves .run elsewhere; ISSUER_PORT, REFERRALS_PORT, ROUTING_PORT and AUDIT_PORT move
+the APIs."""
 
 from __future__ import annotations
 
@@ -23,20 +24,21 @@ from rx_contracts.vocabulary import ProviderType
 from rx_messaging.kafka_auth import SCRAM_SHA_512, KafkaAuth
 
 from . import credentials
-from .access import plan, provider_principal, secure_topics
+from .access import SERVICES, plan, provider_principal, secure_topics
 from .broker import Broker, BrokerError, repo_root
 from .sasl import ADMIN, CONTROLLER, BrokerSecurity
 from .stack import DEFAULT_PORTS, PROCESSES, Stack, StackError
 from .topics import ensure_topics
 
 EXAMPLE = """\
-curl -s -X POST {referrals}/referrals -H 'content-type: application/json' \\
-  -H 'X-Organisation: B81001' -H 'X-Roles: provider' -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" -d '{{
+token() {{ curl -s -u "$1:$1-demo-secret" -d grant_type=client_credentials -d "audience=$2" \\
+  {issuer}/oauth2/token | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'; }}
+curl -s -X POST {referrals}/referrals -H "Authorization: Bearer $(token b81001 referrals)" \\
+  -H 'content-type: application/json' -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" -d '{{
   "referrer": {{"organisation": "B81001", "practitioner": "G1234567"}},
   "patient": {{"nhs_number": "9434765919", "postcode": "BS5 0AA"}},
   "service_type": "urgent-community-response", "priority": "urgent"}}'
-curl -s -H 'X-Organisation: OPS01' -H 'X-Roles: ops' \\
-  '{audit}/audit/referrals/<id from the first call>/timeline'"""
+curl -s -H "Authorization: Bearer $(token ops audit)" '{audit}/audit/referrals/<id from the first call>/timeline'"""
 
 
 def say(message: str) -> None:
@@ -88,11 +90,11 @@ def main() -> int:
         say(f"creating topics on {bootstrap}")
         if broker is not None and broker.security is not None:
             secure_topics(bootstrap, broker.security.admin_auth, passwords)
-            service_auth = {s: KafkaAuth.sasl(s, passwords[s]) for s in DEFAULT_PORTS}
+            service_auth = {s: KafkaAuth.sasl(s, passwords[s]) for s in SERVICES}
         else:
             ensure_topics(bootstrap, all_topics(), auth=KafkaAuth.from_env())
         stack = Stack(root / "data", bootstrap, ports=ports, kafka_auth=service_auth)
-        say(f"starting {len(PROCESSES)} service processes and loading demo data")
+        say(f"starting the token issuer, {len(PROCESSES)} service processes and demo data")
         stack.start(timeout=60)
         print_summary(stack, bootstrap, root / "kafka" / credentials.FILE_NAME, passwords)
         while not stop.is_set():
@@ -126,7 +128,8 @@ def print_summary(
         print(
             f"  {service:<10} API    {url}   docs {url}/docs   health {url}/health  ready {url}/ready"
         )
-    print(f"  ops console         {urls['audit']}/ops?org=OPS01&roles=ops")
+    print(f"  token endpoint      {urls['issuer']}/oauth2/token   (demo clients: README, Security)")
+    print(f"  ops console         {urls['audit']}/ops")
     print(f"  audit log           {urls['audit']}/audit/entries (ops only)")
     print(f"  routing directory   {urls['routing']}/organisations")
     print(f"  logs                {stack.data_dir / 'logs'}")

@@ -16,7 +16,12 @@ from pathlib import Path
 import httpx
 from rx_messaging.kafka_auth import KafkaAuth
 
-DEFAULT_PORTS: Mapping[str, int] = {"referrals": 8001, "routing": 8002, "audit": 8003}
+DEFAULT_PORTS: Mapping[str, int] = {
+    "issuer": 8000,
+    "referrals": 8001,
+    "routing": 8002,
+    "audit": 8003,
+}
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,10 @@ PROCESSES: tuple[ProcessSpec, ...] = (
 SETUP_STEPS: tuple[ProcessSpec, ...] = (ProcessSpec("routing", "seed"),)
 """One-off steps run to completion before the processes start (demo directory and rules)."""
 
+ISSUER = ProcessSpec("issuer", "api")
+"""The token issuer (demo clients, development only): started first, since every API fetches
+its signing keys."""
+
 
 def service_environment(
     service: str,
@@ -72,19 +81,39 @@ def service_environment(
     port: int,
     group_prefix: str = "",
     auth: KafkaAuth | None = None,
+    issuer_url: str | None = None,
 ) -> dict[str, str]:
     """The settings a service's processes get (each service reads its own prefix; ``auth`` is
-    the service's own Kafka principal, if the broker wants one)."""
+    the service's own Kafka principal, if the broker wants one), and the shared RX_* ones:
+    development mode, and the issuer whose tokens it accepts."""
     prefix = service.upper()
-    kafka_auth = auth.environment() if auth is not None else {}
-    return {
-        **kafka_auth,
+    env = {
+        **(auth.environment() if auth is not None else {}),
         f"{prefix}_DATABASE_URL": f"sqlite:///{data_dir / (service + '.db')}",
         f"{prefix}_PORT": str(port),
         f"{prefix}_HOST": "127.0.0.1",
         f"{prefix}_CONSUMER_GROUP": group_prefix + service,
         f"{prefix}_HEARTBEAT_DIR": str(data_dir / "heartbeats"),
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "RX_ENV": "development",
+    }
+    if issuer_url is not None:
+        env["RX_TOKEN_ISSUER"] = issuer_url
+    return env
+
+
+def issuer_environment(
+    *, data_dir: Path, port: int, console_origin: str | None = None
+) -> dict[str, str]:
+    """The issuer's settings: its address doubles as the tokens' issuer identifier; the ops
+    console's origin may ask for tokens from a browser."""
+    return {
+        "ISSUER_CORS_ORIGINS": console_origin or "",
+        "ISSUER_PORT": str(port),
+        "ISSUER_HOST": "127.0.0.1",
+        "ISSUER_URL": f"http://127.0.0.1:{port}",
+        "ISSUER_KEYS_FILE": str(data_dir / "issuer" / "keys.json"),
+        "RX_ENV": "development",
     }
 
 
@@ -112,6 +141,15 @@ class Stack:
 
     def env(self, spec: ProcessSpec) -> dict[str, str]:
         env = dict(os.environ)
+        if spec == ISSUER:
+            env.update(
+                issuer_environment(
+                    data_dir=self.data_dir,
+                    port=self.ports["issuer"],
+                    console_origin=self.url("audit"),
+                )
+            )
+            return env
         env.update(
             service_environment(
                 spec.service,
@@ -120,13 +158,17 @@ class Stack:
                 port=self.ports[spec.service],
                 group_prefix=self.group_prefix,
                 auth=self.kafka_auth.get(spec.service) if spec.uses_kafka else None,
+                issuer_url=self.url("issuer"),
             )
         )
         return env
 
     def start(self, timeout: float = 60) -> None:
-        """Run the setup steps, start every process, wait until each API answers /health."""
+        """Start the issuer, run the setup steps, start every process, wait until each API
+        answers /health."""
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.start_process(ISSUER)
+        self._wait_healthy(ISSUER, time.monotonic() + timeout)
         for step in SETUP_STEPS:
             with self.log_file(step.name).open("ab") as log:
                 done = subprocess.run(
@@ -179,7 +221,7 @@ class Stack:
         proc.wait()
 
     def restart(self, name: str) -> None:
-        spec = next(s for s in PROCESSES if s.name == name)
+        spec = next(s for s in (ISSUER, *PROCESSES) if s.name == name)
         self.start_process(spec)
 
     def stop(self, timeout: float = 10) -> None:

@@ -1,26 +1,41 @@
 /* The ops console: live audit stream, a referral's journey, evaluation figures.
 
-   Identity lives in one place (Identity below). Today it is the development scheme — the
-   X-Organisation / X-Roles headers, taken from the form or from ?org=…&roles=… — and a signed
-   token will replace it there alone. That is also why the stream is read with fetch() and not
-   EventSource: EventSource cannot send headers, and identity must never travel in a URL. */
+   Identity lives in one place (Identity below): the user signs in with an ops client's
+   credentials, the page asks the issuer (OAuth2 client credentials, audience "audit") for a
+   token and keeps it for this tab only (sessionStorage). Every call sends it as a bearer
+   token — which is also why the stream is read with fetch() and not EventSource: EventSource
+   cannot send headers, and a token must never travel in a URL. */
 "use strict";
 
 const Identity = {
+  tokenUrl: document.querySelector('meta[name="rx-token-url"]').content,
   load() {
-    const query = new URLSearchParams(location.search);
-    if (query.get("org")) localStorage.setItem("rx.org", query.get("org").toUpperCase());
-    if (query.get("roles")) localStorage.setItem("rx.roles", query.get("roles"));
-    return { org: localStorage.getItem("rx.org") || "", roles: localStorage.getItem("rx.roles") || "ops" };
+    const saved = JSON.parse(sessionStorage.getItem("rx.session") || "null");
+    return saved && saved.expiresAt > Date.now() ? saved : null;
   },
-  save(org, roles) {
-    localStorage.setItem("rx.org", org.trim().toUpperCase());
-    localStorage.setItem("rx.roles", roles.trim());
+  async signIn(clientId, secret) {
+    const body = new URLSearchParams({
+      grant_type: "client_credentials",
+      audience: "audit",
+      client_id: clientId.trim(),
+      client_secret: secret,
+    });
+    const response = await fetch(this.tokenUrl, { method: "POST", body });
+    const answer = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(answer.error_description || answer.error || response.status);
+    const claims = JSON.parse(atob(answer.access_token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    const session = {
+      token: answer.access_token,
+      who: `${clientId.trim()} (${claims.org}, ${(claims.roles || []).join(", ")})`,
+      expiresAt: Date.now() + (answer.expires_in - 30) * 1000,
+    };
+    sessionStorage.setItem("rx.session", JSON.stringify(session));
+    return session;
   },
   /* Every request's credentials. */
   headers() {
-    const { org, roles } = this.load();
-    return org ? { "X-Organisation": org, "X-Roles": roles } : {};
+    const session = this.load();
+    return session ? { Authorization: `Bearer ${session.token}` } : {};
   },
 };
 
@@ -242,15 +257,26 @@ const Figures = {
 /* ---- wiring -------------------------------------------------------------------------------- */
 
 function start() {
-  const identity = Identity.load();
-  document.getElementById("identity-org").value = identity.org;
-  document.getElementById("identity-roles").value = identity.roles;
+  const showIdentity = (text, state) => {
+    const status = document.getElementById("identity-status");
+    status.textContent = text;
+    status.className = `status ${state}`;
+  };
+  const session = Identity.load();
+  if (session) showIdentity(`signed in as ${session.who}`, "live");
   const filtersOf = () => Object.fromEntries(new FormData(document.getElementById("stream-filters")));
 
-  document.getElementById("identity").addEventListener("submit", (e) => {
+  document.getElementById("identity").addEventListener("submit", async (e) => {
     e.preventDefault();
     const form = new FormData(e.target);
-    Identity.save(form.get("org"), form.get("roles"));
+    try {
+      const signed = await Identity.signIn(form.get("client_id"), form.get("client_secret"));
+      document.getElementById("identity-secret").value = "";
+      showIdentity(`signed in as ${signed.who}`, "live");
+    } catch (error) {
+      showIdentity(`sign-in failed: ${error.message}`, "error");
+      return;
+    }
     Stream.restart(filtersOf());
     Figures.refresh();
   });

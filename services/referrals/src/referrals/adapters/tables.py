@@ -92,7 +92,31 @@ class IdempotencyRow(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class AccessRecordRow(SQLModel, table=True):
+    """One read of a referral's patient data: who, which part, when. Written in the read's
+    transaction together with its ReferralAccessed event in the outbox."""
+
+    __tablename__ = "referral_access"
+
+    id: str = Field(primary_key=True, max_length=64)
+    referral_id: str = Field(index=True, foreign_key="referral.id", max_length=64)
+    organisation: str = Field(max_length=10)
+    practitioner: str | None = Field(default=None, max_length=64)
+    client_id: str | None = Field(default=None, max_length=64)
+    roles: str = Field(max_length=64, description="Comma-separated roles of the reader.")
+    accessed: str = Field(max_length=32)
+    attachment_id: str | None = Field(default=None, max_length=64)
+    event_id: str = Field(max_length=64)
+    at: datetime = Field(default_factory=utcnow)
+
+
 TABLES = tables_of(
-    ReferralRow, TransitionRow, AttachmentRow, IdempotencyRow, OutboxMessage, InboxMessage
+    ReferralRow,
+    TransitionRow,
+    AttachmentRow,
+    IdempotencyRow,
+    AccessRecordRow,
+    OutboxMessage,
+    InboxMessage,
 )
 """Everything this service stores, and nothing another service defines."""

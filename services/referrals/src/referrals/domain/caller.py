@@ -23,11 +23,13 @@ class Caller:
     organisation: str
     roles: frozenset[Role]
     practitioner: str | None = None
+    client_id: str | None = None
+    """The registered client system calling, recorded with each access to patient data."""
 
     @classmethod
     def of(cls, identity: Identity) -> Caller:
         """The domain's view of an authenticated caller."""
-        return cls(identity.organisation, identity.roles, identity.practitioner)
+        return cls(identity.organisation, identity.roles, identity.practitioner, identity.client_id)
 
     @property
     def actor(self) -> Actor:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rx_contracts import (
+    AccessedData,
     ClockKind,
     CohortFlags,
     Envelope,
@@ -28,6 +29,7 @@ from ..domain.caller import Caller, Party, Role
 from ..domain.errors import IllegalTransition, NotPermitted, ReferralNotFound
 from ..domain.lifecycle import TERMINAL, Action
 from ..domain.model import Patient, Referral
+from .access import record_access
 from .unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -89,18 +91,28 @@ def transition(
     return referral
 
 
-def get_referral(referral_id: str, caller: Caller, uow: UnitOfWork) -> Referral:
-    """A referral the caller may see; one it may not see is reported as not found."""
-    with uow:
-        referral = uow.referrals.get(referral_id)
+def _visible(referral_id: str, caller: Caller, uow: UnitOfWork) -> Referral:
+    """Inside ``uow``: a referral the caller may see; one it may not see is not found."""
+    referral = uow.referrals.get(referral_id)
     if referral is None or not referral.visible_to(caller):
         raise ReferralNotFound(f"no referral {referral_id}")
     return referral
 
 
-def get_history(referral_id: str, caller: Caller, uow: UnitOfWork) -> list[TransitionRow]:
-    get_referral(referral_id, caller, uow)
+def get_referral(referral_id: str, caller: Caller, uow: UnitOfWork) -> Referral:
+    """A referral the caller may see, its patient details included: the read is recorded
+    (who, when) and published as an access event with it."""
     with uow:
+        referral = _visible(referral_id, caller, uow)
+        record_access(uow, referral_id, caller, AccessedData.REFERRAL)
+        uow.commit()
+    return referral
+
+
+def get_history(referral_id: str, caller: Caller, uow: UnitOfWork) -> list[TransitionRow]:
+    """Who did what to a referral the caller may see (no patient details)."""
+    with uow:
+        _visible(referral_id, caller, uow)
         return uow.referrals.history(referral_id)
 
 
@@ -201,17 +213,24 @@ def add_attachment(
 
 
 def list_attachments(referral_id: str, caller: Caller, uow: UnitOfWork) -> list[AttachmentRow]:
-    get_referral(referral_id, caller, uow)
+    """The attachments of a referral the caller may see; the read is recorded."""
     with uow:
-        return uow.referrals.attachments(referral_id)
+        _visible(referral_id, caller, uow)
+        rows = uow.referrals.attachments(referral_id)
+        record_access(uow, referral_id, caller, AccessedData.ATTACHMENT_LIST)
+        uow.commit()
+    return rows
 
 
 def get_attachment(
     referral_id: str, attachment_id: str, caller: Caller, uow: UnitOfWork
 ) -> AttachmentRow:
-    get_referral(referral_id, caller, uow)
+    """One attachment of a referral the caller may see; the read is recorded."""
     with uow:
+        _visible(referral_id, caller, uow)
         row = uow.session.get(AttachmentRow, attachment_id)
-    if row is None or row.referral_id != referral_id:
-        raise ReferralNotFound(f"no attachment {attachment_id} on referral {referral_id}")
+        if row is None or row.referral_id != referral_id:
+            raise ReferralNotFound(f"no attachment {attachment_id} on referral {referral_id}")
+        record_access(uow, referral_id, caller, AccessedData.ATTACHMENT, attachment_id)
+        uow.commit()
     return row

@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app = service_app(
         "referrals",
         "Create, move through their lifecycle and read referrals between health and care "
-        "organisations. Identify yourself with X-Organisation and X-Roles (development scheme).",
+        "organisations. Authenticate with a bearer token from the issuer (audience 'referrals').",
         lambda: container or bootstrap(settings),
         max_body_size=settings.max_body_bytes,
         larger_bodies={UPLOAD_PATH: MAX_ATTACHMENT_BYTES + 1024},

@@ -107,7 +107,12 @@ def referral_history(referral_id: str, caller: CallerDep, uow: Uow) -> list[Tran
     return [TransitionPublic.model_validate(row, from_attributes=True) for row in rows]
 
 
-@router.get("", response_model=Worklist, summary="Worklist", responses=PROBLEMS)
+@router.get(
+    "",
+    response_model=Worklist,
+    summary="Worklist",
+    responses={**PROBLEMS, 403: {"description": "view=all is for ops"}},
+)
 def worklist(
     caller: CallerDep,
     uow: Uow,

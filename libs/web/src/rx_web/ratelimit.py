@@ -1,0 +1,100 @@
+"""Per-client rate limits: a token bucket per caller, answering 429 problem+json with
+Retry-After once a caller has used its burst and is sending faster than the sustained rate.
+
+The caller is the authenticated client (its token's client id; the organisation under the
+development scheme); requests without a valid identity are counted per remote address, so bad
+tokens cannot use up another client's allowance. Limits hold per API process: behind a load
+balancer with N processes a client may reach N times the rate."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from rx_contracts import Identity
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .auth import STATE_KEY
+from .problems import send_problem
+
+EXEMPT_PATHS = frozenset({"/health", "/ready"})
+"""Probes from orchestrators and load balancers are never limited."""
+
+
+class RateLimitSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RX_RATE_LIMIT_", extra="ignore")
+
+    per_second: float = Field(default=20, ge=0, description="Sustained rate per client; 0: off.")
+    burst: int = Field(default=100, ge=1, description="Requests a client may send at once.")
+
+
+class TokenBuckets:
+    """One bucket per key, refilled at ``rate`` per second up to ``burst``. The least recently
+    used keys are forgotten beyond ``max_keys``, so addresses cannot grow memory forever."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate, self.burst, self.max_keys, self.clock = rate, burst, max_keys, clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, key: str) -> float:
+        """Spend one token for ``key``: 0 if allowed, else seconds until one is available."""
+        now = self.clock()
+        tokens, last = self._buckets.pop(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        wait = 0.0
+        if tokens >= 1:
+            tokens -= 1
+        else:
+            wait = (1 - tokens) / self.rate
+        self._buckets[key] = (tokens, now)
+        if len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+def client_key(scope: Scope) -> str:
+    """Who to count a request against (see the module docstring)."""
+    outcome = scope.get("state", {}).get(STATE_KEY)
+    if isinstance(outcome, Identity):
+        return f"client:{outcome.client_id}" if outcome.client_id else f"org:{outcome.organisation}"
+    client = scope.get("client")
+    return f"address:{client[0] if client else 'unknown'}"
+
+
+class RateLimit:
+    """ASGI middleware; runs after :class:`rx_web.auth.Authenticate` has named the caller."""
+
+    def __init__(self, app: ASGIApp, buckets: TokenBuckets) -> None:
+        self.app, self.buckets = app, buckets
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        wait = self.buckets.take(client_key(scope))
+        if not wait:
+            await self.app(scope, receive, send)
+            return
+        retry_after = max(1, math.ceil(wait))
+        detail = (
+            f"over {self.buckets.rate:g} requests/s (burst {self.buckets.burst}); "
+            f"retry after {retry_after} s"
+        )
+        await send_problem(
+            send,
+            429,
+            "Too many requests",
+            detail,
+            scope.get("path", ""),
+            {"Retry-After": str(retry_after)},
+        )

@@ -1,0 +1,30 @@
+"""Everything between the network and a route: rate limits, authentication, security headers.
+Every service gets them through :func:`rx_web.app.service_app`; the issuer calls
+:func:`install_security` itself."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from .auth import AuthSettings, install_auth
+from .headers import SecurityHeaders
+from .ratelimit import RateLimit, RateLimitSettings, TokenBuckets
+from .settings import Environment
+
+
+def install_security(
+    app: FastAPI,
+    environment: Environment,
+    audience: str | None = None,
+    auth: AuthSettings | None = None,
+    limits: RateLimitSettings | None = None,
+) -> None:
+    """Add, innermost first: the per-client rate limit, authentication for ``audience`` (none
+    for an app that authenticates its callers itself, like the issuer) and security headers.
+    Authentication sits outside the rate limit so that requests are counted per client."""
+    limits = limits or RateLimitSettings()
+    if limits.per_second > 0:
+        app.add_middleware(RateLimit, buckets=TokenBuckets(limits.per_second, limits.burst))
+    if audience is not None:
+        install_auth(app, audience, auth)
+    app.add_middleware(SecurityHeaders, hsts=environment is Environment.PRODUCTION)

@@ -1,0 +1,12 @@
+"""Reliability tests drive the services' apps with the development identity (tokens are
+proved in tests/security)."""
+
+from __future__ import annotations
+
+import pytest
+from rx_web.testing import use_dev_headers
+
+
+@pytest.fixture(autouse=True)
+def _dev_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_dev_headers(monkeypatch)
