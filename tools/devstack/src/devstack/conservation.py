@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -45,6 +46,13 @@ class Databases:
     referrals: str
     routing: str
     audit: str
+
+    @classmethod
+    def sqlite_in(cls, data_dir: Path) -> Databases:
+        """The SQLite files a :class:`devstack.stack.Stack` keeps in ``data_dir``."""
+        return cls(
+            *(f"sqlite:///{data_dir / name}.db" for name in ("referrals", "routing", "audit"))
+        )
 
 
 @dataclass(frozen=True)
@@ -224,16 +232,20 @@ class ConservationCheck:
         timeout: float = 120,
         every: float = 1.0,
         progress: Callable[[Report], None] | None = None,
+        ready: Callable[[], bool] | None = None,
     ) -> Report:
         """Look again until the report is ok or ``timeout`` passes; the last report either way
-        (bounded polling: the pipeline drains at its own pace after a fault)."""
+        (bounded polling: the pipeline drains at its own pace after a fault). ``ready``: only
+        accept an ok report taken while it holds (e.g. the load driver is idle)."""
         accepted_ids = set(accepted)
         deadline = time.monotonic() + timeout
         while True:
+            calm = ready is None or ready()
             report = self.check(accepted_ids)
             if progress is not None:
                 progress(report)
-            if report.ok and (report.topics_read or not self.bootstrap_servers):
+            done = report.topics_read or not self.bootstrap_servers
+            if report.ok and done and calm and (ready is None or ready()):
                 return report
             if time.monotonic() + every > deadline:
                 return report
