@@ -273,6 +273,12 @@ def _dupes(counter: Counter[Any]) -> list[str]:
     )
 
 
+def _rows_in(engine: Engine, query: str, scope: set[str]) -> list[Any]:
+    """The rows of ``query`` whose first column (a referral id) is in ``scope``."""
+    with engine.connect() as conn:
+        return [row for row in conn.execute(text(query)).all() if row[0] in scope]
+
+
 def _check_databases(engines: Mapping[str, Engine], accepted: set[str]) -> Report:
     with engines["referrals"].connect() as conn:
         referrals: dict[str, str] = dict(
@@ -283,28 +289,21 @@ def _check_databases(engines: Mapping[str, Engine], accepted: set[str]) -> Repor
         ).all()
         ref_outbox = conn.execute(text("SELECT event_id, key, sent_at FROM outbox")).all()
     scope = accepted | set(referrals)
+    decisions = _rows_in(
+        engines["routing"], "SELECT referral_id, attempt, event_id FROM routing_decision", scope
+    )
     with engines["routing"].connect() as conn:
-        decisions = [
-            row
-            for row in conn.execute(
-                text("SELECT referral_id, attempt, event_id FROM routing_decision")
-            ).all()
-            if row[0] in scope
-        ]
         routing_outbox = conn.execute(text("SELECT event_id, key, sent_at FROM outbox")).all()
-    with engines["audit"].connect() as conn:
-        audit = [
-            row
-            for row in conn.execute(
-                text("SELECT event_id, referral_id, topic, type, payload FROM audit_entry")
-            ).all()
-            if row[1] in scope
-        ]
+    audit = _rows_in(
+        engines["audit"],
+        "SELECT referral_id, event_id, topic, type, payload FROM audit_entry",
+        scope,
+    )
 
     routed = {row[0] for row in decisions}
-    audited_submitted = {row[1] for row in audit if row[3].endswith(".ReferralSubmitted.v1")}
+    audited_submitted = {row[0] for row in audit if row[3].endswith(".ReferralSubmitted.v1")}
     recorded = {rid for rid, status in referrals.items() if status != "submitted"}
-    audit_events = Counter(row[0] for row in audit)
+    audit_events = Counter(row[1] for row in audit)
     outbox_events: set[str] = set()
     pending: dict[str, int] = {}
     for service, rows in (("referrals", ref_outbox), ("routing", routing_outbox)):
@@ -315,7 +314,7 @@ def _check_databases(engines: Mapping[str, Engine], accepted: set[str]) -> Repor
     # Two audit entries for one step of one referral would be one change published twice
     # under different event ids: the inbox would not catch that, the sequence does.
     sequences = Counter(
-        (row[1], json.loads(row[4]).get("sequence")) for row in audit if row[2] == REFERRAL_EVENTS
+        (row[0], json.loads(row[4]).get("sequence")) for row in audit if row[2] == REFERRAL_EVENTS
     )
 
     return Report(
