@@ -38,8 +38,9 @@ from typing import Any
 import httpx
 from devstack.broker import Broker, ensure_jars
 from devstack.conservation import ConservationCheck, Databases, verify_with_api
-from devstack.load import Endpoints, Journey, LoadConfig, LoadDriver, Tokens
+from devstack.load import Endpoints, Journey, LoadConfig, LoadDriver
 from devstack.ports import free_ports
+from devstack.providers import Tokens
 from devstack.stack import DEFAULT_PORTS, Stack
 from devstack.topics import ensure_topics
 from load_observe import AuditWatcher, LagSampler
@@ -106,12 +107,14 @@ def one_run(rate: float, args: argparse.Namespace, label: str) -> dict[str, Any]
         exits.callback(audit.stop)
         load.start()
         exits.callback(load.close)
+        loadavg_before = os.getloadavg()[0]
         started = time.monotonic()
         while (elapsed := time.monotonic() - started) < args.duration:
             time.sleep(1)  # progress ticks; the load runs in its own thread
             print(f"\r{label}: {progress(load, lag, elapsed)}", end="", flush=True)
         load.stop_arrivals()
         load_end = time.monotonic()
+        loadavg = (loadavg_before, os.getloadavg()[0])
         print(f"\n{label}: load stopped; journeys finishing, pipeline draining …", flush=True)
         check = ConservationCheck(
             Databases.sqlite_in(Path(tmp) / "stack"),
@@ -124,7 +127,10 @@ def one_run(rate: float, args: argparse.Namespace, label: str) -> dict[str, Any]
         report = check.wait(load.accepted(), timeout=args.drain_timeout, ready=load.idle)
         drained = time.monotonic() - load_end
         print(f"{label}: drained in {drained:.0f} s\n{report.summary()}", flush=True)
-        return summarise(rate, args, load.journeys, started, load_end, lag, audit, report, drained)
+        result = summarise(
+            rate, args, load.journeys, started, load_end, lag, audit, report, drained
+        )
+        return {**result, "loadavg_1m": loadavg}
 
 
 def progress(load: LoadDriver, lag: LagSampler, elapsed: float) -> str:

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from devstack.broker import Broker
 from devstack.conservation import ConservationCheck, Databases, Report, verify_with_api
-from devstack.load import Endpoints, LoadConfig, LoadDriver, Tokens
+from devstack.load import Endpoints, LoadConfig, LoadDriver
 from devstack.ports import free_ports
+from devstack.providers import Tokens
 from devstack.stack import DEFAULT_PORTS, ISSUER, PROCESSES, Stack
 from devstack.topics import ensure_topics
 from rx_contracts.topics import all_topics

@@ -16,8 +16,6 @@ fault costs time, never a referral. What each referral went through is kept in a
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import random
 import threading
 import time
@@ -26,14 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-from issuer.clients import demo_secret
-from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
-from rx_contracts import ProviderType
-from rx_contracts.topics import provider_topic
 
 from .http import Pool, Response
+from .providers import ProviderTopics, Tokens, provider_clients
 
 REFERRERS = ("b81001", "l81001", "l81002")
 """Demo GP practices that send referrals (client ids; the organisation in upper case)."""
@@ -48,7 +42,6 @@ CASES: tuple[tuple[str, str, str, dict[str, bool]], ...] = (
 )
 """(service type, priority, postcode, cohort) mixes across the demo localities."""
 
-ROUTED = "rx.routing.ReferralRouted.v1"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 TRANSPORT_ERRORS = (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError)
 
@@ -108,30 +101,6 @@ class Journey:
         return None if self.answered is None else self.answered - self.scheduled
 
 
-class Tokens:
-    """Access tokens of the demo clients, from the stack's issuer, renewed before expiry."""
-
-    def __init__(self, issuer: str) -> None:
-        self.issuer = issuer
-        self._cache: dict[tuple[str, str], tuple[str, float]] = {}
-
-    def get(self, client_id: str, audience: str = "referrals") -> str:
-        cached = self._cache.get((client_id, audience))
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
-        response = httpx.post(
-            f"{self.issuer}/oauth2/token",
-            data={"grant_type": "client_credentials", "audience": audience},
-            auth=(client_id, demo_secret(client_id)),
-            timeout=10,
-        )
-        response.raise_for_status()
-        body = response.json()
-        expires = time.monotonic() + float(body["expires_in"]) / 2
-        self._cache[(client_id, audience)] = (body["access_token"], expires)
-        return str(body["access_token"])
-
-
 class LoadDriver:
     """Runs the load in a background thread (its own asyncio loop) until stopped."""
 
@@ -161,9 +130,9 @@ class LoadDriver:
 
     def start(self) -> None:
         """Follow the provider topics (from their current end), then start submitting."""
-        for client in (*REFERRERS, *_provider_clients()):
+        for client in (*REFERRERS, *provider_clients()):
             self.tokens.get(client)  # fail now, not mid-run, if the issuer refuses one
-        follower = _ProviderTopics(self.endpoints.bootstrap_servers)
+        follower = ProviderTopics(self.endpoints.bootstrap_servers)
         follower.ready()
         self._arriving.set()
         self._threads = [
@@ -416,7 +385,7 @@ class LoadDriver:
 
     # --- the provider topics ---------------------------------------------------------------
 
-    def _follow(self, follower: _ProviderTopics) -> None:
+    def _follow(self, follower: ProviderTopics) -> None:
         try:
             while not self._stopping.is_set():
                 try:
@@ -439,57 +408,3 @@ class LoadDriver:
                 self._early.setdefault(referral_id, []).append((org, attempt, seen))
                 return
         self._routed(journey, org, attempt, seen)
-
-
-def _provider_clients() -> list[str]:
-    """Every demo organisation routing may assign (their client ids)."""
-    return [
-        "rxa01",
-        "rxa02",
-        "scc01",
-        "scc02",
-        "scc03",
-        "rac01",
-        "rac02",
-        "l81001",
-        "l81002",
-        "l81099",
-    ]
-
-
-class _ProviderTopics:
-    """Reads every provider topic from its current end, as the providers' systems do."""
-
-    def __init__(self, bootstrap_servers: str) -> None:
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap_servers.split(","), group_id=None, enable_auto_commit=False
-        )
-        topics = [provider_topic(t) for t in ProviderType]
-        self.partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(self.consumer.partitions_for_topic(topic) or ())
-        ]
-        self.consumer.assign(self.partitions)
-
-    def ready(self) -> None:
-        """Pin the start to the topics' current end before any referral is sent."""
-        self.consumer.seek_to_end(*self.partitions)
-        for tp in self.partitions:
-            self.consumer.position(tp)
-
-    def poll(self) -> list[tuple[str, str, int]]:
-        """(referral id, assigned organisation, attempt) of each ReferralRouted read."""
-        routed = []
-        for records in self.consumer.poll(timeout_ms=200).values():
-            for record in records:
-                headers = dict(record.headers or [])
-                if headers.get("ce_type") != ROUTED.encode():
-                    continue
-                with contextlib.suppress(ValueError, KeyError):
-                    data = json.loads(record.value)
-                    routed.append((data["referral_id"], data["assigned_org"], int(data["attempt"])))
-        return routed
-
-    def close(self) -> None:
-        self.consumer.close(autocommit=False)
