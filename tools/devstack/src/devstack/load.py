@@ -247,7 +247,10 @@ class LoadDriver:
         response = await self._call(
             journey, journey.referrer, "POST", "/referrals", body, key=journey.key, record=True
         )
-        if response is None or response.status != 201:
+        if response is None:
+            return
+        if response.status != 201:
+            journey.errors.append(f"POST /referrals: {response.status} {response.body[:200]!r}")
             return
         journey.id = response.json()["id"]
         journey.answered = time.monotonic()
