@@ -3,12 +3,13 @@
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help setup run test fuzz lint schemas broker-start broker-stop clean
+.PHONY: help setup run test fuzz reliability lint schemas broker-start broker-stop clean
 
 help:
 	@echo "make run     start broker + referrals/routing/audit services with demo data (Ctrl-C stops all)"
 	@echo "make test    run every test against a real Kafka broker"
 	@echo "make fuzz    the long form of the API fuzz tests (500 generated cases per operation)"
+	@echo "make reliability  the long form of the fault tests (more load, 3 rounds, 20 s broker outage)"
 	@echo "make lint    ruff + mypy"
 	@echo "make schemas regenerate contracts/schemas from the Pydantic models"
 
@@ -23,6 +24,9 @@ test: setup
 
 fuzz: setup
 	@RX_FUZZ_EXAMPLES=$${RX_FUZZ_EXAMPLES:-500} RX_FUZZ_RANDOM=1 $(PY) -m pytest tests/fuzz $(ARGS)
+
+reliability: setup
+	@RX_RELIABILITY=full $(PY) -m pytest tests/reliability -s $(ARGS)
 
 lint: setup
 	@.venv/bin/ruff format --check . && .venv/bin/ruff check . && .venv/bin/mypy contracts/src libs/*/src services/*/src tools/devstack/src tools/issuer/src

@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devstack.http import Connection, Pool
+
 ROOT = Path(__file__).resolve().parent.parent
 BODY = json.dumps(
     {
@@ -78,39 +80,6 @@ class UnexpectedResponse(Exception):
         self.app, self.status, self.head, self.body = app, status, head, body
 
 
-# --- a minimal HTTP/1.1 keep-alive client (cheap enough not to starve the servers) ---------
-
-
-class Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def open(cls, port: int) -> Connection:
-        return cls(*await asyncio.open_connection("127.0.0.1", port))
-
-    async def post(self, request: bytes) -> tuple[int, str, bytes, bool]:
-        """Send one request; (status, head, body, keep_alive)."""
-        self.writer.write(request)
-        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-        lines = head.split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        headers = {
-            k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])
-        }
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            body = b""
-            while size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16):
-                body += (await self.reader.readexactly(size + 2))[:-2]
-            await self.reader.readuntil(b"\r\n")
-        else:
-            body = await self.reader.readexactly(int(headers.get("content-length", "0")))
-        return status, head, body, headers.get("connection", "").lower() != "close"
-
-    def close(self) -> None:
-        self.writer.close()
-
-
 @dataclass
 class Target:
     name: str
@@ -132,7 +101,7 @@ class Target:
 async def post_once(target: Target, conn: Connection) -> bool:
     """One POST with a timeout; True when the connection can be reused. Non-201 raises."""
     status, head, body, keep = await asyncio.wait_for(
-        conn.post(target.request()), REQUEST_TIMEOUT_S
+        conn.send(target.request()), REQUEST_TIMEOUT_S
     )
     if status != 201:
         raise UnexpectedResponse(target.name, status, head, body)
@@ -291,41 +260,6 @@ async def closed_loop(target: Target, clients: int, seconds: float, tally: Tally
         deadline = time.perf_counter() + seconds
         clients_done = asyncio.gather(*(client(deadline) for _ in range(clients)))
         await asyncio.wait_for(clients_done, seconds + REQUEST_TIMEOUT_S + 30)
-
-
-class Pool:
-    """Up to ``size`` keep-alive connections; a caller waits when all are busy."""
-
-    def __init__(self, port: int, size: int) -> None:
-        self.port, self.size, self.opened = port, size, 0
-        self.idle: list[Connection] = []
-        self.freed = asyncio.Condition()
-
-    async def acquire(self) -> Connection:
-        async with self.freed:
-            await self.freed.wait_for(lambda: bool(self.idle) or self.opened < self.size)
-            if self.idle:
-                return self.idle.pop()
-            self.opened += 1
-        try:
-            return await Connection.open(self.port)
-        except BaseException:
-            await self.release(None, keep=False)
-            raise
-
-    async def release(self, conn: Connection | None, keep: bool) -> None:
-        async with self.freed:
-            if conn is not None and keep:
-                self.idle.append(conn)
-            else:
-                if conn is not None:
-                    conn.close()
-                self.opened -= 1
-            self.freed.notify()
-
-    def close(self) -> None:
-        for conn in self.idle:
-            conn.close()
 
 
 async def open_loop(target: Target, rate: float, seconds: float, tally: Tally) -> None:

@@ -6,10 +6,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
+from devstack.polling import wait_for  # noqa: F401  (the e2e tests import it from here)
 from devstack.ports import free_ports
 from devstack.stack import DEFAULT_PORTS, ISSUER, PROCESSES, Stack
 from devstack.topics import ensure_topics
@@ -18,27 +19,12 @@ from kafka import KafkaConsumer
 from rx_contracts import Envelope, decode
 from rx_contracts.topics import all_topics
 
-T = TypeVar("T")
-
 REFERRAL = {
     "referrer": {"organisation": "B81001", "practitioner": "G1234567"},
     "patient": {"nhs_number": "9434765919", "postcode": "BS5 0AA"},
     "service_type": "urgent-community-response",
     "priority": "urgent",
 }
-
-
-def wait_for(
-    what: str, probe: Callable[[], T | None], timeout: float = 30, every: float = 0.1
-) -> T:
-    """Bounded polling: return probe's first truthy result, or fail saying what never came."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from devstack.postgres import PostgresServer, ensure_postgres_installed
 from fastapi.testclient import TestClient
 from referrals.config import Settings
 from referrals.entrypoints.api.app import create_app
+from rx_web.testing import use_dev_headers
 from sqlalchemy import create_engine, text
 
 GP = {"X-Organisation": "B81001", "X-Roles": "provider"}
@@ -24,6 +25,12 @@ REFERRAL = {
     "service_type": "urgent-community-response",
     "priority": "urgent",
 }
+
+
+@pytest.fixture(autouse=True)
+def _dev_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app is driven in-process with the development identity (tokens: tests/security)."""
+    use_dev_headers(monkeypatch)
 
 
 @pytest.fixture

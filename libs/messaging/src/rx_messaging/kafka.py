@@ -88,6 +88,10 @@ class KafkaRecordSource:
             "auto_offset_reset": "earliest",
             "max_poll_records": 200,
             "metadata_max_age_ms": 10_000,  # pattern subscriptions notice new topics soon
+            # A worker that dies holds its partitions until its session expires; kafka-python's
+            # default (45 s) stalls the stream that long after a crash (tests/reliability).
+            # Heartbeats come from a background thread, so slow batches do not count against it.
+            "session_timeout_ms": 10_000,
         }
         config.update(overrides)
         self._consumer = KafkaConsumer(**config)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
-from rx_web.settings import ServiceSettings
+from rx_web.settings import Environment, ServiceSettings
 
 
 class Settings(ServiceSettings):
@@ -15,6 +16,21 @@ class Settings(ServiceSettings):
     port: int = 8001
     consumer_group: str = "referrals"
     max_body_bytes: int = 1_000_000
+    fault_exit_after_commit: bool = Field(
+        default=False,
+        validation_alias="RX_FAULT_EXIT_AFTER_COMMIT",
+        description="Fault injection for the reliability tests: the API process exits hard "
+        "right after a POST's unit of work commits, before it answers. Development only.",
+    )
+
+    @model_validator(mode="after")
+    def _faults_only_in_development(self) -> Settings:
+        if self.fault_exit_after_commit and self.rx_env is not Environment.DEVELOPMENT:
+            raise ValueError(
+                f"RX_FAULT_EXIT_AFTER_COMMIT is refused with RX_ENV={self.rx_env.value}: "
+                "it kills the API on purpose; it exists for the reliability tests"
+            )
+        return self
 
 
 @lru_cache

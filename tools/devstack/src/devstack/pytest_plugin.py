@@ -5,6 +5,7 @@
   ``make broker-start``, which saves the start-up time on repeated runs).
 - ``broker_factory`` (function): starts dedicated brokers for tests that stop, kill or restart
   one, so the shared broker is never disturbed.
+- ``module_broker`` (module): one dedicated broker for the tests of a module.
 - ``unique_topic`` (function): a fresh 3-partition topic on ``kafka_bootstrap``.
 - ``secured_kafka`` (session, started on first use): a second broker with SASL/SCRAM and the
   StandardAuthorizer, the platform's topics, and the users and ACLs of ``devstack.access``;
@@ -219,6 +220,21 @@ def broker_factory(
             errors.append(str(exc))
     if errors:
         pytest.fail("stopping dedicated brokers failed: " + "; ".join(errors), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def module_broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Broker]:
+    """A dedicated broker shared by the tests of one module (e.g. fault tests whose last one
+    kills it); stopped after the module."""
+    broker = _start_broker(
+        request.config, tmp_path_factory.mktemp("kafka-module"), "dedicated", heap="512m"
+    )
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 @dataclass(frozen=True)

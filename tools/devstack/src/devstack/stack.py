@@ -183,11 +183,11 @@ class Stack:
             if spec.is_api:
                 self._wait_healthy(spec, deadline)
 
-    def start_process(self, spec: ProcessSpec) -> None:
+    def start_process(self, spec: ProcessSpec, extra_env: Mapping[str, str] | None = None) -> None:
         log = self.log_file(spec.name).open("ab")
         self.procs[spec.name] = subprocess.Popen(
             spec.argv,
-            env=self.env(spec),
+            env={**self.env(spec), **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -220,9 +220,11 @@ class Stack:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
-    def restart(self, name: str) -> None:
+    def restart(self, name: str, extra_env: Mapping[str, str] | None = None) -> None:
+        """Start a process again (after ``kill``); ``extra_env`` adds settings to this start
+        only (e.g. a fault to inject)."""
         spec = next(s for s in (ISSUER, *PROCESSES) if s.name == name)
-        self.start_process(spec)
+        self.start_process(spec, extra_env)
 
     def stop(self, timeout: float = 10) -> None:
         """SIGTERM every process group, then SIGKILL what is left; leaves nothing running."""

@@ -3,6 +3,7 @@ transaction as the change and replayed for retries; a reused key with another bo
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,10 @@ def run_once(
     )
     try:
         execute(uow)
+        if request.app.state.container.settings.fault_exit_after_commit:
+            # The one fault injection point (RX_FAULT_EXIT_AFTER_COMMIT, development only):
+            # committed, not answered — the caller must retry with the same key.
+            os._exit(70)
     except AlreadyDone as done:
         return _replay(done.stored, fp)
     except IntegrityError:

@@ -1,0 +1,101 @@
+"""What bench/load.py watches while the load runs: consumer lag per group, and when each
+referral's ReferralRouted reaches the audit log (the audit service's live stream)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable
+
+import httpx
+from kafka import KafkaAdminClient, KafkaConsumer
+
+ROUTED = "rx.routing.ReferralRouted.v1"
+
+
+class LagSampler:
+    """Every ``every`` seconds: records not yet committed by each consumer group, summed over
+    the partitions it has committed on (the group's backlog)."""
+
+    def __init__(self, bootstrap_servers: str, groups: Iterable[str], every: float = 1.0) -> None:
+        self.bootstrap = bootstrap_servers.split(",")
+        self.groups = list(groups)
+        self.every = every
+        self.samples: list[tuple[float, dict[str, int]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def latest(self) -> dict[str, int]:
+        return self.samples[-1][1] if self.samples else {}
+
+    def _run(self) -> None:
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        ends = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
+        try:
+            while not self._stop.wait(self.every):
+                try:
+                    self.samples.append((time.monotonic(), self._sample(admin, ends)))
+                except Exception:  # kafka-python raises KeyError on stale metadata, too
+                    continue  # a sample missed is a gap in the chart, not a failed run
+        finally:
+            ends.close()
+            admin.close()
+
+    def _sample(self, admin: KafkaAdminClient, ends: KafkaConsumer) -> dict[str, int]:
+        lags: dict[str, int] = {}
+        offsets = admin.list_group_offsets({group: None for group in self.groups})
+        for group in self.groups:
+            committed = offsets.get(group) or {}
+            end = ends.end_offsets(list(committed)) if committed else {}
+            lags[group] = sum(max(0, end[tp] - meta.offset) for tp, meta in committed.items())
+        return lags
+
+
+class AuditWatcher:
+    """Follows ``GET /audit/stream`` for ReferralRouted entries; ``seen[referral_id]`` is the
+    ``time.monotonic()`` the first one for that referral arrived."""
+
+    def __init__(self, audit_url: str, token: str) -> None:
+        self.url = f"{audit_url}/audit/stream"
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self, timeout: float = 30) -> None:
+        self._thread.start()
+        if not self._connected.wait(timeout):
+            raise RuntimeError("the audit stream did not answer")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        last = None
+        while not self._stop.is_set():
+            headers = {**self.headers, **({"Last-Event-ID": last} if last else {})}
+            try:
+                with httpx.stream(
+                    "GET", self.url, params={"type": ROUTED}, headers=headers, timeout=30
+                ) as response:
+                    self._connected.set()
+                    for line in response.iter_lines():
+                        if self._stop.is_set():
+                            return
+                        if line.startswith("id:"):
+                            last = line[3:].strip()
+                        elif line.startswith("data:"):
+                            entry = json.loads(line[5:])
+                            self.seen.setdefault(entry["referral_id"], time.monotonic())
+            except httpx.HTTPError:
+                self._stop.wait(0.5)  # reconnect, from the last entry seen

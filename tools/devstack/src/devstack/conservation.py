@@ -1,0 +1,389 @@
+"""Conservation check: after a run, nothing accepted was lost and nothing took effect twice.
+
+The platform's promise (DESIGN.md, "Delivery guarantees") as figures, for tests to assert on
+and benchmarks to print:
+
+- every referral the API accepted is stored, routed (or marked unroutable), recorded as such
+  by the referrals service, and in the audit log;
+- every event a service committed to its outbox reached the audit log, and every event routing
+  staged for a provider topic is on that topic (read with a fresh consumer group);
+- no duplicate effects: one history row per referral and sequence, one routing decision per
+  referral and attempt, one audit entry per event id and per referral event sequence;
+- the audit chain verifies.
+
+This is the harness's privilege: it reads each service's own database read-only, by URL, with
+plain SQL (no service's tables are imported), and takes the chain verdict from the audit
+service (:func:`verify_with_api`). Only referrals in scope are looked at — those the caller
+says the API accepted, and those stored in this referrals database — so a stack sharing its
+broker with others is judged on its own referrals alone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from kafka import KafkaConsumer, TopicPartition
+from rx_contracts.topics import REFERRAL_EVENTS
+from rx_messaging.kafka_auth import KafkaAuth
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+
+SAMPLE = 5
+"""How many ids a problem line shows."""
+
+
+@dataclass(frozen=True)
+class Databases:
+    """SQLAlchemy URLs of each service's own database."""
+
+    referrals: str
+    routing: str
+    audit: str
+
+    @classmethod
+    def sqlite_in(cls, data_dir: Path) -> Databases:
+        """The SQLite files a :class:`devstack.stack.Stack` keeps in ``data_dir``."""
+        return cls(
+            *(f"sqlite:///{data_dir / name}.db" for name in ("referrals", "routing", "audit"))
+        )
+
+
+@dataclass(frozen=True)
+class ChainVerdict:
+    """What the audit service says of its chain."""
+
+    ok: bool
+    entries: int
+    problem: str | None = None
+
+
+@dataclass
+class Report:
+    """The outcome of one check. ``ok`` when nothing is missing, nothing is duplicated, no
+    outbox row is still waiting and the chain verifies."""
+
+    stages: dict[str, int]
+    """Referrals counted at each stage: accepted, stored, routed, recorded, audited."""
+    missing: dict[str, list[str]]
+    """Stage (or ``audit events`` / a provider topic) -> ids that did not get there."""
+    duplicates: dict[str, list[str]]
+    """Kind of effect -> what took effect more than once."""
+    pending: dict[str, int]
+    """Service -> its outbox rows not yet published (for in-scope referrals)."""
+    outcomes: dict[str, int] = field(default_factory=dict)
+    """Referrals by final status in the referrals service (for the reader)."""
+    wire_duplicates: dict[str, int] = field(default_factory=dict)
+    """Topic -> events seen more than once by a fresh consumer. Delivery is at-least-once on
+    the wire (a relay killed between publishing and marking republishes), exactly-once in
+    effect, so these are reported, not failures."""
+    chain: ChainVerdict | None = None
+    topics_read: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems()
+
+    def problems(self) -> list[str]:
+        """One line per thing that is wrong."""
+        lines = [
+            f"{len(ids)} missing at {stage}: {', '.join(ids[:SAMPLE])}"
+            for stage, ids in self.missing.items()
+            if ids
+        ]
+        lines += [
+            f"{len(items)} duplicate {kind}: {', '.join(items[:SAMPLE])}"
+            for kind, items in self.duplicates.items()
+            if items
+        ]
+        lines += [
+            f"{n} {service} outbox rows unpublished" for service, n in self.pending.items() if n
+        ]
+        if self.chain is None:
+            lines.append("the audit chain was not verified")
+        elif not self.chain.ok:
+            lines.append(f"the audit chain does not verify: {self.chain.problem}")
+        return lines
+
+    def summary(self) -> str:
+        """A few lines for people: the counts per stage, then every problem (or 'conserved')."""
+        stages = ", ".join(f"{stage} {n}" for stage, n in self.stages.items())
+        outcomes = ", ".join(f"{status} {n}" for status, n in sorted(self.outcomes.items()))
+        wire = sum(self.wire_duplicates.values())
+        chain = (
+            "not verified"
+            if self.chain is None
+            else f"{'verifies' if self.chain.ok else 'BROKEN'} ({self.chain.entries} entries)"
+        )
+        lines = [
+            f"referrals: {stages}",
+            f"final states: {outcomes or 'none'}",
+            f"audit chain {chain}; events seen twice on the wire (at-least-once): {wire}",
+        ]
+        return "\n".join([*lines, *(self.problems() or ["conserved: nothing lost, nothing twice"])])
+
+
+ChainCheck = Callable[[], ChainVerdict]
+
+
+def verify_with_api(audit_url: str, headers: Mapping[str, str], timeout: float = 60) -> ChainCheck:
+    """A chain check that asks the audit service (``GET /audit/verify``, an ops token in
+    ``headers``); an unreachable service or an error answer is a failed verdict."""
+
+    def check() -> ChainVerdict:
+        try:
+            response = httpx.get(
+                f"{audit_url}/audit/verify", headers=dict(headers), timeout=timeout
+            )
+        except httpx.HTTPError as exc:
+            return ChainVerdict(False, 0, f"the audit service did not answer: {exc!r}")
+        if response.status_code != 200:
+            return ChainVerdict(False, 0, f"GET /audit/verify: {response.status_code}")
+        body = response.json()
+        return ChainVerdict(bool(body["ok"]), int(body["entries"]), body.get("problem"))
+
+    return check
+
+
+def read_only_engine(url: str) -> Engine:
+    """An engine that cannot write: SQLite opened read-only, PostgreSQL sessions read-only."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return create_engine(
+            f"sqlite:///file:{parsed.database}?mode=ro&uri=true",
+            connect_args={"timeout": 30},
+        )
+    return create_engine(
+        url, connect_args={"options": "-c default_transaction_read_only=on"}, pool_pre_ping=True
+    )
+
+
+class ConservationCheck:
+    """Checks one stack's databases (and, optionally, its provider topics) on demand."""
+
+    def __init__(
+        self,
+        databases: Databases,
+        chain: ChainCheck,
+        *,
+        bootstrap_servers: str | None = None,
+        kafka_auth: Mapping[str, KafkaAuth] | None = None,
+    ) -> None:
+        """``bootstrap_servers``: read the provider topics too (``kafka_auth`` maps a provider
+        topic to the principal that may read it, for a broker with ACLs)."""
+        self.databases = databases
+        self.chain = chain
+        self.bootstrap_servers = bootstrap_servers
+        self.kafka_auth = dict(kafka_auth or {})
+
+    def check(self, accepted: Iterable[str] = (), *, read_topics: bool = True) -> Report:
+        """One look at everything. ``accepted``: ids the API answered 201 for."""
+        accepted_ids = set(accepted)
+        engines = {
+            name: read_only_engine(getattr(self.databases, name))
+            for name in ("referrals", "routing", "audit")
+        }
+        try:
+            report = _check_databases(engines, accepted_ids)
+        finally:
+            for engine in engines.values():
+                engine.dispose()
+        settled = not any(report.missing.values()) and not any(report.pending.values())
+        if not settled:
+            return report  # still draining: reading topics and the chain can wait
+        if read_topics and self.bootstrap_servers:
+            expected = self._expected_on_provider_topics()
+            seen = read_events(self.bootstrap_servers, list(expected), self.kafka_auth)
+            for topic, ids in expected.items():
+                counts = seen.get(topic, Counter())
+                report.missing[topic] = sorted(i for i in ids if not counts[i])
+                report.wire_duplicates[topic] = sum(1 for i in ids if counts[i] > 1)
+            report.topics_read = True
+        report.chain = self.chain()
+        return report
+
+    def _expected_on_provider_topics(self) -> dict[str, set[str]]:
+        """Provider topic -> event ids routing staged for it, for the referrals in scope."""
+        scope = _scope_of(self.databases.referrals)
+        engine = read_only_engine(self.databases.routing)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    text("SELECT event_id, topic, key FROM outbox WHERE topic LIKE 'provider.%'")
+                ).all()
+        finally:
+            engine.dispose()
+        expected: dict[str, set[str]] = {}
+        for event_id, topic, key in rows:
+            if _text(key) in scope:
+                expected.setdefault(topic, set()).add(event_id)
+        return expected
+
+    def wait(
+        self,
+        accepted: Iterable[str] = (),
+        *,
+        timeout: float = 120,
+        every: float = 1.0,
+        progress: Callable[[Report], None] | None = None,
+        ready: Callable[[], bool] | None = None,
+    ) -> Report:
+        """Look again until the report is ok or ``timeout`` passes; the last report either way
+        (bounded polling: the pipeline drains at its own pace after a fault). ``ready``: only
+        accept an ok report taken while it holds (e.g. the load driver is idle)."""
+        accepted_ids = set(accepted)
+        deadline = time.monotonic() + timeout
+        while True:
+            calm = ready is None or ready()
+            report = self.check(accepted_ids)
+            if progress is not None:
+                progress(report)
+            done = report.topics_read or not self.bootstrap_servers
+            if report.ok and done and calm and (ready is None or ready()):
+                return report
+            if time.monotonic() + every > deadline:
+                return report
+            time.sleep(every)
+
+
+def _scope_of(referrals_url: str) -> set[str]:
+    engine = read_only_engine(referrals_url)
+    try:
+        with engine.connect() as conn:
+            return {row[0] for row in conn.execute(text("SELECT id FROM referral"))}
+    finally:
+        engine.dispose()
+
+
+def _text(key: Any) -> str:
+    return bytes(key).decode() if isinstance(key, bytes | bytearray | memoryview) else str(key)
+
+
+def _dupes(counter: Counter[Any]) -> list[str]:
+    return sorted(
+        str(k if not isinstance(k, tuple) else "/".join(map(str, k)))
+        for k, n in counter.items()
+        if n > 1
+    )
+
+
+def _rows_in(engine: Engine, query: str, scope: set[str]) -> list[Any]:
+    """The rows of ``query`` whose first column (a referral id) is in ``scope``."""
+    with engine.connect() as conn:
+        return [row for row in conn.execute(text(query)).all() if row[0] in scope]
+
+
+def _check_databases(engines: Mapping[str, Engine], accepted: set[str]) -> Report:
+    with engines["referrals"].connect() as conn:
+        referrals: dict[str, str] = dict(
+            conn.execute(text("SELECT id, status FROM referral")).all()
+        )
+        history = conn.execute(
+            text("SELECT referral_id, sequence, event_id FROM referral_transition")
+        ).all()
+        ref_outbox = conn.execute(text("SELECT event_id, key, sent_at FROM outbox")).all()
+    scope = accepted | set(referrals)
+    decisions = _rows_in(
+        engines["routing"], "SELECT referral_id, attempt, event_id FROM routing_decision", scope
+    )
+    with engines["routing"].connect() as conn:
+        routing_outbox = conn.execute(text("SELECT event_id, key, sent_at FROM outbox")).all()
+    audit = _rows_in(
+        engines["audit"],
+        "SELECT referral_id, event_id, topic, type, payload FROM audit_entry",
+        scope,
+    )
+
+    routed = {row[0] for row in decisions}
+    audited_submitted = {row[0] for row in audit if row[3].endswith(".ReferralSubmitted.v1")}
+    recorded = {rid for rid, status in referrals.items() if status != "submitted"}
+    audit_events = Counter(row[1] for row in audit)
+    outbox_events: set[str] = set()
+    pending: dict[str, int] = {}
+    for service, rows in (("referrals", ref_outbox), ("routing", routing_outbox)):
+        in_scope = [row for row in rows if _text(row[1]) in scope]
+        outbox_events |= {row[0] for row in in_scope}
+        pending[service] = sum(1 for row in in_scope if row[2] is None)
+
+    # Two audit entries for one step of one referral would be one change published twice
+    # under different event ids: the inbox would not catch that, the sequence does.
+    sequences = Counter(
+        (row[0], json.loads(row[4]).get("sequence")) for row in audit if row[2] == REFERRAL_EVENTS
+    )
+
+    return Report(
+        stages={
+            "accepted": len(accepted),
+            "stored": len(referrals),
+            "routed": len(routed),
+            "recorded": len(recorded),
+            "audited": len(audited_submitted),
+        },
+        missing={
+            "stored": sorted(accepted - set(referrals)),
+            "acknowledged": sorted(set(referrals) - accepted) if accepted else [],
+            "routed": sorted(scope - routed),
+            "recorded": sorted(scope - recorded),
+            "audited": sorted(scope - audited_submitted),
+            "audit events": sorted(outbox_events - set(audit_events)),
+        },
+        duplicates={
+            "history rows (referral/sequence)": _dupes(Counter((r[0], r[1]) for r in history)),
+            "history rows (event)": _dupes(Counter(r[2] for r in history if r[2])),
+            "routing decisions (referral/attempt)": _dupes(
+                Counter((r[0], r[1]) for r in decisions)
+            ),
+            "routing decisions (event)": _dupes(Counter(r[2] for r in decisions)),
+            "audit entries (event)": _dupes(audit_events),
+            "audit entries (referral/sequence)": _dupes(sequences),
+        },
+        pending=pending,
+        outcomes=dict(Counter(referrals[r] for r in scope if r in referrals)),
+    )
+
+
+def read_events(
+    bootstrap_servers: str,
+    topics: list[str],
+    auth: Mapping[str, KafkaAuth] | None = None,
+    timeout: float = 30,
+) -> dict[str, Counter[str]]:
+    """Topic -> how many times each event id (``ce_id`` header) is on it, read from the start
+    to the current end by a fresh consumer per topic."""
+    seen: dict[str, Counter[str]] = {}
+    for topic in topics:
+        # Assigned partitions, no group: nothing is committed and no group ACL is needed.
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers.split(","),
+            group_id=None,
+            enable_auto_commit=False,
+            **(auth or {}).get(topic, KafkaAuth()).client_config(),
+        )
+        try:
+            seen[topic] = _read_to_end(consumer, topic, time.monotonic() + timeout)
+        finally:
+            consumer.close(autocommit=False)
+    return seen
+
+
+def _read_to_end(consumer: KafkaConsumer, topic: str, deadline: float) -> Counter[str]:
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    end = consumer.end_offsets(partitions)
+    counts: Counter[str] = Counter()
+    while any(consumer.position(tp) < end[tp] for tp in partitions):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"reading {topic} to its end took too long")
+        for records in consumer.poll(timeout_ms=500).values():
+            for record in records:
+                headers = dict(record.headers or [])
+                if "ce_id" in headers:
+                    counts[headers["ce_id"].decode()] += 1
+    return counts
