@@ -16,13 +16,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rx_contracts import ChainCheckpointed, Envelope
+from rx_messaging import fastsql
 from rx_messaging.consumer import PermanentError
 from rx_messaging.records import Record
 from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, SessionTransaction
 
-from . import fastsql
 from .tables import ENTRY, ENTRY_ORG, HEAD
 
 SEPARATOR = "\x1f"
