@@ -56,9 +56,11 @@ def compiled(statement: ClauseElement, dialect: Dialect) -> Compiled:
     if result.literal_execute_params or result.post_compile_params:
         raise ValueError("statements with expanding (IN) parameters are not supported here")
     positional = result.positiontup is not None
-    names = tuple(result.positiontup or result.binds)
+    # Rendered parameter name → its bind (anonymous binds are renamed when rendered).
+    binds = {name: bind for bind, name in result.bind_names.items()}
+    names = tuple(result.positiontup or binds)
     processors = tuple(
-        result.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+        binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
     )
     return Compiled(result.string, names, positional, dict(result.params), processors)
 
