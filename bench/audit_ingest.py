@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -41,14 +42,16 @@ from sqlalchemy.engine import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from audit_common import chart, events, save, summarise
+from machine import CpuMeter
 
 TARGET = 5_000
 
 
 @contextlib.contextmanager
-def broker(bootstrap_servers: str | None) -> Iterator[str]:
+def broker(bootstrap_servers: str | None) -> Iterator[tuple[str, list[int]]]:
+    """(bootstrap servers, the broker's pid if this run started it)."""
     if bootstrap_servers:
-        yield bootstrap_servers
+        yield bootstrap_servers, []
         return
     ensure_jars(progress=lambda message: print(message, flush=True))
     with tempfile.TemporaryDirectory(prefix="audit-ingest-kafka-") as data:
@@ -57,7 +60,7 @@ def broker(bootstrap_servers: str | None) -> Iterator[str]:
         print(f"starting a Kafka broker at {kafka.bootstrap_servers} …", flush=True)
         kafka.start(timeout=120)
         try:
-            yield kafka.bootstrap_servers
+            yield kafka.bootstrap_servers, [pid] if (pid := kafka.pid) else []
         finally:
             kafka.stop()
 
@@ -147,7 +150,8 @@ def main() -> int:
     args = parser.parse_args()
 
     samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    with broker(args.bootstrap) as servers:
+    other_cores: list[float] = []
+    with broker(args.bootstrap) as (servers, helpers):
         topic = f"bench-audit-{uuid.uuid4().hex[:8]}.events.v1"
         ensure_topics(servers, {topic: 3, topic + ".dlq": 1})
         fill(servers, topic, args.events)
@@ -156,17 +160,22 @@ def main() -> int:
             for name in names if n % 2 else names[::-1]:
                 with tempfile.TemporaryDirectory(prefix="audit-ingest-db-") as scratch:
                     engine = bootstrap(Settings(database_url=f"sqlite:///{scratch}/a.db")).engine
-                    rate = VARIANTS[name](servers, topic, args.events, engine)
+                    with CpuMeter(helpers) as meter:
+                        rate = VARIANTS[name](servers, topic, args.events, engine)
                     if name != "decode (baseline)":
                         result = verify_database(engine, lambda _chain_id: [])
                         if not (result.ok and result.entries == args.events):
                             raise SystemExit(f"{name}: the chain is wrong after ingest: {result}")
                     engine.dispose()
                 samples[name].append(rate)
-                print(f"round {n}  {name:<18} {rate:>9,.0f} events/s", flush=True)
+                other_cores.append(meter.cores["other"])
+                print(
+                    f"round {n}  {name:<18} {rate:>9,.0f} events/s   {meter.describe()}",
+                    flush=True,
+                )
 
     summary = summarise(samples)
-    print()
+    print(f"\nother processes on the machine: median {statistics.median(other_cores):.2f} cores")
     for name, figures in summary.items():
         verdict = (
             ""
@@ -186,7 +195,12 @@ def main() -> int:
     )
     save(
         args.out / "audit_ingest.json",
-        {"events": args.events, "samples": samples, "summary": summary},
+        {
+            "events": args.events,
+            "samples": samples,
+            "summary": summary,
+            "other_cores": other_cores,
+        },
     )
     print(f"chart: {args.out / 'audit_ingest.png'}")
     return 0 if summary["inbox"]["median"] >= TARGET else 2

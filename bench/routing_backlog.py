@@ -46,15 +46,19 @@ from typing import Any
 from kafka import KafkaConsumer
 from tqdm import tqdm
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import CpuMeter
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 0.50
 DISTRICTS = ["BS1", "BS2", "BS5", "BS6", "BS7", "BS10", "BS15", "BS16", "BS3", "BS4", "BS13"]
 
 
 @contextlib.contextmanager
-def broker(bootstrap: str | None, workdir: Path) -> Iterator[str]:
+def broker(bootstrap: str | None, workdir: Path) -> Iterator[tuple[str, list[int]]]:
+    """(bootstrap servers, the broker's pid if this run started it)."""
     if bootstrap:
-        yield bootstrap
+        yield bootstrap, []
         return
     from devstack.broker import Broker, ensure_jars
     from devstack.ports import free_ports
@@ -65,7 +69,7 @@ def broker(bootstrap: str | None, workdir: Path) -> Iterator[str]:
     print(f"starting a Kafka broker at {started.bootstrap_servers} …", flush=True)
     started.start(timeout=120)
     try:
-        yield started.bootstrap_servers
+        yield started.bootstrap_servers, [pid] if (pid := started.pid) else []
     finally:
         started.stop()
 
@@ -299,7 +303,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="routing-backlog-"))
     try:
-        with broker(args.bootstrap, workdir) as bootstrap:
+        with broker(args.bootstrap, workdir) as (bootstrap, helpers):
             from devstack.topics import ensure_topics
 
             topic = f"bench.routing-backlog.{uuid.uuid4().hex[:8]}"
@@ -313,13 +317,17 @@ def main() -> int:
                 print(f"round {n}/{args.rounds}", flush=True)
                 order = ["baseline", "routing"] if n % 2 else ["routing", "baseline"]
                 got: dict[str, Any] = {}
+                cpu: dict[str, dict[str, float]] = {}
                 for which in order:
-                    if which == "baseline":
-                        got["baseline"] = run_baseline(bootstrap, topic, args.count)
-                    else:
-                        got["routing"], got["stored"] = run_routing(
-                            bootstrap, topic, args.count, workdir
-                        )
+                    with CpuMeter(helpers) as meter:
+                        if which == "baseline":
+                            got["baseline"] = run_baseline(bootstrap, topic, args.count)
+                        else:
+                            got["routing"], got["stored"] = run_routing(
+                                bootstrap, topic, args.count, workdir
+                            )
+                    cpu[which] = meter.cores
+                    print(f"  {which}: {meter.describe()}", flush=True)
                 (b_events, b_secs), (r_events, r_secs) = got["baseline"], got["routing"]
                 result = {
                     "round": n,
@@ -327,6 +335,7 @@ def main() -> int:
                     "baseline_rate": b_events / b_secs,
                     "routing_rate": r_events / r_secs,
                     "stored": got["stored"],
+                    "cpu_cores": cpu,
                 }
                 result["ratio"] = result["routing_rate"] / result["baseline_rate"]
                 rounds.append(result)
@@ -343,6 +352,9 @@ def main() -> int:
                 "median_routing_rate": statistics.median(r["routing_rate"] for r in rounds),
                 "median_ratio": statistics.median(r["ratio"] for r in rounds),
                 "target_ratio": TARGET_RATIO,
+                "median_other_cores": statistics.median(
+                    c["other"] for r in rounds for c in r["cpu_cores"].values()
+                ),
                 "python": platform.python_version(),
             }
             verdict = "PASS" if summary["median_ratio"] >= TARGET_RATIO else "MISS"
@@ -350,7 +362,8 @@ def main() -> int:
                 f"\nmedians over {len(rounds)} rounds: baseline "
                 f"{summary['median_baseline_rate']:,.0f} events/s, routing "
                 f"{summary['median_routing_rate']:,.0f} events/s, ratio "
-                f"{summary['median_ratio']:.1%} (target {TARGET_RATIO:.0%}: {verdict})"
+                f"{summary['median_ratio']:.1%} (target {TARGET_RATIO:.0%}: {verdict}); other "
+                f"processes used a median {summary['median_other_cores']:.2f} cores meanwhile"
             )
             (args.out / "routing_backlog.json").write_text(
                 json.dumps({"summary": summary, "rounds": rounds}, indent=2)
