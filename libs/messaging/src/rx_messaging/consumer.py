@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 from rx_contracts import Envelope, EnvelopeError, decode
 from rx_contracts.topics import dead_letter_topic
-from sqlalchemy import Table
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from .buffer import write_buffer
 from .ports import Publisher, RecordSource
@@ -32,6 +32,13 @@ from .tables import InboxMessage, utcnow
 log = logging.getLogger(__name__)
 
 INBOX: Table = InboxMessage.__table__  # type: ignore[attr-defined]
+
+_APPLIED = select(INBOX.c.event_id).where(
+    INBOX.c.consumer == bindparam("consumer"),
+    INBOX.c.event_id.in_(bindparam("event_ids", expanding=True)),
+)
+"""Which of a batch's event ids this consumer already applied (one statement object, so
+SQLAlchemy compiles it once rather than per batch)."""
 
 Handler = Callable[[Session, Envelope, Record], None]
 """Applies one event's effects inside the given session; must not commit it. Several events
@@ -189,10 +196,8 @@ class InboxConsumer:
         ids = [e.id for _, e in decoded if isinstance(e, Envelope)]
         if not ids:
             return set()
-        query = select(InboxMessage.event_id).where(
-            InboxMessage.consumer == self.name, col(InboxMessage.event_id).in_(ids)
-        )
-        return set(session.exec(query))
+        found = session.connection().execute(_APPLIED, {"consumer": self.name, "event_ids": ids})
+        return set(found.scalars())
 
     def _inbox_row(self, envelope: Envelope, record: Record) -> dict[str, object]:
         return {

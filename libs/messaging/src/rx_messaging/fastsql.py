@@ -12,6 +12,7 @@ errors arrive as the driver raised them). Rows come back as the driver's tuples,
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -39,14 +40,26 @@ class Compiled:
 
     def params(self, given: Mapping[str, Any]) -> Any:
         """``given`` (by name) as the driver's parameters: a tuple or a dict."""
-        values = [given[name] if name in given else self.defaults[name] for name in self.names]
-        values = [
-            value if process is None or value is None else process(value)
-            for process, value in zip(self.processors, values, strict=True)
-        ]
+        # Per row on the hot paths, hence the C-level itemgetter and touching only the
+        # parameters that need converting.
+        values = list(self._pick({**self.defaults, **given} if self.defaults else given))
+        for index, process in self._convert:
+            value = values[index]
+            if value is not None:
+                values[index] = process(value)
         if self.positional:
-            return tuple(values)
+            return values
         return dict(zip(self.names, values, strict=True))
+
+    @functools.cached_property
+    def _pick(self) -> Callable[[Mapping[str, Any]], Sequence[Any]]:
+        if len(self.names) > 1:
+            return operator.itemgetter(*self.names)
+        return lambda given: tuple(given[name] for name in self.names)
+
+    @functools.cached_property
+    def _convert(self) -> tuple[tuple[int, Processor], ...]:
+        return tuple((i, p) for i, p in enumerate(self.processors) if p is not None)
 
 
 @functools.cache

@@ -31,6 +31,7 @@ NONE = "\x00"
 """Stands for a missing value in the hashed text (ingest refuses NUL in every field)."""
 FIELDS_PER_ENTRY = 12
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 CHECKPOINT_TYPE = ChainCheckpointed.EVENT_TYPE
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -84,7 +85,7 @@ def entry_hash(*fields: Any) -> str:
 def to_us(value: datetime) -> int:
     """Microseconds since the epoch; a naive datetime is taken as UTC."""
     aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return (aware - EPOCH) // timedelta(microseconds=1)
+    return (aware - EPOCH) // _MICROSECOND
 
 
 def from_us(value: int) -> datetime:

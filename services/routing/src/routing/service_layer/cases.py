@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from ..adapters.tables import CaseRow
 
@@ -27,6 +28,10 @@ class NewCase:
     attempt: int = 0
     decision_id: str | None = None
     status: str = "open"
+
+    def row(self) -> dict[str, Any]:
+        """The case's row (``dataclasses.asdict`` deep-copies, several times slower)."""
+        return dict(self.__dict__)
 
 
 Case = CaseRow | NewCase

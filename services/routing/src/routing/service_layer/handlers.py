@@ -5,7 +5,6 @@ in one transaction, one after another)."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
 from datetime import datetime
 
 from rx_contracts import (
@@ -134,7 +133,7 @@ def _submitted(
     if policy is not None:
         clocks.start(session, case, policy, ClockKind.RESPONSE, payload.submitted_at)
     route(session, case, directory, envelope.correlationid, now)
-    repository.insert_case(session, asdict(case))
+    repository.insert_case(session, case.row())
 
 
 def route(
