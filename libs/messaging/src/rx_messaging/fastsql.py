@@ -39,7 +39,7 @@ class Compiled:
     """Per name, the column type's conversion to what the driver takes (None: as is)."""
 
     def params(self, given: Mapping[str, Any]) -> Any:
-        """``given`` (by name) as the driver's parameters: a tuple or a dict."""
+        """``given`` (by name) as the driver's parameters: a list (positional) or a dict."""
         # Per row on the hot paths, hence the C-level itemgetter and touching only the
         # parameters that need converting.
         values = list(self._pick({**self.defaults, **given} if self.defaults else given))
