@@ -64,3 +64,21 @@ class CpuMeter:
             f"CPU: this process {self.cores['self']:.2f} cores, broker "
             f"{self.cores['helpers']:.2f}, other processes {self.cores['other']:.2f}"
         )
+
+
+def wait_for_quiet(below: float, patience: float, label: str = "") -> float:
+    """Wait until the rest of the machine (everything but this process) uses fewer than
+    ``below`` cores over 2 s, for at most ``patience`` seconds; then measure regardless.
+    Returns the last reading (cores), for the record."""
+    started = time.perf_counter()
+    while True:
+        busy, own = machine_busy_seconds(), time.process_time()
+        time.sleep(2)
+        load = (machine_busy_seconds() - busy - (time.process_time() - own)) / 2
+        waited = time.perf_counter() - started
+        if load < below or waited >= patience:
+            if waited > 3:
+                print(
+                    f"  {label} waited {waited:.0f} s for a quiet machine; others use {load:.2f} cores"
+                )
+            return round(load, 2)
