@@ -11,7 +11,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import create_engine
 
 BUSY_TIMEOUT_S = 30
-SQLITE_CACHE_KIB = 64 * 1024
 
 
 class DatabaseBusy(TimeoutError):
@@ -86,11 +85,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cursor.execute("PRAGMA foreign_keys=ON")
-    # Up to 64 MiB of page cache per connection (SQLite's default is 2 MiB; it grows only as
-    # pages are used). A consumer inserts into a dozen indexes keyed by random ids; past a few
-    # tens of thousands of rows the default cache thrashed and routing spent half its CPU
-    # re-reading index pages (bench/RESULTS.md).
-    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
 
