@@ -46,7 +46,7 @@ from sqlalchemy.engine import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from audit_common import chart, events, save, summarise
-from machine import CpuMeter, wait_for_quiet
+from machine import CpuMeter, add_quiet_arguments, wait_for_quiet
 
 TARGET = 5_000
 
@@ -159,15 +159,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    parser.add_argument(
-        "--quiet-below",
-        type=float,
-        default=0.5,
-        help="before each measurement wait until other processes use fewer cores than this ...",
-    )
-    parser.add_argument(
-        "--quiet-patience", type=float, default=60, help="... for at most this many seconds"
-    )
+    add_quiet_arguments(parser)
     args = parser.parse_args()
 
     samples: dict[str, list[float]] = {name: [] for name in VARIANTS}

@@ -4,6 +4,7 @@ machine), from /proc (Linux)."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import time
@@ -82,3 +83,16 @@ def wait_for_quiet(below: float, patience: float, label: str = "") -> float:
                     f"  {label} waited {waited:.0f} s for a quiet machine; others use {load:.2f} cores"
                 )
             return round(load, 2)
+
+
+def add_quiet_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--quiet-below`` and ``--quiet-patience``, for :func:`wait_for_quiet`."""
+    parser.add_argument(
+        "--quiet-below",
+        type=float,
+        default=0.5,
+        help="before each measurement wait until other processes use fewer cores than this ...",
+    )
+    parser.add_argument(
+        "--quiet-patience", type=float, default=60, help="... for at most this many seconds"
+    )

@@ -50,7 +50,7 @@ from kafka import KafkaConsumer
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import CpuMeter, wait_for_quiet
+from machine import CpuMeter, add_quiet_arguments, wait_for_quiet
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 0.50
@@ -304,15 +304,7 @@ def main() -> int:
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--profile", action="store_true", help="py-spy the routing pipeline")
-    parser.add_argument(
-        "--quiet-below",
-        type=float,
-        default=0.5,
-        help="before each measurement wait until other processes use fewer cores than this ...",
-    )
-    parser.add_argument(
-        "--quiet-patience", type=float, default=60, help="... for at most this many seconds"
-    )
+    add_quiet_arguments(parser)
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the broker this run started is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
