@@ -16,6 +16,7 @@ from rx_contracts import (
     encode,
     wrap,
 )
+from rx_contracts.envelope import MAX_EVENT_BYTES
 
 
 def submitted(referral_id: str = "r-1") -> ReferralSubmitted:
@@ -79,6 +80,41 @@ def test_records_that_are_not_our_events_are_rejected_as_poison(mutate, message)
     record = mutate(encode(wrap(submitted(), source="/services/referrals")))
     with pytest.raises(EnvelopeError, match=message):
         decode(*record)
+
+
+def _with_type(record, event_type: str):
+    return record._replace(
+        headers=[(k, event_type.encode() if k == "ce_type" else v) for k, v in record.headers]
+    )
+
+
+def test_a_known_event_in_a_version_nobody_reads_is_poison_before_its_payload_is_read() -> None:
+    record = encode(wrap(submitted(), source="/services/referrals"))
+    with pytest.raises(EnvelopeError, match=r"unknown version 'v2' of .*ReferralSubmitted.*v1"):
+        decode(*_with_type(record, "rx.referrals.ReferralSubmitted.v2"))
+
+
+def test_an_event_name_never_heard_of_is_decoded_for_consumers_that_record_anything() -> None:
+    record = encode(wrap(submitted(), source="/services/referrals"))
+    envelope = decode(*_with_type(record, "rx.referrals.ReferralCommented.v1"))
+    assert envelope.type == "rx.referrals.ReferralCommented.v1"
+    with pytest.raises(EnvelopeError, match="unknown event type"):
+        envelope.payload()  # … and poison for those that must interpret it
+
+
+def test_a_record_over_the_event_size_limit_is_poison_unread() -> None:
+    record = encode(wrap(submitted(), source="/services/referrals"))
+    padded = json.dumps({**json.loads(record.value), "padding": "x" * MAX_EVENT_BYTES}).encode()
+    with pytest.raises(EnvelopeError, match=f"over the {MAX_EVENT_BYTES}-byte event limit"):
+        decode(record.key, padded, record.headers)
+    assert decode(*record).id  # the real one is far below it
+
+
+def test_producers_refuse_to_write_an_event_over_the_size_limit() -> None:
+    env = wrap(submitted(), source="/services/referrals")
+    huge = env.model_copy(update={"data": {**env.data, "padding": "x" * MAX_EVENT_BYTES}})
+    with pytest.raises(EnvelopeError, match="over the"):
+        encode(huge)
 
 
 def test_unknown_type_or_bad_payload_is_poison() -> None:

@@ -4,9 +4,12 @@ only documented status codes, responses matching their schemas, and invalid inpu
 
 The short form runs in `make test` (RX_FUZZ_EXAMPLES per operation, default 20); `make fuzz`
 runs the long form. Each service runs in-process (its ASGI app, lifespan and all) on a fresh
-SQLite database, checking real tokens from an in-process issuer; callers are the referring
-practice's provider system, so object-level checks pass on what it creates and the handlers
-behind them are reached.
+SQLite database, checking real tokens from an in-process issuer. Callers are chosen so the
+handlers behind the checks are reached: the referring practice's provider system for referrals
+(object-level checks pass on what it creates), the `admin` client for routing (it may change
+the seeded demo directory, rules and policies, and read decisions and replay), and `ops` for
+audit. The audit's live stream is left out: a valid request to it never ends (its parameters
+are tested in `services/audit/tests/test_stream.py`).
 """
 
 from __future__ import annotations
@@ -52,7 +55,31 @@ def _referrals_app(database_url: str) -> FastAPI:
     return create_app(Settings(database_url=database_url))
 
 
-SERVICES: dict[str, Callable[[str], FastAPI]] = {"referrals": _referrals_app}
+def _routing_app(database_url: str) -> FastAPI:
+    from routing.bootstrap import bootstrap
+    from routing.config import Settings
+    from routing.entrypoints.api.app import create_app
+    from routing.seed import seed_demo
+
+    settings = Settings(database_url=database_url)
+    engine = bootstrap(settings).engine
+    seed_demo(engine)  # localities, organisations, rules and policies to read and change
+    engine.dispose()
+    return create_app(settings)
+
+
+def _audit_app(database_url: str) -> FastAPI:
+    from audit.api import create_app
+    from audit.config import Settings
+
+    return create_app(Settings(database_url=database_url))
+
+
+SERVICES: dict[str, Callable[[str], FastAPI]] = {
+    "referrals": _referrals_app,
+    "routing": _routing_app,
+    "audit": _audit_app,
+}
 
 
 ISSUER = TestIssuer(Path(tempfile.mkdtemp(prefix="rx-fuzz-issuer-")))
@@ -73,8 +100,8 @@ def load(service: str) -> schemathesis.BaseSchema:
     return schema
 
 
-CALLERS = {"referrals": "b81001"}
-"""Whose token each service's cases carry: the referring practice's provider system."""
+CALLERS = {"referrals": "b81001", "routing": "admin", "audit": "ops"}
+"""Whose token each service's cases carry (see the module's docstring)."""
 
 
 def authenticate(schema: schemathesis.BaseSchema, service: str, client: str) -> None:
@@ -114,12 +141,26 @@ FUZZ_SETTINGS = settings(
 )
 
 referrals = load("referrals")
+routing = load("routing")
+audit = load("audit").exclude(path="/audit/stream")
 
 
 @referrals.parametrize()
 @FUZZ_SETTINGS
 def test_referrals_api(case: schemathesis.Case) -> None:
     with_key(case)
+    case.call_and_validate()
+
+
+@routing.parametrize()
+@FUZZ_SETTINGS
+def test_routing_api(case: schemathesis.Case) -> None:
+    case.call_and_validate()
+
+
+@audit.parametrize()
+@FUZZ_SETTINGS
+def test_audit_api(case: schemathesis.Case) -> None:
     case.call_and_validate()
 
 

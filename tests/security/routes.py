@@ -4,15 +4,14 @@ OpenAPI description. Nothing here is a list of routes: everything comes from ``a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, routing
-from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from rx_contracts import Role
 from rx_web.identity import get_identity
+from rx_web.openapi import dependency_calls, required_roles
 
 FRAMEWORK_PAGES = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 """Routes FastAPI adds itself (the API description and its viewers): public, no data."""
@@ -40,23 +39,12 @@ class RouteInfo:
     @property
     def authenticated(self) -> bool:
         """Whether the route learns its caller (rx_web.identity.get_identity)."""
-        return get_identity in _calls(self.route.dependant)
+        return get_identity in dependency_calls(self.route.dependant)
 
     @property
     def required_roles(self) -> frozenset[Role] | None:
         """The roles a ``require_roles`` check on this route lets through, if it has one."""
-        for call in _calls(self.route.dependant):
-            roles = getattr(call, "required_roles", None)
-            if roles is not None:
-                return frozenset(roles)
-        return None
-
-
-def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
-    for sub in dependant.dependencies:
-        if sub.call is not None:
-            yield sub.call
-        yield from _calls(sub)
+        return required_roles(self.route.dependant)
 
 
 def routes_of(service: str, app: FastAPI) -> tuple[list[RouteInfo], list[Any]]:

@@ -22,6 +22,11 @@ from .payload import Payload
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 SCHEMA_URN_PREFIX = "urn:referral-exchange:schema:"
+MAX_EVENT_BYTES = 64 * 1024
+"""Largest record value (the event's JSON data) the platform writes or reads. Events carry ids,
+codes and organisations, never documents or free text about the patient, so the largest is
+about 2 KB; anything bigger is not one of ours. Producers refuse to write one (in the
+transaction that would have stored it) and consumers dead-letter it unread."""
 
 
 class EnvelopeError(ValueError):
@@ -104,6 +109,22 @@ def wrap(
     )
 
 
+def _refuse_unknown_version(event_type: str) -> None:
+    """A known event in a version this platform does not read is poison for every consumer:
+    a breaking change travels on a new ``.v<N+1>`` topic, so ``…ReferralSubmitted.v2`` on a
+    ``.v1`` topic is a producer's mistake. An event name never heard of passes: the audit
+    records what it cannot interpret, and consumers that must interpret it refuse it through
+    :meth:`Envelope.payload`."""
+    if event_type in EVENT_TYPES:
+        return
+    name, _, version = event_type.rpartition(".")
+    known = sorted(t.rpartition(".")[2] for t in EVENT_TYPES if t.rpartition(".")[0] == name)
+    if known:
+        raise EnvelopeError(
+            f"unknown version {version!r} of {name}: this platform reads {', '.join(known)}"
+        )
+
+
 _VALUE_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
 """``json.dumps(data, separators=(",", ":"), sort_keys=True)``, without a new encoder per call
 (consumers that stage events encode one per event they handle)."""
@@ -125,6 +146,11 @@ def encode(envelope: Envelope) -> KafkaRecord:
     if envelope.traceparent:
         headers.append(("traceparent", envelope.traceparent.encode()))
     value = _VALUE_JSON.encode(envelope.data).encode()
+    if len(value) > MAX_EVENT_BYTES:
+        raise EnvelopeError(
+            f"{envelope.type} {envelope.id} is {len(value)} bytes, over the "
+            f"{MAX_EVENT_BYTES}-byte event limit"
+        )
     return KafkaRecord(envelope.subject.encode(), value, headers)
 
 
@@ -146,6 +172,11 @@ def decode(key: bytes | None, value: bytes | None, headers: list[tuple[str, byte
         raise EnvelopeError(
             f"not a CloudEvents {SPEC_VERSION} record: {attrs.get('specversion')!r}"
         )
+    if len(value or b"") > MAX_EVENT_BYTES:
+        raise EnvelopeError(
+            f"value is {len(value or b'')} bytes, over the {MAX_EVENT_BYTES}-byte event limit"
+        )
+    _refuse_unknown_version(str(attrs.get("type", "")))
     if (
         key is not None
         and attrs.get("subject")

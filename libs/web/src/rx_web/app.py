@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from .auth import AuthSettings
 from .health import health_router
 from .limits import BodySizeLimit
+from .openapi import document_common_answers
 from .problems import install_problem_handlers
 from .security import install_security
 
@@ -54,7 +55,8 @@ def service_app(
     if max_body_size is not None:
         app.add_middleware(BodySizeLimit, max_bytes=max_body_size, larger=larger_bodies)
     auth = auth or AuthSettings()
-    install_security(app, auth.env, audience=service, auth=auth)
+    rate_limited = install_security(app, auth.env, audience=service, auth=auth)
+    document_common_answers(app, rate_limited, body_limited=max_body_size is not None)
     install_problem_handlers(app)
     app.include_router(health_router(service, lambda: app.state.container.engine))
     return app

@@ -14,9 +14,11 @@ _ISO_8601 = re.compile(
 
 
 def _iso_8601(value: object) -> object:
-    """Pydantic would read ``0.5`` or ``1700000000`` as Unix times; the documented format is
-    an ISO 8601 date-time, so only that is accepted from text."""
-    if isinstance(value, str) and not _ISO_8601.match(value.strip()):
+    """Pydantic would read ``0.5`` or ``1700000000`` (text or a JSON number) as Unix times;
+    the documented format is an ISO 8601 date-time, so only that is accepted."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and not _ISO_8601.match(value.strip())
+    ):
         raise ValueError("must be an ISO 8601 date-time such as 2026-11-23T14:30:00Z")
     return value
 

@@ -18,13 +18,15 @@ def install_security(
     audience: str | None = None,
     auth: AuthSettings | None = None,
     limits: RateLimitSettings | None = None,
-) -> None:
+) -> bool:
     """Add, innermost first: the per-client rate limit, authentication for ``audience`` (none
     for an app that authenticates its callers itself, like the issuer) and security headers.
-    Authentication sits outside the rate limit so that requests are counted per client."""
+    Authentication sits outside the rate limit so that requests are counted per client.
+    Returns whether the rate limit is on."""
     limits = limits or RateLimitSettings()
     if limits.per_second > 0:
         app.add_middleware(RateLimit, buckets=TokenBuckets(limits.per_second, limits.burst))
     if audience is not None:
         install_auth(app, audience, auth)
     app.add_middleware(SecurityHeaders, hsts=environment is Environment.PRODUCTION)
+    return limits.per_second > 0

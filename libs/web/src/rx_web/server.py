@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 from .redaction import RedactingFilter
 
@@ -29,9 +30,14 @@ def serve(app_factory: str, host: str, port: int) -> None:
     """Serve ``module:factory`` (a zero-argument app factory) on host:port."""
     import uvicorn
 
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[Any] | None = None) -> None:
+            await super().startup(sockets)
+            freeze_startup_heap()
+
     # log_config=None: uvicorn's loggers propagate to the root handler configure_logging set
     # up, so its error tracebacks are scrubbed like everything else.
-    uvicorn.run(
+    config = uvicorn.Config(
         app_factory,
         factory=True,
         host=host,
@@ -40,6 +46,20 @@ def serve(app_factory: str, host: str, port: int) -> None:
         access_log=False,
         log_config=None,
     )
+    Server(config).run()
+
+
+def freeze_startup_heap() -> None:
+    """Move everything built at startup out of the garbage collector's sight.
+
+    A started service holds ~150,000 long-lived objects (modules, FastAPI's and pydantic's
+    schemas, SQLAlchemy's tables and compiled caches). Every full collection walks all of
+    them: 50-130 ms with the GIL held, about every ten seconds under load, and at 200
+    requests/s each such pause queues a few dozen requests behind it. ``gc.freeze()`` puts
+    them in the permanent generation, so a full collection walks only what was made since.
+    Called once, in the serving process, after its startup; never in tests."""
+    gc.collect()
+    gc.freeze()
 
 
 def run_process(service: str, argv: list[str], roles: dict[str, Callable[[], None]]) -> int:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from rx_contracts import Identity, Role
 from rx_web.identity import require_roles
+from rx_web.params import IsoDateTime
 from sqlalchemy.engine import Connection
 
 from .bootstrap import Container
@@ -46,9 +46,9 @@ def entry_filter(
         Query(description="Only events of these CloudEvents types (repeat for several)."),
     ] = None,
     since: Annotated[
-        datetime | None, Query(description="Events that happened at or after this time.")
+        IsoDateTime | None, Query(description="Events that happened at or after this time.")
     ] = None,
-    until: Annotated[datetime | None, Query(description="Events that happened before this.")] = (
+    until: Annotated[IsoDateTime | None, Query(description="Events that happened before this.")] = (
         None
     ),
 ) -> EntryFilter:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from rx_web.params import IsoDateTime
 from rx_web.problems import Problem, invalid_field
 
 from .checkpoints import checkpoint_reader
@@ -37,7 +37,11 @@ def entries(
     )
 
 
-@router.get("/audit/referrals/{referral_id}/timeline", response_model=list[TimelineStep])
+@router.get(
+    "/audit/referrals/{referral_id}/timeline",
+    response_model=list[TimelineStep],
+    responses={404: {"description": "No audit entries for that referral"}},
+)
 def referral_timeline(referral_id: str, _caller: OpsCaller, db: Db) -> list[TimelineStep]:
     """A referral's journey across organisations: every event in the order it happened, with
     who acted and the time since submission."""
@@ -64,9 +68,9 @@ def figures(
     _caller: OpsCaller,
     services: Services,
     since: Annotated[
-        datetime | None, Query(description="Referrals submitted at or after this time.")
+        IsoDateTime | None, Query(description="Referrals submitted at or after this time.")
     ] = None,
-    until: Annotated[datetime | None, Query(description="Referrals submitted before this.")] = (
+    until: Annotated[IsoDateTime | None, Query(description="Referrals submitted before this.")] = (
         None
     ),
 ) -> FiguresPublic:

@@ -21,8 +21,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app = service_app(
         "routing",
         "Provider directory, versioned routing rules, SLA policies, routing decisions and "
-        "what-if replay. Identify yourself with X-Organisation and X-Roles (development "
-        "scheme): changes need the admin role; decisions and replay ops or admin.",
+        "what-if replay. Send a bearer token from the issuer (audience `routing`): any "
+        "identity reads the directory; changes need the admin role; rules, policies, "
+        "decisions and replay need ops or admin.",
         lambda: container or bootstrap(settings or get_settings()),
         max_body_size=1_000_000,
     )

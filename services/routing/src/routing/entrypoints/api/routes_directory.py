@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, status
 from sqlmodel import col, select
 
@@ -18,6 +20,10 @@ from .schemas import (
 )
 
 router = APIRouter(tags=["directory"])
+
+NO_ORGANISATION: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No organisation with that ODS code"}
+}
 
 
 @router.get("/localities", response_model=list[LocalityPublic])
@@ -66,13 +72,18 @@ def list_organisations(
     return [r for r in rows if locality is None or locality in r.localities]
 
 
-@router.get("/organisations/{ods_code}", response_model=OrganisationPublic)
+@router.get(
+    "/organisations/{ods_code}", response_model=OrganisationPublic, responses=NO_ORGANISATION
+)
 def get_organisation(ods_code: str, session: SessionDep, _caller: Reader) -> OrganisationRow:
     return admin.get_organisation(session, ods_code)
 
 
 @router.post(
-    "/organisations", response_model=OrganisationPublic, status_code=status.HTTP_201_CREATED
+    "/organisations",
+    response_model=OrganisationPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "An organisation with that ODS code exists"}},
 )
 def create_organisation(
     body: OrganisationCreate, session: SessionDep, _caller: Admin
@@ -81,7 +92,9 @@ def create_organisation(
     return admin.create_organisation(session, _data(body.ods_code, body))
 
 
-@router.put("/organisations/{ods_code}", response_model=OrganisationPublic)
+@router.put(
+    "/organisations/{ods_code}", response_model=OrganisationPublic, responses=NO_ORGANISATION
+)
 def replace_organisation(
     ods_code: str, body: OrganisationBody, session: SessionDep, _caller: Admin
 ) -> OrganisationRow:

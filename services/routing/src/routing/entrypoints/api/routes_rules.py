@@ -3,7 +3,7 @@ admin."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, status
 from rx_contracts import Priority, ServiceType
@@ -15,10 +15,14 @@ from .deps import Admin, OpsOrAdmin, SessionDep
 from .schemas import PolicyIn, PolicyPublic, RuleSetCreate, RuleSetPublic
 
 router = APIRouter()
-Version = Annotated[int, Path(ge=1)]
+Version = Annotated[int, Path(ge=1, le=2**31 - 1)]
+NO_LOCALITY: dict[int | str, dict[str, Any]] = {404: {"description": "No such locality"}}
+NO_VERSION: dict[int | str, dict[str, Any]] = {
+    404: {"description": "The locality has no rule set of that version"}
+}
 
 
-@router.get("/rule-sets", response_model=list[RuleSetPublic], tags=["rules"])
+@router.get("/rule-sets", response_model=list[RuleSetPublic], tags=["rules"], responses=NO_LOCALITY)
 def list_rule_sets(
     session: SessionDep, _caller: OpsOrAdmin, locality: str | None = None
 ) -> list[RuleSetRow]:
@@ -26,7 +30,12 @@ def list_rule_sets(
     return admin.rule_sets(session, locality)
 
 
-@router.get("/rule-sets/{locality}/{version}", response_model=RuleSetPublic, tags=["rules"])
+@router.get(
+    "/rule-sets/{locality}/{version}",
+    response_model=RuleSetPublic,
+    tags=["rules"],
+    responses=NO_VERSION,
+)
 def get_rule_set(
     locality: str, version: Version, session: SessionDep, _caller: OpsOrAdmin
 ) -> RuleSetRow:
@@ -38,6 +47,7 @@ def get_rule_set(
     response_model=RuleSetPublic,
     status_code=status.HTTP_201_CREATED,
     tags=["rules"],
+    responses=NO_LOCALITY,
 )
 def create_rule_set(
     locality: str, body: RuleSetCreate, session: SessionDep, caller: Admin
@@ -51,7 +61,10 @@ def create_rule_set(
 
 
 @router.post(
-    "/rule-sets/{locality}/{version}/activate", response_model=RuleSetPublic, tags=["rules"]
+    "/rule-sets/{locality}/{version}/activate",
+    response_model=RuleSetPublic,
+    tags=["rules"],
+    responses=NO_VERSION,
 )
 def activate_rule_set(
     locality: str, version: Version, session: SessionDep, _caller: Admin

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from rx_contracts import Priority, ProviderType, ServiceType
+from rx_web.params import IsoDateTime
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Cohort = Literal["care_home_resident", "frailty", "end_of_life"]
@@ -227,6 +228,6 @@ class ReplayRequest(Strict):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    from_: datetime = Field(alias="from", description="Start (inclusive), with its offset.")
-    to: datetime = Field(description="End (exclusive), with its offset.")
+    from_: IsoDateTime = Field(alias="from", description="Start (inclusive), with its offset.")
+    to: IsoDateTime = Field(description="End (exclusive), with its offset.")
     rule_sets: list[ProposedRuleSetIn] = Field(min_length=1)
