@@ -11,9 +11,13 @@ backlog with a fresh consumer group into a fresh SQLite database, in turn with:
 
 The clock starts when the first batch arrives (joining the group is not ingest) and stops
 when every event is recorded; the chain is then verified. Target: >= 5,000 events/s.
-Starts its own broker unless --bootstrap (or KAFKA_BOOTSTRAP_SERVERS) names one.
+Starts its own broker unless --bootstrap (or KAFKA_BOOTSTRAP_SERVERS) names one. Each
+measurement first waits (up to --quiet-patience s) for other processes to use fewer than
+--quiet-below cores; it prints the CPU used meanwhile by this process, the broker and every
+other process, and the events per CPU-second of this process (what one free core would do).
 
     .venv/bin/python bench/audit_ingest.py [--events 20000] [--rounds 3] [--out bench/results]
+        [--quiet-below 0.5] [--quiet-patience 60]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -41,14 +46,16 @@ from sqlalchemy.engine import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from audit_common import chart, events, save, summarise
+from machine import CpuMeter, add_quiet_arguments, wait_for_quiet
 
 TARGET = 5_000
 
 
 @contextlib.contextmanager
-def broker(bootstrap_servers: str | None) -> Iterator[str]:
+def broker(bootstrap_servers: str | None) -> Iterator[tuple[str, list[int]]]:
+    """(bootstrap servers, the broker's pid if this run started it)."""
     if bootstrap_servers:
-        yield bootstrap_servers
+        yield bootstrap_servers, []
         return
     ensure_jars(progress=lambda message: print(message, flush=True))
     with tempfile.TemporaryDirectory(prefix="audit-ingest-kafka-") as data:
@@ -57,7 +64,7 @@ def broker(bootstrap_servers: str | None) -> Iterator[str]:
         print(f"starting a Kafka broker at {kafka.bootstrap_servers} …", flush=True)
         kafka.start(timeout=120)
         try:
-            yield kafka.bootstrap_servers
+            yield kafka.bootstrap_servers, [pid] if (pid := kafka.pid) else []
         finally:
             kafka.stop()
 
@@ -80,21 +87,25 @@ class Clock:
     def __init__(self, label: str, total: int) -> None:
         self.label, self.total = label, total
         self.started: float | None = None
+        self.started_cpu = 0.0
         self.done = 0
         self._shown = 0.0
 
     def add(self, count: int) -> None:
         if count and self.started is None:
             self.started = time.perf_counter()
+            self.started_cpu = time.process_time()
         self.done += count
         now = time.perf_counter()
         if now - self._shown > 2:
             print(f"  {self.label}: {self.done:,}/{self.total:,}", flush=True)
             self._shown = now
 
-    def rate(self) -> float:
+    def rate(self) -> tuple[float, float]:
+        """(events/s, events per CPU-second of this process: what one free core would do)."""
         assert self.started is not None
-        return self.done / (time.perf_counter() - self.started)
+        wall = time.perf_counter() - self.started
+        return self.done / wall, self.done / (time.process_time() - self.started_cpu)
 
 
 def source(bootstrap_servers: str, topic: str) -> KafkaRecordSource:
@@ -103,7 +114,9 @@ def source(bootstrap_servers: str, topic: str) -> KafkaRecordSource:
     )
 
 
-def run_decode(bootstrap_servers: str, topic: str, total: int, _engine: Engine) -> float:
+def run_decode(
+    bootstrap_servers: str, topic: str, total: int, _engine: Engine
+) -> tuple[float, float]:
     records = source(bootstrap_servers, topic)
     clock = Clock("decode", total)
     try:
@@ -117,7 +130,9 @@ def run_decode(bootstrap_servers: str, topic: str, total: int, _engine: Engine) 
     return clock.rate()
 
 
-def run_inbox(bootstrap_servers: str, topic: str, total: int, engine: Engine) -> float:
+def run_inbox(
+    bootstrap_servers: str, topic: str, total: int, engine: Engine
+) -> tuple[float, float]:
     records = source(bootstrap_servers, topic)
     dlq = KafkaPublisher(bootstrap_servers, client_id="bench-dlq")
     consumer = InboxConsumer("audit", records, engine, record_event, dlq)
@@ -132,7 +147,7 @@ def run_inbox(bootstrap_servers: str, topic: str, total: int, engine: Engine) ->
     return clock.rate()
 
 
-VARIANTS: dict[str, Callable[[str, str, int, Engine], float]] = {
+VARIANTS: dict[str, Callable[[str, str, int, Engine], tuple[float, float]]] = {
     "decode (baseline)": run_decode,
     "inbox": run_inbox,
 }
@@ -144,10 +159,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    add_quiet_arguments(parser)
     args = parser.parse_args()
 
     samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    with broker(args.bootstrap) as servers:
+    per_cpu: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    other_cores: list[float] = []
+    with broker(args.bootstrap) as (servers, helpers):
         topic = f"bench-audit-{uuid.uuid4().hex[:8]}.events.v1"
         ensure_topics(servers, {topic: 3, topic + ".dlq": 1})
         fill(servers, topic, args.events)
@@ -156,17 +174,27 @@ def main() -> int:
             for name in names if n % 2 else names[::-1]:
                 with tempfile.TemporaryDirectory(prefix="audit-ingest-db-") as scratch:
                     engine = bootstrap(Settings(database_url=f"sqlite:///{scratch}/a.db")).engine
-                    rate = VARIANTS[name](servers, topic, args.events, engine)
+                    wait_for_quiet(args.quiet_below, args.quiet_patience, name)
+                    with CpuMeter(helpers) as meter:
+                        rate, rate_per_cpu = VARIANTS[name](servers, topic, args.events, engine)
                     if name != "decode (baseline)":
                         result = verify_database(engine, lambda _chain_id: [])
                         if not (result.ok and result.entries == args.events):
                             raise SystemExit(f"{name}: the chain is wrong after ingest: {result}")
                     engine.dispose()
                 samples[name].append(rate)
-                print(f"round {n}  {name:<18} {rate:>9,.0f} events/s", flush=True)
+                per_cpu[name].append(rate_per_cpu)
+                other_cores.append(meter.cores["other"])
+                print(
+                    f"round {n}  {name:<18} {rate:>9,.0f} events/s  ({rate_per_cpu:,.0f} per "
+                    f"CPU-second)   {meter.describe()}",
+                    flush=True,
+                )
 
     summary = summarise(samples)
-    print()
+    print(f"\nother processes on the machine: median {statistics.median(other_cores):.2f} cores")
+    for name, figures in summarise(per_cpu).items():
+        print(f"{name:<18} per CPU-second of this process: median {figures['median']:,.0f}")
     for name, figures in summary.items():
         verdict = (
             ""
@@ -186,7 +214,13 @@ def main() -> int:
     )
     save(
         args.out / "audit_ingest.json",
-        {"events": args.events, "samples": samples, "summary": summary},
+        {
+            "events": args.events,
+            "samples": samples,
+            "summary": summary,
+            "other_cores": other_cores,
+            "per_cpu_second": per_cpu,
+        },
     )
     print(f"chart: {args.out / 'audit_ingest.png'}")
     return 0 if summary["inbox"]["median"] >= TARGET else 2

@@ -53,6 +53,9 @@ from typing import Any
 
 from devstack.http import Connection, Pool
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_seconds, machine_busy_seconds
+
 ROOT = Path(__file__).resolve().parent.parent
 BODY = json.dumps(
     {
@@ -109,20 +112,6 @@ async def post_once(target: Target, conn: Connection) -> bool:
 
 
 # --- load phases --------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_seconds() -> float:
-    """CPU time spent by everything on the machine (including steal), from /proc/stat."""
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(
-        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
-    )
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(sorted_values: list[float], p: float) -> float:

@@ -14,10 +14,13 @@ round times, in alternating order:
 Daily capacities are lifted for the run (100,000 referrals in one day would otherwise fill
 every organisation and make most of them unroutable, which is not the work being measured).
 Target: routing >= 50% of the baseline's events/s. Medians over --rounds; per-round numbers,
-a chart and the JSON go to --out.
+a chart and the JSON go to --out. Each measurement first waits (up to --quiet-patience s) for
+other processes to use fewer than --quiet-below cores; the CPU used meanwhile by this process,
+the broker and everything else is printed, and each side's events per CPU-second of its own
+process (what one free core would do) next to its events/s.
 
     .venv/bin/python bench/routing_backlog.py [--count 100000] [--rounds 3]
-        [--bootstrap HOST:PORT] [--out bench/results]
+        [--bootstrap HOST:PORT] [--out bench/results] [--quiet-below 0.5] [--quiet-patience 60]
     .venv/bin/python bench/routing_backlog.py --profile [--count 20000]   # py-spy, routing only
 
 Without --bootstrap it starts its own broker (devstack, free ports) and stops it at the end.
@@ -46,15 +49,19 @@ from typing import Any
 from kafka import KafkaConsumer
 from tqdm import tqdm
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import CpuMeter, add_quiet_arguments, wait_for_quiet
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 0.50
 DISTRICTS = ["BS1", "BS2", "BS5", "BS6", "BS7", "BS10", "BS15", "BS16", "BS3", "BS4", "BS13"]
 
 
 @contextlib.contextmanager
-def broker(bootstrap: str | None, workdir: Path) -> Iterator[str]:
+def broker(bootstrap: str | None, workdir: Path) -> Iterator[tuple[str, list[int]]]:
+    """(bootstrap servers, the broker's pid if this run started it)."""
     if bootstrap:
-        yield bootstrap
+        yield bootstrap, []
         return
     from devstack.broker import Broker, ensure_jars
     from devstack.ports import free_ports
@@ -65,7 +72,7 @@ def broker(bootstrap: str | None, workdir: Path) -> Iterator[str]:
     print(f"starting a Kafka broker at {started.bootstrap_servers} …", flush=True)
     started.start(timeout=120)
     try:
-        yield started.bootstrap_servers
+        yield started.bootstrap_servers, [pid] if (pid := started.pid) else []
     finally:
         started.stop()
 
@@ -102,6 +109,7 @@ class Timer:
 
     def __init__(self) -> None:
         self.first_at: float | None = None
+        self.first_cpu = 0.0
         self.first_count = 0
         self.seen = 0
 
@@ -109,15 +117,18 @@ class Timer:
         self.seen += handled
         if self.first_at is None and handled:
             self.first_at, self.first_count = time.perf_counter(), self.seen
+            self.first_cpu = time.process_time()
 
-    def rate(self, ended_at: float) -> tuple[int, float]:
-        """(events timed, seconds)."""
+    def rate(self, ended_at: float) -> tuple[int, float, float]:
+        """(events timed, seconds, CPU seconds this process used meanwhile)."""
         assert self.first_at is not None
-        return self.seen - self.first_count, ended_at - self.first_at
+        cpu = time.process_time() - self.first_cpu
+        return self.seen - self.first_count, ended_at - self.first_at, cpu
 
 
-def run_baseline(bootstrap: str, topic: str, count: int) -> tuple[int, float]:
-    """A plain kafka-python consumer reading ``count`` records: (events timed, seconds)."""
+def run_baseline(bootstrap: str, topic: str, count: int) -> tuple[int, float, float]:
+    """A plain kafka-python consumer reading ``count`` records: (events timed, seconds, CPU
+    seconds)."""
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap.split(","),
@@ -166,9 +177,9 @@ def prepare_database(path: Path) -> Any:
 
 def run_routing(
     bootstrap: str, topic: str, count: int, workdir: Path
-) -> tuple[tuple[int, float], dict[str, int]]:
-    """The routing consumer pipeline applying ``count`` events: (events timed, seconds), and
-    the rows it stored."""
+) -> tuple[tuple[int, float, float], dict[str, int]]:
+    """The routing consumer pipeline applying ``count`` events: (events timed, seconds, CPU
+    seconds), and the rows it stored."""
     from routing.entrypoints.workers import handle_referral_event
     from rx_messaging.consumer import InboxConsumer
     from rx_messaging.kafka import KafkaPublisher, KafkaRecordSource
@@ -293,13 +304,14 @@ def main() -> int:
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--profile", action="store_true", help="py-spy the routing pipeline")
+    add_quiet_arguments(parser)
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the broker this run started is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     args.out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="routing-backlog-"))
     try:
-        with broker(args.bootstrap, workdir) as bootstrap:
+        with broker(args.bootstrap, workdir) as (bootstrap, helpers):
             from devstack.topics import ensure_topics
 
             topic = f"bench.routing-backlog.{uuid.uuid4().hex[:8]}"
@@ -313,26 +325,39 @@ def main() -> int:
                 print(f"round {n}/{args.rounds}", flush=True)
                 order = ["baseline", "routing"] if n % 2 else ["routing", "baseline"]
                 got: dict[str, Any] = {}
+                cpu: dict[str, dict[str, float]] = {}
                 for which in order:
-                    if which == "baseline":
-                        got["baseline"] = run_baseline(bootstrap, topic, args.count)
-                    else:
-                        got["routing"], got["stored"] = run_routing(
-                            bootstrap, topic, args.count, workdir
-                        )
-                (b_events, b_secs), (r_events, r_secs) = got["baseline"], got["routing"]
+                    wait_for_quiet(args.quiet_below, args.quiet_patience, which)
+                    with CpuMeter(helpers) as meter:
+                        if which == "baseline":
+                            got["baseline"] = run_baseline(bootstrap, topic, args.count)
+                        else:
+                            got["routing"], got["stored"] = run_routing(
+                                bootstrap, topic, args.count, workdir
+                            )
+                    cpu[which] = meter.cores
+                    print(f"  {which}: {meter.describe()}", flush=True)
+                (b_events, b_secs, b_cpu), (r_events, r_secs, r_cpu) = (
+                    got["baseline"],
+                    got["routing"],
+                )
                 result = {
                     "round": n,
                     "order": order,
                     "baseline_rate": b_events / b_secs,
                     "routing_rate": r_events / r_secs,
+                    # Per second of this process's own CPU: what one free core would do.
+                    "baseline_per_cpu_second": b_events / b_cpu,
+                    "routing_per_cpu_second": r_events / r_cpu,
                     "stored": got["stored"],
+                    "cpu_cores": cpu,
                 }
                 result["ratio"] = result["routing_rate"] / result["baseline_rate"]
                 rounds.append(result)
                 print(
                     f"  baseline {result['baseline_rate']:,.0f}/s  routing "
-                    f"{result['routing_rate']:,.0f}/s  ratio {result['ratio']:.1%}  "
+                    f"{result['routing_rate']:,.0f}/s  ratio {result['ratio']:.1%}  per CPU-second "
+                    f"{result['baseline_per_cpu_second']:,.0f} / {result['routing_per_cpu_second']:,.0f}  "
                     f"stored {result['stored']}",
                     flush=True,
                 )
@@ -342,7 +367,13 @@ def main() -> int:
                 "median_baseline_rate": statistics.median(r["baseline_rate"] for r in rounds),
                 "median_routing_rate": statistics.median(r["routing_rate"] for r in rounds),
                 "median_ratio": statistics.median(r["ratio"] for r in rounds),
+                "median_cpu_ratio": statistics.median(
+                    r["routing_per_cpu_second"] / r["baseline_per_cpu_second"] for r in rounds
+                ),
                 "target_ratio": TARGET_RATIO,
+                "median_other_cores": statistics.median(
+                    c["other"] for r in rounds for c in r["cpu_cores"].values()
+                ),
                 "python": platform.python_version(),
             }
             verdict = "PASS" if summary["median_ratio"] >= TARGET_RATIO else "MISS"
@@ -350,7 +381,9 @@ def main() -> int:
                 f"\nmedians over {len(rounds)} rounds: baseline "
                 f"{summary['median_baseline_rate']:,.0f} events/s, routing "
                 f"{summary['median_routing_rate']:,.0f} events/s, ratio "
-                f"{summary['median_ratio']:.1%} (target {TARGET_RATIO:.0%}: {verdict})"
+                f"{summary['median_ratio']:.1%} (target {TARGET_RATIO:.0%}: {verdict}); other "
+                f"processes used a median {summary['median_other_cores']:.2f} cores meanwhile; "
+                f"per CPU-second of each consumer: ratio {summary['median_cpu_ratio']:.1%}"
             )
             (args.out / "routing_backlog.json").write_text(
                 json.dumps({"summary": summary, "rounds": rounds}, indent=2)

@@ -3,14 +3,23 @@ retried without losing or skipping anything."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections import Counter
+from typing import ClassVar
+
 import pytest
 from rx_contracts import encode
+from rx_messaging.buffer import write_buffer
 from rx_messaging.consumer import InboxConsumer, PermanentError, TransientError
+from rx_messaging.database import make_engine
 from rx_messaging.fake import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
 from rx_messaging.records import PublishError
-from sqlmodel import Session, func, select
+from rx_messaging.tables import InboxMessage
+from sqlmodel import Session, SQLModel, func, select
 
-from .conftest import Effect, make_event
+from .conftest import TABLES, Effect, make_event
+
+EFFECTS = Effect.__table__  # type: ignore[attr-defined]
 
 TOPIC = "referrals.events.v1"
 
@@ -191,3 +200,90 @@ def test_a_failure_on_the_fast_path_is_applied_record_by_record(broker, engine) 
     result = consumer(broker, engine, fails_once_for_r2).consume_once()
     assert (result.applied, result.retry) == (5, False)
     assert sorted(effects(engine)) == [f"r-{i}" for i in range(5)]  # nothing twice
+
+
+def queue_effect(session, envelope, record) -> None:
+    """A handler that queues its row in the write buffer instead of inserting it."""
+    write_buffer(session).add(EFFECTS, {"event_id": envelope.id, "referral_id": envelope.subject})
+
+
+class CountingCursor(sqlite3.Cursor):
+    """Counts the driver calls that insert rows, per table."""
+
+    calls: ClassVar[Counter[tuple[str, str]]] = Counter()
+
+    def execute(self, sql, *args):  # type: ignore[no-untyped-def]
+        self._count("execute", sql)
+        return super().execute(sql, *args)
+
+    def executemany(self, sql, *args):  # type: ignore[no-untyped-def]
+        self._count("executemany", sql)
+        return super().executemany(sql, *args)
+
+    def _count(self, how: str, sql: str) -> None:
+        if sql.startswith("INSERT INTO"):
+            self.calls[(how, sql.split()[2])] += 1
+
+
+class CountingConnection(sqlite3.Connection):
+    def cursor(self, factory=CountingCursor):  # type: ignore[no-untyped-def,override]
+        return super().cursor(factory)
+
+
+def test_the_fast_path_writes_each_table_once_per_batch(broker, tmp_path) -> None:
+    path = tmp_path / "counted.db"
+    engine = make_engine(
+        f"sqlite:///{path}",
+        creator=lambda: sqlite3.connect(path, factory=CountingConnection, check_same_thread=False),
+    )
+    SQLModel.metadata.create_all(engine, tables=TABLES)
+    CountingCursor.calls.clear()
+    publish(broker, *(make_event(f"r-{i}") for i in range(150)))
+
+    result = consumer(broker, engine, queue_effect).consume_once()
+
+    assert result.applied == 150
+    assert len(effects(engine)) == 150
+    assert dict(CountingCursor.calls) == {
+        ("executemany", "test_effect"): 1,
+        ("executemany", "inbox"): 1,
+    }
+
+
+def test_a_record_failing_on_the_careful_path_leaves_none_of_its_queued_rows(
+    broker, engine
+) -> None:
+    def queue_then_refuse_bad(session, envelope, record) -> None:
+        queue_effect(session, envelope, record)  # queued, then dropped with its savepoint
+        if envelope.subject == "r-bad":
+            raise PermanentError("cannot apply r-bad")
+
+    publish(broker, make_event("r-1"), make_event("r-bad"), make_event("r-3"))
+    result = consumer(broker, engine, queue_then_refuse_bad).consume_once()
+
+    assert (result.applied, result.dead_lettered) == (2, 1)
+    assert sorted(effects(engine)) == ["r-1", "r-3"]
+    with Session(engine) as s:
+        inbox = s.exec(select(func.count()).select_from(InboxMessage)).one()
+    assert inbox == 2
+
+
+def test_a_record_whose_queued_rows_cannot_be_written_is_retried_alone(broker, engine) -> None:
+    """The queued rows are written only at the end of the batch; when they fail there, the
+    batch is applied again record by record, so only the record they belong to waits."""
+    first = make_event("r-1")
+    clash = first.model_copy(update={"id": "clash", "subject": "r-1"})
+
+    def queue_with_fixed_id(session, envelope, record) -> None:
+        # Both records' rows take id 1: the second cannot be stored.
+        write_buffer(session).add(
+            EFFECTS, {"id": 1, "event_id": envelope.id, "referral_id": envelope.subject}
+        )
+
+    publish(broker, first, clash)  # same key: same partition, in this order
+    result = consumer(broker, engine, queue_with_fixed_id).consume_once()
+
+    assert (result.applied, result.retry) == (1, True)
+    with Session(engine) as s:
+        assert list(s.exec(select(Effect.event_id))) == [first.id]
+        assert list(s.exec(select(InboxMessage.event_id))) == [first.id]

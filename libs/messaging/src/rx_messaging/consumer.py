@@ -5,7 +5,12 @@ One transaction per batch instead of per event: a consumer catching up on a back
 commit (one fsync, one SQLite write-lock hand-over) per few hundred events. A batch is first
 applied straight through; if any of its events fails, that transaction is abandoned and the
 batch applied again with each event in its own SAVEPOINT, so the failure rolls back only its
-own effects (poison to the DLQ; a transient failure retried from that event on)."""
+own effects (poison to the DLQ; a transient failure retried from that event on).
+
+Append-only rows (inbox rows here; outbox, decision or audit rows in handlers) go through the
+session's write buffer (``rx_messaging.buffer``): one ``executemany`` per table per batch on the
+fast path, and per record inside its savepoint on the careful path, so a record rolled back
+takes its queued rows with it."""
 
 from __future__ import annotations
 
@@ -15,10 +20,11 @@ from dataclasses import dataclass, field
 
 from rx_contracts import Envelope, EnvelopeError, decode
 from rx_contracts.topics import dead_letter_topic
-from sqlalchemy import Table
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
+from .buffer import write_buffer
 from .ports import Publisher, RecordSource
 from .records import Record
 from .tables import InboxMessage, utcnow
@@ -27,11 +33,19 @@ log = logging.getLogger(__name__)
 
 INBOX: Table = InboxMessage.__table__  # type: ignore[attr-defined]
 
+_APPLIED = select(INBOX.c.event_id).where(
+    INBOX.c.consumer == bindparam("consumer"),
+    INBOX.c.event_id.in_(bindparam("event_ids", expanding=True)),
+)
+"""Which of a batch's event ids this consumer already applied (one statement object, so
+SQLAlchemy compiles it once rather than per batch)."""
+
 Handler = Callable[[Session, Envelope, Record], None]
 """Applies one event's effects inside the given session; must not commit it. Several events
 of a batch are applied one after another in the same session, and a batch whose transaction is
 abandoned is applied again: a handler has no effects outside the session (no publishing, no
-state kept between calls that the database does not hold)."""
+state kept between calls that the database does not hold). It may queue append-only rows in
+``write_buffer(session)``; the consumer writes them with the record's other effects."""
 
 
 class _RecordFailed(Exception):
@@ -126,11 +140,12 @@ class InboxConsumer:
             return self._apply_each(decoded)
 
     def _apply_all(self, decoded: list[tuple[Record, Envelope | EnvelopeError]]) -> _Batch:
-        """The fast path: every record applied straight into one transaction, the inbox rows
-        in one insert. Any failure abandons the whole transaction (``_RecordFailed``)."""
+        """The fast path: every record applied straight into one transaction, the queued rows
+        (inbox rows and the handlers') written once per table just before the commit. Any
+        failure abandons the whole transaction (``_RecordFailed``)."""
         batch = _Batch()
-        inbox: list[dict[str, object]] = []
         with Session(self.engine) as session:
+            buffer = write_buffer(session)
             seen = self._already_applied(session, decoded)
             for record, envelope in decoded:
                 tp = (record.topic, record.partition)
@@ -145,11 +160,13 @@ class InboxConsumer:
                     except Exception as exc:
                         raise _RecordFailed from exc
                     seen.add(envelope.id)
-                    inbox.append(self._inbox_row(envelope, record))
+                    buffer.add(INBOX, self._inbox_row(envelope, record))
                     batch.result.applied += 1
                 batch.positions[tp] = record.offset + 1
-            if inbox:
-                session.connection().execute(INBOX.insert(), inbox)
+            try:
+                buffer.flush()  # every queued row of the batch: one executemany per table
+            except Exception as exc:
+                raise _RecordFailed from exc  # one record's rows did not fit: find whose
             session.commit()
         return batch
 
@@ -179,10 +196,8 @@ class InboxConsumer:
         ids = [e.id for _, e in decoded if isinstance(e, Envelope)]
         if not ids:
             return set()
-        query = select(InboxMessage.event_id).where(
-            InboxMessage.consumer == self.name, col(InboxMessage.event_id).in_(ids)
-        )
-        return set(session.exec(query))
+        found = session.connection().execute(_APPLIED, {"consumer": self.name, "event_ids": ids})
+        return set(found.scalars())
 
     def _inbox_row(self, envelope: Envelope, record: Record) -> dict[str, object]:
         return {
@@ -210,7 +225,9 @@ class InboxConsumer:
         try:
             with session.begin_nested():
                 self.handler(session, envelope, record)
-                session.connection().execute(INBOX.insert(), [self._inbox_row(envelope, record)])
+                buffer = write_buffer(session)
+                buffer.add(INBOX, self._inbox_row(envelope, record))
+                buffer.flush()  # inside the savepoint: a failure here is this record's
         except (PermanentError, EnvelopeError) as exc:
             batch.dead.append((record, exc))
             return "dead_lettered"

@@ -9,6 +9,7 @@ from rx_contracts import Envelope, encode
 from sqlalchemy import Table
 from sqlmodel import Session
 
+from .buffer import write_buffer
 from .tables import OutboxMessage, utcnow
 
 OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -49,3 +50,11 @@ def add_to_outbox(session: Session, envelope: Envelope, topics: Iterable[str]) -
     Nothing reaches Kafka here: the relay publishes the rows after this transaction commits,
     so the change and its event are stored together or not at all."""
     insert_outbox_rows(session, outbox_rows(envelope, topics))
+
+
+def queue_outbox(session: Session, envelope: Envelope, topics: Iterable[str]) -> None:
+    """:func:`add_to_outbox` through the session's write buffer (``rx_messaging.buffer``): the
+    rows are written with the transaction's other queued rows, at the latest when it commits,
+    and dropped if it (or the savepoint they were queued in) rolls back. For consumers, which
+    never read their outbox back in the same transaction."""
+    write_buffer(session).extend(OUTBOX, outbox_rows(envelope, topics))

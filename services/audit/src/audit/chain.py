@@ -16,13 +16,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rx_contracts import ChainCheckpointed, Envelope
+from rx_messaging import fastsql
+from rx_messaging.buffer import write_buffer
 from rx_messaging.consumer import PermanentError
 from rx_messaging.records import Record
 from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, SessionTransaction
 
-from . import fastsql
 from .tables import ENTRY, ENTRY_ORG, HEAD
 
 SEPARATOR = "\x1f"
@@ -30,6 +31,7 @@ NONE = "\x00"
 """Stands for a missing value in the hashed text (ingest refuses NUL in every field)."""
 FIELDS_PER_ENTRY = 12
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 CHECKPOINT_TYPE = ChainCheckpointed.EVENT_TYPE
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -83,7 +85,7 @@ def entry_hash(*fields: Any) -> str:
 def to_us(value: datetime) -> int:
     """Microseconds since the epoch; a naive datetime is taken as UTC."""
     aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return (aware - EPOCH) // timedelta(microseconds=1)
+    return (aware - EPOCH) // _MICROSECOND
 
 
 def from_us(value: int) -> datetime:
@@ -100,6 +102,24 @@ class Head:
     event_sequence: int
     stored: bool
     appended: set[str] = field(default_factory=set)
+
+    def store(self, conn: Connection) -> None:
+        """Write this head to the database (the write buffer runs this once per flush, after
+        the entries it queued)."""
+        values = {
+            "sequence": self.sequence,
+            "hash": self.hash,
+            "event_sequence": self.event_sequence,
+        }
+        if self.stored:
+            _run(conn, "head", {"head_id": 1, **values})
+        else:
+            _run(
+                conn,
+                "new head",
+                {"id": 1, "chain_id": self.chain_id, "checkpoint_sequence": 0, **values},
+            )
+            self.stored = True
 
 
 def read_head(session: Session, *, lock: bool = False) -> Head | None:
@@ -190,8 +210,6 @@ def _payload_text(value: bytes | None) -> str | None:
 
 
 _STATEMENTS = {
-    "entry": insert(ENTRY).values({c.name: bindparam(c.name) for c in ENTRY.c}),
-    "org": insert(ENTRY_ORG).values({c.name: bindparam(c.name) for c in ENTRY_ORG.c}),
     "head": update(HEAD)
     .where(HEAD.c.id == bindparam("head_id"))
     .values(
@@ -210,9 +228,10 @@ def _run(conn: Connection, name: str, params: dict[str, Any]) -> None:
 def append(
     session: Session, envelope: Envelope, record: Record, now: datetime | None = None
 ) -> int | None:
-    """Add one event at the head of the chain, in the caller's transaction; return its
-    sequence, or None if this session already appended that event id (one event delivered on
-    two topics in one batch). Any well-formed event is recorded, known type or not;
+    """Add one event at the head of the chain, in the caller's transaction (its rows are
+    queued in the session's write buffer: written at the next flush, savepoint or commit);
+    return its sequence, or None if this session already appended that event id (one event
+    delivered on two topics in one batch). Any well-formed event is recorded, known type or not;
     PermanentError for one whose fields cannot be recorded faithfully."""
     data = envelope.data
     referral_id, actor = _referral_of(data), _actor_of(data)
@@ -248,10 +267,11 @@ def append(
         recorded,
         digest,
     )
-    conn = session.connection()
-    _run(
-        conn,
-        "entry",
+    # Entries, their organisations and the head are queued in the session's write buffer: the
+    # consumer writes a batch's entries with one executemany and the head once, at its end.
+    buffer = write_buffer(session)
+    buffer.add(
+        ENTRY,
         {
             "sequence": sequence,
             "event_id": envelope.id,
@@ -271,20 +291,10 @@ def append(
     )
     orgs = sorted(organisations_of(data))
     if orgs:
-        fastsql.execute_many(
-            conn, _STATEMENTS["org"], [{"organisation": o, "sequence": sequence} for o in orgs]
-        )
-    event_sequence = head.event_sequence if envelope.type == CHECKPOINT_TYPE else sequence
-    values = {"sequence": sequence, "hash": new_hash, "event_sequence": event_sequence}
-    if head.stored:
-        _run(conn, "head", {"head_id": 1, **values})
-    else:
-        _run(
-            conn,
-            "new head",
-            {"id": 1, "chain_id": head.chain_id, "checkpoint_sequence": 0, **values},
-        )
-        head.stored = True
-    head.sequence, head.hash, head.event_sequence = sequence, new_hash, event_sequence
+        buffer.extend(ENTRY_ORG, [{"organisation": o, "sequence": sequence} for o in orgs])
+    if envelope.type != CHECKPOINT_TYPE:
+        head.event_sequence = sequence
+    head.sequence, head.hash = sequence, new_hash
     head.appended.add(envelope.id)
+    buffer.on_flush(_HEAD_KEY, head.store)
     return sequence

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from rx_messaging import fastsql
 from sqlalchemy import Select, bindparam, func, literal_column, select
 from sqlalchemy.engine import Engine
 
-from . import fastsql
 from .chain import NONE, genesis
 from .checkpoints import Checkpoint, CheckpointsUnavailable
 from .tables import ENTRY, HEAD

@@ -23,6 +23,7 @@ from rx_contracts import (
     wrap,
 )
 from rx_contracts.topics import ROUTING_ESCALATIONS, ROUTING_SLA, provider_topic
+from rx_messaging.buffer import flush_buffer, write_buffer
 from rx_messaging.database import is_postgres
 from rx_messaging.outbox import add_to_outbox
 from sqlalchemy import func, update
@@ -30,6 +31,7 @@ from sqlmodel import Session, col, select
 
 from ..adapters.tables import CaseRow, ClockRow, table
 from ..domain.sla import Firing, SlaPolicy, due, next_fire, schedule
+from .cases import Case
 
 SOURCE = "/services/routing"
 _EVENT_IDS = uuid.UUID("6d1c1c55-5a3e-4b8e-9b53-0f3c2b7a51d0")
@@ -50,7 +52,7 @@ def event_id(clock_id: str, firing: str) -> str:
 
 def start(
     session: Session,
-    case: CaseRow,
+    case: Case,
     policy: SlaPolicy,
     kind: ClockKind,
     started_at: datetime,
@@ -67,29 +69,27 @@ def start(
         if acceptance
         else response_clock_id(case.referral_id)
     )
-    # A Core insert: clock rows are written once here and then changed by UPDATEs, so the
-    # ORM's bookkeeping would only cost time on the consumer's hot path.
-    session.connection().execute(
-        table(ClockRow).insert(),
-        [
-            {
-                "id": clock_id,
-                "referral_id": case.referral_id,
-                "kind": kind.value,
-                "attempt": case.attempt if acceptance else None,
-                "assigned_org": case.assigned_org if acceptance else None,
-                "provider_type": case.provider_type if acceptance else None,
-                "service_type": case.service_type,
-                "priority": case.priority,
-                "policy_id": policy.id,
-                "auto_reroute": policy.auto_reroute and acceptance,
-                "correlation_id": case.correlation_id,
-                "started_at": plan.started_at,
-                "deadline_at": plan.deadline,
-                "warn_at": plan.warn_at,
-                "next_fire_at": next_fire(plan.warn_at, False, plan.deadline, False),
-            }
-        ],
+    # Queued in the write buffer: the consumer writes a batch's new clocks with one
+    # executemany. Whatever changes clocks later (stop, resume) flushes the buffer first.
+    write_buffer(session).add(
+        table(ClockRow),
+        {
+            "id": clock_id,
+            "referral_id": case.referral_id,
+            "kind": kind.value,
+            "attempt": case.attempt if acceptance else None,
+            "assigned_org": case.assigned_org if acceptance else None,
+            "provider_type": case.provider_type if acceptance else None,
+            "service_type": case.service_type,
+            "priority": case.priority,
+            "policy_id": policy.id,
+            "auto_reroute": policy.auto_reroute and acceptance,
+            "correlation_id": case.correlation_id,
+            "started_at": plan.started_at,
+            "deadline_at": plan.deadline,
+            "warn_at": plan.warn_at,
+            "next_fire_at": next_fire(plan.warn_at, False, plan.deadline, False),
+        },
     )
 
 
@@ -97,6 +97,7 @@ def stop(
     session: Session, referral_id: str, kinds: list[ClockKind], reason: str, at: datetime
 ) -> None:
     """Stop the referral's running clocks of ``kinds`` (met, or no longer anyone's to meet)."""
+    flush_buffer(session)  # clocks started earlier in this transaction may still be queued
     clocks = table(ClockRow)
     session.connection().execute(
         update(clocks)
@@ -112,6 +113,7 @@ def stop(
 def resume_response(session: Session, referral_id: str) -> None:
     """A referral routed again after being unroutable: its response clock runs on to the
     original deadline (which may already have passed: then it breaches at once)."""
+    flush_buffer(session)
     clock = session.get(ClockRow, response_clock_id(referral_id))
     if clock is None or clock.stop_reason != "unroutable":
         return

@@ -31,8 +31,9 @@ from rx_contracts import (
     wrap,
 )
 from rx_contracts.topics import ROUTING_DECISIONS, ROUTING_ESCALATIONS, provider_topic
+from rx_messaging.buffer import flush_buffer, write_buffer
 from rx_messaging.consumer import PermanentError
-from rx_messaging.outbox import add_to_outbox
+from rx_messaging.outbox import queue_outbox
 from sqlmodel import Session
 
 from ..adapters import repository
@@ -41,6 +42,7 @@ from ..adapters.tables import CaseRow, DecisionRow, table
 from ..domain.clock import local_day
 from ..domain.model import Directory, ReferralFacts, Routed, decide
 from . import clocks
+from .cases import Case, NewCase
 
 SOURCE = "/services/routing"
 BOTH = [ClockKind.ACCEPTANCE, ClockKind.RESPONSE]
@@ -69,7 +71,7 @@ def route_referral_event(
             f"{envelope.type} for referral {payload.referral_id}, which routing never saw submitted"
         )
     if payload.provider_type is not None:
-        add_to_outbox(session, envelope, [provider_topic(payload.provider_type)])
+        queue_outbox(session, envelope, [provider_topic(payload.provider_type)])
     case.priority = payload.priority.value
     at = payload.occurred_at
     if isinstance(payload, ReferralAmended):
@@ -116,28 +118,27 @@ def _submitted(
     directory: Directory,
     now: datetime,
 ) -> None:
-    if session.get(CaseRow, payload.referral_id) is not None:
+    if repository.case_exists(session, payload.referral_id):
         return  # already routed under another event id: never route one referral twice
-    case = CaseRow(
+    case = NewCase(
         referral_id=payload.referral_id,
         service_type=payload.service_type.value,
         priority=payload.priority.value,
         postcode_district=payload.postcode_district,
         cohorts=_cohorts(payload.cohort.model_dump()),
-        declined_by=[],  # given, not defaulted: pydantic inspects a default_factory per call
         submitted_at=payload.submitted_at,
         correlation_id=envelope.correlationid,
     )
-    session.add(case)
     policy = directory.policy(payload.service_type, payload.priority)
     if policy is not None:
         clocks.start(session, case, policy, ClockKind.RESPONSE, payload.submitted_at)
     route(session, case, directory, envelope.correlationid, now)
+    repository.insert_case(session, case.row())
 
 
 def route(
     session: Session,
-    case: CaseRow,
+    case: Case,
     directory: Directory,
     correlation_id: str,
     now: datetime,
@@ -211,32 +212,32 @@ def route(
             detail=outcome.reason[:500],
             escalated_at=now,
         )
-        add_to_outbox(
+        queue_outbox(
             session,
             wrap(escalation, source=SOURCE, correlation_id=correlation_id, time=now),
             [ROUTING_ESCALATIONS],
         )
     envelope = wrap(payload, source=SOURCE, correlation_id=correlation_id, time=now)
-    session.connection().execute(
-        table(DecisionRow).insert(),
-        [
-            {
-                "id": decision_id,
-                "referral_id": case.referral_id,
-                "attempt": case.attempt,
-                "outcome": "routed" if isinstance(payload, ReferralRouted) else "unroutable",
-                "assigned_org": case.assigned_org,
-                "provider_type": case.provider_type,
-                "locality": payload.locality,
-                "rule_id": getattr(payload, "rule_id", None),
-                "rule_version": getattr(payload, "rule_version", None),
-                "reason": getattr(payload, "reason", None),
-                "decided_at": now,
-                "event_id": envelope.id,
-            }
-        ],
+    # Decision and outbox rows are queued in the write buffer (one executemany per table per
+    # batch); reading a decision back (_current_decision) flushes the buffer first.
+    write_buffer(session).add(
+        table(DecisionRow),
+        {
+            "id": decision_id,
+            "referral_id": case.referral_id,
+            "attempt": case.attempt,
+            "outcome": "routed" if isinstance(payload, ReferralRouted) else "unroutable",
+            "assigned_org": case.assigned_org,
+            "provider_type": case.provider_type,
+            "locality": payload.locality,
+            "rule_id": getattr(payload, "rule_id", None),
+            "rule_version": getattr(payload, "rule_version", None),
+            "reason": getattr(payload, "reason", None),
+            "decided_at": now,
+            "event_id": envelope.id,
+        },
     )
-    add_to_outbox(session, envelope, topics)
+    queue_outbox(session, envelope, topics)
 
 
 def _release(
@@ -255,7 +256,10 @@ def _release(
 
 
 def _current_decision(session: Session, case: CaseRow) -> DecisionRow | None:
-    return session.get(DecisionRow, case.decision_id) if case.decision_id else None
+    if not case.decision_id:
+        return None
+    flush_buffer(session)  # the decision may have been made earlier in this batch
+    return session.get(DecisionRow, case.decision_id)
 
 
 def _cohorts(flags: dict[str, bool]) -> list[str]:

@@ -1,0 +1,134 @@
+"""A poll batch is applied in one transaction, with decisions, clocks and outbox rows queued in
+the write buffer until the batch commits. A referral's whole journey inside one batch must end
+exactly as it does when each event is applied on its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from routing.adapters.tables import ClockRow, DecisionRow, OrganisationLoadRow
+from routing.bootstrap import Container
+from routing.service_layer.handlers import route_referral_event
+from rx_contracts import (
+    Envelope,
+    Outcome,
+    ProviderType,
+    ReferralAccepted,
+    ReferralCompleted,
+    ReferralRejected,
+    ReferralRerouted,
+    ReferralStarted,
+    ReferralStatus,
+    RejectionReason,
+)
+from rx_messaging.tables import OutboxMessage
+from sqlmodel import Session, col, func, select
+
+from .support import submitted, transition
+
+
+def journey(rid: str) -> list[Envelope]:
+    """Routed to RXA01, rejected, routed to RXA02, accepted, started, completed; then a second
+    referral made unroutable by ops and routed again (its response clock resumes)."""
+    other = f"{rid}-b"
+    return [
+        submitted(rid),
+        transition(
+            ReferralRejected, rid, rejected_by="RXA01", reason_code=RejectionReason.FAILED_CONTACT
+        ),
+        transition(
+            ReferralAccepted,
+            rid,
+            holder="RXA02",
+            status=ReferralStatus.ACCEPTED,
+            assigned_org="RXA02",
+        ),
+        transition(ReferralStarted, rid, holder="RXA02", status=ReferralStatus.IN_PROGRESS),
+        transition(
+            ReferralCompleted,
+            rid,
+            holder="RXA02",
+            status=ReferralStatus.COMPLETED,
+            outcome=Outcome.REMAINED_AT_HOME,
+        ),
+        submitted(other),
+        transition(ReferralRerouted, other, holder=None, target_org="NOPE1"),
+        transition(ReferralRerouted, other, holder=None, target_org="RAC02"),
+    ]
+
+
+def state(container: Container, rid: str) -> dict[str, Any]:
+    """What routing stored about a journey, without its random ids."""
+    ids = (rid, f"{rid}-b")
+    with Session(container.engine) as s:
+        decisions = s.exec(
+            select(DecisionRow)
+            .where(col(DecisionRow.referral_id).in_(ids))
+            .order_by(col(DecisionRow.referral_id), col(DecisionRow.attempt))
+        )
+        clocks = s.exec(
+            select(ClockRow)
+            .where(col(ClockRow.referral_id).in_(ids))
+            .order_by(col(ClockRow.referral_id), col(ClockRow.id))
+        )
+        outbox = s.exec(
+            select(OutboxMessage.topic, OutboxMessage.headers)
+            .where(col(OutboxMessage.key).in_([i.encode() for i in ids]))
+            .order_by(col(OutboxMessage.id))
+        )
+        return {
+            "decisions": [
+                (
+                    d.referral_id.removeprefix(rid),
+                    d.attempt,
+                    d.outcome,
+                    d.assigned_org,
+                    d.accepted_at is not None,
+                    d.release,
+                )
+                for d in decisions
+            ],
+            "clocks": [
+                (
+                    c.id.removeprefix(rid),
+                    c.assigned_org,
+                    c.stop_reason,
+                    c.next_fire_at,
+                    c.deadline_at,
+                )
+                for c in clocks
+            ],
+            "outbox": [(topic, dict(headers)["ce_type"]) for topic, headers in outbox],
+        }
+
+
+def loads(container: Container) -> dict[str, int]:
+    with Session(container.engine) as s:
+        return {row.ods_code: row.assigned for row in s.exec(select(OrganisationLoadRow))}
+
+
+def test_a_journey_in_one_batch_ends_as_it_does_event_by_event(container, deliver) -> None:
+    for envelope in journey("each"):
+        deliver(envelope)
+    after_each = loads(container)
+
+    with Session(container.engine) as session:  # one transaction, as the consumer's batch
+        for envelope in journey("batch"):
+            route_referral_event(session, envelope, container.directory, container.clock.now())
+        session.commit()
+
+    batched, each = state(container, "batch"), state(container, "each")
+    assert batched == each
+    assert [d[1:4] for d in each["decisions"]] == [
+        (1, "routed", "RXA01"),
+        (2, "routed", "RXA02"),
+        (1, "routed", "RXA01"),
+        (2, "unroutable", None),
+        (3, "routed", "RAC02"),
+    ]
+    assert any(topic == "routing.escalations.v1" for topic, _ in batched["outbox"])
+    # The same assignments again: every organisation's count moved by the same amount.
+    assert loads(container) == {org: 2 * n for org, n in after_each.items()}
+    with Session(container.engine) as s:
+        assert s.exec(select(func.count()).select_from(ClockRow)).one() == 2 * len(each["clocks"])
+    assert ProviderType.ACUTE.value in {t.split(".")[1] for t, _ in batched["outbox"]}
