@@ -4,6 +4,7 @@ referral is posted, its journey opens, and the figures' charts render."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,11 +84,11 @@ def test_the_console_shows_a_new_referral_live_and_charts_the_figures(
     page.wait_for_selector(f"{row}[title='rx.referrals.ReferralAccepted.v1']", timeout=WAIT_MS)
 
     page.click(f"{row} a.referral")
-    page.wait_for_function(
-        "[...document.querySelectorAll('#timeline tbody tr td:nth-child(2)')]"
-        ".some(cell => cell.textContent === 'ReferralAccepted')",
-        timeout=WAIT_MS,
-    )
+    # A selector, not wait_for_function: that evaluates a string in the page, which the
+    # console's Content-Security-Policy (no 'unsafe-eval') rightly refuses.
+    page.locator(
+        "#timeline tbody tr td:nth-child(2)", has_text=re.compile(r"^ReferralAccepted$")
+    ).first.wait_for(timeout=WAIT_MS)
     steps = page.locator("#timeline tbody tr td:nth-child(2)").all_inner_texts()
     assert "ReferralAccessed" in steps, "the team's read of the referral is on its timeline"
     journey = [step for step in steps if step != "ReferralAccessed"]
