@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from rx_contracts import CohortFlags, Outcome, Priority, ProviderType, ReferralStatus, ServiceType
+from rx_messaging import fastsql
 from sqlalchemy import Table, and_, or_
 from sqlmodel import Session, col, select
 
@@ -61,10 +62,11 @@ class ReferralRepository:
         """Write the aggregate's current state (called by the unit of work on commit)."""
         now = datetime.now(UTC)
         if referral.id in self._new:
-            # New: a Core insert, no load, no ORM bookkeeping (the hot path of POST /referrals).
-            self.session.connection().execute(
-                REFERRAL.insert(),
-                [{"id": referral.id, **_to_row_fields(referral), "updated_at": now}],
+            # New: straight to the driver (rx_messaging.fastsql), no load, no ORM bookkeeping
+            # and no Core statement set-up: the hot path of POST /referrals.
+            row = {"id": referral.id, **_to_row_fields(referral), "updated_at": now}
+            fastsql.execute(
+                self.session.connection(), fastsql.insert_into(REFERRAL, tuple(row)), row
             )
             self._new.discard(referral.id)
             return
@@ -76,9 +78,10 @@ class ReferralRepository:
         self.session.flush()  # before history rows that point at it
 
     def add_transitions(self, rows: list[dict[str, object]]) -> None:
-        """Append history lines (Core insert: they are never updated)."""
+        """Append history lines (straight to the driver: they are never updated)."""
         if rows:
-            self.session.connection().execute(TRANSITION.insert(), rows)
+            conn = self.session.connection()
+            fastsql.execute_many(conn, fastsql.insert_into(TRANSITION, tuple(rows[0])), rows)
 
     def history(self, referral_id: str) -> list[TransitionRow]:
         query = select(TransitionRow).where(TransitionRow.referral_id == referral_id)
