@@ -64,9 +64,9 @@ class ReferralRepository:
         if referral.id in self._new:
             # New: straight to the driver (rx_messaging.fastsql), no load, no ORM bookkeeping
             # and no Core statement set-up: the hot path of POST /referrals.
-            row = {"id": referral.id, **_to_row_fields(referral), "updated_at": now}
+            values = {"id": referral.id, **_to_row_fields(referral), "updated_at": now}
             fastsql.execute(
-                self.session.connection(), fastsql.insert_into(REFERRAL, tuple(row)), row
+                self.session.connection(), fastsql.insert_into(REFERRAL, tuple(values)), values
             )
             self._new.discard(referral.id)
             return
