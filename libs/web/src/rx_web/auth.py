@@ -7,6 +7,7 @@ request's state, where the rate limiter (per client) and :func:`rx_web.identity.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from enum import StrEnum
@@ -22,6 +23,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .problems import Problem, invalid_field
 from .settings import Environment
 from .tokens import KeysUnavailable, TokenError, TokenVerifier, VerifierConfig, identity_from_claims
+
+log = logging.getLogger(__name__)
 
 STATE_KEY = "rx_identity"
 """Where :class:`Authenticate` leaves an :class:`Identity` or the :class:`Problem` to answer."""
@@ -134,8 +137,19 @@ class Authenticate:
             outcome: Identity | Problem
             try:
                 outcome = await self.authenticator.authenticate(Headers(scope=scope))
+                log.debug(
+                    "%s %s: %s of %s, roles %s",
+                    scope["method"],
+                    scope["path"],
+                    outcome.client_id or "development identity",
+                    outcome.organisation,
+                    ",".join(sorted(outcome.roles)),
+                )
             except Problem as problem:
                 outcome = problem
+                log.debug(
+                    "%s %s: not authenticated: %s", scope["method"], scope["path"], problem.detail
+                )
             scope.setdefault("state", {})[STATE_KEY] = outcome
         await self.app(scope, receive, send)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -18,6 +19,8 @@ from .clients import Client, Registry, load_registry
 from .config import AUDIENCES, Settings, get_settings
 from .keys import KeyStore
 from .tokens import mint
+
+log = logging.getLogger(__name__)
 
 GRANT = "client_credentials"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -110,8 +113,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 f"client {client.client_id} may not call {audience!r}; "
                 f"it may call {sorted(client.audiences)}",
             )
-        access_token = mint(
-            client, audience, settings.url, keys.current(), settings.token_ttl_seconds
+        key = keys.current()
+        access_token = mint(client, audience, settings.url, key, settings.token_ttl_seconds)
+        log.debug(
+            "token for %s to call %s (key %s, %d s)",
+            client.client_id,
+            audience,
+            key.kid,
+            settings.token_ttl_seconds,
         )
         body = {
             "access_token": access_token,
