@@ -8,9 +8,12 @@ from datetime import date, datetime
 from typing import Any
 
 from rx_messaging import fastsql
-from sqlalchemy import bindparam, update
+from rx_messaging.buffer import write_buffer
+from sqlalchemy import bindparam, event, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 from .tables import CaseRow, DecisionRow, OrganisationLoadRow, table
@@ -35,17 +38,63 @@ _LOAD_DOWN = (
 
 
 def _load_up(insert: Any) -> Any:
-    """One more referral for an organisation's day, as one upsert (so two consumers cannot
-    lose an update)."""
+    """``added`` more referrals for an organisation's day, as one upsert that adds to what
+    is stored (so two consumers cannot lose each other's counts)."""
     statement = insert(_LOADS).values(
-        ods_code=bindparam("ods_code"), day=bindparam("day"), assigned=1
+        ods_code=bindparam("ods_code"), day=bindparam("day"), assigned=bindparam("added")
     )
     return statement.on_conflict_do_update(
-        index_elements=["ods_code", "day"], set_={"assigned": _LOADS.c.assigned + 1}
+        index_elements=["ods_code", "day"],
+        set_={"assigned": _LOADS.c.assigned + statement.excluded.assigned},
     )
 
 
 _LOAD_UP = {"postgresql": _load_up(postgresql.insert), "sqlite": _load_up(sqlite.insert)}
+
+_DAY_LOADS = "routing.day_loads"
+"""session.info key of the transaction's :class:`_DayLoads`."""
+
+
+class _DayLoads:
+    """Organisations' day loads as the session's transaction sees them, kept in memory so a
+    consumer's batch reads each (organisation, day) once and writes its additions with one
+    upsert per (organisation, day) when the write buffer flushes (before the batch, or a
+    record's savepoint, commits).
+
+    ``known`` is the stored count plus what this transaction added; ``added`` the additions not
+    written yet. A rollback (of a savepoint or of the transaction) forgets both: what was
+    added inside it is gone, and the counts are read again. A transaction's end forgets them
+    too: another process may move the counts between transactions. On PostgreSQL (read
+    committed) another consumer's commits are seen once per batch rather than once per event;
+    the counts themselves stay exact (the upsert adds)."""
+
+    def __init__(self) -> None:
+        self.known: dict[tuple[str, str], int] = {}
+        self.added: dict[tuple[str, str], int] = {}
+
+    def forget(self, *_: object) -> None:
+        self.known.clear()
+        self.added.clear()
+
+    def ended(self, _session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is None:  # the transaction, not a savepoint
+            self.forget()
+
+    def write(self, conn: Connection) -> None:
+        """Store the additions (a write-buffer flush hook)."""
+        if self.added:
+            rows = [{"ods_code": o, "day": d, "added": n} for (o, d), n in self.added.items()]
+            self.added = {}
+            fastsql.execute_many(conn, _LOAD_UP[conn.dialect.name], rows)
+
+
+def _day_loads(session: Session) -> _DayLoads:
+    loads: _DayLoads | None = session.info.get(_DAY_LOADS)
+    if loads is None:
+        loads = session.info[_DAY_LOADS] = _DayLoads()
+        event.listen(session, "after_soft_rollback", loads.forget)
+        event.listen(session, "after_transaction_end", loads.ended)
+    return loads
 
 
 def case_exists(session: Session, referral_id: str) -> bool:
@@ -60,21 +109,36 @@ def insert_case(session: Session, values: dict[str, Any]) -> None:
 
 
 def load_of(session: Session, ods_code: str, day: date) -> int:
-    """Referrals given to ``ods_code`` on local ``day`` and not declined by it."""
-    conn = session.connection()
-    row = fastsql.execute(conn, _LOAD_OF, {"ods_code": ods_code, "day": day.isoformat()}).fetchone()
-    return int(row[0]) if row and row[0] else 0
+    """Referrals given to ``ods_code`` on local ``day`` and not declined by it, as this
+    transaction sees them (read once per transaction, see :class:`_DayLoads`)."""
+    loads = _day_loads(session)
+    key = (ods_code, day.isoformat())
+    count = loads.known.get(key)
+    if count is None:
+        conn = session.connection()
+        row = fastsql.execute(conn, _LOAD_OF, {"ods_code": key[0], "day": key[1]}).fetchone()
+        stored = int(row[0]) if row and row[0] else 0
+        count = loads.known[key] = stored + loads.added.get(key, 0)  # plus what is unwritten
+    return count
 
 
 def add_load(session: Session, ods_code: str, day: date, change: int) -> None:
     """Count one more (``change`` 1) or one fewer (-1) referral for an organisation's day.
-    Written at once: the next referral of the batch reads it for the daily capacity."""
-    conn = session.connection()
-    params = {"ods_code": ods_code, "day": day.isoformat()}
+    One more is kept in memory and written when the write buffer flushes (the next referral
+    of the batch reads it from memory for the daily capacity); one fewer (a release, rare) is
+    written at once, after what was kept."""
+    loads = _day_loads(session)
+    key = (ods_code, day.isoformat())
     if change < 0:
-        fastsql.execute(conn, _LOAD_DOWN, params)
-    else:
-        fastsql.execute(conn, _LOAD_UP[conn.dialect.name], params)
+        conn = session.connection()
+        loads.write(conn)
+        fastsql.execute(conn, _LOAD_DOWN, {"ods_code": key[0], "day": key[1]})
+        loads.known.pop(key, None)  # read again when next needed
+        return
+    if key in loads.known:
+        loads.known[key] += change
+    loads.added[key] = loads.added.get(key, 0) + change
+    write_buffer(session).on_flush(_DAY_LOADS, loads.write)
 
 
 def decisions(
