@@ -140,6 +140,17 @@ def test_a_journey_in_one_batch_ends_as_it_does_event_by_event(container, delive
     assert ProviderType.ACUTE.value in {t.split(".")[1] for t, _ in batched["outbox"]}
 
 
+def test_a_referral_submitted_twice_in_one_batch_is_routed_once(container) -> None:
+    with Session(container.engine) as session:  # its case is still queued at the second
+        for envelope in (submitted("twice"), submitted("twice"), submitted("once")):
+            route_referral_event(session, envelope, container.directory, container.clock.now())
+        session.commit()
+
+    with Session(container.engine) as s:
+        routed = s.exec(select(DecisionRow.referral_id).order_by(DecisionRow.referral_id)).all()
+    assert routed == ["once", "twice"]
+
+
 def test_daily_capacity_holds_within_one_batch(container) -> None:
     """The day loads a batch adds are kept in memory until it commits: the next referral of the
     same batch must still see them."""
@@ -180,6 +191,7 @@ def test_a_batch_with_poison_counts_the_day_load_of_the_referrals_routed(contain
     events = [submitted(f"ok-{n}") for n in range(3)]
     events += [submitted("fails-late"), transition(ReferralAccepted, "never-submitted")]
     events += [submitted(f"ok-{n}") for n in range(3, 6)]
+    events.append(submitted("ok-1"))  # again, under a new event id: not routed twice
     InMemoryPublisher(broker).publish("referrals.events.v1", [tuple(encode(e)) for e in events])
 
     def handler(session: Session, envelope: Envelope, record: Record) -> None:
@@ -193,7 +205,7 @@ def test_a_batch_with_poison_counts_the_day_load_of_the_referrals_routed(contain
     )
     result = consumer.consume_once(0)
 
-    assert (result.applied, result.dead_lettered) == (6, 2)
+    assert (result.applied, result.dead_lettered) == (7, 2)
     assert len(broker.records("referrals.events.v1.dlq")) == 2
     with Session(container.engine) as s:
         routed = s.exec(

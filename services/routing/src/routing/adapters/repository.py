@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from rx_messaging import fastsql
-from rx_messaging.buffer import write_buffer
+from rx_messaging.buffer import flush_buffer, write_buffer
 from sqlalchemy import bindparam, event, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -51,67 +51,85 @@ def _load_up(insert: Any) -> Any:
 
 _LOAD_UP = {"postgresql": _load_up(postgresql.insert), "sqlite": _load_up(sqlite.insert)}
 
-_DAY_LOADS = "routing.day_loads"
-"""session.info key of the transaction's :class:`_DayLoads`."""
+_UNWRITTEN = "routing.unwritten"
+"""session.info key of the transaction's :class:`_Unwritten`."""
 
 
-class _DayLoads:
-    """Organisations' day loads as the session's transaction sees them, kept in memory so a
-    consumer's batch reads each (organisation, day) once and writes its additions with one
-    upsert per (organisation, day) when the write buffer flushes (before the batch, or a
-    record's savepoint, commits).
+class _Unwritten:
+    """What the session's transaction keeps in memory instead of writing at once, so a
+    consumer's batch writes it with one statement per table when the write buffer flushes
+    (before the batch, or a record's savepoint, commits):
 
-    ``known`` is the stored count plus what this transaction added; ``added`` the additions not
-    written yet. A rollback (of a savepoint or of the transaction) forgets both: what was
-    added inside it is gone, and the counts are read again. A transaction's end forgets them
-    too: another process may move the counts between transactions. On PostgreSQL (read
-    committed) another consumer's commits are seen once per batch rather than once per event;
-    the counts themselves stay exact (the upsert adds)."""
+    - ``known``: organisations' day loads, each read once (stored count plus what this
+      transaction added), and ``added``: the additions not written yet, one adding upsert per
+      (organisation, day) at the flush;
+    - ``cases``: referrals whose new case is queued in the write buffer (written at its flush).
+
+    A rollback (of a savepoint or of the transaction) forgets all of it: what was added or
+    queued inside it is gone (the buffer writes everything queued before a savepoint begins,
+    so nothing of an enclosing level is lost), and the counts are read again. A transaction's
+    end forgets it too: another process may move the counts between transactions. On
+    PostgreSQL (read committed) another consumer's commits are seen once per batch rather than
+    once per event; the counts themselves stay exact (the upsert adds)."""
 
     def __init__(self) -> None:
         self.known: dict[tuple[str, str], int] = {}
         self.added: dict[tuple[str, str], int] = {}
+        self.cases: set[str] = set()
 
     def forget(self, *_: object) -> None:
         self.known.clear()
         self.added.clear()
+        self.cases.clear()
 
     def ended(self, _session: Session, transaction: SessionTransaction) -> None:
         if transaction.parent is None:  # the transaction, not a savepoint
             self.forget()
 
-    def write(self, conn: Connection) -> None:
-        """Store the additions (a write-buffer flush hook)."""
+    def write_loads(self, conn: Connection) -> None:
+        """Store the day-load additions (a write-buffer flush hook)."""
         if self.added:
             rows = [{"ods_code": o, "day": d, "added": n} for (o, d), n in self.added.items()]
             self.added = {}
             fastsql.execute_many(conn, _LOAD_UP[conn.dialect.name], rows)
 
 
-def _day_loads(session: Session) -> _DayLoads:
-    loads: _DayLoads | None = session.info.get(_DAY_LOADS)
-    if loads is None:
-        loads = session.info[_DAY_LOADS] = _DayLoads()
-        event.listen(session, "after_soft_rollback", loads.forget)
-        event.listen(session, "after_transaction_end", loads.ended)
-    return loads
+def _unwritten(session: Session) -> _Unwritten:
+    kept: _Unwritten | None = session.info.get(_UNWRITTEN)
+    if kept is None:
+        kept = session.info[_UNWRITTEN] = _Unwritten()
+        event.listen(session, "after_soft_rollback", kept.forget)
+        event.listen(session, "after_transaction_end", kept.ended)
+    return kept
 
 
 def case_exists(session: Session, referral_id: str) -> bool:
-    """Whether routing has a case for ``referral_id`` (already routed under some event id)."""
+    """Whether routing has a case for ``referral_id`` (already routed under some event id),
+    stored or queued in this transaction."""
+    if referral_id in _unwritten(session).cases:
+        return True
     conn = session.connection()
     return fastsql.execute(conn, _CASE_EXISTS, {"referral_id": referral_id}).fetchone() is not None
 
 
 def insert_case(session: Session, values: dict[str, Any]) -> None:
-    """Store a new case at once (later events of the batch read and update it)."""
-    fastsql.execute(session.connection(), fastsql.insert_into(_CASES, tuple(values)), values)
+    """Queue a new case in the write buffer (one insert per batch); :func:`case_for_update`
+    writes it first if a later event of the batch needs it."""
+    write_buffer(session).add(_CASES, values)
+    _unwritten(session).cases.add(values["referral_id"])
+
+
+def case_for_update(session: Session, referral_id: str) -> CaseRow | None:
+    """The referral's case, locked for update (written first if still queued)."""
+    if referral_id in _unwritten(session).cases:
+        flush_buffer(session)
+    return session.get(CaseRow, referral_id, with_for_update=True)
 
 
 def load_of(session: Session, ods_code: str, day: date) -> int:
     """Referrals given to ``ods_code`` on local ``day`` and not declined by it, as this
-    transaction sees them (read once per transaction, see :class:`_DayLoads`)."""
-    loads = _day_loads(session)
+    transaction sees them (read once per transaction, see :class:`_Unwritten`)."""
+    loads = _unwritten(session)
     key = (ods_code, day.isoformat())
     count = loads.known.get(key)
     if count is None:
@@ -127,18 +145,18 @@ def add_load(session: Session, ods_code: str, day: date, change: int) -> None:
     One more is kept in memory and written when the write buffer flushes (the next referral
     of the batch reads it from memory for the daily capacity); one fewer (a release, rare) is
     written at once, after what was kept."""
-    loads = _day_loads(session)
+    loads = _unwritten(session)
     key = (ods_code, day.isoformat())
     if change < 0:
         conn = session.connection()
-        loads.write(conn)
+        loads.write_loads(conn)
         fastsql.execute(conn, _LOAD_DOWN, {"ods_code": key[0], "day": key[1]})
         loads.known.pop(key, None)  # read again when next needed
         return
     if key in loads.known:
         loads.known[key] += change
     loads.added[key] = loads.added.get(key, 0) + change
-    write_buffer(session).on_flush(_DAY_LOADS, loads.write)
+    write_buffer(session).on_flush(_UNWRITTEN, loads.write_loads)
 
 
 def decisions(

@@ -65,7 +65,7 @@ def route_referral_event(
         return
     if not isinstance(payload, ReferralTransitioned):
         return
-    case = session.get(CaseRow, payload.referral_id, with_for_update=True)
+    case = repository.case_for_update(session, payload.referral_id)
     if case is None:
         raise PermanentError(
             f"{envelope.type} for referral {payload.referral_id}, which routing never saw submitted"
