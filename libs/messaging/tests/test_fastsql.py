@@ -4,7 +4,6 @@ converting a value shared by several rows once, change nothing that is read back
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -14,17 +13,7 @@ from rx_messaging.database import make_engine
 from rx_messaging.outbox import OUTBOX
 from rx_messaging.tables import OutboxMessage
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, col, select
-
-from .conftest import TABLES
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    SQLModel.metadata.create_all(engine, tables=TABLES)
-    yield engine
-    engine.dispose()
+from sqlmodel import Session, col, select
 
 
 def instants(n: int) -> list[datetime]:
