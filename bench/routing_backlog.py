@@ -41,7 +41,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import CpuMeter, add_quiet_arguments, wait_for_quiet
+from pyspy import print_heaviest
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 0.50
@@ -77,24 +78,33 @@ def broker(bootstrap: str | None, workdir: Path) -> Iterator[tuple[str, list[int
         started.stop()
 
 
-def produce(bootstrap: str, topic: str, count: int) -> None:
+def referral_records(count: int) -> Iterator[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    """``count`` ReferralSubmitted events as (key, value, headers): urgent community response
+    over every demo postcode district, some stat, a cohort flag on some, submitted over the
+    last ``count`` milliseconds (distinct instants, as real submissions)."""
     from rx_contracts import CohortFlags, Priority, encode, examples, wrap
+
+    now = datetime.now(UTC)
+    for i in range(count):
+        payload = examples.referral_submitted(
+            f"bench-{uuid.uuid4()}",
+            postcode_district=DISTRICTS[i % len(DISTRICTS)],
+            priority=Priority.URGENT if i % 4 else Priority.STAT,
+            cohort=CohortFlags(frailty=i % 5 == 0, end_of_life=i % 50 == 0),
+            submitted_at=now - timedelta(milliseconds=count - i),
+        )
+        yield tuple(encode(wrap(payload, source="/bench")))  # type: ignore[misc]
+
+
+def produce(bootstrap: str, topic: str, count: int) -> None:
     from rx_messaging.kafka import KafkaPublisher
 
     publisher = KafkaPublisher(bootstrap, client_id="bench-producer", linger_ms=20)
-    now = datetime.now(UTC)
     batch: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
     try:
         with tqdm(total=count, unit="event", desc="producing", file=sys.stdout) as bar:
-            for i in range(count):
-                payload = examples.referral_submitted(
-                    f"bench-{uuid.uuid4()}",
-                    postcode_district=DISTRICTS[i % len(DISTRICTS)],
-                    priority=Priority.URGENT if i % 4 else Priority.STAT,
-                    cohort=CohortFlags(frailty=i % 5 == 0, end_of_life=i % 50 == 0),
-                    submitted_at=now,
-                )
-                batch.append(tuple(encode(wrap(payload, source="/bench"))))  # type: ignore[arg-type]
+            for i, record in enumerate(referral_records(count)):
+                batch.append(record)
                 if len(batch) == 2000 or i == count - 1:
                     publisher.publish(topic, batch, timeout=60)
                     bar.update(len(batch))
@@ -241,23 +251,7 @@ def profile(bootstrap: str, topic: str, count: int, workdir: Path, out: Path) ->
         ],
         check=True,
     )
-    totals: dict[str, int] = {}
-    own: dict[str, int] = {}
-    samples = 0
-    for line in raw.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        frames = stack.split(";")
-        samples += int(n)
-        for frame in set(frames):
-            totals[frame] = totals.get(frame, 0) + int(n)
-        own[frames[-1]] = own.get(frames[-1], 0) + int(n)
-    print(f"\n{samples} samples; heaviest functions (inclusive %), then self time:")
-    for frame, n in sorted(totals.items(), key=lambda kv: -kv[1])[:40]:
-        print(f"  {100 * n / samples:5.1f}%  {frame}")
-    print()
-    for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:20]:
-        print(f"  {100 * n / samples:5.1f}%  {frame}")
-    print(f"collapsed stacks: {raw}")
+    print_heaviest(raw)
 
 
 def chart(rounds: list[dict[str, Any]], summary: dict[str, Any], path: Path) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,15 @@ def engine(tmp_path: Path) -> Engine:
     engine = make_engine(f"sqlite:///{tmp_path / 'service.db'}")
     SQLModel.metadata.create_all(engine, tables=TABLES)
     return engine
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Engine]:
+    """A fresh database on SQLite and on PostgreSQL (``database_url`` is parametrized)."""
+    engine = make_engine(database_url)
+    SQLModel.metadata.create_all(engine, tables=TABLES)
+    yield engine
+    engine.dispose()
 
 
 def make_event(referral_id: str = "r-1") -> Envelope:

@@ -4,29 +4,16 @@ stores them, at every transaction boundary, and leave with their rollback."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from rx_messaging.buffer import write_buffer
-from rx_messaging.database import make_engine
 from rx_messaging.outbox import OUTBOX
 from rx_messaging.tables import OutboxMessage
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import Session, SQLModel, col, select
-
-from .conftest import TABLES
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    SQLModel.metadata.create_all(engine, tables=TABLES)
-    yield engine
-    engine.dispose()
+from sqlmodel import Session, col, select
 
 
 def outbox_row(event_id: str, topic: str = "t.v1") -> dict[str, Any]:

@@ -8,6 +8,8 @@ from typing import Any
 
 from routing.adapters.tables import ClockRow, DecisionRow, OrganisationLoadRow
 from routing.bootstrap import Container
+from routing.entrypoints.workers import handle_referral_event
+from routing.service_layer import admin
 from routing.service_layer.handlers import route_referral_event
 from rx_contracts import (
     Envelope,
@@ -20,7 +22,11 @@ from rx_contracts import (
     ReferralStarted,
     ReferralStatus,
     RejectionReason,
+    encode,
 )
+from rx_messaging.consumer import InboxConsumer, PermanentError
+from rx_messaging.fake import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
+from rx_messaging.records import Record
 from rx_messaging.tables import OutboxMessage
 from sqlmodel import Session, col, func, select
 
@@ -132,3 +138,78 @@ def test_a_journey_in_one_batch_ends_as_it_does_event_by_event(container, delive
     with Session(container.engine) as s:
         assert s.exec(select(func.count()).select_from(ClockRow)).one() == 2 * len(each["clocks"])
     assert ProviderType.ACUTE.value in {t.split(".")[1] for t, _ in batched["outbox"]}
+
+
+def test_a_referral_submitted_twice_in_one_batch_is_routed_once(container) -> None:
+    with Session(container.engine) as session:  # its case is still queued at the second
+        for envelope in (submitted("twice"), submitted("twice"), submitted("once")):
+            route_referral_event(session, envelope, container.directory, container.clock.now())
+        session.commit()
+
+    with Session(container.engine) as s:
+        routed = s.exec(select(DecisionRow.referral_id).order_by(DecisionRow.referral_id)).all()
+    assert routed == ["once", "twice"]
+
+
+def test_daily_capacity_holds_within_one_batch(container) -> None:
+    """The day loads a batch adds are kept in memory until it commits: the next referral of the
+    same batch must still see them."""
+    with Session(container.engine) as s:
+        team = admin.get_organisation(s, "RXA01")
+        admin.replace_organisation(
+            s,
+            admin.OrganisationData(
+                team.ods_code, team.name, ProviderType(team.provider_type), team.localities, None, 2
+            ),
+        )
+    with Session(container.engine) as session:
+        for n in range(5):
+            route_referral_event(
+                session, submitted(f"cap-{n}"), container.directory, container.clock.now()
+            )
+        session.commit()
+
+    with Session(container.engine) as s:
+        assigned = dict(
+            s.exec(
+                select(DecisionRow.referral_id, DecisionRow.assigned_org).where(
+                    col(DecisionRow.referral_id).startswith("cap-")
+                )
+            ).all()
+        )
+    assert sorted(assigned.values()).count("RXA01") == 2
+    assert loads(container) == {"RXA01": 2, "RXA02": 3}
+
+
+def test_a_batch_with_poison_counts_the_day_load_of_the_referrals_routed(container) -> None:
+    """One record fails after routing its referral (its load already counted in memory), one
+    is a transition for a referral never submitted: the batch is applied again record by
+    record, both go to the DLQ, and the day load counts exactly the referrals routed."""
+    broker = InMemoryBroker()
+    broker.create_topic("referrals.events.v1", 1)
+    broker.create_topic("referrals.events.v1.dlq", 1)
+    events = [submitted(f"ok-{n}") for n in range(3)]
+    events += [submitted("fails-late"), transition(ReferralAccepted, "never-submitted")]
+    events += [submitted(f"ok-{n}") for n in range(3, 6)]
+    events.append(submitted("ok-1"))  # again, under a new event id: not routed twice
+    InMemoryPublisher(broker).publish("referrals.events.v1", [tuple(encode(e)) for e in events])
+
+    def handler(session: Session, envelope: Envelope, record: Record) -> None:
+        handle_referral_event(container, session, envelope, record)
+        if envelope.subject == "fails-late":
+            raise PermanentError("fails after its referral was routed")
+
+    source = InMemoryRecordSource(broker, "routing", topics=["referrals.events.v1"])
+    consumer = InboxConsumer(
+        "routing", source, container.engine, handler, InMemoryPublisher(broker)
+    )
+    result = consumer.consume_once(0)
+
+    assert (result.applied, result.dead_lettered) == (7, 2)
+    assert len(broker.records("referrals.events.v1.dlq")) == 2
+    with Session(container.engine) as s:
+        routed = s.exec(
+            select(func.count()).select_from(DecisionRow).where(DecisionRow.outcome == "routed")
+        ).one()
+    assert routed == 6
+    assert sum(loads(container).values()) == 6

@@ -1,12 +1,18 @@
 """Running a few fixed statements without SQLAlchemy's per-call work, on the consumers' hot
 paths (a handler's lookups, the write buffer's inserts, the audit chain's scan).
 
-A statement is compiled once per dialect. Each call then converts its parameters with the
-bind processors SQLAlchemy itself would use (dates to SQLite's text form, JSON columns to
+A statement is compiled once per dialect. Each call then converts its parameters to exactly
+what SQLAlchemy's own bind processors would give (dates to SQLite's text form, JSON columns to
 text, …) and hands the SQL straight to the driver's cursor, on the connection's DBAPI
 connection and so in its transaction. Skipped, and the reason this is fast: statement-cache
 lookups, parameter set-up, result wrapping, engine events and exception wrapping (driver
 errors arrive as the driver raised them). Rows come back as the driver's tuples, unconverted.
+
+The conversions are SQLAlchemy's, except for the commonest values of the hot paths' column
+types, which take a shortcut to the same result (:func:`_shortcut`: an aware UTC datetime
+straight to SQLite's text form, bytes to SQLite as they are); an ``executemany`` converts each
+value object once, however many of its rows hold it (a batch's rows share instants and
+headers).
 """
 
 from __future__ import annotations
@@ -15,12 +21,15 @@ import functools
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert
+from sqlalchemy import LargeBinary, Table, bindparam, insert
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeEngine
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 Processor = Callable[[Any], Any]
 
@@ -51,6 +60,29 @@ class Compiled:
             return values
         return dict(zip(self.names, values, strict=True))
 
+    def params_many(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """:meth:`params` of each row, converting each value object once: rows of one batch
+        share objects (an event's instant in several columns and rows, one header list in
+        each topic's outbox row). Keyed on identity, so it holds for any column type: every
+        value stays alive (in ``rows``) until the call returns, so no id is reused."""
+        if not self._convert:
+            return [self.params(row) for row in rows]
+        pick, defaults, convert = self._pick, self.defaults, self._convert
+        done: dict[int, Any] = {}
+        out = []
+        for row in rows:
+            values = list(pick({**defaults, **row} if defaults else row))
+            for index, process in convert:
+                value = values[index]
+                if value is not None:
+                    key = id(value)
+                    converted = done.get(key, done)
+                    if converted is done:
+                        converted = done[key] = process(value)
+                    values[index] = converted
+            out.append(values if self.positional else dict(zip(self.names, values, strict=True)))
+        return out
+
     @functools.cached_property
     def _pick(self) -> Callable[[Mapping[str, Any]], Sequence[Any]]:
         if len(self.names) > 1:
@@ -72,10 +104,60 @@ def compiled(statement: ClauseElement, dialect: Dialect) -> Compiled:
     # Rendered parameter name → its bind (anonymous binds are renamed when rendered).
     binds = {name: bind for bind, name in result.bind_names.items()}
     names = tuple(result.positiontup or binds)
-    processors = tuple(
-        binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-    )
+    processors = tuple(_processor(binds[name].type, dialect) for name in names)
     return Compiled(result.string, names, positional, dict(result.params), processors)
+
+
+def _processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor | None:
+    """How a value of ``type_`` goes to ``dialect``'s driver: SQLAlchemy's bind processor, or
+    a shortcut to the same result for the commonest values."""
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    if process is None:
+        return None
+    shortcut = _shortcut(type_, dialect, process)
+    return process if shortcut is None else shortcut
+
+
+_SQLITE_TEXT_SAMPLES = (
+    datetime(2026, 11, 22, 9, 30, 15, 123456, tzinfo=UTC),
+    datetime(2026, 3, 29, 1, 0, tzinfo=UTC),  # whole seconds: SQLite's form still has .000000
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(2026, 7, 1, 12, 0, 0, 5, tzinfo=timezone(timedelta(hours=1))),
+)
+
+
+def _shortcut(type_: TypeEngine[Any], dialect: Dialect, process: Processor) -> Processor | None:
+    """A faster ``process`` for the values the hot paths bind most, anything else handed to
+    ``process`` itself; None where there is none. Each shortcut is checked against
+    ``process`` on sample values when the statement is compiled (a SQLAlchemy upgrade that
+    changed the stored form would quietly fall back to SQLAlchemy's own conversion)."""
+    if dialect.name != "sqlite":
+        return None
+    shortcut: Processor
+    if isinstance(type_, UTCDateTime):
+
+        def shortcut(value: Any) -> Any:
+            # SQLAlchemy: to UTC (UTCDateTime), then "%04d-%02d-%02d %02d:%02d:%02d.%06d".
+            if value.__class__ is datetime and value.utcoffset() is not None:
+                if value.tzinfo is not UTC:
+                    value = value.astimezone(UTC)
+                return value.isoformat(" ", "microseconds")[:26]
+            return process(value)  # naive (refused), a date, a subclass: SQLAlchemy decides
+
+        samples: tuple[Any, ...] = _SQLITE_TEXT_SAMPLES
+    elif isinstance(type_, LargeBinary):
+
+        def shortcut(value: Any) -> Any:
+            # SQLAlchemy wraps bytes in a memoryview (sqlite3.Binary); SQLite stores bytes as
+            # the same BLOB.
+            return value if value.__class__ is bytes else process(value)
+
+        samples = ()
+    else:
+        return None
+    if any(shortcut(sample) != process(sample) for sample in samples):
+        return None
+    return shortcut
 
 
 @functools.cache
@@ -104,7 +186,7 @@ def execute_many(
     """Run ``statement`` once per row, in one driver call."""
     if rows:
         query = compiled(statement, conn.dialect)
-        cursor(conn).executemany(query.sql, [query.params(row) for row in rows])
+        cursor(conn).executemany(query.sql, query.params_many(rows))
 
 
 def fetch_tuples(

@@ -12,8 +12,8 @@ from ..adapters.tables import CaseRow
 @dataclass
 class NewCase:
     """A submitted referral's case while it is first routed: the same fields as
-    :class:`CaseRow`, stored with one insert once routing has decided (an ORM object would
-    cost more to build and flush than routing the referral)."""
+    :class:`CaseRow`, queued in the write buffer once routing has decided (one insert per
+    batch; an ORM object would cost more to build and flush than routing the referral)."""
 
     referral_id: str
     service_type: str

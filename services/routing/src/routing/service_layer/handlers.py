@@ -65,7 +65,7 @@ def route_referral_event(
         return
     if not isinstance(payload, ReferralTransitioned):
         return
-    case = session.get(CaseRow, payload.referral_id, with_for_update=True)
+    case = repository.case_for_update(session, payload.referral_id)
     if case is None:
         raise PermanentError(
             f"{envelope.type} for referral {payload.referral_id}, which routing never saw submitted"
@@ -164,8 +164,16 @@ def route(
     decision_id = str(uuid.uuid4())
     case.decision_id = decision_id
     payload: ReferralRouted | ReferralUnroutable
+    # The decision row's fields, from the outcome (reading absent fields off the payload
+    # model costs a pydantic AttributeError each).
+    rule_id: str | None = None
+    rule_version: int | None = None
+    reason: str | None = None
     if isinstance(outcome, Routed):
         org = outcome.organisation
+        if outcome.rule:
+            rule_id = f"{outcome.locality}/{outcome.rule.id}"
+            rule_version = outcome.rule_set_version
         payload = ReferralRouted(
             referral_id=case.referral_id,
             decision_id=decision_id,
@@ -175,8 +183,8 @@ def route(
             service_type=facts.service_type,
             priority=facts.priority,
             locality=outcome.locality,
-            rule_id=f"{outcome.locality}/{outcome.rule.id}" if outcome.rule else None,
-            rule_version=outcome.rule_set_version if outcome.rule else None,
+            rule_id=rule_id,
+            rule_version=rule_version,
             routed_at=now,
         )
         topics = [ROUTING_DECISIONS, provider_topic(org.provider_type)]
@@ -190,13 +198,14 @@ def route(
         if was_unroutable:
             clocks.resume_response(session, case.referral_id)
     else:
+        reason = outcome.reason[:500]
         payload = ReferralUnroutable(
             referral_id=case.referral_id,
             decision_id=decision_id,
             service_type=facts.service_type,
             priority=facts.priority,
             locality=outcome.locality,
-            reason=outcome.reason[:500],
+            reason=reason,
             decided_at=now,
         )
         topics = [ROUTING_DECISIONS]
@@ -209,7 +218,7 @@ def route(
             service_type=facts.service_type,
             priority=facts.priority,
             locality=outcome.locality,
-            detail=outcome.reason[:500],
+            detail=reason,
             escalated_at=now,
         )
         queue_outbox(
@@ -226,13 +235,13 @@ def route(
             "id": decision_id,
             "referral_id": case.referral_id,
             "attempt": case.attempt,
-            "outcome": "routed" if isinstance(payload, ReferralRouted) else "unroutable",
+            "outcome": "routed" if isinstance(outcome, Routed) else "unroutable",
             "assigned_org": case.assigned_org,
             "provider_type": case.provider_type,
-            "locality": payload.locality,
-            "rule_id": getattr(payload, "rule_id", None),
-            "rule_version": getattr(payload, "rule_version", None),
-            "reason": getattr(payload, "reason", None),
+            "locality": outcome.locality,
+            "rule_id": rule_id,
+            "rule_version": rule_version,
+            "reason": reason,
             "decided_at": now,
             "event_id": envelope.id,
         },
