@@ -78,7 +78,14 @@ def live_api(settings: Settings) -> Iterator[str]:
     app = create_app(settings)
     [port] = free_ports(1)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            log_config=None,  # as rx_web.server: no dictConfig that cuts uvicorn off the root
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
