@@ -81,13 +81,22 @@ def broker(bootstrap: str | None, workdir: Path) -> Iterator[tuple[str, list[int
 def referral_records(count: int) -> Iterator[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
     """``count`` ReferralSubmitted events as (key, value, headers): urgent community response
     over every demo postcode district, some stat, a cohort flag on some, submitted over the
-    last ``count`` milliseconds (distinct instants, as real submissions)."""
+    last ``count`` milliseconds (distinct instants, as real submissions). Referral ids are
+    made the way the referrals service makes them (``rx_contracts.new_id``; random UUIDs for
+    a revision from before it existed, measured with ``--ref``)."""
     from rx_contracts import CohortFlags, Priority, encode, examples, wrap
+
+    try:
+        from rx_contracts import new_id
+    except ImportError:  # a revision from before version 7 ids
+
+        def new_id() -> str:
+            return str(uuid.uuid4())
 
     now = datetime.now(UTC)
     for i in range(count):
         payload = examples.referral_submitted(
-            f"bench-{uuid.uuid4()}",
+            new_id(),
             postcode_district=DISTRICTS[i % len(DISTRICTS)],
             priority=Priority.URGENT if i % 4 else Priority.STAT,
             cohort=CohortFlags(frailty=i % 5 == 0, end_of_life=i % 50 == 0),

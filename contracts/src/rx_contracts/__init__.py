@@ -22,6 +22,7 @@ from .events import (
     ReferralUnroutable,
 )
 from .identity import Identity, Role
+from .ids import new_id
 from .payload import Payload
 from .sla import (
     ClockKind,
@@ -83,5 +84,6 @@ __all__ = [
     "SlaWarning",
     "decode",
     "encode",
+    "new_id",
     "wrap",
 ]

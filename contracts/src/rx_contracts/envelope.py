@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .events import EVENT_TYPES
+from .ids import new_id
 from .payload import Payload
 
 SPEC_VERSION = "1.0"
@@ -97,7 +98,7 @@ def wrap(
     """Put a payload in an envelope; the subject (and Kafka key) is the payload's key: its
     referral id for referral events."""
     return Envelope(
-        id=event_id or str(uuid.uuid4()),
+        id=event_id or new_id(),
         type=payload.EVENT_TYPE,
         source=source,
         time=time or datetime.now(UTC),

@@ -4,10 +4,9 @@ so a read that returned data is always on the audit stream too."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
-from rx_contracts import AccessedData, ReferralAccessed, wrap
+from rx_contracts import AccessedData, ReferralAccessed, new_id, wrap
 from rx_contracts.topics import REFERRAL_ACCESS
 from rx_messaging.outbox import add_to_outbox
 
@@ -27,7 +26,7 @@ def record_access(
     """Stage the record and its event in ``uow``'s open transaction; the caller commits."""
     event = ReferralAccessed(
         referral_id=referral_id,
-        access_id=str(uuid.uuid4()),
+        access_id=new_id(),
         actor=caller.actor,
         client_id=caller.client_id,
         roles=sorted(caller.roles),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +19,7 @@ from rx_contracts import (
     ReferralUnroutable,
     ServiceType,
     SlaBreached,
+    new_id,
 )
 
 from ..adapters.repository import View, WorklistQuery
@@ -53,7 +53,7 @@ def submit_referral(
     """Store a new referral and stage its ReferralSubmitted event, in one transaction."""
     with uow:
         referral = Referral.submit(
-            referral_id=str(uuid.uuid4()),
+            referral_id=new_id(),
             caller=caller,
             referrer_org=cmd.referrer_org,
             patient=cmd.patient,
@@ -198,7 +198,7 @@ def add_attachment(
         if referral.status in TERMINAL:
             raise IllegalTransition(f"cannot attach to a {referral.status.value} referral", [])
         row = AttachmentRow(
-            id=str(uuid.uuid4()),
+            id=new_id(),
             referral_id=referral_id,
             filename=filename,
             content_type=media_type,

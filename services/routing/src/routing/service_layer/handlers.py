@@ -4,7 +4,6 @@ in one transaction, one after another)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from rx_contracts import (
@@ -28,6 +27,7 @@ from rx_contracts import (
     ReferralUnroutable,
     RerouteReason,
     ServiceType,
+    new_id,
     wrap,
 )
 from rx_contracts.topics import ROUTING_DECISIONS, ROUTING_ESCALATIONS, provider_topic
@@ -161,7 +161,7 @@ def route(
     )
     outcome = decide(facts, directory, now, lambda org, day: repository.load_of(session, org, day))
     case.attempt += 1
-    decision_id = str(uuid.uuid4())
+    decision_id = new_id()
     case.decision_id = decision_id
     payload: ReferralRouted | ReferralUnroutable
     # The decision row's fields, from the outcome (reading absent fields off the payload
