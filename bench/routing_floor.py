@@ -9,7 +9,8 @@ Routing reads each record like the plain consumer does, and then, at the very le
              validated ReferralRouted and serialises it (Rust model_dump_json);
   storage    stores what the design requires per event, with no ORM and no SQLAlchemy: raw
              sqlite3 executemany, batches of 500, one commit per batch, into the routing
-             schema as migrated (its indexes included): the case, the decision, two SLA clocks,
+             schema as migrated (its indexes included), ids made as the services make them
+             (UUID version 7, ``rx_contracts.new_id``): the case, the decision, two SLA clocks,
              the event's outbox row for each of its two topics and the inbox row; the day load
              once per batch.
 
@@ -37,6 +38,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rx_contracts import new_id
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from routing_backlog import TARGET_RATIO, broker, produce, run_baseline
 
@@ -46,10 +49,10 @@ TOPICS = ("routing.decisions.v1", "provider.rapid-response.v1")
 
 def records(count: int) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
     """``count`` ReferralSubmitted records as they travel on Kafka."""
-    from rx_contracts import encode, examples, wrap
+    from rx_contracts import encode, examples, new_id, wrap
 
     return [
-        tuple(encode(wrap(examples.referral_submitted(f"floor-{uuid.uuid4()}"), source="/bench")))  # type: ignore[misc]
+        tuple(encode(wrap(examples.referral_submitted(new_id()), source="/bench")))  # type: ignore[misc]
         for _ in range(count)
     ]
 
@@ -91,7 +94,7 @@ def fresh_schema(path: Path) -> None:
 
 
 def event_rows(i: int, now: str, value: bytes, headers: str) -> tuple[Any, ...]:
-    rid, did, eid, cid = (str(uuid.uuid4()) for _ in range(4))
+    rid, did, eid, cid = (new_id() for _ in range(4))
     case = (
         rid,
         "urgent-community-response",
@@ -149,7 +152,7 @@ def event_rows(i: int, now: str, value: bytes, headers: str) -> tuple[Any, ...]:
         for kind in ("acceptance", "response")
     ]
     outbox = [(eid, topic, rid.encode(), value, headers, now, None) for topic in TOPICS]
-    inbox = ("routing", str(uuid.uuid4()), "referrals.events.v1", 0, i, now)
+    inbox = ("routing", new_id(), "referrals.events.v1", 0, i, now)
     return case, decision, clocks, outbox, inbox
 
 
