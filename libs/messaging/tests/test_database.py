@@ -77,6 +77,14 @@ def test_checkpointer_starts_with_the_first_commit_and_ends_with_the_engine(
     engine.dispose()
     mine.join(timeout=5)
     assert not mine.is_alive()
+    # A disposed engine still works; used again, it checkpoints again.
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    (again,) = set(checkpointers()) - before
+    assert again is not mine and again.is_alive()
+    engine.dispose()
+    again.join(timeout=5)
+    assert not again.is_alive()
 
 
 def test_checkpointer_never_recreates_a_removed_database(tmp_path: Path) -> None:

@@ -110,7 +110,7 @@ class _Checkpointer:
     ms (median ~7) once per RESTART_FRAMES. Automatic checkpoints stay on at a
     higher threshold (INLINE_CHECKPOINT_PAGES) in case this thread ever falls behind.
     The thread starts with the first commit and ends when the engine is disposed or
-    collected."""
+    collected; a disposed engine that commits again gets a new one."""
 
     def __init__(self, path: str, lock: threading.Lock) -> None:
         self._path = path
@@ -121,25 +121,32 @@ class _Checkpointer:
         self._thread: threading.Thread | None = None
 
     def committed(self) -> None:
-        if self._thread is None:
-            with self._start:
-                if self._thread is None and not self._stopped.is_set():
-                    self._thread = threading.Thread(
-                        target=self._run,
-                        name=f"wal-checkpoint {Path(self._path).name}",
-                        daemon=True,
-                    )
-                    self._thread.start()
+        if self._thread is None or self._stopped.is_set():
+            self._start_thread()
         self._wake.set()
+
+    def _start_thread(self) -> None:
+        with self._start:
+            if self._thread is None or self._stopped.is_set():
+                # Each thread gets its own stop signal: one stopping (the engine disposed)
+                # never stops the next (the disposed engine used again).
+                self._stopped = stopped = threading.Event()
+                self._thread = threading.Thread(
+                    target=self._run,
+                    args=(stopped,),
+                    name=f"wal-checkpoint {Path(self._path).name}",
+                    daemon=True,
+                )
+                self._thread.start()
 
     def stop(self) -> None:
         self._stopped.set()
         self._wake.set()
 
-    def _run(self) -> None:
+    def _run(self, stopped: threading.Event) -> None:
         while True:
             self._wake.wait()
-            if self._stopped.is_set():
+            if stopped.is_set():
                 return
             self._wake.clear()
             frames = self.checkpoint()
@@ -153,7 +160,7 @@ class _Checkpointer:
                     self.checkpoint()
                 finally:
                     self._lock.release()
-            if self._stopped.wait(CHECKPOINT_INTERVAL_S):
+            if stopped.wait(CHECKPOINT_INTERVAL_S):
                 return
 
     def checkpoint(self) -> int:
