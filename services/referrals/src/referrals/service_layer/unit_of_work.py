@@ -15,9 +15,11 @@ from typing import Any
 
 from rx_contracts import wrap
 from rx_contracts.topics import REFERRAL_EVENTS
+from rx_messaging import fastsql
 from rx_messaging.outbox import insert_outbox_rows, outbox_rows
 from sqlalchemy import Table
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from ..adapters.repository import ReferralRepository
@@ -119,7 +121,12 @@ class UnitOfWork:
         if claim is not None:
             # Inserting the key is what claims it: a concurrent or earlier use makes this fail
             # with IntegrityError, and the caller answers with the stored response instead.
-            self.session.connection().execute(IDEMPOTENCY.insert(), [claim])
+            conn = self.session.connection()
+            try:
+                fastsql.execute(conn, fastsql.insert_into(IDEMPOTENCY, tuple(claim)), claim)
+            except conn.dialect.loaded_dbapi.IntegrityError as exc:
+                # Straight to the driver (rx_messaging.fastsql), which does not wrap its errors.
+                raise IntegrityError("claiming the Idempotency-Key", None, exc) from exc
         if self._owns_session:
             self.session.commit()
         else:
