@@ -15,8 +15,7 @@ from sqlmodel import create_engine
 
 BUSY_TIMEOUT_S = 30
 CHECKPOINT_INTERVAL_S = 0.2
-# Past this many frames (8 MB of 4 KB pages) the WAL is
-# started over (see _Checkpointer._run).
+# Past this many frames (8 MB of 4 KB pages) the WAL is started over (see _Checkpointer._run).
 RESTART_FRAMES = 2048
 # Inline checkpoints only as a safety net, should the background checkpointer fall behind:
 # 10,000 pages (~40 MB of WAL) instead of SQLite's default of 1,000.
@@ -107,7 +106,7 @@ class _Checkpointer:
     CHECKPOINT_INTERVAL_S after commits, on its own short-lived connection; the Python
     sqlite3 module releases the GIL while it runs. Measured at 150 POST/s: the transaction
     lock used to be held 25-35 ms per automatic checkpoint, ~3 times a second; now a few
-    ms (median ~7) once per RESTART_FRAMES. Automatic checkpoints stay on at a
+    ms (median 7-8) once per RESTART_FRAMES. Automatic checkpoints stay on at a
     higher threshold (INLINE_CHECKPOINT_PAGES) in case this thread ever falls behind.
     The thread starts with the first commit and ends when the engine is disposed or
     collected; a disposed engine that commits again gets a new one."""
