@@ -12,17 +12,18 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
 from rx_web.problems import invalid_field
-from sqlalchemy.engine import Engine, Row
 from starlette.concurrency import run_in_threadpool
 
-from .deps import Filter, OpsCaller, Services
-from .queries import EntryFilter, entry_dict, find_entries, head_sequence
+from ...adapters.queries import EntryFilter
+from ...service_layer import handlers
+from ...service_layer.unit_of_work import UnitOfWork
+from .deps import CallerDep, ContainerDep, Filter, Uow
 from .schemas import EntryPublic
 
 router = APIRouter(tags=["audit"])
@@ -38,8 +39,9 @@ _ENTRY = TypeAdapter(EntryPublic)
     responses={200: {"content": {"text/event-stream": {}}, "description": "An event stream."}},
 )
 async def stream(
-    _caller: OpsCaller,
-    services: Services,
+    _caller: CallerDep,
+    uow: Uow,
+    container: ContainerDep,
     where: Filter,
     last_event_id: Annotated[
         str | None,
@@ -64,11 +66,10 @@ async def stream(
         start: int | None = int(last_event_id)
     else:
         start = after
-    engine = services.engine
     if start is None:
-        start = await run_in_threadpool(_head, engine)
-    settings = services.settings
-    events = entry_events(engine, where, start, settings.stream_poll_s, settings.stream_heartbeat_s)
+        start = await run_in_threadpool(handlers.head_sequence, uow)
+    settings = container.settings
+    events = entry_events(uow, where, start, settings.stream_poll_s, settings.stream_heartbeat_s)
     return StreamingResponse(
         events,
         media_type="text/event-stream",
@@ -78,34 +79,24 @@ async def stream(
 
 
 async def entry_events(
-    engine: Engine, where: EntryFilter, after: int, poll_s: float, heartbeat_s: float
+    uow: UnitOfWork, where: EntryFilter, after: int, poll_s: float, heartbeat_s: float
 ) -> AsyncIterator[str]:
     """SSE text: every matching entry after ``after``, then new ones as they arrive, until the
     client goes away (Starlette cancels this generator on disconnect)."""
     yield f"retry: {RETRY_MS}\n: stream of audit entries after {after}\n\n"
     quiet_since = time.monotonic()
     while True:
-        rows = await run_in_threadpool(_page, engine, where, after)
-        for row in rows:
-            entry = _ENTRY.dump_json(EntryPublic.model_validate(entry_dict(row))).decode()
-            yield f"id: {row.sequence}\nevent: entry\ndata: {entry}\n\n"
-            after = row.sequence
-        if len(rows) == PAGE:
+        entries = await run_in_threadpool(handlers.find_entries, where, after, PAGE, uow)
+        for entry in entries:
+            data = _ENTRY.dump_json(EntryPublic.model_validate(entry)).decode()
+            yield f"id: {entry['sequence']}\nevent: entry\ndata: {data}\n\n"
+            after = entry["sequence"]
+        if len(entries) == PAGE:
             continue  # catching up: no pause
         now = time.monotonic()
-        if rows:
+        if entries:
             quiet_since = now
         elif now - quiet_since >= heartbeat_s:
             yield f": keep-alive {json.dumps(after)}\n\n"
             quiet_since = now
         await asyncio.sleep(poll_s)
-
-
-def _page(engine: Engine, where: EntryFilter, after: int) -> list[Row[Any]]:
-    with engine.connect() as conn:
-        return list(find_entries(conn, where, after, PAGE))
-
-
-def _head(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return head_sequence(conn)
