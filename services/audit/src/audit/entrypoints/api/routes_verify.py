@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ...adapters.checkpoint_topic import checkpoint_reader
 from ...service_layer import handlers
 from .deps import CallerDep, ContainerDep, Uow
 from .schemas import VerificationPublic
@@ -16,5 +15,5 @@ router = APIRouter(tags=["audit"])
 def verify(_caller: CallerDep, uow: Uow, container: ContainerDep) -> VerificationPublic:
     """Recompute the whole chain, compare it with the checkpoints published to Kafka, and
     report the first entry that does not fit."""
-    result = handlers.verify_chain(checkpoint_reader(container.settings), uow)
+    result = handlers.verify_chain(container.checkpoints, uow)
     return VerificationPublic.model_validate(result, from_attributes=True)
