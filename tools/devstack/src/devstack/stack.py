@@ -21,6 +21,7 @@ DEFAULT_PORTS: Mapping[str, int] = {
     "referrals": 8001,
     "routing": 8002,
     "audit": 8003,
+    "portal": 8004,
 }
 
 
@@ -62,6 +63,7 @@ PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec("audit", "api"),
     ProcessSpec("audit", "consumer"),
     ProcessSpec("audit", "relay"),
+    ProcessSpec("portal", "api"),
 )
 """Every long-running process of the platform."""
 
@@ -117,6 +119,15 @@ def issuer_environment(
     }
 
 
+def portal_environment(*, urls: Mapping[str, str]) -> dict[str, str]:
+    """Where the portal is reached, and the APIs and issuer it uses for the people signed in."""
+    return {
+        "PORTAL_URL": urls["portal"],
+        "PORTAL_REFERRALS_URL": urls["referrals"],
+        "PORTAL_ISSUER_URL": urls["issuer"],
+    }
+
+
 class StackError(RuntimeError):
     """A process of the stack failed to start or died; the message has its log tail."""
 
@@ -161,6 +172,8 @@ class Stack:
                 issuer_url=self.url("issuer"),
             )
         )
+        if spec.service == "portal":
+            env.update(portal_environment(urls={s: self.url(s) for s in self.ports}))
         return env
 
     def start(self, timeout: float = 60) -> None:
