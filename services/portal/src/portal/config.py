@@ -8,7 +8,8 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from rx_web.settings import DefaultSecretError, Environment
+from rx_web.settings import DefaultSecretError, Environment, refuse_default_secrets
+from sqlalchemy.engine import make_url
 
 DEMO_CLIENT_SECRET = "portal-demo-secret"
 """The demo portal client's secret at the local issuer (development only)."""
@@ -58,6 +59,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_demo_secret_outside_development(self) -> Settings:
+        refuse_default_secrets(self.rx_env, {"database_url": make_url(self.database_url).password})
         if (
             self.rx_env is not Environment.DEVELOPMENT
             and self.client_secret.get_secret_value() == DEMO_CLIENT_SECRET

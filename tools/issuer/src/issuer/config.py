@@ -24,6 +24,11 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000",
         description="The issuer identifier (the tokens' iss); services expect it as RX_TOKEN_ISSUER.",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="Where browsers reach the issuer, when not at url (containers know it by "
+        "name): the sign-in and sign-out endpoints are published at this address.",
+    )
     keys_file: Path = Field(
         default=Path(".data/issuer/keys.json"),
         description="Signing keys (private; created on first start, rotated with rotate-key).",
@@ -66,6 +71,10 @@ class Settings(BaseSettings):
         description="Comma-separated web origins whose pages may ask for tokens from a browser "
         "(the ops console, e.g. http://127.0.0.1:8003); none by default.",
     )
+
+    @property
+    def browser_url(self) -> str:
+        return (self.public_url or self.url).rstrip("/")
 
     @property
     def allowed_origins(self) -> list[str]:

@@ -357,11 +357,11 @@ class Server(AuthorizationServer):
 
     def discovery(self) -> dict[str, Any]:
         """The OpenID Provider metadata of sign-in (the app adds client credentials)."""
-        url = self.settings.url
+        url, browser = self.settings.url, self.settings.browser_url
         return {
-            "authorization_endpoint": f"{url}/oauth2/authorize",
+            "authorization_endpoint": f"{browser}/oauth2/authorize",
             "userinfo_endpoint": f"{url}/oauth2/userinfo",
-            "end_session_endpoint": f"{url}/oauth2/logout",
+            "end_session_endpoint": f"{browser}/oauth2/logout",
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "subject_types_supported": ["public"],

@@ -28,7 +28,8 @@ class ApiError(Exception):
         for error in self.errors:
             name = str(error.get("field", ""))
             if name and name not in found:
-                found[name] = str(error.get("message", "is not valid"))
+                message = str(error.get("message") or "is not valid")
+                found[name] = message.removeprefix(f"{name}: ")  # the field shows beside it
         return found
 
 
