@@ -30,6 +30,11 @@ GP = "b81001.referrer"
 FIRST_TEAM = "rxa01.clinician"
 NEXT_TEAM = "rxa02.lead"
 SERIOUS = ("serious", "critical")
+LETTER: Any = {
+    "name": "letter.txt",
+    "mimeType": "text/plain",
+    "buffer": b"Lives alone; key safe 1234.",
+}
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +107,15 @@ class Person:
         self.page.goto(f"{self.portal}/referrals/{referral_id}")
         self.page.wait_for_selector("#referral-status")
 
+    def wait_for_status(self, label: str) -> None:
+        """Reload the referral page until its status reads ``label`` (routing is a consumer)."""
+
+        def shows() -> bool:
+            self.page.reload()
+            return label in self.page.inner_text("#referral-status")
+
+        wait_for(f"the referral to be {label}", shows, timeout=30, every=0.5)
+
     def act(self, label: str) -> None:
         self.page.get_by_role("button", name=label).click()
         self.page.wait_for_selector("#done", timeout=WAIT_MS)
@@ -153,6 +167,9 @@ def test_a_referral_travels_from_gp_to_two_teams_and_back_with_its_outcome(
     gp.page.click("#create-form button[type=submit]")
     gp.page.wait_for_selector("#done")
     referral_id = gp.page.url.split("/referrals/")[1].split("?")[0]
+    gp.page.set_input_files("#document", files=[LETTER])
+    gp.page.click("form.rx-upload button[type=submit]")
+    gp.page.wait_for_selector("#attachments a")
     gp.accessible("the referral page")
 
     # The first team's open worklist shows the offer without a reload.
@@ -164,6 +181,10 @@ def test_a_referral_travels_from_gp_to_two_teams_and_back_with_its_outcome(
     first.page.click(f"{row} a")
     first.page.wait_for_selector("#actions")
     assert "Alex Smith" in first.page.inner_text("h1")
+    with first.page.expect_download() as download:
+        first.page.click("#attachments a")
+    assert download.value.suggested_filename == LETTER["name"]
+    assert Path(download.value.path()).read_bytes() == LETTER["buffer"]
     offered = first.page.locator("#actions [data-action]").evaluate_all(
         "nodes => nodes.map(n => n.dataset.action)"
     )
@@ -209,7 +230,7 @@ def test_a_referral_travels_from_gp_to_two_teams_and_back_with_its_outcome(
     gp.accessible("the sent worklist, filtered")
 
 
-def test_another_organisations_referral_is_not_found(
+def test_the_referrer_amends_and_cancels_and_another_organisation_cannot_see_it(
     portal_stack: Stack, people: Callable[[str], Person]
 ) -> None:
     gp = people(GP)
@@ -219,6 +240,23 @@ def test_another_organisations_referral_is_not_found(
     gp.page.click("#create-form button[type=submit]")
     gp.page.wait_for_selector("#done")
     url = gp.page.url.split("?")[0]
+    gp.wait_for_status("Offered")
+
+    gp.page.click("[data-action=amend]")
+    gp.page.select_option("#priority", "asap")
+    gp.page.fill("#clinical_summary", "Carer unwell; needs a package of care today")
+    gp.page.click("#action-form button[type=submit]")
+    gp.page.wait_for_selector("#done")
+    assert "Asap" in gp.page.inner_text("#referral-status")
+    gp.page.click("[data-action=cancel]")
+    gp.page.click("#action-form button[type=submit]")
+    gp.page.wait_for_selector("#reason_text-error")  # a cancellation says why
+    gp.accessible("the cancel form with an error")
+    gp.page.fill("#reason_text", "Family arranged care")
+    gp.page.click("#action-form button[type=submit]")
+    gp.page.wait_for_selector("#done")
+    assert "Cancelled" in gp.page.inner_text("#referral-status")
+    assert gp.page.locator("#actions").count() == 0, "nothing is left to do"
 
     other = people("l81002.referrer")
     other.sign_in()
