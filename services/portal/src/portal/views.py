@@ -43,10 +43,25 @@ def when(value: str | datetime | None) -> str:
 def countdown(due: str | datetime, now: datetime | None = None) -> str:
     """``Due in 1 h 05 min`` or ``Overdue by 12 min`` (the page's script keeps it ticking)."""
     seconds = int((parse_time(due) - (now or datetime.now(UTC))).total_seconds())
-    minutes = abs(seconds) // 60
-    hours, minutes = divmod(minutes, 60)
-    span = f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+    span = _span(abs(seconds) // 60)
     return f"Due in {span}" if seconds >= 0 else f"Overdue by {span}"
+
+
+def _span(minutes: int) -> str:
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days} day{'s' if days > 1 else ''} {hours} h"
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+def size(count: int) -> str:
+    """``812 bytes``, ``14.2 KB``, ``1.3 MB``."""
+    if count < 1024:
+        return f"{count} bytes"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} KB"
+    return f"{count / (1024 * 1024):.1f} MB"
 
 
 def is_overdue(due: str | datetime, now: datetime | None = None) -> bool:

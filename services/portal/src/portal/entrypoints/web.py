@@ -25,7 +25,9 @@ SESSION_KEY = "sid"
 
 def templates() -> Jinja2Templates:
     found = Jinja2Templates(directory=TEMPLATES)
-    found.env.filters.update(words=views.words, when=views.when, countdown=views.countdown)
+    found.env.filters.update(
+        words=views.words, when=views.when, countdown=views.countdown, size=views.size
+    )
     found.env.globals.update(
         STATUS_LABELS=views.STATUS_LABELS,
         PRIORITY_CLASSES=views.PRIORITY_CLASSES,

@@ -6,10 +6,13 @@ import { initAll } from "/nhsuk/nhsuk-frontend.min.js";
 document.body.classList.add("nhsuk-frontend-supported");
 initAll();
 
-function span(minutes) {
-  const hours = Math.floor(minutes / 60);
-  const rest = String(minutes % 60).padStart(2, "0");
-  return hours ? `${hours} h ${rest} min` : `${minutes % 60} min`;
+// As views.countdown says it on the server.
+function span(total) {
+  const days = Math.floor(total / 1440);
+  const hours = Math.floor((total % 1440) / 60);
+  const minutes = total % 60;
+  if (days) return `${days} day${days > 1 ? "s" : ""} ${hours} h`;
+  return hours ? `${hours} h ${String(minutes).padStart(2, "0")} min` : `${minutes} min`;
 }
 
 function tick() {
