@@ -30,6 +30,7 @@ GP = "b81001.referrer"
 FIRST_TEAM = "rxa01.clinician"
 NEXT_TEAM = "rxa02.lead"
 SERIOUS = ("serious", "critical")
+AXE = Path(__file__).resolve().parents[2] / "services/portal/node_modules/axe-core/axe.min.js"
 LETTER: Any = {
     "name": "letter.txt",
     "mimeType": "text/plain",
@@ -72,9 +73,14 @@ def browser(chromium_executable: Path) -> Iterator[Browser]:
 class Person:
     """One person at their own browser (a context of its own: cookies are theirs)."""
 
-    def __init__(self, browser: Browser, portal: str, username: str) -> None:
+    def __init__(
+        self, browser: Browser, portal: str, username: str, bypass_csp: bool = False
+    ) -> None:
         self.portal, self.username = portal, username
-        self.context = browser.new_context(viewport={"width": 1280, "height": 1200})
+        # bypass_csp: to check the issuer's pages too, whose policy allows no script at all.
+        self.context = browser.new_context(
+            viewport={"width": 1280, "height": 1200}, bypass_csp=bypass_csp
+        )
         self.page: Page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
@@ -93,7 +99,10 @@ class Person:
 
     def accessible(self, what: str) -> None:
         """axe-core, loaded from the portal under its own CSP: nothing serious or critical."""
-        self.page.add_script_tag(url=f"{self.portal}/dev/axe/axe.min.js")
+        if self.page.url.startswith(self.portal):
+            self.page.add_script_tag(url=f"{self.portal}/dev/axe/axe.min.js")
+        else:  # the issuer's page (a context that bypasses its no-script policy)
+            self.page.add_script_tag(path=AXE)
         found: list[dict[str, Any]] = self.page.evaluate(
             "async () => (await axe.run(document)).violations"
             ".map(v => ({id: v.id, impact: v.impact, help: v.help,"
@@ -126,11 +135,11 @@ class Person:
 
 
 @pytest.fixture
-def people(browser: Browser, portal_stack: Stack) -> Iterator[Callable[[str], Person]]:
+def people(browser: Browser, portal_stack: Stack) -> Iterator[Callable[..., Person]]:
     opened: list[Person] = []
 
-    def open_as(username: str) -> Person:
-        person = Person(browser, portal_stack.url("portal"), username)
+    def open_as(username: str, bypass_csp: bool = False) -> Person:
+        person = Person(browser, portal_stack.url("portal"), username, bypass_csp)
         opened.append(person)
         return person
 
@@ -140,7 +149,7 @@ def people(browser: Browser, portal_stack: Stack) -> Iterator[Callable[[str], Pe
 
 
 def test_a_referral_travels_from_gp_to_two_teams_and_back_with_its_outcome(
-    portal_stack: Stack, people: Callable[[str], Person]
+    portal_stack: Stack, people: Callable[..., Person]
 ) -> None:
     first = people(FIRST_TEAM)
     first.sign_in()
@@ -189,6 +198,10 @@ def test_a_referral_travels_from_gp_to_two_teams_and_back_with_its_outcome(
         "nodes => nodes.map(n => n.dataset.action)"
     )
     assert offered == ["accept", "reject", "redirect"]
+    first.page.click("[data-action=redirect]")
+    first.page.wait_for_selector("#action-form")
+    first.accessible("the redirect form")
+    first.page.go_back()
     first.page.click("[data-action=reject]")
     first.page.get_by_label("Other (say why below)").check()
     first.page.click("#action-form button[type=submit]")
@@ -231,7 +244,7 @@ def test_a_referral_travels_from_gp_to_two_teams_and_back_with_its_outcome(
 
 
 def test_the_referrer_amends_and_cancels_and_another_organisation_cannot_see_it(
-    portal_stack: Stack, people: Callable[[str], Person]
+    portal_stack: Stack, people: Callable[..., Person]
 ) -> None:
     gp = people(GP)
     gp.sign_in("/referrals/new")
@@ -243,6 +256,7 @@ def test_the_referrer_amends_and_cancels_and_another_organisation_cannot_see_it(
     gp.wait_for_status("Offered")
 
     gp.page.click("[data-action=amend]")
+    gp.accessible("the amend form")
     gp.page.select_option("#priority", "asap")
     gp.page.fill("#clinical_summary", "Carer unwell; needs a package of care today")
     gp.page.click("#action-form button[type=submit]")
@@ -268,7 +282,7 @@ def test_the_referrer_amends_and_cancels_and_another_organisation_cannot_see_it(
 
 
 def test_a_form_posted_without_its_csrf_token_is_refused(
-    portal_stack: Stack, people: Callable[[str], Person]
+    portal_stack: Stack, people: Callable[..., Person]
 ) -> None:
     gp = people(GP)
     gp.sign_in("/referrals/new")
@@ -288,11 +302,24 @@ def test_a_form_posted_without_its_csrf_token_is_refused(
     gp.page.goto(f"{gp.portal}/worklist?view=sent")
     assert "GP review" not in gp.page.inner_text("#worklist"), "nothing was created"
 
+    # In the browser: the page's own form, its hidden token removed before it is sent.
+    gp.page.goto(f"{gp.portal}/referrals/new")
+    gp.page.fill("#patient-postcode", "BS5 0AA")
+    gp.page.select_option("#service_type", "gp-review")
+    gp.page.evaluate("document.querySelector('input[name=csrf_token]').remove()")
+    with gp.page.expect_navigation() as posted:
+        gp.page.click("#create-form button[type=submit]")
+    assert posted.value is not None and posted.value.status == 403
+    assert "could not be accepted" in gp.page.inner_text("#csrf-refused")
+    gp.accessible("the refused form page")
+    gp.page.goto(f"{gp.portal}/worklist?view=sent")
+    assert "GP review" not in gp.page.inner_text("#worklist"), "nothing was created"
+
 
 def test_sign_out_ends_the_session_here_and_at_the_issuer(
-    portal_stack: Stack, people: Callable[[str], Person]
+    portal_stack: Stack, people: Callable[..., Person]
 ) -> None:
-    person = people(FIRST_TEAM)
+    person = people(FIRST_TEAM, bypass_csp=True)
     person.sign_in()
     person.page.click("#sign-out")
     person.page.wait_for_url(re.compile(r"/signed-out(\?|$)"), timeout=WAIT_MS)
@@ -301,6 +328,12 @@ def test_sign_out_ends_the_session_here_and_at_the_issuer(
     person.page.wait_for_url(re.compile(r"/signin"))
     person.page.click("#sign-in")
     person.page.wait_for_selector("#password")  # the issuer asks again
+    person.accessible("the issuer's sign-in page")
+    person.page.fill("#username", FIRST_TEAM)
+    person.page.fill("#password", "not the password")
+    person.page.click("button[type=submit]")
+    person.page.wait_for_selector("#signin-error")
+    person.accessible("the issuer's sign-in page with an error")
 
 
 @pytest.fixture

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+PLATFORM_ORG = "RX"
+"""Who acted when the platform itself did (routing decisions, clocks)."""
+
 STATUS_LABELS = {
     "submitted": ("Submitted", "nhsuk-tag--grey"),
     "routed": ("Offered", "nhsuk-tag--blue"),

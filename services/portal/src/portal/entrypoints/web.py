@@ -31,6 +31,7 @@ def templates() -> Jinja2Templates:
     found.env.globals.update(
         STATUS_LABELS=views.STATUS_LABELS,
         PRIORITY_CLASSES=views.PRIORITY_CLASSES,
+        PLATFORM_ORG=views.PLATFORM_ORG,
         is_overdue=views.is_overdue,
         new_key=lambda: str(uuid.uuid4()),
     )
