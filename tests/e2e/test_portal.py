@@ -306,7 +306,7 @@ def test_a_form_posted_without_its_csrf_token_is_refused(
     gp.page.goto(f"{gp.portal}/referrals/new")
     gp.page.fill("#patient-postcode", "BS5 0AA")
     gp.page.select_option("#service_type", "gp-review")
-    gp.page.evaluate("document.querySelector('input[name=csrf_token]').remove()")
+    gp.page.evaluate("document.querySelector('#create-form input[name=csrf_token]').remove()")
     with gp.page.expect_navigation() as posted:
         gp.page.click("#create-form button[type=submit]")
     assert posted.value is not None and posted.value.status == 403
