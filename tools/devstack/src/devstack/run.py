@@ -130,7 +130,7 @@ def print_summary(
         print(
             f"  {service:<10} API    {url}   docs {url}/docs   health {url}/health  ready {url}/ready"
         )
-    print(f"  token endpoint      {urls['issuer']}/oauth2/token   (demo clients: README, Security)")
+    print(f"  token endpoint      {urls['issuer']}/oauth2/token   (demo clients: docs/security.md)")
     print(f"  ops console         {urls['audit']}/ops")
     print(f"  portal              {urls['portal']}   (sign in as a demo user: docs/portal.md)")
     print(f"  audit log           {urls['audit']}/audit/entries (ops only)")
