@@ -143,7 +143,8 @@ class Ledger:
         return list(self.session.exec(query.order_by(col(AssignmentRow.first_version))))
 
     def search_assignments(self, q: AssignmentQuery) -> list[AssignmentRow]:
-        """Matching assignments whose referral the caller may see, oldest change first."""
+        """Matching assignments whose referral the caller may see, oldest change first: up to
+        ``q.limit``, and one more if there are more."""
         query = select(AssignmentRow).join(
             ReferralRow, col(ReferralRow.id) == col(AssignmentRow.referral_id)
         )
@@ -160,10 +161,11 @@ class Ledger:
             query, AssignmentRow.updated_at, AssignmentRow.id, q.updated_after, q.updated_before
         )
         query = _after(query, AssignmentRow.updated_at, AssignmentRow.id, q.after)
-        return list(self.session.exec(query.limit(q.limit)))
+        return list(self.session.exec(query.limit(q.limit + 1)))
 
     def search_referrals(self, q: ReferralQuery) -> list[ReferralRow]:
-        """Matching referrals the caller may see, oldest change first."""
+        """Matching referrals the caller may see, oldest change first (one past the limit,
+        if there are more)."""
         query = _visible(select(ReferralRow), q.visibility)
         if q.requesters:
             query = query.where(col(ReferralRow.referrer_org).in_(q.requesters))
@@ -171,7 +173,7 @@ class Ledger:
             query = query.where(col(ReferralRow.status).in_(q.statuses))
         query = _page(query, ReferralRow.updated_at, ReferralRow.id, q.updated_after, q.updated_before)
         query = _after(query, ReferralRow.updated_at, ReferralRow.id, q.after)
-        return list(self.session.exec(query.limit(q.limit)))
+        return list(self.session.exec(query.limit(q.limit + 1)))
 
 
 def to_referral(row: ReferralRow) -> Referral:

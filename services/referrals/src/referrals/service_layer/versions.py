@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Generic, TypeVar
 
 from rx_contracts import AccessedData, ReferralStatus
 
@@ -90,30 +91,42 @@ def current_assignment(assignment_id: str, caller: Caller, uow: UnitOfWork) -> A
         return _assignment_at(row, current, uow, None)
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    more: bool
+    """Whether more match after these."""
+
+
 def search_referrals(
     query: ReferralQuery, caller: Caller, uow: UnitOfWork
-) -> list[ReferralVersion]:
-    """Referrals the caller may see that match ``query``; each one returned is recorded as
-    read."""
+) -> Page[ReferralVersion]:
+    """A page of the referrals the caller may see that match ``query``; each one returned is
+    recorded as read."""
     query = replace(query, visibility=visibility(caller))
     with uow:
-        rows = uow.ledger.search_referrals(query)
+        found = uow.ledger.search_referrals(query)
+        rows = found[: query.limit]
         for row in rows:
             record_access(uow, row.id, caller, AccessedData.REFERRAL)
-        found = [_version_of(uow, row) for row in rows]
+        page = [_version_of(uow, row) for row in rows]
         uow.commit()
-    return found
+    return Page(page, len(found) > query.limit)
 
 
 def search_assignments(
     query: AssignmentQuery, caller: Caller, uow: UnitOfWork, include_referrals: bool = False
-) -> tuple[list[AssignmentVersion], list[ReferralVersion]]:
+) -> tuple[Page[AssignmentVersion], list[ReferralVersion]]:
     """Assignments (at their latest version) whose referral the caller may see; with
     ``include_referrals`` also those referrals as they are now. Every referral whose data is
     returned is recorded as read, once."""
     query = replace(query, visibility=visibility(caller))
     with uow:
-        rows = uow.ledger.search_assignments(query)
+        matched = uow.ledger.search_assignments(query)
+        rows = matched[: query.limit]
         referrals: dict[str, Referral] = {}
         for row in rows:
             if row.referral_id not in referrals:
@@ -126,7 +139,7 @@ def search_assignments(
             [_current(uow, rid) for rid in referrals] if include_referrals else []
         )
         uow.commit()
-    return found, included
+    return Page(found, len(matched) > query.limit), included
 
 
 def _referral_at(

@@ -164,11 +164,12 @@ async def _send_outcome(send: Send, start: Message, body: bytes) -> None:
     problem = json.loads(body or b"{}")
     status = int(start["status"])
     code = ISSUE_CODES.get(status, "processing")
+    summary = problem.get("detail") or problem.get("title") or "error"
     errors = problem.get("errors") or []
     issues = [
-        issue(f"{e.get('message', '')} (rule {e.get('rule', '')})", code, e.get("field") or None)
+        issue(f"{summary} (rule {e.get('rule', '')})", code, e.get("field") or None)
         for e in errors
-    ] or [issue(problem.get("detail") or problem.get("title") or "error", code)]
+    ] or [issue(summary, code)]
     encoded = json.dumps(operation_outcome(issues)).encode()
     headers = [
         (name, value)

@@ -144,14 +144,13 @@ def search_tasks(request: Request, caller: CallerDep, uow: Uow) -> JSONResponse:
         updated_after=after,
         updated_before=before,
         after=params.cursor(),
-        limit=limit + 1,
+        limit=limit,
     )
     found, included = versions.search_assignments(query, caller, uow, bool(includes))
-    page = found[:limit]
+    page = found.items
     entries = [entry(request, resources.task(task)) for task in page]
     entries += [entry(request, resources.service_request(r), "include") for r in included]
-    more = len(found) > limit
-    next_link = params.page_link((page[-1].updated_at, page[-1].id)) if more else None
+    next_link = params.page_link((page[-1].updated_at, page[-1].id)) if found.more else None
     return fhir_response(searchset(request, entries, next_link))
 
 
@@ -174,12 +173,12 @@ def search_service_requests(request: Request, caller: CallerDep, uow: Uow) -> JS
         updated_after=after,
         updated_before=before,
         after=params.cursor(),
-        limit=limit + 1,
+        limit=limit,
     )
     found = versions.search_referrals(query, caller, uow)
-    page = found[:limit]
+    page = found.items
     entries = [entry(request, resources.service_request(r)) for r in page]
-    more = len(found) > limit
-    next_link = params.page_link((page[-1].updated_at, page[-1].referral.id)) if more else None
+    last = (page[-1].updated_at, page[-1].referral.id) if page else None
+    next_link = params.page_link(last) if found.more and last else None
     return fhir_response(searchset(request, entries, next_link))
 

@@ -1,0 +1,388 @@
+"""The FHIR R4 interface as a FHIR system meets it: every kind of resource and Bundle it emits
+passes the HAPI FHIR validator (base R4) with zero errors, over the same handlers, access
+records and events as the JSON API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from devstack.fhir_validator import FhirValidator
+from fastapi import routing
+from fastapi.testclient import TestClient
+from referrals.config import Settings
+from referrals.entrypoints.api.app import create_app
+from rx_contracts.topics import REFERRAL_ACCESS, REFERRAL_EVENTS
+from rx_messaging.tables import OutboxMessage
+from sqlmodel import Session, create_engine, select
+
+from .fhir_support import (
+    BASE,
+    GP,
+    OPS,
+    OTHER_TEAM,
+    OURS,
+    STRANGER,
+    TEAM,
+    contained_service_request,
+    create,
+    outcome,
+    patch_task,
+    route,
+    status_to,
+    tasks,
+    transaction_bundle,
+    write,
+)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'referrals.db'}"
+
+
+@pytest.fixture
+def client(db_url: str) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(database_url=db_url))) as c:
+        yield c
+
+
+def valid(validator: FhirValidator, resource: dict[str, Any]) -> dict[str, Any]:
+    errors = validator.errors(resource)
+    assert errors == [], "\n".join(map(str, errors))
+    return resource
+
+
+def topics(db_url: str) -> list[tuple[str, str]]:
+    engine = create_engine(db_url)
+    try:
+        with Session(engine) as s:
+            rows = s.exec(select(OutboxMessage).order_by(OutboxMessage.id))
+            return [(r.topic, dict(r.headers).get("ce_type", "")) for r in rows]
+    finally:
+        engine.dispose()
+
+
+# ---- creating ------------------------------------------------------------------------------
+
+
+def test_a_transaction_bundle_creates_one_referral_with_its_event(
+    client: TestClient, db_url: str, fhir_validator: FhirValidator
+) -> None:
+    response = write(client, "POST", "/", GP, transaction_bundle())
+    assert response.status_code == 200, response.text
+    bundle = valid(fhir_validator, response.json())
+    assert bundle["type"] == "transaction-response"
+    patient, service_request = (e["resource"] for e in bundle["entry"])
+    assert [e["response"]["status"] for e in bundle["entry"]] == ["201 Created"] * 2
+    assert service_request["subject"] == {"reference": f"Patient/{patient['id']}"}
+    assert bundle["entry"][1]["response"]["location"].endswith(
+        f"{BASE}/ServiceRequest/{service_request['id']}/_history/1"
+    )
+    # The same referral the JSON API sees, and its ReferralSubmitted event staged with it.
+    plain = client.get(f"/referrals/{service_request['id']}", headers=GP).json()
+    assert plain["patient"]["nhs_number"] == "9434765919"
+    assert plain["patient"]["name"] == "Alex Smith"
+    assert plain["cohort"]["frailty"] is True
+    assert plain["clinical_summary"] == "Lives alone; fell twice this week"
+    assert (REFERRAL_EVENTS, "rx.referrals.ReferralSubmitted.v1") in topics(db_url)
+
+
+def test_post_service_request_with_its_patient_contained(
+    client: TestClient, fhir_validator: FhirValidator
+) -> None:
+    response = write(client, "POST", "/ServiceRequest", GP, contained_service_request())
+    assert response.status_code == 201, response.text
+    created = valid(fhir_validator, response.json())
+    assert response.headers["etag"] == 'W/"1"'
+    assert response.headers["location"].endswith(f"/ServiceRequest/{created['id']}/_history/1")
+    patient = client.get(f"{BASE}/Patient/{created['id']}", headers=GP)
+    assert valid(fhir_validator, patient.json())["birthDate"] == "1941-03-07"
+
+
+def test_a_retried_create_is_answered_as_the_first_time_and_stored_once(
+    client: TestClient, db_url: str
+) -> None:
+    first = write(client, "POST", "/", GP, transaction_bundle(), key="same")
+    again = write(client, "POST", "/", GP, transaction_bundle(), key="same")
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    submitted = [t for t in topics(db_url) if t[1].endswith("ReferralSubmitted.v1")]
+    assert len(submitted) == 1
+    other = write(client, "POST", "/", GP, transaction_bundle(priority="stat"), key="same")
+    assert "Idempotency-Key" in outcome(other, 422)["issue"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "expression"),
+    [
+        ({"colour": "blue"}, 400, "Bundle.entry[1].resource.colour"),
+        ({"priority": "whenever"}, 400, "Bundle.entry[1].resource.priority"),
+        ({"code": {"coding": [{"system": "x", "code": "y"}]}}, 422, "ServiceRequest.code"),
+        ({"status": "draft"}, 422, "ServiceRequest.status"),
+        ({"requester": {"display": "Dr Who"}}, 422, "ServiceRequest.requester"),
+    ],
+)
+def test_bad_input_is_an_operation_outcome_naming_the_element_and_nothing_is_stored(
+    client: TestClient,
+    db_url: str,
+    fhir_validator: FhirValidator,
+    change: dict[str, Any],
+    status: int,
+    expression: str,
+) -> None:
+    response = write(client, "POST", "/", GP, transaction_bundle(**change))
+    body = valid(fhir_validator, outcome(response, status))
+    assert any(expression in issue.get("expression", []) for issue in body["issue"]), body
+    assert topics(db_url) == []
+
+
+def test_identifier_rules_are_the_domain_s(client: TestClient, fhir_validator: FhirValidator) -> None:
+    bundle = transaction_bundle()
+    bundle["entry"][0]["resource"]["identifier"][0]["value"] = "9434765918"
+    body = valid(fhir_validator, outcome(write(client, "POST", "/", GP, bundle), 422))
+    assert body["issue"][0]["expression"] == ["Patient.identifier[0].value"]
+    assert "check digit" in body["issue"][0]["diagnostics"]
+
+
+def test_writes_need_an_idempotency_key_and_a_json_body(client: TestClient) -> None:
+    response = client.post(f"{BASE}/", json=transaction_bundle(), headers=GP)
+    assert outcome(response, 400)["issue"][0]["expression"] == ["Idempotency-Key"]
+    response = client.post(
+        f"{BASE}/", content=b"{not json", headers={**GP, "Idempotency-Key": "k"}
+    )
+    outcome(response, 400)
+
+
+def test_a_provider_refers_only_for_its_own_organisation(client: TestClient) -> None:
+    response = write(client, "POST", "/", TEAM, transaction_bundle())
+    outcome(response, 403)
+
+
+# ---- reading -------------------------------------------------------------------------------
+
+
+def test_reads_and_vreads_of_every_resource_validate(
+    client: TestClient, db_url: str, fhir_validator: FhirValidator
+) -> None:
+    rid = create(client)
+    route(db_url, rid)
+    [task] = tasks(client, rid, TEAM)
+    for path, version in (
+        (f"/ServiceRequest/{rid}", "2"),
+        (f"/ServiceRequest/{rid}/_history/1", "1"),
+        (f"/Patient/{rid}", "2"),
+        (f"/Patient/{rid}/_history/1", "1"),
+        (f"/Task/{task['id']}", "2"),
+        (f"/Task/{task['id']}/_history/2", "2"),
+    ):
+        response = client.get(f"{BASE}{path}", headers=TEAM)
+        assert response.status_code == 200, (path, response.text)
+        assert response.headers["etag"] == f'W/"{version}"'
+        assert valid(fhir_validator, response.json())["meta"]["versionId"] == version
+    missing = client.get(f"{BASE}/ServiceRequest/{rid}/_history/7", headers=TEAM)
+    valid(fhir_validator, outcome(missing, 404))
+
+
+def test_someone_else_s_referral_is_a_404_like_a_missing_one(client: TestClient, db_url: str) -> None:
+    rid = create(client)
+    route(db_url, rid)
+    [task] = tasks(client, rid, GP)
+    for path in (f"/ServiceRequest/{rid}", f"/Patient/{rid}", f"/Task/{task['id']}"):
+        theirs = outcome(client.get(f"{BASE}{path}", headers=STRANGER), 404)
+        ghost = outcome(client.get(f"{BASE}{path[:-4]}0000", headers=STRANGER), 404)
+        assert theirs["issue"][0]["code"] == ghost["issue"][0]["code"] == "not-found"
+    assert tasks(client, rid, STRANGER) == []
+    assert client.get(f"{BASE}/ServiceRequest/{rid}", headers=OPS).status_code == 200
+
+
+def test_reads_are_recorded_like_the_json_api_s(client: TestClient, db_url: str) -> None:
+    rid = create(client)
+    client.get(f"{BASE}/ServiceRequest/{rid}", headers=GP)
+    client.get(f"{BASE}/Patient/{rid}", headers=GP)
+    client.get(f"{BASE}/ServiceRequest", params={"requester": "B81001"}, headers=GP)
+    reads = [t for t in topics(db_url) if t[0] == REFERRAL_ACCESS]
+    assert len(reads) == 3
+
+
+def test_without_a_token_the_answer_is_an_operation_outcome(
+    client: TestClient, fhir_validator: FhirValidator
+) -> None:
+    valid(fhir_validator, outcome(client.get(f"{BASE}/Task"), 401))
+
+
+# ---- searching -----------------------------------------------------------------------------
+
+
+def test_task_search_pages_with_a_cursor_and_includes_the_service_request(
+    client: TestClient, db_url: str, fhir_validator: FhirValidator
+) -> None:
+    ids = [create(client) for _ in range(3)]
+    for rid in ids:
+        route(db_url, rid)
+    params = {"owner": "RXA01", "status": "requested", "_count": "2", "_include": "Task:focus"}
+    first = client.get(f"{BASE}/Task", params=params, headers=TEAM)
+    page = valid(fhir_validator, first.json())
+    assert page["type"] == "searchset"
+    modes = [e["search"]["mode"] for e in page["entry"]]
+    assert modes == ["match", "match", "include", "include"]
+    [next_link] = [link["url"] for link in page["link"] if link["relation"] == "next"]
+    second = valid(fhir_validator, client.get(next_link, headers=TEAM).json())
+    assert not [link for link in second["link"] if link["relation"] == "next"]
+    found = [e["resource"]["focus"]["reference"] for e in page["entry"] + second["entry"]
+             if e["search"]["mode"] == "match"]
+    assert found == [f"ServiceRequest/{rid}" for rid in ids]
+    assert client.get(f"{BASE}/Task", params={"owner": "RXA01"}, headers=OTHER_TEAM).json()[
+        "entry"
+    ] == [], "another team sees none of them"
+
+
+def test_service_request_search_by_requester_status_and_last_updated(
+    client: TestClient, fhir_validator: FhirValidator
+) -> None:
+    rid = create(client)
+    response = client.get(
+        f"{BASE}/ServiceRequest",
+        params={"requester": f"https://fhir.nhs.uk/Id/ods-organization-code|B81001", "status": "active",
+                "_lastUpdated": "gt2020-01-01T00:00:00Z"},
+        headers=GP,
+    )
+    bundle = valid(fhir_validator, response.json())
+    assert [e["resource"]["id"] for e in bundle["entry"]] == [rid]
+    none = client.get(f"{BASE}/ServiceRequest", params={"status": "revoked"}, headers=GP)
+    assert none.json()["entry"] == []
+
+
+def test_unknown_search_parameters_are_refused(client: TestClient, fhir_validator: FhirValidator) -> None:
+    body = valid(fhir_validator, outcome(client.get(f"{BASE}/Task?colour=blue", headers=GP), 400))
+    assert body["issue"][0]["expression"] == ["colour"]
+
+
+# ---- acting on Tasks -----------------------------------------------------------------------
+
+
+def test_the_owner_accepts_starts_and_completes_its_task(
+    client: TestClient, db_url: str, fhir_validator: FhirValidator
+) -> None:
+    rid = create(client)
+    route(db_url, rid)
+    [task] = tasks(client, rid, TEAM)
+    assert task["status"] == "requested" and task["owner"]["identifier"]["value"] == "RXA01"
+    for step in (status_to("accepted"), status_to("in-progress")):
+        response = patch_task(client, task, TEAM, step)
+        assert response.status_code == 200, response.text
+        task = valid(fhir_validator, response.json())
+    done = status_to(
+        "completed",
+        output=[
+            {
+                "type": {"text": "Outcome"},
+                "valueCodeableConcept": {
+                    "coding": [{"system": f"{OURS}/outcome", "code": "remained-at-home"}],
+                    "text": "Mobilising safely",
+                },
+            }
+        ],
+    )
+    response = patch_task(client, task, TEAM, done)
+    task = valid(fhir_validator, response.json())
+    assert task["status"] == "completed" and task["meta"]["versionId"] == "5"
+    assert task["output"][0]["valueCodeableConcept"]["text"] == "Mobilising safely"
+    assert client.get(f"{BASE}/Task/{task['id']}", headers=TEAM).json() == task
+    plain = client.get(f"/referrals/{rid}", headers=TEAM).json()
+    assert (plain["status"], plain["outcome"]) == ("completed", "remained-at-home")
+    sr = client.get(f"{BASE}/ServiceRequest/{rid}", headers=GP).json()
+    assert sr["status"] == "completed"
+    events = [t[1].rsplit(".", 2)[-2] for t in topics(db_url) if t[0] == REFERRAL_EVENTS]
+    assert events == ["ReferralSubmitted", "ReferralAccepted", "ReferralStarted", "ReferralCompleted"]
+
+
+def test_a_rejection_keeps_the_rejected_task_and_the_next_organisation_gets_a_new_one(
+    client: TestClient, db_url: str, fhir_validator: FhirValidator
+) -> None:
+    rid = create(client)
+    route(db_url, rid, "RXA01")
+    [first] = tasks(client, rid, TEAM)
+    reason = {
+        "coding": [{"system": f"{OURS}/rejection-reason", "code": "not-available-within-timescale"}],
+        "text": "No capacity before 18:00",
+    }
+    response = patch_task(client, first, TEAM, status_to("rejected", statusReason=reason))
+    rejected = valid(fhir_validator, response.json())
+    assert rejected["status"] == "rejected" and rejected["statusReason"] == reason
+    route(db_url, rid, "RXA02")
+    both = tasks(client, rid, GP)
+    assert [(t["owner"]["identifier"]["value"], t["status"]) for t in both] == [
+        ("RXA01", "rejected"),
+        ("RXA02", "requested"),
+    ]
+    assert both[0]["id"] == first["id"] and both[1]["id"] != first["id"]
+    assert both[0]["focus"] == both[1]["focus"] == {"reference": f"ServiceRequest/{rid}"}
+    history = client.get(f"{BASE}/Task/{first['id']}/_history/2", headers=GP).json()
+    assert history["status"] == "requested"
+    assert tasks(client, rid, TEAM) == [], "the decliner no longer sees the referral"
+
+
+def test_a_stale_version_is_412_and_the_wrong_step_409(
+    client: TestClient, db_url: str, fhir_validator: FhirValidator
+) -> None:
+    rid = create(client)
+    route(db_url, rid)
+    [task] = tasks(client, rid, TEAM)
+    stale = patch_task(client, task, TEAM, status_to("accepted"), version=1)
+    body = valid(fhir_validator, outcome(stale, 412))
+    assert stale.headers["etag"] == 'W/"2"'
+    assert "version 2" in body["issue"][0]["diagnostics"]
+    early = patch_task(client, task, TEAM, status_to("completed", output=[{"type": {"text": "x"},
+        "valueCodeableConcept": {"coding": [{"system": f"{OURS}/outcome", "code": "died"}]}}]))
+    valid(fhir_validator, outcome(early, 409))
+    not_owner = patch_task(client, task, GP, status_to("accepted"))
+    valid(fhir_validator, outcome(not_owner, 403))
+    unreasoned = patch_task(client, task, TEAM, status_to("rejected"))
+    assert outcome(unreasoned, 422)["issue"][0]["expression"] == ["Task.statusReason"]
+    other_field = patch_task(client, task, TEAM, [{"op": "replace", "path": "/owner", "value": {}}])
+    assert outcome(other_field, 422)["issue"][0]["expression"] == ["Task.owner"]
+    missing_if_match = client.patch(
+        f"{BASE}/Task/{task['id']}",
+        json=status_to("accepted"),
+        headers={**TEAM, "Idempotency-Key": "k", "Content-Type": "application/json-patch+json"},
+    )
+    valid(fhir_validator, outcome(missing_if_match, 428))
+
+
+# ---- what is supported ---------------------------------------------------------------------
+
+
+def test_the_capability_statement_lists_exactly_the_mounted_routes(
+    client: TestClient, fhir_validator: FhirValidator
+) -> None:
+    statement = valid(fhir_validator, client.get(f"{BASE}/metadata").json())
+    [rest] = statement["rest"]
+    declared = {(r["type"], i["code"]) for r in rest["resource"] for i in r["interaction"]}
+    declared |= {("system", i["code"]) for i in rest["interaction"]}
+    mounted = {_interaction(route.methods, route.path) for route in _fhir_routes(client)}
+    assert declared | {("system", "capabilities")} == mounted
+
+
+def _fhir_routes(client: TestClient) -> list[Any]:
+    [mount] = [r for r in client.app.routes if getattr(r, "path", "") == BASE]  # type: ignore[attr-defined]
+    flatten = getattr(routing, "iter_route_contexts", None)  # FastAPI >= 0.165 includes lazily
+    routes = list(flatten(mount.routes)) if flatten else list(mount.routes)
+    return [r for r in routes if getattr(r, "methods", None)]
+
+
+def _interaction(methods: set[str], path: str) -> tuple[str, str]:
+    parts = path.strip("/").split("/")
+    method = next(iter(methods - {"HEAD"}))
+    if path == "/":
+        return ("system", "transaction")
+    if parts == ["metadata"]:
+        return ("system", "capabilities")
+    kind = parts[0]
+    if len(parts) == 1:
+        return (kind, {"GET": "search-type", "POST": "create"}[method])
+    if len(parts) == 2:
+        return (kind, {"GET": "read", "PATCH": "patch", "PUT": "update"}[method])
+    return (kind, "vread")
