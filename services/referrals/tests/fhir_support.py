@@ -115,7 +115,9 @@ def route(db_url: str, referral_id: str, org: str = "RXA01") -> None:
 
 
 def tasks(client: TestClient, referral_id: str, who: dict[str, str]) -> list[dict[str, Any]]:
-    response = client.get(f"{BASE}/Task", params={"focus": f"ServiceRequest/{referral_id}"}, headers=who)
+    response = client.get(
+        f"{BASE}/Task", params={"focus": f"ServiceRequest/{referral_id}"}, headers=who
+    )
     assert response.status_code == 200, response.text
     return [e["resource"] for e in response.json()["entry"]]
 

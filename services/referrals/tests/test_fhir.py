@@ -16,6 +16,8 @@ from referrals.config import Settings
 from referrals.entrypoints.api.app import create_app
 from rx_contracts.topics import REFERRAL_ACCESS, REFERRAL_EVENTS
 from rx_messaging.tables import OutboxMessage
+from rx_web.identity import get_identity
+from rx_web.openapi import dependency_calls
 from sqlmodel import Session, create_engine, select
 
 from .fhir_support import (
@@ -139,7 +141,9 @@ def test_bad_input_is_an_operation_outcome_naming_the_element_and_nothing_is_sto
     assert topics(db_url) == []
 
 
-def test_identifier_rules_are_the_domain_s(client: TestClient, fhir_validator: FhirValidator) -> None:
+def test_identifier_rules_are_the_domain_s(
+    client: TestClient, fhir_validator: FhirValidator
+) -> None:
     bundle = transaction_bundle()
     bundle["entry"][0]["resource"]["identifier"][0]["value"] = "9434765918"
     body = valid(fhir_validator, outcome(write(client, "POST", "/", GP, bundle), 422))
@@ -150,9 +154,7 @@ def test_identifier_rules_are_the_domain_s(client: TestClient, fhir_validator: F
 def test_writes_need_an_idempotency_key_and_a_json_body(client: TestClient) -> None:
     response = client.post(f"{BASE}/", json=transaction_bundle(), headers=GP)
     assert outcome(response, 400)["issue"][0]["expression"] == ["Idempotency-Key"]
-    response = client.post(
-        f"{BASE}/", content=b"{not json", headers={**GP, "Idempotency-Key": "k"}
-    )
+    response = client.post(f"{BASE}/", content=b"{not json", headers={**GP, "Idempotency-Key": "k"})
     outcome(response, 400)
 
 
@@ -186,7 +188,9 @@ def test_reads_and_vreads_of_every_resource_validate(
     valid(fhir_validator, outcome(missing, 404))
 
 
-def test_someone_else_s_referral_is_a_404_like_a_missing_one(client: TestClient, db_url: str) -> None:
+def test_someone_else_s_referral_is_a_404_like_a_missing_one(
+    client: TestClient, db_url: str
+) -> None:
     rid = create(client)
     route(db_url, rid)
     [task] = tasks(client, rid, GP)
@@ -231,12 +235,16 @@ def test_task_search_pages_with_a_cursor_and_includes_the_service_request(
     [next_link] = [link["url"] for link in page["link"] if link["relation"] == "next"]
     second = valid(fhir_validator, client.get(next_link, headers=TEAM).json())
     assert not [link for link in second["link"] if link["relation"] == "next"]
-    found = [e["resource"]["focus"]["reference"] for e in page["entry"] + second["entry"]
-             if e["search"]["mode"] == "match"]
+    found = [
+        e["resource"]["focus"]["reference"]
+        for e in page["entry"] + second["entry"]
+        if e["search"]["mode"] == "match"
+    ]
     assert found == [f"ServiceRequest/{rid}" for rid in ids]
-    assert client.get(f"{BASE}/Task", params={"owner": "RXA01"}, headers=OTHER_TEAM).json()[
-        "entry"
-    ] == [], "another team sees none of them"
+    assert (
+        client.get(f"{BASE}/Task", params={"owner": "RXA01"}, headers=OTHER_TEAM).json()["entry"]
+        == []
+    ), "another team sees none of them"
 
 
 def test_service_request_search_by_requester_status_and_last_updated(
@@ -245,8 +253,11 @@ def test_service_request_search_by_requester_status_and_last_updated(
     rid = create(client)
     response = client.get(
         f"{BASE}/ServiceRequest",
-        params={"requester": f"https://fhir.nhs.uk/Id/ods-organization-code|B81001", "status": "active",
-                "_lastUpdated": "gt2020-01-01T00:00:00Z"},
+        params={
+            "requester": "https://fhir.nhs.uk/Id/ods-organization-code|B81001",
+            "status": "active",
+            "_lastUpdated": "gt2020-01-01T00:00:00Z",
+        },
         headers=GP,
     )
     bundle = valid(fhir_validator, response.json())
@@ -255,7 +266,9 @@ def test_service_request_search_by_requester_status_and_last_updated(
     assert none.json()["entry"] == []
 
 
-def test_unknown_search_parameters_are_refused(client: TestClient, fhir_validator: FhirValidator) -> None:
+def test_unknown_search_parameters_are_refused(
+    client: TestClient, fhir_validator: FhirValidator
+) -> None:
     body = valid(fhir_validator, outcome(client.get(f"{BASE}/Task?colour=blue", headers=GP), 400))
     assert body["issue"][0]["expression"] == ["colour"]
 
@@ -296,7 +309,12 @@ def test_the_owner_accepts_starts_and_completes_its_task(
     sr = client.get(f"{BASE}/ServiceRequest/{rid}", headers=GP).json()
     assert sr["status"] == "completed"
     events = [t[1].rsplit(".", 2)[-2] for t in topics(db_url) if t[0] == REFERRAL_EVENTS]
-    assert events == ["ReferralSubmitted", "ReferralAccepted", "ReferralStarted", "ReferralCompleted"]
+    assert events == [
+        "ReferralSubmitted",
+        "ReferralAccepted",
+        "ReferralStarted",
+        "ReferralCompleted",
+    ]
 
 
 def test_a_rejection_keeps_the_rejected_task_and_the_next_organisation_gets_a_new_one(
@@ -306,7 +324,9 @@ def test_a_rejection_keeps_the_rejected_task_and_the_next_organisation_gets_a_ne
     route(db_url, rid, "RXA01")
     [first] = tasks(client, rid, TEAM)
     reason = {
-        "coding": [{"system": f"{OURS}/rejection-reason", "code": "not-available-within-timescale"}],
+        "coding": [
+            {"system": f"{OURS}/rejection-reason", "code": "not-available-within-timescale"}
+        ],
         "text": "No capacity before 18:00",
     }
     response = patch_task(client, first, TEAM, status_to("rejected", statusReason=reason))
@@ -335,8 +355,22 @@ def test_a_stale_version_is_412_and_the_wrong_step_409(
     body = valid(fhir_validator, outcome(stale, 412))
     assert stale.headers["etag"] == 'W/"2"'
     assert "version 2" in body["issue"][0]["diagnostics"]
-    early = patch_task(client, task, TEAM, status_to("completed", output=[{"type": {"text": "x"},
-        "valueCodeableConcept": {"coding": [{"system": f"{OURS}/outcome", "code": "died"}]}}]))
+    early = patch_task(
+        client,
+        task,
+        TEAM,
+        status_to(
+            "completed",
+            output=[
+                {
+                    "type": {"text": "x"},
+                    "valueCodeableConcept": {
+                        "coding": [{"system": f"{OURS}/outcome", "code": "died"}]
+                    },
+                }
+            ],
+        ),
+    )
     valid(fhir_validator, outcome(early, 409))
     not_owner = patch_task(client, task, GP, status_to("accepted"))
     valid(fhir_validator, outcome(not_owner, 403))
@@ -364,6 +398,12 @@ def test_the_capability_statement_lists_exactly_the_mounted_routes(
     declared |= {("system", i["code"]) for i in rest["interaction"]}
     mounted = {_interaction(route.methods, route.path) for route in _fhir_routes(client)}
     assert declared | {("system", "capabilities")} == mounted
+
+
+def test_every_fhir_route_but_metadata_learns_its_caller(client: TestClient) -> None:
+    for fhir_route in _fhir_routes(client):
+        learns = get_identity in dependency_calls(fhir_route.dependant)
+        assert learns == (fhir_route.path != "/metadata"), fhir_route.path
 
 
 def _fhir_routes(client: TestClient) -> list[Any]:

@@ -78,7 +78,7 @@ class Ledger:
             ReferralVersionRow(
                 referral_id=referral.id,
                 version=before,
-                state={name: _json_safe(getattr(row, name)) for name in REFERRAL.columns.keys()},
+                state={c.key: _json_safe(getattr(row, c.key)) for c in REFERRAL.columns},
                 updated_at=row.updated_at,
             )
         )
@@ -171,7 +171,9 @@ class Ledger:
             query = query.where(col(ReferralRow.referrer_org).in_(q.requesters))
         if q.statuses:
             query = query.where(col(ReferralRow.status).in_(q.statuses))
-        query = _page(query, ReferralRow.updated_at, ReferralRow.id, q.updated_after, q.updated_before)
+        query = _page(
+            query, ReferralRow.updated_at, ReferralRow.id, q.updated_after, q.updated_before
+        )
         query = _after(query, ReferralRow.updated_at, ReferralRow.id, q.after)
         return list(self.session.exec(query.limit(q.limit + 1)))
 
@@ -185,12 +187,12 @@ def _visible(query: Any, visibility: Visibility) -> Any:
     if visibility.everything:
         return query
     org = visibility.organisation
-    return query.where(or_(ReferralRow.referrer_org == org, ReferralRow.assigned_org == org))
+    return query.where(
+        or_(col(ReferralRow.referrer_org) == org, col(ReferralRow.assigned_org) == org)
+    )
 
 
-def _page(
-    query: Any, at: Any, key: Any, after: datetime | None, before: datetime | None
-) -> Any:
+def _page(query: Any, at: Any, key: Any, after: datetime | None, before: datetime | None) -> Any:
     if after is not None:
         query = query.where(col(at) > _utc(after))
     if before is not None:

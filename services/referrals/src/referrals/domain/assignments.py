@@ -86,10 +86,16 @@ def after(step: Transition, current: AssignmentState | None) -> AssignmentState 
         case "reject":
             return _ended(current, AssignmentStatus.REJECTED, "rejected", step.reason_code, note)
         case "redirect":
-            return _ended(current, AssignmentStatus.REJECTED, "redirected", EndReason.REDIRECTED, note)
+            return _ended(
+                current, AssignmentStatus.REJECTED, "redirected", EndReason.REDIRECTED, note
+            )
         case "cancel":
             return _ended(
-                current, AssignmentStatus.CANCELLED, "cancelled", EndReason.CANCELLED_BY_REFERRER, note
+                current,
+                AssignmentStatus.CANCELLED,
+                "cancelled",
+                EndReason.CANCELLED_BY_REFERRER,
+                note,
             )
         case "reroute":
             reason = step.reason_code or EndReason.REROUTED

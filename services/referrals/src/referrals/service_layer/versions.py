@@ -135,9 +135,7 @@ def search_assignments(
                 referrals[row.referral_id] = referral
                 record_access(uow, row.referral_id, caller, AccessedData.REFERRAL)
         found = [_assignment_at(row, referrals[row.referral_id], uow, None) for row in rows]
-        included = (
-            [_current(uow, rid) for rid in referrals] if include_referrals else []
-        )
+        included = [_current(uow, rid) for rid in referrals] if include_referrals else []
         uow.commit()
     return Page(found, len(matched) > query.limit), included
 

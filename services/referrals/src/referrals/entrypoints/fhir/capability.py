@@ -62,7 +62,10 @@ def capability_statement(software_version: str) -> dict[str, Any]:
             "date": "2026-12-03",
             "publisher": "Referral Exchange",
             "kind": "instance",
-            "software": {"name": "Referral Exchange referrals service", "version": software_version},
+            "software": {
+                "name": "Referral Exchange referrals service",
+                "version": software_version,
+            },
             "implementation": {"description": "Referrals as ServiceRequest and Task"},
             "fhirVersion": "4.0.1",
             "format": ["application/fhir+json"],

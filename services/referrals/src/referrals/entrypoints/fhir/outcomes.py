@@ -167,8 +167,7 @@ async def _send_outcome(send: Send, start: Message, body: bytes) -> None:
     summary = problem.get("detail") or problem.get("title") or "error"
     errors = problem.get("errors") or []
     issues = [
-        issue(f"{summary} (rule {e.get('rule', '')})", code, e.get("field") or None)
-        for e in errors
+        issue(f"{summary} (rule {e.get('rule', '')})", code, e.get("field") or None) for e in errors
     ] or [issue(summary, code)]
     encoded = json.dumps(operation_outcome(issues)).encode()
     headers = [
@@ -176,6 +175,9 @@ async def _send_outcome(send: Send, start: Message, body: bytes) -> None:
         for name, value in start.get("headers", [])
         if name not in (b"content-type", b"content-length")
     ]
-    headers += [(b"content-type", FHIR_JSON.encode()), (b"content-length", str(len(encoded)).encode())]
+    headers += [
+        (b"content-type", FHIR_JSON.encode()),
+        (b"content-length", str(len(encoded)).encode()),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": encoded})

@@ -88,7 +88,10 @@ def service_request(found: ReferralVersion) -> Json:
         resource["note"] = [{"text": r.clinical_summary}]
     if r.status.value == "cancelled" and found.cancel_reason:
         resource["extension"] = [
-            {"url": codes.STATUS_REASON_EXTENSION, "valueCodeableConcept": {"text": found.cancel_reason}}
+            {
+                "url": codes.STATUS_REASON_EXTENSION,
+                "valueCodeableConcept": {"text": found.cancel_reason},
+            }
         ]
     return resource
 

@@ -160,9 +160,7 @@ def search_service_requests(request: Request, caller: CallerDep, uow: Uow) -> JS
     statuses: list[str] = []
     for status in params.values("status"):
         if status not in STATUSES_OF:
-            raise FhirProblem(
-                400, f"status: one of {', '.join(sorted(STATUSES_OF))}", "status"
-            )
+            raise FhirProblem(400, f"status: one of {', '.join(sorted(STATUSES_OF))}", "status")
         statuses += STATUSES_OF[status]
     after, before = params.last_updated()
     limit = params.count()
@@ -181,4 +179,3 @@ def search_service_requests(request: Request, caller: CallerDep, uow: Uow) -> JS
     last = (page[-1].updated_at, page[-1].referral.id) if page else None
     next_link = params.page_link(last) if found.more and last else None
     return fhir_response(searchset(request, entries, next_link))
-

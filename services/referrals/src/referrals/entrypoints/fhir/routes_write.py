@@ -115,12 +115,19 @@ async def transaction(
     """A transaction Bundle of a Patient and a ServiceRequest for them: one referral, stored
     whole or not at all."""
     body = await read_json(request)
-    if isinstance(body, dict) and body.get("resourceType") == "Bundle" and body.get("type") not in (
-        "transaction",
-        None,
+    if (
+        isinstance(body, dict)
+        and body.get("resourceType") == "Bundle"
+        and body.get("type")
+        not in (
+            "transaction",
+            None,
+        )
     ):
         raise FhirProblem(
-            400, "this endpoint takes a transaction Bundle (messages: $process-message)", "Bundle.type"
+            400,
+            "this endpoint takes a transaction Bundle (messages: $process-message)",
+            "Bundle.type",
         )
     try:
         bundle = parse(inbound.TransactionBundle, body, "Bundle")
@@ -199,7 +206,9 @@ async def patch_task(
     version = if_match_version(if_match, required=True)
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     if content_type != "application/json-patch+json":
-        raise FhirProblem(415, "PATCH takes a JSON Patch (application/json-patch+json)", "Content-Type")
+        raise FhirProblem(
+            415, "PATCH takes a JSON Patch (application/json-patch+json)", "Content-Type"
+        )
     operations = await read_json(request)
     return await run_in_threadpool(
         _patch, resource_id, request, caller, version, _key(key), operations
