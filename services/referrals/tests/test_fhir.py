@@ -426,3 +426,70 @@ def _interaction(methods: set[str], path: str) -> tuple[str, str]:
     if len(parts) == 2:
         return (kind, {"GET": "read", "PATCH": "patch", "PUT": "update"}[method])
     return (kind, "vread")
+
+
+# ---- updates with PUT ----------------------------------------------------------------------
+
+
+def test_the_referrer_amends_with_put_and_the_old_version_stays_readable(
+    client: TestClient, db_url: str, fhir_validator: FhirValidator
+) -> None:
+    rid = create(client)
+    current = client.get(f"{BASE}/ServiceRequest/{rid}", headers=GP).json()
+    amended = {**current, "priority": "asap", "note": [{"text": "Now confused"}]}
+    response = write(client, "PUT", f"/ServiceRequest/{rid}", GP, amended, version=1)
+    assert response.status_code == 200, response.text
+    after = valid(fhir_validator, response.json())
+    assert (after["priority"], after["meta"]["versionId"]) == ("asap", "2")
+    assert response.headers["etag"] == 'W/"2"'
+    before = client.get(f"{BASE}/ServiceRequest/{rid}/_history/1", headers=GP).json()
+    assert (before["priority"], before["note"][0]["text"]) == (
+        "urgent",
+        "Lives alone; fell twice this week",
+    )
+    assert (REFERRAL_EVENTS, "rx.referrals.ReferralAmended.v1") in topics(db_url)
+    stale = write(client, "PUT", f"/ServiceRequest/{rid}", GP, amended, version=1)
+    valid(fhir_validator, outcome(stale, 412))
+
+
+def test_revoking_the_service_request_cancels_the_referral_and_its_task(
+    client: TestClient, db_url: str, fhir_validator: FhirValidator
+) -> None:
+    rid = create(client)
+    route(db_url, rid)
+    current = client.get(f"{BASE}/ServiceRequest/{rid}", headers=GP).json()
+    unexplained = write(
+        client, "PUT", f"/ServiceRequest/{rid}", GP, {**current, "status": "revoked"}, version=2
+    )
+    assert outcome(unexplained, 422)["issue"][0]["expression"] == ["ServiceRequest.extension"]
+    reason = {
+        "url": "http://hl7.org/fhir/StructureDefinition/request-statusReason",
+        "valueCodeableConcept": {"text": "Admitted overnight"},
+    }
+    revoked = {**current, "status": "revoked", "extension": [reason]}
+    response = write(client, "PUT", f"/ServiceRequest/{rid}", GP, revoked, version=2)
+    assert valid(fhir_validator, response.json())["status"] == "revoked"
+    assert client.get(f"{BASE}/ServiceRequest/{rid}", headers=GP).json()["extension"] == [reason]
+    [task] = tasks(client, rid, GP)
+    assert (task["status"], task["statusReason"]["text"]) == ("cancelled", "Admitted overnight")
+    valid(fhir_validator, task)
+
+
+def test_the_owner_moves_its_task_on_with_put_and_may_change_nothing_else(
+    client: TestClient, db_url: str, fhir_validator: FhirValidator
+) -> None:
+    rid = create(client)
+    route(db_url, rid)
+    [task] = tasks(client, rid, TEAM)
+    taken = {
+        **task,
+        "owner": {"identifier": {"system": "x", "value": "RXA09"}},
+        "status": "accepted",
+    }
+    refused = write(client, "PUT", f"/Task/{task['id']}", TEAM, taken, version=2)
+    assert outcome(refused, 422)["issue"][0]["expression"] == ["Task.owner"]
+    response = write(
+        client, "PUT", f"/Task/{task['id']}", TEAM, {**task, "status": "accepted"}, version=2
+    )
+    assert response.status_code == 200, response.text
+    assert valid(fhir_validator, response.json())["status"] == "accepted"

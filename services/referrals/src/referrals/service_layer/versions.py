@@ -81,6 +81,15 @@ def read_assignment(
     return found
 
 
+def current_referral(referral_id: str, caller: Caller, uow: UnitOfWork) -> Referral:
+    """A referral as it is now, for a change to it (the change itself is the record)."""
+    with uow:
+        found = uow.referrals.get(referral_id)
+        if found is None or not found.visible_to(caller):
+            raise ReferralNotFound(f"no ServiceRequest {referral_id}")
+        return found
+
+
 def current_assignment(assignment_id: str, caller: Caller, uow: UnitOfWork) -> AssignmentVersion:
     """An assignment as it is now, for a change to it (the change itself is the record)."""
     with uow:

@@ -11,6 +11,7 @@ from .capability import capability_statement
 from .deps import BASE_PATH, fhir_response
 from .routes_read import router as read_router
 from .routes_search import router as search_router
+from .routes_tasks import router as tasks_router
 from .routes_write import router as write_router
 
 PREFIX = BASE_PATH
@@ -32,6 +33,7 @@ def create_fhir_app() -> FastAPI:
     app.include_router(read_router)
     app.include_router(search_router)
     app.include_router(write_router)
+    app.include_router(tasks_router)
     return app
 
 

@@ -27,8 +27,8 @@ SEARCH_PARAMS: dict[str, list[tuple[str, str, str]]] = {
 }
 
 INTERACTIONS: dict[str, list[str]] = {
-    "ServiceRequest": ["read", "vread", "search-type", "create"],
-    "Task": ["read", "vread", "search-type", "patch"],
+    "ServiceRequest": ["read", "vread", "search-type", "create", "update"],
+    "Task": ["read", "vread", "search-type", "patch", "update"],
     "Patient": ["read", "vread"],
 }
 SYSTEM_INTERACTIONS = ["transaction"]
@@ -40,7 +40,7 @@ def capability_statement(software_version: str) -> dict[str, Any]:
     for kind, interactions in INTERACTIONS.items():
         resource: dict[str, Any] = {
             "type": kind,
-            "versioning": "versioned",
+            "versioning": "versioned-update",
             "readHistory": True,
             "updateCreate": False,
             "conditionalCreate": False,

@@ -11,7 +11,7 @@ from rx_contracts import CohortFlags, Outcome, Priority, RejectionReason, Servic
 from ...domain.assignments import AssignmentStatus
 from ...domain.errors import InvalidRequest
 from ...domain.lifecycle import Action
-from ...domain.model import Patient
+from ...domain.model import Patient, Referral
 from ...service_layer.handlers import SubmitReferral
 from . import codes, inbound
 
@@ -156,3 +156,56 @@ def task_action(current: str, task: inbound.Task) -> tuple[Action, dict[str, Any
             )
         return action, {"outcome": Outcome(outcome), "summary": summary}
     return action, {}
+
+
+def update(current: Referral, sr: inbound.ServiceRequest) -> tuple[Action, dict[str, Any]]:
+    """What a PUT of the ServiceRequest asks of ``current``: cancel (revoked) or amend (what
+    differs among priority, cohort, reason and clinical summary). The rest is not the
+    referrer's to change here."""
+    if sr.status == "revoked":
+        reason = sr.cancel_reason()
+        if not reason:
+            raise invalid(
+                "ServiceRequest.extension",
+                "cancel_reason",
+                f"a cancellation needs its reason in {codes.STATUS_REASON_EXTENSION}",
+            )
+        return Action.CANCEL, {"text": reason}
+    if sr.status != "active":
+        raise invalid(
+            "ServiceRequest.status",
+            "referrer_statuses",
+            "the referrer keeps a ServiceRequest active (to amend it) or revokes it (to cancel)",
+        )
+    wanted = submit(sr, _patient_of(current))
+    if wanted.referrer_org != current.referrer_org:
+        raise invalid("ServiceRequest.requester", "not_amendable", "the referrer cannot change")
+    if wanted.service_type != current.service_type:
+        raise invalid(
+            "ServiceRequest.code",
+            "not_amendable",
+            "the service type cannot change; cancel and refer again",
+        )
+    changes: dict[str, Any] = {
+        "priority": wanted.priority,
+        "cohort": wanted.cohort,
+        "reason_code": wanted.reason_code,
+        "reason_text": wanted.reason_text,
+        "clinical_summary": wanted.clinical_summary,
+    }
+    return Action.AMEND, {k: v for k, v in changes.items() if getattr(current, k) != v}
+
+
+def _patient_of(current: Referral) -> inbound.Patient:
+    """The referral's patient as a contained Patient would give it (a PUT of the
+    ServiceRequest does not change the patient)."""
+    p = current.patient
+    return inbound.Patient(
+        resourceType="Patient",
+        identifier=[inbound.Identifier(system=codes.NHS_NUMBER, value=p.nhs_number)]
+        if p.nhs_number
+        else [],
+        name=[inbound.HumanName(text=p.name)] if p.name else [],
+        birthDate=p.birth_date,
+        address=[inbound.Address(postalCode=p.postcode)],
+    )

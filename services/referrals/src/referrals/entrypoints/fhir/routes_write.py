@@ -1,27 +1,21 @@
-"""Creating referrals (POST ServiceRequest, a transaction Bundle) and acting on them (PATCH
-Task): parse the FHIR, then the same handlers, Idempotency-Key and If-Match rules as the JSON
-API. Every write needs an Idempotency-Key; every change of an existing resource If-Match."""
+"""Creating referrals (POST ServiceRequest, a transaction Bundle) and changing them (PUT
+ServiceRequest: amend, or cancel by revoking): parse the FHIR, then the same handlers,
+Idempotency-Key and If-Match rules as the JSON API."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import jsonpatch
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from ...domain import assignments
-from ...domain.caller import Caller
-from ...domain.errors import IllegalTransition
+from ...domain.lifecycle import Action
 from ...domain.model import Referral
 from ...service_layer import handlers, versions
-from ...service_layer.unit_of_work import StoredResponse, UnitOfWork
-from ..api.idempotency import run_once
+from ...service_layer.unit_of_work import StoredResponse
 from . import commands, inbound, resources
 from .deps import (
-    FHIR_JSON,
     CallerDep,
     IdempotencyKeyHeader,
     IfMatchHeader,
@@ -32,51 +26,14 @@ from .deps import (
 )
 from .outcomes import FhirProblem
 from .routes_search import full_url
+from .writes import idempotent, location
 
 router = APIRouter()
 
-PATCHABLE = ("/status", "/statusReason", "/output")
-"""What a JSON Patch may touch on a Task: the owner moves it on; the rest follows."""
 
-
-def _key(key: str | None) -> str:
-    if key is None:
-        raise FhirProblem(
-            400,
-            "every write needs an Idempotency-Key header, unique per logical request",
-            "Idempotency-Key",
-        )
-    return key
-
-
-def _idempotent(
-    request: Request,
-    caller: Caller,
-    key: str | None,
-    body: Any,
-    if_match: int | None,
-    execute: Callable[[UnitOfWork], Any],
-    present: Callable[[Any], StoredResponse],
-) -> JSONResponse:
-    """Run once per Idempotency-Key, as the JSON API does; answered as FHIR JSON."""
-    fingerprint_body = {"fhir": body}
-    response = run_once(
-        request, caller, _key(key), fingerprint_body, if_match, execute, present=present
-    )
-    response.headers["content-type"] = FHIR_JSON
-    return response
-
-
-def _created(request: Request, referral: Referral) -> tuple[dict[str, Any], dict[str, Any]]:
+def _created(referral: Referral) -> tuple[dict[str, Any], dict[str, Any]]:
     found = versions.ReferralVersion(referral, referral.created_at)
     return resources.service_request(found), resources.patient(found)
-
-
-def _location(request: Request, resource: dict[str, Any]) -> str:
-    return full_url(
-        request,
-        f"{resource['resourceType']}/{resource['id']}/_history/{resource['meta']['versionId']}",
-    )
 
 
 @router.post("/ServiceRequest", name="create ServiceRequest", status_code=201)
@@ -92,12 +49,12 @@ async def create_service_request(
     cmd = commands.submit(sr, None)
 
     def present(referral: Referral) -> StoredResponse:
-        service_request, _ = _created(request, referral)
-        headers = {"ETag": resources.etag(1), "Location": _location(request, service_request)}
+        service_request, _ = _created(referral)
+        headers = {"ETag": resources.etag(1), "Location": location(request, service_request)}
         return StoredResponse(201, service_request, headers)
 
     return await run_in_threadpool(
-        _idempotent,
+        idempotent,
         request,
         caller,
         key,
@@ -138,14 +95,14 @@ async def transaction(
     order = [e.resource.resourceType for e in bundle.entry]
 
     def present(referral: Referral) -> StoredResponse:
-        made = dict(zip(("ServiceRequest", "Patient"), _created(request, referral), strict=True))
+        made = dict(zip(("ServiceRequest", "Patient"), _created(referral), strict=True))
         entries = [
             {
                 "fullUrl": full_url(request, f"{kind}/{referral.id}"),
                 "resource": made[kind],
                 "response": {
                     "status": "201 Created",
-                    "location": _location(request, made[kind]),
+                    "location": location(request, made[kind]),
                     "etag": resources.etag(1),
                     "lastModified": made[kind]["meta"]["lastUpdated"],
                 },
@@ -156,7 +113,7 @@ async def transaction(
         return StoredResponse(200, bundle_out, {})
 
     return await run_in_threadpool(
-        _idempotent,
+        idempotent,
         request,
         caller,
         key,
@@ -193,96 +150,43 @@ def _entries(bundle: inbound.TransactionBundle) -> tuple[inbound.ServiceRequest,
     return sr, patient
 
 
-@router.patch("/Task/{resource_id}", name="patch Task")
-async def patch_task(
+@router.put("/ServiceRequest/{resource_id}", name="update ServiceRequest")
+async def update_service_request(
     resource_id: str,
     request: Request,
     caller: CallerDep,
     if_match: IfMatchHeader = None,
     key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
-    """The Task's owner accepts, rejects, starts or completes it with a JSON Patch (RFC 6902)
-    of ``status`` and, where the step needs them, ``statusReason`` or ``output``."""
+    """The referrer amends the referral (priority, cohort, reason, clinical summary) while it
+    is not yet accepted, or cancels it: ``status`` ``revoked`` with the reason in the
+    request-statusReason extension."""
     version = if_match_version(if_match, required=True)
-    content_type = request.headers.get("content-type", "").split(";")[0].strip()
-    if content_type != "application/json-patch+json":
-        raise FhirProblem(
-            415, "PATCH takes a JSON Patch (application/json-patch+json)", "Content-Type"
-        )
-    operations = await read_json(request)
-    return await run_in_threadpool(
-        _patch, resource_id, request, caller, version, _key(key), operations
-    )
-
-
-def _patch(
-    task_id: str, request: Request, caller: Caller, version: int | None, key: str, operations: Any
-) -> JSONResponse:
-    before = versions.current_assignment(task_id, caller, request.app.state.container.uow())
-    if not before.state.open:
-        raise IllegalTransition(
-            f"Task {task_id} has ended ({before.state.status.value}); act on the current Task",
-            [],
-        )
-    patched = _apply(resources.task(before), operations)
+    body = await read_json(request)
     try:
-        task = parse(inbound.Task, patched, "Task")
+        sr = parse(inbound.ServiceRequest, body, "ServiceRequest")
     except ParseFailed as failed:
         return failed.response()
-    action, details = commands.task_action(before.state.status.value, task)
+    if sr.id != resource_id:
+        raise FhirProblem(
+            400, "the ServiceRequest's id must be the id in the URL", "ServiceRequest.id"
+        )
+    current = versions.current_referral(resource_id, caller, request.app.state.container.uow())
+    action, details = commands.update(current, sr)
 
     def present(referral: Referral) -> StoredResponse:
-        return _task_answer(before, referral)
+        reason = details.get("text") if action is Action.CANCEL else None
+        found = versions.ReferralVersion(referral, referral.pending[-1].at, reason)
+        answer = resources.service_request(found)
+        return StoredResponse(200, answer, {"ETag": resources.etag(referral.version)})
 
-    return _idempotent(
+    return await run_in_threadpool(
+        idempotent,
         request,
         caller,
         key,
-        operations,
+        body,
         version,
-        lambda uow: handlers.transition(
-            before.referral.id, action, caller, version or 0, uow, **details
-        ),
+        lambda uow: handlers.transition(resource_id, action, caller, version or 0, uow, **details),
         present,
     )
-
-
-def _apply(task: dict[str, Any], operations: Any) -> dict[str, Any]:
-    if not isinstance(operations, list):
-        raise FhirProblem(400, "a JSON Patch is a list of operations")
-    for index, op in enumerate(operations):
-        path = op.get("path", "") if isinstance(op, dict) else ""
-        if not path.startswith(PATCHABLE):
-            raise FhirProblem(
-                422,
-                f"operation {index}: only {', '.join(PATCHABLE)} of a Task may be patched",
-                f"Task{path.replace('/', '.')}" if path else None,
-            )
-    try:
-        result: dict[str, Any] = jsonpatch.apply_patch(task, operations)
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-        raise FhirProblem(422, f"the JSON Patch does not apply: {exc}") from exc
-    return result
-
-
-def _task_answer(before: versions.AssignmentVersion, referral: Referral) -> StoredResponse:
-    """The Task after the action, built from the referral's new steps (called while the unit
-    of work commits, before the assignment rows are written)."""
-    state: assignments.AssignmentState | None = before.state
-    updated_at = before.updated_at
-    for step in referral.pending:
-        state = assignments.after(step, state)
-        updated_at = step.at
-    assert state is not None
-    after = versions.AssignmentVersion(
-        id=before.id,
-        organisation=before.organisation,
-        provider_type=before.provider_type,
-        opened_at=before.opened_at,
-        state=state,
-        version=referral.version,
-        updated_at=updated_at,
-        referral=referral,
-    )
-    headers = {"ETag": resources.etag(referral.version)}
-    return StoredResponse(200, resources.task(after), headers)
