@@ -161,26 +161,24 @@ def test_a_rejection_gives_the_next_organisation_a_new_task(fhir_stack: Stack) -
     ]
 
 
-def test_a_cancelled_referral_cancels_its_task(fhir_stack: Stack) -> None:
-    """Cancelling (on the JSON API for now) shows on the FHIR face: revoked and cancelled."""
-    import httpx
-
+def test_revoking_the_service_request_cancels_the_referral_and_its_task(
+    fhir_stack: Stack,
+) -> None:
     rid = refer(fhir_stack)
     task = open_task(fhir_stack, rid, "RXA01")
-    response = httpx.post(
-        f"{fhir_stack.url('referrals')}/referrals/{rid}/cancel",
-        json={"reason_text": "Admitted overnight"},
-        headers={
-            **gp(fhir_stack),
-            "Idempotency-Key": str(uuid.uuid4()),
-            "If-Match": f'"{task["meta"]["versionId"]}"',
-        },
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    fhir = client(fhir_stack, "B81001")
-    assert fhir.reference("ServiceRequest", rid).to_resource()["status"] == "revoked"
-    cancelled = fhir.reference("Task", task["id"]).to_resource()
+    service_request = client(fhir_stack, "B81001").reference("ServiceRequest", rid).to_resource()
+    service_request["status"] = "revoked"
+    service_request["extension"] = [
+        {
+            "url": "http://hl7.org/fhir/StructureDefinition/request-statusReason",
+            "valueCodeableConcept": {"text": "Admitted overnight"},
+        }
+    ]
+    version = service_request["meta"]["versionId"]
+    writer = client(fhir_stack, "B81001", **{"If-Match": f'W/"{version}"'})
+    revoked = writer.resource("ServiceRequest", **service_request).save()  # PUT: it has an id
+    assert revoked["status"] == "revoked"
+    cancelled = client(fhir_stack, "B81001").reference("Task", task["id"]).to_resource()
     assert cancelled["status"] == "cancelled"
     assert cancelled["statusReason"]["text"] == "Admitted overnight"
 

@@ -152,3 +152,34 @@ def outcome(response: Response, status: int) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     assert body["resourceType"] == "OperationOutcome" and body["issue"], body
     return body
+
+
+BARS_EVENTS = "https://fhir.nhs.uk/CodeSystem/message-events-bars"
+BARS_REASONS = "https://fhir.nhs.uk/CodeSystem/message-reason-bars"
+
+
+def message(
+    reason: str, service_request: dict[str, Any], patient: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A BaRS-style message Bundle: MessageHeader (servicerequest-request, ``reason``), the
+    ServiceRequest it is about and, if given, the Patient."""
+    sr_url, patient_url = (
+        f"urn:uuid:{uuid.uuid4()}",
+        "urn:uuid:9a1f0c1e-0000-4000-8000-000000000001",
+    )
+    header = {
+        "resourceType": "MessageHeader",
+        "id": str(uuid.uuid4()),
+        "eventCoding": {"system": BARS_EVENTS, "code": "servicerequest-request"},
+        "reason": {"coding": [{"system": BARS_REASONS, "code": reason}]},
+        "source": {"endpoint": "https://gp-system.example/fhir"},
+        "destination": [{"endpoint": "https://exchange.example/fhir/R4"}],
+        "focus": [{"reference": sr_url}],
+    }
+    entries = [
+        {"fullUrl": f"urn:uuid:{header['id']}", "resource": header},
+        {"fullUrl": sr_url, "resource": service_request},
+    ]
+    if patient is not None:
+        entries.append({"fullUrl": patient_url, "resource": patient})
+    return {"resourceType": "Bundle", "type": "message", "entry": entries}

@@ -26,10 +26,13 @@ from .fhir_support import (
     OPS,
     OTHER_TEAM,
     OURS,
+    PATIENT,
+    SERVICE_REQUEST,
     STRANGER,
     TEAM,
     contained_service_request,
     create,
+    message,
     outcome,
     patch_task,
     route,
@@ -396,6 +399,7 @@ def test_the_capability_statement_lists_exactly_the_mounted_routes(
     [rest] = statement["rest"]
     declared = {(r["type"], i["code"]) for r in rest["resource"] for i in r["interaction"]}
     declared |= {("system", i["code"]) for i in rest["interaction"]}
+    declared |= {("system", f"${o['name']}") for o in rest["operation"]}
     mounted = {_interaction(route.methods, route.path) for route in _fhir_routes(client)}
     assert declared | {("system", "capabilities")} == mounted
 
@@ -418,6 +422,8 @@ def _interaction(methods: set[str], path: str) -> tuple[str, str]:
     method = next(iter(methods - {"HEAD"}))
     if path == "/":
         return ("system", "transaction")
+    if path.startswith("/$"):
+        return ("system", path[1:])
     if parts == ["metadata"]:
         return ("system", "capabilities")
     kind = parts[0]
@@ -493,3 +499,57 @@ def test_the_owner_moves_its_task_on_with_put_and_may_change_nothing_else(
     )
     assert response.status_code == 200, response.text
     assert valid(fhir_validator, response.json())["status"] == "accepted"
+
+
+# ---- BaRS-style messaging ------------------------------------------------------------------
+
+
+def test_a_new_message_creates_the_referral_and_answers_with_a_response_message(
+    client: TestClient, fhir_validator: FhirValidator
+) -> None:
+    sent = message("new", dict(SERVICE_REQUEST), dict(PATIENT))
+    response = write(client, "POST", "/$process-message", GP, sent)
+    assert response.status_code == 200, response.text
+    answer = valid(fhir_validator, response.json())
+    header, service_request = (e["resource"] for e in answer["entry"])
+    assert answer["type"] == "message" and header["resourceType"] == "MessageHeader"
+    assert header["response"] == {"identifier": sent["entry"][0]["resource"]["id"], "code": "ok"}
+    rid = service_request["id"]
+    assert client.get(f"/referrals/{rid}", headers=GP).json()["priority"] == "urgent"
+
+
+def test_update_and_delete_messages_amend_and_cancel_with_the_version_they_name(
+    client: TestClient, db_url: str, fhir_validator: FhirValidator
+) -> None:
+    rid = create(client)
+    current = client.get(f"{BASE}/ServiceRequest/{rid}", headers=GP).json()
+    renamed = {**PATIENT, "name": [{"text": "Alex J Smith"}]}
+    update = message("update", {**current, "priority": "stat"}, renamed)
+    update["entry"][1]["resource"]["subject"] = {"reference": update["entry"][2]["fullUrl"]}
+    response = write(client, "POST", "/$process-message", GP, update)
+    assert response.status_code == 200, response.text
+    amended = valid(fhir_validator, response.json())["entry"][1]["resource"]
+    assert (amended["priority"], amended["meta"]["versionId"]) == ("stat", "2")
+    assert client.get(f"{BASE}/Patient/{rid}", headers=GP).json()["name"] == [
+        {"text": "Alex J Smith"}
+    ]
+    stale = write(client, "POST", "/$process-message", GP, message("update", current))
+    valid(fhir_validator, outcome(stale, 412))
+    reason = {
+        "url": "http://hl7.org/fhir/StructureDefinition/request-statusReason",
+        "valueCodeableConcept": {"text": "Patient declined"},
+    }
+    delete = message("delete", {**amended, "status": "revoked", "extension": [reason]})
+    response = write(client, "POST", "/$process-message", GP, delete)
+    revoked = valid(fhir_validator, response.json())["entry"][1]["resource"]
+    assert revoked["status"] == "revoked"
+    assert client.get(f"/referrals/{rid}", headers=GP).json()["status"] == "cancelled"
+
+
+def test_a_message_about_something_else_is_refused(
+    client: TestClient, fhir_validator: FhirValidator
+) -> None:
+    sent = message("new", dict(SERVICE_REQUEST), dict(PATIENT))
+    sent["entry"][0]["resource"]["eventCoding"]["code"] = "booking-request"
+    body = valid(fhir_validator, outcome(write(client, "POST", "/$process-message", GP, sent), 422))
+    assert body["issue"][0]["expression"] == ["Bundle.entry[0].resource.eventCoding"]

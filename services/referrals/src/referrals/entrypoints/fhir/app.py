@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from . import outcomes
 from .capability import capability_statement
 from .deps import BASE_PATH, fhir_response
+from .routes_messaging import router as messaging_router
 from .routes_read import router as read_router
 from .routes_search import router as search_router
 from .routes_tasks import router as tasks_router
@@ -34,6 +35,7 @@ def create_fhir_app() -> FastAPI:
     app.include_router(search_router)
     app.include_router(write_router)
     app.include_router(tasks_router)
+    app.include_router(messaging_router)
     return app
 
 

@@ -32,6 +32,9 @@ INTERACTIONS: dict[str, list[str]] = {
     "Patient": ["read", "vread"],
 }
 SYSTEM_INTERACTIONS = ["transaction"]
+OPERATIONS = {
+    "process-message": "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message"
+}
 
 
 @lru_cache(maxsize=1)
@@ -77,6 +80,9 @@ def capability_statement(software_version: str) -> dict[str, Any]:
                     "'referrals'); every write needs an Idempotency-Key, every change If-Match.",
                     "resource": resources,
                     "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+                    "operation": [
+                        {"name": name, "definition": url} for name, url in OPERATIONS.items()
+                    ],
                 }
             ],
         }

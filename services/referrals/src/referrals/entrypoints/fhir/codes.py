@@ -42,3 +42,8 @@ SERVICE_REQUEST_STATUS: dict[ReferralStatus, str] = {
     ReferralStatus.CANCELLED: "revoked",
 }
 """A referral's status as a ServiceRequest status (request-status)."""
+
+MESSAGE_EVENTS = "https://fhir.nhs.uk/CodeSystem/message-events-bars"
+MESSAGE_REASONS = "https://fhir.nhs.uk/CodeSystem/message-reason-bars"
+SERVICE_REQUEST_EVENT = "servicerequest-request"
+"""The BaRS message event for a referral; its reason says new, update or delete."""

@@ -209,3 +209,15 @@ def _patient_of(current: Referral) -> inbound.Patient:
         birthDate=p.birth_date,
         address=[inbound.Address(postalCode=p.postcode)],
     )
+
+
+def patient_changes(current: Referral, patient: inbound.Patient) -> dict[str, Any]:
+    """The patient details a message's Patient changes (the postcode cannot change: the
+    domain refuses that)."""
+    wanted = _patient(patient)
+    changes = {
+        name: getattr(wanted, name)
+        for name in ("postcode", "nhs_number", "name", "birth_date")
+        if getattr(wanted, name) != getattr(current.patient, name)
+    }
+    return {"patient": changes} if changes else {}

@@ -180,3 +180,39 @@ class Task(Element):
         value = self.output[0].get("valueCodeableConcept")
         concept = CodeableConcept.model_validate(value or {})
         return concept.code_in(codes.OUTCOME), concept.text
+
+
+class MessageHeader(Element):
+    """A BaRS-style message's header. Its routing details (sender, destination, source) are
+    the message's envelope, not the referral's, and are not kept."""
+
+    resourceType: Literal["MessageHeader"]
+    id: FhirId
+    meta: Meta | None = None
+    eventCoding: Coding
+    reason: CodeableConcept | None = None
+    source: dict[str, Any]
+    destination: list[dict[str, Any]] = Field(default_factory=list)
+    sender: dict[str, Any] | None = None
+    focus: list[Reference] = Field(min_length=1, max_length=1)
+    definition: str | None = None
+
+
+class MessageEntry(Element):
+    fullUrl: str | None = None
+    resource: Annotated[
+        MessageHeader | Patient | ServiceRequest, Field(discriminator="resourceType")
+    ]
+
+
+class MessageBundle(Element):
+    """A message: its MessageHeader first, then the ServiceRequest it is about and, for a new
+    referral or a change of the patient's details, the Patient."""
+
+    resourceType: Literal["Bundle"]
+    id: FhirId | None = None
+    meta: Meta | None = None
+    identifier: Identifier | None = None
+    timestamp: str | None = None
+    type: Literal["message"]
+    entry: list[MessageEntry] = Field(min_length=2, max_length=3)
