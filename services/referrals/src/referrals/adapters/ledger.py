@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from rx_contracts import new_id
-from sqlalchemy import and_, or_
+from rx_messaging import fastsql
+from sqlalchemy import Table, and_, bindparam, or_, update
 from sqlmodel import Session, col, select
 
 from ..domain import assignments
@@ -22,6 +23,21 @@ from ..domain.assignments import AssignmentState, AssignmentStatus
 from ..domain.model import Referral
 from .repository import REFERRAL, _to_domain, _utc
 from .tables import AssignmentRow, AssignmentVersionRow, ReferralRow, ReferralVersionRow
+
+REFERRAL_VERSION: Table = ReferralVersionRow.__table__  # type: ignore[attr-defined]
+ASSIGNMENT: Table = AssignmentRow.__table__  # type: ignore[attr-defined]
+ASSIGNMENT_VERSION: Table = AssignmentVersionRow.__table__  # type: ignore[attr-defined]
+HELD = frozenset({"routed", "accepted", "in_progress"})
+"""Referral statuses in which an organisation holds it: an assignment is open."""
+_FIELDS = ("status", "business_status", "reason_code", "reason_text", "outcome", "outcome_text")
+_OPEN_ASSIGNMENT = select(ASSIGNMENT.c.id, *(ASSIGNMENT.c[name] for name in _FIELDS)).where(
+    ASSIGNMENT.c.referral_id == bindparam("referral_id"), ASSIGNMENT.c.open.is_(True)
+)
+_UPDATE_ASSIGNMENT = (
+    update(ASSIGNMENT)
+    .where(ASSIGNMENT.c.id == bindparam("key"))
+    .values({name: bindparam(name) for name in (*_FIELDS, "version", "open", "updated_at")})
+)
 
 Cursor = tuple[datetime, str]
 """(updated_at, id) of the last item already seen."""
@@ -68,60 +84,70 @@ class Ledger:
 
     def record(self, referral: Referral) -> None:
         """Keep the version ``referral`` is about to supersede, and apply its pending steps to
-        its assignments. A new referral (nothing superseded, no assignment yet) costs nothing."""
+        its assignments. A new referral (nothing superseded, no assignment yet) costs nothing.
+
+        Straight to the driver (rx_messaging.fastsql), as the repository's inserts: this runs
+        in every change of every referral, the consumers' included."""
         before = referral.version - len(referral.pending)
         if before == 0:
             return
         row = self.session.get(ReferralRow, referral.id)  # loaded already: no query
         assert row is not None, "a referral with history has a row"
-        self.session.add(
-            ReferralVersionRow(
-                referral_id=referral.id,
-                version=before,
-                state={c.key: _json_safe(getattr(row, c.key)) for c in REFERRAL.columns},
-                updated_at=row.updated_at,
-            )
-        )
-        current = self.session.exec(
-            select(AssignmentRow).where(
-                AssignmentRow.referral_id == referral.id, col(AssignmentRow.open).is_(True)
-            )
-        ).first()
+        conn = self.session.connection()
+        snapshot = {
+            "referral_id": referral.id,
+            "version": before,
+            "state": {c.key: _json_safe(getattr(row, c.key)) for c in REFERRAL.columns},
+            "updated_at": row.updated_at,
+        }
+        fastsql.execute(conn, fastsql.insert_into(REFERRAL_VERSION, tuple(snapshot)), snapshot)
+        current = self._open_assignment(conn, referral.id) if row.status in HELD else None
+        versions: list[dict[str, Any]] = []
         for offset, step in enumerate(referral.pending, start=1):
-            state = assignments.after(step, state_of(current) if current else None)
+            state = assignments.after(step, current[1] if current else None)
             if state is None:
                 continue
             version = before + offset
+            changed = {**_fields(state), "version": version, "open": state.open}
+            changed["updated_at"] = step.at
             if step.action == "route":
-                current = self._open(referral, version, step.at)
-            assert current is not None
-            current.sqlmodel_update(_fields(state))
-            current.version, current.open, current.updated_at = version, state.open, step.at
-            self.session.add(current)
-            self.session.add(
-                AssignmentVersionRow(
-                    assignment_id=current.id, version=version, updated_at=step.at, **_fields(state)
-                )
+                current = (new_id(), state)
+                opened = self._opened(referral, current[0], version, step.at) | changed
+                fastsql.execute(conn, fastsql.insert_into(ASSIGNMENT, tuple(opened)), opened)
+            else:
+                assert current is not None
+                fastsql.execute(conn, _UPDATE_ASSIGNMENT, {"key": current[0], **changed})
+            versions.append(
+                {"assignment_id": current[0], "version": version, "updated_at": step.at}
+                | _fields(state)
             )
-            if not state.open:
-                current = None
-        self.session.flush()
+            current = (current[0], state) if state.open else None
+        if versions:
+            statement = fastsql.insert_into(ASSIGNMENT_VERSION, tuple(versions[0]))
+            fastsql.execute_many(conn, statement, versions)
 
-    def _open(self, referral: Referral, version: int, at: datetime) -> AssignmentRow:
-        assert referral.assigned_org and referral.assigned_provider_type, "routing assigned it"
-        return AssignmentRow(
-            id=new_id(),
-            referral_id=referral.id,
-            organisation=referral.assigned_org,
-            provider_type=referral.assigned_provider_type.value,
-            referrer_org=referral.referrer_org,
-            opened_at=at,
-            first_version=version,
-            version=version,
-            open=True,
-            updated_at=at,
-            **_fields(assignments.OFFERED),
+    def _open_assignment(self, conn: Any, referral_id: str) -> tuple[str, AssignmentState] | None:
+        raw = fastsql.execute(conn, _OPEN_ASSIGNMENT, {"referral_id": referral_id})
+        found = raw.fetchone()
+        if found is None:
+            return None
+        key, status, business, reason, text, outcome, outcome_text = found
+        return key, AssignmentState(
+            AssignmentStatus(status), business, reason, text, outcome, outcome_text
         )
+
+    @staticmethod
+    def _opened(referral: Referral, key: str, version: int, at: datetime) -> dict[str, Any]:
+        assert referral.assigned_org and referral.assigned_provider_type, "routing assigned it"
+        return {
+            "id": key,
+            "referral_id": referral.id,
+            "organisation": referral.assigned_org,
+            "provider_type": referral.assigned_provider_type.value,
+            "referrer_org": referral.referrer_org,
+            "opened_at": at,
+            "first_version": version,
+        }
 
     # ---- reading ---------------------------------------------------------------------------
 
