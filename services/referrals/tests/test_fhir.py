@@ -553,3 +553,34 @@ def test_a_message_about_something_else_is_refused(
     sent["entry"][0]["resource"]["eventCoding"]["code"] = "booking-request"
     body = valid(fhir_validator, outcome(write(client, "POST", "/$process-message", GP, sent), 422))
     assert body["issue"][0]["expression"] == ["Bundle.entry[0].resource.eventCoding"]
+
+
+def test_versions_assignments_and_searches_on_both_databases(database_url: str) -> None:
+    """The ledger's writes and the searches' queries, on SQLite and PostgreSQL alike."""
+    with TestClient(create_app(Settings(database_url=database_url))) as client:
+        rid = create(client)
+        route(database_url, rid, "RXA01")
+        [first] = tasks(client, rid, TEAM)
+        reason = {"coding": [{"system": f"{OURS}/rejection-reason", "code": "failed-contact"}]}
+        assert patch_task(
+            client, first, TEAM, status_to("rejected", statusReason=reason)
+        ).is_success
+        route(database_url, rid, "RXA02")
+        [_, second] = tasks(client, rid, GP)
+        accepted = patch_task(client, second, OTHER_TEAM, status_to("accepted")).json()
+        assert accepted["meta"]["versionId"] == "5"
+        page = client.get(
+            f"{BASE}/Task",
+            params={"requester": "B81001", "_count": "1", "_lastUpdated": "gt2020-01-01T00:00:00Z"},
+            headers=GP,
+        ).json()
+        [next_link] = [link["url"] for link in page["link"] if link["relation"] == "next"]
+        rest = client.get(next_link, headers=GP).json()
+        statuses = [e["resource"]["status"] for e in page["entry"] + rest["entry"]]
+        assert statuses == ["rejected", "accepted"]
+        old = client.get(f"{BASE}/ServiceRequest/{rid}/_history/2", headers=GP).json()
+        assert old["performerType"]["coding"][0]["code"] == "rapid-response"
+        assert (
+            client.get(f"{BASE}/Task/{first['id']}/_history/3", headers=GP).json()["status"]
+            == "rejected"
+        )
