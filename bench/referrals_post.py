@@ -725,15 +725,20 @@ def write_chart(
         label=f"target: {TARGET_RATIO:.0%} of baseline",
     )
     right.set_xticks(range(len(APPS)), APPS)
-    right.set_ylabel("201 responses per second")
+    right.set_ylabel("successful creates per second")
     right.set_title(
         f"Throughput ({args.concurrency} clients, closed loop)\n"
         f"ours / baseline = {summary['throughput_ratio']:.2f} (median of rounds)"
     )
     right.legend(loc="upper left", fontsize=8)
     right.set_ylim(0, max(r["throughput"][a]["rps"] for r in rounds for a in APPS) * 1.2)
+    what = (
+        "FHIR transaction Bundle (ours) vs JSON POST /referrals (baseline), both the referrals API"
+        if FHIR_MODE["on"]
+        else "POST /referrals: referrals API vs bare FastAPI + SQLModel insert"
+    )
     fig.suptitle(
-        f"POST /referrals: referrals API vs bare FastAPI + SQLModel insert — {os.cpu_count()}-core "
+        f"{what} — {os.cpu_count()}-core "
         f"machine, SQLite, {len(rounds)} rounds\nother processes on the machine used a median "
         f"{summary['other_cores']:.1f} cores while measuring"
     )
