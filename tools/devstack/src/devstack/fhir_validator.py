@@ -34,6 +34,7 @@ from .jars import (
     cache_dir,
     fetch_jars,
     file_lock,
+    infra_dir,
     java_executable,
     last_lines,
     read_text_or_none,
@@ -67,15 +68,9 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def infra_dir() -> Path:
-    """``infra/fhir-validator`` of this checkout, found by walking up from this file."""
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "infra" / "fhir-validator"
-        if (candidate / "pom.xml").is_file():
-            return candidate
-    raise FhirValidatorError(
-        f"cannot find infra/fhir-validator/pom.xml in any parent of {Path(__file__).resolve()}"
-    )
+def validator_dir() -> Path:
+    """``infra/fhir-validator`` of this checkout."""
+    return infra_dir("fhir-validator", FhirValidatorError)
 
 
 def ensure_built(progress: Progress = _stderr) -> tuple[Path, Path]:
@@ -83,13 +78,13 @@ def ensure_built(progress: Progress = _stderr) -> tuple[Path, Path]:
     on first use and cached under ``<cache>/fhir-validator-<version>``."""
     home = cache_dir() / f"fhir-validator-{HAPI_VERSION}"
     lib = fetch_jars(
-        infra_dir() / "pom.xml",
+        validator_dir() / "pom.xml",
         home / "lib",
         f"HAPI FHIR validator {HAPI_VERSION}",
         progress,
         FhirValidatorError,
     )
-    sources = sorted((infra_dir() / "src").glob("*.java"))
+    sources = sorted((validator_dir() / "src").glob("*.java"))
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()
     classes = home / f"classes-{digest[:16]}"
     if (classes / f"{MAIN_CLASS}.class").is_file():

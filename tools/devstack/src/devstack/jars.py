@@ -38,13 +38,16 @@ def cache_dir() -> Path:
 
 def kafka_infra_dir() -> Path:
     """``infra/kafka`` of this checkout, found by walking up from this file."""
+    return infra_dir("kafka")
+
+
+def infra_dir(name: str, error: type[Exception] = BrokerError) -> Path:
+    """``infra/<name>`` (holding a pom.xml) of this checkout, found by walking up from here."""
     for parent in Path(__file__).resolve().parents:
-        candidate = parent / "infra" / "kafka"
+        candidate = parent / "infra" / name
         if (candidate / "pom.xml").is_file():
             return candidate
-    raise BrokerError(
-        f"cannot find infra/kafka/pom.xml in any parent of {Path(__file__).resolve()}"
-    )
+    raise error(f"cannot find infra/{name}/pom.xml in any parent of {Path(__file__).resolve()}")
 
 
 def repo_root() -> Path:
