@@ -584,3 +584,17 @@ def test_versions_assignments_and_searches_on_both_databases(database_url: str) 
             client.get(f"{BASE}/Task/{first['id']}/_history/3", headers=GP).json()["status"]
             == "rejected"
         )
+
+
+def test_the_platform_s_own_refusals_arrive_as_operation_outcomes(
+    db_url: str, fhir_validator: FhirValidator
+) -> None:
+    """A body over the size limit is refused by middleware before any FHIR route runs."""
+    with TestClient(create_app(Settings(database_url=db_url, max_body_bytes=500))) as client:
+        response = write(client, "POST", "/", GP, transaction_bundle())
+        body = valid(fhir_validator, outcome(response, 413))
+        assert "limit of 500 bytes" in body["issue"][0]["diagnostics"]
+        unknown = valid(fhir_validator, outcome(client.get(f"{BASE}/Encounter/1", headers=GP), 404))
+        assert unknown["issue"][0]["code"] == "not-found"
+        plain = client.post("/referrals", content=b"x" * 600, headers=GP)
+        assert plain.headers["content-type"] == "application/problem+json", "JSON API unchanged"

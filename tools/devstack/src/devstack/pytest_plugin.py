@@ -439,7 +439,8 @@ def fhir_validator(
     _say(request.config, "starting the HAPI FHIR validator (base R4) …")
     error = ""
     try:
-        validator.start(progress=lambda message: _say(request.config, message))
+        # Generous: it loads all of R4 (half a minute on a quiet machine, minutes on a busy one).
+        validator.start(timeout=600, progress=lambda message: _say(request.config, message))
     except FhirValidatorError as exc:
         error = f"the FHIR validator did not start: {exc}"
     if error:
