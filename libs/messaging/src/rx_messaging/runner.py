@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 FALLBACK_POLL_S = 2.0
 """How often an idle relay looks at its outbox without being woken (a lost wake-up, a writer
 on another machine): the latency of the rare event that was not announced."""
+POLL_S = 0.05
+"""How often a relay that cannot be woken (another OS, a second relay on one SQLite file)
+looks at its outbox."""
 
 
 def run_relay(
@@ -58,14 +61,16 @@ def run_relay(
 
     def step() -> bool:
         staged = before_each() if before_each is not None else False
-        return relay.relay_once() > 0 or staged
+        # A short batch emptied the outbox: wait for the next wake-up (a commit made while
+        # this batch was out is one already) instead of reading an empty outbox again.
+        return relay.relay_once() >= relay.batch_size or staged
 
     try:
         run_loop(
             name,
             step,
             stop,
-            idle_sleep=fallback_poll,
+            idle_sleep=fallback_poll if signal.wakes else POLL_S,
             idle_wait=signal.wait,
             heartbeat=heartbeat_dir / f"{name}.alive",
         )
@@ -115,7 +120,7 @@ def run_consumer(
     try:
         run_loop(
             name,
-            lambda: consumer.step(timeout=0.5),
+            lambda: consumer.step(timeout=1.0),
             stop,
             idle_sleep=0,  # poll() itself waits for records
             heartbeat=heartbeat_dir / f"{name}.alive",

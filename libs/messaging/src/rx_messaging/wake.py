@@ -110,6 +110,9 @@ def _address(database: str | None) -> bytes | None:
 class CommitSignal(Protocol):
     """What the relay waits on between batches."""
 
+    wakes: bool
+    """Whether commits wake :meth:`wait` (False: it only times out, so poll often)."""
+
     def wait(self, timeout: float) -> bool:
         """Block until a commit is announced, :meth:`interrupt` is called or ``timeout``
         seconds pass; True if a commit was announced."""
@@ -122,6 +125,8 @@ class CommitSignal(Protocol):
 
 class _Waiter:
     """select() on a source of wake-ups plus a self-pipe for :meth:`interrupt`."""
+
+    wakes = True
 
     def __init__(self) -> None:
         self._read, self._write = os.pipe()
@@ -157,6 +162,8 @@ class _Waiter:
 
 class _Polling(_Waiter):
     """No wake-ups to be had: the relay polls (every ``timeout`` of :meth:`wait`)."""
+
+    wakes = False
 
 
 class _Datagrams(_Waiter):
