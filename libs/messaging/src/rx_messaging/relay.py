@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, Table, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col
 from sqlmodel import select as model_select
@@ -60,15 +61,16 @@ class OutboxRelay:
                 self._mark_sent(conn, rows)
         return len(rows)
 
-    def _publish(self, rows: list[Row[Any]]) -> None:
+    def _publish(self, rows: Sequence[Any]) -> None:
         by_topic: dict[str, list[WireRecord]] = defaultdict(list)
-        for _id, topic, key, value, headers in rows:
-            by_topic[topic].append((key, value, [(name, text.encode()) for name, text in headers]))
+        for row in rows:
+            headers = [(name, text.encode()) for name, text in row.headers]
+            by_topic[row.topic].append((row.key, row.value, headers))
         for topic, records in by_topic.items():
             self.publisher.publish(topic, records)
 
     @staticmethod
-    def _mark_sent(conn: Connection, rows: list[Row[Any]]) -> None:
+    def _mark_sent(conn: Connection, rows: Sequence[Any]) -> None:
         if not rows:
             return
         conn.execute(

@@ -77,7 +77,7 @@ def _after_commit(session: Session) -> None:
         session.info[_PENDING] = False
         bind = session.get_bind()
         if bind.dialect.name == "sqlite":
-            _send(bind.url.database)
+            _send(bind.engine.url.database)
 
 
 def _after_rollback(session: Session, previous: Any) -> None:
@@ -200,7 +200,7 @@ class _Notifications(_Waiter):
         if self._connection is None:
             try:
                 raw = self._engine.raw_connection()
-                connection = raw.dbapi_connection
+                connection: Any = raw.dbapi_connection
                 raw.detach()  # ours for good, not the pool's
                 connection.autocommit = True
                 connection.execute(f"LISTEN {CHANNEL}")
