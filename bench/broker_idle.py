@@ -58,7 +58,7 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
         broker = Broker(
             Path(tmp), port=port, controller_port=controller, extra_config=config, jvm_flags=flags
         )
-        broker.start()
+        broker.start(timeout=240)  # a busy shared machine can take minutes
         try:
             ensure_topics(broker.bootstrap_servers, all_topics())
             stop = threading.Event()
