@@ -17,7 +17,7 @@ import kafka.errors as kafka_errors
 from kafka import KafkaAdminClient
 from rx_messaging.kafka_auth import KafkaAuth
 
-from devstack.broker import BrokerError
+from .errors import BrokerError
 
 log = logging.getLogger(__name__)
 
