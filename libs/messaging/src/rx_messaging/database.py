@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import create_engine
 
 BUSY_TIMEOUT_S = 30
@@ -22,8 +23,10 @@ RESTART_FRAMES = 2048
 INLINE_CHECKPOINT_PAGES = 10_000
 
 
-class DatabaseBusy(TimeoutError):
-    """No transaction slot within the busy timeout: the database is overloaded or stuck."""
+class DatabaseBusy(PoolTimeout):
+    """No transaction slot within the busy timeout: the database is overloaded or stuck. A
+    pool timeout in kind (no connection within the pool's timeout), so callers that answer
+    one (the APIs: 503 with Retry-After) answer both."""
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
+from rx_config.kafka_auth import KafkaAuth
 from rx_contracts import ChainCheckpointed, EnvelopeError, decode, wrap
-from rx_messaging.kafka_auth import KafkaAuth
 from rx_messaging.outbox import add_to_outbox
 from rx_messaging.runner import reachable
 from sqlalchemy import select, update

@@ -15,7 +15,7 @@ from typing import Any
 
 import kafka.errors as kafka_errors
 from kafka import KafkaAdminClient
-from rx_messaging.kafka_auth import KafkaAuth
+from rx_config.kafka_auth import KafkaAuth
 
 from .errors import BrokerError
 
