@@ -27,7 +27,6 @@ from .envelope import Envelope, schema_urn
 from .registry import EVENT_TYPES
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[2]
-SCHEMA_DIR = CONTRACTS_DIR / "schemas"
 RELEASED_DIR = CONTRACTS_DIR / "released"
 
 
