@@ -6,17 +6,20 @@ transition history in the same transaction — the change and its event land tog
 at all, and the API never talks to Kafka.
 
 Units of work nest: a ``with uow:`` inside an open one joins it, and there ``commit()`` leaves
-the writing to the outer block's commit. That is how an idempotent POST stores its response
-with the change without the unit of work knowing how responses look::
+the writing to the outer block's commit. An idempotent POST uses that to store its response in
+the transaction of the change, while the unit of work knows nothing of HTTP and the handler
+nothing of idempotency (``entrypoints/api/idempotency.py``)::
 
-    with uow:                                   # the request's transaction
-        referral = handlers.transition(..., uow)  # its own `with uow:` joins; nothing written yet
-        response = render(referral)             # the route renders the domain result
+    with uow:                                     # the request's transaction
+        referral = handlers.transition(..., uow)  # its own `with uow:` joins; nothing written
+        response = render(referral)               # the route renders the domain result
         uow.commit(remember=IdempotentResponse(org, key, fingerprint, response))
 
-The outer commit then writes the change, its events and the key with its response, and
-commits once. Rendering happens before any write, so the transaction (and SQLite's write
-lock, which every POST of the process queues for) lasts just the inserts and the commit."""
+The outer commit writes the change, its events and the key with its response (the insert that
+claims the key), and commits once. Called on its own (a read, a consumer, a test), a handler's
+commit is the outermost and writes at once. For a new referral nothing touches the database
+before that commit, so its transaction (and SQLite's write lock, which every POST of the
+process queues for) lasts just the inserts and the commit."""
 
 from __future__ import annotations
 
