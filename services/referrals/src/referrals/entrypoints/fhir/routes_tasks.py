@@ -18,7 +18,7 @@ from ...domain.caller import Caller
 from ...domain.errors import IllegalTransition
 from ...domain.model import Referral
 from ...service_layer import handlers, versions
-from ...service_layer.unit_of_work import StoredResponse
+from ...adapters.idempotency import StoredResponse
 from . import commands, inbound, resources
 from .deps import (
     CallerDep,

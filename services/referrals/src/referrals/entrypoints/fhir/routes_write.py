@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from ...domain.lifecycle import Action
 from ...domain.model import Referral
 from ...service_layer import handlers, versions
-from ...service_layer.unit_of_work import StoredResponse
+from ...adapters.idempotency import StoredResponse
 from . import commands, inbound, resources
 from .deps import (
     CallerDep,

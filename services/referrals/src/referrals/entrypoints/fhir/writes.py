@@ -10,7 +10,8 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from ...domain.caller import Caller
-from ...service_layer.unit_of_work import StoredResponse, UnitOfWork
+from ...adapters.idempotency import StoredResponse
+from ...service_layer.unit_of_work import UnitOfWork
 from ..api.idempotency import run_once
 from .deps import FHIR_JSON
 from .outcomes import FhirProblem
