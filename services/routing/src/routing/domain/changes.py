@@ -2,8 +2,7 @@
 started and stopped, decisions made and what became of them, organisations' day loads, and
 events to publish.
 
-Not frozen: several are built for every event, and a frozen dataclass takes about three times
-as long to build."""
+Not frozen: several are built for every event, and frozen dataclasses are slower to build."""
 
 from __future__ import annotations
 

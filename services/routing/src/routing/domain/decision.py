@@ -73,7 +73,7 @@ class DecisionOutcome(StrEnum):
     UNROUTABLE = "unroutable"
 
 
-@dataclass
+@dataclass(slots=True)
 class Decision:
     """One routing decision and, once known, what the organisation did with it."""
 
@@ -145,18 +145,11 @@ def decide(
     rule_set = directory.rule_sets.get(locality)
     if rule_set is None:
         return Unroutable(f"locality {locality} has no active rule set", locality)
-    matching = [
-        r
-        for r in rule_set.rules
-        if r.matches(facts.service_type, facts.priority, facts.cohorts, at)
-    ]
-    if not matching:
-        return Unroutable(
-            f"no rule of {locality} v{rule_set.version} matches {facts.service_type.value} "
-            f"at {facts.priority.value} priority at {hhmm(minute_of_day(at))} local time",
-            locality,
-        )
-    for rule in matching:
+    matched = False
+    for rule in rule_set.rules:  # later rules are looked at only if no candidate was eligible
+        if not rule.matches(facts.service_type, facts.priority, facts.cohorts, at):
+            continue
+        matched = True
         for code in rule.candidates:
             if code in skipped:
                 continue
@@ -169,6 +162,12 @@ def decide(
             if why is None and candidate is not None:
                 return Routed(candidate, locality, rule, rule_set.version)
             skipped[code] = why or "ineligible"
+    if not matched:
+        return Unroutable(
+            f"no rule of {locality} v{rule_set.version} matches {facts.service_type.value} "
+            f"at {facts.priority.value} priority at {hhmm(minute_of_day(at))} local time",
+            locality,
+        )
     return Unroutable(
         f"no eligible candidate in {locality} for {facts.service_type.value}" + _listing(skipped),
         locality,

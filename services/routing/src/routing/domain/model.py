@@ -115,7 +115,7 @@ class Target:
     organisation: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Case:
     """What routing knows of one referral, from the events alone: enough to route it again,
     to forward its transitions to the right provider topic, and to replay it."""

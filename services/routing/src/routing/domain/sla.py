@@ -172,7 +172,7 @@ class ClockEvent:
     at: datetime
 
 
-@dataclass
+@dataclass(slots=True)
 class SlaClock:
     """One SLA clock of a referral: started by routing as the referral moves, stopped when
     met (or nobody's to meet any more), fired by the clock worker when its time comes."""
