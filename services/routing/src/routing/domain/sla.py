@@ -57,7 +57,7 @@ class SlaPolicy:
 
     @property
     def id(self) -> str:
-        return f"{self.service_type.value}/{self.priority.value if self.priority else '*'}"
+        return f"{self.service_type}/{self.priority or '*'}"  # a StrEnum formats as its value
 
 
 def check_policy(
@@ -103,8 +103,10 @@ def policy_for(
     return fallback
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Schedule:
+    """When a clock warns and runs out (built for every clock started: not frozen)."""
+
     started_at: datetime
     deadline: datetime
     warn_at: datetime | None
