@@ -35,24 +35,21 @@ _CASE = (
     .where(_CASES.c.referral_id == bindparam("referral_id"))
     .with_for_update(of=_CASES)  # PostgreSQL: events of one referral apply one at a time
 )
+_CASE_CHANGING = (
+    "priority",
+    "cohorts",
+    "declined_by",
+    "assigned_org",
+    "provider_type",
+    "attempt",
+    "decision_id",
+    "status",
+)
+"""The columns a case's later events change."""
 _CASE_UPDATE = (
     update(_CASES)
     .where(_CASES.c.referral_id == bindparam("key"))
-    .values(
-        {
-            name: bindparam(name)
-            for name in (
-                "priority",
-                "cohorts",
-                "declined_by",
-                "assigned_org",
-                "provider_type",
-                "attempt",
-                "decision_id",
-                "status",
-            )
-        }
-    )
+    .values({name: bindparam(name) for name in _CASE_CHANGING})
 )
 _HOLDER = select(_CASES.c.assigned_org, _CASES.c.provider_type).where(
     _CASES.c.referral_id == bindparam("referral_id")
@@ -309,17 +306,8 @@ def _case_row(c: Case) -> dict[str, Any]:
 
 
 def _case_changes(c: Case) -> dict[str, Any]:
-    return {
-        "key": c.referral_id,
-        "priority": str(c.priority),
-        "cohorts": c.cohorts,
-        "declined_by": c.declined_by,
-        "assigned_org": c.assigned_org,
-        "provider_type": str(c.provider_type) if c.provider_type else None,
-        "attempt": c.attempt,
-        "decision_id": c.decision_id,
-        "status": str(c.status),
-    }
+    row = _case_row(c)
+    return {"key": c.referral_id, **{name: row[name] for name in _CASE_CHANGING}}
 
 
 def _to_case(row: Row[Any]) -> Case:
