@@ -13,8 +13,6 @@ from typing import Any
 
 from sqlalchemy import Table, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import Session, col
-from sqlmodel import select as model_select
 
 from .database import is_postgres
 from .ports import Publisher, WireRecord
@@ -80,15 +78,3 @@ class OutboxRelay:
         )
         conn.commit()
         log.debug("relayed %d outbox rows", len(rows))
-
-
-def pending_count(engine: Engine) -> int:
-    """Rows not yet published (for /ready and tests)."""
-    from sqlalchemy import func
-
-    with Session(engine) as session:
-        return session.exec(
-            model_select(func.count())
-            .select_from(OutboxMessage)
-            .where(col(OutboxMessage.sent_at).is_(None))
-        ).one()
