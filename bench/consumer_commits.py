@@ -29,6 +29,7 @@ from devstack.topics import ensure_topics
 from machine import cpu_seconds
 from rx_contracts.topics import REFERRAL_EVENTS, all_topics
 from rx_messaging.kafka import KafkaPublisher, KafkaRecordSource
+from rx_messaging.records import PublishError
 from rx_messaging.runner import COMMIT_INTERVAL_S
 
 
@@ -62,7 +63,12 @@ def measure(broker: Broker, interval: float, args: argparse.Namespace) -> dict[s
     for reader in readers:
         reader.start()
     publisher = KafkaPublisher(broker.bootstrap_servers, client_id="bench")
-    publisher.publish(REFERRAL_EVENTS, [(b"warm-up", b"x", [])])
+    for _attempt in range(30):  # a fresh broker may still be settling its leaders
+        try:
+            publisher.publish(REFERRAL_EVENTS, [(b"warm-up", b"x", [])])
+            break
+        except PublishError:
+            time.sleep(1)
     time.sleep(args.settle)  # group joins
     pid = broker.pid or 0
     broker0, own0, t0 = cpu_seconds(pid), time.process_time(), time.monotonic()
