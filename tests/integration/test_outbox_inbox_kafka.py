@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from devstack.topics import ensure_topics
-from kafka import KafkaConsumer, TopicPartition
 from rx_contracts import encode, examples, wrap
 from rx_contracts.topics import dead_letter_topic
 from rx_messaging.consumer import InboxConsumer
@@ -118,49 +117,3 @@ def test_an_event_delivered_twice_is_applied_once_and_poison_is_parked(
         publisher.close()
     assert [r.key for r in got] == [b"r-bad"]
     assert b"CloudEvents" in dict(got[0].headers)["dlq_error"]
-
-
-def test_held_back_offsets_reach_the_broker_when_the_records_run_out_and_on_close(
-    kafka_bootstrap,
-) -> None:
-    """A consumer with a commit interval sends its offsets once per interval, but never leaves
-    them unsent while it waits for records or once it closes."""
-    topic = f"it-commits-{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka_bootstrap, {topic: 1})
-    group = f"it-{uuid.uuid4().hex[:8]}"
-    publisher = KafkaPublisher(kafka_bootstrap, client_id="it-commits")
-    source = KafkaRecordSource(kafka_bootstrap, group, topics=[topic], commit_interval=3600)
-    checker = KafkaConsumer(
-        bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
-    )
-
-    def read(count: int) -> None:
-        got: list = []
-        deadline = time.monotonic() + 30
-        while len(got) < count and time.monotonic() < deadline:
-            got += source.poll(0.5)
-        assert len(got) == count
-        source.commit({(topic, 0): got[-1].offset + 1})
-
-    def committed() -> int | None:
-        return checker.committed(TopicPartition(topic, 0))
-
-    try:
-        publisher.publish(topic, [(b"k", b"1", [])])
-        read(1)
-        assert committed() == 1  # the first commit goes at once
-        publisher.publish(topic, [(b"k", b"2", []), (b"k", b"3", [])])
-        read(2)
-        assert committed() == 1  # held back: the interval has not passed
-        assert source.poll(0.5) == []  # nothing more to read: the offsets go now
-        assert committed() == 3
-        publisher.publish(topic, [(b"k", b"4", [])])
-        read(1)
-        assert committed() == 3
-    finally:
-        source.close()
-        publisher.close()
-    try:
-        assert committed() == 4  # sent on close
-    finally:
-        checker.close()

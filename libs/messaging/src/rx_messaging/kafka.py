@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-import time
 from collections.abc import Iterable, Sequence
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from rx_config.kafka_auth import KafkaAuth
@@ -79,16 +77,8 @@ class KafkaRecordSource:
         pattern: str | None = None,
         client_id: str | None = None,
         auth: KafkaAuth | None = None,
-        commit_interval: float = 0.0,
         **overrides: object,
     ) -> None:
-        """``commit_interval`` > 0: offsets given to :meth:`commit` are sent to the broker at
-        most that often (and when a poll finds nothing new, and on close) instead of once per
-        batch; the records in between are read again after a crash, which the inbox makes
-        no-ops. 0: every :meth:`commit` is sent at once."""
-        self.commit_interval = commit_interval
-        self._unsent: dict[tuple[str, int], int] = {}
-        self._send_after = 0.0
         config: dict[str, object] = {
             "bootstrap_servers": bootstrap_servers.split(","),
             "group_id": group_id,
@@ -109,21 +99,14 @@ class KafkaRecordSource:
         }
         config.update(overrides)
         self._consumer = KafkaConsumer(**config)
-        listener = _SendOffsetsOnRevoke(self)
         if pattern is not None:
             re.compile(pattern)
-            self._consumer.subscribe(pattern=pattern, listener=listener)
+            self._consumer.subscribe(pattern=pattern)
         else:
-            self._consumer.subscribe(topics=list(topics), listener=listener)
+            self._consumer.subscribe(topics=list(topics))
 
     def poll(self, timeout: float) -> list[Record]:
-        if self._unsent:  # wait no longer than the offsets held back may
-            timeout = min(timeout, max(0.0, self._send_after - time.monotonic()))
         batches = self._consumer.poll(timeout_ms=int(timeout * 1000))
-        # Out of records: send what is held back. Only then: a failure now skips nothing (after
-        # a read, the caller's commit() sends them).
-        if self._unsent and not batches:
-            self._send_offsets()
         return [
             Record(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or []))
             for records in batches.values()
@@ -131,21 +114,7 @@ class KafkaRecordSource:
         ]
 
     def commit(self, positions: dict[tuple[str, int], int]) -> None:
-        """Commit ``(topic, partition) -> next offset to read`` (held back up to
-        ``commit_interval``, see the constructor)."""
-        self._unsent.update(positions)
-        if self._unsent and time.monotonic() >= self._send_after:
-            self._send_offsets()
-
-    def _send_offsets(self) -> None:
-        # Only partitions still assigned (see _SendOffsetsOnRevoke); on failure the offsets
-        # stay and go with the next send.
-        assigned = self._consumer.assignment()
-        self._send({tp: o for tp, o in self._unsent.items() if TopicPartition(*tp) in assigned})
-        self._unsent.clear()
-        self._send_after = time.monotonic() + self.commit_interval
-
-    def _send(self, positions: dict[tuple[str, int], int]) -> None:
+        """Commit ``(topic, partition) -> next offset to read``."""
         if positions:
             self._consumer.commit(
                 {
@@ -159,26 +128,4 @@ class KafkaRecordSource:
         self._consumer.seek(TopicPartition(topic, partition), offset)
 
     def close(self) -> None:
-        # Unsent offsets: whoever takes over reads those records again; its inbox drops them.
-        with contextlib.suppress(KafkaError):
-            self._send_offsets()
         self._consumer.close(autocommit=False)
-
-
-class _SendOffsetsOnRevoke(ConsumerRebalanceListener):
-    """Before partitions go to another member, the offsets held back for them are sent (or,
-    should that fail, dropped: the new owner reads those records again and its inbox drops
-    them), so none is sent later over the new owner's progress."""
-
-    def __init__(self, source: KafkaRecordSource) -> None:
-        self.source = source
-
-    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        gone = {(tp.topic, tp.partition) for tp in revoked}
-        unsent = self.source._unsent
-        mine = {tp: unsent.pop(tp) for tp in list(unsent) if tp in gone}
-        with contextlib.suppress(KafkaError):
-            self.source._send(mine)
-
-    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        pass

@@ -28,10 +28,6 @@ on another machine): the latency of the rare event that was not announced."""
 POLL_S = 0.05
 """How often a relay that cannot be woken (another OS, a second relay on one SQLite file)
 looks at its outbox."""
-COMMIT_INTERVAL_S = 0.25
-"""How long a consumer may hold back its offsets before sending them to the broker (it sends
-them at once when it runs out of records): one offset commit per interval rather than per poll
-batch. A crash then reads up to this much again, which the inbox turns into no-ops."""
 
 
 def run_relay(
@@ -107,7 +103,6 @@ def run_consumer(
             pattern=pattern,
             client_id=name,
             auth=auth,
-            commit_interval=COMMIT_INTERVAL_S,
         ),
         stop,
         name,
