@@ -88,8 +88,8 @@ def lift_capacities(stack: Stack, tokens: Tokens) -> None:
 def start_stack(workdir: Path, exits: ExitStack) -> tuple[Broker, Stack]:
     broker_port, controller_port = free_ports(2)
     broker = Broker(workdir / "kafka", port=broker_port, controller_port=controller_port)
+    exits.callback(broker.stop)  # also when interrupted while it starts
     broker.start(timeout=240)  # a busy shared machine can take minutes
-    exits.callback(broker.stop)
     ensure_topics(broker.bootstrap_servers, all_topics())
     ports = dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True))
     stack = Stack(workdir / "stack", broker.bootstrap_servers, ports=ports, group_prefix="load-")
