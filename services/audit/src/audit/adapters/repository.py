@@ -1,8 +1,10 @@
-"""The chain as stored: the head row, and new entries with their organisations.
+"""The chain as stored: the head row, new entries, and the organisations each referral involves
+(the read model behind the organisation filter).
 
 Appends are queued in the transaction's write buffer (``rx_messaging.buffer``): a consumer
-batch's entries are written with one ``executemany`` per table, and the head once, after them.
-The head is read once per transaction and cached in the session."""
+batch's entries are written with one ``executemany`` per table, and the head once, after them;
+the referral's organisations likewise, each pair once, skipping those already stored. The head
+is read once per transaction and cached in the session."""
 
 from __future__ import annotations
 
@@ -13,14 +15,17 @@ from typing import Any
 from rx_messaging import fastsql
 from rx_messaging.buffer import write_buffer
 from sqlalchemy import bindparam, event, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.sql import ClauseElement
 
 from ..domain.chain import Entry, Head
 from .scan import CHUNK, scan
-from .tables import ENTRY, ENTRY_ORG, HEAD
+from .tables import ENTRY, ENTRY_ORG, HEAD, REFERRAL_ORG
 
 _HEAD_KEY = "audit.chain.head"
+_INVOLVED_KEY = "audit.referral.organisations"
 
 _STATEMENTS = {
     "head": update(HEAD)
@@ -31,6 +36,13 @@ _STATEMENTS = {
         event_sequence=bindparam("event_sequence"),
     ),
     "new head": insert(HEAD).values({c.name: bindparam(c.name) for c in HEAD.c}),
+}
+
+_PAIR: dict[str, Any] = {"organisation": bindparam("organisation"), "referral_id": bindparam("referral_id")}
+_NEW_PAIRS: dict[str, ClauseElement] = {
+    # A pair another event (or another consumer process) stored first is skipped, not an error.
+    "sqlite": sqlite.insert(REFERRAL_ORG).values(_PAIR).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(REFERRAL_ORG).values(_PAIR).on_conflict_do_nothing(),
 }
 
 
@@ -55,6 +67,19 @@ class _SessionHead:
             row = {"id": 1, "chain_id": head.chain_id, "checkpoint_sequence": 0, **values}
             fastsql.execute(conn, _STATEMENTS["new head"], row)
             self.stored = True
+
+
+@dataclass(slots=True)
+class _SessionInvolvement:
+    """(organisation, referral id) pairs seen since this session's last flush."""
+
+    pending: set[tuple[str, str]]
+
+    def store(self, conn: Connection) -> None:
+        """Write the pending pairs (the write buffer runs this once per flush)."""
+        rows = [{"organisation": o, "referral_id": r} for o, r in self.pending]
+        self.pending = set()
+        fastsql.execute_many(conn, _NEW_PAIRS[conn.dialect.name], rows)
 
 
 class ChainRepository:
@@ -85,7 +110,8 @@ class ChainRepository:
 
     def add(self, entry: Entry) -> None:
         """Queue ``entry``, its organisations and the head it moved (written at the next
-        flush, savepoint or commit)."""
+        flush, savepoint or commit). The organisations of an entry about a referral go to the
+        referral's (the read model); those of any other entry, to the entry's own."""
         buffer = write_buffer(self._session)
         event_ = entry.event
         buffer.add(
@@ -107,12 +133,28 @@ class ChainRepository:
                 "hash": entry.hash,
             },
         )
-        if event_.organisations:
+        referral_id = event_.referral_id
+        if referral_id is not None:
+            involvement = self._involvement()
+            before = len(involvement.pending)
+            involvement.pending.update((o, referral_id) for o in event_.organisations)
+            if len(involvement.pending) > before:
+                buffer.on_flush(_INVOLVED_KEY, involvement.store)
+        elif event_.organisations:
             buffer.extend(
                 ENTRY_ORG,
                 [{"organisation": o, "sequence": entry.sequence} for o in event_.organisations],
             )
         buffer.on_flush(_HEAD_KEY, self._session.info[_HEAD_KEY].store)
+
+    def _involvement(self) -> _SessionInvolvement:
+        session = self._session
+        found: _SessionInvolvement | None = session.info.get(_INVOLVED_KEY)
+        if found is None:
+            found = session.info[_INVOLVED_KEY] = _SessionInvolvement(set())
+            # A rollback drops the buffer's hook; the pairs it would have written go with it.
+            event.listen(session, "after_soft_rollback", _forget_involvement)
+        return found
 
     def stored_head(self, *, lock: bool = False) -> Head | None:
         """The head row, or None for an empty chain. ``lock``: hold the row (PostgreSQL)
@@ -147,6 +189,12 @@ class ChainRepository:
         bind = self._session.get_bind()
         assert isinstance(bind, Engine)
         return scan(bind, chunk)
+
+
+def _forget_involvement(session: Session, *_: Any) -> None:
+    involvement: _SessionInvolvement | None = session.info.get(_INVOLVED_KEY)
+    if involvement is not None:
+        involvement.pending = set()
 
 
 def _forget_head(session: Session, *_: Any) -> None:

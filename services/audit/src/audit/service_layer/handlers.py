@@ -104,10 +104,17 @@ def head_sequence(uow: UnitOfWork) -> int:
         return uow.log.head_sequence()
 
 
-def referral_timeline(referral_id: str, uow: UnitOfWork) -> list[dict[str, Any]]:
+def referral_timeline(
+    referral_id: str, uow: UnitOfWork, organisation: str | None = None
+) -> list[dict[str, Any]]:
     """A referral's journey across organisations: every event in the order it happened, with
-    who acted and the time since submission."""
+    who acted and the time since submission. With ``organisation``, only if the referral
+    involves that organisation (it sent or holds or held it)."""
     with uow:
+        if organisation is not None and not uow.log.involves(referral_id, organisation):
+            raise ReferralNotRecorded(
+                f"no audit entries for referral {referral_id} involving {organisation}"
+            )
         steps = uow.log.timeline(referral_id)
     if not steps:
         raise ReferralNotRecorded(f"no audit entries for referral {referral_id}")
