@@ -9,7 +9,7 @@ is read once per transaction and cached in the session."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rx_messaging import fastsql
@@ -25,7 +25,6 @@ from .scan import CHUNK, scan
 from .tables import ENTRY, ENTRY_ORG, HEAD, REFERRAL_ORG
 
 _HEAD_KEY = "audit.chain.head"
-_INVOLVED_KEY = "audit.referral.organisations"
 
 _STATEMENTS = {
     "head": update(HEAD)
@@ -38,7 +37,10 @@ _STATEMENTS = {
     "new head": insert(HEAD).values({c.name: bindparam(c.name) for c in HEAD.c}),
 }
 
-_PAIR: dict[str, Any] = {"organisation": bindparam("organisation"), "referral_id": bindparam("referral_id")}
+_PAIR: dict[str, Any] = {
+    "organisation": bindparam("organisation"),
+    "referral_id": bindparam("referral_id"),
+}
 _NEW_PAIRS: dict[str, ClauseElement] = {
     # A pair another event (or another consumer process) stored first is skipped, not an error.
     "sqlite": sqlite.insert(REFERRAL_ORG).values(_PAIR).on_conflict_do_nothing(),
@@ -48,13 +50,20 @@ _NEW_PAIRS: dict[str, ClauseElement] = {
 
 @dataclass(slots=True)
 class _SessionHead:
-    """The head as this session sees it, and whether its row exists yet."""
+    """The head as this session sees it, whether its row exists yet, and the (organisation,
+    referral) pairs its entries brought since the last flush."""
 
     head: Head
     stored: bool
+    involved: set[tuple[str, str]] = field(default_factory=set)
 
     def store(self, conn: Connection) -> None:
-        """Write the head (the write buffer runs this once per flush, after the entries)."""
+        """Write the pairs and the head (the write buffer runs this once per flush, after the
+        entries). Both are forgotten with a rollback, as the buffer forgets its rows."""
+        if self.involved:
+            rows = [{"organisation": o, "referral_id": r} for o, r in self.involved]
+            self.involved = set()
+            fastsql.execute_many(conn, _NEW_PAIRS[conn.dialect.name], rows)
         head = self.head
         values = {
             "sequence": head.sequence,
@@ -67,19 +76,6 @@ class _SessionHead:
             row = {"id": 1, "chain_id": head.chain_id, "checkpoint_sequence": 0, **values}
             fastsql.execute(conn, _STATEMENTS["new head"], row)
             self.stored = True
-
-
-@dataclass(slots=True)
-class _SessionInvolvement:
-    """(organisation, referral id) pairs seen since this session's last flush."""
-
-    pending: set[tuple[str, str]]
-
-    def store(self, conn: Connection) -> None:
-        """Write the pending pairs (the write buffer runs this once per flush)."""
-        rows = [{"organisation": o, "referral_id": r} for o, r in self.pending]
-        self.pending = set()
-        fastsql.execute_many(conn, _NEW_PAIRS[conn.dialect.name], rows)
 
 
 class ChainRepository:
@@ -133,28 +129,16 @@ class ChainRepository:
                 "hash": entry.hash,
             },
         )
+        state: _SessionHead = self._session.info[_HEAD_KEY]
         referral_id = event_.referral_id
         if referral_id is not None:
-            involvement = self._involvement()
-            before = len(involvement.pending)
-            involvement.pending.update((o, referral_id) for o in event_.organisations)
-            if len(involvement.pending) > before:
-                buffer.on_flush(_INVOLVED_KEY, involvement.store)
+            state.involved.update([(o, referral_id) for o in event_.organisations])
         elif event_.organisations:
             buffer.extend(
                 ENTRY_ORG,
                 [{"organisation": o, "sequence": entry.sequence} for o in event_.organisations],
             )
-        buffer.on_flush(_HEAD_KEY, self._session.info[_HEAD_KEY].store)
-
-    def _involvement(self) -> _SessionInvolvement:
-        session = self._session
-        found: _SessionInvolvement | None = session.info.get(_INVOLVED_KEY)
-        if found is None:
-            found = session.info[_INVOLVED_KEY] = _SessionInvolvement(set())
-            # A rollback drops the buffer's hook; the pairs it would have written go with it.
-            event.listen(session, "after_soft_rollback", _forget_involvement)
-        return found
+        buffer.on_flush(_HEAD_KEY, state.store)
 
     def stored_head(self, *, lock: bool = False) -> Head | None:
         """The head row, or None for an empty chain. ``lock``: hold the row (PostgreSQL)
@@ -189,12 +173,6 @@ class ChainRepository:
         bind = self._session.get_bind()
         assert isinstance(bind, Engine)
         return scan(bind, chunk)
-
-
-def _forget_involvement(session: Session, *_: Any) -> None:
-    involvement: _SessionInvolvement | None = session.info.get(_INVOLVED_KEY)
-    if involvement is not None:
-        involvement.pending = set()
 
 
 def _forget_head(session: Session, *_: Any) -> None:
