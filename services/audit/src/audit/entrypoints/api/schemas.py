@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ...domain.figures import Cohort
+
 
 class EntryPublic(BaseModel):
     """One recorded event and its place in the hash chain."""
@@ -93,6 +95,24 @@ class ReasonCount(BaseModel):
     count: int
 
 
+class OrganisationRejections(BaseModel):
+    organisation: str = Field(description="ODS code of the organisation that declined.")
+    reason: str = Field(description="Rejection reason code.")
+    count: int
+
+
+class OutcomeShare(BaseModel):
+    """How many of the referrals that ended, ended this way."""
+
+    state: str = Field(description="End state: completed or cancelled.", examples=["completed"])
+    outcome: str | None = Field(
+        description="Outcome code of a completed referral; null where the event gave none "
+        "(a cancellation)."
+    )
+    count: int
+    share: float = Field(description="count / every referral that ended.")
+
+
 class CohortOutcome(BaseModel):
     cohort: str = Field(description="care-home-resident, frailty, end-of-life or none.")
     outcome: str = Field(description="Outcome code of the completed referral.")
@@ -121,16 +141,30 @@ class Day(BaseModel):
     completed: int
 
 
+class Known(BaseModel):
+    """What there are figures for, to choose a selection from (whatever is selected now)."""
+
+    localities: list[str] = Field(description="Localities referrals were routed in.")
+    organisations: list[str] = Field(description="Referrers and organisations routed to.")
+
+
 class FiguresPublic(BaseModel):
-    """Evaluation figures for the referrals submitted in [since, until)."""
+    """Evaluation figures for the referrals submitted in [since, until), of the organisation,
+    locality and cohort asked for (null: any)."""
 
     since: datetime | None
     until: datetime | None
+    organisation: str | None = Field(description="Only the referrals it sent or holds or held.")
+    locality: str | None
+    cohort: Cohort | None
     as_of: datetime = Field(description="The time pending referrals were judged at.")
     time_to_accept: TimeToAccept
     rapid_response: RapidResponse
     rejections_by_reason: list[ReasonCount]
+    rejections_by_organisation: list[OrganisationRejections]
+    outcome_mix: list[OutcomeShare]
     outcomes_by_cohort: list[CohortOutcome]
     outcomes_by_locality: list[LocalityOutcome]
     flows: list[Flow]
     daily: list[Day]
+    known: Known
