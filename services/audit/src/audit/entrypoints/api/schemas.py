@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ...domain.figures import Cohort
+from ...domain.verification import Verdict
 
 
 class EntryPublic(BaseModel):
@@ -53,17 +54,61 @@ class TimelineStep(BaseModel):
     elapsed_seconds: float = Field(description="Seconds since the referral was submitted.")
 
 
+class ForgedCheckpointPublic(BaseModel):
+    """A checkpoint on the topic the audit service did not sign."""
+
+    sequence: int = Field(description="The entry it claims to vouch for.")
+    hash: str = Field(description="The hash it claims that entry has.")
+    checkpointed_at: datetime = Field(description="When it claims the head was read.")
+    offset: int = Field(description="Its offset on the checkpoint topic.")
+    kid: str | None = Field(description="The published key its signature names, if any.")
+    problem: str = Field(
+        description="What is wrong: no signature, not a JWS, a key that is not published, "
+        "a signature that does not verify, or one over another checkpoint."
+    )
+
+
 class VerificationPublic(BaseModel):
     """The outcome of verifying the whole chain."""
 
-    ok: bool = Field(description="Every entry fits and every published checkpoint matches.")
+    ok: bool = Field(
+        description="Every entry fits, every genuine checkpoint matches, none is forged."
+    )
+    verdict: Verdict = Field(
+        description="tampered: an entry does not fit (first_broken says which); "
+        "forged-checkpoint: the entries fit the genuine checkpoints but the topic carries "
+        "checkpoints the audit service did not sign (forged lists them); unvouched: the "
+        "checkpoints could not be read; intact."
+    )
     entries: int = Field(description="Entries checked.")
     head_sequence: int = Field(description="Sequence of the head row when verification began.")
     head_hash: str = Field(description="Hash of the head row when verification began.")
     chain_id: str | None = Field(description="Id of the chain.")
-    checkpoints: int = Field(description="Published checkpoints compared with the chain.")
+    checkpoints: int = Field(description="Genuine (signed) checkpoints compared with the chain.")
     first_broken: int | None = Field(description="First entry that does not fit, if any.")
     problem: str | None = Field(description="What is wrong, if anything.")
+    forged: list[ForgedCheckpointPublic] = Field(
+        description="Checkpoints of this chain on the topic that the audit service did not sign."
+    )
+
+
+class Jwk(BaseModel):
+    """A public key (RFC 7517): Ed25519 (kty OKP) or P-256 (kty EC)."""
+
+    model_config = {"extra": "allow"}
+
+    kty: str = Field(examples=["OKP"])
+    kid: str = Field(description="Named in the `kid` header of the signatures it makes.")
+    alg: str = Field(examples=["EdDSA"])
+    use: str = Field(examples=["sig"])
+    crv: str = Field(examples=["Ed25519"])
+    x: str
+
+
+class Jwks(BaseModel):
+    """A JWK Set: the newest key first."""
+
+    keys: list[Jwk]
 
 
 class Durations(BaseModel):
