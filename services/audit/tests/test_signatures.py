@@ -37,7 +37,7 @@ from audit.service_layer.handlers import stage_checkpoint
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
-from rx_contracts import ChainCheckpointed
+from rx_contracts import ChainCheckpointed, wrap
 from rx_web.settings import DefaultSecretError, Environment
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
@@ -107,8 +107,11 @@ def test_the_signature_is_a_standard_jws_any_library_can_check_with_the_jwks(
         "chain_id": "c-1",
         "sequence": 4,
         "hash": "a" * 64,
-        "checkpointed_at": "2026-12-01T09:30:00+00:00",
+        "checkpointed_at": "2026-12-01T09:30:00Z",
     }
+    # The statement repeats the event's own data as it travels, field for field.
+    data = wrap(genuine, source="/services/audit").data
+    assert json.loads(statement) == {k: data[k] for k in json.loads(statement)}
     assert (jwk["kty"], jwk["crv"], jwk["alg"], jwk["use"]) == ("OKP", "Ed25519", "EdDSA", "sig")
     assert "d" not in jwk, "no private part is published"
     assert trusted_from_jwks(keys.jwks()).keys() == keys.trusted().keys()
@@ -186,18 +189,19 @@ def test_outside_development_there_is_no_default_key(tmp_path: Path) -> None:
     assert [k.kid for k in CheckpointKeys(path, Environment.PRODUCTION).load()] == [made.kid]
 
 
-def test_a_key_file_that_can_only_verify_cannot_sign(tmp_path: Path) -> None:
+def test_the_published_jwks_serves_as_the_key_file_of_a_process_that_only_verifies(
+    tmp_path: Path,
+) -> None:
     keys = dev_keys(tmp_path / "keys.json")
-    public_only = tmp_path / "public.json"
-    entries = json.loads((tmp_path / "keys.json").read_text())["keys"]
-    entries[0].pop("private_pem")
-    [key] = keys.load()
-    entries[0]["public_pem"] = key.entry(private=False)["public_pem"]
-    public_only.write_text(json.dumps({"keys": entries}))
+    keys.rotate()
+    genuine = signed(keys, checkpoint())
+    published = tmp_path / "jwks.json"
+    published.write_text(json.dumps(keys.jwks()))
 
-    verifier = CheckpointKeys(public_only, Environment.DEVELOPMENT)
+    verifier = CheckpointKeys(published, Environment.DEVELOPMENT)
 
-    assert verifier.trusted().keys() == keys.trusted().keys()
+    assert verifier.jwks() == keys.jwks()
+    assert check(genuine, verifier.trusted())[0] is None
     with pytest.raises(CheckpointKeyError, match="no private half"):
         verifier.signer()
 

@@ -131,6 +131,7 @@ def print_summary(
     print(f"  token endpoint      {urls['issuer']}/oauth2/token   (demo clients: docs/security.md)")
     print(f"  ops console         {urls['audit']}/ops")
     print(f"  audit log           {urls['audit']}/audit/entries (ops only)")
+    print(f"  checkpoint keys     {urls['audit']}/audit/checkpoint-keys (docs/operations.md)")
     print(f"  routing directory   {urls['routing']}/organisations")
     print(f"  logs                {stack.data_dir / 'logs'}")
     if passwords:

@@ -97,6 +97,9 @@ def service_environment(
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
         "RX_ENV": "development",
     }
+    if service == "audit":
+        # The checkpoint signing keys, made by the relay on its first start (development).
+        env["AUDIT_CHECKPOINT_KEYS_FILE"] = str(data_dir / "audit" / "checkpoint-keys.json")
     if issuer_url is not None:
         env["RX_TOKEN_ISSUER"] = issuer_url
     return env

@@ -5,6 +5,7 @@ The keys live in a JSON file of their own (``AUDIT_CHECKPOINT_KEYS_FILE``, a sec
 first: ``{"keys": [{"kid", "alg", "created_at", "private_pem" | "public_pem"}, …]}``. The
 newest signs and must hold its private key; every key is published (``GET
 /audit/checkpoint-keys``) and trusted, so checkpoints signed before a rotation still verify.
+Processes that only verify may be given the published JWK Set itself as their key file.
 ``python -m audit checkpoint-key rotate`` makes a new signing key and keeps only the public
 halves of the older ones. A process notices a changed file from its next checkpoint on.
 
@@ -243,7 +244,9 @@ def _key(entry: dict[str, Any]) -> CheckpointKey:
             f"key {entry.get('kid')!r}: algorithm {algorithm!r} is not one of {ALGORITHMS}"
         )
     private: Any = None
-    if "private_pem" in entry:
+    if "kty" in entry:  # a JWK, as GET /audit/checkpoint-keys publishes it
+        public = jwt.PyJWK(entry, algorithm).key
+    elif "private_pem" in entry:
         private = serialization.load_pem_private_key(entry["private_pem"].encode(), password=None)
         public = private.public_key()
     else:

@@ -15,15 +15,14 @@ from rx_contracts import ChainCheckpointed
 
 from .chain import canonical_json
 
+SIGNED_FIELDS = ("chain_id", "sequence", "hash", "checkpointed_at")
+
 
 def statement(checkpoint: ChainCheckpointed) -> dict[str, Any]:
-    """What the signature covers: the checkpoint's chain, sequence, hash and time."""
-    return {
-        "chain_id": checkpoint.chain_id,
-        "sequence": checkpoint.sequence,
-        "hash": checkpoint.hash,
-        "checkpointed_at": checkpoint.checkpointed_at.isoformat(),
-    }
+    """What the signature covers: the checkpoint's chain, sequence, hash and time, each as
+    the event's JSON carries it (so a verifier can compare them with the event as it is)."""
+    data = checkpoint.model_dump(mode="json", include=set(SIGNED_FIELDS))
+    return {name: data[name] for name in SIGNED_FIELDS}
 
 
 def statement_bytes(checkpoint: ChainCheckpointed) -> bytes:
