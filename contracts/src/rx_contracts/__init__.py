@@ -4,7 +4,6 @@ from .access import AccessedData, ReferralAccessed
 from .audit import ChainCheckpointed
 from .envelope import Envelope, EnvelopeError, KafkaRecord, decode, encode, wrap
 from .events import (
-    EVENT_TYPES,
     Actor,
     CohortFlags,
     EventPayload,
@@ -24,6 +23,7 @@ from .events import (
 from .identity import Identity, Role
 from .ids import new_id
 from .payload import Payload
+from .registry import EVENT_TYPES
 from .sla import (
     ClockKind,
     EscalationCause,
@@ -40,9 +40,6 @@ from .vocabulary import (
     RejectionReason,
     ServiceType,
 )
-
-# Payloads of their own modules (they build on events.py, so they register here).
-EVENT_TYPES[ReferralAccessed.EVENT_TYPE] = ReferralAccessed
 
 __all__ = [
     "EVENT_TYPES",

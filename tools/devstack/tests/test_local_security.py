@@ -14,7 +14,7 @@ from devstack.broker import Broker, BrokerError
 from devstack.run import local_broker
 from devstack.sasl import BrokerSecurity, redact_format_output
 from devstack.stack import PROCESSES, Stack
-from rx_messaging.kafka_auth import KafkaAuth
+from rx_config.kafka_auth import KafkaAuth
 
 
 def test_passwords_are_generated_once_into_an_owner_only_file(tmp_path: Path) -> None:
@@ -98,6 +98,7 @@ def test_each_kafka_worker_runs_as_its_services_principal_and_the_rest_get_no_ka
         "referrals-api",
         "routing-api",
         "routing-clock",
+        "portal-api",
     }  # the audit API verifies its chain against checkpoints read back from Kafka
     for spec in PROCESSES:
         env = stack.env(spec)

@@ -14,7 +14,7 @@ from issuer.clients import Registry, demo_registry, demo_secret, load_registry, 
 from issuer.config import Settings
 from issuer.keys import KeyStore
 from issuer.testing import ISSUER_URL, TestIssuer
-from routing.seed import ORGANISATIONS
+from routing.entrypoints.seed import ORGANISATIONS
 from rx_web.settings import DefaultSecretError, Environment
 
 
@@ -94,7 +94,7 @@ def test_bad_client_credentials_are_401_invalid_client(
     ("form", "status", "error"),
     [
         ({"grant_type": "password"}, 400, "unsupported_grant_type"),
-        ({"grant_type": "authorization_code"}, 400, "unsupported_grant_type"),
+        ({"grant_type": "authorization_code"}, 400, "unauthorized_client"),  # systems: no
         ({"grant_type": ""}, 400, "invalid_request"),
         ({"audience": ""}, 400, "invalid_request"),
         ({"audience": "audit"}, 400, "invalid_target"),  # a provider may not call audit

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
-from rx_messaging.kafka_auth import KafkaAuth
+from rx_config.kafka_auth import KafkaAuth
 from sqlalchemy.engine import make_url
 
 
@@ -25,6 +25,7 @@ KNOWN_DEFAULT_SECRETS: set[str] = {
     "referrals-dev",
     "routing-dev",
     "audit-dev",
+    "portal-dev",
     "postgres-dev",
 }
 """Secrets this repository ships for development. Add a new default here when you add one, so
@@ -78,7 +79,7 @@ class ServiceSettings(BaseSettings):
         description="Shared by every process; development allows shipped default secrets.",
     )
     # The Kafka security settings are shared like the bootstrap servers (no prefix); each
-    # process gets its own service's principal. See rx_messaging.kafka_auth.
+    # process gets its own service's principal. See rx_config.kafka_auth.
     kafka_security_protocol: str = Field(
         default="PLAINTEXT", validation_alias="KAFKA_SECURITY_PROTOCOL"
     )

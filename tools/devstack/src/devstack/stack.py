@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from rx_messaging.kafka_auth import KafkaAuth
+from rx_config.kafka_auth import KafkaAuth
 
 DEFAULT_PORTS: Mapping[str, int] = {
     "issuer": 8000,
     "referrals": 8001,
     "routing": 8002,
     "audit": 8003,
+    "portal": 8004,
 }
 
 
@@ -62,11 +63,15 @@ PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec("audit", "api"),
     ProcessSpec("audit", "consumer"),
     ProcessSpec("audit", "relay"),
+    ProcessSpec("portal", "api"),
 )
 """Every long-running process of the platform."""
 
 SETUP_STEPS: tuple[ProcessSpec, ...] = (ProcessSpec("routing", "seed"),)
 """One-off steps run to completion before the processes start (demo directory and rules)."""
+
+WEB_APPS = frozenset({"portal"})
+"""Services that serve people's browsers and call the APIs: no Kafka, no workers."""
 
 ISSUER = ProcessSpec("issuer", "api")
 """The token issuer (demo clients, development only): started first, since every API fetches
@@ -88,14 +93,18 @@ def service_environment(
     development mode, and the issuer whose tokens it accepts."""
     prefix = service.upper()
     env = {
-        **(auth.environment() if auth is not None else {}),
         f"{prefix}_DATABASE_URL": f"sqlite:///{data_dir / (service + '.db')}",
         f"{prefix}_PORT": str(port),
         f"{prefix}_HOST": "127.0.0.1",
+        "RX_ENV": "development",
+    }
+    if service in WEB_APPS:
+        return env
+    env |= {
+        **(auth.environment() if auth is not None else {}),
         f"{prefix}_CONSUMER_GROUP": group_prefix + service,
         f"{prefix}_HEARTBEAT_DIR": str(data_dir / "heartbeats"),
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
-        "RX_ENV": "development",
     }
     if service == "audit":
         # The checkpoint signing keys, made by the relay on its first start (development).
@@ -117,6 +126,16 @@ def issuer_environment(
         "ISSUER_URL": f"http://127.0.0.1:{port}",
         "ISSUER_KEYS_FILE": str(data_dir / "issuer" / "keys.json"),
         "RX_ENV": "development",
+    }
+
+
+def portal_environment(*, urls: Mapping[str, str]) -> dict[str, str]:
+    """Where the portal is reached, and the API and the OpenID provider it uses for the people
+    signed in."""
+    return {
+        "PORTAL_URL": urls["portal"],
+        "PORTAL_REFERRALS_URL": urls["referrals"],
+        "PORTAL_ISSUER_URL": urls["issuer"],
     }
 
 
@@ -164,6 +183,8 @@ class Stack:
                 issuer_url=self.url("issuer"),
             )
         )
+        if spec.service == "portal":
+            env.update(portal_environment(urls={s: self.url(s) for s in self.ports}))
         return env
 
     def start(self, timeout: float = 60) -> None:
