@@ -331,3 +331,34 @@ def chain_table() -> Any:
     from audit.adapters.tables import ENTRY
 
     return ENTRY
+
+
+def run_checkpoint_key(keys_file: Path, action: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AUDIT_CHECKPOINT_KEYS_FILE": str(keys_file), "RX_ENV": "production"}
+    return subprocess.run(
+        [sys.executable, "-m", "audit", "checkpoint-key", action],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+
+
+def test_the_checkpoint_key_command_makes_rotates_and_publishes_the_keys(tmp_path: Path) -> None:
+    keys_file = tmp_path / "secrets" / "checkpoint-keys.json"
+    first = json.loads(run_checkpoint_key(keys_file, "rotate").stdout)
+    [made] = first["keys"]
+    assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
+    assert "d" not in made, "the JWKS printed carries the public half only"
+    production = CheckpointKeys(keys_file, Environment.PRODUCTION)
+    signed_first = signed(production, checkpoint())  # a production relay can sign with it
+
+    second = json.loads(run_checkpoint_key(keys_file, "rotate").stdout)
+    assert [jwk["kid"] for jwk in second["keys"]][1:] == [made["kid"]], "newest first"
+    assert json.loads(run_checkpoint_key(keys_file, "jwks").stdout) == second
+    stored = json.loads(keys_file.read_text())["keys"]
+    assert ["private_pem" in entry for entry in stored] == [True, False]
+    trusted = trusted_from_jwks(second)
+    assert check(signed_first, trusted) == (None, made["kid"]), "old signatures still verify"
+    assert check(signed(production, checkpoint()), trusted)[1] == second["keys"][0]["kid"]
