@@ -5,6 +5,7 @@ itself)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from referrals.domain.caller import Caller, Role
@@ -17,6 +18,7 @@ from referrals.domain.errors import (
 )
 from referrals.domain.model import Patient, Referral
 from rx_contracts import (
+    OUTCOMES,
     CancellationReason,
     CohortFlags,
     FailureReason,
@@ -354,3 +356,13 @@ def test_outcomes_follow_the_service_type_and_failure_is_its_own_end() -> None:
         referral_in("accepted").report_progress(
             CALLERS["assigned"], 4, NOW, ProgressCode.OTHER, None
         )
+
+
+def test_the_outcome_table_in_the_api_docs_is_the_one_enforced() -> None:
+    docs = (Path(__file__).parents[3] / "docs" / "api.md").read_text()
+    section = docs.split("### Outcomes", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| `")]
+    documented = {
+        cell.strip(" `"): [code.strip(" `") for code in codes.split(",")] for cell, codes in rows
+    }
+    assert documented == {t.value: [o.value for o in OUTCOMES[t]] for t in ServiceType}
