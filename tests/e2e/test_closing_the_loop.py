@@ -35,15 +35,17 @@ def loop_stack(kafka_bootstrap, tmp_path_factory):
         ports=dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True)),
         group_prefix=f"loop-{uuid.uuid4().hex[:8]}-",
     )
-    stack.start(timeout=240)
-    policy = httpx.put(
-        f"{stack.url('routing')}/sla-policies/urgent-community-response/asap",
-        json={"accept_within_seconds": 12, "warn_at_fraction": 0.9, "auto_reroute": True},
-        headers=as_client(stack, "admin", "routing"),
-    )
-    assert policy.status_code == 200, policy.text
-    yield stack
-    stack.stop()
+    try:
+        stack.start(timeout=240)
+        policy = httpx.put(
+            f"{stack.url('routing')}/sla-policies/urgent-community-response/asap",
+            json={"accept_within_seconds": 12, "warn_at_fraction": 0.9, "auto_reroute": True},
+            headers=as_client(stack, "admin", "routing"),
+        )
+        assert policy.status_code == 200, policy.text
+        yield stack
+    finally:
+        stack.stop()  # also after a start that failed half-way: no process is left behind
 
 
 def read(stack: Stack, rid: str, org: str) -> dict[str, Any]:
@@ -78,6 +80,14 @@ def history(stack: Stack, rid: str, org: str) -> list[dict[str, Any]]:
     return httpx.get(
         f"{stack.url('referrals')}/referrals/{rid}/history", headers=as_client(stack, org.lower())
     ).json()
+
+
+def journey_is(stack: Stack, rid: str, wanted: list[str], what: str) -> None:
+    """Wait for the audit timeline to show ``wanted``; if it never does, say what it shows."""
+    try:
+        wait_for(what, lambda: timeline(stack, rid) == wanted, timeout=60)
+    except AssertionError:
+        assert timeline(stack, rid) == wanted, what
 
 
 def provider_events(kafka_bootstrap: str, rid: str, count: int) -> list[str]:
@@ -126,9 +136,7 @@ def test_a_question_pauses_the_clock_and_the_answer_brings_the_same_team_back_to
         "ReferralInfoProvided",
         "ReferralAccepted",
     ]
-    wait_for(
-        "question, answer and acceptance in the timeline", lambda: timeline(stack, rid) == wanted
-    )
+    journey_is(stack, rid, wanted, "question, answer and acceptance in the timeline")
     assert provider_events(kafka_bootstrap, rid, 4) == wanted[1:], (
         "the team sees its question answered on its topic, and no clock event"
     )
@@ -182,7 +190,7 @@ def test_interim_updates_and_a_message_come_before_the_outcome(kafka_bootstrap, 
         "ReferralStarted",
         "ReferralCompleted",
     ]
-    wait_for("updates, message and outcome in the timeline", lambda: timeline(stack, rid) == wanted)
+    journey_is(stack, rid, wanted, "updates, message and outcome in the timeline")
     assert provider_events(kafka_bootstrap, rid, 7) == wanted[1:]
     seen_by_gp = [(h["action"], h["reason_code"], h["note"]) for h in history(stack, rid, "B81001")]
     assert seen_by_gp[3:] == [
@@ -212,7 +220,7 @@ def test_a_failed_contact_ends_the_referral_failed_not_completed(
     assert (failed["status"], failed["outcome"], failed["allowed_actions"]) == ("failed", None, [])
     assert read(stack, rid, "B81001")["allowed_actions"] == [], "an end for the referrer too"
     wanted = ["ReferralSubmitted", "ReferralRouted", "ReferralAccepted", "ReferralFailed"]
-    wait_for("the failure in the timeline", lambda: timeline(stack, rid) == wanted)
+    journey_is(stack, rid, wanted, "the failure in the timeline")
     on_topic = read_topic(
         kafka_bootstrap, "provider.rapid-response.v1", rid, until=lambda s: len(s) >= 3
     )
