@@ -84,6 +84,11 @@ OBJECT_ROUTES: dict[str, frozenset[str]] = {
     "referrals POST /referrals/{referral_id}/start": frozenset({"assigned"}),
     "referrals POST /referrals/{referral_id}/complete": frozenset({"assigned"}),
     "referrals POST /referrals/{referral_id}/reroute": frozenset({"ops"}),
+    "referrals POST /referrals/{referral_id}/request-info": frozenset({"assigned"}),
+    "referrals POST /referrals/{referral_id}/provide-info": frozenset({"referrer"}),
+    "referrals POST /referrals/{referral_id}/message": frozenset({"referrer", "assigned"}),
+    "referrals POST /referrals/{referral_id}/report-progress": frozenset({"assigned"}),
+    "referrals POST /referrals/{referral_id}/fail": frozenset({"assigned"}),
     # Reference data: every authenticated caller may read an organisation of the directory.
     "routing GET /organisations/{ods_code}": frozenset(CALLERS),
 }

@@ -33,6 +33,11 @@ REFERRAL_CHANGES: tuple[type[ev.EventPayload], ...] = (
     ev.ReferralCompleted,
     ev.ReferralCancelled,
     ev.ReferralRerouted,
+    ev.ReferralInfoRequested,
+    ev.ReferralInfoProvided,
+    ev.ReferralMessageAdded,
+    ev.ReferralProgressReported,
+    ev.ReferralFailed,
 )
 """Every change the referrals service makes to a referral."""
 

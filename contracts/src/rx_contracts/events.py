@@ -10,8 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .payload import Payload
 from .vocabulary import (
+    CancellationReason,
+    FailureReason,
     Outcome,
     Priority,
+    ProgressCode,
     ProviderType,
     ReferralStatus,
     RejectionReason,
@@ -223,6 +226,12 @@ class ReferralCancelled(ReferralTransitioned):
 
     EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralCancelled.v1"
 
+    reason_code: CancellationReason | None = Field(
+        default=None,
+        description="Why it was withdrawn; null when the referrer gave text only.",
+        examples=["recovered"],
+    )
+
 
 class ReferralRerouted(ReferralTransitioned):
     """Operations staff sent the referral back to routing, optionally to a named target."""
@@ -242,3 +251,59 @@ class ReferralRerouted(ReferralTransitioned):
         "null when ops did.",
         examples=["acceptance-timeout"],
     )
+
+
+# ---- closing the loop: questions, messages, interim updates, failure ------------------------
+
+
+class ReferralInfoRequested(ReferralTransitioned):
+    """The assigned organisation asked the referrer a question before deciding (status
+    ``info_requested``). Its acceptance clock pauses until the referrer answers. The question
+    itself is read from the referrals API (history), not carried here."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralInfoRequested.v1"
+
+
+class ReferralInfoProvided(ReferralTransitioned):
+    """The referrer answered the assigned organisation's question: the referral is ``routed``
+    to the same organisation again and its acceptance clock runs on."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralInfoProvided.v1"
+
+    attachment_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Id of the document attached to the answer, if any (read it from the "
+        "referrals API).",
+    )
+
+
+class ReferralMessageAdded(ReferralTransitioned):
+    """The referrer or the assigned organisation added a note to the referral. The text is
+    read from the referrals API (history), not carried here."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralMessageAdded.v1"
+
+    attachment_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Id of the document attached to the message, if any.",
+    )
+
+
+class ReferralProgressReported(ReferralTransitioned):
+    """The assigned organisation sent an interim update before completing (for example the
+    patient was contacted, or a visit was booked)."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralProgressReported.v1"
+
+    progress_code: ProgressCode = Field(description="What the update says.")
+
+
+class ReferralFailed(ReferralTransitioned):
+    """The assigned organisation accepted the referral but could not deliver it (status
+    ``failed``, an end distinct from ``completed``)."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralFailed.v1"
+
+    reason_code: FailureReason = Field(description="Why it could not be delivered.")

@@ -23,6 +23,9 @@ from rx_contracts import (
     ReferralCancelled,
     ReferralCompleted,
     ReferralEscalated,
+    ReferralFailed,
+    ReferralInfoProvided,
+    ReferralInfoRequested,
     ReferralRedirected,
     ReferralRejected,
     ReferralRerouted,
@@ -38,6 +41,7 @@ from rx_contracts import (
 from rx_contracts.topics import ROUTING_DECISIONS, ROUTING_ESCALATIONS, provider_topic
 
 from .changes import (
+    AcceptanceClockResumed,
     Change,
     ClocksStopped,
     ClockStarted,
@@ -61,7 +65,7 @@ from .decision import (
     decide,
 )
 from .errors import IllegalTransition
-from .sla import SlaClock, SlaPolicy
+from .sla import PAUSED_FOR_QUESTION, SlaClock, SlaPolicy, acceptance_clock_id
 
 COHORT_NAMES = tuple(sorted(CohortFlags.model_fields))
 BOTH_CLOCKS = (ClockKind.ACCEPTANCE, ClockKind.RESPONSE)
@@ -89,6 +93,9 @@ class Step(StrEnum):
     START = "start"
     COMPLETE = "complete"
     CANCEL = "cancel"
+    FAIL = "fail"
+    REQUEST_INFO = "request-info"
+    PROVIDE_INFO = "provide-info"
 
 
 _AWAITING = frozenset({CaseStatus.OPEN, CaseStatus.UNROUTABLE})
@@ -103,6 +110,10 @@ ALLOWED: dict[Step, frozenset[CaseStatus]] = {
     Step.START: frozenset({CaseStatus.ACCEPTED}),
     Step.COMPLETE: frozenset({CaseStatus.STARTED}),
     Step.CANCEL: _AWAITING | {CaseStatus.ACCEPTED, CaseStatus.STARTED},
+    Step.FAIL: frozenset({CaseStatus.ACCEPTED, CaseStatus.STARTED}),
+    # A question keeps the referral with its organisation, unaccepted: the case stays open.
+    Step.REQUEST_INFO: _AWAITING,
+    Step.PROVIDE_INFO: _AWAITING,
 }
 """The statuses a case may be in for each step."""
 
@@ -180,6 +191,12 @@ class Case:
             self.complete(at, event.status.value)
         elif isinstance(event, ReferralCancelled):
             self.cancel(at, event.status.value)
+        elif isinstance(event, ReferralFailed):
+            self.fail(at)
+        elif isinstance(event, ReferralInfoRequested):
+            self.pause_for_question(at)
+        elif isinstance(event, ReferralInfoProvided):
+            self.resume_after_answer(at)
         elif isinstance(event, ReferralRejected):
             self.reject(event.rejected_by, at)
             return Target()
@@ -216,6 +233,26 @@ class Case:
     def cancel(self, at: datetime, reason: str = "cancelled") -> None:
         self._check(Step.CANCEL)
         self._close(reason, at)
+
+    def fail(self, at: datetime) -> None:
+        """Accepted but not delivered: an end like completion, every clock stopped."""
+        self._check(Step.FAIL)
+        self._close("failed", at)
+
+    def pause_for_question(self, at: datetime) -> None:
+        """The organisation asked the referrer a question: its acceptance clock waits for the
+        answer (the response clock runs on: the patient is still waiting)."""
+        self._check(Step.REQUEST_INFO)
+        self._stop_clocks((ClockKind.ACCEPTANCE,), PAUSED_FOR_QUESTION, at)
+
+    def resume_after_answer(self, at: datetime) -> None:
+        """The referrer answered: the acceptance clock runs on, its deadline moved by the time
+        it waited."""
+        self._check(Step.PROVIDE_INFO)
+        if self.attempt:
+            self.changes.append(
+                AcceptanceClockResumed(acceptance_clock_id(self.referral_id, self.attempt), at)
+            )
 
     def reject(self, by: str, at: datetime) -> None:
         """``by`` declined it: never offered it again. Route it next."""

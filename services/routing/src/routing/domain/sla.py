@@ -30,6 +30,9 @@ from rx_contracts.topics import ROUTING_ESCALATIONS, ROUTING_SLA, provider_topic
 
 from .errors import Collector
 
+PAUSED_FOR_QUESTION = "info-requested"
+"""Why an acceptance clock stops while its organisation waits for the referrer's answer."""
+
 _EVENT_IDS = uuid.UUID("6d1c1c55-5a3e-4b8e-9b53-0f3c2b7a51d0")
 
 
@@ -248,6 +251,22 @@ class SlaClock:
         original deadline, which may have passed: then it breaches at once. Whether it did."""
         if self.stop_reason != "unroutable":
             return False
+        self.stopped_at, self.stop_reason = None, None
+        self.next_fire_at = next_fire(
+            self.warn_at, self.warned_at is not None, self.deadline_at, self.breached_at is not None
+        )
+        return True
+
+    def resume_after_pause(self, at: datetime) -> bool:
+        """Run on after a pause for a question (stopped for that reason only): the deadline
+        and the warning move later by the time it waited, so the organisation keeps the time
+        it had left. Whether it resumed."""
+        if self.stop_reason != PAUSED_FOR_QUESTION or self.stopped_at is None:
+            return False
+        waited = max(at - self.stopped_at, timedelta(0))
+        self.deadline_at += waited
+        if self.warn_at is not None:
+            self.warn_at += waited
         self.stopped_at, self.stop_reason = None, None
         self.next_fire_at = next_fire(
             self.warn_at, self.warned_at is not None, self.deadline_at, self.breached_at is not None
