@@ -23,6 +23,7 @@ from .events import (
 )
 from .identity import Identity, Role
 from .ids import new_id
+from .notify import NOTIFY_EVENTS, SubscriptionChanged, SubscriptionCreated, SubscriptionState
 from .payload import Payload
 from .sla import (
     ClockKind,
@@ -43,6 +44,7 @@ from .vocabulary import (
 
 # Payloads of their own modules (they build on events.py, so they register here).
 EVENT_TYPES[ReferralAccessed.EVENT_TYPE] = ReferralAccessed
+EVENT_TYPES.update({cls.EVENT_TYPE: cls for cls in NOTIFY_EVENTS})
 
 __all__ = [
     "EVENT_TYPES",
@@ -82,6 +84,9 @@ __all__ = [
     "ServiceType",
     "SlaBreached",
     "SlaWarning",
+    "SubscriptionChanged",
+    "SubscriptionCreated",
+    "SubscriptionState",
     "decode",
     "encode",
     "new_id",

@@ -19,6 +19,9 @@ ROUTING_SLA = "routing.sla.v1"
 ROUTING_ESCALATIONS = "routing.escalations.v1"
 """Referrals operations staff must act on (unroutable, breached with no automatic remedy)."""
 
+NOTIFY_SUBSCRIPTIONS = "notify.subscriptions.v1"
+"""Subscriptions created and changed, published by the notify service. Key: subscription id."""
+
 AUDIT_CHECKPOINTS = "audit.checkpoints.v1"
 """Audit chain heads, so truncation of the audit log is detectable from outside its database."""
 
@@ -48,5 +51,6 @@ def all_topics() -> dict[str, int]:
     ]
     topics = {name: DEFAULT_PARTITIONS for name in streams}
     topics[AUDIT_CHECKPOINTS] = 1
+    topics[NOTIFY_SUBSCRIPTIONS] = 1
     topics.update({dead_letter_topic(name): 1 for name in list(topics)})
     return topics

@@ -1,0 +1,328 @@
+"""Mapping the Subscription aggregate and the referral read model to and from their rows, and
+the queries ingestion and delivery run."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import UTC, datetime
+from typing import Any
+
+from rx_contracts import new_id
+from sqlalchemy import and_, func, or_, select, update
+from sqlmodel import Session, col
+
+from ..domain.referral import LifecycleEvent, ReferralView
+from ..domain.subscription import Channel, Content, Filters, Status, Subscription
+from ..domain.topics import Kind, Topic
+from .tables import (
+    EVENT,
+    NOTIFICATION,
+    SUBSCRIPTION,
+    LifecycleEventRow,
+    NotificationRow,
+    ReferralViewRow,
+    SubscriptionRow,
+    utcnow,
+)
+
+_ROW_ONLY = {"lease_owner", "lease_until"}
+_DOMAIN_ONLY = {"changes"}
+
+
+def to_domain(row: SubscriptionRow) -> Subscription:
+    values: dict[str, Any] = {
+        f.name: getattr(row, f.name) for f in fields(Subscription) if f.name not in _DOMAIN_ONLY
+    }
+    values["channel"] = Channel(row.channel)
+    values["topic"] = Topic(row.topic)
+    values["status"] = Status(row.status)
+    values["content"] = Content(row.content)
+    values["filters"] = Filters(
+        tuple(row.filters.get("status", ())),
+        tuple(row.filters.get("service_type", ())),
+        tuple(row.filters.get("priority", ())),
+    )
+    values["headers"] = tuple(row.headers)
+    for name, value in values.items():
+        if isinstance(value, datetime):
+            values[name] = aware(value)
+    return Subscription(**values)
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite (and PostgreSQL's plain timestamp) hand datetimes back without their zone; every
+    one we store is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def to_row_fields(subscription: Subscription) -> dict[str, Any]:
+    values = {
+        f.name: getattr(subscription, f.name)
+        for f in fields(Subscription)
+        if f.name not in _DOMAIN_ONLY
+    }
+    values["channel"] = subscription.channel.value
+    values["topic"] = subscription.topic.value
+    values["status"] = subscription.status.value
+    values["content"] = subscription.content.value
+    values["filters"] = subscription.filters.as_dict()
+    values["headers"] = list(subscription.headers)
+    return values
+
+
+class SubscriptionRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.seen: dict[str, Subscription] = {}
+
+    def add(self, subscription: Subscription) -> None:
+        self.session.add(SubscriptionRow(**to_row_fields(subscription)))
+        self.seen[subscription.id] = subscription
+
+    def get(self, subscription_id: str, *, for_update: bool = False) -> Subscription | None:
+        row = self.session.get(SubscriptionRow, subscription_id, with_for_update=for_update or None)
+        if row is None:
+            return None
+        subscription = to_domain(row)
+        self.seen[subscription.id] = subscription
+        return subscription
+
+    def save(self, subscription: Subscription) -> None:
+        """Write the aggregate's settings and delivery state. The event counter is left to
+        ingestion (``number_for``), which may have moved it since this one was loaded."""
+        row = self.session.get(SubscriptionRow, subscription.id)
+        assert row is not None, "a loaded subscription has a row"
+        values = to_row_fields(subscription)
+        values.pop("events_since_start")
+        row.sqlmodel_update(values)
+        self.session.add(row)
+
+    def listing(
+        self, organisation: str | None, limit: int = 100, after: str | None = None
+    ) -> list[Subscription]:
+        """Subscriptions of ``organisation`` (every organisation's for None), not deleted, in
+        id order after ``after``."""
+        query = select(SubscriptionRow).where(col(SubscriptionRow.deleted_at).is_(None))
+        if organisation is not None:
+            query = query.where(col(SubscriptionRow.organisation) == organisation)
+        if after is not None:
+            query = query.where(col(SubscriptionRow.id) > after)
+        query = query.order_by(col(SubscriptionRow.id)).limit(limit)
+        return [to_domain(row) for row in self.session.scalars(query)]
+
+    def notifications(
+        self, subscription_id: str, since: int, until: int
+    ) -> list[tuple[NotificationRow, LifecycleEventRow]]:
+        """The subscription's numbered events ``since``..``until`` (inclusive), in order."""
+        query = (
+            select(NotificationRow, LifecycleEventRow)
+            .join(
+                LifecycleEventRow,
+                col(NotificationRow.event_id) == col(LifecycleEventRow.event_id),
+            )
+            .where(
+                col(NotificationRow.subscription_id) == subscription_id,
+                col(NotificationRow.event_number) >= since,
+                col(NotificationRow.event_number) <= until,
+            )
+            .order_by(col(NotificationRow.event_number))
+        )
+        return [(n, e) for n, e in self.session.execute(query).all()]
+
+
+class ReferralRepository:
+    """The referral read model and the events notify holds or applied."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def view(self, referral_id: str) -> ReferralView | None:
+        row = self.session.get(ReferralViewRow, referral_id, with_for_update=True)
+        if row is None:
+            return None
+        return ReferralView(
+            referral_id=row.referral_id,
+            referrer_org=row.referrer_org,
+            service_type=row.service_type,
+            priority=row.priority,
+            status=row.status,
+            assigned_org=row.assigned_org,
+            provider_type=row.provider_type,
+            applied_sequence=row.applied_sequence,
+            entries=list(row.entries),
+            decided=row.decided,
+        )
+
+    def save_view(self, view: ReferralView) -> None:
+        row = self.session.get(ReferralViewRow, view.referral_id)
+        values = {
+            "referrer_org": view.referrer_org,
+            "service_type": view.service_type,
+            "priority": view.priority,
+            "status": view.status,
+            "assigned_org": view.assigned_org,
+            "provider_type": view.provider_type,
+            "applied_sequence": view.applied_sequence,
+            "entries": list(view.entries),
+            "decided": view.decided,
+            "updated_at": utcnow(),
+        }
+        if row is None:
+            self.session.add(
+                ReferralViewRow.model_validate({"referral_id": view.referral_id, **values})
+            )
+        else:
+            row.sqlmodel_update(values)
+            self.session.add(row)
+        self.session.flush()
+
+    def known(self, event_id: str) -> bool:
+        return self.session.get(LifecycleEventRow, event_id) is not None
+
+    def store(
+        self,
+        event: LifecycleEvent,
+        placement: str,
+        sequence: int | None,
+        state: dict[str, Any] | None,
+    ) -> None:
+        row = self.session.get(LifecycleEventRow, event.event_id)
+        if row is None:
+            row = LifecycleEventRow(
+                event_id=event.event_id,
+                type=event.type,
+                kind=event.kind.value,
+                referral_id=event.referral_id,
+                source=event.source,
+                time=event.time,
+                data=event.data,
+                placement=placement,
+            )
+        row.placement, row.sequence, row.state = placement, sequence, state
+        if placement != "held":
+            row.applied_at = utcnow()
+        self.session.add(row)
+        self.session.flush()
+
+    def held(self, referral_id: str) -> list[LifecycleEvent]:
+        rows = self.session.scalars(
+            select(LifecycleEventRow).where(
+                col(LifecycleEventRow.referral_id) == referral_id,
+                col(LifecycleEventRow.placement) == "held",
+            )
+        )
+        found = [
+            LifecycleEvent(
+                r.event_id, r.type, Kind(r.kind), r.referral_id, r.data, r.time, r.source
+            )
+            for r in rows
+        ]
+        return sorted(found, key=lambda e: (e.sequence or 0, e.time))
+
+    def candidates(self, organisations: set[str], topics: set[Topic]) -> list[SubscriptionRow]:
+        """Subscriptions that may receive an event entitled to these organisations."""
+        if not organisations:
+            return []
+        query = select(SubscriptionRow).where(
+            col(SubscriptionRow.organisation).in_(sorted(organisations)),
+            col(SubscriptionRow.topic).in_([t.value for t in topics]),
+            col(SubscriptionRow.status) != Status.OFF.value,
+        )
+        return list(self.session.scalars(query))
+
+    def number(self, subscription_ids: list[str], event_id: str) -> list[tuple[str, int]]:
+        """Give the event the next number of each subscription, in this transaction: the
+        counter and the notification row are written together, so numbers have no gaps."""
+        if not subscription_ids:
+            return []
+        connection = self.session.connection()
+        numbered = connection.execute(
+            update(SUBSCRIPTION)
+            .where(SUBSCRIPTION.c.id.in_(subscription_ids))
+            .values(events_since_start=SUBSCRIPTION.c.events_since_start + 1)
+            .returning(SUBSCRIPTION.c.id, SUBSCRIPTION.c.events_since_start)
+        ).all()
+        now = utcnow()
+        connection.execute(
+            NOTIFICATION.insert(),
+            [
+                {
+                    "subscription_id": sid,
+                    "event_number": number,
+                    "id": new_id(),
+                    "event_id": event_id,
+                    "created_at": now,
+                }
+                for sid, number in numbered
+            ],
+        )
+        return [(sid, number) for sid, number in numbered]
+
+
+def due_condition(now: datetime) -> Any:
+    """Work that is due now and not held by a live lease."""
+    return and_(
+        SUBSCRIPTION.c.deleted_at.is_(None),
+        or_(SUBSCRIPTION.c.lease_until.is_(None), SUBSCRIPTION.c.lease_until < now),
+        or_(
+            and_(
+                SUBSCRIPTION.c.status.in_([Status.ACTIVE.value, Status.REQUESTED.value]),
+                or_(
+                    SUBSCRIPTION.c.handshake_due.is_(True),
+                    SUBSCRIPTION.c.events_since_start > SUBSCRIPTION.c.delivered_through,
+                ),
+                or_(
+                    SUBSCRIPTION.c.next_attempt_at.is_(None), SUBSCRIPTION.c.next_attempt_at <= now
+                ),
+            ),
+            and_(
+                SUBSCRIPTION.c.status == Status.ACTIVE.value,
+                SUBSCRIPTION.c.heartbeat_due_at <= now,
+            ),
+            and_(
+                SUBSCRIPTION.c.end_at.is_not(None),
+                SUBSCRIPTION.c.end_at <= now,
+                SUBSCRIPTION.c.status != Status.OFF.value,
+            ),
+        ),
+    )
+
+
+def next_due_at(session: Session) -> datetime | None:
+    """When the earliest scheduled work (a retry, a heartbeat, an end) falls due."""
+    candidates = [
+        session.scalar(
+            select(func.min(SUBSCRIPTION.c.next_attempt_at)).where(
+                SUBSCRIPTION.c.status.in_([Status.ACTIVE.value, Status.REQUESTED.value]),
+                SUBSCRIPTION.c.deleted_at.is_(None),
+            )
+        ),
+        session.scalar(
+            select(func.min(SUBSCRIPTION.c.heartbeat_due_at)).where(
+                SUBSCRIPTION.c.status == Status.ACTIVE.value, SUBSCRIPTION.c.deleted_at.is_(None)
+            )
+        ),
+        session.scalar(
+            select(func.min(SUBSCRIPTION.c.end_at)).where(
+                SUBSCRIPTION.c.status != Status.OFF.value, SUBSCRIPTION.c.deleted_at.is_(None)
+            )
+        ),
+        session.scalar(
+            select(func.min(SUBSCRIPTION.c.lease_until)).where(
+                SUBSCRIPTION.c.lease_until.is_not(None)
+            )
+        ),
+    ]
+    found = [aware(c) for c in candidates if c is not None]
+    return min(found) if found else None
+
+
+__all__ = [
+    "EVENT",
+    "ReferralRepository",
+    "SubscriptionRepository",
+    "due_condition",
+    "next_due_at",
+    "to_domain",
+    "to_row_fields",
+]

@@ -1,0 +1,83 @@
+"""The notify API application (``python -m notify api``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from rx_web.app import service_app
+from rx_web.problems import Problem, problem_response
+
+from ...bootstrap import Container, bootstrap
+from ...config import Settings, get_settings
+from ...domain.errors import NotifyError
+from .fhir_subscription import FHIR_JSON
+from .routes_fhir import router as fhir_router
+from .routes_subscriptions import router as subscriptions_router
+
+ISSUE_CODES = {401: "login", 403: "forbidden", 404: "not-found", 409: "conflict", 412: "conflict"}
+
+
+def operation_outcome(status: int, detail: str, fields: list[str] | None = None) -> JSONResponse:
+    """A FHIR route's error: an OperationOutcome naming the elements at fault."""
+    issue: dict[str, Any] = {
+        "severity": "error",
+        "code": ISSUE_CODES.get(status, "invalid" if status == 422 else "processing"),
+        "diagnostics": detail,
+    }
+    if fields:
+        issue["expression"] = fields
+    return JSONResponse(
+        {"resourceType": "OperationOutcome", "issue": [issue]},
+        status_code=status,
+        media_type=FHIR_JSON,
+    )
+
+
+def _is_fhir(request: Request) -> bool:
+    return request.url.path.startswith("/fhir/")
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    """Build the app; the container (database engine…) is made at startup, not import."""
+    settings = settings or (container.settings if container else get_settings())
+    app = service_app(
+        "notify",
+        "Subscriptions that push referral events to your HTTPS endpoint: FHIR R4 Subscriptions "
+        "(R5 Backport) at /fhir/R4/Subscription and plain CloudEvents webhooks signed per "
+        "Standard Webhooks at /subscriptions. Authenticate with a bearer token from the issuer "
+        "(audience 'notify').",
+        lambda: container or bootstrap(settings),
+        max_body_size=settings.max_body_bytes,
+    )
+    validation_handler = app.exception_handlers[RequestValidationError]
+    problem_handler = app.exception_handlers[Problem]
+
+    @app.exception_handler(NotifyError)
+    async def _domain_error(request: Request, exc: NotifyError) -> JSONResponse:
+        if _is_fhir(request):
+            fields = [str(e["field"]) for e in exc.extra().get("errors", [])]  # type: ignore[attr-defined]
+            return operation_outcome(exc.status, str(exc), fields)
+        return problem_response(exc.status, exc.title, str(exc), request.url.path, **exc.extra())
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Any:
+        if not _is_fhir(request):
+            return await validation_handler(request, exc)  # type: ignore[misc]
+        fields = [".".join(str(p) for p in e["loc"] if p != "body") for e in exc.errors()]
+        detail = "; ".join(
+            f"{f or 'body'}: {e['msg']}" for f, e in zip(fields, exc.errors(), strict=True)
+        )
+        return operation_outcome(422, detail, fields)
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> Any:
+        if not _is_fhir(request):
+            return await problem_handler(request, exc)  # type: ignore[misc]
+        return operation_outcome(exc.status, exc.detail or exc.title)
+
+    app.include_router(subscriptions_router)
+    app.include_router(fhir_router)
+    return app

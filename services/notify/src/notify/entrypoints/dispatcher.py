@@ -1,0 +1,165 @@
+"""The delivery loop: every subscription with work due gets its own task, which sends its
+events in number order, one request at a time; up to ``max_in_flight`` subscriptions are
+served at once, so a slow or dead endpoint holds up nobody else.
+
+The loop sleeps until woken — by this process's ingestion committing new notifications, or a
+delivery finishing — or until the next scheduled retry or heartbeat, and looks at the database
+every ``idle_poll`` seconds for work other processes made (a new subscription's handshake, a
+resend)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+
+from ..adapters.render import Bases, render
+from ..adapters.sender import Sender
+from ..service_layer.delivery import Deliveries, Job
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        deliveries: Deliveries,
+        sender: Sender,
+        bases: Bases,
+        *,
+        max_in_flight: int,
+        idle_poll: float,
+        timeout: float,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.deliveries = deliveries
+        self.sender = sender
+        self.bases = bases
+        self.max_in_flight = max_in_flight
+        self.idle_poll = idle_poll
+        self.timeout = timeout
+        self.clock = clock
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping = threading.Event()
+        self.sent = 0
+
+    # ---- called from other threads ---------------------------------------------------------
+
+    def wake(self) -> None:
+        """New work may be due (thread-safe)."""
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.wake()
+
+    # ---- the loop --------------------------------------------------------------------------
+
+    async def run(self, heartbeat: Callable[[], None] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        released = await asyncio.to_thread(self.deliveries.release_mine)
+        if released:
+            log.info("took back %d subscriptions this worker held before it stopped", released)
+        log.info("delivery started")
+        try:
+            while not self._stopping.is_set():
+                self._wake.clear()
+                try:
+                    await self._claim()
+                    sleep = await self._sleep_for()
+                except Exception as exc:  # the database may be away for a moment
+                    log.warning("delivery loop: %s; retrying", exc)
+                    sleep = self.idle_poll
+                if heartbeat is not None:
+                    heartbeat()
+                if sleep > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), sleep)
+        finally:
+            for task in self.tasks.values():
+                task.cancel()
+            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            await self.sender.close()
+            log.info("delivery stopped")
+
+    async def _claim(self) -> None:
+        free = self.max_in_flight - len(self.tasks)
+        if free <= 0:
+            return
+        claimed = await asyncio.to_thread(
+            self.deliveries.claim, self.clock(), free, set(self.tasks)
+        )
+        for subscription_id in claimed:
+            task = asyncio.create_task(self._deliver(subscription_id))
+            self.tasks[subscription_id] = task
+            task.add_done_callback(partial(self._done, subscription_id))
+
+    def _done(self, subscription_id: str, _task: object = None) -> None:
+        self.tasks.pop(subscription_id, None)
+        if self._wake is not None:
+            self._wake.set()  # a slot is free
+
+    async def _sleep_for(self) -> float:
+        if len(self.tasks) >= self.max_in_flight:
+            return self.idle_poll
+        due = await asyncio.to_thread(self.deliveries.next_due)
+        if due is None:
+            return self.idle_poll
+        return max(0.0, min(self.idle_poll, (due - self.clock()).total_seconds()))
+
+    async def _deliver(self, subscription_id: str) -> None:
+        """Send this subscription's due work in order until none is left or an attempt fails."""
+        try:
+            while not self._stopping.is_set():
+                job = await asyncio.to_thread(
+                    self.deliveries.next_job, subscription_id, self.clock()
+                )
+                if job is None:
+                    return
+                if not await self._attempt(job):
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "delivering subscription %s failed; its lease will lapse", subscription_id
+            )
+
+    async def _attempt(self, job: Job) -> bool:
+        subscription = job.subscription
+        now = self.clock()
+        request = render(subscription, job.kind, job.events, self.bases, now)
+        timeout = min(self.timeout, float(subscription.timeout_seconds))
+        outcome = await self.sender.send(
+            subscription.parsed_endpoint, request.body, request.headers, timeout
+        )
+        numbers = f"{job.events[0].number}-{job.events[-1].number}" if job.events else "-"
+        if outcome.ok:
+            self.sent += 1
+            log.debug("subscription %s: %s %s delivered", subscription.id, job.kind.value, numbers)
+            await asyncio.to_thread(self.deliveries.succeeded, job, self.clock())
+            return True
+        gave_up = await asyncio.to_thread(
+            self.deliveries.failed, job, self.clock(), outcome.error or "failed"
+        )
+        log.info(
+            "subscription %s: %s %s not delivered (%s)%s",
+            subscription.id,
+            job.kind.value,
+            numbers,
+            outcome.error,
+            "; retry period over, status error" if gave_up else "",
+        )
+        return False
