@@ -25,6 +25,7 @@ KNOWN_DEFAULT_SECRETS: set[str] = {
     "referrals-dev",
     "routing-dev",
     "audit-dev",
+    "notify-dev",
     "postgres-dev",
 }
 """Secrets this repository ships for development. Add a new default here when you add one, so

@@ -21,6 +21,7 @@ DEFAULT_PORTS: Mapping[str, int] = {
     "referrals": 8001,
     "routing": 8002,
     "audit": 8003,
+    "notify": 8004,
 }
 
 
@@ -44,7 +45,7 @@ class ProcessSpec:
         """Workers talk to Kafka, so they get their service's credentials; the APIs face the
         internet and have no use for them — except audit's, whose chain verification reads
         the published checkpoints back from Kafka."""
-        return self.role in ("relay", "consumer") or self.service == "audit"
+        return self.role in ("relay", "consumer", "worker") or self.service == "audit"
 
     @property
     def argv(self) -> list[str]:
@@ -62,6 +63,9 @@ PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec("audit", "api"),
     ProcessSpec("audit", "consumer"),
     ProcessSpec("audit", "relay"),
+    ProcessSpec("notify", "api"),
+    ProcessSpec("notify", "worker"),
+    ProcessSpec("notify", "relay"),
 )
 """Every long-running process of the platform."""
 
@@ -99,6 +103,10 @@ def service_environment(
     }
     if issuer_url is not None:
         env["RX_TOKEN_ISSUER"] = issuer_url
+    if service == "notify":
+        # Development: endpoints may be receivers on this machine (plain http to loopback).
+        env["NOTIFY_ALLOW_LOOPBACK"] = "true"
+        env["NOTIFY_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     return env
 
 
@@ -161,6 +169,8 @@ class Stack:
                 issuer_url=self.url("issuer"),
             )
         )
+        if spec.service == "notify":
+            env["NOTIFY_REFERRALS_FHIR_BASE"] = f"{self.url('referrals')}/fhir/R4"
         return env
 
     def start(self, timeout: float = 60) -> None:

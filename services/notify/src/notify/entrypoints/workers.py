@@ -80,7 +80,7 @@ def worker() -> None:
     container = bootstrap(settings)
     stop = install_stop_signals()
     loop = dispatcher(settings, container)
-    alive = settings.heartbeat_dir / "notify-delivery.alive"
+    alive = settings.heartbeat_dir / "notify-worker.alive"
     delivery = threading.Thread(
         target=lambda: asyncio.run(loop.run(heartbeat=partial(touch, alive))),
         name="notify-delivery",
