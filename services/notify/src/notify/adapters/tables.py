@@ -17,7 +17,7 @@ def utcnow() -> datetime:
 class SubscriptionRow(SQLModel, table=True):
     """A subscription, its event counter and its delivery state (see domain.subscription)."""
 
-    __tablename__ = "subscription"
+    __tablename__ = "notify_subscription"
 
     id: str = Field(primary_key=True, max_length=64)
     organisation: str = Field(index=True, max_length=10)
@@ -59,12 +59,14 @@ class NotificationRow(SQLModel, table=True):
     """One event numbered for one subscription: ``event_number`` is gapless per subscription,
     ``id`` the message id every delivery attempt of it carries (webhook-id)."""
 
-    __tablename__ = "notification"
+    __tablename__ = "notify_notification"
 
-    subscription_id: str = Field(primary_key=True, foreign_key="subscription.id", max_length=64)
+    subscription_id: str = Field(
+        primary_key=True, foreign_key="notify_subscription.id", max_length=64
+    )
     event_number: int = Field(primary_key=True)
     id: str = Field(max_length=64, unique=True)
-    event_id: str = Field(index=True, foreign_key="lifecycle_event.event_id", max_length=64)
+    event_id: str = Field(index=True, foreign_key="notify_event.event_id", max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -72,7 +74,7 @@ class LifecycleEventRow(SQLModel, table=True):
     """A referral event notify received, once: held until its turn, then applied (with the
     referral's state after it, which its notifications show), or found stale."""
 
-    __tablename__ = "lifecycle_event"
+    __tablename__ = "notify_event"
 
     event_id: str = Field(primary_key=True, max_length=64)
     type: str = Field(max_length=200)
@@ -89,13 +91,13 @@ class LifecycleEventRow(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow)
     applied_at: datetime | None = None
 
-    __table_args__ = (Index("ix_lifecycle_event_referral_placement", "referral_id", "placement"),)
+    __table_args__ = (Index("ix_notify_event_referral_placement", "referral_id", "placement"),)
 
 
 class ReferralViewRow(SQLModel, table=True):
     """What notify knows of a referral (domain.referral.ReferralView)."""
 
-    __tablename__ = "referral_view"
+    __tablename__ = "notify_referral"
 
     referral_id: str = Field(primary_key=True, max_length=64)
     referrer_org: str = Field(max_length=10)
@@ -113,7 +115,7 @@ class ReferralViewRow(SQLModel, table=True):
 class IdempotencyRow(SQLModel, table=True):
     """The first response to a POST with an Idempotency-Key, replayed for retries."""
 
-    __tablename__ = "idempotency_key"
+    __tablename__ = "notify_idempotency_key"
 
     organisation: str = Field(primary_key=True, max_length=10)
     key: str = Field(primary_key=True, max_length=255)

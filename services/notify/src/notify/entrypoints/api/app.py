@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from rx_web.app import service_app
 from rx_web.problems import Problem, problem_response
 
+from ...adapters.sender import Resolver, system_resolver
 from ...bootstrap import Container, bootstrap
 from ...config import Settings, get_settings
 from ...domain.errors import NotifyError
@@ -40,8 +41,13 @@ def _is_fhir(request: Request) -> bool:
     return request.url.path.startswith("/fhir/")
 
 
-def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
-    """Build the app; the container (database engine…) is made at startup, not import."""
+def create_app(
+    settings: Settings | None = None,
+    container: Container | None = None,
+    resolver: Resolver = system_resolver,
+) -> FastAPI:
+    """Build the app; the container (database engine…) is made at startup, not import.
+    ``resolver`` resolves endpoint host names (tests pass a stub)."""
     settings = settings or (container.settings if container else get_settings())
     app = service_app(
         "notify",
@@ -49,7 +55,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         "(R5 Backport) at /fhir/R4/Subscription and plain CloudEvents webhooks signed per "
         "Standard Webhooks at /subscriptions. Authenticate with a bearer token from the issuer "
         "(audience 'notify').",
-        lambda: container or bootstrap(settings),
+        lambda: container or bootstrap(settings, resolver=resolver),
         max_body_size=settings.max_body_bytes,
     )
     validation_handler = app.exception_handlers[RequestValidationError]
@@ -80,4 +86,43 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     app.include_router(subscriptions_router)
     app.include_router(fhir_router)
+    _document_fhir_errors(app)
     return app
+
+
+OPERATION_OUTCOME_SCHEMA: dict[str, Any] = {
+    "title": "OperationOutcome",
+    "type": "object",
+    "description": "FHIR R4 OperationOutcome: what was wrong, and the elements at fault.",
+    "required": ["resourceType", "issue"],
+    "properties": {
+        "resourceType": {"type": "string", "enum": ["OperationOutcome"]},
+        "issue": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def _document_fhir_errors(app: FastAPI) -> None:
+    """FHIR routes answer their own errors with an OperationOutcome; what is refused before a
+    route runs (no token, too large, too many requests) stays problem+json. Both are
+    documented."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        for path, operations in schema.get("paths", {}).items():
+            if not path.startswith("/fhir/"):
+                continue
+            for operation in operations.values():
+                for code, answer in operation.get("responses", {}).items():
+                    if code[0] in "45" and FHIR_JSON not in answer.get("content", {}):
+                        answer["content"] = {
+                            **answer.get("content", {}),
+                            FHIR_JSON: {
+                                "schema": {"$ref": "#/components/schemas/OperationOutcome"}
+                            },
+                        }
+        schema["components"]["schemas"]["OperationOutcome"] = OPERATION_OUTCOME_SCHEMA
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -47,9 +47,13 @@ class Element(BaseModel):
 
 
 class ChannelIn(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    """Subscription.channel: its R4 elements, nothing else."""
 
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str | None = Field(default=None, max_length=64)
     extension: list[Extension] = Field(default_factory=list, max_length=20)
+    modifierExtension: list[Extension] = Field(default_factory=list, max_length=0)
     type: str = Field(max_length=32)
     endpoint: str | None = Field(default=None, max_length=2000)
     payload: str | None = Field(default=None, max_length=100)
@@ -58,10 +62,13 @@ class ChannelIn(BaseModel):
 
 
 class SubscriptionResource(BaseModel):
-    """An R4 Subscription (backport profile), as a client sends it."""
+    """An R4 Subscription (backport profile), as a client sends it: its R4 elements only (an
+    unknown element is refused, naming it). ``id``, ``meta`` and ``status`` are the server's:
+    ignored on create (status starts 'requested'); on update only status 'off' or 'active'
+    is read."""
 
     model_config = ConfigDict(
-        extra="allow",
+        extra="forbid",
         populate_by_name=True,
         json_schema_extra={
             "examples": [
@@ -91,11 +98,20 @@ class SubscriptionResource(BaseModel):
 
     resourceType: str = Field(pattern="^Subscription$")
     id: str | None = Field(default=None, max_length=64)
+    meta: dict[str, Any] | None = None
+    implicitRules: str | None = Field(default=None, max_length=500)
+    language: str | None = Field(default=None, max_length=20)
+    text: dict[str, Any] | None = None
+    contained: list[dict[str, Any]] = Field(default_factory=list, max_length=0)
+    extension: list[Extension] = Field(default_factory=list, max_length=20)
+    modifierExtension: list[Extension] = Field(default_factory=list, max_length=0)
     status: str | None = Field(default=None, max_length=32)
-    reason: str | None = Field(default=None, max_length=500)
+    contact: list[dict[str, Any]] = Field(default_factory=list, max_length=10)
     end: IsoDateTime | None = None
+    reason: str | None = Field(default=None, max_length=500)
     criteria: str = Field(max_length=500)
     criteria_element: Element | None = Field(default=None, alias="_criteria")
+    error: str | None = Field(default=None, max_length=500)
     channel: ChannelIn
 
 

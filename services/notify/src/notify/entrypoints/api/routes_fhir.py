@@ -25,17 +25,19 @@ from .fhir_subscription import (
 from .idempotency import run_once
 from .routes_subscriptions import SubscriptionId
 
-router = APIRouter(prefix="/fhir/R4", tags=["fhir"])
-
-OUTCOMES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No or bad identity"},
-    404: {"description": "No such Subscription, or not yours (OperationOutcome)"},
-    422: {"description": "Invalid Subscription (OperationOutcome naming the element)"},
-}
-
 
 class FhirResponse(JSONResponse):
     media_type = FHIR_JSON
+
+
+router = APIRouter(prefix="/fhir/R4", tags=["fhir"], default_response_class=FhirResponse)
+
+OUTCOMES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No or bad identity"},
+    403: {"description": "Not for your role or organisation (OperationOutcome)"},
+    404: {"description": "No such Subscription, or not yours (OperationOutcome)"},
+    422: {"description": "Invalid Subscription (OperationOutcome naming the element)"},
+}
 
 
 def _base(container: Any) -> str:
@@ -50,7 +52,7 @@ def _answer(resource: dict[str, Any], status_code: int = 200, **headers: str) ->
     "/Subscription",
     status_code=201,
     summary="Create a Subscription (R4 Backport)",
-    responses={**OUTCOMES, 403: {"description": "Only provider systems subscribe"}},
+    responses=OUTCOMES,
 )
 def create_fhir_subscription(
     resource: SubscriptionResource,

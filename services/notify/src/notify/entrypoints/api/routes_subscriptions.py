@@ -32,6 +32,7 @@ router = APIRouter(prefix="/subscriptions", tags=["webhooks"])
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No or bad identity"},
+    403: {"description": "Not for your role or organisation"},
     404: {"description": "No such subscription, or not yours to see"},
     422: {"description": "Invalid request: the problem names each field and rule broken"},
 }
@@ -55,7 +56,7 @@ def filters_of(body: FiltersIn) -> Filters:
     status_code=201,
     response_model=SubscriptionCreated,
     summary="Subscribe a webhook",
-    responses={**PROBLEMS, **POSTED, 403: {"description": "Only provider systems subscribe"}},
+    responses={**PROBLEMS, **POSTED},
 )
 def create_subscription(
     body: SubscriptionCreate,
