@@ -167,9 +167,10 @@ class World:
         response = client.request(
             info.method, info.path.format(**self.ids), headers=headers, **shape.kwargs()
         )
-        if info.method == "DELETE" and "subscription_id" in info.path_params:
-            if response.status_code == 204:  # the next entitled caller gets one to delete too
-                self.ids["subscription_id"] = new_subscription(self.issuer, self.clients)
+        deleted = info.method == "DELETE" and response.status_code == 204
+        if deleted and "subscription_id" in info.path_params:
+            # The next entitled caller gets one to delete too.
+            self.ids["subscription_id"] = new_subscription(self.issuer, self.clients)
         return response
 
     def subscription_version(self) -> int:
