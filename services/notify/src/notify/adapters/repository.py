@@ -17,10 +17,10 @@ from ..domain.topics import Kind, Topic
 from .tables import (
     EVENT,
     NOTIFICATION,
+    REFERRAL,
     SUBSCRIPTION,
     LifecycleEventRow,
     NotificationRow,
-    ReferralViewRow,
     SubscriptionRow,
     utcnow,
 )
@@ -131,13 +131,18 @@ class SubscriptionRepository:
 
 
 class ReferralRepository:
-    """The referral read model and the events notify holds or applied."""
+    """The referral read model and the events notify holds or applied. Ingestion's hot path:
+    plain Core statements on the session's connection (no ORM identity map or flushes), and
+    the subscriptions that can receive anything read once per transaction."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.connection = session.connection()
 
     def view(self, referral_id: str) -> ReferralView | None:
-        row = self.session.get(ReferralViewRow, referral_id, with_for_update=True)
+        row = self.connection.execute(
+            select(REFERRAL).where(REFERRAL.c.referral_id == referral_id)
+        ).first()
         if row is None:
             return None
         return ReferralView(
@@ -151,10 +156,10 @@ class ReferralRepository:
             applied_sequence=row.applied_sequence,
             entries=list(row.entries),
             decided=row.decided,
+            held=row.held,
         )
 
-    def save_view(self, view: ReferralView) -> None:
-        row = self.session.get(ReferralViewRow, view.referral_id)
+    def save_view(self, view: ReferralView, new: bool = False) -> None:
         values = {
             "referrer_org": view.referrer_org,
             "service_type": view.service_type,
@@ -165,19 +170,17 @@ class ReferralRepository:
             "applied_sequence": view.applied_sequence,
             "entries": list(view.entries),
             "decided": view.decided,
+            "held": view.held,
             "updated_at": utcnow(),
         }
-        if row is None:
-            self.session.add(
-                ReferralViewRow.model_validate({"referral_id": view.referral_id, **values})
+        if new:
+            self.connection.execute(
+                REFERRAL.insert().values(referral_id=view.referral_id, **values)
             )
         else:
-            row.sqlmodel_update(values)
-            self.session.add(row)
-        self.session.flush()
-
-    def known(self, event_id: str) -> bool:
-        return self.session.get(LifecycleEventRow, event_id) is not None
+            self.connection.execute(
+                update(REFERRAL).where(REFERRAL.c.referral_id == view.referral_id).values(**values)
+            )
 
     def store(
         self,
@@ -185,10 +188,19 @@ class ReferralRepository:
         placement: str,
         sequence: int | None,
         state: dict[str, Any] | None,
+        was_held: bool = False,
     ) -> None:
-        row = self.session.get(LifecycleEventRow, event.event_id)
-        if row is None:
-            row = LifecycleEventRow(
+        """Record an event as held, applied (with the referral's state after it) or stale."""
+        applied_at = utcnow() if placement != "held" else None
+        if was_held:
+            self.connection.execute(
+                update(EVENT)
+                .where(EVENT.c.event_id == event.event_id)
+                .values(placement=placement, sequence=sequence, state=state, applied_at=applied_at)
+            )
+            return
+        self.connection.execute(
+            EVENT.insert().values(
                 event_id=event.event_id,
                 type=event.type,
                 kind=event.kind.value,
@@ -197,53 +209,55 @@ class ReferralRepository:
                 time=event.time,
                 data=event.data,
                 placement=placement,
-            )
-        row.placement, row.sequence, row.state = placement, sequence, state
-        if placement != "held":
-            row.applied_at = utcnow()
-        self.session.add(row)
-        self.session.flush()
-
-    def held(self, referral_id: str) -> list[LifecycleEvent]:
-        rows = self.session.scalars(
-            select(LifecycleEventRow).where(
-                col(LifecycleEventRow.referral_id) == referral_id,
-                col(LifecycleEventRow.placement) == "held",
+                sequence=sequence,
+                state=state,
+                received_at=utcnow(),
+                applied_at=applied_at,
             )
         )
+
+    def held(self, referral_id: str) -> list[LifecycleEvent]:
+        rows = self.connection.execute(
+            select(EVENT).where(EVENT.c.referral_id == referral_id, EVENT.c.placement == "held")
+        ).all()
         found = [
             LifecycleEvent(
-                r.event_id, r.type, Kind(r.kind), r.referral_id, r.data, r.time, r.source
+                r.event_id, r.type, Kind(r.kind), r.referral_id, r.data, aware(r.time), r.source
             )
             for r in rows
         ]
         return sorted(found, key=lambda e: (e.sequence or 0, e.time))
 
-    def candidates(self, organisations: set[str], topics: set[Topic]) -> list[SubscriptionRow]:
-        """Subscriptions that may receive an event entitled to these organisations."""
-        if not organisations:
-            return []
-        query = select(SubscriptionRow).where(
-            col(SubscriptionRow.organisation).in_(sorted(organisations)),
-            col(SubscriptionRow.topic).in_([t.value for t in topics]),
-            col(SubscriptionRow.status) != Status.OFF.value,
-        )
-        return list(self.session.scalars(query))
+    def receivers(self) -> dict[str, list[Subscription]]:
+        """Subscriptions that can be numbered events (not off, not deleted), by organisation;
+        read once per transaction."""
+        cached: dict[str, list[Subscription]] | None = self.session.info.get(_RECEIVERS)
+        if cached is None:
+            cached = {}
+            rows = self.connection.execute(
+                select(SUBSCRIPTION).where(
+                    SUBSCRIPTION.c.status != Status.OFF.value, SUBSCRIPTION.c.deleted_at.is_(None)
+                )
+            ).mappings()
+            for row in rows:
+                subscription = to_domain(SubscriptionRow.model_construct(**row))
+                cached.setdefault(subscription.organisation, []).append(subscription)
+            self.session.info[_RECEIVERS] = cached
+        return cached
 
     def number(self, subscription_ids: list[str], event_id: str) -> list[tuple[str, int]]:
         """Give the event the next number of each subscription, in this transaction: the
         counter and the notification row are written together, so numbers have no gaps."""
         if not subscription_ids:
             return []
-        connection = self.session.connection()
-        numbered = connection.execute(
+        numbered = self.connection.execute(
             update(SUBSCRIPTION)
             .where(SUBSCRIPTION.c.id.in_(subscription_ids))
             .values(events_since_start=SUBSCRIPTION.c.events_since_start + 1)
             .returning(SUBSCRIPTION.c.id, SUBSCRIPTION.c.events_since_start)
         ).all()
         now = utcnow()
-        connection.execute(
+        self.connection.execute(
             NOTIFICATION.insert(),
             [
                 {
@@ -257,6 +271,9 @@ class ReferralRepository:
             ],
         )
         return [(sid, number) for sid, number in numbered]
+
+
+_RECEIVERS = "notify.receivers"
 
 
 def due_condition(now: datetime) -> Any:

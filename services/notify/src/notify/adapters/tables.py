@@ -109,6 +109,8 @@ class ReferralViewRow(SQLModel, table=True):
     applied_sequence: int = 1
     entries: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     decided: int = 0
+    held: int = 0
+    """Events of it waiting for their predecessor (0: nothing to look for)."""
     updated_at: datetime = Field(default_factory=utcnow)
 
 

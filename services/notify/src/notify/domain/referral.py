@@ -64,6 +64,8 @@ class ReferralView:
     """Sequences at which the referral entered ``submitted`` (one routing attempt each)."""
     decided: int = 0
     """Routing attempts whose decision was applied (or found stale)."""
+    held: int = 0
+    """Its events waiting for a predecessor."""
 
     @classmethod
     def submitted(cls, event: LifecycleEvent) -> ReferralView:

@@ -15,7 +15,7 @@ from rx_contracts import Envelope, EnvelopeError
 from rx_messaging.consumer import PermanentError
 from sqlmodel import Session
 
-from ..adapters.repository import ReferralRepository, to_domain
+from ..adapters.repository import ReferralRepository
 from ..domain.referral import Change, LifecycleEvent, Placement, ReferralView, apply, place
 from ..domain.topics import DECISIONS, EVENT_KINDS, TOPIC_KINDS, Topic
 
@@ -45,43 +45,50 @@ def lifecycle_event(envelope: Envelope) -> LifecycleEvent | None:
 
 
 def ingest(session: Session, envelope: Envelope) -> int:
-    """Apply one event (and whatever it unblocks); returns how many notifications it made."""
+    """Apply one event (and whatever it unblocks); returns how many notifications it made.
+    A repeat of an event already stored (the same event on a second topic) is dropped by the
+    consumer's inbox before it gets here."""
     event = lifecycle_event(envelope)
     if event is None:
         return 0
     referrals = ReferralRepository(session)
-    if referrals.known(event.event_id):
-        return 0  # the same event from a second topic (a routing decision)
     view = referrals.view(event.referral_id)
-    made, view = _offer(referrals, view, event)
-    if view is None:
-        return made
+    made, view = _offer(referrals, view, event, new=view is None)
     # An applied event may be what held ones were waiting for.
-    progress = True
-    while progress:
-        progress = False
-        for held in referrals.held(event.referral_id):
-            if place(view, held) is not Placement.HOLD:
-                count, view = _offer(referrals, view, held)
-                made += count
-                progress = True
-                break
+    while view is not None and view.held:
+        ready = [
+            e for e in referrals.held(event.referral_id) if place(view, e) is not Placement.HOLD
+        ]
+        if not ready:
+            break
+        view.held -= 1
+        count, view = _offer(referrals, view, ready[0], was_held=True)
+        made += count
     return made
 
 
 def _offer(
-    referrals: ReferralRepository, view: ReferralView | None, event: LifecycleEvent
+    referrals: ReferralRepository,
+    view: ReferralView | None,
+    event: LifecycleEvent,
+    *,
+    new: bool = False,
+    was_held: bool = False,
 ) -> tuple[int, ReferralView | None]:
     placement = place(view, event)
     if placement is Placement.HOLD:
         referrals.store(event, "held", event.sequence, None)
+        if view is not None:
+            view.held += 1
+            referrals.save_view(view)
         return 0, view
     if placement is Placement.STALE:
         if view is not None and event.kind in DECISIONS and event.sequence is None:
             view.decided = max(view.decided, event.attempt or view.decided + 1)
+        if view is not None:
             referrals.save_view(view)
         log.info("%s for referral %s is stale; nothing to tell", event.type, event.referral_id)
-        referrals.store(event, "stale", event.sequence, None)
+        referrals.store(event, "stale", event.sequence, None, was_held)
         return 0, view
     if placement is Placement.LATE:
         log.warning(
@@ -94,21 +101,22 @@ def _offer(
     change = apply(view, event, placement)
     if view is None:
         view = ReferralView.submitted(event)
-    referrals.store(event, placement.value, change.sequence, change.after)
-    referrals.save_view(view)
+        # Events held before the referral's first one arrived are counted now.
+        view.held = len(referrals.held(event.referral_id))
+    referrals.store(event, placement.value, change.sequence, change.after, was_held)
+    referrals.save_view(view, new=new)
     return _fan_out(referrals, change), view
 
 
 def _fan_out(referrals: ReferralRepository, change: Change) -> int:
     kind = change.event.kind
-    topics = {topic for topic in Topic if kind in TOPIC_KINDS[topic]}
-    entitled = {topic: change.entitled(topic) for topic in topics}
-    organisations = set().union(*entitled.values()) if entitled else set()
+    receivers = referrals.receivers()
     chosen = [
-        row.id
-        for row in referrals.candidates(organisations, topics)
-        if row.deleted_at is None
-        and row.organisation in entitled[Topic(row.topic)]
-        and to_domain(row).receives(kind, change.after)
+        subscription.id
+        for topic in Topic
+        if kind in TOPIC_KINDS[topic]
+        for organisation in change.entitled(topic)
+        for subscription in receivers.get(organisation, ())
+        if subscription.topic is topic and subscription.receives(kind, change.after)
     ]
     return len(referrals.number(chosen, change.event.event_id))

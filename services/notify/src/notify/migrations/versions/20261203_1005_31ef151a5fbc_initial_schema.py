@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 18286d1c6cb5
+Revision ID: 31ef151a5fbc
 Revises:
-Create Date: 2026-12-03 09:22:31.296064
+Create Date: 2026-12-03 10:05:10.200024
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "18286d1c6cb5"
+revision: str = "31ef151a5fbc"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -75,6 +75,7 @@ def upgrade() -> None:
         sa.Column("applied_sequence", sa.Integer(), nullable=False),
         sa.Column("entries", sa.JSON(), nullable=False),
         sa.Column("decided", sa.Integer(), nullable=False),
+        sa.Column("held", sa.Integer(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("referral_id"),
     )
