@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import socket
 from collections import OrderedDict
@@ -100,6 +99,7 @@ class Sender:
                     timeout=httpx.Timeout(timeout, connect=self.connect_timeout),
                 ) as response:
                     status = response.status_code
+                    await _discard(response)
         except TimeoutError:
             return Outcome(False, error="timed out")
         except httpx.TimeoutException as exc:
@@ -137,9 +137,14 @@ class Sender:
         self._clients.clear()
 
 
-def is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
+MAX_DISCARDED_BYTES = 64 * 1024
+
+
+async def _discard(response: httpx.Response) -> None:
+    """Read a little of the answer and throw it away, so the connection can be reused; a
+    longer answer is cut off (the connection is then closed). Never kept, never logged."""
+    read = 0
+    async for chunk in response.aiter_raw():
+        read += len(chunk)
+        if read > MAX_DISCARDED_BYTES:
+            break

@@ -120,16 +120,22 @@ class Dispatcher:
         return max(0.0, min(self.idle_poll, (due - self.clock()).total_seconds()))
 
     async def _deliver(self, subscription_id: str) -> None:
-        """Send this subscription's due work in order until none is left or an attempt fails."""
+        """Send this subscription's due work in order until none is left or an attempt fails.
+        Each acknowledgement is recorded in the transaction that picks the next job."""
+        done: Job | None = None
         try:
             while not self._stopping.is_set():
                 job = await asyncio.to_thread(
-                    self.deliveries.next_job, subscription_id, self.clock()
+                    self.deliveries.next_job, subscription_id, self.clock(), done
                 )
+                done = None
                 if job is None:
                     return
                 if not await self._attempt(job):
                     return
+                done = job
+            if done is not None:  # stopping: keep what was acknowledged
+                await asyncio.to_thread(self.deliveries.succeeded, done, self.clock())
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -138,6 +144,8 @@ class Dispatcher:
             )
 
     async def _attempt(self, job: Job) -> bool:
+        """One request; True when acknowledged (the caller records it), False when it failed
+        (recorded here, with the next try scheduled)."""
         subscription = job.subscription
         now = self.clock()
         request = render(subscription, job.kind, job.events, self.bases, now)
@@ -149,7 +157,6 @@ class Dispatcher:
         if outcome.ok:
             self.sent += 1
             log.debug("subscription %s: %s %s delivered", subscription.id, job.kind.value, numbers)
-            await asyncio.to_thread(self.deliveries.succeeded, job, self.clock())
             return True
         gave_up = await asyncio.to_thread(
             self.deliveries.failed, job, self.clock(), outcome.error or "failed"

@@ -77,6 +77,7 @@ def dispatcher(settings: Settings, container: Container) -> Dispatcher:
 
 def worker() -> None:
     settings = get_settings()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     container = bootstrap(settings)
     stop = install_stop_signals()
     loop = dispatcher(settings, container)

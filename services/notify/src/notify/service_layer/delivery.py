@@ -89,12 +89,15 @@ class Deliveries:
             uow.session.commit()
         return claimed
 
-    def next_job(self, subscription_id: str, now: datetime) -> Job | None:
-        """What to send next, renewing the lease; None (lease released) when nothing is due."""
+    def next_job(self, subscription_id: str, now: datetime, done: Job | None = None) -> Job | None:
+        """What to send next, renewing the lease; None (lease released) when nothing is due.
+        ``done``: the job just acknowledged, recorded in the same transaction."""
         with self.uow() as uow:
             subscription = uow.subscriptions.get(subscription_id, for_update=True)
             if subscription is None or not self._holds(uow, subscription_id):
                 return None
+            if done is not None:
+                self._record_success(subscription, done, now)
             job = self._job(uow, subscription, now)
             lease = (now + self.lease) if job is not None else None
             uow.session.execute(
@@ -139,14 +142,18 @@ class Deliveries:
             subscription = uow.subscriptions.get(job.subscription.id, for_update=True)
             if subscription is None:
                 return
-            if job.kind is NotificationType.HANDSHAKE:
-                subscription.handshake_answered(now)
-            elif job.kind is NotificationType.HEARTBEAT:
-                subscription.heartbeat_sent(now, None)
-            elif subscription.delivered_through == job.events[0].number - 1:
-                # (unless a resend moved the mark back meanwhile: then that wins)
-                subscription.delivered(job.events[-1].number, now)
+            self._record_success(subscription, job, now)
             uow.commit()
+
+    @staticmethod
+    def _record_success(subscription: Subscription, job: Job, now: datetime) -> None:
+        if job.kind is NotificationType.HANDSHAKE:
+            subscription.handshake_answered(now)
+        elif job.kind is NotificationType.HEARTBEAT:
+            subscription.heartbeat_sent(now, None)
+        elif subscription.delivered_through == job.events[0].number - 1:
+            # (unless a resend moved the mark back meanwhile: then that wins)
+            subscription.delivered(job.events[-1].number, now)
 
     def failed(self, job: Job, now: datetime, error: str) -> bool:
         """Record a failed attempt; True if the subscription turned ``error``."""
