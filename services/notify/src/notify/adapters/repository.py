@@ -3,6 +3,7 @@ the queries ingestion and delivery run."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
@@ -29,20 +30,23 @@ _ROW_ONLY = {"lease_owner", "lease_until"}
 _DOMAIN_ONLY = {"changes"}
 
 
-def to_domain(row: SubscriptionRow) -> Subscription:
+def to_domain(row: SubscriptionRow | Mapping[str, Any]) -> Subscription:
+    """The aggregate from its row (an ORM row, or a Core result's mapping)."""
+    get = row.get if isinstance(row, Mapping) else lambda name: getattr(row, name)
     values: dict[str, Any] = {
-        f.name: getattr(row, f.name) for f in fields(Subscription) if f.name not in _DOMAIN_ONLY
+        f.name: get(f.name) for f in fields(Subscription) if f.name not in _DOMAIN_ONLY
     }
-    values["channel"] = Channel(row.channel)
-    values["topic"] = Topic(row.topic)
-    values["status"] = Status(row.status)
-    values["content"] = Content(row.content)
+    filters = get("filters") or {}
+    values["channel"] = Channel(values["channel"])
+    values["topic"] = Topic(values["topic"])
+    values["status"] = Status(values["status"])
+    values["content"] = Content(values["content"])
     values["filters"] = Filters(
-        tuple(row.filters.get("status", ())),
-        tuple(row.filters.get("service_type", ())),
-        tuple(row.filters.get("priority", ())),
+        tuple(filters.get("status", ())),
+        tuple(filters.get("service_type", ())),
+        tuple(filters.get("priority", ())),
     )
-    values["headers"] = tuple(row.headers)
+    values["headers"] = tuple(values["headers"] or ())
     for name, value in values.items():
         if isinstance(value, datetime):
             values[name] = aware(value)
@@ -240,7 +244,7 @@ class ReferralRepository:
                 )
             ).mappings()
             for row in rows:
-                subscription = to_domain(SubscriptionRow.model_construct(**row))
+                subscription = to_domain(dict(row))
                 cached.setdefault(subscription.organisation, []).append(subscription)
             self.session.info[_RECEIVERS] = cached
         return cached
