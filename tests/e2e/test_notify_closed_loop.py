@@ -61,7 +61,9 @@ def subscribe_fhir(stack: Stack, org: str, receiver: Receiver) -> dict[str, Any]
             "endpoint": receiver.url,
             "payload": "application/fhir+json",
             "_payload": {
-                "extension": [{"url": BACKPORT + "backport-payload-content", "valueCode": "full-resource"}]
+                "extension": [
+                    {"url": BACKPORT + "backport-payload-content", "valueCode": "full-resource"}
+                ]
             },
         },
     }
@@ -144,12 +146,14 @@ def test_the_referrer_hears_back_and_the_provider_hears_the_offer(loop_stack: St
         ).json()["health"]
         wait_for(
             "the webhook's backlog to clear",
-            lambda: httpx.get(
-                f"{stack.url('notify')}/subscriptions/{webhook['id']}",
-                headers=as_client(stack, "b81001", "notify"),
-                timeout=10,
-            ).json()["health"]["backlog"]
-            == 0,
+            lambda: (
+                httpx.get(
+                    f"{stack.url('notify')}/subscriptions/{webhook['id']}",
+                    headers=as_client(stack, "b81001", "notify"),
+                    timeout=10,
+                ).json()["health"]["backlog"]
+                == 0
+            ),
             timeout=30,
         )
         assert health["last_success_at"] is not None

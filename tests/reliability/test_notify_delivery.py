@@ -56,12 +56,14 @@ def check_received(receiver: Receiver, expected: int) -> None:
     assert all(len(n) == 1 for n in ids.values()), "a repeat carries its first number"
 
 
+@pytest.mark.timeout(900)
 def test_deliveries_survive_a_killed_worker_a_receiver_outage_and_a_killed_broker(
     rig: Rig,
 ) -> None:
-    receivers = {client: Receiver().start() for client in REFERRERS}
-    for receiver in receivers.values():
-        receiver.set(Mode.SLOW)  # 0.3 s an answer: deliveries are in flight when killed
+    # Answers take 50 ms, so deliveries are in flight when the worker is killed.
+    receivers = {
+        client: Receiver(mode=Mode.SLOW, slow_seconds=0.05).start() for client in REFERRERS
+    }
     second = Receiver().start()
     subscriptions = {client: subscribe(rig, client, r) for client, r in receivers.items()}
     unaffected = subscribe(rig, REFERRERS[0], second)
