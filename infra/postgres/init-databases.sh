@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One database and one login role per service, each role owning only its own database
-# (DESIGN.md: no service reads another's database). The postgres image runs this once, on
+# (docs/design.md: no service reads another's database). The postgres image runs this once, on
 # the first start with an empty data volume; to re-run it, remove the volume.
 #
 # Passwords come from the environment (docker-compose.yml passes them with dev defaults) and

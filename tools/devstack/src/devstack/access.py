@@ -15,7 +15,7 @@ and nothing else (the broker denies whatever no ACL allows). The plan is derived
 CLI (the docker-compose ``kafka-access`` job; ``make run`` calls ``apply_plan`` itself)::
 
     python -m devstack.access apply   # users and ACLs from KAFKA_<USER>_PASSWORD variables
-    python -m devstack.access show    # the plan as a Markdown table (README)
+    python -m devstack.access show    # the plan as a Markdown table (docs/kafka-access.md)
 """
 
 from __future__ import annotations
@@ -235,7 +235,7 @@ def _wait_until_enforced(
 
 
 def markdown_table() -> str:
-    """The plan as the README shows it."""
+    """The plan as docs/kafka-access.md shows it."""
     rows = [
         "| principal | used by | reads (consumes) | writes (produces) | consumer groups |",
         "|---|---|---|---|---|",

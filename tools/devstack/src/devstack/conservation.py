@@ -1,6 +1,6 @@
 """Conservation check: after a run, nothing accepted was lost and nothing took effect twice.
 
-The platform's promise (DESIGN.md, "Delivery guarantees") as figures, for tests to assert on
+The platform's promise (docs/design.md, "Delivery guarantees") as figures, for tests to assert on
 and benchmarks to print:
 
 - every referral the API accepted is stored, routed (or marked unroutable), recorded as such

@@ -7,7 +7,7 @@ queue behind it). Simulated provider systems follow their provider topics like r
 when a referral is routed to one of their organisations they read it, then after a think time
 reject it (a share of first offers) or accept, start and complete it.
 
-Every caller behaves as the README asks of provider systems: a POST that gets no answer, a
+Every caller behaves as docs/api.md asks of provider systems: a POST that gets no answer, a
 5xx or a 429 is retried with the *same* Idempotency-Key until it gets a final answer, so a
 fault costs time, never a referral. What each referral went through is kept in a
 :class:`Journey` for the caller to assert on or summarise.

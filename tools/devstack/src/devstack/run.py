@@ -128,7 +128,7 @@ def print_summary(
         print(
             f"  {service:<10} API    {url}   docs {url}/docs   health {url}/health  ready {url}/ready"
         )
-    print(f"  token endpoint      {urls['issuer']}/oauth2/token   (demo clients: README, Security)")
+    print(f"  token endpoint      {urls['issuer']}/oauth2/token   (demo clients: docs/security.md)")
     print(f"  ops console         {urls['audit']}/ops")
     print(f"  audit log           {urls['audit']}/audit/entries (ops only)")
     print(f"  routing directory   {urls['routing']}/organisations")

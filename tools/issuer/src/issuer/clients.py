@@ -51,7 +51,7 @@ def sha256(secret: str) -> str:
 
 
 def demo_secret(client_id: str) -> str:
-    """The documented secret of a demo client (README, Security)."""
+    """The documented secret of a demo client (docs/security.md)."""
     return f"{client_id}-demo-secret"
 
 
