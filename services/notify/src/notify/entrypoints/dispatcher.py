@@ -144,29 +144,35 @@ class Dispatcher:
             )
 
     async def _attempt(self, job: Job) -> bool:
-        """One request; True when acknowledged (the caller records it), False when it failed
-        (recorded here, with the next try scheduled)."""
+        """Send the job's requests in order; True when all were acknowledged (the caller
+        records it), False at the first failure (recorded here with what went through before
+        it, and the next try scheduled)."""
         subscription = job.subscription
-        now = self.clock()
-        request = render(subscription, job.kind, job.events, self.bases, now)
         timeout = min(self.timeout, float(subscription.timeout_seconds))
-        outcome = await self.sender.send(
-            subscription.parsed_endpoint, request.body, request.headers, timeout
-        )
-        numbers = f"{job.events[0].number}-{job.events[-1].number}" if job.events else "-"
-        if outcome.ok:
+        endpoint = subscription.parsed_endpoint
+        acknowledged: int | None = None
+        for events in job.requests():
+            request = render(subscription, job.kind, events, self.bases, self.clock())
+            outcome = await self.sender.send(endpoint, request.body, request.headers, timeout)
+            numbers = f"{events[0].number}-{events[-1].number}" if events else "-"
+            if not outcome.ok:
+                gave_up = await asyncio.to_thread(
+                    self.deliveries.failed,
+                    job,
+                    self.clock(),
+                    outcome.error or "failed",
+                    acknowledged,
+                )
+                log.info(
+                    "subscription %s: %s %s not delivered (%s)%s",
+                    subscription.id,
+                    job.kind.value,
+                    numbers,
+                    outcome.error,
+                    "; retry period over, status error" if gave_up else "",
+                )
+                return False
             self.sent += 1
-            log.debug("subscription %s: %s %s delivered", subscription.id, job.kind.value, numbers)
-            return True
-        gave_up = await asyncio.to_thread(
-            self.deliveries.failed, job, self.clock(), outcome.error or "failed"
-        )
-        log.info(
-            "subscription %s: %s %s not delivered (%s)%s",
-            subscription.id,
-            job.kind.value,
-            numbers,
-            outcome.error,
-            "; retry period over, status error" if gave_up else "",
-        )
-        return False
+            if events:
+                acknowledged = events[-1].number
+        return True

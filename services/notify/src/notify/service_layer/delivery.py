@@ -22,14 +22,26 @@ from ..domain.backoff import retry_delay
 from ..domain.subscription import Channel, RetryPolicy, Status, Subscription
 from .unit_of_work import UnitOfWork
 
+WINDOW = 100
+"""Events one job takes on: sent one request after another, acknowledged in one transaction."""
+
 
 @dataclass(frozen=True)
 class Job:
-    """What to send next to one subscription."""
+    """What to send next to one subscription: a handshake, a heartbeat, or a window of its
+    next events, sent in number order (one event per webhook request, up to ``max_count`` per
+    FHIR notification)."""
 
     subscription: Subscription
     kind: NotificationType
     events: list[NumberedEvent]
+
+    def requests(self) -> list[list[NumberedEvent]]:
+        """The events of each request, in order."""
+        if self.kind is not NotificationType.EVENT:
+            return [[]]
+        size = 1 if self.subscription.channel is Channel.WEBHOOK else self.subscription.max_count
+        return [self.events[i : i + size] for i in range(0, len(self.events), size)]
 
 
 class Deliveries:
@@ -129,7 +141,7 @@ class Deliveries:
                 return None
             first = subscription.delivered_through + 1
             rows = uow.subscriptions.notifications(
-                subscription.id, first, first + subscription.max_count - 1
+                subscription.id, first, first + max(WINDOW, subscription.max_count) - 1
             )
             events = [NumberedEvent.of(n, e) for n, e in rows]
             return Job(subscription, NotificationType.EVENT, events) if events else None
@@ -146,21 +158,27 @@ class Deliveries:
             uow.commit()
 
     @staticmethod
-    def _record_success(subscription: Subscription, job: Job, now: datetime) -> None:
+    def _record_success(
+        subscription: Subscription, job: Job, now: datetime, through: int | None = None
+    ) -> None:
+        """Record what the endpoint acknowledged: the whole job, or its events ``through``."""
         if job.kind is NotificationType.HANDSHAKE:
             subscription.handshake_answered(now)
         elif job.kind is NotificationType.HEARTBEAT:
             subscription.heartbeat_sent(now, None)
         elif subscription.delivered_through == job.events[0].number - 1:
             # (unless a resend moved the mark back meanwhile: then that wins)
-            subscription.delivered(job.events[-1].number, now)
+            subscription.delivered(job.events[-1].number if through is None else through, now)
 
-    def failed(self, job: Job, now: datetime, error: str) -> bool:
-        """Record a failed attempt; True if the subscription turned ``error``."""
+    def failed(self, job: Job, now: datetime, error: str, acknowledged: int | None = None) -> bool:
+        """Record a failed attempt (after the job's events up to ``acknowledged`` went
+        through); True if the subscription turned ``error``."""
         with self.uow() as uow:
             subscription = uow.subscriptions.get(job.subscription.id, for_update=True)
             if subscription is None:
                 return False
+            if acknowledged is not None:
+                self._record_success(subscription, job, now, acknowledged)
             if job.kind is NotificationType.HEARTBEAT:
                 subscription.heartbeat_sent(now, error)
                 gave_up = False
