@@ -188,3 +188,21 @@ def test_an_off_subscription_numbers_nothing_more(container: Container) -> None:
     )
     feed(container, j.routed())
     assert kinds(container, sent) == ["submitted"]
+
+
+def test_with_numbered_decisions_a_change_made_while_routing_decided_waits_for_it(
+    container: Container,
+) -> None:
+    """Every event numbered: the decision takes the number reserved when the referral entered
+    'submitted' (2), a referrer's amendment meanwhile the next one (3). The amendment arrives
+    first and waits for the decision."""
+    sent = subscribe(container, GP, Topic.SENT)
+    team = subscribe(container, TEAM, Topic.OFFERED)
+    j = Journey()
+    submitted, routed, amended = j.submitted(), j.routed(TEAM), j.amended()
+    assert (routed.data["sequence"], amended.data["sequence"]) == (2, 3)
+    feed(container, submitted, amended)
+    assert kinds(container, sent) == ["submitted"]
+    feed(container, routed)
+    assert kinds(container, sent) == ["submitted", "routed", "amended"]
+    assert kinds(container, team) == ["routed", "amended"]
