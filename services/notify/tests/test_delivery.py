@@ -271,15 +271,13 @@ def test_heartbeats_fall_due_when_nothing_else_was_sent(container: Container) ->
         container.uow, "w", timedelta(seconds=30), RetryPolicy(timedelta(hours=24), 1, 60)
     )
     now = datetime.now(UTC)
-    [claimed] = deliveries.claim(now, 10, set())
-    handshake = deliveries.next_job(claimed, now)
-    assert handshake is not None and handshake.kind.value == "handshake"
-    deliveries.succeeded(handshake, now)
-    assert deliveries.next_job(sid, now) is None  # nothing due: lease released
+    [handshake] = deliveries.claim(now, 10, set())
+    assert handshake.kind.value == "handshake"
+    deliveries.acknowledge([handshake], now)
+    assert deliveries.claim(now, 10, set()) == []  # nothing due until the period passed
     later = now + timedelta(seconds=61)
-    assert deliveries.claim(later, 10, set()) == [sid]
-    heartbeat = deliveries.next_job(sid, later)
-    assert heartbeat is not None and heartbeat.kind.value == "heartbeat"
+    [heartbeat] = deliveries.claim(later, 10, set())
+    assert heartbeat.subscription.id == sid and heartbeat.kind.value == "heartbeat"
 
 
 def test_the_connection_goes_to_the_checked_address_never_to_a_refused_one() -> None:

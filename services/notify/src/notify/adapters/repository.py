@@ -78,6 +78,7 @@ class SubscriptionRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.seen: dict[str, Subscription] = {}
+        self._loaded: dict[str, dict[str, Any]] = {}
 
     def add(self, subscription: Subscription) -> None:
         self.session.add(SubscriptionRow(**to_row_fields(subscription)))
@@ -89,17 +90,24 @@ class SubscriptionRepository:
             return None
         subscription = to_domain(row)
         self.seen[subscription.id] = subscription
+        self._loaded[subscription.id] = to_row_fields(subscription)
         return subscription
 
     def save(self, subscription: Subscription) -> None:
-        """Write the aggregate's settings and delivery state. The event counter is left to
-        ingestion (``number_for``), which may have moved it since this one was loaded."""
-        row = self.session.get(SubscriptionRow, subscription.id)
-        assert row is not None, "a loaded subscription has a row"
+        """Write what changed of the aggregate's settings and delivery state. The event
+        counter is left to ingestion (``ReferralRepository.number``), which may have moved it
+        since this one was loaded."""
         values = to_row_fields(subscription)
         values.pop("events_since_start")
-        row.sqlmodel_update(values)
+        loaded = self._loaded.get(subscription.id)
+        changed = {k: v for k, v in values.items() if loaded is None or loaded[k] != v}
+        if not changed:
+            return
+        row = self.session.get(SubscriptionRow, subscription.id)
+        assert row is not None, "a loaded subscription has a row"
+        row.sqlmodel_update(changed)
         self.session.add(row)
+        self._loaded[subscription.id] = {**values, "events_since_start": 0}
 
     def listing(
         self, organisation: str | None, limit: int = 100, after: str | None = None

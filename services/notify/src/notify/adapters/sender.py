@@ -75,7 +75,12 @@ class Sender:
     ) -> Outcome:
         """POST ``body`` to the endpoint; ``ok`` for a 2xx answer within ``timeout``."""
         try:
-            addresses = await asyncio.to_thread(resolve, endpoint, self.resolver)
+            literal = endpoint.literal_address
+            addresses = (
+                [literal]
+                if literal is not None
+                else await asyncio.to_thread(resolve, endpoint, self.resolver)
+            )
         except OSError as exc:
             return Outcome(False, error=f"cannot resolve {endpoint.host}: {exc.strerror or exc}")
         problem = self.policy.check_addresses(endpoint.scheme, addresses)
@@ -121,7 +126,9 @@ class Sender:
         client = httpx.AsyncClient(
             follow_redirects=False,
             trust_env=False,  # no proxies from the environment: the address is the checked one
-            limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
+            # One origin may serve many subscriptions (a vendor hosting many organisations'
+            # endpoints), each with one request in flight.
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
         )
         self._clients[key] = client
         while len(self._clients) > self.max_clients:

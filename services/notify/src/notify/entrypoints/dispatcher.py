@@ -19,7 +19,7 @@ from functools import partial
 
 from ..adapters.render import Bases, render
 from ..adapters.sender import Sender
-from ..service_layer.delivery import Deliveries, Job
+from ..service_layer.delivery import WINDOW, Deliveries, Job
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class Dispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = threading.Event()
+        self._acks: list[tuple[Job, asyncio.Future[None]]] = []
+        self._recorder: asyncio.Task[None] | None = None
         self.sent = 0
 
     # ---- called from other threads ---------------------------------------------------------
@@ -98,11 +100,10 @@ class Dispatcher:
         free = self.max_in_flight - len(self.tasks)
         if free <= 0:
             return
-        claimed = await asyncio.to_thread(
-            self.deliveries.claim, self.clock(), free, set(self.tasks)
-        )
-        for subscription_id in claimed:
-            task = asyncio.create_task(self._deliver(subscription_id))
+        jobs = await asyncio.to_thread(self.deliveries.claim, self.clock(), free, set(self.tasks))
+        for job in jobs:
+            subscription_id = job.subscription.id
+            task = asyncio.create_task(self._deliver(job))
             self.tasks[subscription_id] = task
             task.add_done_callback(partial(self._done, subscription_id))
 
@@ -119,29 +120,51 @@ class Dispatcher:
             return self.idle_poll
         return max(0.0, min(self.idle_poll, (due - self.clock()).total_seconds()))
 
-    async def _deliver(self, subscription_id: str) -> None:
-        """Send this subscription's due work in order until none is left or an attempt fails.
-        Each acknowledgement is recorded in the transaction that picks the next job."""
-        done: Job | None = None
+    async def _deliver(self, job: Job | None) -> None:
+        """Send one subscription's due work in order until none is left or an attempt fails.
+        A full window is acknowledged in the transaction that takes the next; the last one
+        joins the acknowledgements of other subscriptions, recorded together."""
+        subscription_id = job.subscription.id if job is not None else ""
         try:
-            while not self._stopping.is_set():
-                job = await asyncio.to_thread(
-                    self.deliveries.next_job, subscription_id, self.clock(), done
-                )
-                done = None
-                if job is None:
-                    return
+            while job is not None and not self._stopping.is_set():
                 if not await self._attempt(job):
                     return
-                done = job
-            if done is not None:  # stopping: keep what was acknowledged
-                await asyncio.to_thread(self.deliveries.succeeded, done, self.clock())
+                if len(job.events) < WINDOW:
+                    await self._acknowledge(job)
+                    return
+                job = await asyncio.to_thread(
+                    self.deliveries.next_job, subscription_id, self.clock(), job
+                )
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception(
                 "delivering subscription %s failed; its lease will lapse", subscription_id
             )
+
+    async def _acknowledge(self, job: Job) -> None:
+        """Queue the job's acknowledgement; one recorder writes those of many subscriptions in
+        one transaction (a fan-out of one event to many subscriptions would otherwise cost a
+        transaction per subscription)."""
+        done = asyncio.get_running_loop().create_future()
+        self._acks.append((job, done))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record())
+        await done
+
+    async def _record(self) -> None:
+        while self._acks:
+            batch, self._acks = self._acks, []
+            try:
+                await asyncio.to_thread(
+                    self.deliveries.acknowledge, [job for job, _ in batch], self.clock()
+                )
+            except Exception as exc:
+                for _, done in batch:
+                    done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    done.set_result(None)
 
     async def _attempt(self, job: Job) -> bool:
         """Send the job's requests in order; True when all were acknowledged (the caller

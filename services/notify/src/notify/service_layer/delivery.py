@@ -68,8 +68,10 @@ class Deliveries:
             uow.session.commit()
             return int(result.rowcount or 0)
 
-    def claim(self, now: datetime, limit: int, busy: set[str]) -> list[str]:
-        """Lease up to ``limit`` subscriptions with work due now, other than ``busy``."""
+    def claim(self, now: datetime, limit: int, busy: set[str]) -> list[Job]:
+        """Lease up to ``limit`` subscriptions with work due now, other than ``busy``, and
+        return the first job of each, in one transaction (a subscription found to have
+        nothing to do after all is released at once)."""
         if limit <= 0:
             return []
         with self.uow() as uow:
@@ -82,7 +84,7 @@ class Deliveries:
                     .limit(limit)
                 ).scalars()
             )
-            claimed = []
+            jobs = []
             for sid in ids:
                 result = connection.execute(
                     update(SUBSCRIPTION)
@@ -96,10 +98,36 @@ class Deliveries:
                     )
                     .values(lease_owner=self.owner, lease_until=now + self.lease)
                 )
-                if result.rowcount == 1:
-                    claimed.append(sid)
-            uow.session.commit()
-        return claimed
+                if result.rowcount != 1:
+                    continue
+                subscription = uow.subscriptions.get(sid, for_update=True)
+                job = self._job(uow, subscription, now) if subscription is not None else None
+                if job is None:
+                    self._release(uow, sid)
+                else:
+                    jobs.append(job)
+            uow.commit()
+        return jobs
+
+    def acknowledge(self, jobs: list[Job], now: datetime) -> None:
+        """Record that these jobs went through and release their subscriptions, in one
+        transaction: their subscriptions are looked at again when more work is due."""
+        if not jobs:
+            return
+        with self.uow() as uow:
+            for job in jobs:
+                subscription = uow.subscriptions.get(job.subscription.id, for_update=True)
+                if subscription is not None:
+                    self._record_success(subscription, job, now)
+                self._release(uow, job.subscription.id)
+            uow.commit()
+
+    def _release(self, uow: UnitOfWork, subscription_id: str) -> None:
+        uow.session.execute(
+            update(SUBSCRIPTION)
+            .where(SUBSCRIPTION.c.id == subscription_id, SUBSCRIPTION.c.lease_owner == self.owner)
+            .values(lease_owner=None, lease_until=None)
+        )
 
     def next_job(self, subscription_id: str, now: datetime, done: Job | None = None) -> Job | None:
         """What to send next, renewing the lease; None (lease released) when nothing is due.
