@@ -35,8 +35,8 @@ from pathlib import Path
 
 from audit.bootstrap import bootstrap
 from audit.config import Settings
-from audit.verification import verify_database
-from audit.workers import record_event
+from audit.entrypoints.workers import record_event
+from audit.service_layer.handlers import verify_chain
 from devstack.broker import Broker, ensure_jars, free_ports
 from devstack.topics import ensure_topics
 from rx_contracts import decode, encode
@@ -173,12 +173,13 @@ def main() -> int:
             names = list(VARIANTS)
             for name in names if n % 2 else names[::-1]:
                 with tempfile.TemporaryDirectory(prefix="audit-ingest-db-") as scratch:
-                    engine = bootstrap(Settings(database_url=f"sqlite:///{scratch}/a.db")).engine
+                    container = bootstrap(Settings(database_url=f"sqlite:///{scratch}/a.db"))
+                    engine = container.engine
                     wait_for_quiet(args.quiet_below, args.quiet_patience, name)
                     with CpuMeter(helpers) as meter:
                         rate, rate_per_cpu = VARIANTS[name](servers, topic, args.events, engine)
                     if name != "decode (baseline)":
-                        result = verify_database(engine, lambda _chain_id: [])
+                        result = verify_chain(lambda _chain_id: [], container.uow())
                         if not (result.ok and result.entries == args.events):
                             raise SystemExit(f"{name}: the chain is wrong after ingest: {result}")
                     engine.dispose()

@@ -1,11 +1,11 @@
 """Audit chain verification speed: entries per second, against reading the same rows
 without checking them (the baseline: what the database and driver cost on their own).
 
-Builds a SQLite audit database of --entries entries through ``audit.chain.append`` (payloads
+Builds a SQLite audit database of --entries entries through the audit inbox handler (payloads
 as they travel on Kafka), then for each of --rounds rounds times, in alternating order:
 
   scan     the rows in sequence order, in the same chunks, nothing checked (baseline)
-  verify   ``verify_database``: both SHA-256s per entry, links, sequence, head row
+  verify   ``verify_chain``: both SHA-256s per entry, links, sequence, head row
 
 Target: verify >= 100,000 entries/s. Medians over rounds; chart and numbers go to --out.
 
@@ -20,10 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from audit import chain
-from audit.bootstrap import bootstrap
+from audit.adapters.scan import scan
+from audit.bootstrap import Container, bootstrap
 from audit.config import Settings
-from audit.verification import scan, verify_database
+from audit.entrypoints.workers import record_event
+from audit.service_layer.handlers import verify_chain
 from rx_contracts import encode
 from rx_messaging.records import Record
 from sqlalchemy.engine import Engine
@@ -44,22 +45,22 @@ def build(engine: Engine, count: int, batch: int = 5000) -> None:
             with Session(engine) as session:
                 for offset, (source, envelope) in enumerate(mix[start : start + batch], start):
                     record = encode(envelope)
-                    chain.append(
+                    record_event(
                         session, envelope, Record(TOPICS[source], 0, offset, None, record.value)
                     )
                 session.commit()
             bar.update(min(batch, count - start))
 
 
-def time_scan(engine: Engine) -> tuple[float, int]:
+def time_scan(container: Container) -> tuple[float, int]:
     started = time.perf_counter()
-    rows = sum(len(chunk) for chunk in scan(engine))
+    rows = sum(len(chunk) for chunk in scan(container.engine))
     return time.perf_counter() - started, rows
 
 
-def time_verify(engine: Engine) -> tuple[float, int]:
+def time_verify(container: Container) -> tuple[float, int]:
     started = time.perf_counter()
-    result = verify_database(engine, lambda _chain_id: [])
+    result = verify_chain(lambda _chain_id: [], container.uow())
     elapsed = time.perf_counter() - started
     if not result.ok:
         raise SystemExit(f"the benchmark chain does not verify: {result}")
@@ -75,17 +76,17 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="audit-verify-bench-") as scratch:
         settings = Settings(database_url=f"sqlite:///{scratch}/audit.db")
-        engine = bootstrap(settings).engine
-        build(engine, args.entries)
+        container = bootstrap(settings)
+        build(container.engine, args.entries)
         samples: dict[str, list[float]] = {"scan (baseline)": [], "verify": []}
         for n in range(1, args.rounds + 1):
             order = [("scan (baseline)", time_scan), ("verify", time_verify)]
             for name, run in order if n % 2 else order[::-1]:
-                elapsed, entries = run(engine)
+                elapsed, entries = run(container)
                 assert entries == args.entries, (name, entries)
                 samples[name].append(entries / elapsed)
                 print(f"round {n}  {name:<16} {entries / elapsed:>10,.0f} entries/s", flush=True)
-        engine.dispose()
+        container.engine.dispose()
 
     summary = summarise(samples)
     verify = summary["verify"]["median"]

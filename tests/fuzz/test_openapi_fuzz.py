@@ -70,8 +70,8 @@ def _routing_app(database_url: str) -> FastAPI:
 
 
 def _audit_app(database_url: str) -> FastAPI:
-    from audit.api import create_app
     from audit.config import Settings
+    from audit.entrypoints.api.app import create_app
 
     return create_app(Settings(database_url=database_url))
 

@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from audit.api import create_app as audit_app
 from audit.config import Settings as AuditSettings
+from audit.entrypoints.api.app import create_app as audit_app
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from issuer.testing import TestIssuer

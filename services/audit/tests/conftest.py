@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
-from audit import chain
-from audit.api import create_app
 from audit.bootstrap import bootstrap
 from audit.config import Settings
+from audit.domain.verification import Checkpoint, Verification
+from audit.entrypoints.api.app import create_app
+from audit.entrypoints.workers import record_event
+from audit.service_layer import handlers
+from audit.service_layer.unit_of_work import UnitOfWork, session_factory
 from devstack.ports import free_ports
 from rx_contracts import (
     Actor,
@@ -51,8 +54,19 @@ def record_all(
     """Append each envelope as if consumed from ``topic`` (offset = position in the list)."""
     with Session(engine) as session:
         for offset, envelope in enumerate(envelopes):
-            chain.append(session, envelope, Record(topic, 0, offset, None, None))
+            record_event(session, envelope, Record(topic, 0, offset, None, None))
         session.commit()
+
+
+def unit_of_work(engine: Engine) -> UnitOfWork:
+    return UnitOfWork(session_factory(engine))
+
+
+def verify_database(
+    engine: Engine, checkpoints: Callable[[str], Sequence[Checkpoint]]
+) -> Verification:
+    """Verify the chain in ``engine``'s database against ``checkpoints(chain_id)``."""
+    return handlers.verify_chain(checkpoints, unit_of_work(engine))
 
 
 @pytest.fixture

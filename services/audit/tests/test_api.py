@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from audit.api import create_app
 from audit.config import Settings
+from audit.entrypoints.api.app import create_app
 from fastapi.testclient import TestClient
 from rx_contracts import Actor, ReferralAccepted, examples, wrap
 from sqlalchemy.engine import Engine

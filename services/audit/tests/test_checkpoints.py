@@ -7,9 +7,9 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from audit import chain
-from audit.checkpoints import CheckpointTimer, read_checkpoints, stage_checkpoint
-from audit.verification import read_head
+from audit.adapters.checkpoint_topic import read_checkpoints
+from audit.entrypoints.workers import CheckpointTimer
+from audit.service_layer.handlers import stage_checkpoint
 from devstack.topics import ensure_topics
 from rx_contracts import ChainCheckpointed, Envelope, decode, encode, wrap
 from rx_messaging.kafka import KafkaPublisher
@@ -18,16 +18,20 @@ from rx_messaging.tables import OutboxMessage
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from .conftest import record_all, submitted
+from .conftest import record_all, submitted, unit_of_work
 
 TOPIC = "audit.checkpoints.v1"
 
 
 def stage(engine: Engine, topic: str = TOPIC) -> ChainCheckpointed | None:
-    with Session(engine) as session:
-        staged = stage_checkpoint(session, topic)
-        session.commit()
-    return staged
+    return stage_checkpoint(topic, unit_of_work(engine))
+
+
+def read_head(engine: Engine) -> tuple[str, int, str] | None:
+    """(chain id, sequence, hash) of the head row; None for an empty chain."""
+    with unit_of_work(engine) as uow:
+        head = uow.chain.stored_head()
+    return None if head is None else (head.chain_id, head.sequence, head.hash)
 
 
 def outbox(engine: Engine) -> list[Envelope]:
@@ -88,7 +92,7 @@ def test_checkpoints_appended_to_the_chain_do_not_make_another_one_due(engine: E
 
 def test_the_timer_stages_at_most_once_per_interval(engine: Engine) -> None:
     now = [100.0]
-    timer = CheckpointTimer(engine, TOPIC, interval=10, clock=lambda: now[0])
+    timer = CheckpointTimer(lambda: unit_of_work(engine), TOPIC, interval=10, clock=lambda: now[0])
     record_all(engine, [submitted(1)])
     assert timer.tick() is True
     record_all(engine, [submitted(2)])
@@ -121,5 +125,4 @@ def test_read_back_gives_this_chains_checkpoints_in_order(
         publisher.close()
 
     assert [c.sequence for c in found] == [1, 3]
-    with Session(engine) as session:
-        assert found[-1].hash == chain.read_head(session).hash  # type: ignore[union-attr]
+    assert found[-1].hash == read_head(engine)[2]  # type: ignore[index]

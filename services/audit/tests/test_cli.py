@@ -9,8 +9,8 @@ import sys
 import uuid
 
 import pytest
+from audit.adapters.tables import ENTRY
 from audit.config import Settings
-from audit.tables import ENTRY
 from devstack.topics import ensure_topics
 from sqlalchemy import update
 from sqlalchemy.engine import Engine

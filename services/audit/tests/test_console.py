@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from audit.api import create_app
 from audit.config import Settings
+from audit.entrypoints.api.app import create_app
 from fastapi.testclient import TestClient
 
 ASSETS = {"ops.css": "text/css", "ops.js": "javascript", "charts.js": "javascript"}

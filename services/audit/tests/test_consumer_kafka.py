@@ -7,8 +7,8 @@ import time
 import uuid
 
 import pytest
-from audit.tables import ENTRY
-from audit.workers import record_event
+from audit.adapters.tables import ENTRY
+from audit.entrypoints.workers import record_event
 from devstack.topics import ensure_topics
 from rx_contracts import encode
 from rx_messaging.consumer import InboxConsumer

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from audit.api import create_app
 from audit.config import EVERY_V1_TOPIC, Settings
-from audit.workers import record_event
+from audit.entrypoints.api.app import create_app
+from audit.entrypoints.workers import record_event
 from fastapi.testclient import TestClient
 from rx_contracts import (
     Actor,
@@ -220,7 +220,7 @@ def figures(client: TestClient, **params: Any) -> dict[str, Any]:
 @pytest.fixture
 def frozen_now(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pending referrals are judged at NOW (noon on the second day)."""
-    from audit import figures as module
+    from audit.service_layer import figures as module
 
     class Clock(datetime):
         @classmethod

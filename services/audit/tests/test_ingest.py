@@ -8,11 +8,10 @@ import re
 from typing import Any
 
 import pytest
-from audit import chain
+from audit.adapters.tables import ENTRY, ENTRY_ORG
 from audit.config import EVERY_V1_TOPIC
-from audit.tables import ENTRY, ENTRY_ORG
-from audit.verification import verify_database
-from audit.workers import record_event
+from audit.domain import chain
+from audit.entrypoints.workers import record_event
 from rx_contracts import Envelope, encode, examples, wrap
 from rx_messaging.consumer import InboxConsumer
 from rx_messaging.fake import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
@@ -21,7 +20,7 @@ from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from .conftest import submitted
+from .conftest import submitted, verify_database
 
 REFERRALS = "referrals.events.v1"
 DECISIONS = "routing.decisions.v1"
@@ -108,8 +107,8 @@ def test_malformed_records_go_to_the_dead_letter_topic_and_are_not_recorded(
 def test_an_entry_keeps_where_the_event_came_from_and_whom_it_concerns(engine: Engine) -> None:
     routed = wrap(examples.referral_routed("r-7"), source="/services/routing", event_id="d-7")
     with Session(engine) as session:
-        chain.append(session, submitted(7), Record(REFERRALS, 2, 41, None, None))
-        chain.append(session, routed, Record(DECISIONS, 1, 9, None, None))
+        record_event(session, submitted(7), Record(REFERRALS, 2, 41, None, None))
+        record_event(session, routed, Record(DECISIONS, 1, 9, None, None))
         session.commit()
 
     first, second = entries(engine)
@@ -130,7 +129,7 @@ def test_a_record_rolled_back_inside_a_batch_leaves_no_trace_in_the_chain(
     with Session(engine) as session:
         for n in range(1, 5):
             savepoint = session.begin_nested()
-            chain.append(session, submitted(n), Record(REFERRALS, 0, n, None, None))
+            record_event(session, submitted(n), Record(REFERRALS, 0, n, None, None))
             if n == 2:
                 savepoint.rollback()  # e.g. a poison record: its effects are undone
             else:
@@ -153,11 +152,11 @@ def test_a_batch_reads_the_head_once_and_later_batches_continue_the_chain(
     event.listen(engine, "before_cursor_execute", seen)
     with Session(engine) as session:
         for n in range(1, 4):
-            chain.append(session, submitted(n), Record(REFERRALS, 0, n, None, None))
+            record_event(session, submitted(n), Record(REFERRALS, 0, n, None, None))
         session.commit()
     event.remove(engine, "before_cursor_execute", seen)
     with Session(engine) as session:  # the next batch, as a new transaction
-        chain.append(session, submitted(4), Record(REFERRALS, 0, 4, None, None))
+        record_event(session, submitted(4), Record(REFERRALS, 0, 4, None, None))
         session.commit()
 
     head_reads = [s for s in statements if re.match(r"SELECT .*FROM audit_chain_head", s, re.S)]

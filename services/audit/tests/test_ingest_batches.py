@@ -6,15 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from audit.config import EVERY_V1_TOPIC
-from audit.verification import verify_database
-from audit.workers import record_event
+from audit.entrypoints.workers import record_event
 from rx_contracts import encode
 from rx_messaging.consumer import InboxConsumer
 from rx_messaging.fake import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from .conftest import submitted
+from .conftest import submitted, verify_database
 
 REFERRALS = "referrals.events.v1"
 

@@ -6,18 +6,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from audit import chain
 from audit.adapters.migrate import MIGRATIONS
-from audit.checkpoints import CheckpointsUnavailable
-from audit.tables import TABLES
-from audit.verification import verify_database
+from audit.adapters.tables import TABLES
+from audit.domain.errors import CheckpointsUnavailable
+from audit.entrypoints.workers import record_event
 from rx_messaging.database import make_engine
 from rx_messaging.records import Record
 from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from .conftest import submitted
+from .conftest import submitted, verify_database
 
 
 @pytest.fixture
@@ -48,7 +47,7 @@ def test_the_chain_is_appended_and_verified_on_either_database(empty: Engine) ->
     for batch in ([submitted(1), submitted(2)], [submitted(3)]):
         with Session(empty) as session:
             for n, envelope in enumerate(batch):
-                chain.append(session, envelope, Record("referrals.events.v1", 0, n, None, None))
+                record_event(session, envelope, Record("referrals.events.v1", 0, n, None, None))
             session.commit()
 
     result = verify_database(empty, lambda _: [])
@@ -61,7 +60,7 @@ def test_without_the_checkpoints_a_consistent_chain_is_still_not_called_intact(
 ) -> None:
     MIGRATIONS.upgrade(empty)
     with Session(empty) as session:
-        chain.append(session, submitted(1), Record("referrals.events.v1", 0, 0, None, None))
+        record_event(session, submitted(1), Record("referrals.events.v1", 0, 0, None, None))
         session.commit()
 
     def unavailable(_chain_id: str) -> list[object]:

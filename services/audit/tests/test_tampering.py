@@ -12,18 +12,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from audit import chain
-from audit.checkpoints import read_checkpoints, stage_checkpoint
-from audit.tables import ENTRY, HEAD
-from audit.verification import Verification, verify_database
+from audit.adapters.checkpoint_topic import read_checkpoints
+from audit.adapters.tables import ENTRY, HEAD
+from audit.domain import chain
+from audit.domain.verification import Verification
+from audit.service_layer.handlers import stage_checkpoint
 from devstack.topics import ensure_topics
 from rx_messaging.kafka import KafkaPublisher
 from rx_messaging.relay import OutboxRelay
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import Session
 
-from .conftest import record_all, submitted
+from .conftest import record_all, submitted, unit_of_work, verify_database
 
 
 @pytest.fixture
@@ -189,9 +189,7 @@ def publisher(kafka_bootstrap: str) -> Iterator[KafkaPublisher]:
 
 def checkpoint_now(engine: Engine, topic: str, publisher: KafkaPublisher) -> None:
     """What the relay process does on its timer: stage the head, publish the outbox."""
-    with Session(engine) as session:
-        assert stage_checkpoint(session, topic) is not None
-        session.commit()
+    assert stage_checkpoint(topic, unit_of_work(engine)) is not None
     assert OutboxRelay(engine, publisher).relay_once() == 1
 
 

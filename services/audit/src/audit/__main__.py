@@ -6,18 +6,17 @@ import sys
 
 from rx_web.server import run_process, serve
 
-from . import cli
 from .config import get_settings
-from .workers import consumer, relay
+from .entrypoints import migrate, verify, workers
 
 
 def api() -> None:
     settings = get_settings()
-    serve("audit.api:create_app", settings.host, settings.port)
+    serve("audit.entrypoints.api.app:create_app", settings.host, settings.port)
 
 
-def verify() -> None:
-    raise SystemExit(cli.verify())
+def verify_chain() -> None:
+    raise SystemExit(verify.main())
 
 
 if __name__ == "__main__":
@@ -27,10 +26,10 @@ if __name__ == "__main__":
             sys.argv[1:],
             {
                 "api": api,
-                "consumer": consumer,
-                "relay": relay,
-                "verify": verify,
-                "migrate": cli.migrate,
+                "consumer": workers.consumer,
+                "relay": workers.relay,
+                "verify": verify_chain,
+                "migrate": migrate.main,
             },
         )
     )

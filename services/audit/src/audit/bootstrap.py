@@ -1,25 +1,40 @@
-"""Composition root of the audit service: nothing is built at import time."""
+"""Composition root: builds the engine, the unit-of-work factory, the checkpoint reader and the
+figures' read model. Nothing is built at import time; the API lifespan and each worker's main()
+call this."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rx_messaging.database import make_engine
 from sqlalchemy.engine import Engine
 
-from .adapters.migrate import MIGRATIONS
+from .adapters import migrate
+from .adapters.checkpoint_topic import checkpoint_reader
 from .config import Settings
-from .figures import FigureBook
+from .domain.verification import Checkpoint
+from .service_layer.figures import FigureBook
+from .service_layer.unit_of_work import UnitOfWork, session_factory
 
 
 @dataclass
 class Container:
     settings: Settings
     engine: Engine
+    uow: Callable[[], UnitOfWork]
+    checkpoints: Callable[[str], Sequence[Checkpoint]]
+    """A chain's checkpoints, read back from Kafka."""
     figures: FigureBook = field(default_factory=FigureBook)
 
 
 def bootstrap(settings: Settings, engine: Engine | None = None) -> Container:
     engine = engine or make_engine(settings.database_url)
-    MIGRATIONS.upgrade(engine)  # each process: a no-op once the database is at head
-    return Container(settings=settings, engine=engine)
+    migrate.upgrade(engine)  # each process: a no-op once the database is at head
+    sessions = session_factory(engine)
+    return Container(
+        settings=settings,
+        engine=engine,
+        uow=lambda: UnitOfWork(sessions),
+        checkpoints=checkpoint_reader(settings),
+    )

@@ -13,9 +13,11 @@ from pathlib import Path
 
 from rx_messaging.migrations import Migrations
 
-from ..tables import TABLES
+from .tables import TABLES
 
 MIGRATIONS = Migrations("audit", TABLES, Path(__file__).resolve().parent.parent / "migrations")
+
+upgrade = MIGRATIONS.upgrade
 
 if __name__ == "__main__":
     sys.exit(MIGRATIONS.main())

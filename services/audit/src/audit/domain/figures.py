@@ -1,9 +1,10 @@
 """Evaluation figures, computed from the recorded events.
 
-The figures are a fold over the chain: :class:`FigureState` keeps a few facts per referral,
-and :class:`FigureBook` brings it up to date with the entries recorded since it last looked
-(chain sequence order), so a request costs only what is new. Being derived from the deduplicated
-log, it is the same after a restart (rebuilt from the log) and whatever Kafka redelivered.
+The figures are a fold over the chain: :class:`FigureState` keeps a few facts per referral and
+is brought up to date with the entries recorded since it last looked (chain sequence order), so
+a request costs only what is new. Being derived from the deduplicated log, it is the same after
+a restart (rebuilt from the log) and whatever Kafka redelivered. Pure: the service layer reads
+the entries and folds them in.
 
 Every figure is about the referrals *submitted* in the chosen window ``[since, until)``:
 - time to acceptance: submission to first acceptance, median and 90th percentile (linear
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,11 +37,8 @@ from rx_contracts import (
     ReferralSubmitted,
     ServiceType,
 )
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
 
 from .chain import from_us
-from .tables import ENTRY
 
 RAPID_RESPONSE_SERVICE = ServiceType.URGENT_COMMUNITY_RESPONSE.value
 RAPID_RESPONSE_STANDARD = timedelta(hours=2)
@@ -54,7 +51,7 @@ RELEVANT = (
     ReferralRejected.EVENT_TYPE,
     ReferralCompleted.EVENT_TYPE,
 )
-CHUNK = 5000
+"""The event types the figures are folded from."""
 
 
 @dataclass
@@ -160,13 +157,9 @@ def _counts(counter: Counter[tuple[str, ...]], names: tuple[str, ...]) -> list[d
 
 
 def aggregate(
-    state: FigureState,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    now: datetime | None = None,
+    state: FigureState, since: datetime | None, until: datetime | None, now: datetime
 ) -> dict[str, Any]:
     """Every figure for the referrals submitted in ``[since, until)``, as of ``now``."""
-    now = now or datetime.now(UTC)
     by_service: dict[str, list[float]] = defaultdict(list)
     by_org: dict[str, list[float]] = defaultdict(list)
     within = due = pending = 0
@@ -235,49 +228,6 @@ def aggregate(
             for day in sorted(daily)
         ],
     }
-
-
-class FigureBook:
-    """The figures of one API process: brought up to date from the log on every request."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._state = FigureState()
-
-    def figures(
-        self,
-        engine: Engine,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        now: datetime | None = None,
-    ) -> dict[str, Any]:
-        with self._lock:
-            catch_up(self._state, engine)
-            return aggregate(self._state, since, until, now)
-
-
-def catch_up(state: FigureState, engine: Engine) -> int:
-    """Fold in the relevant entries recorded since ``state`` last looked; return how many."""
-    query = (
-        select(
-            ENTRY.c.sequence,
-            ENTRY.c.type,
-            ENTRY.c.referral_id,
-            ENTRY.c.occurred_at_us,
-            ENTRY.c.payload,
-        )
-        .where(ENTRY.c.type.in_(RELEVANT), ENTRY.c.referral_id.is_not(None))
-        .order_by(ENTRY.c.sequence)
-        .limit(CHUNK)
-    )
-    folded = 0
-    while True:
-        with engine.connect() as conn:
-            rows = conn.execute(query.where(ENTRY.c.sequence > state.last_sequence)).all()
-        fold(state, rows)
-        folded += len(rows)
-        if len(rows) < CHUNK:
-            return folded
 
 
 def fold(state: FigureState, rows: Iterable[Any]) -> None:

@@ -2,9 +2,12 @@
 
 Each event's ``id`` is the entry's chain sequence, so a client that reconnects with
 ``Last-Event-ID`` gets exactly the entries after the last one it saw: none missed, none
-twice. The consumer is another process, so the stream polls the database (cheap: one indexed
-query per interval) rather than waiting on an in-process signal. Idle streams send a comment
-now and then, so proxies and load balancers keep the connection open."""
+twice. The consumer is another process, so the stream polls the database (one indexed query
+per interval) rather than waiting on an in-process signal. Idle streams send a comment now and
+then, so proxies and load balancers keep the connection open.
+
+The frames are written here rather than by FastAPI's own SSE support (``fastapi.sse``), which
+costs several times the CPU per entry (see bench/RESULTS.md, "Audit live stream")."""
 
 from __future__ import annotations
 
@@ -12,17 +15,18 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
 from rx_web.problems import invalid_field
-from sqlalchemy.engine import Engine, Row
 from starlette.concurrency import run_in_threadpool
 
-from .deps import Filter, OpsCaller, Services
-from .queries import EntryFilter, entry_dict, find_entries, head_sequence
+from ...adapters.queries import EntryFilter
+from ...service_layer import handlers
+from ...service_layer.unit_of_work import UnitOfWork
+from .deps import CallerDep, ContainerDep, Filter, Uow
 from .schemas import EntryPublic
 
 router = APIRouter(tags=["audit"])
@@ -32,15 +36,8 @@ RETRY_MS = 2000
 _ENTRY = TypeAdapter(EntryPublic)
 
 
-@router.get(
-    "/audit/stream",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "An event stream."}},
-)
-async def stream(
-    _caller: OpsCaller,
-    services: Services,
-    where: Filter,
+async def get_start(
+    uow: Uow,
     last_event_id: Annotated[
         str | None,
         Header(description="Resume after this entry (sent by reconnecting SSE clients)."),
@@ -53,22 +50,36 @@ async def stream(
             "only entries recorded from now on. Last-Event-ID takes precedence.",
         ),
     ] = None,
-) -> StreamingResponse:
-    """New entries as they are recorded, filtered like ``/audit/entries``. Each SSE event is
-    ``event: entry``, ``id: <sequence>``, ``data: <the entry as JSON>``."""
+) -> int:
+    """The sequence the stream starts after; checked before the stream opens, so a bad
+    Last-Event-ID is a 422 rather than a broken stream."""
     if last_event_id is not None and last_event_id.strip():
         if not last_event_id.strip().isdigit():
             raise invalid_field(
                 "Last-Event-ID", "sequence", "must be the sequence of an entry (digits)"
             )
-        start: int | None = int(last_event_id)
-    else:
-        start = after
-    engine = services.engine
-    if start is None:
-        start = await run_in_threadpool(_head, engine)
-    settings = services.settings
-    events = entry_events(engine, where, start, settings.stream_poll_s, settings.stream_heartbeat_s)
+        return int(last_event_id)
+    if after is not None:
+        return after
+    return await run_in_threadpool(handlers.head_sequence, uow)
+
+
+@router.get(
+    "/audit/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "An event stream."}},
+)
+async def stream(
+    _caller: CallerDep,
+    uow: Uow,
+    container: ContainerDep,
+    where: Filter,
+    start: Annotated[int, Depends(get_start)],
+) -> StreamingResponse:
+    """New entries as they are recorded, filtered like ``/audit/entries``. Each SSE event is
+    ``event: entry``, ``id: <sequence>``, ``data: <the entry as JSON>``."""
+    settings = container.settings
+    events = entry_events(uow, where, start, settings.stream_poll_s, settings.stream_heartbeat_s)
     return StreamingResponse(
         events,
         media_type="text/event-stream",
@@ -78,34 +89,24 @@ async def stream(
 
 
 async def entry_events(
-    engine: Engine, where: EntryFilter, after: int, poll_s: float, heartbeat_s: float
+    uow: UnitOfWork, where: EntryFilter, after: int, poll_s: float, heartbeat_s: float
 ) -> AsyncIterator[str]:
     """SSE text: every matching entry after ``after``, then new ones as they arrive, until the
     client goes away (Starlette cancels this generator on disconnect)."""
     yield f"retry: {RETRY_MS}\n: stream of audit entries after {after}\n\n"
     quiet_since = time.monotonic()
     while True:
-        rows = await run_in_threadpool(_page, engine, where, after)
-        for row in rows:
-            entry = _ENTRY.dump_json(EntryPublic.model_validate(entry_dict(row))).decode()
-            yield f"id: {row.sequence}\nevent: entry\ndata: {entry}\n\n"
-            after = row.sequence
-        if len(rows) == PAGE:
+        entries = await run_in_threadpool(handlers.find_entries, where, after, PAGE, uow)
+        for entry in entries:
+            data = _ENTRY.dump_json(EntryPublic.model_validate(entry)).decode()
+            yield f"id: {entry['sequence']}\nevent: entry\ndata: {data}\n\n"
+            after = entry["sequence"]
+        if len(entries) == PAGE:
             continue  # catching up: no pause
         now = time.monotonic()
-        if rows:
+        if entries:
             quiet_since = now
         elif now - quiet_since >= heartbeat_s:
             yield f": keep-alive {json.dumps(after)}\n\n"
             quiet_since = now
         await asyncio.sleep(poll_s)
-
-
-def _page(engine: Engine, where: EntryFilter, after: int) -> list[Row[Any]]:
-    with engine.connect() as conn:
-        return list(find_entries(conn, where, after, PAGE))
-
-
-def _head(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return head_sequence(conn)

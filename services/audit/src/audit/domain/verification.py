@@ -1,5 +1,6 @@
 """Verifying the chain: recompute every hash in sequence order, compare with the published
-checkpoints, and name the first entry that does not fit.
+checkpoints, and name the first entry that does not fit. Pure: it walks entry tuples that the
+adapters read.
 
 What each kind of tampering looks like here:
 - an edited payload: its digest no longer matches (that entry);
@@ -11,38 +12,43 @@ What each kind of tampering looks like here:
 
 from __future__ import annotations
 
-import functools
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
-from rx_messaging import fastsql
-from sqlalchemy import Select, bindparam, func, literal_column, select
-from sqlalchemy.engine import Engine
-
 from .chain import NONE, genesis
-from .checkpoints import Checkpoint, CheckpointsUnavailable
-from .tables import ENTRY, HEAD
 
-COLUMNS = (
-    ENTRY.c.sequence,
-    ENTRY.c.event_id,
-    ENTRY.c.topic,
-    ENTRY.c.partition,
-    ENTRY.c.offset,
-    ENTRY.c.type,
-    ENTRY.c.referral_id,
-    ENTRY.c.actor_org,
-    ENTRY.c.occurred_at_us,
-    ENTRY.c.recorded_at_us,
-    ENTRY.c.payload,
-    ENTRY.c.payload_digest,
-    ENTRY.c.prev_hash,
-    ENTRY.c.hash,
+ENTRY_FIELDS = (
+    "sequence",
+    "event_id",
+    "topic",
+    "partition",
+    "offset",
+    "type",
+    "referral_id",
+    "actor_org",
+    "occurred_at_us",
+    "recorded_at_us",
+    "payload",
+    "payload_digest",
+    "prev_hash",
+    "hash",
 )
-CHUNK = 5000
+"""The fields of each entry tuple :func:`verify_entries` walks, in this order."""
+
 Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A published chain head, as read back from the topic."""
+
+    sequence: int
+    hash: str
+    checkpointed_at: datetime
+    offset: int
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,24 @@ class Verification:
     """How many published checkpoints were compared."""
     first_broken: int | None = None
     problem: str | None = None
+
+
+EMPTY = Verification(True, 0, 0, "")
+HEADLESS = Verification(False, 0, 0, "", None, 0, 1, "the chain head row is missing")
+"""Entries without a head row: the row was deleted, or the entries were inserted."""
+
+
+def unvouched(result: Verification, reason: object) -> Verification:
+    """``result`` when the checkpoints could not be read: an intact-looking chain is still not
+    called intact, since missing entries at its end cannot be ruled out."""
+    if not result.ok:
+        return result
+    return replace(
+        result,
+        ok=False,
+        problem=f"the chain is consistent, but without the checkpoints missing entries at "
+        f"its end cannot be ruled out: {reason}",
+    )
 
 
 @dataclass
@@ -109,6 +133,7 @@ def check_rows(walk: _Walk, rows: Sequence[Any]) -> None:
             raise _Broken(seq, f"does not link to entry {seq - 1} (moved, inserted or edited)")
         if sha256(payload.encode()).hexdigest() != digest:
             raise _Broken(seq, "the payload does not match its digest (edited)")
+        # chain.entry_hash's text, inlined: no function call per entry in the hot loop.
         text = (
             f"{prev_hash}\x1f{seq}\x1f{event_id}\x1f{topic}\x1f{partition}\x1f{offset}"
             f"\x1f{type_}\x1f{referral_id or NONE}\x1f{actor or NONE}"
@@ -131,46 +156,15 @@ def check_rows(walk: _Walk, rows: Sequence[Any]) -> None:
     walk.prev, walk.expected = prev, expected
 
 
-@functools.cache
-def _scan_query(chunk: int) -> Select[Any]:
-    return (
-        select(*COLUMNS)
-        .where(ENTRY.c.sequence > bindparam("after"))
-        .order_by(ENTRY.c.sequence)
-        .limit(literal_column(str(int(chunk))))
-    )
-
-
-def scan(engine: Engine, chunk: int = CHUNK) -> Iterator[Sequence[Any]]:
-    """Entries as the driver's plain tuples in sequence order, ``chunk`` at a time.
-
-    Read through a raw driver cursor: SQLAlchemy's result rows would cost more than the
-    hashing. On SQLite that also means no transaction is held, so appends carry on while a
-    long chain is verified; the chain is append-only, so each chunk still sees whole
-    entries."""
-    last, query = 0, _scan_query(chunk)
-    with engine.connect() as conn:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            while True:
-                rows = fastsql.fetch_tuples(cursor, conn.dialect, query, {"after": last})
-                if not rows:
-                    return
-                yield rows
-                last = rows[-1][0]
-        finally:
-            cursor.close()
-
-
-def verify_chain(
+def verify_entries(
     chunks: Iterable[Sequence[Any]],
     chain_id: str,
     head: tuple[int, str],
     checkpoints: Sequence[Checkpoint] = (),
     progress: Progress | None = None,
 ) -> Verification:
-    """Walk ``chunks`` of entry tuples (``COLUMNS`` order) against the head row and the
-    published ``checkpoints`` of chain ``chain_id``."""
+    """Walk ``chunks`` of entry tuples (:data:`ENTRY_FIELDS` order, by sequence) against the
+    head row (sequence, hash) and the published ``checkpoints`` of chain ``chain_id``."""
     by_sequence: dict[int, Checkpoint] = {}
     walk = _Walk(chain_id, by_sequence)
     head_sequence, head_hash = head
@@ -208,43 +202,3 @@ def verify_chain(
             broken.problem,
         )
     return Verification(True, count, head_sequence, head_hash, chain_id, walk.compared)
-
-
-def read_head(engine: Engine) -> tuple[str, int, str] | None:
-    """(chain id, sequence, hash) of the head row; None for an empty chain."""
-    with engine.connect() as conn:
-        row = conn.execute(select(HEAD.c.chain_id, HEAD.c.sequence, HEAD.c.hash)).first()
-    return None if row is None else (row.chain_id, row.sequence, row.hash)
-
-
-def entry_count(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(ENTRY)).scalar_one())
-
-
-def verify_database(
-    engine: Engine,
-    checkpoints: Callable[[str], Sequence[Checkpoint]],
-    progress: Progress | None = None,
-) -> Verification:
-    """Verify the chain stored in ``engine``'s database; ``checkpoints(chain_id)`` returns the
-    published checkpoints (read from Kafka) and may raise ``CheckpointsUnavailable``."""
-    head = read_head(engine)
-    if head is None:
-        if entry_count(engine):
-            return Verification(False, 0, 0, "", None, 0, 1, "the chain head row is missing")
-        return Verification(True, 0, 0, "")
-    chain_id, head_sequence, head_hash = head
-    try:
-        published = checkpoints(chain_id)
-    except CheckpointsUnavailable as exc:
-        result = verify_chain(scan(engine), chain_id, (head_sequence, head_hash), (), progress)
-        if not result.ok:
-            return result
-        return replace(
-            result,
-            ok=False,
-            problem=f"the chain is consistent, but without the checkpoints missing entries at "
-            f"its end cannot be ruled out: {exc}",
-        )
-    return verify_chain(scan(engine), chain_id, (head_sequence, head_hash), published, progress)

@@ -1,10 +1,8 @@
 """The audit service's tables: an append-only, hash-chained log of every event.
 
 Each entry's hash covers the previous entry's hash and every recorded field, so an edited,
-deleted, inserted or reordered entry breaks the chain from that entry on (see ``chain.py``).
-
-Times are integer microseconds since the Unix epoch (UTC): exact, ordered, the same on SQLite
-and PostgreSQL, and hashed as they are stored, without parsing a date per entry."""
+deleted, inserted or reordered entry breaks the chain from that entry on (see
+``domain/chain.py``). Times are integer microseconds since the Unix epoch (UTC)."""
 
 from __future__ import annotations
 

@@ -54,6 +54,7 @@ def console_slash() -> Response:
 
 
 def install_console(app: FastAPI) -> None:
-    """Serve the page at /ops and its assets at /ops/assets/<file>."""
+    """Serve the page at /ops and its assets (the package's ``static/``) at
+    /ops/assets/<file>."""
     app.include_router(router)
     app.mount("/ops/assets", StaticFiles(packages=[("audit", "static")]), name="ops-assets")

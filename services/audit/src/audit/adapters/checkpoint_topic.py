@@ -1,101 +1,24 @@
-"""Checkpoints: the chain head published to ``audit.checkpoints.v1``, outside the database.
-
-The relay process stages one through the service's outbox every ``checkpoint_interval_s``
-when events (not checkpoints) were appended since the last; verification reads them back with
-a fresh consumer, so entries deleted from the tail of the database are noticed even when what
-is left is a self-consistent chain."""
+"""Reading checkpoints back from ``audit.checkpoints.v1``: the chain heads the relay published
+outside the database, so verification notices entries deleted from the tail of the database
+even when what is left is a self-consistent chain."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
-from rx_contracts import ChainCheckpointed, EnvelopeError, decode, wrap
+from rx_contracts import ChainCheckpointed, EnvelopeError, decode
 from rx_messaging.kafka_auth import KafkaAuth
-from rx_messaging.outbox import add_to_outbox
 from rx_messaging.runner import reachable
-from sqlalchemy import select, update
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
-from .config import Settings
-from .tables import HEAD
+from ..config import Settings
+from ..domain.errors import CheckpointsUnavailable
+from ..domain.verification import Checkpoint
 
 log = logging.getLogger(__name__)
-
-SOURCE = "/services/audit"
-
-
-class CheckpointsUnavailable(RuntimeError):
-    """The checkpoint topic could not be read, so truncation cannot be ruled out."""
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A published chain head, as read back from the topic."""
-
-    sequence: int
-    hash: str
-    checkpointed_at: datetime
-    offset: int
-
-
-def stage_checkpoint(
-    session: Session, topic: str, now: datetime | None = None
-) -> ChainCheckpointed | None:
-    """Put the current head in the outbox if events were appended since the last checkpoint;
-    the caller commits. Checkpoints appended to the chain (ours or another audit database's
-    on a shared broker) do not count, or checkpoints would beget checkpoints forever."""
-    query = select(
-        HEAD.c.chain_id,
-        HEAD.c.sequence,
-        HEAD.c.hash,
-        HEAD.c.event_sequence,
-        HEAD.c.checkpoint_sequence,
-    ).where(HEAD.c.id == 1)
-    head = session.execute(query.with_for_update()).first()
-    if head is None or head.event_sequence <= head.checkpoint_sequence:
-        return None
-    checkpoint = ChainCheckpointed(
-        chain_id=head.chain_id,
-        sequence=head.sequence,
-        hash=head.hash,
-        checkpointed_at=now or datetime.now(UTC),
-    )
-    add_to_outbox(session, wrap(checkpoint, source=SOURCE), [topic])
-    session.execute(update(HEAD).where(HEAD.c.id == 1).values(checkpoint_sequence=head.sequence))
-    return checkpoint
-
-
-class CheckpointTimer:
-    """Stages a checkpoint at most every ``interval`` seconds; ``tick`` from a worker loop."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        topic: str,
-        interval: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.engine, self.topic, self.interval, self.clock = engine, topic, interval, clock
-        self._next = 0.0
-
-    def tick(self) -> bool:
-        """True when a checkpoint was staged now."""
-        if self.clock() < self._next:
-            return False
-        self._next = self.clock() + self.interval
-        with Session(self.engine) as session:
-            staged = stage_checkpoint(session, self.topic)
-            session.commit()
-        if staged is not None:
-            log.info("checkpoint staged at sequence %d", staged.sequence)
-        return staged is not None
 
 
 def read_checkpoints(

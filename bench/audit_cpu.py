@@ -1,0 +1,147 @@
+"""The audit consumer's own CPU per event, in process: InboxConsumer → the audit inbox handler
+(as ``python -m audit consumer`` runs it) fed from the in-memory broker instead of Kafka, so
+what is measured is the audit service's work alone (decode, append to the chain, the batch's
+writes), without the broker and the network.
+
+Each measurement is a fresh subprocess: --count events (whole journeys, as
+``audit_ingest.py`` publishes them) go into an in-memory topic of 3 partitions, then the
+consumer appends them, poll batch by poll batch (200 records), to a fresh, migrated SQLite
+file. Measured: this process's CPU time (``time.process_time``; the machine is shared and its
+speed drifts, wall time says less) from the end of the first batch (statement compilation is
+excluded) to the last, per event. The chain is verified afterwards.
+
+The code under test is frozen first (``snapshot.py``): the working tree, and with --ref REV that
+git revision as well; each round measures every variant once, alternating the order, and
+reports each one's CPU µs per event and the working tree's ratio to REV in that round. Medians
+over --rounds.
+
+    .venv/bin/python bench/audit_cpu.py [--count 20000] [--rounds 7] [--ref main]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from snapshot import ROOT, snapshot
+
+TOPIC = "referrals.events.v1"
+
+
+def measure(count: int, workdir: Path) -> dict[str, Any]:
+    """In the subprocess: append ``count`` events and report CPU µs per event."""
+    import audit
+    from audit.bootstrap import bootstrap
+    from audit.config import Settings
+    from audit_common import events
+    from rx_contracts import encode
+    from rx_messaging.consumer import InboxConsumer
+    from rx_messaging.fake import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
+    from sqlalchemy import text
+
+    try:
+        from audit.entrypoints.workers import record_event
+    except ImportError:  # revisions before the service took the layered shape
+        from audit.workers import record_event  # type: ignore[no-redef]
+
+    broker = InMemoryBroker()
+    broker.create_topic(TOPIC, 3)
+    broker.create_topic(f"{TOPIC}.dlq", 1)
+    InMemoryPublisher(broker).publish(TOPIC, [encode(e) for _source, e in events(count)])
+    database = workdir / f"audit-{uuid.uuid4().hex[:8]}.db"
+    engine = bootstrap(Settings(database_url=f"sqlite:///{database}")).engine
+    source = InMemoryRecordSource(broker, "bench-audit", topics=[TOPIC])
+    consumer = InboxConsumer("audit", source, engine, record_event, InMemoryPublisher(broker))
+    first = consumer.consume_once(0)  # statement compilation, the head's first read: not timed
+    handled, started = first.applied, time.process_time()
+    while handled < count:
+        result = consumer.consume_once(0)
+        if not result.applied:
+            raise RuntimeError(f"stopped after {handled} of {count} events: {result}")
+        handled += result.applied
+    cpu = time.process_time() - started
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT count(*) FROM audit_entry")).scalar_one()
+        last = conn.execute(text("SELECT sequence, hash FROM audit_chain_head")).one()
+    engine.dispose()
+    if stored != count or last[0] != count:
+        raise RuntimeError(f"{stored} entries stored (head at {last[0]}), expected {count}")
+    timed = count - first.applied
+    return {
+        "events": timed,
+        "cpu_us_per_event": 1e6 * cpu / timed,
+        "code": str(Path(audit.__file__).parent),
+    }
+
+
+def run_variant(pythonpath: str, count: int, workdir: Path) -> dict[str, Any]:
+    """One measurement in a fresh subprocess with ``pythonpath`` first on the path."""
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    command = [sys.executable, __file__, "--child", "--count", str(count)]
+    done = subprocess.run(
+        [*command, "--workdir", str(workdir)], env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"measurement failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    if not any(result["code"].startswith(path) for path in pythonpath.split(os.pathsep)):
+        raise RuntimeError(f"measured {result['code']}, not the frozen copy")
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--ref", help="also measure this git revision, e.g. main")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.count, args.workdir)))
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="audit-cpu-") as tmp:
+        variants: dict[str, str] = {}
+        for name, rev in [("tree", None), *([(args.ref, args.ref)] if args.ref else [])]:
+            variants[name], digest = snapshot(rev, Path(tmp) / name.replace("/", "_") / "src")
+            print(f"{name}: sources frozen (digest {digest})", flush=True)
+        rounds: list[dict[str, float]] = []
+        for n in range(args.rounds):
+            order = list(variants) if n % 2 == 0 else list(reversed(variants))
+            got = {name: run_variant(variants[name], args.count, Path(tmp)) for name in order}
+            rounds.append({name: r["cpu_us_per_event"] for name, r in got.items()})
+            line = "  ".join(f"{name} {rounds[-1][name]:.1f} µs" for name in variants)
+            if args.ref:
+                line += f"  ratio tree/{args.ref} {rounds[-1]['tree'] / rounds[-1][args.ref]:.3f}"
+            print(f"round {n + 1}/{args.rounds}: {line}", flush=True)
+    summary: dict[str, Any] = {
+        "count": args.count,
+        "median_cpu_us_per_event": {v: statistics.median(r[v] for r in rounds) for v in variants},
+    }
+    if args.ref:
+        summary["median_ratio"] = statistics.median(r["tree"] / r[args.ref] for r in rounds)
+    print(
+        f"\nmedian CPU µs per event over {len(rounds)} rounds of {args.count:,} events: "
+        + ", ".join(f"{v} {us:.1f}" for v, us in summary["median_cpu_us_per_event"].items())
+        + (f"; ratio tree/{args.ref} {summary['median_ratio']:.3f}" if args.ref else "")
+    )
+    (args.out / "audit_cpu.json").write_text(
+        json.dumps({"summary": summary, "rounds": rounds}, indent=2) + "\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""The chain as stored: the head row, and new entries with their organisations.
+
+Appends are queued in the transaction's write buffer (``rx_messaging.buffer``): a consumer
+batch's entries are written with one ``executemany`` per table, and the head once, after them.
+The head is read once per transaction and cached in the session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rx_messaging import fastsql
+from rx_messaging.buffer import write_buffer
+from sqlalchemy import bindparam, event, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session, SessionTransaction
+
+from ..domain.chain import Entry, Head
+from .scan import CHUNK, scan
+from .tables import ENTRY, ENTRY_ORG, HEAD
+
+_HEAD_KEY = "audit.chain.head"
+
+_STATEMENTS = {
+    "head": update(HEAD)
+    .where(HEAD.c.id == bindparam("head_id"))
+    .values(
+        sequence=bindparam("sequence"),
+        hash=bindparam("hash"),
+        event_sequence=bindparam("event_sequence"),
+    ),
+    "new head": insert(HEAD).values({c.name: bindparam(c.name) for c in HEAD.c}),
+}
+
+
+@dataclass(slots=True)
+class _SessionHead:
+    """The head as this session sees it, and whether its row exists yet."""
+
+    head: Head
+    stored: bool
+
+    def store(self, conn: Connection) -> None:
+        """Write the head (the write buffer runs this once per flush, after the entries)."""
+        head = self.head
+        values = {
+            "sequence": head.sequence,
+            "hash": head.hash,
+            "event_sequence": head.event_sequence,
+        }
+        if self.stored:
+            fastsql.execute(conn, _STATEMENTS["head"], {"head_id": 1, **values})
+        else:
+            row = {"id": 1, "chain_id": head.chain_id, "checkpoint_sequence": 0, **values}
+            fastsql.execute(conn, _STATEMENTS["new head"], row)
+            self.stored = True
+
+
+class ChainRepository:
+    """The chain in one unit of work's session."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def head(self) -> Head:
+        """The head to append to; a new chain's if the database holds none. Read once per
+        transaction and locked (PostgreSQL) until it ends, so appends from several processes
+        queue up. A rollback (a record's savepoint too) forgets it, so the next append reads
+        what the database really holds."""
+        session = self._session
+        cached: _SessionHead | None = session.info.get(_HEAD_KEY)
+        if cached is not None:
+            return cached.head
+        if not session.info.get(_HEAD_KEY + ".listening"):
+            event.listen(session, "after_soft_rollback", _forget_head)
+            event.listen(session, "after_transaction_end", _forget_head_at_the_end)
+            session.info[_HEAD_KEY + ".listening"] = True
+        head = self.stored_head(lock=True)
+        cached = (
+            _SessionHead(head, True) if head is not None else _SessionHead(Head.new_chain(), False)
+        )
+        session.info[_HEAD_KEY] = cached
+        return cached.head
+
+    def add(self, entry: Entry) -> None:
+        """Queue ``entry``, its organisations and the head it moved (written at the next
+        flush, savepoint or commit)."""
+        buffer = write_buffer(self._session)
+        event_ = entry.event
+        buffer.add(
+            ENTRY,
+            {
+                "sequence": entry.sequence,
+                "event_id": event_.id,
+                "topic": event_.topic,
+                "partition": event_.partition,
+                "offset": event_.offset,
+                "type": event_.type,
+                "referral_id": event_.referral_id,
+                "actor_org": event_.actor_org,
+                "occurred_at_us": event_.occurred_at_us,
+                "recorded_at_us": entry.recorded_at_us,
+                "payload": event_.payload,
+                "payload_digest": event_.payload_digest,
+                "prev_hash": entry.prev_hash,
+                "hash": entry.hash,
+            },
+        )
+        if event_.organisations:
+            buffer.extend(
+                ENTRY_ORG,
+                [{"organisation": o, "sequence": entry.sequence} for o in event_.organisations],
+            )
+        buffer.on_flush(_HEAD_KEY, self._session.info[_HEAD_KEY].store)
+
+    def stored_head(self, *, lock: bool = False) -> Head | None:
+        """The head row, or None for an empty chain. ``lock``: hold the row (PostgreSQL)
+        until the transaction ends."""
+        query = select(
+            HEAD.c.chain_id,
+            HEAD.c.sequence,
+            HEAD.c.hash,
+            HEAD.c.event_sequence,
+            HEAD.c.checkpoint_sequence,
+        ).where(HEAD.c.id == 1)
+        row = self._session.execute(query.with_for_update() if lock else query).first()
+        if row is None:
+            return None
+        return Head(
+            row.chain_id, row.sequence, row.hash, row.event_sequence, row.checkpoint_sequence
+        )
+
+    def mark_checkpointed(self, sequence: int) -> None:
+        """Record that a checkpoint covering ``sequence`` was staged."""
+        self._session.execute(
+            update(HEAD).where(HEAD.c.id == 1).values(checkpoint_sequence=sequence)
+        )
+
+    def count(self) -> int:
+        """How many entries are stored."""
+        return int(self._session.execute(select(func.count()).select_from(ENTRY)).scalar_one())
+
+    def scan(self, chunk: int = CHUNK) -> Iterator[Sequence[Any]]:
+        """Every entry as a plain tuple in sequence order, ``chunk`` at a time, read on a
+        connection of its own outside this session's transaction (see ``scan.scan``)."""
+        bind = self._session.get_bind()
+        assert isinstance(bind, Engine)
+        return scan(bind, chunk)
+
+
+def _forget_head(session: Session, *_: Any) -> None:
+    session.info.pop(_HEAD_KEY, None)
+
+
+def _forget_head_at_the_end(session: Session, transaction: SessionTransaction) -> None:
+    # A released savepoint keeps what it appended; only the outermost transaction's end
+    # (commit or rollback) lets other processes move the head.
+    if transaction.parent is None:
+        _forget_head(session)

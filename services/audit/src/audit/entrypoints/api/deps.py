@@ -1,0 +1,61 @@
+"""Request dependencies: who is calling, the unit of work, the container, the entry filter.
+
+All ``async def`` although none awaits: FastAPI would run a plain ``def`` dependency in its
+thread pool, and that hand-over costs more than these functions do."""
+
+from __future__ import annotations
+
+from typing import Annotated, TypeAlias
+
+from fastapi import Depends, Query, Request
+from rx_contracts import Identity, Role
+from rx_web.identity import require_roles
+from rx_web.params import IsoDateTime
+
+from ...adapters.queries import EntryFilter
+from ...bootstrap import Container
+from ...service_layer.unit_of_work import UnitOfWork
+
+Caller: TypeAlias = Identity
+"""Who is calling. The audit log is for operations staff only, so every caller holds the ops
+role; the domain needs nothing more of them."""
+
+
+async def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+async def get_uow(request: Request) -> UnitOfWork:
+    uow: UnitOfWork = request.app.state.container.uow()
+    return uow
+
+
+async def get_entry_filter(
+    referral_id: Annotated[str | None, Query(description="Only this referral's events.")] = None,
+    organisation: Annotated[
+        str | None,
+        Query(
+            description="Only events concerning this organisation (ODS code) as actor, "
+            "referrer, assignee, decliner or target.",
+            pattern=r"^[A-Z0-9]{2,10}$",
+        ),
+    ] = None,
+    type: Annotated[
+        list[str] | None,
+        Query(description="Only events of these CloudEvents types (repeat for several)."),
+    ] = None,
+    since: Annotated[
+        IsoDateTime | None, Query(description="Events that happened at or after this time.")
+    ] = None,
+    until: Annotated[IsoDateTime | None, Query(description="Events that happened before this.")] = (
+        None
+    ),
+) -> EntryFilter:
+    return EntryFilter(referral_id, organisation, tuple(type or ()), since, until)
+
+
+CallerDep = Annotated[Caller, Depends(require_roles(Role.OPS))]
+Uow = Annotated[UnitOfWork, Depends(get_uow)]
+ContainerDep = Annotated[Container, Depends(get_container)]
+Filter = Annotated[EntryFilter, Depends(get_entry_filter)]

@@ -1,0 +1,89 @@
+"""Worker processes of the audit service.
+
+``python -m audit consumer`` appends every event of every ``*.v1`` topic to the chain
+``python -m audit relay``    publishes the outbox, staging a checkpoint every interval"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from rx_contracts import Envelope
+from rx_messaging.consumer import PermanentError
+from rx_messaging.records import Record
+from rx_messaging.runner import run_consumer, run_relay
+from sqlmodel import Session
+
+from ..bootstrap import bootstrap
+from ..config import get_settings
+from ..domain.errors import MalformedEvent
+from ..service_layer import handlers
+from ..service_layer.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+def record_event(session: Session, envelope: Envelope, record: Record) -> None:
+    """Inbox handler: append the event, whatever its type, in the consumer's transaction. The
+    inbox drops redeliveries; one event on two topics (a routing decision) has one id and is
+    recorded once. An event that cannot be recorded faithfully goes to the dead-letter topic."""
+    try:
+        handlers.record_event(envelope, record, UnitOfWork.joining(session))
+    except MalformedEvent as exc:
+        raise PermanentError(str(exc)) from exc
+
+
+class CheckpointTimer:
+    """Stages a checkpoint at most every ``interval`` seconds; ``tick`` from a worker loop."""
+
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        topic: str,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.uow, self.topic, self.interval, self.clock = uow, topic, interval, clock
+        self._next = 0.0
+
+    def tick(self) -> bool:
+        """True when a checkpoint was staged now."""
+        if self.clock() < self._next:
+            return False
+        self._next = self.clock() + self.interval
+        staged = handlers.stage_checkpoint(self.topic, self.uow())
+        if staged is not None:
+            log.info("checkpoint staged at sequence %d", staged.sequence)
+        return staged is not None
+
+
+def consumer() -> None:
+    settings = get_settings()
+    container = bootstrap(settings)
+    run_consumer(
+        "audit",
+        container.engine,
+        settings.kafka_bootstrap_servers,
+        settings.consumer_group,
+        record_event,
+        settings.heartbeat_dir,
+        pattern=settings.topic_pattern,
+        auth=settings.kafka_auth,
+    )
+
+
+def relay() -> None:
+    settings = get_settings()
+    container = bootstrap(settings)
+    timer = CheckpointTimer(
+        container.uow, settings.checkpoint_topic, settings.checkpoint_interval_s
+    )
+    run_relay(
+        "audit",
+        container.engine,
+        settings.kafka_bootstrap_servers,
+        settings.heartbeat_dir,
+        auth=settings.kafka_auth,
+        before_each=timer.tick,
+    )
