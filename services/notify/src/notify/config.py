@@ -60,6 +60,11 @@ class Settings(ServiceSettings):
     secret_overlap_seconds: int = Field(
         default=86_400, ge=0, description="Default time both secrets sign after a rotation."
     )
+    cors_origins: str = Field(
+        default="",
+        description="Comma-separated web origins whose pages may read this API from a browser "
+        "(the ops console, e.g. http://127.0.0.1:8003); none by default.",
+    )
     allow_loopback: bool = Field(
         default=False,
         description="Allow endpoints on loopback addresses (and plain http to them). "
@@ -81,6 +86,10 @@ class Settings(ServiceSettings):
                 f"RX_ENV={self.rx_env.value}: endpoints must be public https addresses"
             )
         return self
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
 
 @lru_cache

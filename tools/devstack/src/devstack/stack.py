@@ -171,6 +171,9 @@ class Stack:
         )
         if spec.service == "notify":
             env["NOTIFY_REFERRALS_FHIR_BASE"] = f"{self.url('referrals')}/fhir/R4"
+            env["NOTIFY_CORS_ORIGINS"] = self.url("audit")  # the ops console
+        if spec.service == "audit" and "notify" in self.ports:
+            env["AUDIT_CONSOLE_NOTIFY_URL"] = self.url("notify")
         return env
 
     def start(self, timeout: float = 60) -> None:

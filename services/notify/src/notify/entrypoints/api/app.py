@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from rx_web.app import service_app
 from rx_web.problems import Problem, problem_response
@@ -58,6 +59,14 @@ def create_app(
         lambda: container or bootstrap(settings, resolver=resolver),
         max_body_size=settings.max_body_bytes,
     )
+    if settings.allowed_origins:
+        # The ops console reads subscriptions' health from the browser, with its own token.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET"],
+            allow_headers=["Authorization", "Accept"],
+        )
     validation_handler = app.exception_handlers[RequestValidationError]
     problem_handler = app.exception_handlers[Problem]
 
