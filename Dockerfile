@@ -1,5 +1,11 @@
 # One image for every process of the platform; docker-compose.yml picks the process with
 # `command: ["python", "-m", "<service>", "<role>"]`, so there is deliberately no CMD here.
+# The portal's front-end packages (NHS.UK design system, htmx), from its package-lock.json.
+FROM node:20-slim AS portal-assets
+WORKDIR /portal
+COPY services/portal/package.json services/portal/package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
 FROM python:3.11-slim
 
 # Same uv as scripts/bootstrap, so `--locked` judges uv.lock exactly as on a developer machine.
@@ -23,6 +29,7 @@ WORKDIR /app
 # The whole workspace at once (uv.lock included): uv needs every member's pyproject.toml to
 # check the lock, and copying them one by one would break the build whenever a member is added.
 COPY . .
+COPY --from=portal-assets /portal/node_modules services/portal/node_modules
 
 # --locked: fail instead of silently re-resolving if uv.lock is stale. The cache mount keeps
 # rebuilds after code edits from downloading every wheel again.
@@ -33,4 +40,4 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 # issuer to /var/lib/issuer.
 USER rx
 
-EXPOSE 8000 8001 8002 8003
+EXPOSE 8000 8001 8002 8003 8004

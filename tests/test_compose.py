@@ -22,8 +22,10 @@ from devstack.stack import (
     ISSUER,
     PROCESSES,
     SETUP_STEPS,
+    WEB_APPS,
     ProcessSpec,
     issuer_environment,
+    portal_environment,
     service_environment,
 )
 from rx_contracts.topics import all_topics
@@ -134,12 +136,15 @@ def service_of(services: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 def expected_environment(spec: ProcessSpec) -> dict[str, str]:
     """What devstack gives the service locally; compose must set the same keys."""
-    return service_environment(
+    env = service_environment(
         spec.service,
         data_dir=Path("/data"),
         bootstrap_servers="kafka:9092",
         port=DEFAULT_PORTS[spec.service],
     )
+    if spec.service == "portal":
+        env |= portal_environment(urls={s: "http://x" for s in DEFAULT_PORTS})
+    return env
 
 
 def init_script_databases() -> dict[str, str]:
@@ -213,13 +218,15 @@ def test_process_gets_every_setting_its_service_reads(services, spec):
         f"{spec.name}: {prefix}_PORT is {env[f'{prefix}_PORT']!r}, expected DEFAULT_PORTS "
         f"value {port!r}"
     )
-    assert env[f"{prefix}_CONSUMER_GROUP"] == spec.service, (
-        f"{spec.name}: {prefix}_CONSUMER_GROUP is {env[f'{prefix}_CONSUMER_GROUP']!r}, expected "
-        f"{spec.service!r} (every process of a service must share its consumer group)"
-    )
     assert env[f"{prefix}_HOST"] == "0.0.0.0", (
         f"{spec.name}: {prefix}_HOST is {env[f'{prefix}_HOST']!r}; inside a container it must be "
         "0.0.0.0 or the published port and the healthcheck cannot reach it"
+    )
+    if spec.service in WEB_APPS:
+        return  # no Kafka, no workers
+    assert env[f"{prefix}_CONSUMER_GROUP"] == spec.service, (
+        f"{spec.name}: {prefix}_CONSUMER_GROUP is {env[f'{prefix}_CONSUMER_GROUP']!r}, expected "
+        f"{spec.service!r} (every process of a service must share its consumer group)"
     )
     assert env[f"{prefix}_HEARTBEAT_DIR"].startswith("/"), (
         f"{spec.name}: {prefix}_HEARTBEAT_DIR {env[f'{prefix}_HEARTBEAT_DIR']!r} should be an "
@@ -252,7 +259,28 @@ def test_issuer_is_configured_published_and_healthchecked(services):
     )
 
 
-@pytest.mark.parametrize("spec", PROCESSES, ids=_ids)
+def test_the_portal_signs_people_in_at_the_issuer_and_calls_the_api(services):
+    env = environment(service_of(services, "portal-api"))
+    issuer = environment(service_of(services, ISSUER.name))
+    assert env["PORTAL_ISSUER_INTERNAL_URL"] == issuer["ISSUER_URL"], (
+        "portal-api: PORTAL_ISSUER_INTERNAL_URL must be the issuer the tokens name"
+    )
+    assert env["PORTAL_ISSUER_URL"] == issuer["ISSUER_PUBLIC_URL"], (
+        "portal-api: browsers must be sent to the issuer's published address"
+    )
+    published = DEFAULT_PORTS["issuer"]
+    assert issuer["ISSUER_PUBLIC_URL"].endswith(f":{published}"), issuer["ISSUER_PUBLIC_URL"]
+    assert env["PORTAL_URL"].endswith(f":{DEFAULT_PORTS['portal']}")
+    assert env["PORTAL_REFERRALS_URL"] == f"http://referrals-api:{DEFAULT_PORTS['referrals']}"
+    assert env["RX_ENV"] == issuer["RX_ENV"]
+    assert dependencies(service_of(services, "portal-api")) == {
+        "postgres": HEALTHY,
+        ISSUER.name: HEALTHY,
+        "referrals-api": HEALTHY,
+    }
+
+
+@pytest.mark.parametrize("spec", [s for s in PROCESSES if s.service not in WEB_APPS], ids=_ids)
 def test_process_trusts_the_issuer_compose_runs(services, spec):
     env = environment(service_of(services, spec.name))
     issuer_url = environment(service_of(services, ISSUER.name))["ISSUER_URL"]
@@ -380,7 +408,7 @@ def test_worker_healthcheck_watches_its_heartbeat_file(services, spec):
     )
 
 
-@pytest.mark.parametrize("spec", PROCESSES, ids=_ids)
+@pytest.mark.parametrize("spec", [s for s in PROCESSES if s.service not in WEB_APPS], ids=_ids)
 def test_process_starts_after_kafka_topics_and_postgres(services, spec):
     service = service_of(services, spec.name)
     depends = dependencies(service)

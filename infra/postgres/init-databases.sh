@@ -11,7 +11,8 @@ psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
   -v referrals_password="${REFERRALS_DB_PASSWORD:?REFERRALS_DB_PASSWORD is not set}" \
   -v routing_password="${ROUTING_DB_PASSWORD:?ROUTING_DB_PASSWORD is not set}" \
   -v audit_password="${AUDIT_DB_PASSWORD:?AUDIT_DB_PASSWORD is not set}" \
-  -v notify_password="${NOTIFY_DB_PASSWORD:?NOTIFY_DB_PASSWORD is not set}" <<'SQL'
+  -v notify_password="${NOTIFY_DB_PASSWORD:?NOTIFY_DB_PASSWORD is not set}" \
+  -v portal_password="${PORTAL_DB_PASSWORD:?PORTAL_DB_PASSWORD is not set}" <<'SQL'
 CREATE ROLE referrals LOGIN PASSWORD :'referrals_password';
 CREATE DATABASE referrals OWNER referrals;
 
@@ -24,9 +25,13 @@ CREATE DATABASE audit OWNER audit;
 CREATE ROLE notify LOGIN PASSWORD :'notify_password';
 CREATE DATABASE notify OWNER notify;
 
+CREATE ROLE portal LOGIN PASSWORD :'portal_password';
+CREATE DATABASE portal OWNER portal;
+
 -- PUBLIC may connect to any database by default; only each owner should reach its own.
 REVOKE ALL ON DATABASE referrals FROM PUBLIC;
 REVOKE ALL ON DATABASE routing FROM PUBLIC;
 REVOKE ALL ON DATABASE audit FROM PUBLIC;
 REVOKE ALL ON DATABASE notify FROM PUBLIC;
+REVOKE ALL ON DATABASE portal FROM PUBLIC;
 SQL

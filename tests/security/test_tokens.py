@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from issuer.keys import KeyStore
-from issuer.testing import ISSUER_URL, TestIssuer
+from issuer.testing import ISSUER_URL, TestIssuer, sign_in_tokens
 from rx_web.auth import AuthScheme, AuthSettings, install_auth
 from rx_web.identity import IdentityDep
 from rx_web.problems import install_problem_handlers
@@ -304,3 +304,22 @@ def test_a_known_key_keeps_working_while_the_issuer_is_down(
     clock.now += 301  # stale: a refresh is tried, fails, and the cached key is kept
     assert call(service, token).status_code == 200
     assert jwks.fetches == 2
+
+
+def test_a_signed_in_persons_token_names_the_practitioner_and_the_header_cannot_change_it(
+    issuer: TestIssuer, service: TestClient
+) -> None:
+    token = sign_in_tokens(issuer, "rxa01.clinician")["access_token"]
+    practitioner = jwt.decode(token, options={"verify_signature": False})["practitioner"]
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    me = service.get("/me", headers=bearer)
+    assert me.status_code == 200, me.text
+    assert me.json()["practitioner"] == practitioner
+    assert me.json()["organisation"] == "RXA01" and me.json()["client_id"] == "portal"
+    same = service.get("/me", headers={**bearer, "X-Practitioner": practitioner})
+    assert same.status_code == 200
+
+    other = service.get("/me", headers={**bearer, "X-Practitioner": "G0000001"})
+    assert other.status_code == 401
+    assert "X-Practitioner differs" in other.headers["www-authenticate"]

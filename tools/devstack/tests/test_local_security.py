@@ -102,6 +102,7 @@ def test_each_kafka_worker_runs_as_its_services_principal_and_the_rest_get_no_ka
         "routing-api",
         "routing-clock",
         "notify-api",
+        "portal-api",
     }  # the audit API verifies its chain against checkpoints read back from Kafka
     for spec in PROCESSES:
         env = stack.env(spec)

@@ -94,7 +94,7 @@ def test_bad_client_credentials_are_401_invalid_client(
     ("form", "status", "error"),
     [
         ({"grant_type": "password"}, 400, "unsupported_grant_type"),
-        ({"grant_type": "authorization_code"}, 400, "unsupported_grant_type"),
+        ({"grant_type": "authorization_code"}, 400, "unauthorized_client"),  # systems: no
         ({"grant_type": ""}, 400, "invalid_request"),
         ({"audience": ""}, 400, "invalid_request"),
         ({"audience": "audit"}, 400, "invalid_target"),  # a provider may not call audit

@@ -26,6 +26,7 @@ KNOWN_DEFAULT_SECRETS: set[str] = {
     "routing-dev",
     "audit-dev",
     "notify-dev",
+    "portal-dev",
     "postgres-dev",
 }
 """Secrets this repository ships for development. Add a new default here when you add one, so

@@ -182,8 +182,18 @@ _REASONS: list[tuple[type[jwt.PyJWTError], str]] = [
 
 
 def identity_from_claims(claims: dict[str, Any], practitioner: str | None = None) -> Identity:
-    """The caller the issuer vouched for. ``practitioner`` is the person acting, which the
-    calling system states per request (``X-Practitioner``)."""
+    """The caller the issuer vouched for. ``practitioner`` is the person acting, which a
+    calling system states per request (``X-Practitioner``). A token issued to a person who
+    signed in names its practitioner itself: that one counts, and a different
+    X-Practitioner is refused rather than recorded."""
+    signed = claims.get("practitioner")
+    if signed is not None:
+        if practitioner is not None and practitioner != signed:
+            raise TokenError(
+                "X-Practitioner differs from the practitioner this token was issued to; "
+                "leave the header out"
+            )
+        practitioner = signed
     try:
         return Identity.model_validate(
             {

@@ -13,11 +13,11 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFY_", extra="ignore")
 
     database_url: str = "sqlite:///.data/notify.db"
-    port: int = 8004
+    port: int = 8005
     consumer_group: str = "notify"
     max_body_bytes: int = 100_000
     public_url: str = Field(
-        default="http://127.0.0.1:8004",
+        default="http://127.0.0.1:8005",
         description="This service's address as subscribers reach it: FHIR references to "
         "Subscription resources and $status/$events links are built on it.",
     )

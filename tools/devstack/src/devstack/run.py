@@ -6,8 +6,8 @@ KAFKA_SASL_* credentials of the environment, if any), otherwise starts one on 12
 devstack.access, passwords generated on first start into .run/kafka/credentials.json (mode
 0600), each service running as its own principal. RX_KAFKA_SECURITY=off starts it without.
 Service databases live in .run/data, the issuer's signing keys in .run/data/issuer.
-RX_RUN_DIR moves .run elsewhere; ISSUER_PORT, REFERRALS_PORT, ROUTING_PORT, AUDIT_PORT and
-NOTIFY_PORT move the APIs."""
+RX_RUN_DIR moves .run elsewhere; ISSUER_PORT, REFERRALS_PORT, ROUTING_PORT, AUDIT_PORT,
+NOTIFY_PORT and PORTAL_PORT move the APIs and the portal."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from . import credentials
 from .access import SERVICES, plan, provider_principal, secure_topics
 from .broker import Broker, BrokerError, repo_root
 from .sasl import ADMIN, CONTROLLER, BrokerSecurity
-from .stack import DEFAULT_PORTS, PROCESSES, Stack, StackError
+from .stack import DEFAULT_PORTS, PROCESSES, WEB_APPS, Stack, StackError
 from .topics import ensure_topics
 
 EXAMPLE = """\
@@ -125,11 +125,14 @@ def print_summary(
     print("Referral Exchange is running. Ctrl-C stops everything.")
     print(f"  Kafka               {bootstrap}")
     for service, url in urls.items():
+        if service in WEB_APPS:
+            continue
         print(
             f"  {service:<10} API    {url}   docs {url}/docs   health {url}/health  ready {url}/ready"
         )
     print(f"  token endpoint      {urls['issuer']}/oauth2/token   (demo clients: docs/security.md)")
     print(f"  ops console         {urls['audit']}/ops")
+    print(f"  portal              {urls['portal']}   (sign in as a demo user: docs/portal.md)")
     print(f"  audit log           {urls['audit']}/audit/entries (ops only)")
     print(f"  routing directory   {urls['routing']}/organisations")
     print(

@@ -21,7 +21,8 @@ DEFAULT_PORTS: Mapping[str, int] = {
     "referrals": 8001,
     "routing": 8002,
     "audit": 8003,
-    "notify": 8004,
+    "portal": 8004,
+    "notify": 8005,
 }
 
 
@@ -66,11 +67,15 @@ PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec("notify", "api"),
     ProcessSpec("notify", "worker"),
     ProcessSpec("notify", "relay"),
+    ProcessSpec("portal", "api"),
 )
 """Every long-running process of the platform."""
 
 SETUP_STEPS: tuple[ProcessSpec, ...] = (ProcessSpec("routing", "seed"),)
 """One-off steps run to completion before the processes start (demo directory and rules)."""
+
+WEB_APPS = frozenset({"portal"})
+"""Services that serve people's browsers and call the APIs: no Kafka, no workers."""
 
 ISSUER = ProcessSpec("issuer", "api")
 """The token issuer (demo clients, development only): started first, since every API fetches
@@ -92,14 +97,18 @@ def service_environment(
     development mode, and the issuer whose tokens it accepts."""
     prefix = service.upper()
     env = {
-        **(auth.environment() if auth is not None else {}),
         f"{prefix}_DATABASE_URL": f"sqlite:///{data_dir / (service + '.db')}",
         f"{prefix}_PORT": str(port),
         f"{prefix}_HOST": "127.0.0.1",
+        "RX_ENV": "development",
+    }
+    if service in WEB_APPS:
+        return env
+    env |= {
+        **(auth.environment() if auth is not None else {}),
         f"{prefix}_CONSUMER_GROUP": group_prefix + service,
         f"{prefix}_HEARTBEAT_DIR": str(data_dir / "heartbeats"),
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
-        "RX_ENV": "development",
     }
     if issuer_url is not None:
         env["RX_TOKEN_ISSUER"] = issuer_url
@@ -122,6 +131,16 @@ def issuer_environment(
         "ISSUER_URL": f"http://127.0.0.1:{port}",
         "ISSUER_KEYS_FILE": str(data_dir / "issuer" / "keys.json"),
         "RX_ENV": "development",
+    }
+
+
+def portal_environment(*, urls: Mapping[str, str]) -> dict[str, str]:
+    """Where the portal is reached, and the API and the OpenID provider it uses for the people
+    signed in."""
+    return {
+        "PORTAL_URL": urls["portal"],
+        "PORTAL_REFERRALS_URL": urls["referrals"],
+        "PORTAL_ISSUER_URL": urls["issuer"],
     }
 
 
@@ -174,6 +193,8 @@ class Stack:
             env["NOTIFY_CORS_ORIGINS"] = self.url("audit")  # the ops console
         if spec.service == "audit" and "notify" in self.ports:
             env["AUDIT_CONSOLE_NOTIFY_URL"] = self.url("notify")
+        if spec.service == "portal":
+            env.update(portal_environment(urls={s: self.url(s) for s in self.ports}))
         return env
 
     def start(self, timeout: float = 60) -> None:

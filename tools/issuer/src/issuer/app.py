@@ -1,28 +1,36 @@
-"""The issuer's HTTP API: the OAuth2 token endpoint (client credentials, RFC 6749 §4.4),
-the JWKS every service verifies tokens with, and the discovery document."""
+"""The issuer's HTTP API: the OAuth2 token endpoint (client credentials, RFC 6749 §4.4, for
+systems; authorization code with PKCE, for people signing in to a web app through OpenID
+Connect, :mod:`issuer.signin`), the JWKS every service verifies tokens with, and the discovery
+document."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import logging
+import os
 from typing import Any
 from urllib.parse import unquote_plus
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from rx_web.problems import install_problem_handlers
 from rx_web.security import install_security
+from rx_web.settings import Environment
 
 from .clients import Client, Registry, load_registry
 from .config import AUDIENCES, Settings, get_settings
 from .keys import KeyStore
+from .oidc import OAuthRequest, Server
+from .signin import signin_router
 from .tokens import mint
+from .users import load_users
 
 log = logging.getLogger(__name__)
 
 GRANT = "client_credentials"
+CODE_GRANT = "authorization_code"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -38,14 +46,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The issuer app; the client registry is loaded (and checked against RX_ENV) here."""
     settings = settings or get_settings()
     registry = load_registry(settings.clients_file, settings.rx_env)
+    users = load_users(settings.users_file, settings.rx_env)
     keys = KeyStore(settings.keys_file, settings.algorithm, settings.keys_kept)
     keys.keys()  # create the first key now, so a bad key file fails at start, not per request
+    oidc = Server(registry, users, keys, settings)
+    if settings.rx_env is Environment.DEVELOPMENT:
+        # Authlib refuses plain http except on loopback; the compose stack's containers call
+        # each other by name over http. Outside development the issuer sits behind TLS.
+        os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
     app = FastAPI(
         title="Referral Exchange — token issuer",
         version="0.1.0",
         summary="OAuth2 client credentials: signed JWTs for provider, ops and admin systems.",
     )
-    app.state.registry, app.state.keys = registry, keys
+    app.state.registry, app.state.keys, app.state.oidc = registry, keys, oidc
     install_problem_handlers(app)
     install_security(app, settings.rx_env)
     if settings.allowed_origins:
@@ -77,12 +91,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "application/x-www-form-urlencoded": {
                         "schema": {
                             "type": "object",
-                            "required": ["grant_type", "audience"],
+                            "required": ["grant_type"],
                             "properties": {
-                                "grant_type": {"type": "string", "enum": [GRANT]},
+                                "grant_type": {"type": "string", "enum": [GRANT, CODE_GRANT]},
                                 "audience": {"type": "string", "enum": list(AUDIENCES)},
                                 "client_id": {"type": "string"},
                                 "client_secret": {"type": "string"},
+                                "code": {"type": "string"},
+                                "redirect_uri": {"type": "string"},
+                                "code_verifier": {"type": "string"},
                             },
                         }
                     }
@@ -90,10 +107,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             }
         },
     )
-    async def token(request: Request) -> JSONResponse:
-        """Authenticate with HTTP Basic (or ``client_id`` + ``client_secret`` in the form) and
-        name the service to call as ``audience`` (or ``resource``)."""
+    async def token(request: Request) -> Response:
+        """Client credentials: authenticate with HTTP Basic (or ``client_id`` +
+        ``client_secret`` in the form) and name the service to call as ``audience`` (or
+        ``resource``). Authorization code: a web app exchanges the code of a person's sign-in
+        (with its PKCE ``code_verifier``) for their access and ID tokens."""
         form = await _form(request)
+        if form.get("grant_type") == CODE_GRANT:
+            response: Response = oidc.create_token_response(await OAuthRequest.read(request))
+            return response
         client = _authenticate(request, form, registry)
         if form.get("grant_type") != GRANT:
             raise OAuthError(
@@ -140,13 +162,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "issuer": settings.url,
             "token_endpoint": f"{settings.url}/oauth2/token",
             "jwks_uri": f"{settings.url}/.well-known/jwks.json",
-            "grant_types_supported": [GRANT],
+            "grant_types_supported": [GRANT, CODE_GRANT],
             "token_endpoint_auth_methods_supported": [
                 "client_secret_basic",
                 "client_secret_post",
             ],
             "id_token_signing_alg_values_supported": [settings.algorithm],
+            **oidc.discovery(),
         }
+
+    app.include_router(signin_router(app, oidc, settings))
 
     @app.get("/health", tags=["health"], summary="Liveness: the process is up")
     def health() -> dict[str, str]:

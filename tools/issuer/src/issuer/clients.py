@@ -12,12 +12,17 @@ import hmac
 import json
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rx_contracts import ProviderType, Role
 from rx_web.settings import DefaultSecretError, Environment
 
 from .config import AUDIENCES
+
+CLIENT_CREDENTIALS = "client_credentials"
+AUTHORIZATION_CODE = "authorization_code"
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class Client(BaseModel):
@@ -28,13 +33,57 @@ class Client(BaseModel):
     client_id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$", description="Public id.")
     secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the secret.")
     name: str = Field(default="", description="Who this client is, for people.")
-    organisation: str = Field(pattern=r"^[A-Z0-9]{3,10}$", description="ODS code it acts for.")
+    organisation: str | None = Field(
+        default=None, pattern=r"^[A-Z0-9]{3,10}$", description="ODS code it acts for."
+    )
     provider_type: ProviderType | None = Field(default=None, description="Its provider type.")
-    roles: frozenset[Role] = Field(min_length=1, description="Roles granted in its tokens.")
+    roles: frozenset[Role] = Field(default=frozenset(), description="Roles granted in its tokens.")
     audiences: frozenset[str] = Field(min_length=1, description="Services it may call.")
+    grant_types: frozenset[str] = Field(
+        default=frozenset({CLIENT_CREDENTIALS}),
+        description="client_credentials (a system acting for its organisation) and/or "
+        "authorization_code (a web app acting for the person signed in).",
+    )
+    redirect_uris: list[str] = Field(
+        default=[], description="Where sign-in may return (authorization_code)."
+    )
+    post_logout_redirect_uris: list[str] = Field(
+        default=[], description="Where sign-out may return (RP-initiated logout)."
+    )
+
+    @model_validator(mode="after")
+    def _a_system_acts_for_an_organisation(self) -> Client:
+        if CLIENT_CREDENTIALS in self.grant_types and (not self.organisation or not self.roles):
+            raise ValueError("a client_credentials client needs an organisation and roles")
+        if AUTHORIZATION_CODE in self.grant_types and not self.redirect_uris:
+            raise ValueError("an authorization_code client needs redirect_uris")
+        return self
 
     def secret_matches(self, secret: str) -> bool:
         return hmac.compare_digest(sha256(secret), self.secret_sha256)
+
+    def allows_redirect(self, uri: str) -> bool:
+        """Sign-in may return to ``uri``: one of ``redirect_uris``."""
+        return any(redirect_matches(registered, uri) for registered in self.redirect_uris)
+
+    def allows_post_logout_redirect(self, uri: str) -> bool:
+        return any(redirect_matches(r, uri) for r in self.post_logout_redirect_uris)
+
+
+def redirect_matches(registered: str, uri: str) -> bool:
+    """Exact match, except that a registered loopback URI without a port matches that URI on
+    any port (RFC 8252 §7.3): the local stack and its tests put the portal on any free port."""
+    if uri == registered:
+        return True
+    want, got = urlsplit(registered), urlsplit(uri)
+    return (
+        want.scheme == got.scheme == "http"
+        and want.hostname in LOOPBACK
+        and want.port is None
+        and got.hostname == want.hostname
+        and got.port is not None
+        and (got.path, got.query, got.fragment) == (want.path, want.query, want.fragment)
+    )
 
 
 class Registry(BaseModel):

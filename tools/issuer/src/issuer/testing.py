@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
+import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 from fastapi import FastAPI
@@ -22,8 +26,11 @@ from .app import create_app
 from .clients import demo_secret
 from .config import Settings
 from .keys import KeyStore
+from .users import demo_password
 
 ISSUER_URL = "http://issuer.test"
+CALLBACK = "http://127.0.0.1:8004/auth/callback"
+"""A redirect URI the demo portal client may use (loopback: any port)."""
 
 
 @dataclass
@@ -95,3 +102,58 @@ class TestIssuer:
         config = dataclasses.replace(authenticator.verifier.config, issuer=ISSUER_URL)
         # The middleware holds this same authenticator, so replacing its verifier is enough.
         authenticator.verifier = TokenVerifier(config, self.jwks(**options))
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE code verifier and its S256 challenge."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def sign_in_tokens(
+    issuer: TestIssuer, username: str, redirect_uri: str = CALLBACK
+) -> dict[str, Any]:
+    """The tokens the portal gets when ``username`` (a demo user) signs in: the whole
+    authorization code flow with PKCE, in-process."""
+    client = TestClient(issuer.app, base_url=ISSUER_URL)  # a browser of its own
+    verifier, challenge = pkce_pair()
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": "portal",
+            "redirect_uri": redirect_uri,
+            "scope": "openid profile",
+            "state": secrets.token_urlsafe(8),
+            "nonce": secrets.token_urlsafe(8),
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
+    page = client.get(f"/oauth2/authorize?{query}")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf is not None, page.text
+    answer = client.post(
+        f"/oauth2/authorize?{query}",
+        data={
+            "csrf_token": csrf.group(1),
+            "username": username,
+            "password": demo_password(username),
+        },
+        follow_redirects=False,
+    )
+    assert answer.status_code == 302, answer.text
+    code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
+    response = client.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+        },
+        auth=("portal", demo_secret("portal")),
+    )
+    assert response.status_code == 200, response.text
+    tokens: dict[str, Any] = response.json()
+    return tokens

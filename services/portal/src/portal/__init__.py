@@ -1,0 +1,1 @@
+"""Referral Exchange portal (``python -m portal``)."""

@@ -1,0 +1,178 @@
+"""One referral: its details, attachments and history, and the actions open to this person,
+each with its form. Every change goes to the API on the version the person saw."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import UploadFile
+
+from ..actions import ACTIONS, CHOICES, offered
+from ..adapters.referrals_api import ApiError
+from .web import ApiDep, FormDep, SessionDep, page
+
+router = APIRouter(include_in_schema=False)
+
+DONE = {"created": "Your referral was sent.", "attached": "Your document was attached."}
+
+
+async def _referral_page(
+    request: Request, session: SessionDep, api: ApiDep, referral_id: str, **extra: Any
+) -> Response:
+    referral, history, attachments = await asyncio.gather(
+        api.referral(referral_id), api.history(referral_id), api.attachments(referral_id)
+    )
+    return page(
+        request,
+        "referral.html",
+        session,
+        extra.pop("status", 200),
+        referral=referral,
+        history=history,
+        attachments=attachments,
+        actions=offered(referral["allowed_actions"], session.user.job_roles),
+        **extra,
+    )
+
+
+@router.get("/referrals/{referral_id}")
+async def referral(
+    request: Request, session: SessionDep, api: ApiDep, referral_id: str, done: str = ""
+) -> Response:
+    message = ACTIONS[done].done if done in ACTIONS else DONE.get(done, "")
+    return await _referral_page(request, session, api, referral_id, done=message)
+
+
+@router.get("/referrals/{referral_id}/act/{action}")
+async def action_form(
+    request: Request, session: SessionDep, api: ApiDep, referral_id: str, action: str
+) -> Response:
+    """The form of an action that asks for details."""
+    referral = await api.referral(referral_id)
+    form = next(
+        (
+            f
+            for f in offered(referral["allowed_actions"], session.user.job_roles)
+            if f.name == action
+        ),
+        None,
+    )
+    if form is None or not form.details:
+        return RedirectResponse(f"/referrals/{referral_id}", 303)
+    return page(
+        request,
+        "action.html",
+        session,
+        referral=referral,
+        form=form,
+        choices=CHOICES,
+        values={},
+        errors={},
+    )
+
+
+@router.post("/referrals/{referral_id}/act/{action}")
+async def act(
+    request: Request,
+    session: SessionDep,
+    api: ApiDep,
+    fields: FormDep,
+    referral_id: str,
+    action: str,
+) -> Response:
+    form = ACTIONS.get(action)
+    if form is None or not form.allowed_for(session.user.job_roles):
+        return page(
+            request,
+            "problem.html",
+            session,
+            403,
+            error=ApiError(403, "You cannot do that", "Your role does not include this action."),
+        )
+    values = {k: v for k, v in fields.items() if isinstance(v, str)}
+    try:
+        version = int(values.get("version", ""))
+    except ValueError:
+        version = 0
+    try:
+        await api.act(
+            referral_id, action, version, form.body(values), values.get("idempotency_key", "")
+        )
+    except ApiError as error:
+        if error.status == 422 and form.details:
+            referral = await api.referral(referral_id)
+            return page(
+                request,
+                "action.html",
+                session,
+                422,
+                referral=referral,
+                form=form,
+                choices=CHOICES,
+                values=values,
+                errors=error.field_errors() or {"": error.detail},
+            )
+        if error.status in (409, 412, 403):
+            # Someone else acted first, or the referral moved on: show it as it is now.
+            return await _referral_page(
+                request, session, api, referral_id, status=error.status, conflict=_conflict(error)
+            )
+        raise
+    return RedirectResponse(f"/referrals/{referral_id}?done={action}", 303)
+
+
+def _conflict(error: ApiError) -> str:
+    if error.status == 412:
+        return "This referral changed while you were looking at it. Check it again before you act."
+    return error.detail or error.title
+
+
+@router.get("/referrals/{referral_id}/attachments/{attachment_id}")
+async def download(
+    session: SessionDep, api: ApiDep, referral_id: str, attachment_id: str
+) -> Response:
+    document = await api.download(referral_id, attachment_id)
+    return Response(
+        document.content,
+        media_type=document.content_type,
+        headers={"Content-Disposition": document.disposition, "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@router.post("/referrals/{referral_id}/attachments")
+async def upload(
+    request: Request,
+    session: SessionDep,
+    api: ApiDep,
+    fields: FormDep,
+    referral_id: str,
+) -> Response:
+    document = fields.get("document")
+    if not isinstance(document, UploadFile) or not document.filename:
+        return await _referral_page(
+            request, session, api, referral_id, status=422, upload_error="Choose a file to attach"
+        )
+    content = await document.read()
+    try:
+        await api.upload(
+            referral_id,
+            document.filename,
+            document.content_type or "application/octet-stream",
+            content,
+            str(fields.get("idempotency_key", "")),
+        )
+    except ApiError as error:
+        if error.status in (409, 413, 415, 422):
+            return await _referral_page(
+                request,
+                session,
+                api,
+                referral_id,
+                status=error.status,
+                upload_error=error.detail or error.title,
+            )
+        raise
+    return RedirectResponse(f"/referrals/{referral_id}?done=attached", 303)
