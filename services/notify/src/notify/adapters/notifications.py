@@ -9,9 +9,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from .repository import aware
-from .tables import LifecycleEventRow, NotificationRow
-
 
 class NotificationType(StrEnum):
     """FHIR notification types; webhooks only ever carry events."""
@@ -39,19 +36,3 @@ class NumberedEvent:
     time: datetime
     data: dict[str, Any]
     state: dict[str, Any]
-
-    @classmethod
-    def of(cls, notification: NotificationRow, event: LifecycleEventRow) -> NumberedEvent:
-        return cls(
-            number=notification.event_number,
-            message_id=notification.id,
-            event_id=event.event_id,
-            type=event.type,
-            kind=event.kind,
-            referral_id=event.referral_id,
-            sequence=event.sequence,
-            source=event.source,
-            time=aware(event.time),
-            data=event.data,
-            state=event.state or {},
-        )

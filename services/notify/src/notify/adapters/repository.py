@@ -10,18 +10,17 @@ from typing import Any
 
 from rx_contracts import new_id
 from sqlalchemy import and_, func, or_, select, update
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from ..domain.referral import LifecycleEvent, ReferralView
 from ..domain.subscription import Channel, Content, Filters, Status, Subscription
 from ..domain.topics import Kind, Topic
+from .notifications import NumberedEvent
 from .tables import (
     EVENT,
     NOTIFICATION,
     REFERRAL,
     SUBSCRIPTION,
-    LifecycleEventRow,
-    NotificationRow,
     SubscriptionRow,
     utcnow,
 )
@@ -75,20 +74,29 @@ def to_row_fields(subscription: Subscription) -> dict[str, Any]:
 
 
 class SubscriptionRepository:
+    """Subscriptions to and from their rows, on Core statements (the delivery worker loads and
+    saves many per second)."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
         self.seen: dict[str, Subscription] = {}
         self._loaded: dict[str, dict[str, Any]] = {}
 
     def add(self, subscription: Subscription) -> None:
-        self.session.add(SubscriptionRow(**to_row_fields(subscription)))
+        values = to_row_fields(subscription)
+        self.session.connection().execute(SUBSCRIPTION.insert().values(**values))
         self.seen[subscription.id] = subscription
+        self._loaded[subscription.id] = values
 
     def get(self, subscription_id: str, *, for_update: bool = False) -> Subscription | None:
-        row = self.session.get(SubscriptionRow, subscription_id, with_for_update=for_update or None)
+        """Load one; ``for_update`` locks its row (PostgreSQL) so concurrent changes queue."""
+        query = select(SUBSCRIPTION).where(SUBSCRIPTION.c.id == subscription_id)
+        if for_update:
+            query = query.with_for_update()
+        row = self.session.connection().execute(query).mappings().first()
         if row is None:
             return None
-        subscription = to_domain(row)
+        subscription = to_domain(dict(row))
         self.seen[subscription.id] = subscription
         self._loaded[subscription.id] = to_row_fields(subscription)
         return subscription
@@ -103,10 +111,9 @@ class SubscriptionRepository:
         changed = {k: v for k, v in values.items() if loaded is None or loaded[k] != v}
         if not changed:
             return
-        row = self.session.get(SubscriptionRow, subscription.id)
-        assert row is not None, "a loaded subscription has a row"
-        row.sqlmodel_update(changed)
-        self.session.add(row)
+        self.session.connection().execute(
+            update(SUBSCRIPTION).where(SUBSCRIPTION.c.id == subscription.id).values(**changed)
+        )
         self._loaded[subscription.id] = {**values, "events_since_start": 0}
 
     def listing(
@@ -114,32 +121,55 @@ class SubscriptionRepository:
     ) -> list[Subscription]:
         """Subscriptions of ``organisation`` (every organisation's for None), not deleted, in
         id order after ``after``."""
-        query = select(SubscriptionRow).where(col(SubscriptionRow.deleted_at).is_(None))
+        query = select(SUBSCRIPTION).where(SUBSCRIPTION.c.deleted_at.is_(None))
         if organisation is not None:
-            query = query.where(col(SubscriptionRow.organisation) == organisation)
+            query = query.where(SUBSCRIPTION.c.organisation == organisation)
         if after is not None:
-            query = query.where(col(SubscriptionRow.id) > after)
-        query = query.order_by(col(SubscriptionRow.id)).limit(limit)
-        return [to_domain(row) for row in self.session.scalars(query)]
+            query = query.where(SUBSCRIPTION.c.id > after)
+        query = query.order_by(SUBSCRIPTION.c.id).limit(limit)
+        rows = self.session.connection().execute(query).mappings()
+        return [to_domain(dict(row)) for row in rows]
 
-    def notifications(
-        self, subscription_id: str, since: int, until: int
-    ) -> list[tuple[NotificationRow, LifecycleEventRow]]:
+    def notifications(self, subscription_id: str, since: int, until: int) -> list[NumberedEvent]:
         """The subscription's numbered events ``since``..``until`` (inclusive), in order."""
         query = (
-            select(NotificationRow, LifecycleEventRow)
-            .join(
-                LifecycleEventRow,
-                col(NotificationRow.event_id) == col(LifecycleEventRow.event_id),
+            select(
+                NOTIFICATION.c.event_number,
+                NOTIFICATION.c.id.label("message_id"),
+                EVENT.c.event_id,
+                EVENT.c.type,
+                EVENT.c.kind,
+                EVENT.c.referral_id,
+                EVENT.c.sequence,
+                EVENT.c.source,
+                EVENT.c.time,
+                EVENT.c.data,
+                EVENT.c.state,
             )
+            .join(EVENT, NOTIFICATION.c.event_id == EVENT.c.event_id)
             .where(
-                col(NotificationRow.subscription_id) == subscription_id,
-                col(NotificationRow.event_number) >= since,
-                col(NotificationRow.event_number) <= until,
+                NOTIFICATION.c.subscription_id == subscription_id,
+                NOTIFICATION.c.event_number >= since,
+                NOTIFICATION.c.event_number <= until,
             )
-            .order_by(col(NotificationRow.event_number))
+            .order_by(NOTIFICATION.c.event_number)
         )
-        return [(n, e) for n, e in self.session.execute(query).all()]
+        return [
+            NumberedEvent(
+                number=row.event_number,
+                message_id=row.message_id,
+                event_id=row.event_id,
+                type=row.type,
+                kind=row.kind,
+                referral_id=row.referral_id,
+                sequence=row.sequence,
+                source=row.source,
+                time=aware(row.time),
+                data=row.data,
+                state=row.state or {},
+            )
+            for row in self.session.connection().execute(query)
+        ]
 
 
 class ReferralRepository:

@@ -161,10 +161,12 @@ class Dispatcher:
                 )
             except Exception as exc:
                 for _, done in batch:
-                    done.set_exception(exc)
+                    if not done.done():  # (its delivery may have been cancelled: stopping)
+                        done.set_exception(exc)
             else:
                 for _, done in batch:
-                    done.set_result(None)
+                    if not done.done():
+                        done.set_result(None)
 
     async def _attempt(self, job: Job) -> bool:
         """Send the job's requests in order; True when all were acknowledged (the caller

@@ -119,7 +119,14 @@ class Deliveries:
                 subscription = uow.subscriptions.get(job.subscription.id, for_update=True)
                 if subscription is not None:
                     self._record_success(subscription, job, now)
-                self._release(uow, job.subscription.id)
+            uow.session.execute(
+                update(SUBSCRIPTION)
+                .where(
+                    SUBSCRIPTION.c.id.in_([job.subscription.id for job in jobs]),
+                    SUBSCRIPTION.c.lease_owner == self.owner,
+                )
+                .values(lease_owner=None, lease_until=None)
+            )
             uow.commit()
 
     def _release(self, uow: UnitOfWork, subscription_id: str) -> None:
@@ -168,10 +175,9 @@ class Deliveries:
             if not retry_due:
                 return None
             first = subscription.delivered_through + 1
-            rows = uow.subscriptions.notifications(
+            events = uow.subscriptions.notifications(
                 subscription.id, first, first + max(WINDOW, subscription.max_count) - 1
             )
-            events = [NumberedEvent.of(n, e) for n, e in rows]
             return Job(subscription, NotificationType.EVENT, events) if events else None
         if subscription.heartbeat_due_at is not None and subscription.heartbeat_due_at <= now:
             return Job(subscription, NotificationType.HEARTBEAT, [])

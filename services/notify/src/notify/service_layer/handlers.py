@@ -197,5 +197,5 @@ def events(
         subscription = _owned(subscription_id, caller, uow)
         last = subscription.events_since_start if until is None else until
         last = min(last, first + MAX_EVENTS_PAGE - 1)
-        rows = uow.subscriptions.notifications(subscription.id, first, last)
-    return subscription, [NumberedEvent.of(n, e) for n, e in rows]
+        found = uow.subscriptions.notifications(subscription.id, first, last)
+    return subscription, found
