@@ -57,8 +57,11 @@ PUBLIC = frozenset({"GET /health", "GET /ready", "GET /ops", "GET /ops/"})
 """Routes answered without an identity: the probes, and the ops console's page shell (HTML
 that holds no data; everything it shows comes from the ops-only API with the user's token)."""
 
-STATIC_MOUNTS = frozenset({"audit /ops/assets"})
-"""Mounts serving files shipped inside a service (the console's JS, CSS): code, no data."""
+STATIC_MOUNTS = frozenset({"audit /ops/assets", "referrals /fhir/R4"})
+"""Mounts serving files shipped inside a service (the console's JS, CSS): code, no data; and
+the referrals service's FHIR interface, whose routes answer FHIR rather than this matrix's
+requests: services/referrals/tests/test_fhir.py checks each of them learns its caller and
+that someone else's referral is a 404 there too."""
 
 READERS = frozenset({"referrer", "assigned", "ops"})
 OWNER_AND_OPS = frozenset({"referrer", "ops"})

@@ -1,5 +1,5 @@
-"""Kafka's broker jars, resolved from Maven Central with ``infra/kafka/pom.xml`` and cached
-per user, plus the Java that runs them."""
+"""Jars resolved from Maven Central with a pom of ``infra/`` and cached per user (Kafka's broker,
+the FHIR validator), plus the Java that runs them."""
 
 from __future__ import annotations
 
@@ -38,13 +38,16 @@ def cache_dir() -> Path:
 
 def kafka_infra_dir() -> Path:
     """``infra/kafka`` of this checkout, found by walking up from this file."""
+    return infra_dir("kafka")
+
+
+def infra_dir(name: str, error: type[Exception] = BrokerError) -> Path:
+    """``infra/<name>`` (holding a pom.xml) of this checkout, found by walking up from here."""
     for parent in Path(__file__).resolve().parents:
-        candidate = parent / "infra" / "kafka"
+        candidate = parent / "infra" / name
         if (candidate / "pom.xml").is_file():
             return candidate
-    raise BrokerError(
-        f"cannot find infra/kafka/pom.xml in any parent of {Path(__file__).resolve()}"
-    )
+    raise error(f"cannot find infra/{name}/pom.xml in any parent of {Path(__file__).resolve()}")
 
 
 def repo_root() -> Path:
@@ -53,29 +56,41 @@ def repo_root() -> Path:
 
 
 def ensure_jars(progress: Progress = _stderr) -> Path:
-    """Return ``<cache>/kafka-<version>/lib``, fetching the jars with Maven on first use.
+    """Return ``<cache>/kafka-<version>/lib``, fetching the jars with Maven on first use."""
+    pom = kafka_infra_dir() / "pom.xml"
+    lib = cache_dir() / f"kafka-{KAFKA_VERSION}" / "lib"
+    return fetch_jars(pom, lib, f"Kafka {KAFKA_VERSION}", progress)
+
+
+def fetch_jars(
+    pom: Path,
+    lib: Path,
+    what: str,
+    progress: Progress = _stderr,
+    error: type[Exception] = BrokerError,
+) -> Path:
+    """Fill ``lib`` with the runtime jars ``pom`` depends on (Maven Central), unless it holds
+    them already; return ``lib``. Failures raise ``error`` with Maven's output tail.
 
     The marker file is written last and holds a hash of the POM, so an interrupted copy or an
     edited POM triggers a clean re-fetch. A file lock keeps parallel test workers from
     fetching into the same folder at once.
     """
-    pom = kafka_infra_dir() / "pom.xml"
-    lib = cache_dir() / f"kafka-{KAFKA_VERSION}" / "lib"
     marker = lib / _MARKER
     wanted = hashlib.sha256(pom.read_bytes()).hexdigest()
     if read_text_or_none(marker) == wanted:
         return lib
     lib.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(lib.parent / ".lock"):
+    with file_lock(lib.parent / ".lock"):
         if read_text_or_none(marker) == wanted:  # another process finished while we waited
             return lib
         mvn = shutil.which("mvn")
         if mvn is None:
-            raise BrokerError(
-                "Maven ('mvn') is not on PATH; it is needed once to fetch the Kafka jars "
+            raise error(
+                f"Maven ('mvn') is not on PATH; it is needed once to fetch the {what} jars "
                 "(install Maven 3.8+, e.g. `apt-get install maven`)"
             )
-        progress(f"fetching Kafka {KAFKA_VERSION} jars from Maven Central (first run only)…")
+        progress(f"fetching {what} jars from Maven Central (first run only)…")
         shutil.rmtree(lib, ignore_errors=True)
         started = time.monotonic()
         command = [
@@ -93,14 +108,12 @@ def ensure_jars(progress: Progress = _stderr) -> Path:
                 command, capture_output=True, text=True, timeout=900, check=False
             )
         except subprocess.TimeoutExpired as exc:
-            raise BrokerError(
-                f"Maven did not finish fetching the Kafka jars in {exc.timeout}s"
-            ) from exc
+            raise error(f"Maven did not finish fetching the {what} jars in {exc.timeout}s") from exc
         jars = sorted(lib.glob("*.jar"))
         if result.returncode != 0 or not jars:
             output = last_lines(result.stdout + result.stderr, _LOG_TAIL_LINES)
-            raise BrokerError(
-                f"fetching the Kafka jars failed (exit {result.returncode}): {' '.join(command)}\n"
+            raise error(
+                f"fetching the {what} jars failed (exit {result.returncode}): {' '.join(command)}\n"
                 f"{output}"
             )
         marker.write_text(wanted)
@@ -113,7 +126,7 @@ def ensure_jars(progress: Progress = _stderr) -> Path:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -134,11 +147,13 @@ def last_lines(text: str, count: int) -> str:
 
 
 def java_executable() -> str:
-    """``$JAVA_HOME/bin/java`` if set, else ``java`` from PATH (Kafka 4 needs Java 17+)."""
+    """``$JAVA_HOME/bin/java`` if set, else ``java`` from PATH (Java 17+)."""
     java_home = os.environ.get("JAVA_HOME")
     if java_home and (Path(java_home) / "bin" / "java").is_file():
         return str(Path(java_home) / "bin" / "java")
     found = shutil.which("java")
     if found is None:
-        raise BrokerError("Java is not installed or not on PATH (Kafka 4 needs Java 17+)")
+        raise BrokerError(
+            "Java is not installed or not on PATH (Kafka 4 and the FHIR validator need Java 17+)"
+        )
     return found

@@ -19,6 +19,8 @@
   The server starts only when a test actually gets the ``postgresql`` variant.
 - ``chromium_executable`` (session): path of Debian's Chromium for browser tests (installed on
   first use); launch it with ``devstack.chromium.CHROMIUM_ARGS``.
+- ``fhir_validator`` (session, started on first use): one HAPI FHIR instance validator process
+  (base R4, ``devstack.fhir_validator``); ``fhir_validator.errors(resource)`` lists what is wrong.
 
 A broker, database server or browser that cannot start is a test *error* carrying its log tail, never a
 skip: a suite that silently skips its Kafka or PostgreSQL tests looks green while testing
@@ -52,6 +54,7 @@ from devstack.broker import (
 )
 from devstack.chromium import ChromiumError, ensure_chromium_installed
 from devstack.credentials import new_password
+from devstack.fhir_validator import FhirValidator, FhirValidatorError
 from devstack.postgres import (
     PostgresError,
     PostgresPortInUseError,
@@ -421,3 +424,29 @@ def chromium_executable(request: pytest.FixtureRequest) -> Path:
     except ChromiumError as exc:
         error = f"cannot install Chromium for the browser tests: {exc}"
     pytest.fail(error, pytrace=False)
+
+
+# --------------------------------------------------------------------------- FHIR validator
+
+
+@pytest.fixture(scope="session")
+def fhir_validator(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FhirValidator]:
+    """The session's HAPI FHIR validator (jars fetched and server compiled on first use);
+    missing Java or Maven fails, never skips."""
+    validator = FhirValidator(tmp_path_factory.mktemp("fhir-validator") / "validator.log")
+    _say(request.config, "starting the HAPI FHIR validator (base R4) …")
+    error = ""
+    try:
+        # Generous: it loads all of R4 (half a minute on a quiet machine, minutes on a busy one).
+        validator.start(timeout=600, progress=lambda message: _say(request.config, message))
+    except FhirValidatorError as exc:
+        error = f"the FHIR validator did not start: {exc}"
+    if error:
+        pytest.fail(error, pytrace=False)
+    _say(request.config, f"FHIR validator ready in {validator.started_in:.1f}s")
+    try:
+        yield validator
+    finally:
+        validator.stop()

@@ -43,6 +43,9 @@ class ReferralRepository:
         self.session = session
         self.seen: dict[str, Referral] = {}
         self._new: set[str] = set()
+        self._rows: dict[str, ReferralRow] = {}
+        """Rows loaded, held so the session's (weak) identity map keeps them: saving, and the
+        ledger's copy of the version being replaced, then find them without a query."""
 
     def add(self, referral: Referral) -> None:
         self.seen[referral.id] = referral
@@ -54,6 +57,7 @@ class ReferralRepository:
         row = self.session.get(ReferralRow, referral_id, with_for_update=for_update or None)
         if row is None:
             return None
+        self._rows[referral_id] = row
         referral = _to_domain(row)
         self.seen[referral.id] = referral
         return referral

@@ -110,12 +110,76 @@ class AccessRecordRow(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
 
 
+class ReferralVersionRow(SQLModel, table=True):
+    """A referral as it was at a version since superseded (the current one is its referral
+    row), kept so every version stays readable (FHIR vread). Written by the unit of work in
+    the transaction that supersedes it."""
+
+    __tablename__ = "referral_version"
+
+    referral_id: str = Field(primary_key=True, foreign_key="referral.id", max_length=64)
+    version: int = Field(primary_key=True)
+    state: dict[str, Any] = Field(
+        sa_column=Column(JSON, nullable=False),
+        description="The referral row's columns at that version (times as ISO 8601).",
+    )
+    updated_at: datetime
+
+
+class AssignmentRow(SQLModel, table=True):
+    """One assignment of a referral to an organisation, from routing until it ends (accepted
+    work completed, declined, withdrawn or cancelled): a FHIR Task. A new assignment after a
+    rejection is a new row; the declined one stays as it ended. ``status`` uses the FHIR Task
+    status codes, which the lifecycle maps onto one to one."""
+
+    __tablename__ = "referral_assignment"
+
+    id: str = Field(primary_key=True, max_length=64)
+    referral_id: str = Field(index=True, foreign_key="referral.id", max_length=64)
+    organisation: str = Field(index=True, max_length=10)
+    provider_type: str = Field(max_length=32)
+    referrer_org: str = Field(index=True, max_length=10)
+    status: str = Field(index=True, max_length=32)
+    business_status: str = Field(max_length=32)
+    reason_code: str | None = Field(default=None, max_length=64)
+    reason_text: str | None = Field(default=None, max_length=2000)
+    outcome: str | None = Field(default=None, max_length=32)
+    outcome_text: str | None = Field(default=None, max_length=10000)
+    opened_at: datetime
+    first_version: int = Field(description="The referral's version when it was assigned.")
+    version: int = Field(description="The referral's version at this assignment's last change.")
+    open: bool = Field(index=True)
+    updated_at: datetime = Field(index=True)
+
+
+class AssignmentVersionRow(SQLModel, table=True):
+    """What an assignment's own fields were at each version of its referral while it was open
+    (the rest of a Task comes from the referral at that version)."""
+
+    __tablename__ = "referral_assignment_version"
+
+    assignment_id: str = Field(
+        primary_key=True, foreign_key="referral_assignment.id", max_length=64
+    )
+    version: int = Field(primary_key=True)
+    status: str = Field(max_length=32)
+    business_status: str = Field(max_length=32)
+    reason_code: str | None = Field(default=None, max_length=64)
+    reason_text: str | None = Field(default=None, max_length=2000)
+    outcome: str | None = Field(default=None, max_length=32)
+    outcome_text: str | None = Field(default=None, max_length=10000)
+    updated_at: datetime
+
+
 TABLES = tables_of(
     ReferralRow,
     TransitionRow,
     AttachmentRow,
     IdempotencyRow,
     AccessRecordRow,
+    ReferralVersionRow,
+    AssignmentRow,
+    AssignmentVersionRow,
     OutboxMessage,
     InboxMessage,
 )

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from ..adapters.ledger import Ledger
 from ..adapters.repository import ReferralRepository
 from ..adapters.tables import IdempotencyRow
 from ..domain.model import Referral
@@ -80,6 +81,7 @@ class UnitOfWork:
     def __enter__(self) -> UnitOfWork:
         self.session = self._session_factory()
         self.referrals = ReferralRepository(self.session)
+        self.ledger = Ledger(self.session)
         if self.idempotency is not None and self.idempotency.check_first:
             # Checked in the same transaction as the change, so a key is used at most once.
             stored = self.stored_response(self.idempotency.organisation, self.idempotency.key)
@@ -114,6 +116,7 @@ class UnitOfWork:
         if self.idempotency is not None and result is not None:
             claim = self._claim(self.idempotency, result)
         for referral, history, outbox in staged:
+            self.ledger.record(referral)  # before save: it keeps the version being replaced
             self.referrals.save(referral)
             insert_outbox_rows(self.session, outbox)
             self.referrals.add_transitions(history)

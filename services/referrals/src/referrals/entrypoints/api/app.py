@@ -11,6 +11,7 @@ from ...bootstrap import Container, bootstrap
 from ...config import Settings, get_settings
 from ...domain.attachments import MAX_BYTES as MAX_ATTACHMENT_BYTES
 from ...domain.errors import ReferralError
+from ..fhir.app import mount as mount_fhir
 from .routes_attachments import UPLOAD_PATH
 from .routes_attachments import router as attachments_router
 from .routes_referrals import router as referrals_router
@@ -36,4 +37,5 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(referrals_router)
     app.include_router(transitions_router)
     app.include_router(attachments_router)
+    mount_fhir(app)
     return app

@@ -1,0 +1,91 @@
+"""The CapabilityStatement at /metadata: exactly what this interface supports (a test compares
+it with the mounted routes). Built once with the fhir.resources models, which check its shape;
+it is not on any hot path."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+
+from . import codes
+
+SEARCH_PARAMS: dict[str, list[tuple[str, str, str]]] = {
+    "Task": [
+        ("owner", "token", f"ODS code of the owning organisation ({codes.ODS_CODE})"),
+        ("requester", "token", "ODS code of the referring organisation"),
+        ("status", "token", "Task status"),
+        ("focus", "reference", "the ServiceRequest (ServiceRequest/{id})"),
+        ("_lastUpdated", "date", "gt and lt only"),
+    ],
+    "ServiceRequest": [
+        ("requester", "token", "ODS code of the referring organisation"),
+        ("status", "token", "active, completed or revoked"),
+        ("_lastUpdated", "date", "gt and lt only"),
+    ],
+}
+
+INTERACTIONS: dict[str, list[str]] = {
+    "ServiceRequest": ["read", "vread", "search-type", "create", "update"],
+    "Task": ["read", "vread", "search-type", "patch", "update"],
+    "Patient": ["read", "vread"],
+}
+SYSTEM_INTERACTIONS = ["transaction"]
+OPERATIONS = {
+    "process-message": "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message"
+}
+
+
+@lru_cache(maxsize=1)
+def capability_statement(software_version: str) -> dict[str, Any]:
+    resources = []
+    for kind, interactions in INTERACTIONS.items():
+        resource: dict[str, Any] = {
+            "type": kind,
+            "versioning": "versioned-update",
+            "readHistory": True,
+            "updateCreate": False,
+            "conditionalCreate": False,
+            "conditionalUpdate": False,
+            "interaction": [{"code": code} for code in interactions],
+        }
+        if kind in SEARCH_PARAMS:
+            resource["searchParam"] = [
+                {"name": name, "type": kind_, "documentation": doc}
+                for name, kind_, doc in SEARCH_PARAMS[kind]
+            ]
+        if kind == "Task":
+            resource["searchInclude"] = ["Task:focus"]
+        resources.append(resource)
+    statement = CapabilityStatement.model_validate(
+        {
+            "resourceType": "CapabilityStatement",
+            "status": "active",
+            "date": "2026-12-03",
+            "publisher": "Referral Exchange",
+            "kind": "instance",
+            "software": {
+                "name": "Referral Exchange referrals service",
+                "version": software_version,
+            },
+            "implementation": {"description": "Referrals as ServiceRequest and Task"},
+            "fhirVersion": "4.0.1",
+            "format": ["application/fhir+json"],
+            "patchFormat": ["application/json-patch+json"],
+            "rest": [
+                {
+                    "mode": "server",
+                    "documentation": "Bearer tokens from the platform's issuer (audience "
+                    "'referrals'); every write needs an Idempotency-Key, every change If-Match.",
+                    "resource": resources,
+                    "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+                    "operation": [
+                        {"name": name, "definition": url} for name, url in OPERATIONS.items()
+                    ],
+                }
+            ],
+        }
+    )
+    result: dict[str, Any] = statement.model_dump(mode="json", exclude_none=True)
+    return result

@@ -1,0 +1,49 @@
+"""Code systems and identifier systems the FHIR interface uses, and how the lifecycle's words
+map onto FHIR's."""
+
+from __future__ import annotations
+
+from rx_contracts import ReferralStatus, ServiceType
+
+BASE = "https://referral-exchange.example/fhir"
+"""Our own code and identifier systems live under this base (identifiers, not addresses)."""
+
+SNOMED = "http://snomed.info/sct"
+NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
+ODS_CODE = "https://fhir.nhs.uk/Id/ods-organization-code"
+PRACTITIONER = f"{BASE}/Id/practitioner"
+TASK_CODE = "http://hl7.org/fhir/CodeSystem/task-code"
+STATUS_REASON_EXTENSION = "http://hl7.org/fhir/StructureDefinition/request-statusReason"
+
+SERVICE_TYPE = f"{BASE}/CodeSystem/service-type"
+PROVIDER_TYPE = f"{BASE}/CodeSystem/provider-type"
+COHORT = f"{BASE}/CodeSystem/cohort"
+REFERRAL_STATUS = f"{BASE}/CodeSystem/referral-status"
+REJECTION_REASON = f"{BASE}/CodeSystem/rejection-reason"
+END_REASON = f"{BASE}/CodeSystem/assignment-end-reason"
+OUTCOME = f"{BASE}/CodeSystem/outcome"
+TASK_OUTPUT = f"{BASE}/CodeSystem/task-output"
+
+REFERRAL_CATEGORY = {"system": SNOMED, "code": "3457005", "display": "Patient referral"}
+
+SERVICE_TYPE_SNOMED: dict[ServiceType, tuple[str, str]] = {
+    ServiceType.SOCIAL_CARE_ASSESSMENT: ("306238000", "Referral to social services"),
+}
+"""SNOMED CT concepts for the service types that have a confirmed one; the others carry our
+own code only."""
+
+SERVICE_REQUEST_STATUS: dict[ReferralStatus, str] = {
+    ReferralStatus.SUBMITTED: "active",
+    ReferralStatus.ROUTED: "active",
+    ReferralStatus.ACCEPTED: "active",
+    ReferralStatus.IN_PROGRESS: "active",
+    ReferralStatus.UNROUTABLE: "active",
+    ReferralStatus.COMPLETED: "completed",
+    ReferralStatus.CANCELLED: "revoked",
+}
+"""A referral's status as a ServiceRequest status (request-status)."""
+
+MESSAGE_EVENTS = "https://fhir.nhs.uk/CodeSystem/message-events-bars"
+MESSAGE_REASONS = "https://fhir.nhs.uk/CodeSystem/message-reason-bars"
+SERVICE_REQUEST_EVENT = "servicerequest-request"
+"""The BaRS message event for a referral; its reason says new, update or delete."""

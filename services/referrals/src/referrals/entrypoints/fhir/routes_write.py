@@ -1,0 +1,192 @@
+"""Creating referrals (POST ServiceRequest, a transaction Bundle) and changing them (PUT
+ServiceRequest: amend, or cancel by revoking): parse the FHIR, then the same handlers,
+Idempotency-Key and If-Match rules as the JSON API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from ...domain.lifecycle import Action
+from ...domain.model import Referral
+from ...service_layer import handlers, versions
+from ...service_layer.unit_of_work import StoredResponse
+from . import commands, inbound, resources
+from .deps import (
+    CallerDep,
+    IdempotencyKeyHeader,
+    IfMatchHeader,
+    ParseFailed,
+    if_match_version,
+    parse,
+    read_json,
+)
+from .outcomes import FhirProblem
+from .routes_search import full_url
+from .writes import idempotent, location
+
+router = APIRouter()
+
+
+def _created(referral: Referral) -> tuple[dict[str, Any], dict[str, Any]]:
+    found = versions.ReferralVersion(referral, referral.created_at)
+    return resources.service_request(found), resources.patient(found)
+
+
+@router.post("/ServiceRequest", name="create ServiceRequest", status_code=201)
+async def create_service_request(
+    request: Request, caller: CallerDep, key: IdempotencyKeyHeader = None
+) -> JSONResponse:
+    """A new referral: the ServiceRequest with its Patient contained (subject "#…")."""
+    body = await read_json(request)
+    try:
+        sr = parse(inbound.ServiceRequest, body, "ServiceRequest")
+    except ParseFailed as failed:
+        return failed.response()
+    cmd = commands.submit(sr, None)
+
+    def present(referral: Referral) -> StoredResponse:
+        service_request, _ = _created(referral)
+        headers = {"ETag": resources.etag(1), "Location": location(request, service_request)}
+        return StoredResponse(201, service_request, headers)
+
+    return await run_in_threadpool(
+        idempotent,
+        request,
+        caller,
+        key,
+        body,
+        None,
+        lambda uow: handlers.submit_referral(cmd, caller, uow),
+        present,
+    )
+
+
+@router.post("/", name="transaction")
+async def transaction(
+    request: Request, caller: CallerDep, key: IdempotencyKeyHeader = None
+) -> JSONResponse:
+    """A transaction Bundle of a Patient and a ServiceRequest for them: one referral, stored
+    whole or not at all."""
+    body = await read_json(request)
+    if (
+        isinstance(body, dict)
+        and body.get("resourceType") == "Bundle"
+        and body.get("type")
+        not in (
+            "transaction",
+            None,
+        )
+    ):
+        raise FhirProblem(
+            400,
+            "this endpoint takes a transaction Bundle (messages: $process-message)",
+            "Bundle.type",
+        )
+    try:
+        bundle = parse(inbound.TransactionBundle, body, "Bundle")
+    except ParseFailed as failed:
+        return failed.response()
+    sr, patient = _entries(bundle)
+    cmd = commands.submit(sr, patient)
+    order = [e.resource.resourceType for e in bundle.entry]
+
+    def present(referral: Referral) -> StoredResponse:
+        made = dict(zip(("ServiceRequest", "Patient"), _created(referral), strict=True))
+        entries = [
+            {
+                "fullUrl": full_url(request, f"{kind}/{referral.id}"),
+                "resource": made[kind],
+                "response": {
+                    "status": "201 Created",
+                    "location": location(request, made[kind]),
+                    "etag": resources.etag(1),
+                    "lastModified": made[kind]["meta"]["lastUpdated"],
+                },
+            }
+            for kind in order
+        ]
+        bundle_out = {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
+        return StoredResponse(200, bundle_out, {})
+
+    return await run_in_threadpool(
+        idempotent,
+        request,
+        caller,
+        key,
+        body,
+        None,
+        lambda uow: handlers.submit_referral(cmd, caller, uow),
+        present,
+    )
+
+
+def _entries(bundle: inbound.TransactionBundle) -> tuple[inbound.ServiceRequest, inbound.Patient]:
+    by_kind: dict[str, tuple[int, inbound.Entry]] = {}
+    for index, e in enumerate(bundle.entry):
+        if e.resource.resourceType in by_kind:
+            raise FhirProblem(
+                422,
+                "the transaction holds one Patient and one ServiceRequest",
+                f"Bundle.entry[{index}]",
+            )
+        if e.request.url != e.resource.resourceType:
+            raise FhirProblem(
+                400, "request.url must be the resource's type", f"Bundle.entry[{index}].request.url"
+            )
+        by_kind[e.resource.resourceType] = (index, e)
+    (sr_index, sr_entry), (_, patient_entry) = by_kind["ServiceRequest"], by_kind["Patient"]
+    sr, patient = sr_entry.resource, patient_entry.resource
+    assert isinstance(sr, inbound.ServiceRequest) and isinstance(patient, inbound.Patient)
+    if not patient_entry.fullUrl or sr.subject.reference != patient_entry.fullUrl:
+        raise FhirProblem(
+            422,
+            "ServiceRequest.subject.reference must be the Patient entry's fullUrl",
+            f"Bundle.entry[{sr_index}].resource.subject",
+        )
+    return sr, patient
+
+
+@router.put("/ServiceRequest/{resource_id}", name="update ServiceRequest")
+async def update_service_request(
+    resource_id: str,
+    request: Request,
+    caller: CallerDep,
+    if_match: IfMatchHeader = None,
+    key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """The referrer amends the referral (priority, cohort, reason, clinical summary) while it
+    is not yet accepted, or cancels it: ``status`` ``revoked`` with the reason in the
+    request-statusReason extension."""
+    version = if_match_version(if_match, required=True)
+    body = await read_json(request)
+    try:
+        sr = parse(inbound.ServiceRequest, body, "ServiceRequest")
+    except ParseFailed as failed:
+        return failed.response()
+    if sr.id != resource_id:
+        raise FhirProblem(
+            400, "the ServiceRequest's id must be the id in the URL", "ServiceRequest.id"
+        )
+    current = versions.current_referral(resource_id, caller, request.app.state.container.uow())
+    action, details = commands.update(current, sr)
+
+    def present(referral: Referral) -> StoredResponse:
+        reason = details.get("text") if action is Action.CANCEL else None
+        found = versions.ReferralVersion(referral, referral.pending[-1].at, reason)
+        answer = resources.service_request(found)
+        return StoredResponse(200, answer, {"ETag": resources.etag(referral.version)})
+
+    return await run_in_threadpool(
+        idempotent,
+        request,
+        caller,
+        key,
+        body,
+        version,
+        lambda uow: handlers.transition(resource_id, action, caller, version or 0, uow, **details),
+        present,
+    )

@@ -1,0 +1,89 @@
+"""docs/fhir.md's mapping tables stay true: every element they list is one the interface emits,
+and every element it emits is listed; every code system they name is one it uses."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from referrals.domain.assignments import AssignmentState, AssignmentStatus
+from referrals.domain.model import Patient, Referral
+from referrals.entrypoints.fhir import codes, resources
+from referrals.service_layer.versions import AssignmentVersion, ReferralVersion
+from rx_contracts import (
+    CohortFlags,
+    Outcome,
+    Priority,
+    ProviderType,
+    ReferralStatus,
+    ServiceType,
+)
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "fhir.md"
+ELEMENT = re.compile(r"`((?:ServiceRequest|Patient|Task)\.[A-Za-z]+)`")
+NOW = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+
+
+def documented() -> set[str]:
+    """Elements named in the second column of the mapping tables."""
+    found: set[str] = set()
+    for line in DOC.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) >= 2:
+            found |= set(ELEMENT.findall(cells[1]))
+    return found
+
+
+def emitted() -> set[str]:
+    """Top-level elements of every variant of every resource the interface builds."""
+    referral = Referral(
+        id="r1",
+        referrer_org="B81001",
+        practitioner="G1234567",
+        patient=Patient("BS5 0AA", "9434765919", "Alex Smith", "1941-03-07"),
+        service_type=ServiceType.SOCIAL_CARE_ASSESSMENT,
+        priority=Priority.URGENT,
+        cohort=CohortFlags(frailty=True),
+        reason_code="129839007",
+        reason_text="Fall",
+        clinical_summary="Lives alone",
+        created_at=NOW,
+        due_at=NOW,
+        status=ReferralStatus.CANCELLED,
+        assigned_org="RXA01",
+        assigned_provider_type=ProviderType.SOCIAL_CARE,
+    )
+    found = ReferralVersion(referral, NOW, cancel_reason="Admitted overnight")
+    states = [
+        AssignmentState(AssignmentStatus.REJECTED, "rejected", "other", "No capacity"),
+        AssignmentState(
+            AssignmentStatus.COMPLETED, "completed", outcome=Outcome.DIED.value, outcome_text="x"
+        ),
+    ]
+    built: list[dict[str, Any]] = [resources.service_request(found), resources.patient(found)]
+    built += [
+        resources.task(AssignmentVersion("t1", "RXA01", "social-care", NOW, s, 3, NOW, referral))
+        for s in states
+    ]
+    return {f"{r['resourceType']}.{name}" for r in built for name in r if name != "resourceType"}
+
+
+def test_the_mapping_tables_list_exactly_the_elements_emitted() -> None:
+    listed, built = documented(), emitted()
+    assert built - listed == set(), "emitted but not in docs/fhir.md"
+    assert listed - built == set(), "in docs/fhir.md but never emitted"
+
+
+def test_the_code_systems_named_in_the_docs_are_the_ones_used() -> None:
+    used = {
+        value for name, value in vars(codes).items() if name.isupper() and isinstance(value, str)
+    }
+    named = {
+        f"{codes.BASE}/{path}"
+        for path in re.findall(r"…/((?:CodeSystem|Id)/[a-z-]+)", DOC.read_text())
+    }
+    assert named - used == set()
+    ours = {u for u in used if u.startswith(f"{codes.BASE}/")}
+    assert ours - named == set(), "a code system we use is not documented"
