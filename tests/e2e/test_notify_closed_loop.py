@@ -87,11 +87,15 @@ def events_of(receiver: Receiver, rid: str) -> list[dict[str, Any]]:
 
 
 def task_events(delivery: Delivery) -> list[tuple[str, str]]:
-    """(referral id, event) of each Task in a FHIR notification."""
+    """(referral id, event) of each step (a Task about the referral's ServiceRequest) in a
+    FHIR notification."""
     return [
-        (e["resource"]["id"], e["resource"]["businessStatus"]["coding"][0]["code"])
+        (
+            e["resource"]["focus"]["reference"].rsplit("/", 1)[-1],
+            e["resource"]["businessStatus"]["coding"][0]["code"],
+        )
         for e in delivery.json()["entry"][1:]
-        if "resource" in e
+        if e.get("resource", {}).get("resourceType") == "Task"
     ]
 
 

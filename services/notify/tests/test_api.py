@@ -232,6 +232,14 @@ def test_fhir_events_returns_a_query_event_bundle(client: TestClient) -> None:
     status = {p["name"]: p for p in bundle["entry"][0]["resource"]["parameter"]}
     assert status["type"]["valueCode"] == "query-event"
     assert status["events-since-subscription-start"]["valueString"] == "2"
-    tasks = [e["resource"] for e in bundle["entry"][1:]]
+    resources = [e["resource"] for e in bundle["entry"][1:]]
+    requests = [r for r in resources if r["resourceType"] == "ServiceRequest"]
+    tasks = [r for r in resources if r["resourceType"] == "Task"]
     assert [t["businessStatus"]["coding"][0]["code"] for t in tasks] == ["routed", "accepted"]
     assert tasks[1]["status"] == "accepted" and tasks[1]["owner"]["identifier"]["value"] == TEAM
+    assert {r["id"] for r in requests} == {j.id}
+    assert requests[0]["subject"] == {"reference": f"Patient/{j.id}"}  # by reference only
+    parameters = bundle["entry"][0]["resource"]["parameter"]
+    events = [p for p in parameters if p["name"] == "notification-event"]
+    focus = next(p for p in events[0]["part"] if p["name"] == "focus")
+    assert focus["valueReference"]["reference"].endswith(f"/ServiceRequest/{j.id}")

@@ -3,14 +3,17 @@ entry is the subscription status (in R4 a ``Parameters`` resource, profile
 backport-subscription-status-r4), followed by the events' focus (id-only) or resources
 (full-resource).
 
-The focus of a referral event is its ``Task`` at the referrals service's FHIR base. A
-full-resource notification carries that Task as of the event, built from the event itself:
-status, owner, requester, priority, reason and outcome codes, and no patient details; a
-receiver reads the ServiceRequest (with the patient) from the referrals service with its own
-token, which checks it is entitled."""
+The focus of a referral event is its ``ServiceRequest`` at the referrals service's FHIR base
+(``ServiceRequest/<referral id>``). A full-resource notification carries that ServiceRequest
+as of the event, and a ``Task`` describing the step (status, business status, owner, reason,
+outcome) as the event's additional context, both built from the event itself: organisations
+and codes, the patient by reference only. A receiver reads the referral's details (the patient,
+the assignment's own Task) from the referrals service with its own token, which checks it is
+entitled. Code systems are the referrals service's (its FHIR face), so codes read the same."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,9 +24,10 @@ BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
 STATUS_PROFILE = BACKPORT + "backport-subscription-status-r4"
 NOTIFICATION_PROFILE = BACKPORT + "backport-subscription-notification-r4"
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
-EVENT_SYSTEM = "http://referral-exchange.example.org/fhir/CodeSystem/referral-event"
-REASON_SYSTEM = "http://referral-exchange.example.org/fhir/CodeSystem/rejection-reason"
-OUTCOME_SYSTEM = "http://referral-exchange.example.org/fhir/CodeSystem/referral-outcome"
+CODES = "https://referral-exchange.example/fhir/CodeSystem/"
+"""The referrals service's FHIR code systems (services share no code, so named again here)."""
+SNOMED = "http://snomed.info/sct"
+REFERRAL_CATEGORY = {"system": SNOMED, "code": "3457005", "display": "Patient referral"}
 
 TASK_STATUS = {
     "submitted": "requested",
@@ -36,6 +40,9 @@ TASK_STATUS = {
 }
 """The lifecycle's statuses as FHIR Task status."""
 
+SERVICE_REQUEST_STATUS = {"completed": "completed", "cancelled": "revoked"}
+"""As the referrals service maps them: every other status is 'active'."""
+
 
 def instant(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -46,7 +53,13 @@ def subscription_url(base: str, subscription: Subscription) -> str:
 
 
 def focus_url(referrals_base: str, referral_id: str) -> str:
-    return f"{referrals_base.rstrip('/')}/Task/{referral_id}"
+    return f"{referrals_base.rstrip('/')}/ServiceRequest/{referral_id}"
+
+
+def context_url(event: NumberedEvent) -> str:
+    """The event's Task (additional context): a resource of notifications only, under a UUID
+    derived from the message id (the same on every attempt, distinct from the Bundle's)."""
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'task:' + event.message_id)}"
 
 
 def status_parameters(
@@ -87,6 +100,10 @@ def status_parameters(
                     "valueReference": {"reference": focus_url(referrals_base, event.referral_id)},
                 }
             )
+        if subscription.content is Content.FULL_RESOURCE:
+            part.append(
+                {"name": "additional-context", "valueReference": {"reference": context_url(event)}}
+            )
         parameters.append({"name": "notification-event", "part": part})
     if subscription.last_error and kind is NotificationType.QUERY_STATUS:
         parameters.append(
@@ -123,16 +140,28 @@ def notification_bundle(
         }
     ]
     if subscription.content is not Content.EMPTY:
+        # One entry per referral, as of its last event here (a focus must resolve to one
+        # entry); with full-resource, one Task per event besides.
+        last = {event.referral_id: event for event in events}
         for event in events:
-            url = focus_url(referrals_base, event.referral_id)
-            entry: dict[str, Any] = {
-                "fullUrl": url,
-                "request": {"method": "PUT", "url": f"Task/{event.referral_id}"},
-                "response": {"status": "200"},
-            }
+            if last[event.referral_id] is event:
+                entry: dict[str, Any] = {
+                    "fullUrl": focus_url(referrals_base, event.referral_id),
+                    "request": {"method": "PUT", "url": f"ServiceRequest/{event.referral_id}"},
+                    "response": {"status": "200"},
+                }
+                if subscription.content is Content.FULL_RESOURCE:
+                    entry["resource"] = service_request(event)
+                entries.append(entry)
             if subscription.content is Content.FULL_RESOURCE:
-                entry["resource"] = task(event, referrals_base)
-            entries.append(entry)
+                entries.append(
+                    {
+                        "fullUrl": context_url(event),
+                        "resource": task(event, referrals_base),
+                        "request": {"method": "POST", "url": "Task"},
+                        "response": {"status": "201"},
+                    }
+                )
     return {
         "resourceType": "Bundle",
         "id": bundle_id,
@@ -144,36 +173,67 @@ def notification_bundle(
 
 
 def _organisation(code: str) -> dict[str, Any]:
-    return {"identifier": {"system": ODS_SYSTEM, "value": code}}
+    """A reference to an organisation by its ODS code, as the referrals service writes it."""
+    return {"type": "Organization", "identifier": {"system": ODS_SYSTEM, "value": code}}
+
+
+def service_request(event: NumberedEvent) -> dict[str, Any]:
+    """The referral as of ``event``: what the event tells (status, service, priority, the
+    organisations), the patient by reference only."""
+    state = event.state
+    resource: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "id": event.referral_id,
+        "status": SERVICE_REQUEST_STATUS.get(state.get("status", ""), "active"),
+        "intent": "order",
+        "category": [{"coding": [REFERRAL_CATEGORY]}],
+        "priority": state.get("priority", "routine"),
+        "code": {"coding": [{"system": CODES + "service-type", "code": state["service_type"]}]},
+        "subject": {"reference": f"Patient/{event.referral_id}"},
+        "requester": _organisation(state["referrer_org"]),
+    }
+    version = event.data.get("version")
+    if version is not None:
+        resource["meta"] = {"versionId": str(version), "lastUpdated": instant(event.time)}
+    if state.get("provider_type"):
+        resource["performerType"] = {
+            "coding": [{"system": CODES + "provider-type", "code": state["provider_type"]}]
+        }
+    if state.get("assigned_org"):
+        resource["performer"] = [_organisation(state["assigned_org"])]
+    return resource
 
 
 def task(event: NumberedEvent, referrals_base: str) -> dict[str, Any]:
-    """The referral's Task as of ``event`` (no patient details)."""
+    """The step ``event`` records, as a Task (status, business status, owner, reason,
+    outcome) about the referral's ServiceRequest."""
     state = event.state
     resource: dict[str, Any] = {
         "resourceType": "Task",
-        "id": event.referral_id,
         "status": TASK_STATUS.get(state.get("status", ""), "requested"),
-        "businessStatus": {"coding": [{"system": EVENT_SYSTEM, "code": event.kind}]},
+        "businessStatus": {"coding": [{"system": CODES + "referral-event", "code": event.kind}]},
         "intent": "order",
         "priority": state.get("priority", "routine"),
-        "focus": {"reference": f"{referrals_base.rstrip('/')}/ServiceRequest/{event.referral_id}"},
+        "focus": {"reference": focus_url(referrals_base, event.referral_id)},
+        "for": {"reference": f"Patient/{event.referral_id}"},
         "lastModified": instant(event.time),
         "requester": _organisation(state["referrer_org"]),
     }
-    if event.sequence is not None:
-        resource["meta"] = {"versionId": str(event.sequence)}
     if state.get("assigned_org"):
         resource["owner"] = _organisation(state["assigned_org"])
     reason = event.data.get("reason_code") if event.kind == "rejected" else None
     if reason:
-        resource["statusReason"] = {"coding": [{"system": REASON_SYSTEM, "code": reason}]}
+        resource["statusReason"] = {
+            "coding": [{"system": CODES + "rejection-reason", "code": reason}]
+        }
     outcome = event.data.get("outcome")
     if outcome:
         resource["output"] = [
             {
-                "type": {"text": "outcome"},
-                "valueCodeableConcept": {"coding": [{"system": OUTCOME_SYSTEM, "code": outcome}]},
+                "type": {"coding": [{"system": CODES + "task-output", "code": "outcome"}]},
+                "valueCodeableConcept": {
+                    "coding": [{"system": CODES + "outcome", "code": outcome}]
+                },
             }
         ]
     return resource
@@ -183,9 +243,12 @@ def status_bundle(
     subscription: Subscription, fhir_base: str, referrals_base: str, now: datetime
 ) -> dict[str, Any]:
     """What ``$status`` answers: a searchset Bundle holding the status."""
-    status = status_parameters(
-        subscription, NotificationType.QUERY_STATUS, [], fhir_base, referrals_base
-    )
+    status = {
+        "id": f"{subscription.id}-status",
+        **status_parameters(
+            subscription, NotificationType.QUERY_STATUS, [], fhir_base, referrals_base
+        ),
+    }
     return {
         "resourceType": "Bundle",
         "type": "searchset",

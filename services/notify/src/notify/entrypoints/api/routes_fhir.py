@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
+from rx_contracts import new_id
 
 from ...adapters.fhir import notification_bundle, status_bundle
 from ...adapters.notifications import NotificationType
@@ -212,6 +213,6 @@ def fhir_subscription_events(
         _base(container),
         container.settings.referrals_fhir_base,
         datetime.now(UTC),
-        f"{subscription.id}-{found[0].number if found else 0}",
+        new_id(),
     )
     return _answer(bundle)
