@@ -93,8 +93,8 @@ def _caller() -> Any:
     return Caller(TEAM, frozenset({Role.PROVIDER}))
 
 
-def _uow(client: TestClient) -> Any:
-    return client.app.state.container.uow()  # type: ignore[attr-defined]
+def _uow(test_client: TestClient) -> Any:
+    return test_client.app.state.container.uow()  # type: ignore[attr-defined]
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
