@@ -28,8 +28,8 @@ from devstack.stack import (
     portal_environment,
     service_environment,
 )
+from rx_config.kafka_auth import KafkaAuth
 from rx_contracts.topics import all_topics
-from rx_messaging.kafka_auth import KafkaAuth
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]

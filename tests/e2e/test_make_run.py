@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 from devstack.ports import free_ports, port_in_use
+from rx_config.kafka_auth import KafkaAuth
 from rx_messaging.kafka import KafkaRecordSource
-from rx_messaging.kafka_auth import KafkaAuth
 
 from .conftest import REFERRAL, token, wait_for
 

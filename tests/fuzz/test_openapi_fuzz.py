@@ -60,7 +60,7 @@ def _routing_app(database_url: str) -> FastAPI:
     from routing.bootstrap import bootstrap
     from routing.config import Settings
     from routing.entrypoints.api.app import create_app
-    from routing.seed import seed_demo
+    from routing.entrypoints.seed import seed_demo
 
     settings = Settings(database_url=database_url)
     engine = bootstrap(settings).engine

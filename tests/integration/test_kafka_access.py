@@ -18,13 +18,13 @@ from devstack.access import plan, provider_principal
 from devstack.pytest_plugin import SecuredKafka
 from devstack.topics import TopicError, admin_client
 from kafka import KafkaConsumer, TopicPartition
+from rx_config.kafka_auth import KafkaAuth
 from rx_contracts import encode, examples, wrap
 from rx_contracts.topics import REFERRAL_EVENTS, dead_letter_topic, provider_topic
 from rx_contracts.vocabulary import ProviderType
 from rx_messaging.consumer import InboxConsumer, PermanentError
 from rx_messaging.database import make_engine
 from rx_messaging.kafka import KafkaPublisher, KafkaRecordSource
-from rx_messaging.kafka_auth import KafkaAuth
 from rx_messaging.outbox import add_to_outbox
 from rx_messaging.records import PublishError, Record
 from rx_messaging.relay import OutboxRelay

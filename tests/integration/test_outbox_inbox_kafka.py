@@ -14,9 +14,9 @@ from rx_messaging.consumer import InboxConsumer
 from rx_messaging.database import make_engine
 from rx_messaging.kafka import KafkaPublisher, KafkaRecordSource
 from rx_messaging.outbox import add_to_outbox
-from rx_messaging.relay import OutboxRelay, pending_count
+from rx_messaging.relay import OutboxRelay
 from rx_messaging.tables import InboxMessage, OutboxMessage
-from sqlmodel import Session, SQLModel, func, select
+from sqlmodel import Session, SQLModel, col, func, select
 
 pytestmark = pytest.mark.kafka
 
@@ -30,6 +30,11 @@ def engine(tmp_path: Path):
     engine = make_engine(f"sqlite:///{tmp_path / 'svc.db'}")
     SQLModel.metadata.create_all(engine, tables=[OutboxMessage.__table__, InboxMessage.__table__])
     return engine
+
+
+def pending_count(engine) -> int:
+    with Session(engine) as s:
+        return s.exec(select(func.count()).where(col(OutboxMessage.sent_at).is_(None))).one()
 
 
 def drain(consumer: InboxConsumer, until, timeout: float = 30) -> None:

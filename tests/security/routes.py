@@ -4,10 +4,12 @@ OpenAPI description. Nothing here is a list of routes: everything comes from ``a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, routing
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from rx_contracts import Role
 from rx_web.identity import get_identity
@@ -34,7 +36,9 @@ class RouteInfo:
 
     @property
     def path_params(self) -> list[str]:
-        return [p.name for p in self.route.dependant.path_params]
+        """Declared by the route function or by one of its dependencies."""
+        names = (p.name for d in dependants(self.route.dependant) for p in d.path_params)
+        return list(dict.fromkeys(names))
 
     @property
     def authenticated(self) -> bool:
@@ -45,6 +49,13 @@ class RouteInfo:
     def required_roles(self) -> frozenset[Role] | None:
         """The roles a ``require_roles`` check on this route lets through, if it has one."""
         return required_roles(self.route.dependant)
+
+
+def dependants(dependant: Dependant) -> Iterator[Dependant]:
+    """``dependant`` and its dependencies', depth first."""
+    yield dependant
+    for sub in dependant.dependencies:
+        yield from dependants(sub)
 
 
 def routes_of(service: str, app: FastAPI) -> tuple[list[RouteInfo], list[Any]]:

@@ -25,7 +25,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from issuer.testing import TestIssuer
-from routing.seed import seed_demo
+from routing.entrypoints.seed import seed_demo
 from rx_contracts import ProviderType, Role
 from rx_web.identity import IdentityDep
 

@@ -4,7 +4,6 @@ from .access import AccessedData, ReferralAccessed
 from .audit import ChainCheckpointed
 from .envelope import Envelope, EnvelopeError, KafkaRecord, decode, encode, wrap
 from .events import (
-    EVENT_TYPES,
     Actor,
     CohortFlags,
     EventPayload,
@@ -23,8 +22,9 @@ from .events import (
 )
 from .identity import Identity, Role
 from .ids import new_id
-from .notify import NOTIFY_EVENTS, SubscriptionChanged, SubscriptionCreated, SubscriptionState
+from .notify import SubscriptionChanged, SubscriptionCreated, SubscriptionState
 from .payload import Payload
+from .registry import EVENT_TYPES
 from .sla import (
     ClockKind,
     EscalationCause,
@@ -41,10 +41,6 @@ from .vocabulary import (
     RejectionReason,
     ServiceType,
 )
-
-# Payloads of their own modules (they build on events.py, so they register here).
-EVENT_TYPES[ReferralAccessed.EVENT_TYPE] = ReferralAccessed
-EVENT_TYPES.update({cls.EVENT_TYPE: cls for cls in NOTIFY_EVENTS})
 
 __all__ = [
     "EVENT_TYPES",

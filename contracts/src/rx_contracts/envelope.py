@@ -16,9 +16,9 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .events import EVENT_TYPES
 from .ids import new_id
 from .payload import Payload
+from .registry import EVENT_TYPES
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"

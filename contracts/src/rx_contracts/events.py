@@ -8,7 +8,6 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .audit import ChainCheckpointed
 from .payload import Payload
 from .vocabulary import (
     Outcome,
@@ -256,26 +255,3 @@ class ReferralRerouted(ReferralTransitioned):
         "null when ops did.",
         examples=["acceptance-timeout"],
     )
-
-
-from .sla import SLA_EVENTS  # noqa: E402  (they subclass EventPayload, defined above)
-
-EVENT_TYPES: dict[str, type[Payload]] = {
-    cls.EVENT_TYPE: cls
-    for cls in (
-        ReferralSubmitted,
-        ReferralAmended,
-        ReferralAccepted,
-        ReferralRejected,
-        ReferralRedirected,
-        ReferralStarted,
-        ReferralCompleted,
-        ReferralCancelled,
-        ReferralRerouted,
-        ReferralRouted,
-        ReferralUnroutable,
-        ChainCheckpointed,
-    )
-}
-"""Every payload model by its CloudEvents type, for consumers that parse what they receive."""
-EVENT_TYPES.update({cls.EVENT_TYPE: cls for cls in SLA_EVENTS})

@@ -4,9 +4,8 @@ A version 7 UUID starts with its creation time in Unix milliseconds, followed by
 bits. Still a plain UUID to everyone who receives one, but ids made one after another sort
 one after another, so every index keyed on them grows at its right-hand edge instead of at
 random places: a batch of inserts dirties a few B-tree pages instead of one page per row per
-index. With random (version 4) ids, storing routing's rows for 100,000 events cost ~260 µs of
-CPU per event in raw SQLite, with version 7 ids ~95 µs (``bench/routing_floor.py``; the same
-holds for every service's outbox, inbox, history and audit indexes). 74 random bits leave
+index, for every service's outbox, inbox, history and audit indexes alike (measured in
+bench/RESULTS.md). 74 random bits leave
 collisions out of reach; the creation time an id reveals is the time the thing it names was
 created, which its holders see anyway."""
 

@@ -24,10 +24,9 @@ import yaml
 from . import asyncapi
 from .compat import breaking_changes
 from .envelope import Envelope, schema_urn
-from .events import EVENT_TYPES
+from .registry import EVENT_TYPES
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[2]
-SCHEMA_DIR = CONTRACTS_DIR / "schemas"
 RELEASED_DIR = CONTRACTS_DIR / "released"
 
 

@@ -131,7 +131,3 @@ class ReferralEscalated(EventPayload):
         examples=["no eligible rapid-response organisation serves east"],
     )
     escalated_at: datetime = Field(description="When it was escalated (UTC).")
-
-
-SLA_EVENTS: tuple[type[EventPayload], ...] = (SlaWarning, SlaBreached, ReferralEscalated)
-"""The payloads of this module, registered in ``rx_contracts.events.EVENT_TYPES``."""

@@ -9,7 +9,7 @@ from rx_messaging.database import make_engine
 from rx_messaging.tables import InboxMessage, OutboxMessage
 from sqlalchemy import Column, String
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Session, SQLModel, col, func, select
 
 
 class Effect(SQLModel, table=True):
@@ -48,3 +48,10 @@ def make_event(referral_id: str = "r-1") -> Envelope:
 @pytest.fixture
 def event_factory() -> Callable[..., Envelope]:
     return make_event
+
+
+def pending_count(engine: Engine) -> int:
+    """Outbox rows not yet published."""
+    with Session(engine) as session:
+        unsent = select(func.count()).where(col(OutboxMessage.sent_at).is_(None))
+        return session.exec(unsent.select_from(OutboxMessage)).one()

@@ -7,9 +7,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from rx_messaging import database
 from rx_messaging.database import make_engine
 from sqlalchemy import text
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 PAGE = 4096
 
@@ -108,3 +110,18 @@ def test_in_memory_databases_get_no_checkpointer() -> None:
         conn.execute(text("CREATE TABLE t (a INTEGER)"))
     assert not set(checkpointers()) - before
     engine.dispose()
+
+
+def test_a_transaction_kept_waiting_past_the_busy_timeout_fails_as_a_pool_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pool timeout in kind, so the APIs answer it as they answer one: 503, Retry-After."""
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 0.1)
+    engine = make_engine(f"sqlite:///{tmp_path}/busy.db")
+    try:
+        with engine.begin() as holder:
+            holder.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+            with pytest.raises(PoolTimeout, match="database busy"), engine.begin() as waiter:
+                waiter.exec_driver_sql("INSERT INTO t VALUES (1)")
+    finally:
+        engine.dispose()

@@ -7,10 +7,10 @@ from rx_contracts import decode
 from rx_messaging.fake import InMemoryBroker, InMemoryPublisher
 from rx_messaging.outbox import add_to_outbox
 from rx_messaging.records import PublishError
-from rx_messaging.relay import OutboxRelay, pending_count
+from rx_messaging.relay import OutboxRelay
 from sqlmodel import Session
 
-from .conftest import make_event
+from .conftest import make_event, pending_count
 
 TOPIC, OTHER = "routing.decisions.v1", "provider.rapid-response.v1"
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Header, Query
 from fastapi.testclient import TestClient
 from rx_web.params import IsoDateTime
 from rx_web.problems import install_problem_handlers
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 
 @pytest.fixture
@@ -66,3 +67,16 @@ def test_date_time_parameters_accept_only_iso_8601(client: TestClient, bad: str)
 def test_an_iso_8601_date_time_is_read_with_its_zone(client: TestClient) -> None:
     response = client.get("/things", params={"since": "2026-11-23T14:30:00Z"})
     assert response.json() == "2026-11-23T14:30:00+00:00"
+
+
+def test_a_database_that_gives_no_connection_in_time_is_503_with_retry_after() -> None:
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/busy")
+    def busy() -> None:
+        raise PoolTimeout("no connection within the pool's timeout")
+
+    answer = TestClient(app).get("/busy")
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+    assert answer.headers["content-type"] == "application/problem+json"

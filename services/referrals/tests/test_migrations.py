@@ -136,7 +136,7 @@ def test_on_sqlite_rebuilding_a_referenced_table_keeps_its_rows(
 ) -> None:
     engine = sqlite_parent_child
 
-    with migrate.migration_transaction(engine) as conn:  # what upgrade() runs migrations in
+    with migrate.MIGRATIONS.transaction(engine) as conn:  # what upgrade() runs migrations in
         operations = Operations(MigrationContext.configure(conn))
         with operations.batch_alter_table("parent", recreate="always") as batch:
             batch.alter_column("name", type_=String(50))  # copy, drop, rename
@@ -156,7 +156,7 @@ def test_on_sqlite_a_migration_that_breaks_foreign_keys_is_rolled_back(
 
     with (
         pytest.raises(migrate.MigrationError, match="foreign keys"),
-        migrate.migration_transaction(engine) as conn,
+        migrate.MIGRATIONS.transaction(engine) as conn,
     ):
         conn.execute(text("INSERT INTO child VALUES (2, 99)"))  # no parent 99
 

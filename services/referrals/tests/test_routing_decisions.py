@@ -10,7 +10,7 @@ from referrals.config import Settings
 from referrals.domain.caller import Caller, Role
 from referrals.domain.lifecycle import Action
 from referrals.domain.model import Patient
-from referrals.entrypoints.workers import handle_routing_decision, handle_routing_event
+from referrals.entrypoints.workers import handle_routing_event
 from referrals.service_layer import handlers
 from rx_contracts import (
     ClockKind,
@@ -54,7 +54,7 @@ def submit(container) -> str:
 
 def deliver(container, event) -> None:
     with Session(container.engine) as session:
-        handle_routing_decision(session, event, RECORD)
+        handle_routing_event(session, event, RECORD)
         session.commit()
 
 
@@ -81,9 +81,7 @@ def test_a_decision_for_an_unknown_referral_is_poison(container) -> None:
         Session(container.engine) as session,
         pytest.raises(PermanentError, match="unknown referral"),
     ):
-        handle_routing_decision(
-            session, wrap(examples.referral_routed("nope"), source="/s"), RECORD
-        )
+        handle_routing_event(session, wrap(examples.referral_routed("nope"), source="/s"), RECORD)
 
 
 def test_a_decision_arriving_after_the_referral_was_cancelled_changes_nothing(container) -> None:

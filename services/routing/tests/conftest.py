@@ -7,13 +7,12 @@ from collections.abc import Callable, Iterator
 import pytest
 from routing.bootstrap import Container, bootstrap
 from routing.config import Settings
-from routing.seed import seed_demo
-from routing.service_layer.handlers import route_referral_event
+from routing.entrypoints.seed import seed_demo
 from rx_contracts import Envelope
 from rx_web.testing import use_dev_headers
 from sqlmodel import Session
 
-from .support import ManualClock
+from .support import ManualClock, consume
 
 
 @pytest.fixture
@@ -36,7 +35,7 @@ def deliver(container: Container) -> Callable[[Envelope], None]:
 
     def apply(envelope: Envelope) -> None:
         with Session(container.engine) as session:
-            route_referral_event(session, envelope, container.directory, container.clock.now())
+            consume(container, session, envelope)
             session.commit()
 
     return apply

@@ -1,5 +1,6 @@
 """Helpers shared by the routing service's tests: a clock moved by hand, events as the
-referrals service publishes them, and what routing staged in its outbox."""
+referrals service publishes them, applied as the consumer does, and what routing staged in
+its outbox."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from routing.bootstrap import Container
+from routing.entrypoints.workers import handle_referral_event
 from rx_contracts import (
     Actor,
     Envelope,
@@ -19,6 +22,7 @@ from rx_contracts import (
     examples,
     wrap,
 )
+from rx_messaging.records import Record
 from rx_messaging.tables import OutboxMessage
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -72,6 +76,12 @@ def transition(
         "occurred_at": at,
     }
     return wrap(event_type(**(common | fields)), source="/services/referrals")
+
+
+def consume(container: Container, session: Session, envelope: Envelope) -> None:
+    """Apply one event in ``session``'s transaction, as the routing consumer does."""
+    record = Record("referrals.events.v1", 0, 0, envelope.subject.encode(), None)
+    handle_referral_event(container, session, envelope, record)
 
 
 def outbox(engine: Engine, topic: str | None = None) -> list[tuple[str, Envelope]]:

@@ -10,7 +10,6 @@ from routing.adapters.tables import ClockRow, DecisionRow, OrganisationLoadRow
 from routing.bootstrap import Container
 from routing.entrypoints.workers import handle_referral_event
 from routing.service_layer import admin
-from routing.service_layer.handlers import route_referral_event
 from rx_contracts import (
     Envelope,
     Outcome,
@@ -30,7 +29,7 @@ from rx_messaging.records import Record
 from rx_messaging.tables import OutboxMessage
 from sqlmodel import Session, col, func, select
 
-from .support import submitted, transition
+from .support import consume, submitted, transition
 
 
 def journey(rid: str) -> list[Envelope]:
@@ -120,7 +119,7 @@ def test_a_journey_in_one_batch_ends_as_it_does_event_by_event(container, delive
 
     with Session(container.engine) as session:  # one transaction, as the consumer's batch
         for envelope in journey("batch"):
-            route_referral_event(session, envelope, container.directory, container.clock.now())
+            consume(container, session, envelope)
         session.commit()
 
     batched, each = state(container, "batch"), state(container, "each")
@@ -143,7 +142,7 @@ def test_a_journey_in_one_batch_ends_as_it_does_event_by_event(container, delive
 def test_a_referral_submitted_twice_in_one_batch_is_routed_once(container) -> None:
     with Session(container.engine) as session:  # its case is still queued at the second
         for envelope in (submitted("twice"), submitted("twice"), submitted("once")):
-            route_referral_event(session, envelope, container.directory, container.clock.now())
+            consume(container, session, envelope)
         session.commit()
 
     with Session(container.engine) as s:
@@ -154,19 +153,16 @@ def test_a_referral_submitted_twice_in_one_batch_is_routed_once(container) -> No
 def test_daily_capacity_holds_within_one_batch(container) -> None:
     """The day loads a batch adds are kept in memory until it commits: the next referral of the
     same batch must still see them."""
-    with Session(container.engine) as s:
-        team = admin.get_organisation(s, "RXA01")
-        admin.replace_organisation(
-            s,
-            admin.OrganisationData(
-                team.ods_code, team.name, ProviderType(team.provider_type), team.localities, None, 2
-            ),
-        )
+    team = admin.get_organisation("RXA01", container.uow())
+    admin.replace_organisation(
+        admin.OrganisationData(
+            team.ods_code, team.name, ProviderType(team.provider_type), team.localities, None, 2
+        ),
+        container.uow(),
+    )
     with Session(container.engine) as session:
         for n in range(5):
-            route_referral_event(
-                session, submitted(f"cap-{n}"), container.directory, container.clock.now()
-            )
+            consume(container, session, submitted(f"cap-{n}"))
         session.commit()
 
     with Session(container.engine) as s:

@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from routing.adapters.tables import ClockRow
-from routing.domain.sla import Firing, SlaPolicy, due, next_fire, policy_for
+from routing.domain.sla import Firing, SlaPolicy, due, event_id, next_fire, policy_for
 from routing.entrypoints.clock_worker import ClockWorker
 from routing.service_layer import admin
-from routing.service_layer.clocks import event_id
 from rx_contracts import (
     Priority,
     ReferralAccepted,
@@ -63,7 +62,7 @@ def test_the_exact_policy_wins_over_the_service_types_catch_all() -> None:
 
 
 def worker(container, max_sleep: float = 0.5) -> ClockWorker:
-    return ClockWorker(container.engine, container.clock, max_sleep=max_sleep)
+    return ClockWorker(container.uow, container.clock, max_sleep=max_sleep)
 
 
 def clock_events(container) -> list[tuple[str, str]]:
@@ -163,8 +162,7 @@ def test_an_unroutable_referral_stops_its_clocks_and_a_later_route_resumes_the_r
 def test_policies_changed_by_an_administrator_apply_to_new_clocks(
     container, deliver, clock
 ) -> None:
-    with Session(container.engine) as s:
-        admin.put_policy(s, admin.PolicyData(UCR, Priority.STAT, 60, None, 0.5, False))
+    admin.put_policy(admin.PolicyData(UCR, Priority.STAT, 60, None, 0.5, False), container.uow())
     deliver(submitted("r-1", priority=Priority.STAT))
     with Session(container.engine) as s:
         clocks = {c.kind: c for c in s.exec(select(ClockRow))}
@@ -178,8 +176,7 @@ def test_the_worker_sleeps_until_the_next_deadline_but_never_past_its_bound(
 ) -> None:
     w = worker(container, max_sleep=0.5)
     assert w.seconds_until_next() == 0.5, "no clocks: the bound"
-    with Session(container.engine) as s:
-        admin.put_policy(s, admin.PolicyData(UCR, Priority.STAT, 2, None, None, False))
+    admin.put_policy(admin.PolicyData(UCR, Priority.STAT, 2, None, None, False), container.uow())
     deliver(submitted("r-1", priority=Priority.STAT))
     clock.advance(seconds=1.75)
     assert w.seconds_until_next() == 0.25

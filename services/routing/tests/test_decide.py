@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 from routing.domain.clock import parse_hhmm
+from routing.domain.decision import Directory, ReferralFacts, Routed, Unroutable, decide
 from routing.domain.directory import OpeningHours, Organisation
-from routing.domain.model import Directory, ReferralFacts, Routed, Unroutable, decide
 from routing.domain.rules import Rule, RuleSet, TimeWindow
 from rx_contracts import Priority, ProviderType, ServiceType
 

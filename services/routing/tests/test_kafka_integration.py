@@ -19,8 +19,8 @@ from devstack.topics import ensure_topics
 from routing.adapters.tables import ClockRow, DecisionRow
 from routing.bootstrap import Container, bootstrap
 from routing.config import Settings
+from routing.entrypoints.seed import seed_demo
 from routing.entrypoints.workers import handle_referral_event
-from routing.seed import seed_demo
 from routing.service_layer import admin
 from rx_contracts import (
     Envelope,
@@ -37,7 +37,7 @@ from rx_messaging.kafka import KafkaPublisher, KafkaRecordSource
 from rx_messaging.relay import OutboxRelay
 from sqlmodel import Session, col, select
 
-from .support import submitted, transition
+from .support import consume, submitted, transition
 
 pytestmark = pytest.mark.kafka
 
@@ -166,13 +166,10 @@ def live(tmp_path: Path) -> Iterator[Container]:
     """A routing database on the real clock, with a rapid-response policy of seconds."""
     container = bootstrap(Settings(database_url=f"sqlite:///{tmp_path / 'routing.db'}"))
     seed_demo(container.engine)
-    with Session(container.engine) as s:
-        admin.put_policy(
-            s,
-            admin.PolicyData(
-                ServiceType.URGENT_COMMUNITY_RESPONSE, Priority.STAT, 6, None, 0.25, True
-            ),
-        )
+    admin.put_policy(
+        admin.PolicyData(ServiceType.URGENT_COMMUNITY_RESPONSE, Priority.STAT, 6, None, 0.25, True),
+        container.uow(),
+    )
     yield container
     container.engine.dispose()
 
@@ -206,10 +203,8 @@ def clock_of(container: Container, rid: str) -> ClockRow:
 
 
 def deliver_now(container: Container, event: Envelope) -> None:
-    from routing.service_layer.handlers import route_referral_event
-
     with Session(container.engine) as s:
-        route_referral_event(s, event, container.directory, datetime.now(UTC))
+        consume(container, s, event)  # the live container's clock is the real one
         s.commit()
 
 

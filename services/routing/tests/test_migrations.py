@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from routing.adapters import migrate
 from routing.adapters.tables import TABLES
-from routing.seed import seed_demo
+from routing.entrypoints.seed import seed_demo
 from rx_messaging.database import make_engine
 from sqlalchemy import inspect
 from sqlalchemy.engine import Engine

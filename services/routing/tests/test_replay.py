@@ -63,7 +63,7 @@ def history(container, deliver, clock) -> None:
     deliver(submitted("r-4", at=clock.now(), postcode_district="ZZ9"))
     deliver(submitted("r-5", at=clock.now()))
     clock.advance(minutes=30)
-    ClockWorker(container.engine, clock).fire_due()
+    ClockWorker(container.uow, clock).fire_due()
     deliver(
         transition(
             ReferralRerouted, "r-5", holder=None, reason_code="acceptance-timeout", at=clock.now()
@@ -74,11 +74,10 @@ def history(container, deliver, clock) -> None:
 
 
 def run(container, rule_sets, start=MONDAY_10AM, end=MONDAY_10AM + timedelta(days=1)) -> dict:
-    with Session(container.engine) as session:
-        proposed = replaying.proposal(
-            session, [replaying.ProposedRuleSet(r["locality"], r["rules"]) for r in rule_sets]
-        )
-        return replaying.replay(session, proposed, start, end).as_json()
+    proposed = replaying.proposal(
+        [replaying.ProposedRuleSet(r["locality"], r["rules"]) for r in rule_sets], container.uow()
+    )
+    return replaying.replay(proposed, start, end, container.uow()).as_json()
 
 
 def outbox_rows(container) -> int:

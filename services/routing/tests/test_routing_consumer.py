@@ -4,13 +4,13 @@ re-route, forwarding, capacity, and the directory read once per version."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
 from routing.adapters.tables import CaseRow, DecisionRow, OrganisationLoadRow
 from routing.bootstrap import Container
 from routing.service_layer import admin
-from routing.service_layer.handlers import route_referral_event
 from rx_contracts import (
     CohortFlags,
     Priority,
@@ -24,9 +24,10 @@ from rx_contracts import (
     ServiceType,
 )
 from rx_messaging.consumer import PermanentError
+from sqlalchemy import event
 from sqlmodel import Session, col, select
 
-from .support import outbox, short_types, submitted, transition
+from .support import consume, outbox, short_types, submitted, transition
 
 
 def decisions(container: Container, rid: str = "r-1") -> list[DecisionRow]:
@@ -153,9 +154,7 @@ def test_transitions_are_forwarded_to_the_provider_topic_of_the_holder(container
 
 def test_a_transition_for_a_referral_routing_never_saw_is_poison(container) -> None:
     with Session(container.engine) as s, pytest.raises(PermanentError, match="never saw"):
-        route_referral_event(
-            s, transition(ReferralAccepted, "r-unknown"), container.directory, container.clock.now()
-        )
+        consume(container, s, transition(ReferralAccepted, "r-unknown"))
 
 
 def test_a_second_submission_event_for_one_referral_does_not_route_it_twice(
@@ -167,14 +166,13 @@ def test_a_second_submission_event_for_one_referral_does_not_route_it_twice(
 
 
 def test_daily_capacity_counts_assignments_and_gives_back_rejections(container, deliver) -> None:
-    with Session(container.engine) as s:
-        team = admin.get_organisation(s, "RXA01")
-        admin.replace_organisation(
-            s,
-            admin.OrganisationData(
-                team.ods_code, team.name, ProviderType(team.provider_type), team.localities, None, 2
-            ),
-        )
+    team = admin.get_organisation("RXA01", container.uow())
+    admin.replace_organisation(
+        admin.OrganisationData(
+            team.ods_code, team.name, ProviderType(team.provider_type), team.localities, None, 2
+        ),
+        container.uow(),
+    )
     for rid in ("r-1", "r-2"):
         deliver(submitted(rid))
     deliver(submitted("r-3"))
@@ -189,22 +187,35 @@ def test_daily_capacity_counts_assignments_and_gives_back_rejections(container, 
         assert load is not None and load.assigned == 2
 
 
+def directory_loads(container: Container) -> list[str]:
+    """Filled with each statement that reads the organisation table from now on: routing
+    reads it once per load of the directory."""
+    loads: list[str] = []
+
+    @event.listens_for(container.engine, "before_cursor_execute")
+    def _seen(_conn, _cursor, statement: str, *_: object) -> None:
+        if re.search(r"\bFROM organisation\b(?!_)", statement):
+            loads.append(statement)
+
+    return loads
+
+
 def test_the_directory_is_read_once_until_an_administrator_changes_it(container, deliver) -> None:
+    loads = directory_loads(container)
     for rid in ("r-1", "r-2", "r-3"):
         deliver(submitted(rid))
-    assert container.directory.loads == 1
-    with Session(container.engine) as s:
-        rules = [
-            {
-                "id": "all-to-rxa02",
-                "service_types": ["urgent-community-response"],
-                "candidates": ["RXA02"],
-            }
-        ]
-        created = admin.create_rule_set(s, "east", rules, "RX0AD")
-        admin.activate_rule_set(s, "east", created.version)
+    assert len(loads) == 1
+    rules = [
+        {
+            "id": "all-to-rxa02",
+            "service_types": ["urgent-community-response"],
+            "candidates": ["RXA02"],
+        }
+    ]
+    created = admin.create_rule_set("east", rules, "RX0AD", container.uow())
+    admin.activate_rule_set("east", created.version, container.uow())
     deliver(submitted("r-4", priority=Priority.STAT))
-    assert container.directory.loads == 2
+    assert len(loads) == 2
     [decision] = decisions(container, "r-4")
     assert (decision.assigned_org, decision.rule_id, decision.rule_version) == (
         "RXA02",

@@ -14,7 +14,7 @@ from devstack.broker import Broker, BrokerError
 from devstack.run import local_broker
 from devstack.sasl import BrokerSecurity, redact_format_output
 from devstack.stack import PROCESSES, Stack
-from rx_messaging.kafka_auth import KafkaAuth
+from rx_config.kafka_auth import KafkaAuth
 
 
 def test_passwords_are_generated_once_into_an_owner_only_file(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from issuer.clients import Registry, demo_registry, demo_secret, load_registry, 
 from issuer.config import Settings
 from issuer.keys import KeyStore
 from issuer.testing import ISSUER_URL, TestIssuer
-from routing.seed import ORGANISATIONS
+from routing.entrypoints.seed import ORGANISATIONS
 from rx_web.settings import DefaultSecretError, Environment
 
 

@@ -2,7 +2,7 @@
 ``executemany`` per table.
 
 A consumer applying a poll batch of a few hundred events in one transaction would otherwise
-pay SQLAlchemy's per-statement cost (tens of microseconds) for every inbox, outbox, audit or
+pay SQLAlchemy's per-statement cost for every inbox, outbox, audit or
 decision row of every event. Instead a handler queues such rows in the session's buffer::
 
     write_buffer(session).add(OUTBOX, row)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import create_engine
 
 BUSY_TIMEOUT_S = 30
@@ -22,8 +23,10 @@ RESTART_FRAMES = 2048
 INLINE_CHECKPOINT_PAGES = 10_000
 
 
-class DatabaseBusy(TimeoutError):
-    """No transaction slot within the busy timeout: the database is overloaded or stuck."""
+class DatabaseBusy(PoolTimeout):
+    """No transaction slot within the busy timeout: the database is overloaded or stuck. A
+    pool timeout in kind (no connection within the pool's timeout), so callers that answer
+    one (the APIs: 503 with Retry-After) answer both."""
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -98,16 +101,14 @@ class _Checkpointer:
     """Copies the WAL back into the database file from a thread of its own.
 
     SQLite's automatic checkpoint runs inside the COMMIT that crosses the threshold, while
-    that transaction still holds the process's transaction lock (above): it copies ~4 MB and
-    waits for two fdatasyncs, and every request behind it waits too. With one commit per
-    request and a dozen indexes, each commit adds ~15-20 pages to the WAL, so at 200 POST/s
-    that was three such stalls a second (10-30 ms each on this machine's disk). Here a
-    PASSIVE checkpoint, which waits for no reader or writer, runs at most every
-    CHECKPOINT_INTERVAL_S after commits, on its own short-lived connection; the Python
-    sqlite3 module releases the GIL while it runs. Measured at 150 POST/s: the transaction
-    lock used to be held 25-35 ms per automatic checkpoint, ~3 times a second; now a few
-    ms (median 7-8) once per RESTART_FRAMES. Automatic checkpoints stay on at a
-    higher threshold (INLINE_CHECKPOINT_PAGES) in case this thread ever falls behind.
+    that transaction still holds the process's transaction lock (above): it copies the WAL
+    and waits for two fdatasyncs, and every request behind it waits too, several times a
+    second under load. Here a PASSIVE checkpoint, which waits for no reader or writer, runs
+    at most every CHECKPOINT_INTERVAL_S after commits, on its own short-lived connection;
+    the Python sqlite3 module releases the GIL while it runs, and the lock is held only for
+    the short restart once per RESTART_FRAMES (figures in bench/RESULTS.md). Automatic
+    checkpoints stay on at a higher threshold (INLINE_CHECKPOINT_PAGES) in case this thread
+    ever falls behind.
     The thread starts with the first commit and ends when the engine is disposed or
     collected; a disposed engine that commits again gets a new one."""
 

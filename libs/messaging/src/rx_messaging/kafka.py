@@ -9,8 +9,8 @@ from collections.abc import Iterable, Sequence
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
+from rx_config.kafka_auth import KafkaAuth
 
-from .kafka_auth import KafkaAuth
 from .records import PublishError, Record
 
 

@@ -72,15 +72,3 @@ class OutboxRelay:
         )
         session.commit()
         log.debug("relayed %d outbox rows", len(rows))
-
-
-def pending_count(engine: Engine) -> int:
-    """Rows not yet published (for /ready and tests)."""
-    from sqlalchemy import func
-
-    with Session(engine) as session:
-        return session.exec(
-            select(func.count())
-            .select_from(OutboxMessage)
-            .where(col(OutboxMessage.sent_at).is_(None))
-        ).one()

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from rx_config.kafka_auth import KafkaAuth
 from sqlalchemy.engine import Engine
 
 from .consumer import Handler, InboxConsumer
 from .kafka import KafkaPublisher, KafkaRecordSource
-from .kafka_auth import KafkaAuth
 from .relay import OutboxRelay
 from .worker import Backoff, install_stop_signals, run_loop
 

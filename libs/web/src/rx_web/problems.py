@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from rx_messaging.database import DatabaseBusy
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -130,8 +129,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             raise exc  # a bug, not an outage: the server error it is
         return _unavailable(request)
 
-    @app.exception_handler(PoolTimeout)
-    @app.exception_handler(DatabaseBusy)
+    @app.exception_handler(PoolTimeout)  # rx_messaging's DatabaseBusy is one too
     async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
         return _unavailable(request)
 

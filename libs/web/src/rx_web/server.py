@@ -52,11 +52,11 @@ def serve(app_factory: str, host: str, port: int) -> None:
 def freeze_startup_heap() -> None:
     """Move everything built at startup out of the garbage collector's sight.
 
-    A started service holds ~150,000 long-lived objects (modules, FastAPI's and pydantic's
-    schemas, SQLAlchemy's tables and compiled caches). Every full collection walks all of
-    them: 50-130 ms with the GIL held, about every ten seconds under load, and at 200
-    requests/s each such pause queues a few dozen requests behind it. ``gc.freeze()`` puts
-    them in the permanent generation, so a full collection walks only what was made since.
+    A started service holds a great many long-lived objects (modules, FastAPI's and
+    pydantic's schemas, SQLAlchemy's tables and compiled caches). Every full collection walks
+    all of them with the GIL held, and requests queue behind the pause (bench/RESULTS.md).
+    ``gc.freeze()`` puts them in the permanent generation, so a full collection walks only
+    what was made since.
     Called once, in the serving process, after its startup; never in tests."""
     gc.collect()
     gc.freeze()

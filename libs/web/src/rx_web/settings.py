@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
-from rx_messaging.kafka_auth import KafkaAuth
+from rx_config.kafka_auth import KafkaAuth
 from sqlalchemy.engine import make_url
 
 
@@ -80,7 +80,7 @@ class ServiceSettings(BaseSettings):
         description="Shared by every process; development allows shipped default secrets.",
     )
     # The Kafka security settings are shared like the bootstrap servers (no prefix); each
-    # process gets its own service's principal. See rx_messaging.kafka_auth.
+    # process gets its own service's principal. See rx_config.kafka_auth.
     kafka_security_protocol: str = Field(
         default="PLAINTEXT", validation_alias="KAFKA_SECURITY_PROTOCOL"
     )

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from .adapters import migrate
 from .config import Settings
+from .faults import ExitAfterIdempotentCommit
 from .service_layer.unit_of_work import UnitOfWork, session_factory
 
 
@@ -25,4 +26,6 @@ def bootstrap(settings: Settings, engine: Engine | None = None) -> Container:
     engine = engine or make_engine(settings.database_url)
     migrate.upgrade(engine)  # each process: a no-op once the database is at head
     sessions = session_factory(engine)
-    return Container(settings=settings, engine=engine, uow=lambda: UnitOfWork(sessions))
+    # The reliability tests' fault (development only): the hook is installed here or not at all.
+    unit = ExitAfterIdempotentCommit if settings.fault_exit_after_commit else UnitOfWork
+    return Container(settings=settings, engine=engine, uow=lambda: unit(sessions))

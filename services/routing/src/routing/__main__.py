@@ -7,7 +7,7 @@ import sys
 from rx_web.server import run_process, serve
 
 from .config import get_settings
-from .entrypoints import replay_cli, workers
+from .entrypoints import replay_cli, seed, workers
 
 
 def api() -> None:
@@ -25,7 +25,7 @@ if __name__ == "__main__":
                 "relay": workers.relay,
                 "consumer": workers.consumer,
                 "clock": workers.clock,
-                "seed": workers.seed,
+                "seed": seed.main,
                 "replay": replay_cli.run,
             },
         )

@@ -41,10 +41,10 @@ from kafka.admin import (
     ScramMechanism,
     UserScramCredentialUpsertion,
 )
+from rx_config.kafka_auth import KafkaAuth
 from rx_contracts.channels import channels
 from rx_contracts.topics import all_topics, dead_letter_topic, provider_topic
 from rx_contracts.vocabulary import ProviderType
-from rx_messaging.kafka_auth import KafkaAuth
 from rx_web.settings import Environment
 
 from .topics import TopicError, admin_client, ensure_topics

@@ -39,6 +39,7 @@ from .jars import (
 )
 from .ports import accepts_connections, free_ports, port_in_use
 from .sasl import BrokerSecurity, redact_format_output
+from .topics import TopicError, cluster_info
 
 __all__ = [
     "KAFKA_VERSION",
@@ -194,8 +195,6 @@ class Broker:
 
     def _wait_until_ready(self, deadline: float, timeout: float, log_offset: int) -> None:
         """Poll (bounded) until the broker answers a metadata request, or fail with the log."""
-        from devstack.topics import TopicError, cluster_info  # topics imports this module
-
         assert self._process is not None
         last_error = "the client port never accepted a connection"
         while True:
@@ -446,8 +445,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--heap", default="1g", help="JVM max heap (default 1g)")
     parser.add_argument("--timeout", type=float, default=60, help="seconds to wait (start/stop)")
     args = parser.parse_args(argv)
-    from devstack.topics import TopicError, cluster_info  # topics imports this module
-
     data_dir = args.data_dir if args.data_dir is not None else repo_root() / ".run" / "kafka"
     broker = Broker(data_dir, port=args.port, controller_port=args.controller_port, heap=args.heap)
 

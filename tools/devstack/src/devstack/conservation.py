@@ -34,8 +34,8 @@ from typing import Any
 
 import httpx
 from kafka import KafkaConsumer, TopicPartition
+from rx_config.kafka_auth import KafkaAuth
 from rx_contracts.topics import REFERRAL_EVENTS, ROUTING_DECISIONS, ROUTING_SLA
-from rx_messaging.kafka_auth import KafkaAuth
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 

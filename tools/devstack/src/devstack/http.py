@@ -1,8 +1,9 @@
 """A minimal asyncio HTTP/1.1 keep-alive client for load generators.
 
-httpx.AsyncClient needs ~1.5-4 ms of CPU per request; on a 2-core machine that takes a whole
-core from the servers under test. This client needs ~0.2 ms: it writes the request bytes and
-reads the status line, headers and body (Content-Length or chunked), nothing more."""
+A general client such as httpx.AsyncClient spends so much CPU per request that the load
+generator would take CPU from the servers it measures (figures in bench/RESULTS.md). This one
+writes the request bytes and reads the status line, headers and body (Content-Length or
+chunked), nothing more."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from rx_messaging.kafka_auth import KafkaAuth
+from rx_config.kafka_auth import KafkaAuth
 
 from devstack.access import plan, secure_topics
 from devstack.broker import (

@@ -19,9 +19,9 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from rx_config.kafka_auth import SCRAM_SHA_512, KafkaAuth
 from rx_contracts.topics import all_topics, provider_topic
 from rx_contracts.vocabulary import ProviderType
-from rx_messaging.kafka_auth import SCRAM_SHA_512, KafkaAuth
 
 from . import credentials
 from .access import SERVICES, plan, provider_principal, secure_topics

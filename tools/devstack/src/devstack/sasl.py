@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from rx_messaging.kafka_auth import SCRAM_SHA_512, KafkaAuth
+from rx_config.kafka_auth import SCRAM_SHA_512, KafkaAuth
 
 ADMIN = "admin"
 """The super user: topic creation, SCRAM users and ACLs. No service runs as it."""

@@ -15,9 +15,9 @@ from typing import Any
 
 import kafka.errors as kafka_errors
 from kafka import KafkaAdminClient
-from rx_messaging.kafka_auth import KafkaAuth
+from rx_config.kafka_auth import KafkaAuth
 
-from devstack.broker import BrokerError
+from .errors import BrokerError
 
 log = logging.getLogger(__name__)
 

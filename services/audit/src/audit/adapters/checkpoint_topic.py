@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
+from rx_config.kafka_auth import KafkaAuth
 from rx_contracts import ChainCheckpointed, EnvelopeError, decode
-from rx_messaging.kafka_auth import KafkaAuth
 from rx_messaging.runner import reachable
 
 from ..config import Settings

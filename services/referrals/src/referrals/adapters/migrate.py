@@ -23,7 +23,6 @@ head = MIGRATIONS.head
 current = MIGRATIONS.current
 check = MIGRATIONS.check
 target_metadata = MIGRATIONS.target_metadata
-migration_transaction = MIGRATIONS.transaction
 
 __all__ = [
     "MIGRATIONS",
@@ -32,7 +31,6 @@ __all__ = [
     "current",
     "downgrade",
     "head",
-    "migration_transaction",
     "target_metadata",
     "upgrade",
 ]

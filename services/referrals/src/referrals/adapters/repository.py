@@ -1,4 +1,5 @@
-"""Mapping the Referral aggregate to and from its rows; worklist queries."""
+"""Mapping the Referral aggregate, its history and its attachments to and from their rows;
+worklist queries."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from rx_messaging import fastsql
 from sqlalchemy import Table, and_, or_
 from sqlmodel import Session, col, select
 
-from ..domain.model import Patient, Referral
+from ..domain.attachments import Attachment
+from ..domain.model import HistoryEntry, Patient, Referral
 from .tables import AttachmentRow, ReferralRow, TransitionRow
 
 REFERRAL: Table = ReferralRow.__table__  # type: ignore[attr-defined]
@@ -87,14 +89,38 @@ class ReferralRepository:
             conn = self.session.connection()
             fastsql.execute_many(conn, fastsql.insert_into(TRANSITION, tuple(rows[0])), rows)
 
-    def history(self, referral_id: str) -> list[TransitionRow]:
+    def history(self, referral_id: str) -> list[HistoryEntry]:
         query = select(TransitionRow).where(TransitionRow.referral_id == referral_id)
-        return list(self.session.exec(query.order_by(col(TransitionRow.sequence))))
+        return [
+            HistoryEntry(
+                sequence=row.sequence,
+                action=row.action,
+                to_status=ReferralStatus(row.to_status),
+                actor_org=row.actor_org,
+                actor_practitioner=row.actor_practitioner,
+                reason_code=row.reason_code,
+                note=row.note,
+                at=row.at,
+                event_id=row.event_id,
+            )
+            for row in self.session.exec(query.order_by(col(TransitionRow.sequence)))
+        ]
 
-    def attachments(self, referral_id: str) -> list[AttachmentRow]:
-        """Attachment metadata (the content column is loaded but not returned by the API)."""
+    def add_attachment(self, attachment: Attachment) -> None:
+        """Stage a new attachment; it is written with the unit of work's commit."""
+        self.session.add(AttachmentRow(**vars(attachment)))
+
+    def attachment(self, attachment_id: str) -> Attachment | None:
+        row = self.session.get(AttachmentRow, attachment_id)
+        return _attachment(row) if row is not None else None
+
+    def attachments(self, referral_id: str) -> list[Attachment]:
+        """Attachment metadata (the content is loaded too but not returned by the API)."""
         query = select(AttachmentRow).where(AttachmentRow.referral_id == referral_id)
-        return list(self.session.exec(query.order_by(col(AttachmentRow.created_at))))
+        return [
+            _attachment(row)
+            for row in self.session.exec(query.order_by(col(AttachmentRow.created_at)))
+        ]
 
     def worklist(self, q: WorklistQuery) -> list[Referral]:
         """Matching referrals sorted by due time (then id), after the cursor, up to limit."""
@@ -123,6 +149,20 @@ class ReferralRepository:
             )
         query = query.order_by(col(ReferralRow.due_at), col(ReferralRow.id)).limit(q.limit)
         return [_to_domain(row) for row in self.session.exec(query)]
+
+
+def _attachment(row: AttachmentRow) -> Attachment:
+    return Attachment(
+        id=row.id,
+        referral_id=row.referral_id,
+        filename=row.filename,
+        content_type=row.content_type,
+        size=row.size,
+        sha256=row.sha256,
+        content=row.content,
+        uploaded_by=row.uploaded_by,
+        created_at=row.created_at,
+    )
 
 
 def _utc(value: datetime) -> datetime:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime
 
 from .errors import ReferralError
 
@@ -17,6 +19,21 @@ _SIGNATURES: dict[str, tuple[bytes, ...]] = {
 }
 ALLOWED_TYPES = tuple(_SIGNATURES)
 _FILENAME = re.compile(r"^[\w][\w .()-]{0,199}$")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A document kept with a referral."""
+
+    id: str
+    referral_id: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    content: bytes
+    uploaded_by: str
+    created_at: datetime
 
 
 class AttachmentRejected(ReferralError):

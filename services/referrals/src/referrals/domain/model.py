@@ -70,6 +70,22 @@ class Transition:
     note: str | None = None
 
 
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One stored step of a referral's history, as read back: who did what, when, and the id
+    of the event that recorded it."""
+
+    sequence: int
+    action: str
+    to_status: ReferralStatus
+    actor_org: str
+    actor_practitioner: str | None
+    reason_code: str | None
+    note: str | None
+    at: datetime
+    event_id: str
+
+
 PLATFORM = Actor(organisation="RX")
 PLATFORM_CALLER = Caller(PLATFORM.organisation, frozenset())
 """The platform itself acting (automatic re-routing), recorded as actor ``RX``."""

@@ -20,16 +20,6 @@ from ..service_layer import handlers
 from ..service_layer.unit_of_work import UnitOfWork
 
 
-def handle_routing_decision(session: Session, envelope: Envelope, _record: Record) -> None:
-    """Inbox handler: apply a routing decision in the consumer's transaction."""
-    try:
-        handlers.apply_routing_decision(
-            envelope, UnitOfWork.joining(session, envelope.correlationid)
-        )
-    except (ReferralNotFound, IllegalTransition) as exc:
-        raise PermanentError(str(exc)) from exc
-
-
 def handle_routing_event(session: Session, envelope: Envelope, _record: Record) -> None:
     """Inbox handler for both routing topics: decisions, and clock breaches that call for an
     automatic re-route."""

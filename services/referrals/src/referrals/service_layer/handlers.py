@@ -1,9 +1,11 @@
-"""Use cases of the referrals service. Each takes a unit of work and commits it once."""
+"""Use cases of the referrals service. Each takes a unit of work and commits it once, and
+returns domain objects."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,12 +25,12 @@ from rx_contracts import (
 )
 
 from ..adapters.repository import View, WorklistQuery
-from ..adapters.tables import AttachmentRow, TransitionRow
 from ..domain import attachments
+from ..domain.attachments import Attachment
 from ..domain.caller import Caller, Party, Role
 from ..domain.errors import IllegalTransition, NotPermitted, ReferralNotFound
 from ..domain.lifecycle import TERMINAL, Action
-from ..domain.model import Patient, Referral
+from ..domain.model import HistoryEntry, Patient, Referral
 from .access import record_access
 from .unit_of_work import UnitOfWork
 
@@ -66,8 +68,21 @@ def submit_referral(
             now=now or datetime.now(UTC),
         )
         uow.referrals.add(referral)
-        uow.commit(referral)
+        uow.commit()
     return referral
+
+
+ACTIONS: dict[Action, Callable[..., object]] = {
+    Action.AMEND: Referral.amend,
+    Action.CANCEL: Referral.cancel,
+    Action.ACCEPT: Referral.accept,
+    Action.REJECT: Referral.reject,
+    Action.REDIRECT: Referral.redirect,
+    Action.START: Referral.start,
+    Action.COMPLETE: Referral.complete,
+    Action.REROUTE: Referral.reroute,
+}
+"""The aggregate's method for each lifecycle action; ``details`` are its keyword arguments."""
 
 
 def transition(
@@ -86,8 +101,8 @@ def transition(
         referral = uow.referrals.get(referral_id, for_update=True)
         if referral is None or not referral.visible_to(caller):
             raise ReferralNotFound(f"no referral {referral_id}")
-        getattr(referral, action.value)(caller, if_match, now or datetime.now(UTC), **details)
-        uow.commit(referral)
+        ACTIONS[action](referral, caller, if_match, now or datetime.now(UTC), **details)
+        uow.commit()
     return referral
 
 
@@ -109,7 +124,7 @@ def get_referral(referral_id: str, caller: Caller, uow: UnitOfWork) -> Referral:
     return referral
 
 
-def get_history(referral_id: str, caller: Caller, uow: UnitOfWork) -> list[TransitionRow]:
+def get_history(referral_id: str, caller: Caller, uow: UnitOfWork) -> list[HistoryEntry]:
     """Who did what to a referral the caller may see (no patient details)."""
     with uow:
         _visible(referral_id, caller, uow)
@@ -183,7 +198,7 @@ def add_attachment(
     filename: str,
     content: bytes,
     uow: UnitOfWork,
-) -> AttachmentRow:
+) -> Attachment:
     """Attach a document to a referral the caller takes part in (referrer or assigned
     organisation), while the referral is still open."""
     media_type = attachments.check(content_type, filename, content)
@@ -197,7 +212,7 @@ def add_attachment(
             )
         if referral.status in TERMINAL:
             raise IllegalTransition(f"cannot attach to a {referral.status.value} referral", [])
-        row = AttachmentRow(
+        attachment = Attachment(
             id=new_id(),
             referral_id=referral_id,
             filename=filename,
@@ -206,31 +221,32 @@ def add_attachment(
             sha256=hashlib.sha256(content).hexdigest(),
             content=content,
             uploaded_by=caller.organisation,
+            created_at=datetime.now(UTC),
         )
-        uow.session.add(row)
-        uow.commit(row)
-    return row
+        uow.referrals.add_attachment(attachment)
+        uow.commit()
+    return attachment
 
 
-def list_attachments(referral_id: str, caller: Caller, uow: UnitOfWork) -> list[AttachmentRow]:
+def list_attachments(referral_id: str, caller: Caller, uow: UnitOfWork) -> list[Attachment]:
     """The attachments of a referral the caller may see; the read is recorded."""
     with uow:
         _visible(referral_id, caller, uow)
-        rows = uow.referrals.attachments(referral_id)
+        found = uow.referrals.attachments(referral_id)
         record_access(uow, referral_id, caller, AccessedData.ATTACHMENT_LIST)
         uow.commit()
-    return rows
+    return found
 
 
 def get_attachment(
     referral_id: str, attachment_id: str, caller: Caller, uow: UnitOfWork
-) -> AttachmentRow:
+) -> Attachment:
     """One attachment of a referral the caller may see; the read is recorded."""
     with uow:
         _visible(referral_id, caller, uow)
-        row = uow.session.get(AttachmentRow, attachment_id)
-        if row is None or row.referral_id != referral_id:
+        attachment = uow.referrals.attachment(attachment_id)
+        if attachment is None or attachment.referral_id != referral_id:
             raise ReferralNotFound(f"no attachment {attachment_id} on referral {referral_id}")
         record_access(uow, referral_id, caller, AccessedData.ATTACHMENT, attachment_id)
         uow.commit()
-    return row
+    return attachment

@@ -3,62 +3,42 @@ for a POST with an Idempotency-Key, the response to replay.
 
 On commit every event the touched aggregates recorded is written to the outbox and to the
 transition history in the same transaction — the change and its event land together or not
-at all, and the API never talks to Kafka."""
+at all, and the API never talks to Kafka.
+
+Units of work nest: a ``with uow:`` inside an open one joins it, and there ``commit()`` leaves
+the writing to the outer block's commit. An idempotent POST uses that to store its response in
+the transaction of the change, while the unit of work knows nothing of HTTP and the handler
+nothing of idempotency (``entrypoints/api/idempotency.py``)::
+
+    with uow:                                     # the request's transaction
+        referral = handlers.transition(..., uow)  # its own `with uow:` joins; nothing written
+        response = render(referral)               # the route renders the domain result
+        uow.commit(remember=IdempotentResponse(org, key, fingerprint, response))
+
+The outer commit writes the change, its events and the key with its response (the insert that
+claims the key), and commits once. Called on its own (a read, a consumer, a test), a handler's
+commit is the outermost and writes at once. For a new referral nothing touches the database
+before that commit, so its transaction (and SQLite's write lock, which every POST of the
+process queues for) lasts just the inserts and the commit."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 from rx_contracts import wrap
 from rx_contracts.topics import REFERRAL_EVENTS
-from rx_messaging import fastsql
 from rx_messaging.outbox import insert_outbox_rows, outbox_rows
-from sqlalchemy import Table
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from ..adapters.idempotency import IdempotencyKeys, IdempotentResponse
 from ..adapters.ledger import Ledger
 from ..adapters.repository import ReferralRepository
-from ..adapters.tables import IdempotencyRow
 from ..domain.model import Referral
 
 SOURCE = "/services/referrals"
-IDEMPOTENCY: Table = IdempotencyRow.__table__  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class StoredResponse:
-    status_code: int
-    body: dict[str, Any]
-    headers: dict[str, str]
-
-
-@dataclass
-class IdempotentRequest:
-    """A POST that carried an Idempotency-Key: its first response is stored with the change."""
-
-    organisation: str
-    key: str
-    fingerprint: str
-    render: Callable[[Any], StoredResponse]
-    check_first: bool = True
-    """Look the key up before doing anything (transitions: a retry must not hit If-Match).
-    Creates skip it: claiming the key on insert is enough, and cheaper."""
-    """Turns what the handler made (a referral, an attachment) into the response."""
-    response: StoredResponse | None = None
-
-
-class AlreadyDone(Exception):
-    """This Idempotency-Key was used before: ``stored`` is the first response."""
-
-    def __init__(self, stored: IdempotencyRow) -> None:
-        super().__init__(stored.key)
-        self.stored = stored
 
 
 class UnitOfWork:
@@ -67,8 +47,8 @@ class UnitOfWork:
     ) -> None:
         self._session_factory = session_factory
         self.correlation_id = correlation_id
-        self.idempotency: IdempotentRequest | None = None
         self._owns_session = True
+        self._depth = 0
 
     @classmethod
     def joining(cls, session: Session, correlation_id: str | None = None) -> UnitOfWork:
@@ -79,15 +59,12 @@ class UnitOfWork:
         return uow
 
     def __enter__(self) -> UnitOfWork:
-        self.session = self._session_factory()
-        self.referrals = ReferralRepository(self.session)
-        self.ledger = Ledger(self.session)
-        if self.idempotency is not None and self.idempotency.check_first:
-            # Checked in the same transaction as the change, so a key is used at most once.
-            stored = self.stored_response(self.idempotency.organisation, self.idempotency.key)
-            if stored is not None:
-                self.session.close()
-                raise AlreadyDone(stored)
+        if self._depth == 0:
+            self.session = self._session_factory()
+            self.referrals = ReferralRepository(self.session)
+            self.idempotency_keys = IdempotencyKeys(self.session)
+            self.ledger = Ledger(self.session)
+        self._depth += 1
         return self
 
     def __exit__(
@@ -96,40 +73,31 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._owns_session:
+        self._depth -= 1
+        if self._depth == 0 and self._owns_session:
             # close() discards anything uncommitted without expiring what was read, so
             # results stay usable after the block.
             self.session.close()
 
-    def stored_response(self, organisation: str, key: str) -> IdempotencyRow | None:
-        return self.session.get(IdempotencyRow, (organisation, key))
+    def commit(self, remember: IdempotentResponse | None = None) -> None:
+        """Store every change with its events and, with ``remember``, claim its
+        Idempotency-Key with the response to replay (``IntegrityError`` if the key was
+        already used). Inside an enclosing ``with uow:`` this does nothing: the outermost
+        commit writes everything.
 
-    def commit(self, result: object = None) -> None:
-        """Store every change with its events; for an idempotent POST also the response,
-        rendered from ``result`` (what the handler made).
-
-        Everything is built first (events, outbox rows, history, the response) and only then
-        written, so a new referral's transaction — and SQLite's write lock, which every POST
-        of this process queues for — lasts just the inserts and the commit."""
+        Everything is built first (events, outbox rows, history) and only then written."""
+        if self._depth > 1:
+            assert remember is None, "the outermost commit remembers the response"
+            return
         staged = [self._stage(r) for r in self.referrals.seen.values() if r.pending]
-        claim = None
-        if self.idempotency is not None and result is not None:
-            claim = self._claim(self.idempotency, result)
         for referral, history, outbox in staged:
             self.ledger.record(referral)  # before save: it keeps the version being replaced
             self.referrals.save(referral)
             insert_outbox_rows(self.session, outbox)
             self.referrals.add_transitions(history)
             referral.pending.clear()
-        if claim is not None:
-            # Inserting the key is what claims it: a concurrent or earlier use makes this fail
-            # with IntegrityError, and the caller answers with the stored response instead.
-            conn = self.session.connection()
-            try:
-                fastsql.execute(conn, fastsql.insert_into(IDEMPOTENCY, tuple(claim)), claim)
-            except conn.dialect.loaded_dbapi.IntegrityError as exc:
-                # Straight to the driver (rx_messaging.fastsql), which does not wrap its errors.
-                raise IntegrityError("claiming the Idempotency-Key", None, exc) from exc
+        if remember is not None:
+            self.idempotency_keys.claim(remember)
         if self._owns_session:
             self.session.commit()
         else:
@@ -162,20 +130,6 @@ class UnitOfWork:
                 }
             )
         return referral, history, outbox
-
-    @staticmethod
-    def _claim(request: IdempotentRequest, result: object) -> dict[str, Any]:
-        """Render the response to remember for this key, and the row that claims the key."""
-        request.response = request.render(result)
-        return {
-            "organisation": request.organisation,
-            "key": request.key,
-            "fingerprint": request.fingerprint,
-            "status_code": request.response.status_code,
-            "body": request.response.body,
-            "headers": request.response.headers,
-            "created_at": datetime.now(UTC),
-        }
 
 
 def session_factory(engine: Engine) -> Callable[[], Session]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -62,6 +62,51 @@ class Locality:
     name: str
     population: int
     districts: frozenset[str]
+
+
+def check_locality(
+    code: str,
+    population: int,
+    districts: Sequence[str],
+    owners: Mapping[str, str],
+    errors: Collector,
+) -> None:
+    """A locality's code, population and districts (``owners``: the locality each district
+    already belongs to, if any; a district of another locality cannot be taken)."""
+    if not LOCALITY_CODE.fullmatch(code):
+        errors.add("code", "locality_code", "lower-case letters, digits and '-', 2-64 long")
+    if population < 0:
+        errors.add("population", "non_negative", "population cannot be negative")
+    for index, district in enumerate(districts):
+        where = f"districts.{index}"
+        if not POSTCODE_DISTRICT.fullmatch(district):
+            errors.add(where, "postcode_district", f"{district!r} is not an outward code like BS5")
+        elif owners.get(district, code) != code:
+            errors.add(where, "district_taken", f"{district} is in {owners[district]} already")
+    if len(set(districts)) != len(districts):
+        errors.add("districts", "duplicate_district", "a district is listed twice")
+
+
+def check_organisation(
+    ods_code: str,
+    localities: Sequence[str],
+    known_localities: Collection[str],
+    daily_capacity: int | None,
+    opening_hours: Mapping[str, Sequence[str]] | None,
+    errors: Collector,
+) -> OpeningHours | None:
+    """An organisation's ODS code, the localities it serves (each must exist), its capacity;
+    returns its opening hours, parsed."""
+    if not ODS_CODE.fullmatch(ods_code):
+        errors.add("ods_code", "ods_code", "an ODS code is 3 to 10 upper-case letters and digits")
+    for index, locality in enumerate(localities):
+        if locality not in known_localities:
+            errors.add(f"localities.{index}", "unknown_locality", f"{locality!r} is not a locality")
+    if not localities:
+        errors.add("localities", "localities_required", "an organisation serves a locality")
+    if daily_capacity is not None and daily_capacity < 0:
+        errors.add("daily_capacity", "non_negative", "capacity cannot be negative")
+    return parse_opening_hours(opening_hours, errors)
 
 
 def parse_opening_hours(

@@ -57,6 +57,21 @@ class Conflict(RoutingError):
     title = "Conflict"
 
 
+class CaseNotFound(RoutingError):
+    """An event about a referral routing never saw submitted."""
+
+    status = 404
+    title = "Case not found"
+
+
+class IllegalTransition(RoutingError):
+    """The event is not possible from the case's current status (the referral's lifecycle
+    never produces it there)."""
+
+    status = 409
+    title = "Transition not allowed"
+
+
 class Collector:
     """Gathers every broken rule of an input, so one answer names them all."""
 

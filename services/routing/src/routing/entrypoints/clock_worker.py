@@ -11,26 +11,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
-
 from ..domain.clock import Clock
 from ..service_layer import clocks
+from ..service_layer.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 
 class ClockWorker:
-    def __init__(self, engine: Engine, clock: Clock, max_sleep: float = 0.5, batch: int = 200):
-        self.engine, self.clock, self.max_sleep, self.batch = engine, clock, max_sleep, batch
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        clock: Clock,
+        max_sleep: float = 0.5,
+        batch: int = 200,
+    ) -> None:
+        self.uow, self.clock, self.max_sleep, self.batch = uow, clock, max_sleep, batch
 
     def fire_due(self) -> int:
         """Fire every clock due now, ``batch`` per transaction; returns how many fired."""
         total = 0
         while True:
-            with Session(self.engine) as session:
-                fired = clocks.fire_due(session, self.clock.now(), self.batch)
-                session.commit()
+            fired = clocks.fire_due_clocks(self.uow(), self.clock.now(), self.batch)
             total += fired
             if fired < self.batch:
                 if total:
@@ -39,8 +41,7 @@ class ClockWorker:
 
     def seconds_until_next(self) -> float:
         """How long to sleep: until the next deadline or warning, within [0, max_sleep]."""
-        with Session(self.engine) as session:
-            upcoming = clocks.next_due(session)
+        upcoming = clocks.next_due(self.uow())
         if upcoming is None:
             return self.max_sleep
         wait = (upcoming - self.clock.now()).total_seconds()

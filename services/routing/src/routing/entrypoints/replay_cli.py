@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session
 from tqdm import tqdm
 
 from ..bootstrap import bootstrap
@@ -49,32 +48,31 @@ def main(argv: list[str] | None = None) -> int:
     raw = document.get("rule_sets") if isinstance(document, dict) else document
     if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
         parser.error(f'{args.rules}: expected {{"rule_sets": [{{"locality": …, "rules": […]}}]}}')
-    engine = bootstrap(get_settings()).engine
+    container = bootstrap(get_settings())
     try:
-        with Session(engine) as session:
-            try:
-                proposed = replaying.proposal(
-                    session,
-                    [
-                        replaying.ProposedRuleSet(str(r.get("locality")), r.get("rules") or [])
-                        for r in raw
-                    ],
-                )
-            except InvalidInput as exc:
-                for error in exc.errors:
-                    print(f"{args.rules}: {error.field}: {error.message} [{error.rule}]")
-                return 1
-            with tqdm(unit="referral", desc="replaying", file=sys.stderr) as bar:
-                report = replaying.replay(
-                    session,
-                    proposed,
-                    args.start,
-                    args.end,
-                    progress=bar.update,
-                    on_total=lambda n: setattr(bar, "total", n),
-                )
+        try:
+            proposed = replaying.proposal(
+                [
+                    replaying.ProposedRuleSet(str(r.get("locality")), r.get("rules") or [])
+                    for r in raw
+                ],
+                container.uow(),
+            )
+        except InvalidInput as exc:
+            for error in exc.errors:
+                print(f"{args.rules}: {error.field}: {error.message} [{error.rule}]")
+            return 1
+        with tqdm(unit="referral", desc="replaying", file=sys.stderr) as bar:
+            report = replaying.replay(
+                proposed,
+                args.start,
+                args.end,
+                container.uow(),
+                progress=bar.update,
+                on_total=lambda n: setattr(bar, "total", n),
+            )
     finally:
-        engine.dispose()
+        container.engine.dispose()
     result = report.as_json()
     print(json.dumps(result, indent=2, default=str) if args.json else summary(result))
     return 0

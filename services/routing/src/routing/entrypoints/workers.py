@@ -2,16 +2,15 @@
 
 ``python -m routing consumer`` routes referrals from ``referrals.events.v1``, starts and stops clocks
 ``python -m routing relay``    publishes the outbox (decisions, forwarded transitions, clock events)
-``python -m routing clock``    fires SLA warnings and breaches when they are due
-``python -m routing seed``     loads the demo directory, rules and SLA policies (idempotent)"""
+``python -m routing clock``    fires SLA warnings and breaches when they are due"""
 
 from __future__ import annotations
 
-import logging
 from functools import partial
 
 from rx_contracts import Envelope
 from rx_contracts.topics import REFERRAL_EVENTS
+from rx_messaging.consumer import PermanentError
 from rx_messaging.records import Record
 from rx_messaging.runner import run_consumer, run_relay
 from rx_messaging.worker import install_stop_signals, run_loop
@@ -19,8 +18,9 @@ from sqlmodel import Session
 
 from ..bootstrap import Container, bootstrap
 from ..config import get_settings
-from ..seed import seed_demo
-from ..service_layer.handlers import route_referral_event
+from ..domain.errors import CaseNotFound, IllegalTransition
+from ..service_layer import handlers
+from ..service_layer.unit_of_work import UnitOfWork
 from .clock_worker import ClockWorker
 
 
@@ -28,7 +28,11 @@ def handle_referral_event(
     container: Container, session: Session, envelope: Envelope, _record: Record
 ) -> None:
     """Inbox handler: the event's effects in the consumer's transaction."""
-    route_referral_event(session, envelope, container.directory, container.clock.now())
+    try:
+        uow = UnitOfWork.joining(session, container.directory, envelope.correlationid)
+        handlers.route_referral_event(envelope, uow, container.clock.now())
+    except (CaseNotFound, IllegalTransition) as exc:
+        raise PermanentError(str(exc)) from exc
 
 
 def relay() -> None:
@@ -62,7 +66,7 @@ def clock() -> None:
     container = bootstrap(settings)
     stop = install_stop_signals()
     worker = ClockWorker(
-        container.engine, container.clock, settings.clock_max_sleep_seconds, settings.clock_batch
+        container.uow, container.clock, settings.clock_max_sleep_seconds, settings.clock_batch
     )
     run_loop(
         "routing-clock",
@@ -71,8 +75,3 @@ def clock() -> None:
         idle_sleep=0,
         heartbeat=settings.heartbeat_dir / "routing-clock.alive",
     )
-
-
-def seed() -> None:
-    added = seed_demo(bootstrap(get_settings()).engine)
-    logging.getLogger("routing.seed").info("demo directory loaded (%d things added)", added)

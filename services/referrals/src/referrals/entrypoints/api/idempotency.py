@@ -3,21 +3,20 @@ transaction as the change and replayed for retries; a reused key with another bo
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from rx_web.problems import Problem
 from sqlalchemy.exc import IntegrityError
 
-from ...adapters.tables import IdempotencyRow
+from ...adapters.idempotency import IdempotentResponse, StoredResponse
 from ...domain.caller import Caller
-from ...domain.model import Referral
-from ...service_layer.unit_of_work import AlreadyDone, IdempotentRequest, StoredResponse, UnitOfWork
+from ...service_layer.unit_of_work import UnitOfWork
 from .deps import fingerprint
-from .presenters import etag, to_public
+
+T = TypeVar("T")
 
 
 def run_once(
@@ -26,52 +25,39 @@ def run_once(
     key: str,
     body: dict[str, Any],
     if_match: int | None,
-    execute: Callable[[UnitOfWork], Any],
-    status_code: int = 200,
-    present: Callable[[Any], StoredResponse] | None = None,
+    execute: Callable[[UnitOfWork], T],
+    present: Callable[[T], StoredResponse],
 ) -> JSONResponse:
-    """Run ``execute`` unless this key already ran: then answer as the first time did.
-    ``present`` turns the result into the response; by default the referral as the caller
-    sees it, with its ETag (and Location for 201)."""
+    """Run the handler call ``execute`` unless this key already ran: then answer as the first
+    time did. ``present`` renders the handler's result; that response is stored with the
+    change, in one transaction (see ``service_layer.unit_of_work``)."""
     new_uow: Callable[[], UnitOfWork] = request.app.state.container.uow
     fp = fingerprint(request.method, request.url.path, if_match, body)
-
-    def render_referral(referral: Referral) -> StoredResponse:
-        headers = {"ETag": etag(referral)}
-        if status_code == 201:
-            headers["Location"] = str(request.url_for("read_referral", referral_id=referral.id))
-        return StoredResponse(
-            status_code, to_public(referral, caller).model_dump(mode="json"), headers
-        )
-
     uow = new_uow()
     uow.correlation_id = request.headers.get("x-correlation-id")
-    # A request without If-Match creates something: claiming the key on insert suffices.
-    uow.idempotency = IdempotentRequest(
-        caller.organisation, key, fp, present or render_referral, check_first=if_match is not None
-    )
     try:
-        execute(uow)
-        if request.app.state.container.settings.fault_exit_after_commit:
-            # The one fault injection point (RX_FAULT_EXIT_AFTER_COMMIT, development only):
-            # committed, not answered — the caller must retry with the same key.
-            os._exit(70)
-    except AlreadyDone as done:
-        return _replay(done.stored, fp)
+        with uow:
+            # A change of something existing (If-Match) looks the key up first, in the same
+            # transaction, so a retry is answered rather than refused as stale. A create needs
+            # no look-up: claiming the key on insert suffices.
+            if if_match is not None:
+                done = uow.idempotency_keys.get(caller.organisation, key)
+                if done is not None:
+                    return _replay(done, fp)
+            response = present(execute(uow))
+            uow.commit(remember=IdempotentResponse(caller.organisation, key, fp, response))
     except IntegrityError:
         # The key was already claimed (earlier, or by a concurrent request): answer as it was.
         with new_uow() as fresh:
-            stored = fresh.stored_response(caller.organisation, key)
-        if stored is None:
+            done = fresh.idempotency_keys.get(caller.organisation, key)
+        if done is None:
             raise
-        return _replay(stored, fp)
-    response = uow.idempotency.response
-    assert response is not None, "the unit of work stores the response on commit"
+        return _replay(done, fp)
     return JSONResponse(response.body, status_code=response.status_code, headers=response.headers)
 
 
-def _replay(stored: IdempotencyRow, fp: str) -> JSONResponse:
-    if stored.fingerprint != fp:
+def _replay(done: IdempotentResponse, fp: str) -> JSONResponse:
+    if done.fingerprint != fp:
         raise Problem(
             422,
             "Idempotency-Key reused",
@@ -84,6 +70,7 @@ def _replay(stored: IdempotencyRow, fp: str) -> JSONResponse:
                 }
             ],
         )
+    stored = done.response
     return JSONResponse(
         stored.body,
         status_code=stored.status_code,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...adapters.idempotency import StoredResponse
 from ...domain.caller import Caller
 from ...domain.model import Referral
 from .schemas import PatientIn, ReasonIn, ReferralPublic, ReferralSummary
@@ -61,3 +62,14 @@ def to_summary(r: Referral, caller: Caller) -> ReferralSummary:
 
 def etag(r: Referral) -> str:
     return f'"{r.version}"'
+
+
+def referral_response(
+    r: Referral, caller: Caller, status_code: int = 200, location: str | None = None
+) -> StoredResponse:
+    """The answer to a POST that made or changed ``r``: the referral as ``caller`` sees it,
+    its ETag and, for a new one, its Location."""
+    headers = {"ETag": etag(r)}
+    if location is not None:
+        headers["Location"] = location
+    return StoredResponse(status_code, to_public(r, caller).model_dump(mode="json"), headers)

@@ -11,10 +11,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from ...adapters.tables import AttachmentRow
-from ...domain.attachments import ALLOWED_TYPES
+from ...adapters.idempotency import StoredResponse
+from ...domain.attachments import ALLOWED_TYPES, Attachment
 from ...service_layer import handlers
-from ...service_layer.unit_of_work import StoredResponse
 from .deps import CallerDep, IdempotencyKey, Uow
 from .idempotency import run_once
 from .routes_referrals import IDEMPOTENT_POST, PROBLEMS
@@ -33,8 +32,8 @@ class AttachmentPublic(BaseModel):
     created_at: datetime
 
 
-def _public(row: AttachmentRow) -> AttachmentPublic:
-    return AttachmentPublic.model_validate(row, from_attributes=True)
+def _public(attachment: Attachment) -> AttachmentPublic:
+    return AttachmentPublic.model_validate(attachment, from_attributes=True)
 
 
 @router.post(
@@ -74,8 +73,8 @@ async def upload_attachment(
     image/png, image/jpeg or text/plain). The content is checked against that type."""
     content = await request.body()
 
-    def present(row: AttachmentRow) -> StoredResponse:
-        return StoredResponse(201, _public(row).model_dump(mode="json"), {})
+    def present(attachment: Attachment) -> StoredResponse:
+        return StoredResponse(201, _public(attachment).model_dump(mode="json"), {})
 
     fingerprint_body = {
         "filename": filename,
@@ -92,7 +91,6 @@ async def upload_attachment(
         lambda uow: handlers.add_attachment(
             referral_id, caller, content_type, filename, content, uow
         ),
-        201,
         present,
     )
 
@@ -104,7 +102,7 @@ async def upload_attachment(
     responses=PROBLEMS,
 )
 def list_attachments(referral_id: str, caller: CallerDep, uow: Uow) -> list[AttachmentPublic]:
-    return [_public(row) for row in handlers.list_attachments(referral_id, caller, uow)]
+    return [_public(a) for a in handlers.list_attachments(referral_id, caller, uow)]
 
 
 @router.get(
@@ -118,13 +116,13 @@ def list_attachments(referral_id: str, caller: CallerDep, uow: Uow) -> list[Atta
 def download_attachment(
     referral_id: str, attachment_id: str, caller: CallerDep, uow: Uow
 ) -> Response:
-    row = handlers.get_attachment(referral_id, attachment_id, caller, uow)
+    attachment = handlers.get_attachment(referral_id, attachment_id, caller, uow)
     return Response(
-        row.content,
-        media_type=row.content_type,
+        attachment.content,
+        media_type=attachment.content_type,
         headers={
-            "Content-Disposition": f'attachment; filename="{row.filename}"',
+            "Content-Disposition": f'attachment; filename="{attachment.filename}"',
             "X-Content-Type-Options": "nosniff",
-            "ETag": f'"{row.sha256}"',
+            "ETag": f'"{attachment.sha256}"',
         },
     )

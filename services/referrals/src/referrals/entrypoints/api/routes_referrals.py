@@ -13,13 +13,14 @@ from rx_contracts import Priority, ReferralStatus, ServiceType
 from rx_web.params import IsoDateTime
 from rx_web.problems import Problem
 
+from ...adapters.idempotency import StoredResponse
 from ...adapters.repository import View, WorklistQuery
-from ...domain.model import Patient
+from ...domain.model import Patient, Referral
 from ...service_layer import handlers
 from .deps import CallerDep, IdempotencyKey, Uow
 from .idempotency import run_once
 from .links import referral_links
-from .presenters import etag, to_public, to_summary
+from .presenters import etag, referral_response, to_public, to_summary
 from .schemas import ReasonIn, ReferralCreate, ReferralPublic, TransitionPublic, Worklist
 
 router = APIRouter(prefix="/referrals", tags=["referrals"])
@@ -69,6 +70,11 @@ def create_referral(
         reason_text=reason.text,
         clinical_summary=body.clinical_summary,
     )
+
+    def created(referral: Referral) -> StoredResponse:
+        location = request.url_for("read_referral", referral_id=referral.id)
+        return referral_response(referral, caller, 201, str(location))
+
     return run_once(
         request,
         caller,
@@ -76,7 +82,7 @@ def create_referral(
         body.model_dump(mode="json"),
         None,
         lambda uow: handlers.submit_referral(cmd, caller, uow),
-        status_code=201,
+        created,
     )
 
 
@@ -103,8 +109,8 @@ def read_referral(
 )
 def referral_history(referral_id: str, caller: CallerDep, uow: Uow) -> list[TransitionPublic]:
     """Every step so far: who did what, when, with reasons and notes."""
-    rows = handlers.get_history(referral_id, caller, uow)
-    return [TransitionPublic.model_validate(row, from_attributes=True) for row in rows]
+    entries = handlers.get_history(referral_id, caller, uow)
+    return [TransitionPublic.model_validate(entry, from_attributes=True) for entry in entries]
 
 
 @router.get(

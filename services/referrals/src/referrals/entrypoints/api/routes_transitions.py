@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -14,6 +15,7 @@ from ...service_layer import handlers
 from .deps import CallerDep, IdempotencyKey, IfMatch
 from .idempotency import run_once
 from .links import referral_links
+from .presenters import referral_response
 from .routes_referrals import IDEMPOTENT_POST, PROBLEMS
 from .schemas import (
     Cancel,
@@ -44,37 +46,44 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 OPERATION: dict[str, Any] = {"response_model": ReferralPublic, "responses": RESPONSES}
 
 
-def act(
-    action: Action,
-    referral_id: str,
-    caller: Caller,
-    key: str,
-    if_match: int,
-    request: Request,
-    body: BaseModel | None,
-    **details: Any,
-) -> JSONResponse:
-    """Run one lifecycle action at most once for this Idempotency-Key."""
-    payload = body.model_dump(mode="json", exclude_unset=True) if body is not None else {}
-    return run_once(
-        request,
-        caller,
-        key,
-        payload,
-        if_match,
-        lambda uow: handlers.transition(referral_id, action, caller, if_match, uow, **details),
-    )
+@dataclass(frozen=True)
+class LifecycleRequest:
+    """What every lifecycle operation is asked with: which referral, by whom, the version the
+    caller read (If-Match) and its Idempotency-Key."""
+
+    referral_id: str
+    caller: Caller
+    key: str
+    if_match: int
+    request: Request
+
+    def act(self, action: Action, body: BaseModel | None, **details: Any) -> JSONResponse:
+        """Run ``action`` at most once for this Idempotency-Key; answer with the referral."""
+        payload = body.model_dump(mode="json", exclude_unset=True) if body is not None else {}
+        return run_once(
+            self.request,
+            self.caller,
+            self.key,
+            payload,
+            self.if_match,
+            lambda uow: handlers.transition(
+                self.referral_id, action, self.caller, self.if_match, uow, **details
+            ),
+            lambda referral: referral_response(referral, self.caller),
+        )
+
+
+async def lifecycle_request(
+    referral_id: str, caller: CallerDep, key: IdempotencyKey, if_match: IfMatch, request: Request
+) -> LifecycleRequest:
+    return LifecycleRequest(referral_id, caller, key, if_match, request)
+
+
+Lifecycle = Annotated[LifecycleRequest, Depends(lifecycle_request)]
 
 
 @router.post("/amend", summary="Amend before acceptance (referrer)", **OPERATION)
-def amend_referral(
-    referral_id: str,
-    body: ReferralAmend,
-    caller: CallerDep,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    request: Request,
-) -> JSONResponse:
+def amend_referral(call: Lifecycle, body: ReferralAmend) -> JSONResponse:
     """Change priority, cohort, reason, clinical summary or patient details (not the
     postcode) while the referral is submitted or routed. Creates a new version."""
     changes: dict[str, Any] = {
@@ -89,43 +98,19 @@ def amend_referral(
         changes["reason_code"], changes["reason_text"] = reason.code, reason.text
     if body.patient is not None:
         changes["patient"] = body.patient.model_dump(exclude_unset=True)
-    return act(Action.AMEND, referral_id, caller, key, if_match, request, body, **changes)
+    return call.act(Action.AMEND, body, **changes)
 
 
 @router.post("/accept", summary="Accept (assigned organisation)", **OPERATION)
-def accept_referral(
-    referral_id: str,
-    caller: CallerDep,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    request: Request,
-    body: Empty | None = None,
-) -> JSONResponse:
+def accept_referral(call: Lifecycle, body: Empty | None = None) -> JSONResponse:
     """Your organisation takes the referral on. It must be routed to you."""
-    return act(Action.ACCEPT, referral_id, caller, key, if_match, request, body)
+    return call.act(Action.ACCEPT, body)
 
 
 @router.post("/reject", summary="Decline with a reason (assigned organisation)", **OPERATION)
-def reject_referral(
-    referral_id: str,
-    body: Reject,
-    caller: CallerDep,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    request: Request,
-) -> JSONResponse:
+def reject_referral(call: Lifecycle, body: Reject) -> JSONResponse:
     """Back to routing, which will not choose your organisation for this referral again."""
-    return act(
-        Action.REJECT,
-        referral_id,
-        caller,
-        key,
-        if_match,
-        request,
-        body,
-        reason=body.reason_code,
-        text=body.reason_text,
-    )
+    return call.act(Action.REJECT, body, reason=body.reason_code, text=body.reason_text)
 
 
 @router.post(
@@ -133,22 +118,10 @@ def reject_referral(
     summary="Redirect to another type or organisation (assigned organisation)",
     **OPERATION,
 )
-def redirect_referral(
-    referral_id: str,
-    body: Redirect,
-    caller: CallerDep,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    request: Request,
-) -> JSONResponse:
+def redirect_referral(call: Lifecycle, body: Redirect) -> JSONResponse:
     """Back to routing, towards the provider type or organisation you name."""
-    return act(
+    return call.act(
         Action.REDIRECT,
-        referral_id,
-        caller,
-        key,
-        if_match,
-        request,
         body,
         target_provider_type=body.target_provider_type,
         target_org=body.target_org,
@@ -157,73 +130,28 @@ def redirect_referral(
 
 
 @router.post("/start", summary="Start work (assigned organisation)", **OPERATION)
-def start_referral(
-    referral_id: str,
-    caller: CallerDep,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    request: Request,
-    body: Empty | None = None,
-) -> JSONResponse:
+def start_referral(call: Lifecycle, body: Empty | None = None) -> JSONResponse:
     """Work with the patient has begun. The referral must be accepted."""
-    return act(Action.START, referral_id, caller, key, if_match, request, body)
+    return call.act(Action.START, body)
 
 
 @router.post("/complete", summary="Complete with an outcome (assigned organisation)", **OPERATION)
-def complete_referral(
-    referral_id: str,
-    body: Complete,
-    caller: CallerDep,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    request: Request,
-) -> JSONResponse:
+def complete_referral(call: Lifecycle, body: Complete) -> JSONResponse:
     """Finish the referral; work must have started."""
-    return act(
-        Action.COMPLETE,
-        referral_id,
-        caller,
-        key,
-        if_match,
-        request,
-        body,
-        outcome=body.outcome,
-        summary=body.summary,
-    )
+    return call.act(Action.COMPLETE, body, outcome=body.outcome, summary=body.summary)
 
 
 @router.post("/cancel", summary="Withdraw (referrer)", **OPERATION)
-def cancel_referral(
-    referral_id: str,
-    body: Cancel,
-    caller: CallerDep,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    request: Request,
-) -> JSONResponse:
+def cancel_referral(call: Lifecycle, body: Cancel) -> JSONResponse:
     """The referrer withdraws the referral, from any status but completed or cancelled."""
-    return act(
-        Action.CANCEL, referral_id, caller, key, if_match, request, body, text=body.reason_text
-    )
+    return call.act(Action.CANCEL, body, text=body.reason_text)
 
 
 @router.post("/reroute", summary="Send back to routing (ops)", **OPERATION)
-def reroute_referral(
-    referral_id: str,
-    body: Reroute,
-    caller: CallerDep,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    request: Request,
-) -> JSONResponse:
+def reroute_referral(call: Lifecycle, body: Reroute) -> JSONResponse:
     """Ops only: re-route an unroutable or stuck referral, optionally to a named target."""
-    return act(
+    return call.act(
         Action.REROUTE,
-        referral_id,
-        caller,
-        key,
-        if_match,
-        request,
         body,
         target_provider_type=body.target_provider_type,
         target_org=body.target_org,

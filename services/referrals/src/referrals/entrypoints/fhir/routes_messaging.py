@@ -14,11 +14,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from rx_contracts import new_id
 
+from ...adapters.idempotency import StoredResponse
 from ...domain.caller import Caller
 from ...domain.lifecycle import Action
 from ...domain.model import Referral
 from ...service_layer import handlers, versions
-from ...service_layer.unit_of_work import StoredResponse, UnitOfWork
+from ...service_layer.unit_of_work import UnitOfWork
 from . import codes, commands, inbound, resources
 from .deps import CallerDep, IdempotencyKeyHeader, ParseFailed, parse, read_json
 from .outcomes import FhirProblem

@@ -13,12 +13,12 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from ...adapters.idempotency import StoredResponse
 from ...domain import assignments
 from ...domain.caller import Caller
 from ...domain.errors import IllegalTransition
 from ...domain.model import Referral
 from ...service_layer import handlers, versions
-from ...service_layer.unit_of_work import StoredResponse
 from . import commands, inbound, resources
 from .deps import (
     CallerDep,

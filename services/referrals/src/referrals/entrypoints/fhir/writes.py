@@ -9,8 +9,9 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from ...adapters.idempotency import StoredResponse
 from ...domain.caller import Caller
-from ...service_layer.unit_of_work import StoredResponse, UnitOfWork
+from ...service_layer.unit_of_work import UnitOfWork
 from ..api.idempotency import run_once
 from .deps import FHIR_JSON
 from .outcomes import FhirProblem

@@ -18,13 +18,15 @@ from .routes_rules import router as rules_router
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    """Build the app; the container (database engine…) is made at startup, not import."""
+    settings = settings or (container.settings if container else get_settings())
     app = service_app(
         "routing",
         "Provider directory, versioned routing rules, SLA policies, routing decisions and "
         "what-if replay. Send a bearer token from the issuer (audience `routing`): any "
         "identity reads the directory; changes need the admin role; rules, policies, "
         "decisions and replay need ops or admin.",
-        lambda: container or bootstrap(settings or get_settings()),
+        lambda: container or bootstrap(settings),
         max_body_size=1_000_000,
     )
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from ...adapters import repository
-from ...adapters.tables import DecisionRow
-from .deps import OpsOrAdmin, SessionDep
+from ...domain.model import Decision
+from ...service_layer import handlers
+from .deps import OpsOrAdmin, Uow
 from .schemas import DecisionPublic
 
 router = APIRouter(tags=["decisions"])
@@ -16,11 +16,11 @@ router = APIRouter(tags=["decisions"])
 
 @router.get("/decisions", response_model=list[DecisionPublic])
 def decisions(
-    session: SessionDep,
+    uow: Uow,
     _caller: OpsOrAdmin,
     referral_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[DecisionRow]:
+) -> list[Decision]:
     """Routing decisions, newest first, each naming the rule and rule-set version that chose
     the organisation; filter by referral."""
-    return repository.decisions(session, referral_id, limit)
+    return handlers.decisions(referral_id, limit, uow)

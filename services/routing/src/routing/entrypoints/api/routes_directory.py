@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, status
-from sqlmodel import col, select
 
-from ...adapters import directory_store
 from ...adapters.tables import OrganisationRow
+from ...domain.directory import Locality
 from ...service_layer import admin
-from .deps import Admin, Reader, SessionDep
+from .deps import Admin, CallerDep, Uow
 from .schemas import (
     LocalityIn,
     LocalityPublic,
@@ -27,56 +26,35 @@ NO_ORGANISATION: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/localities", response_model=list[LocalityPublic])
-def list_localities(session: SessionDep, _caller: Reader) -> list[LocalityPublic]:
+def list_localities(uow: Uow, _caller: CallerDep) -> list[LocalityPublic]:
     """Every locality with its population and postcode districts."""
-    return [
-        LocalityPublic(
-            code=row.code,
-            name=row.name,
-            population=row.population,
-            districts=admin.districts_of(session, row.code),
-        )
-        for row in directory_store.localities(session)
-    ]
+    return [_locality(locality) for locality in admin.localities(uow)]
 
 
 @router.put("/localities/{code}", response_model=LocalityPublic)
-def put_locality(
-    code: str, body: LocalityIn, session: SessionDep, _caller: Admin
-) -> LocalityPublic:
+def put_locality(code: str, body: LocalityIn, uow: Uow, _caller: Admin) -> LocalityPublic:
     """Create or replace a locality (admin). A district already in another locality is
     refused."""
-    row = admin.put_locality(
-        session, admin.LocalityData(code, body.name, body.population, body.districts)
-    )
-    return LocalityPublic(
-        code=row.code,
-        name=row.name,
-        population=row.population,
-        districts=admin.districts_of(session, row.code),
-    )
+    data = admin.LocalityData(code, body.name, body.population, body.districts)
+    return _locality(admin.put_locality(data, uow))
 
 
 @router.get("/organisations", response_model=list[OrganisationPublic])
 def list_organisations(
-    session: SessionDep,
-    _caller: Reader,
+    uow: Uow,
+    _caller: CallerDep,
     provider_type: str | None = None,
     locality: str | None = None,
 ) -> list[OrganisationRow]:
     """The provider directory, by ODS code; filter by provider type or locality served."""
-    query = select(OrganisationRow).order_by(col(OrganisationRow.ods_code))
-    if provider_type:
-        query = query.where(OrganisationRow.provider_type == provider_type)
-    rows = list(session.exec(query))
-    return [r for r in rows if locality is None or locality in r.localities]
+    return admin.organisations(uow, provider_type, locality)
 
 
 @router.get(
     "/organisations/{ods_code}", response_model=OrganisationPublic, responses=NO_ORGANISATION
 )
-def get_organisation(ods_code: str, session: SessionDep, _caller: Reader) -> OrganisationRow:
-    return admin.get_organisation(session, ods_code)
+def get_organisation(ods_code: str, uow: Uow, _caller: CallerDep) -> OrganisationRow:
+    return admin.get_organisation(ods_code, uow)
 
 
 @router.post(
@@ -85,21 +63,28 @@ def get_organisation(ods_code: str, session: SessionDep, _caller: Reader) -> Org
     status_code=status.HTTP_201_CREATED,
     responses={409: {"description": "An organisation with that ODS code exists"}},
 )
-def create_organisation(
-    body: OrganisationCreate, session: SessionDep, _caller: Admin
-) -> OrganisationRow:
+def create_organisation(body: OrganisationCreate, uow: Uow, _caller: Admin) -> OrganisationRow:
     """Add an organisation (admin). 409 if the ODS code exists."""
-    return admin.create_organisation(session, _data(body.ods_code, body))
+    return admin.create_organisation(_data(body.ods_code, body), uow)
 
 
 @router.put(
     "/organisations/{ods_code}", response_model=OrganisationPublic, responses=NO_ORGANISATION
 )
 def replace_organisation(
-    ods_code: str, body: OrganisationBody, session: SessionDep, _caller: Admin
+    ods_code: str, body: OrganisationBody, uow: Uow, _caller: Admin
 ) -> OrganisationRow:
     """Replace an organisation's details (admin); set ``active`` false to stop routing to it."""
-    return admin.replace_organisation(session, _data(ods_code, body))
+    return admin.replace_organisation(_data(ods_code, body), uow)
+
+
+def _locality(locality: Locality) -> LocalityPublic:
+    return LocalityPublic(
+        code=locality.code,
+        name=locality.name,
+        population=locality.population,
+        districts=sorted(locality.districts),
+    )
 
 
 def _data(ods_code: str, body: OrganisationBody) -> admin.OrganisationData:

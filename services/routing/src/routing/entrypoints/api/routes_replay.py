@@ -8,14 +8,14 @@ from fastapi import APIRouter
 
 from ...domain.errors import Collector
 from ...service_layer import replay as replaying
-from .deps import OpsOrAdmin, SessionDep
+from .deps import OpsOrAdmin, Uow
 from .schemas import ReplayRequest
 
 router = APIRouter(tags=["replay"])
 
 
 @router.post("/replay", description=replaying.__doc__)
-def replay(body: ReplayRequest, session: SessionDep, _caller: OpsOrAdmin) -> dict[str, Any]:
+def replay(body: ReplayRequest, uow: Uow, _caller: OpsOrAdmin) -> dict[str, Any]:
     """Replay the referrals submitted in the window under the proposed rules, publishing
     nothing; report assignments per organisation, unroutable referrals and acceptance
     breaches, proposed beside actual."""
@@ -27,12 +27,12 @@ def replay(body: ReplayRequest, session: SessionDep, _caller: OpsOrAdmin) -> dic
         errors.add("to", "window_order", "to must be after from")
     errors.raise_if_any()
     proposed = replaying.proposal(
-        session,
         [
             replaying.ProposedRuleSet(
                 r.locality, [rule.model_dump(by_alias=True) for rule in r.rules]
             )
             for r in body.rule_sets
         ],
+        uow,
     )
-    return replaying.replay(session, proposed, body.from_, body.to).as_json()
+    return replaying.replay(proposed, body.from_, body.to, uow).as_json()

@@ -11,7 +11,7 @@ from rx_contracts import Priority, ServiceType
 from ...adapters.tables import RuleSetRow, SlaPolicyRow
 from ...domain.errors import FieldError, InvalidInput
 from ...service_layer import admin
-from .deps import Admin, OpsOrAdmin, SessionDep
+from .deps import Admin, OpsOrAdmin, Uow
 from .schemas import PolicyIn, PolicyPublic, RuleSetCreate, RuleSetPublic
 
 router = APIRouter()
@@ -23,11 +23,9 @@ NO_VERSION: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/rule-sets", response_model=list[RuleSetPublic], tags=["rules"], responses=NO_LOCALITY)
-def list_rule_sets(
-    session: SessionDep, _caller: OpsOrAdmin, locality: str | None = None
-) -> list[RuleSetRow]:
+def list_rule_sets(uow: Uow, _caller: OpsOrAdmin, locality: str | None = None) -> list[RuleSetRow]:
     """Every version of every locality's rules (or one locality's), oldest first."""
-    return admin.rule_sets(session, locality)
+    return admin.rule_sets(uow, locality)
 
 
 @router.get(
@@ -36,10 +34,8 @@ def list_rule_sets(
     tags=["rules"],
     responses=NO_VERSION,
 )
-def get_rule_set(
-    locality: str, version: Version, session: SessionDep, _caller: OpsOrAdmin
-) -> RuleSetRow:
-    return admin.get_rule_set(session, locality, version)
+def get_rule_set(locality: str, version: Version, uow: Uow, _caller: OpsOrAdmin) -> RuleSetRow:
+    return admin.get_rule_set(locality, version, uow)
 
 
 @router.post(
@@ -49,14 +45,12 @@ def get_rule_set(
     tags=["rules"],
     responses=NO_LOCALITY,
 )
-def create_rule_set(
-    locality: str, body: RuleSetCreate, session: SessionDep, caller: Admin
-) -> RuleSetRow:
+def create_rule_set(locality: str, body: RuleSetCreate, uow: Uow, caller: Admin) -> RuleSetRow:
     """Upload the next version of a locality's rules (admin). Every rule is checked: known
     service types, priorities, cohorts and weekdays, HH:MM times, and candidates that exist
     and serve the locality. The new version is inactive until activated."""
     return admin.create_rule_set(
-        session, locality, body.rules_json(), caller.organisation, body.description
+        locality, body.rules_json(), caller.organisation, uow, body.description
     )
 
 
@@ -66,22 +60,20 @@ def create_rule_set(
     tags=["rules"],
     responses=NO_VERSION,
 )
-def activate_rule_set(
-    locality: str, version: Version, session: SessionDep, _caller: Admin
-) -> RuleSetRow:
+def activate_rule_set(locality: str, version: Version, uow: Uow, _caller: Admin) -> RuleSetRow:
     """Make this version the locality's live rules (admin); routing uses it from its next
     decision. 404 for a version that does not exist."""
-    return admin.activate_rule_set(session, locality, version)
+    return admin.activate_rule_set(locality, version, uow)
 
 
 @router.get("/sla-policies", response_model=list[PolicyPublic], tags=["sla"])
-def list_policies(session: SessionDep, _caller: OpsOrAdmin) -> list[SlaPolicyRow]:
-    return admin.policies(session)
+def list_policies(uow: Uow, _caller: OpsOrAdmin) -> list[SlaPolicyRow]:
+    return admin.policies(uow)
 
 
 @router.put("/sla-policies/{service_type}/{priority}", response_model=PolicyPublic, tags=["sla"])
 def put_policy(
-    service_type: ServiceType, priority: str, body: PolicyIn, session: SessionDep, _caller: Admin
+    service_type: ServiceType, priority: str, body: PolicyIn, uow: Uow, _caller: Admin
 ) -> SlaPolicyRow:
     """Create or replace the policy of a service type and priority (``*``: its priorities
     without a policy of their own). New clocks use it; running clocks keep their deadlines."""
@@ -96,7 +88,6 @@ def put_policy(
             ]
         )
     return admin.put_policy(
-        session,
         admin.PolicyData(
             service_type=service_type,
             priority=None if priority == "*" else Priority(priority),
@@ -105,4 +96,5 @@ def put_policy(
             warn_at_fraction=body.warn_at_fraction,
             auto_reroute=body.auto_reroute,
         ),
+        uow,
     )

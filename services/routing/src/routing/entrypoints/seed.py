@@ -5,14 +5,16 @@ seed`` loads it through the same checks as the admin API; loading twice changes 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rx_contracts import Priority, ProviderType, ServiceType
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
 
-from .adapters.tables import LocalityRow, OrganisationRow, RuleSetRow, SlaPolicyRow
-from .service_layer import admin
+from ..bootstrap import bootstrap
+from ..config import get_settings
+from ..service_layer import admin
+from ..service_layer.unit_of_work import UnitOfWork, session_factory
 
 P = ProviderType
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
@@ -144,32 +146,44 @@ POLICIES = [
 
 def seed_demo(engine: Engine) -> int:
     """Load the demo data that is missing; returns how many things were added."""
+    sessions = session_factory(engine)
+
+    def uow() -> UnitOfWork:
+        return UnitOfWork(sessions)
+
     added = 0
-    with Session(engine) as session:
-        known = {row.code for row in session.exec(select(LocalityRow))}
-        for locality in LOCALITIES:
-            if locality.code not in known:
-                admin.put_locality(session, locality)
-                added += 1
-        known = {row.ods_code for row in session.exec(select(OrganisationRow))}
-        for organisation in ORGANISATIONS:
-            if organisation.ods_code not in known:
-                admin.create_organisation(session, organisation)
-                added += 1
-        with_rules = {row.locality for row in session.exec(select(RuleSetRow))}
-        for locality in LOCALITIES:
-            if locality.code not in with_rules:
-                created = admin.create_rule_set(
-                    session, locality.code, rules_for(locality.code), "RX", "demo rules"
-                )
-                admin.activate_rule_set(session, locality.code, created.version)
-                added += 1
-        known_policies = {
-            (row.service_type, row.priority) for row in session.exec(select(SlaPolicyRow))
-        }
-        for policy in POLICIES:
-            key = (policy.service_type.value, policy.priority.value if policy.priority else "*")
-            if key not in known_policies:
-                admin.put_policy(session, policy)
-                added += 1
+    known = {locality.code for locality in admin.localities(uow())}
+    for locality in LOCALITIES:
+        if locality.code not in known:
+            admin.put_locality(locality, uow())
+            added += 1
+    known = {row.ods_code for row in admin.organisations(uow())}
+    for organisation in ORGANISATIONS:
+        if organisation.ods_code not in known:
+            admin.create_organisation(organisation, uow())
+            added += 1
+    with_rules = {row.locality for row in admin.rule_sets(uow())}
+    for locality in LOCALITIES:
+        if locality.code not in with_rules:
+            created = admin.create_rule_set(
+                locality.code, rules_for(locality.code), "RX", uow(), "demo rules"
+            )
+            admin.activate_rule_set(locality.code, created.version, uow())
+            added += 1
+    known_policies = {(row.service_type, row.priority) for row in admin.policies(uow())}
+    for policy in POLICIES:
+        key = (policy.service_type.value, policy.priority.value if policy.priority else "*")
+        if key not in known_policies:
+            admin.put_policy(policy, uow())
+            added += 1
     return added
+
+
+def main() -> None:
+    """``python -m routing seed``: load the demo directory, rules and SLA policies."""
+    container = bootstrap(get_settings())
+    try:
+        added = seed_demo(container.engine)
+    finally:
+        container.engine.dispose()
+    logging.getLogger("routing.seed").info("demo directory loaded (%d things added)", added)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from rx_messaging.kafka_auth import KafkaAuth, KafkaAuthError
+from rx_config.kafka_auth import KafkaAuth, KafkaAuthError
 
 
 def test_without_settings_clients_connect_in_plaintext_with_no_credentials() -> None:

@@ -1,0 +1,67 @@
+"""The responses remembered per Idempotency-Key (table ``idempotency_key``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from rx_messaging import fastsql
+from sqlalchemy import Table
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from .tables import IdempotencyRow
+
+IDEMPOTENCY: Table = IdempotencyRow.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """An HTTP answer as it is remembered and replayed."""
+
+    status_code: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class IdempotentResponse:
+    """The first response to a POST that carried an Idempotency-Key, and what made it."""
+
+    organisation: str
+    key: str
+    fingerprint: str
+    """What made the request (route, version, body): a retry must match it."""
+    response: StoredResponse
+
+
+class IdempotencyKeys:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, organisation: str, key: str) -> IdempotentResponse | None:
+        row = self.session.get(IdempotencyRow, (organisation, key))
+        if row is None:
+            return None
+        response = StoredResponse(row.status_code, row.body, row.headers)
+        return IdempotentResponse(row.organisation, row.key, row.fingerprint, response)
+
+    def claim(self, remembered: IdempotentResponse) -> None:
+        """Insert the key with its response: the insert is what claims the key, so an earlier
+        or concurrent use of it makes this raise ``IntegrityError``."""
+        values = {
+            "organisation": remembered.organisation,
+            "key": remembered.key,
+            "fingerprint": remembered.fingerprint,
+            "status_code": remembered.response.status_code,
+            "body": remembered.response.body,
+            "headers": remembered.response.headers,
+            "created_at": datetime.now(UTC),
+        }
+        conn = self.session.connection()
+        try:
+            fastsql.execute(conn, fastsql.insert_into(IDEMPOTENCY, tuple(values)), values)
+        except conn.dialect.loaded_dbapi.IntegrityError as exc:
+            # Straight to the driver (rx_messaging.fastsql), which does not wrap its errors.
+            raise IntegrityError("claiming the Idempotency-Key", None, exc) from exc
