@@ -137,6 +137,22 @@ def test_the_referrer_hears_back_and_the_provider_hears_the_offer(loop_stack: St
         assert heard[1]["data"]["referral"]["assigned_org"] == "RXA01"
         numbers = [e["eventnumber"] for e in heard]
         assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+        # The referral's own numbers have no holes: routing numbers its decision (2), which
+        # the referrals service reserved for it and records under that number.
+        assert [e["sequence"] for e in heard] == [1, 2, 3, 4, 5]
+        assert heard[1]["data"]["sequence"] == 2
+        history = httpx.get(
+            f"{stack.url('referrals')}/referrals/{rid}/history",
+            headers=as_client(stack, "b81001"),
+            timeout=10,
+        ).json()
+        assert [(h["sequence"], h["action"]) for h in history] == [
+            (1, "submit"),
+            (2, "route"),
+            (3, "accept"),
+            (4, "start"),
+            (5, "complete"),
+        ]
         assert gp.verified(webhook["secret"])
         secret = fhir["extension"][0]["valueString"]
         assert team.verified(secret)

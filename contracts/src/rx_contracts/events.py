@@ -97,7 +97,8 @@ class ReferralSubmitted(EventPayload):
 DECISION_SEQUENCE = (
     "Per-referral event sequence number of this decision: the one reserved for routing's "
     "decision when the referral entered 'submitted' at sequence s (s + 1), so a referral's "
-    "events have no holes. Null from a routing service that does not number its decisions."
+    "events have no holes. Null when routing does not know the referral's number (a referral "
+    "it saw before it kept numbers)."
 )
 
 

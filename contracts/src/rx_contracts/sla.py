@@ -58,7 +58,7 @@ class _ClockEvent(EventPayload):
         ge=1,
         description="Per-referral sequence number the referral was at when the clock fired: "
         "the event comes after that one in the referral's order and takes no number of its "
-        "own. Null from a routing service that does not track it.",
+        "own. Null when routing does not know it.",
     )
     attempt: int | None = Field(
         default=None,

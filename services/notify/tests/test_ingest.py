@@ -96,8 +96,9 @@ def test_events_arriving_out_of_order_are_numbered_in_the_referrals_order(
 
 
 def test_an_unnumbered_routing_decision_fills_the_gap_it_left(container: Container) -> None:
-    """A routing service that does not number its decisions yet: the referrals service's
-    numbers skip the decision's step, and the decision fills that gap by its attempt."""
+    """A decision routing could not number (a referral it saw before it kept numbers): the
+    referrals service's numbers skip the decision's step, and the decision fills that gap by
+    its attempt."""
     sent = subscribe(container, GP, Topic.SENT)
     j = Journey()
     submitted, routed, accepted = j.submitted(), j.routed(sequence=False), j.accepted()

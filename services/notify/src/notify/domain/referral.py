@@ -7,10 +7,11 @@ gapless per-referral ``sequence``; an event is applied only after its predecesso
 back until then. Clock events take no number of their own: they carry the sequence the referral
 was at, and are applied once that one was.
 
-Routing decisions published without a sequence (by a routing service that predates sequence
-numbers on decisions) are placed by their routing attempt instead: attempt n belongs to the
-n-th time the referral entered ``submitted`` and takes the next free number; an event of the
-referrals service that later claims that number is still applied (late), so nothing is lost."""
+Routing numbers its decisions with the number the referrals service reserved for them when the
+referral entered ``submitted``. A decision without one (for a referral routing saw before it
+kept the number) is placed by its routing attempt instead: attempt n belongs to the n-th time
+the referral entered ``submitted`` and takes the next free number; an event of the referrals
+service that later claims that number is still applied (late), so nothing is lost."""
 
 from __future__ import annotations
 
