@@ -28,6 +28,7 @@ from .events import (
 )
 from .identity import Identity, Role
 from .ids import new_id
+from .notify import SubscriptionChanged, SubscriptionCreated, SubscriptionState
 from .payload import Payload
 from .registry import EVENT_TYPES
 from .sla import (
@@ -101,6 +102,9 @@ __all__ = [
     "ServiceType",
     "SlaBreached",
     "SlaWarning",
+    "SubscriptionChanged",
+    "SubscriptionCreated",
+    "SubscriptionState",
     "decode",
     "encode",
     "new_id",

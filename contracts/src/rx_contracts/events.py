@@ -97,6 +97,14 @@ class ReferralSubmitted(EventPayload):
     submitted_at: datetime = Field(description="When the referrals service accepted it (UTC).")
 
 
+DECISION_SEQUENCE = (
+    "Per-referral event sequence number of this decision: the one reserved for routing's "
+    "decision when the referral entered 'submitted' at sequence s (s + 1), so a referral's "
+    "events have no holes. Null when routing does not know the referral's number (a referral "
+    "it saw before it kept numbers)."
+)
+
+
 class ReferralRouted(EventPayload):
     """Routing assigned the referral to an organisation; that organisation should act on it.
 
@@ -105,6 +113,11 @@ class ReferralRouted(EventPayload):
     EVENT_TYPE: ClassVar[str] = "rx.routing.ReferralRouted.v1"
 
     decision_id: str = Field(description="Id of the routing decision.", min_length=1)
+    sequence: int | None = Field(
+        default=None,
+        ge=2,
+        description=DECISION_SEQUENCE,
+    )
     attempt: int = Field(ge=1, description="1 for the first assignment, 2+ after re-routing.")
     assigned_org: str = Field(
         pattern=ODS_CODE, description="ODS code of the assigned organisation.", examples=["RVJ01"]
@@ -129,6 +142,7 @@ class ReferralUnroutable(EventPayload):
     EVENT_TYPE: ClassVar[str] = "rx.routing.ReferralUnroutable.v1"
 
     decision_id: str = Field(description="Id of the routing decision.", min_length=1)
+    sequence: int | None = Field(default=None, ge=2, description=DECISION_SEQUENCE)
     service_type: ServiceType = Field(description="Service type of the referral.")
     priority: Priority = Field(description="Priority of the referral.")
     locality: str | None = Field(

@@ -184,7 +184,10 @@ def test_transition_matrix(status: str, action: str, who: str) -> None:
         perform(caller, 4, NOW, **ARGS[action])
         [step] = referral.pending
         assert isinstance(step.event, EVENTS[action])
-        assert (referral.version, referral.sequence, step.event.version) == (5, 5, 5)
+        assert (referral.version, step.sequence, step.event.version) == (5, 5, 5)
+        assert step.event.sequence == 5
+        back_to_routing = NEXT.get(action) == "submitted"
+        assert referral.sequence == (6 if back_to_routing else 5), "6 is routing's decision's"
         assert referral.status.value == NEXT.get(action, status)
         assert step.event.status == referral.status
         assert step.event.actor.organisation == caller.organisation
@@ -366,3 +369,46 @@ def test_the_outcome_table_in_the_api_docs_is_the_one_enforced() -> None:
         cell.strip(" `"): [code.strip(" `") for code in codes.split(",")] for cell, codes in rows
     }
     assert documented == {t.value: [o.value for o in OUTCOMES[t]] for t in ServiceType}
+
+
+def test_routing_decision_takes_the_number_reserved_when_the_referral_went_to_routing() -> None:
+    """Every event a subscriber sees carries a number and none is skipped: entering
+    ``submitted`` at s reserves s + 1 for routing's decision, so a referrer's change made
+    while routing decides comes after it."""
+    referral = Referral.submit(
+        referral_id="r-3",
+        caller=CALLERS["referrer"],
+        referrer_org=REFERRER,
+        patient=Patient("BS5 0AA"),
+        service_type=ServiceType.URGENT_COMMUNITY_RESPONSE,
+        priority=Priority.URGENT,
+        cohort=CohortFlags(),
+        reason_code=None,
+        reason_text=None,
+        clinical_summary=None,
+        now=NOW,
+    )
+    referral.amend(CALLERS["referrer"], 1, NOW, priority=Priority.STAT)
+    referral.record_routing(ASSIGNED, ProviderType.RAPID_RESPONSE, NOW, "decision-1", 2)
+    referral.reject(CALLERS["assigned"], 3, NOW, RejectionReason.FAILED_CONTACT, None)
+    referral.record_unroutable(NOW, "decision-2", 5)
+    referral.cancel(CALLERS["referrer"], 5, NOW, "no longer needed")
+    steps = [(step.sequence, step.action) for step in referral.pending]
+    assert steps == [
+        (1, "submit"),
+        (3, "amend"),
+        (2, "route"),
+        (4, "reject"),
+        (5, "unroutable"),
+        (6, "cancel"),
+    ]
+    events = [step.event.sequence for step in referral.pending if step.event is not None]
+    assert events == [1, 3, 4, 6], "routing's decisions are routing's events"
+
+
+def test_a_decision_from_a_routing_service_that_does_not_number_it_takes_the_next_number() -> None:
+    referral = referral_in("submitted")
+    referral.record_routing(ASSIGNED, ProviderType.RAPID_RESPONSE, NOW, "decision-1")
+    assert [step.sequence for step in referral.pending] == [5]
+    referral.accept(CALLERS["assigned"], 5, NOW)
+    assert [step.sequence for step in referral.pending] == [5, 6]

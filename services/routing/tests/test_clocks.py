@@ -94,6 +94,7 @@ def test_an_unaccepted_rapid_response_referral_warns_then_breaches_for_its_holde
     assert warning.id == event_id("r-1:acceptance:1", "warning"), "a deterministic id"
     payload = warning.payload()
     assert (payload.kind, payload.assigned_org, payload.attempt) == ("acceptance", "RXA01", 1)
+    assert payload.sequence == 2, "it follows the decision that started it, numbered 2"
     assert payload.deadline == MONDAY_10AM + timedelta(minutes=30)
     assert warning.correlationid == "corr-r-1"
     clock.advance(minutes=7, seconds=30)

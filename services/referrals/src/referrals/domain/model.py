@@ -118,7 +118,10 @@ class Referral:
     due_at: datetime
     status: ReferralStatus = ReferralStatus.SUBMITTED
     version: int = 1
-    sequence: int = 1
+    sequence: int = 2
+    """The highest per-referral sequence number given or reserved: entering ``submitted`` at
+    s reserves s + 1 for routing's decision, so every event a subscriber sees has a number
+    and a referrer's change while routing decides comes after the decision."""
     assigned_org: str | None = None
     assigned_provider_type: ProviderType | None = None
     outcome: Outcome | None = None
@@ -214,7 +217,7 @@ class Referral:
         referral.pending.append(
             Transition(1, "submit", ReferralStatus.SUBMITTED, caller.actor, now, event)
         )
-        return referral
+        return referral  # sequence 2 is routing's
 
     # ---- transitions by providers and ops -------------------------------------------------
 
@@ -487,29 +490,42 @@ class Referral:
     # ---- changes made by routing's decisions ------------------------------------------------
 
     def record_routing(
-        self, assigned_org: str, provider_type: ProviderType, at: datetime, cause_event_id: str
+        self,
+        assigned_org: str,
+        provider_type: ProviderType,
+        at: datetime,
+        cause_event_id: str,
+        sequence: int | None = None,
     ) -> None:
         """Routing assigned the referral. Routing's own event is the record of the change,
-        so this service publishes nothing for it."""
-        self._from_routing("route", ReferralStatus.ROUTED, at, cause_event_id)
+        so this service publishes nothing for it; ``sequence`` is the decision's number."""
+        self._from_routing("route", ReferralStatus.ROUTED, at, cause_event_id, sequence)
         self.assigned_org = assigned_org
         self.assigned_provider_type = provider_type
 
-    def record_unroutable(self, at: datetime, cause_event_id: str) -> None:
+    def record_unroutable(
+        self, at: datetime, cause_event_id: str, sequence: int | None = None
+    ) -> None:
         """Routing found no organisation; ops must act."""
-        self._from_routing("unroutable", ReferralStatus.UNROUTABLE, at, cause_event_id)
+        self._from_routing("unroutable", ReferralStatus.UNROUTABLE, at, cause_event_id, sequence)
 
     def _from_routing(
-        self, action: str, to: ReferralStatus, at: datetime, cause_event_id: str
+        self,
+        action: str,
+        to: ReferralStatus,
+        at: datetime,
+        cause_event_id: str,
+        sequence: int | None,
     ) -> None:
         if self.status is not ReferralStatus.SUBMITTED:
             raise IllegalTransition(f"cannot {action} a {self.status.value} referral", [])
         self.status = to
         self.version += 1
-        self.sequence += 1
-        self.pending.append(
-            Transition(self.sequence, action, to, PLATFORM, at, None, cause_event_id)
-        )
+        if sequence is None:  # from a routing service that does not number its decisions
+            self.sequence += 1
+            sequence = self.sequence
+        self.sequence = max(self.sequence, sequence)
+        self.pending.append(Transition(sequence, action, to, PLATFORM, at, None, cause_event_id))
 
     def _record(
         self,
@@ -525,7 +541,8 @@ class Referral:
         **event_fields: Any,
     ) -> None:
         """Move to the action's status, bump version and sequence, record the event. With
-        ``release`` the referral leaves its assigned organisation (back to routing)."""
+        ``release`` the referral leaves its assigned organisation (back to routing, whose
+        decision takes the next number)."""
         holder_type = self.assigned_provider_type
         to = RULES[action].to or self.status
         self.status = to
@@ -533,10 +550,11 @@ class Referral:
             self.assigned_org = None
             self.assigned_provider_type = None
         self.version += 1
-        self.sequence += 1
+        number = self.sequence + 1
+        self.sequence = number + 1 if release else number
         event = event_type(
             referral_id=self.id,
-            sequence=self.sequence,
+            sequence=number,
             version=self.version,
             actor=caller.actor,
             status=to,
@@ -551,7 +569,7 @@ class Referral:
         )
         self.pending.append(
             Transition(
-                self.sequence,
+                number,
                 action.value,
                 to,
                 caller.actor,

@@ -176,10 +176,14 @@ def apply_routing_decision(envelope: Envelope, uow: UnitOfWork) -> None:
             return
         if isinstance(payload, ReferralRouted):
             referral.record_routing(
-                payload.assigned_org, payload.provider_type, payload.routed_at, envelope.id
+                payload.assigned_org,
+                payload.provider_type,
+                payload.routed_at,
+                envelope.id,
+                payload.sequence,
             )
         else:
-            referral.record_unroutable(payload.decided_at, envelope.id)
+            referral.record_unroutable(payload.decided_at, envelope.id, payload.sequence)
         uow.commit()
 
 

@@ -146,6 +146,9 @@ class Case:
     provider_type: ProviderType | None = None
     attempt: int = 0
     """Number of routing decisions so far."""
+    sequence: int | None = None
+    """The referral's per-referral sequence as far as routing has seen it, its own decisions
+    included; decisions and clock events carry it (None: not known yet)."""
     decision_id: str | None = None
     """The latest decision."""
     decided_at: datetime | None = None
@@ -169,6 +172,7 @@ class Case:
             cohorts=cohorts_of(submitted.cohort),
             submitted_at=submitted.submitted_at,
             correlation_id=correlation_id,
+            sequence=submitted.sequence,
         )
         if policy is not None:
             case._start_clock(policy, ClockKind.RESPONSE, submitted.submitted_at)
@@ -180,6 +184,7 @@ class Case:
         """Apply a later lifecycle event. Returns where to route the referral next when its
         holder let it go (rejected, redirected, re-routed), else None."""
         self.priority = event.priority
+        self.sequence = max(self.sequence or 0, event.sequence)
         at = event.occurred_at
         if isinstance(event, ReferralAmended):
             self.amend(event.cohort)
@@ -297,6 +302,10 @@ class Case:
         )
         outcome = decide(facts, directory, now, self._counting_releases(load))
         self.attempt += 1
+        if self.sequence is not None:
+            # The referrals service reserved the number after the step that sent the referral
+            # to routing (the latest one seen) for this decision.
+            self.sequence += 1
         self.decision_id, self.decided_at = new_id(), now
         if isinstance(outcome, Routed):
             return self._routed(outcome, directory, now)
@@ -312,6 +321,7 @@ class Case:
         event = ReferralRouted(
             referral_id=self.referral_id,
             decision_id=self.decision_id,
+            sequence=self.sequence,
             attempt=self.attempt,
             assigned_org=org.ods_code,
             provider_type=org.provider_type,
@@ -343,6 +353,7 @@ class Case:
         event = ReferralUnroutable(
             referral_id=self.referral_id,
             decision_id=self.decision_id,
+            sequence=self.sequence,
             service_type=self.service_type,
             priority=self.priority,
             locality=outcome.locality,

@@ -273,9 +273,10 @@ class SlaClock:
         )
         return True
 
-    def fire(self, now: datetime, holder: Holder) -> None:
+    def fire(self, now: datetime, holder: Holder, sequence: int | None = None) -> None:
         """Fire what is due at ``now``, for ``holder``: a warning or a breach on routing.sla.v1
-        and the holder's provider topic; a breach that re-routes nobody is escalated to ops."""
+        and the holder's provider topic; a breach that re-routes nobody is escalated to ops.
+        ``sequence``: the referral's sequence as routing last saw it, which the events carry."""
         for firing in due(
             self.warn_at,
             self.warned_at is not None,
@@ -283,7 +284,7 @@ class SlaClock:
             self.breached_at is not None,
             now,
         ):
-            self._fire(firing, now, holder)
+            self._fire(firing, now, holder, sequence)
         self.next_fire_at = next_fire(
             self.warn_at, self.warned_at is not None, self.deadline_at, self.breached_at is not None
         )
@@ -293,12 +294,13 @@ class SlaClock:
         events, self.events = self.events, []
         return events
 
-    def _fire(self, firing: Firing, now: datetime, holder: Holder) -> None:
+    def _fire(self, firing: Firing, now: datetime, holder: Holder, sequence: int | None) -> None:
         org, org_type = holder
         common: dict[str, Any] = {
             "referral_id": self.referral_id,
             "clock_id": self.id,
             "kind": self.kind,
+            "sequence": sequence,
             "attempt": self.attempt,
             "assigned_org": org,
             "provider_type": org_type,
