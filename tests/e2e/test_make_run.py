@@ -142,6 +142,9 @@ def test_make_run_secures_its_broker_serves_a_referral_and_ctrl_c_stops_everythi
             "audit api": "audit",  # verification reads the checkpoints back from Kafka
             "audit consumer": "audit",
             "audit relay": "audit",
+            "notify api": None,  # subscriptions in its database; its relay publishes
+            "notify worker": "notify",
+            "notify relay": "notify",
             "portal api": None,  # serves browsers; calls the referrals API only
         }
 
