@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 from rx_contracts import Priority, ProviderType, ServiceType
 from rx_web.params import IsoDateTime
 
@@ -30,6 +30,9 @@ LOCALITY_CODES: dict[str, Any] = {"items": {"pattern": LOCALITY_CODE.pattern}}
 
 
 class Strict(BaseModel):
+    """Unknown fields are refused; numbers and booleans must be JSON numbers and booleans
+    (Strict* types), as the schema says, not text or 0/1."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -40,7 +43,9 @@ class LocalityIn(Strict):
     """A locality and the postcode districts (outward codes) it covers."""
 
     name: str = Field(min_length=1, max_length=200, examples=["East"])
-    population: int = Field(ge=0, le=INT_MAX, description="People living there.", examples=[38900])
+    population: StrictInt = Field(
+        ge=0, le=INT_MAX, description="People living there.", examples=[38900]
+    )
     districts: list[str] = Field(
         min_length=1,
         description="Postcode districts (outward codes, capitals), each in no other locality.",
@@ -79,7 +84,7 @@ class OrganisationBody(Strict):
             "additionalProperties": {"type": "array", "items": {"type": "string", "pattern": SPAN}},
         },
     )
-    daily_capacity: int | None = Field(
+    daily_capacity: StrictInt | None = Field(
         default=None,
         ge=0,
         le=INT_MAX,
@@ -87,7 +92,7 @@ class OrganisationBody(Strict):
         "null means no limit.",
         examples=[40],
     )
-    active: bool = Field(default=True, description="Inactive organisations are never chosen.")
+    active: StrictBool = Field(default=True, description="Inactive organisations are never chosen.")
 
 
 class OrganisationCreate(OrganisationBody):
@@ -204,27 +209,27 @@ SECONDS_MAX = INT_MAX
 class PolicyIn(Strict):
     """Deadlines for one service type and priority. Times in seconds."""
 
-    accept_within_seconds: int | None = Field(
+    accept_within_seconds: StrictInt | None = Field(
         default=None,
         description="From routing until the organisation accepts.",
         examples=[1800],
         le=SECONDS_MAX,
         json_schema_extra={"minimum": 1},
     )
-    respond_within_seconds: int | None = Field(
+    respond_within_seconds: StrictInt | None = Field(
         default=None,
         description="From submission until work with the patient starts.",
         examples=[7200],
         le=SECONDS_MAX,
         json_schema_extra={"minimum": 1},
     )
-    warn_at_fraction: float | None = Field(
+    warn_at_fraction: StrictFloat | None = Field(
         default=0.75,
         description="Warn when this share of the time has gone (strictly between 0 and 1); "
         "null: never.",
         json_schema_extra={"exclusiveMinimum": 0, "exclusiveMaximum": 1},
     )
-    auto_reroute: bool = Field(
+    auto_reroute: StrictBool = Field(
         default=False,
         description="On an acceptance breach the platform takes the referral from the "
         "organisation and routes it to the next one; needs accept_within_seconds.",
