@@ -216,7 +216,12 @@ def authenticate(schema: schemathesis.BaseSchema, service: str, client: str) -> 
             return token
 
         def set(self, case: schemathesis.Case, data: str, context: object) -> None:
-            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+            # Replacing any Authorization the case was generated with, whatever its case: two
+            # of them would reach the app, and it reads the first.
+            headers = {
+                k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"
+            }
+            case.headers = {**headers, "Authorization": f"Bearer {data}"}
 
 
 EXAMPLE_KEY = "5f0c6e4e-52b4-4b0e-9d7e-6f2f7d1c8a11"

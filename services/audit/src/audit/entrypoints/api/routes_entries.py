@@ -15,8 +15,8 @@ from .deps import CallerDep, Filter, Uow
 from .schemas import EntryPage, EntryPublic, TimelineStep
 
 router = APIRouter(tags=["audit"])
-ENTRY_CURSOR = on_strings(format="entry-cursor", pattern="^[A-Za-z0-9_=-]+$")
-"""An opaque cursor: base64url text (its content is ours to read)."""
+ENTRY_CURSOR = on_strings(format="entry-cursor", pattern="^[A-Za-z0-9_=-]*$")
+"""An opaque cursor: base64url text (its content is ours to read); empty: the first page."""
 
 
 @router.get("/audit/entries", response_model=EntryPage)

@@ -24,8 +24,8 @@ from .presenters import etag, referral_response, to_public, to_summary
 from .schemas import ReasonIn, ReferralCreate, ReferralPublic, TransitionPublic, Worklist
 
 router = APIRouter(prefix="/referrals", tags=["referrals"])
-WORKLIST_CURSOR = on_strings(format="worklist-cursor", pattern="^[A-Za-z0-9_=-]+$")
-"""An opaque cursor: base64url text (its content is ours to read)."""
+WORKLIST_CURSOR = on_strings(format="worklist-cursor", pattern="^[A-Za-z0-9_=-]*$")
+"""An opaque cursor: base64url text (its content is ours to read); empty: the first page."""
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No or bad identity"},
