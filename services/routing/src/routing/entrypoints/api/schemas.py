@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat
 from rx_contracts import Priority, ProviderType, ServiceType
 from rx_web.params import IsoDateTime
 
@@ -30,8 +30,9 @@ LOCALITY_CODES: dict[str, Any] = {"items": {"pattern": LOCALITY_CODE.pattern}}
 
 
 class Strict(BaseModel):
-    """Unknown fields are refused; numbers and booleans must be JSON numbers and booleans
-    (Strict* types), as the schema says, not text or 0/1."""
+    """Unknown fields are refused; booleans and fractions must be JSON booleans and numbers
+    (Strict* types), as the schema says, not text or 0/1. Integers stay lax: JSON Schema counts
+    4911.0 as an integer too."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -43,9 +44,7 @@ class LocalityIn(Strict):
     """A locality and the postcode districts (outward codes) it covers."""
 
     name: str = Field(min_length=1, max_length=200, examples=["East"])
-    population: StrictInt = Field(
-        ge=0, le=INT_MAX, description="People living there.", examples=[38900]
-    )
+    population: int = Field(ge=0, le=INT_MAX, description="People living there.", examples=[38900])
     districts: list[str] = Field(
         min_length=1,
         description="Postcode districts (outward codes, capitals), each in no other locality.",
@@ -84,7 +83,7 @@ class OrganisationBody(Strict):
             "additionalProperties": {"type": "array", "items": {"type": "string", "pattern": SPAN}},
         },
     )
-    daily_capacity: StrictInt | None = Field(
+    daily_capacity: int | None = Field(
         default=None,
         ge=0,
         le=INT_MAX,
@@ -209,14 +208,14 @@ SECONDS_MAX = INT_MAX
 class PolicyIn(Strict):
     """Deadlines for one service type and priority. Times in seconds."""
 
-    accept_within_seconds: StrictInt | None = Field(
+    accept_within_seconds: int | None = Field(
         default=None,
         description="From routing until the organisation accepts.",
         examples=[1800],
         le=SECONDS_MAX,
         json_schema_extra={"minimum": 1},
     )
-    respond_within_seconds: StrictInt | None = Field(
+    respond_within_seconds: int | None = Field(
         default=None,
         description="From submission until work with the patient starts.",
         examples=[7200],
