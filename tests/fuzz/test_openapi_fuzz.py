@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -231,12 +232,16 @@ EXAMPLE_KEY = "5f0c6e4e-52b4-4b0e-9d7e-6f2f7d1c8a11"
 
 
 def with_key(case: schemathesis.Case) -> None:
-    """Schemathesis generates the required Idempotency-Key itself (and leaves it out, or makes
-    it invalid, on purpose); only the documented example, which every example-based case would
-    share, is made unique so that those cases are new requests rather than replays."""
+    """Every well-formed Idempotency-Key a case carries is made unique, so that cases are new
+    requests rather than replays; missing or malformed keys (schemathesis' own tests of the
+    header) are left as they are."""
     headers = dict(case.headers or {})
     for name, value in headers.items():
-        if name.lower() == "idempotency-key" and value == EXAMPLE_KEY:
+        # A key is unique per logical request, which no schema can say: a generated key that
+        # fits the pattern ("0", say) would otherwise come back with another body (422).
+        if name.lower() == "idempotency-key" and (
+            value == EXAMPLE_KEY or re.fullmatch(r"[ -~]{1,255}", str(value))
+        ):
             headers[name] = str(uuid.uuid4())
     case.headers = headers
 
