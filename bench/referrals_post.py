@@ -26,6 +26,7 @@ p99 < 50 ms at 200 requests/s. Medians over rounds; the chart and raw numbers go
         [--latency-duration 15] [--concurrency 16] [--slices 5] [--out bench/results] [--ref REV]
     .venv/bin/python bench/referrals_post.py --profile [--duration 20]     # py-spy, both apps
     .venv/bin/python bench/referrals_post.py --fhir --rate 100   # FHIR transaction vs JSON POST
+    .venv/bin/python bench/referrals_post.py --ref main --against REV  # two revisions, same run
 """
 
 from __future__ import annotations
@@ -118,6 +119,8 @@ TARGET_P99_MS = 50.0
 NAME = "referrals_post"
 FHIR_MODE = {"on": False}
 """--fhir: ours is the FHIR transaction on the referrals API, the baseline its JSON POST."""
+AGAINST: dict[str, str] = {}
+"""--against REV: the baseline is the referrals API of that revision (its frozen PYTHONPATH)."""
 REQUEST_TIMEOUT_S = 10.0
 OPEN_LOOP_MAX_CONNECTIONS = 64
 APPS = ("ours", "baseline")
@@ -486,6 +489,20 @@ def servers(workdir: Path, pythonpath: str) -> Iterator[dict[str, Server]]:
             base_port,
             workdir / "baseline.log",
         )
+    if AGAINST:
+        # The baseline is the referrals API too, as it was at another revision.
+        started["baseline"] = Server(
+            "baseline",
+            started["ours"].argv,
+            started["ours"].env
+            | {
+                "PYTHONPATH": AGAINST["pythonpath"],
+                "REFERRALS_DATABASE_URL": f"sqlite:///{workdir}/referrals-against.db",
+                "REFERRALS_PORT": str(base_port),
+            },
+            base_port,
+            workdir / "baseline.log",
+        )
     try:
         for server in started.values():
             server.start(workdir)
@@ -803,9 +820,17 @@ def main() -> int:
         help="ours = FHIR transaction Bundles to /fhir/R4, baseline = JSON POST /referrals "
         "(targets: ratio >= 0.50, p99 < 100 ms; use --rate 100)",
     )
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="baseline = the referrals API at git revision REV, same requests (target: ratio "
+        ">= 0.95, i.e. not worse than 5%%)",
+    )
     args = parser.parse_args()
+    global TARGET_RATIO, TARGET_P99_MS, NAME
+    if args.against:
+        TARGET_RATIO, NAME = 0.95, "referrals_post_against"
     if args.fhir:
-        global TARGET_RATIO, TARGET_P99_MS, NAME
         FHIR_MODE["on"] = True
         TARGET_RATIO, TARGET_P99_MS, NAME = 0.50, 100.0, "fhir_post"
     # Stop the servers on SIGTERM/SIGHUP as on Ctrl-C: via the finally blocks.
@@ -816,10 +841,16 @@ def main() -> int:
         f"referrals POST benchmark: {info['cores']} cores ({info['cpu']}), Python {info['python']}, "
         f"{info['measured']} at {info['commit']}"
         + (f" with {len(info['uncommitted'])} uncommitted changes" if info["uncommitted"] else "")
+        + (f"; baseline: the referrals API at {args.against}" if args.against else "")
     )
     rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="rx-bench-") as tmp:
         args.pythonpath, info["source_digest"] = snapshot(args.ref, Path(tmp) / "src")
+        if args.against:
+            AGAINST["pythonpath"], info["against_digest"] = snapshot(
+                args.against, Path(tmp) / "against"
+            )
+            info["against"] = args.against
         print(f"code under test frozen in {tmp}/src (sources digest {info['source_digest']})")
         try:
             if args.profile:

@@ -176,7 +176,7 @@ def prepare_database(path: Path) -> Any:
     try:
         from routing.entrypoints.seed import seed_demo
     except ImportError:  # a revision from before the seed moved to the entrypoints (--ref)
-        from routing.entrypoints.seed import seed_demo
+        from routing.seed import seed_demo  # type: ignore[no-redef]
 
     container = bootstrap(Settings(database_url=f"sqlite:///{path}"))
     seed_demo(container.engine)

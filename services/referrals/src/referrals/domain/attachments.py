@@ -18,7 +18,8 @@ _SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "text/plain": (),  # no signature: checked as UTF-8 text instead
 }
 ALLOWED_TYPES = tuple(_SIGNATURES)
-_FILENAME = re.compile(r"^[\w][\w .()-]{0,199}$")
+FILENAME = re.compile(r"^[\w][\w .()-]{0,199}$")
+"""Letters, digits and _ first, then those, spaces and . ( ) -; at most 200 in all."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def check(content_type: str, filename: str, content: bytes) -> str:
             "Content-Type",
             "attachment_type",
         )
-    if not _FILENAME.fullmatch(filename):
+    if not FILENAME.fullmatch(filename):
         raise AttachmentRejected(
             422,
             "Invalid request",

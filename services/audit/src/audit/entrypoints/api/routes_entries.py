@@ -7,6 +7,7 @@ import binascii
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from rx_web.params import on_strings
 from rx_web.problems import invalid_field
 
 from ...service_layer import handlers
@@ -14,6 +15,8 @@ from .deps import CallerDep, Filter, OrganisationParam, Uow
 from .schemas import EntryPage, EntryPublic, TimelineStep
 
 router = APIRouter(tags=["audit"])
+ENTRY_CURSOR = on_strings(format="entry-cursor", pattern="^[A-Za-z0-9_=-]*$")
+"""An opaque cursor: base64url text (its content is ours to read); empty: the first page."""
 
 
 @router.get("/audit/entries", response_model=EntryPage)
@@ -21,7 +24,15 @@ def entries(
     _caller: CallerDep,
     uow: Uow,
     where: Filter,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="next_cursor of the previous page, as it was given: its content cannot "
+            "be written in this schema, and anything this service did not issue is refused "
+            "with 422 (rule cursor_format).",
+            json_schema_extra=ENTRY_CURSOR,
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EntryPage:
     """Entries in chain order, filtered by referral, organisation, type and time."""

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from ...adapters.idempotency import StoredResponse
-from ...domain.attachments import ALLOWED_TYPES, Attachment
+from ...domain.attachments import ALLOWED_TYPES, FILENAME, Attachment
 from ...service_layer import handlers
 from .deps import CallerDep, IdempotencyKey, Uow
 from .idempotency import run_once
@@ -53,8 +53,11 @@ def _public(attachment: Attachment) -> AttachmentPublic:
         "requestBody": {
             "required": True,
             "description": "The file's bytes, with its Content-Type.",
+            # At least one byte; that the bytes are what the type says (a PDF's, PNG's or JPEG's
+            # signature, UTF-8 text without NUL) cannot be written here: otherwise 415.
             "content": {
-                t: {"schema": {"type": "string", "format": "binary"}} for t in ALLOWED_TYPES
+                t: {"schema": {"type": "string", "format": "binary", "minLength": 1}}
+                for t in ALLOWED_TYPES
             },
         }
     },
@@ -65,9 +68,16 @@ async def upload_attachment(
     caller: CallerDep,
     key: IdempotencyKey,
     filename: Annotated[
-        str, Query(description="The document's file name", examples=["discharge-summary.pdf"])
+        str,
+        Query(
+            description="The document's file name: letters, digits and _ first, then those, "
+            "spaces and . ( ) -; at most 200 characters.",
+            examples=["discharge-summary.pdf"],
+            json_schema_extra={"pattern": FILENAME.pattern},
+        ),
     ],
-    content_type: Annotated[str, Header()] = "",
+    # Documented as the request body's media types, not as a parameter of its own.
+    content_type: Annotated[str, Header(include_in_schema=False)] = "",
 ) -> JSONResponse:
     """Send the document as the raw request body with its Content-Type (application/pdf,
     image/png, image/jpeg or text/plain). The content is checked against that type."""

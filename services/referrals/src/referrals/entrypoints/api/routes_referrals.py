@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from rx_contracts import Priority, ReferralStatus, ServiceType
-from rx_web.params import IsoDateTime
+from rx_web.params import IsoDateTime, on_strings
 from rx_web.problems import Problem
 
 from ...adapters.idempotency import StoredResponse
@@ -24,6 +24,8 @@ from .presenters import etag, referral_response, to_public, to_summary
 from .schemas import ReasonIn, ReferralCreate, ReferralPublic, TransitionPublic, Worklist
 
 router = APIRouter(prefix="/referrals", tags=["referrals"])
+WORKLIST_CURSOR = on_strings(format="worklist-cursor", pattern="^[A-Za-z0-9_=-]*$")
+"""An opaque cursor: base64url text (its content is ours to read); empty: the first page."""
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No or bad identity"},
@@ -131,7 +133,15 @@ def worklist(
     due_before: Annotated[
         IsoDateTime | None, Query(description="Only referrals due before this time")
     ] = None,
-    cursor: Annotated[str | None, Query(description="next_cursor from the previous page")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="next_cursor from the previous page, as it was given: its content "
+            "cannot be written in this schema, and anything this service did not issue is "
+            "refused with 422 (rule cursor_format).",
+            json_schema_extra=WORKLIST_CURSOR,
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Worklist:
     """Referrals sorted by due time, soonest first, a page at a time. Each line carries what

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from rx_contracts import (
@@ -17,6 +18,7 @@ from rx_contracts import (
     RejectionReason,
     ServiceType,
 )
+from rx_web.params import on_strings
 
 from ...domain.lifecycle import Action
 
@@ -25,9 +27,37 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# What the identifier rules (domain/identifiers.py) accept, before they normalise it: written
+# into the schema only, so that the domain's own rule names reach the caller on a refusal.
+ODS_CODE: dict[str, Any] = {"pattern": r"^\s*[A-Za-z0-9]{3,10}\s*$"}
+NHS_NUMBER = on_strings(pattern=r"^(( *\d){10} *)?$", format="nhs-number")
+POSTCODE: dict[str, Any] = {
+    "pattern": r"^\s*[A-Za-z]{1,2}[0-9][A-Za-z0-9]?\s*[0-9][ABD-HJLNP-UW-Zabd-hjlnp-uw-z]{2}\s*$"
+}
+NHS_NUMBER_RULE = (
+    "10 digits (spaces ignored; empty: none), the last a Modulus 11 check digit. The check "
+    "digit cannot be "
+    "written in this schema: a number that fails it is refused with 422 "
+    "(rule nhs_number_check_digit)."
+)
+
+
+def text_required_for_other(code: str, text: str) -> dict[str, Any]:
+    """``text`` must say something when ``code`` is 'other' (as the domain checks)."""
+    return {
+        "anyOf": [
+            {"properties": {code: {"not": {"const": "other"}}}},
+            {"required": [text], "properties": {text: {"type": "string", "pattern": r"\S"}}},
+        ]
+    }
+
+
 class ReferrerIn(Strict):
     organisation: str = Field(
-        description="ODS code of the referring organisation.", examples=["B81001"]
+        description="ODS code of the referring organisation (3-10 letters and digits, read as "
+        "capitals; surrounding spaces ignored): your own organisation's.",
+        examples=["B81001"],
+        json_schema_extra=ODS_CODE,
     )
     practitioner: str | None = Field(
         default=None, max_length=64, description="Professional id of the referring practitioner."
@@ -37,14 +67,20 @@ class ReferrerIn(Strict):
 class PatientIn(Strict):
     nhs_number: str | None = Field(
         default=None,
-        description="10-digit NHS number with a valid Modulus 11 check digit; optional.",
+        description=f"NHS number, optional: {NHS_NUMBER_RULE}",
         examples=["9434765919"],
+        json_schema_extra=NHS_NUMBER,
     )
     name: str | None = Field(default=None, max_length=200, examples=["Alex Smith"])
     birth_date: str | None = Field(
         default=None, pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["1941-03-07"]
     )
-    postcode: str = Field(description="UK postcode of the patient's home.", examples=["BS5 0AA"])
+    postcode: str = Field(
+        description="UK postcode of the patient's home, a BS 7666 shape (A9 9AA, A99 9AA, "
+        "AA9 9AA, AA99 9AA, A9A 9AA, AA9A 9AA; any case, the space optional).",
+        examples=["BS5 0AA"],
+        json_schema_extra=POSTCODE,
+    )
 
 
 class CohortIn(Strict):
@@ -99,7 +135,12 @@ class ReferralCreate(Strict):
 class PatientAmend(Strict):
     """Patient details that can be corrected; the postcode cannot (cancel and refer again)."""
 
-    nhs_number: str | None = Field(default=None, examples=["9434765919"])
+    nhs_number: str | None = Field(
+        default=None,
+        description=f"NHS number: {NHS_NUMBER_RULE}",
+        examples=["9434765919"],
+        json_schema_extra=NHS_NUMBER,
+    )
     name: str | None = Field(default=None, max_length=200)
     birth_date: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
 
@@ -114,7 +155,13 @@ class ReferralAmend(Strict):
     patient: PatientAmend | None = None
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"priority": "asap"}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"priority": "asap"}],
+            # One field at least; that it differs from the stored referral cannot be written
+            # here (an amendment that changes nothing is refused with 422, rule no_change).
+            "minProperties": 1,
+        },
     )
 
 
@@ -136,7 +183,8 @@ class Reject(Strict):
                     "reason_code": "not-available-within-timescale",
                     "reason_text": "No capacity before 18:00",
                 }
-            ]
+            ],
+            **text_required_for_other("reason_code", "reason_text"),
         },
     )
 
@@ -146,7 +194,9 @@ class Redirect(Strict):
         default=None, description="Route to this provider type."
     )
     target_org: str | None = Field(
-        default=None, description="Route to this organisation (ODS code)."
+        default=None,
+        description="Route to this organisation (ODS code).",
+        json_schema_extra=ODS_CODE,
     )
     reason_text: str = Field(min_length=1, max_length=2000, description="Why it should go there.")
 
@@ -158,7 +208,15 @@ class Redirect(Strict):
                     "target_provider_type": "social-care",
                     "reason_text": "Needs a care package, not clinical input",
                 }
-            ]
+            ],
+            # Name where it should go: a provider type, an organisation or both.
+            "anyOf": [
+                {
+                    "required": ["target_provider_type"],
+                    "properties": {"target_provider_type": {"type": "string"}},
+                },
+                {"required": ["target_org"], "properties": {"target_org": {"type": "string"}}},
+            ],
         },
     )
 
@@ -175,7 +233,8 @@ class Complete(Strict):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"outcome": "remained-at-home", "summary": "Mobilising safely"}]
+            "examples": [{"outcome": "remained-at-home", "summary": "Mobilising safely"}],
+            **text_required_for_other("outcome", "summary"),
         },
     )
 
@@ -207,7 +266,9 @@ class Reroute(Strict):
         default=None, description="Route to this provider type."
     )
     target_org: str | None = Field(
-        default=None, description="Route to this organisation (ODS code)."
+        default=None,
+        description="Route to this organisation (ODS code).",
+        json_schema_extra=ODS_CODE,
     )
     reason_text: str = Field(min_length=1, max_length=2000)
 

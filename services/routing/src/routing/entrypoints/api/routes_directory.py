@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Path, status
 
 from ...adapters.tables import OrganisationRow
-from ...domain.directory import Locality
+from ...domain.directory import LOCALITY_CODE, Locality
 from ...service_layer import admin
 from .deps import Admin, CallerDep, Uow
 from .schemas import (
@@ -32,7 +32,18 @@ def list_localities(uow: Uow, _caller: CallerDep) -> list[LocalityPublic]:
 
 
 @router.put("/localities/{code}", response_model=LocalityPublic)
-def put_locality(code: str, body: LocalityIn, uow: Uow, caller: Admin) -> LocalityPublic:
+def put_locality(
+    code: Annotated[
+        str,
+        Path(
+            description="Lower-case letters, digits and '-', 2-64 long, a letter first.",
+            json_schema_extra={"pattern": LOCALITY_CODE.pattern},
+        ),
+    ],
+    body: LocalityIn,
+    uow: Uow,
+    caller: Admin,
+) -> LocalityPublic:
     """Create or replace a locality (admin). A district already in another locality is
     refused."""
     data = admin.LocalityData(code, body.name, body.population, body.districts)

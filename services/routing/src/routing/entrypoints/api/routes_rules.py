@@ -73,7 +73,17 @@ def list_policies(uow: Uow, _caller: OpsOrAdmin) -> list[SlaPolicyRow]:
 
 @router.put("/sla-policies/{service_type}/{priority}", response_model=PolicyPublic, tags=["sla"])
 def put_policy(
-    service_type: ServiceType, priority: str, body: PolicyIn, uow: Uow, caller: Admin
+    service_type: ServiceType,
+    priority: Annotated[
+        str,
+        Path(
+            description="A priority, or * for the service type's others.",
+            json_schema_extra={"enum": ["*", *(p.value for p in Priority)]},
+        ),
+    ],
+    body: PolicyIn,
+    uow: Uow,
+    caller: Admin,
 ) -> SlaPolicyRow:
     """Create or replace the policy of a service type and priority (``*``: its priorities
     without a policy of their own). New clocks use it; running clocks keep their deadlines."""

@@ -5,16 +5,35 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat
 from rx_contracts import Priority, ProviderType, ServiceType
 from rx_web.params import IsoDateTime
+
+from ...domain.clock import DAYS
+from ...domain.directory import LOCALITY_CODE, ODS_CODE, POSTCODE_DISTRICT
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Cohort = Literal["care_home_resident", "frailty", "end_of_life"]
 HOURS_EXAMPLE = {"mon": ["08:00-18:30"], "tue": ["08:00-18:30"], "sat": ["09:00-13:00"]}
 
+INT_MAX = 2**31 - 1
+"""The largest count or time limit the database stores (a 32-bit integer column)."""
+
+# The shapes the domain checks (domain/directory.py, domain/clock.py), written into the schema
+# only, so that a refusal names the domain's own rule.
+_HHMM = "([01][0-9]|2[0-3]):[0-5][0-9]"
+TIME_FROM: dict[str, Any] = {"pattern": f"^{_HHMM}$"}
+TIME_TO: dict[str, Any] = {"pattern": f"^({_HHMM}|24:00)$"}
+SPAN = rf"^\s*{_HHMM}\s*-\s*({_HHMM}|24:00)\s*$"
+ODS_CODES: dict[str, Any] = {"items": {"pattern": ODS_CODE.pattern}, "uniqueItems": True}
+LOCALITY_CODES: dict[str, Any] = {"items": {"pattern": LOCALITY_CODE.pattern}}
+
 
 class Strict(BaseModel):
+    """Unknown fields are refused; booleans and fractions must be JSON booleans and numbers
+    (Strict* types), as the schema says, not text or 0/1. Integers stay lax: JSON Schema counts
+    4911.0 as an integer too."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -25,9 +44,12 @@ class LocalityIn(Strict):
     """A locality and the postcode districts (outward codes) it covers."""
 
     name: str = Field(min_length=1, max_length=200, examples=["East"])
-    population: int = Field(ge=0, description="People living there.", examples=[38900])
+    population: int = Field(ge=0, le=INT_MAX, description="People living there.", examples=[38900])
     districts: list[str] = Field(
-        min_length=1, description="Postcode districts, e.g. BS5.", examples=[["BS5", "BS15"]]
+        min_length=1,
+        description="Postcode districts (outward codes, capitals), each in no other locality.",
+        examples=[["BS5", "BS15"]],
+        json_schema_extra={"items": {"pattern": POSTCODE_DISTRICT.pattern}, "uniqueItems": True},
     )
 
 
@@ -44,23 +66,32 @@ class OrganisationBody(Strict):
     name: str = Field(min_length=1, max_length=200, examples=["City Urgent Community Response"])
     provider_type: ProviderType
     localities: list[str] = Field(
-        description="Codes of the localities it serves (GET /localities).",
+        min_length=1,
+        description="Codes of the localities it serves, each one in the directory "
+        "(GET /localities).",
         examples=[["central", "east"]],
+        json_schema_extra=LOCALITY_CODES,
     )
     opening_hours: dict[str, list[str]] | None = Field(
         default=None,
-        description="Europe/London local hours per weekday (mon…sun) as HH:MM-HH:MM spans; "
-        "a weekday left out is closed, 00:00-24:00 is all day; null means always open.",
+        description="Europe/London local hours per weekday (mon…sun) as HH:MM-HH:MM spans, "
+        "each starting before it ends and not overlapping the day's others; a weekday left "
+        "out is closed, 00:00-24:00 is all day; null means always open.",
         examples=[HOURS_EXAMPLE],
+        json_schema_extra={
+            "propertyNames": {"enum": list(DAYS)},
+            "additionalProperties": {"type": "array", "items": {"type": "string", "pattern": SPAN}},
+        },
     )
     daily_capacity: int | None = Field(
         default=None,
         ge=0,
+        le=INT_MAX,
         description="Referrals it can be given per local day (declined ones do not count); "
         "null means no limit.",
         examples=[40],
     )
-    active: bool = Field(default=True, description="Inactive organisations are never chosen.")
+    active: StrictBool = Field(default=True, description="Inactive organisations are never chosen.")
 
 
 class OrganisationCreate(OrganisationBody):
@@ -88,8 +119,17 @@ class HoursIn(Strict):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    from_: str = Field(alias="from", examples=["08:00"], description="HH:MM, inclusive.")
-    to: str = Field(examples=["20:00"], description="HH:MM, exclusive (24:00 allowed).")
+    from_: str = Field(
+        alias="from",
+        examples=["08:00"],
+        description="HH:MM, inclusive.",
+        json_schema_extra=TIME_FROM,
+    )
+    to: str = Field(
+        examples=["20:00"],
+        description="HH:MM, exclusive (24:00 allowed); not the same time as from.",
+        json_schema_extra=TIME_TO,
+    )
     days: list[Weekday] = Field(
         default_factory=list, description="Local weekdays it applies on; empty: every day."
     )
@@ -108,9 +148,10 @@ class RuleIn(Strict):
     hours: HoursIn | None = Field(default=None, description="Only at these local times.")
     candidates: list[str] = Field(
         min_length=1,
-        description="ODS codes in the order they are offered the referral; each must serve "
-        "the locality.",
+        description="ODS codes in the order they are offered the referral; each must be in "
+        "the directory and serve the locality.",
         examples=[["RXA01", "RXA02"]],
+        json_schema_extra=ODS_CODES,
     )
 
 
@@ -118,7 +159,7 @@ class RuleSetCreate(Strict):
     """A new version of a locality's rules (inactive until activated)."""
 
     description: str | None = Field(default=None, max_length=500)
-    rules: list[RuleIn] = Field(min_length=1)
+    rules: list[RuleIn] = Field(min_length=1, description="Rule ids are unique within the set.")
 
     model_config = ConfigDict(
         extra="forbid",
@@ -161,25 +202,65 @@ class RuleSetPublic(BaseModel):
 
 # ---- SLA policies ------------------------------------------------------------------------
 
+SECONDS_MAX = INT_MAX
+
 
 class PolicyIn(Strict):
     """Deadlines for one service type and priority. Times in seconds."""
 
     accept_within_seconds: int | None = Field(
-        default=None, description="From routing until the organisation accepts.", examples=[1800]
+        default=None,
+        description="From routing until the organisation accepts.",
+        examples=[1800],
+        le=SECONDS_MAX,
+        json_schema_extra={"minimum": 1},
     )
     respond_within_seconds: int | None = Field(
         default=None,
         description="From submission until work with the patient starts.",
         examples=[7200],
+        le=SECONDS_MAX,
+        json_schema_extra={"minimum": 1},
     )
-    warn_at_fraction: float | None = Field(
-        default=0.75, description="Warn when this share of the time has gone; null: never."
+    warn_at_fraction: StrictFloat | None = Field(
+        default=0.75,
+        description="Warn when this share of the time has gone (strictly between 0 and 1); "
+        "null: never.",
+        json_schema_extra={"exclusiveMinimum": 0, "exclusiveMaximum": 1},
     )
-    auto_reroute: bool = Field(
+    auto_reroute: StrictBool = Field(
         default=False,
         description="On an acceptance breach the platform takes the referral from the "
-        "organisation and routes it to the next one.",
+        "organisation and routes it to the next one; needs accept_within_seconds.",
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "allOf": [
+                {  # at least one limit
+                    "anyOf": [
+                        {
+                            "required": ["accept_within_seconds"],
+                            "properties": {"accept_within_seconds": {"type": "integer"}},
+                        },
+                        {
+                            "required": ["respond_within_seconds"],
+                            "properties": {"respond_within_seconds": {"type": "integer"}},
+                        },
+                    ]
+                },
+                {  # re-routing only with an acceptance limit to run out
+                    "anyOf": [
+                        {"properties": {"auto_reroute": {"const": False}}},
+                        {
+                            "required": ["accept_within_seconds"],
+                            "properties": {"accept_within_seconds": {"type": "integer"}},
+                        },
+                    ]
+                },
+            ]
+        },
     )
 
 
@@ -218,8 +299,16 @@ class DecisionPublic(BaseModel):
 
 
 class ProposedRuleSetIn(Strict):
-    locality: str = Field(examples=["east"])
+    locality: str = Field(
+        examples=["east"],
+        description="A locality in the directory, once per request.",
+        json_schema_extra={"pattern": LOCALITY_CODE.pattern},
+    )
     rules: list[RuleIn] = Field(min_length=1)
+
+
+WITH_OFFSET: dict[str, Any] = {"pattern": r"(Z|[+-]([01]\d|2[0-3]):?[0-5]\d)$"}
+"""A replay window's ends need their offset (its own rule, besides the date-time shape)."""
 
 
 class ReplayRequest(Strict):
@@ -228,6 +317,12 @@ class ReplayRequest(Strict):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    from_: IsoDateTime = Field(alias="from", description="Start (inclusive), with its offset.")
-    to: IsoDateTime = Field(description="End (exclusive), with its offset.")
+    from_: IsoDateTime = Field(
+        alias="from",
+        description="Start (inclusive), with its offset.",
+        json_schema_extra=WITH_OFFSET,
+    )
+    to: IsoDateTime = Field(
+        description="End (exclusive), with its offset; after from.", json_schema_extra=WITH_OFFSET
+    )
     rule_sets: list[ProposedRuleSetIn] = Field(min_length=1)
