@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kafka.errors import KafkaError
+from rx_contracts.vocabulary import OUTCOMES, ServiceType
 
 from .http import Pool, Response
 from .providers import ProviderTopics, Tokens, provider_clients
@@ -276,6 +277,8 @@ class LoadDriver:
         if referral is None:
             return
         version = referral["version"]
+        # The first outcome the service type allows (each type has its own vocabulary).
+        outcome = OUTCOMES[ServiceType(referral["service_type"])][0].value
         if attempt == 1 and self._rng.random() < self.config.reject_share:
             reason = {"reason_code": "not-available-within-timescale", "reason_text": "No staff"}
             await self._act(journey, client, "reject", version, reason)
@@ -283,7 +286,7 @@ class LoadDriver:
         for action, body in (
             ("accept", None),
             ("start", None),
-            ("complete", {"outcome": "remained-at-home", "summary": "Safe at home"}),
+            ("complete", {"outcome": outcome, "summary": "Done as asked"}),
         ):
             version = await self._act(journey, client, action, version, body)
             if version is None:
