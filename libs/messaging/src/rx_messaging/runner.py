@@ -10,11 +10,23 @@ from pathlib import Path
 from typing import TypeVar
 
 from rx_config.kafka_auth import KafkaAuth
+from rx_telemetry.metrics import OUTBOX_PUBLISHED
+from rx_telemetry.ops import serve_ops
+from rx_telemetry.pool import add_pool_probe
 from sqlalchemy.engine import Engine
 
 from .consumer import Handler, InboxConsumer
 from .kafka import KafkaPublisher, KafkaRecordSource
 from .relay import OutboxRelay
+from .telemetry import (
+    CountedDeadLetters,
+    add_lag_probe,
+    add_outbox_probes,
+    broker_check,
+    count_batch,
+    database_check,
+    timed,
+)
 from .worker import Backoff, install_stop_signals, run_loop
 
 T = TypeVar("T")
@@ -37,6 +49,8 @@ def run_relay(
     returns True when it did work."""
     stop = install_stop_signals()
     name = f"{service}-relay"
+    serve_worker_ops(name, engine, bootstrap_servers)
+    add_outbox_probes(engine, name)
     publisher = _connect(
         lambda: KafkaPublisher(bootstrap_servers, client_id=name, auth=auth),
         stop,
@@ -46,10 +60,14 @@ def run_relay(
     if publisher is None:
         return
     relay = OutboxRelay(engine, publisher)
+    published = OUTBOX_PUBLISHED.labels(name)
 
     def step() -> bool:
         staged = before_each() if before_each is not None else False
-        return relay.relay_once() > 0 or staged
+        sent = relay.relay_once()
+        if sent:
+            published.inc(sent)
+        return sent > 0 or staged
 
     try:
         run_loop(name, step, stop, heartbeat=heartbeat_dir / f"{name}.alive")
@@ -73,6 +91,7 @@ def run_consumer(
     records go to ``<topic>.dlq`` through a second producer with the same credentials."""
     stop = install_stop_signals()
     name = f"{service}-consumer"
+    serve_worker_ops(name, engine, bootstrap_servers)
     source = _connect(
         lambda: KafkaRecordSource(
             bootstrap_servers,
@@ -94,7 +113,15 @@ def run_consumer(
     )
     if source is None or dlq is None:
         return
-    consumer = InboxConsumer(group_id, source, engine, handler, dlq)
+    add_lag_probe(group_id, source.lag)
+    consumer = InboxConsumer(
+        group_id,
+        source,
+        engine,
+        timed(handler, group_id),
+        CountedDeadLetters(dlq, group_id),
+        on_batch=count_batch(group_id),
+    )
     try:
         run_loop(
             name,
@@ -106,6 +133,16 @@ def run_consumer(
     finally:
         source.close()
         dlq.close()
+
+
+def serve_worker_ops(process: str, engine: Engine, bootstrap_servers: str | None = None) -> None:
+    """The worker's /metrics, /health and /ready (its database and, if it uses one, the
+    broker answer), on ``RX_METRICS_PORT``; its connection pool among the metrics."""
+    add_pool_probe(engine, process)
+    checks = {"database": database_check(engine)}
+    if bootstrap_servers is not None:
+        checks["broker"] = broker_check(bootstrap_servers, reachable)
+    serve_ops(process, checks)
 
 
 def _connect(
