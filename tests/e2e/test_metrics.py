@@ -4,6 +4,8 @@ and event timings, dead letters, SLA clocks, connection pools."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from devstack.stack import PROCESSES, Stack
@@ -26,6 +28,21 @@ def scrape(stack: Stack) -> dict[str, Series]:
         assert response.headers["content-type"].startswith("text/plain")
         found[spec.name] = parse(response.text)
     return found
+
+
+def test_every_process_logs_json_lines_with_its_service_and_role(
+    kafka_bootstrap, stack_factory
+) -> None:
+    stack = stack_factory(kafka_bootstrap)
+    rid = submit(stack)["id"]
+    wait_for("routing in the audit log", lambda: len(audit_entries(stack, rid)) >= 2)
+    for spec in PROCESSES:
+        lines = stack.log_file(spec.name).read_text().splitlines()
+        assert lines, f"{spec.name} logged nothing"
+        for line in lines:
+            entry = json.loads(line)
+            assert (entry["service"], entry["role"]) == (spec.service, spec.role), line
+            assert {"time", "level", "logger", "message"} <= set(entry), line
 
 
 def test_every_process_serves_metrics_that_move_with_referrals(

@@ -25,7 +25,7 @@ from .telemetry import (
     broker_check,
     count_batch,
     database_check,
-    timed,
+    observed,
 )
 from .worker import Backoff, install_stop_signals, run_loop
 
@@ -118,7 +118,7 @@ def run_consumer(
         group_id,
         source,
         engine,
-        timed(handler, group_id),
+        observed(handler, group_id),
         CountedDeadLetters(dlq, group_id),
         on_batch=count_batch(group_id),
     )

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rx_contracts import Envelope
+from rx_telemetry import logs
 from rx_telemetry.metrics import (
     CONSUMER_EVENT_SECONDS,
     CONSUMER_EVENTS,
@@ -98,25 +99,36 @@ def add_lag_probe(group: str, lag: Callable[[], dict[tuple[str, int], int]]) -> 
     )
 
 
-def timed(handler: Handler, group: str) -> Handler:
-    """``handler`` observed in ``rx_consumer_event_duration_seconds{group, event_type}``."""
-    if not telemetry_settings().metrics:
+def observed(handler: Handler, group: str) -> Handler:
+    """``handler`` with each event's ids in the records it logs (:mod:`rx_telemetry.logs`)
+    and its time in ``rx_consumer_event_duration_seconds{group, event_type}``."""
+    settings = telemetry_settings()
+    if not settings.metrics and settings.log_format != "json":
         return handler
+    timing = settings.metrics
     children: dict[str, Any] = {}
 
-    def observed(session: Session, envelope: Envelope, record: Record) -> None:
+    def apply(session: Session, envelope: Envelope, record: Record) -> None:
+        token = logs.bind(
+            event_id=envelope.id,
+            referral_id=envelope.subject,
+            correlation_id=envelope.correlationid,
+            trace_id=logs.trace_id_of(envelope.traceparent),
+        )
         started = time.perf_counter()
         try:
             handler(session, envelope, record)
         finally:
-            child = children.get(envelope.type)
-            if child is None:
-                child = children[envelope.type] = CONSUMER_EVENT_SECONDS.labels(
-                    group, envelope.type
-                )
-            child.observe(time.perf_counter() - started)
+            logs.unbind(token)
+            if timing:
+                child = children.get(envelope.type)
+                if child is None:
+                    child = children[envelope.type] = CONSUMER_EVENT_SECONDS.labels(
+                        group, envelope.type
+                    )
+                child.observe(time.perf_counter() - started)
 
-    return observed
+    return apply
 
 
 def count_batch(group: str) -> Callable[[BatchResult], None]:

@@ -1,17 +1,19 @@
-"""``GET /metrics`` and request metrics for a FastAPI app (:mod:`rx_telemetry`)."""
+"""``GET /metrics``, request metrics and the request's ids in log records, for a FastAPI app
+(:mod:`rx_telemetry`)."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from rx_telemetry.http import RequestMetrics
+from rx_telemetry.logs import RequestContext
 from rx_telemetry.metrics import render
 from rx_telemetry.settings import telemetry_settings
 
 
 def install_metrics(app: FastAPI, service: str) -> None:
-    """Serve the process's metrics at ``/metrics`` (left out of the OpenAPI document) and
-    count every request; call last, so the counting middleware is outermost and sees the
+    """Serve the process's metrics at ``/metrics`` (left out of the OpenAPI document), count
+    every request and let records logged while answering one carry its ids; call last, so the counting middleware is outermost and sees the
     answers of authentication and rate limits too."""
 
     async def metrics(_: Request) -> Response:
@@ -19,5 +21,8 @@ def install_metrics(app: FastAPI, service: str) -> None:
         return Response(body, media_type=content_type)
 
     app.add_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
-    if telemetry_settings().metrics:
+    settings = telemetry_settings()
+    if settings.log_format == "json":
+        app.add_middleware(RequestContext)
+    if settings.metrics:
         app.add_middleware(RequestMetrics, service=service)
