@@ -20,6 +20,7 @@ from rx_telemetry.metrics import (
 )
 from rx_telemetry.ops import Check
 from rx_telemetry.settings import telemetry_settings
+from rx_telemetry.tracing import consuming
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -100,12 +101,13 @@ def add_lag_probe(group: str, lag: Callable[[], dict[tuple[str, int], int]]) -> 
 
 
 def observed(handler: Handler, group: str) -> Handler:
-    """``handler`` with each event's ids in the records it logs (:mod:`rx_telemetry.logs`)
-    and its time in ``rx_consumer_event_duration_seconds{group, event_type}``."""
+    """``handler`` in a span continuing the event's trace (:mod:`rx_telemetry.tracing`), with
+    the event's ids in the records it logs (:mod:`rx_telemetry.logs`) and its time in
+    ``rx_consumer_event_duration_seconds{group, event_type}``."""
     settings = telemetry_settings()
-    if not settings.metrics and settings.log_format != "json":
+    if not (settings.metrics or settings.tracing or settings.log_format == "json"):
         return handler
-    timing = settings.metrics
+    timing, tracing = settings.metrics, settings.tracing
     children: dict[str, Any] = {}
 
     def apply(session: Session, envelope: Envelope, record: Record) -> None:
@@ -117,7 +119,22 @@ def observed(handler: Handler, group: str) -> Handler:
         )
         started = time.perf_counter()
         try:
-            handler(session, envelope, record)
+            if tracing:
+                with consuming(
+                    envelope.traceparent,
+                    record.topic,
+                    group,
+                    {
+                        "rx.event_id": envelope.id,
+                        "rx.event_type": envelope.type,
+                        "rx.referral_id": envelope.subject or "",
+                        "messaging.kafka.destination.partition": record.partition,
+                        "messaging.kafka.offset": record.offset,
+                    },
+                ):
+                    handler(session, envelope, record)
+            else:
+                handler(session, envelope, record)
         finally:
             logs.unbind(token)
             if timing:

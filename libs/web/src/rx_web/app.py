@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from .auth import AuthSettings
 from .health import health_router
 from .limits import BodySizeLimit
-from .metrics import install_metrics
+from .metrics import install_telemetry
 from .openapi import document_common_answers
 from .problems import install_problem_handlers
 from .security import install_security
@@ -64,5 +64,5 @@ def service_app(
     document_common_answers(app, rate_limited, body_limited=max_body_size is not None)
     install_problem_handlers(app)
     app.include_router(health_router(service, lambda: app.state.container.engine))
-    install_metrics(app, service)
+    install_telemetry(app, service)
     return app

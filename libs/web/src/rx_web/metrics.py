@@ -1,5 +1,5 @@
-"""``GET /metrics``, request metrics and the request's ids in log records, for a FastAPI app
-(:mod:`rx_telemetry`)."""
+"""``GET /metrics``, request metrics, the request's ids in log records and a trace span per
+request, for a FastAPI app (:mod:`rx_telemetry`)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from rx_telemetry.metrics import render
 from rx_telemetry.settings import telemetry_settings
 
 
-def install_metrics(app: FastAPI, service: str) -> None:
+def install_telemetry(app: FastAPI, service: str) -> None:
     """Serve the process's metrics at ``/metrics`` (left out of the OpenAPI document), count
-    every request and let records logged while answering one carry its ids; call last, so the counting middleware is outermost and sees the
+    every request, let records logged while answering one carry its ids, and trace it; call
+    last, so the counting middleware is outermost and sees the
     answers of authentication and rate limits too."""
 
     async def metrics(_: Request) -> Response:
@@ -26,3 +27,9 @@ def install_metrics(app: FastAPI, service: str) -> None:
         app.add_middleware(RequestContext)
     if settings.metrics:
         app.add_middleware(RequestMetrics, service=service)
+    if settings.tracing:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        # Outermost: a server span per request, continuing the caller's traceparent; the
+        # outbox rows staged while answering carry it on (rx_telemetry.tracing).
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="/health,/ready,/metrics")

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from rx_telemetry.logs import JsonFormatter
 from rx_telemetry.settings import telemetry_settings
+from rx_telemetry.tracing import configure_tracing
 
 from .redaction import RedactingFilter
 
@@ -79,5 +80,6 @@ def run_process(service: str, argv: list[str], roles: dict[str, Callable[[], Non
         print(f"usage: python -m {service} {'|'.join(roles)}", file=sys.stderr)
         return 2
     configure_logging(f"{service}-{role}")
+    configure_tracing(f"{service}-{role}")
     roles[role]()
     return 0
