@@ -215,6 +215,9 @@ class Stack:
         )
         if not spec.is_api and self.metrics_ports and spec.name in self.metrics_ports:
             env["RX_METRICS_PORT"] = str(self.metrics_ports[spec.name])
+        if spec.service == "audit":
+            targets = [f"{self.ops_url(s.name)}/metrics" for s in PROCESSES]
+            env["AUDIT_METRICS_TARGETS"] = ",".join(targets)
         if spec.service == "portal":
             env.update(portal_environment(urls={s: self.url(s) for s in self.ports}))
         return env
