@@ -27,9 +27,3 @@ def install_telemetry(app: FastAPI, service: str) -> None:
         app.add_middleware(RequestContext)
     if settings.metrics:
         app.add_middleware(RequestMetrics, service=service)
-    if settings.tracing:
-        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-
-        # Outermost: a server span per request, continuing the caller's traceparent; the
-        # outbox rows staged while answering carry it on (rx_telemetry.tracing).
-        FastAPIInstrumentor.instrument_app(app, excluded_urls="/health,/ready,/metrics")
