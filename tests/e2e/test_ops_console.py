@@ -1,6 +1,7 @@
 """The ops console in headless Chromium against the whole platform: the page loads, an ops
 user signs in with the issuer (a wrong secret is refused), an entry appears live when a
-referral is posted, its journey opens, and the figures' charts render."""
+referral is posted, its journey opens, a subscription's delivery health shows, and the figures'
+charts render and follow the selection of an organisation, locality and cohort."""
 
 from __future__ import annotations
 
@@ -62,6 +63,14 @@ def test_the_console_shows_a_new_referral_live_and_charts_the_figures(
     kafka_bootstrap: str, stack_factory, browser: BrowserContext, tmp_path: Path
 ) -> None:
     stack = stack_factory(kafka_bootstrap)
+    # A webhook whose endpoint is down, so the console has a failing subscription to show.
+    subscription = httpx.post(
+        f"{stack.url('notify')}/subscriptions",
+        json={"topic": "referrals-sent", "endpoint": "http://127.0.0.1:9/down"},
+        headers=as_client(stack, "b81001", "notify", **{"Idempotency-Key": str(uuid.uuid4())}),
+        timeout=10,
+    )
+    assert subscription.status_code == 201, subscription.text
     page: Page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -94,6 +103,12 @@ def test_the_console_shows_a_new_referral_live_and_charts_the_figures(
     journey = [step for step in steps if step != "ReferralAccessed"]
     assert journey[:3] == ["ReferralSubmitted", "ReferralRouted", "ReferralAccepted"]
 
+    # Subscriptions' health, read from the notify API with the console's own token.
+    subscription_row = f'#subscriptions tr[data-subscription="{subscription.json()["id"]}"]'
+    page.click("#subscriptions-form button")
+    page.locator(f"{subscription_row} td", has_text="ConnectError").first.wait_for(timeout=WAIT_MS)
+    assert "B81001" in page.inner_text(subscription_row)
+
     page.click("#figures-form button")
     page.wait_for_selector("#chart-accept-service svg rect.bar", timeout=WAIT_MS)
     for chart in ("chart-accept-service", "chart-accept-org", "chart-flows", "chart-daily"):
@@ -101,5 +116,30 @@ def test_the_console_shows_a_new_referral_live_and_charts_the_figures(
     assert "urgent-community-response" in page.inner_text("#chart-accept-service")
     assert "referrer → rapid-response" in page.inner_text("#chart-flows")
     assert "within 2 h" in page.inner_text("#chart-rapid")
+
+    # The figures of one organisation, locality or cohort.
+    selection = page.locator("#figures-selection")
+    selection.filter(has_text="1 referral submitted (all)").wait_for(timeout=WAIT_MS)
+    page.fill("#figures-organisation", "RXA01")
+    page.click("#figures-form button")
+    selection.filter(has_text="RXA01 sent or holds or held").wait_for(timeout=WAIT_MS)
+    assert selection.inner_text().startswith("1 referral submitted")
+    assert "RXA01" in page.inner_text("#chart-accept-org")
+    page.fill("#figures-organisation", "RXA02")  # another team: none of its referrals
+    page.click("#figures-form button")
+    selection.filter(has_text="0 referrals submitted").wait_for(timeout=WAIT_MS)
+    assert "No data" in page.inner_text("#chart-accept-org")
+    page.fill("#figures-organisation", "")
+    page.select_option("#figures-locality", "east")  # offered: where the referral was routed
+    selection.filter(has_text="1 referral submitted: in east").wait_for(timeout=WAIT_MS)
+    page.select_option("#figures-cohort", "frailty")
+    selection.filter(has_text="0 referrals submitted: in east, cohort frailty").wait_for(
+        timeout=WAIT_MS
+    )
+    page.select_option("#figures-cohort", "none")
+    selection.filter(has_text="1 referral submitted: in east, in no cohort").wait_for(
+        timeout=WAIT_MS
+    )
+    assert "completed" not in page.inner_text("#chart-outcome-mix"), "nothing has ended"
     page.screenshot(path=str(tmp_path / "ops-console.png"), full_page=True)
     assert errors == [], f"the page threw: {errors}"

@@ -1,6 +1,7 @@
 """Referral Exchange contracts: event envelope, payloads, vocabularies and topic names."""
 
 from .access import AccessedData, ReferralAccessed
+from .admin import AdminAction, AdminSubject, RoutingConfigChanged
 from .audit import ChainCheckpointed
 from .envelope import Envelope, EnvelopeError, KafkaRecord, decode, encode, wrap
 from .events import (
@@ -11,6 +12,11 @@ from .events import (
     ReferralAmended,
     ReferralCancelled,
     ReferralCompleted,
+    ReferralFailed,
+    ReferralInfoProvided,
+    ReferralInfoRequested,
+    ReferralMessageAdded,
+    ReferralProgressReported,
     ReferralRedirected,
     ReferralRejected,
     ReferralRerouted,
@@ -22,6 +28,7 @@ from .events import (
 )
 from .identity import Identity, Role
 from .ids import new_id
+from .notify import SubscriptionChanged, SubscriptionCreated, SubscriptionState
 from .payload import Payload
 from .registry import EVENT_TYPES
 from .sla import (
@@ -33,8 +40,12 @@ from .sla import (
     SlaWarning,
 )
 from .vocabulary import (
+    OUTCOMES,
+    CancellationReason,
+    FailureReason,
     Outcome,
     Priority,
+    ProgressCode,
     ProviderType,
     ReferralStatus,
     RejectionReason,
@@ -43,8 +54,12 @@ from .vocabulary import (
 
 __all__ = [
     "EVENT_TYPES",
+    "OUTCOMES",
     "AccessedData",
     "Actor",
+    "AdminAction",
+    "AdminSubject",
+    "CancellationReason",
     "ChainCheckpointed",
     "ClockKind",
     "CohortFlags",
@@ -52,11 +67,13 @@ __all__ = [
     "EnvelopeError",
     "EscalationCause",
     "EventPayload",
+    "FailureReason",
     "Identity",
     "KafkaRecord",
     "Outcome",
     "Payload",
     "Priority",
+    "ProgressCode",
     "ProviderType",
     "ReferralAccepted",
     "ReferralAccessed",
@@ -64,6 +81,11 @@ __all__ = [
     "ReferralCancelled",
     "ReferralCompleted",
     "ReferralEscalated",
+    "ReferralFailed",
+    "ReferralInfoProvided",
+    "ReferralInfoRequested",
+    "ReferralMessageAdded",
+    "ReferralProgressReported",
     "ReferralRedirected",
     "ReferralRejected",
     "ReferralRerouted",
@@ -76,9 +98,13 @@ __all__ = [
     "RejectionReason",
     "RerouteReason",
     "Role",
+    "RoutingConfigChanged",
     "ServiceType",
     "SlaBreached",
     "SlaWarning",
+    "SubscriptionChanged",
+    "SubscriptionCreated",
+    "SubscriptionState",
     "decode",
     "encode",
     "new_id",

@@ -27,11 +27,19 @@ from .telemetry import (
     database_check,
     observed,
 )
+from .wake import commit_signal
 from .worker import Backoff, install_stop_signals, run_loop
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
+
+FALLBACK_POLL_S = 2.0
+"""How often an idle relay looks at its outbox without being woken (a lost wake-up, a writer
+on another machine): the latency of the rare event that was not announced."""
+POLL_S = 0.05
+"""How often a relay that cannot be woken (another OS, a second relay on one SQLite file)
+looks at its outbox."""
 
 
 def run_relay(
@@ -42,12 +50,15 @@ def run_relay(
     *,
     auth: KafkaAuth | None = None,
     before_each: Callable[[], bool] | None = None,
+    fallback_poll: float = FALLBACK_POLL_S,
 ) -> None:
     """Publish the service's outbox until SIGTERM/SIGINT. Survives the broker being down.
 
     ``before_each`` runs before every relay step (e.g. a timer that stages outbox rows); it
-    returns True when it did work."""
-    stop = install_stop_signals()
+    returns True when it did work. Between batches the relay sleeps until a writer's commit
+    wakes it (``rx_messaging.wake``), looking anyway every ``fallback_poll`` seconds."""
+    signal = commit_signal(engine)
+    stop = install_stop_signals(on_stop=signal.interrupt)
     name = f"{service}-relay"
     serve_worker_ops(name, engine, bootstrap_servers)
     add_outbox_probes(engine, name)
@@ -58,6 +69,7 @@ def run_relay(
         bootstrap_servers,
     )
     if publisher is None:
+        signal.close()
         return
     relay = OutboxRelay(engine, publisher)
     published = OUTBOX_PUBLISHED.labels(name)
@@ -67,12 +79,22 @@ def run_relay(
         sent = relay.relay_once()
         if sent:
             published.inc(sent)
-        return sent > 0 or staged
+        # A short batch emptied the outbox: wait for the next wake-up (a commit made while
+        # this batch was out is one already) instead of reading an empty outbox again.
+        return sent >= relay.batch_size or staged
 
     try:
-        run_loop(name, step, stop, heartbeat=heartbeat_dir / f"{name}.alive")
+        run_loop(
+            name,
+            step,
+            stop,
+            idle_sleep=fallback_poll if signal.wakes else POLL_S,
+            idle_wait=signal.wait,
+            heartbeat=heartbeat_dir / f"{name}.alive",
+        )
     finally:
         publisher.close()
+        signal.close()
 
 
 def run_consumer(
@@ -86,12 +108,17 @@ def run_consumer(
     topics: list[str] | None = None,
     pattern: str | None = None,
     auth: KafkaAuth | None = None,
+    after_batch: Callable[[], None] | None = None,
+    stop: threading.Event | None = None,
+    process: str | None = None,
 ) -> None:
-    """Consume ``topics`` (or ``pattern``) as ``group_id`` until SIGTERM/SIGINT; poison
-    records go to ``<topic>.dlq`` through a second producer with the same credentials."""
-    stop = install_stop_signals()
+    """Consume ``topics`` (or ``pattern``) as ``group_id`` until SIGTERM/SIGINT (or ``stop``,
+    if given, is set); poison records go to ``<topic>.dlq`` through a second producer with the
+    same credentials. ``after_batch`` runs after each batch whose effects were committed.
+    ``process`` names the process in its metrics when the consumer is part of a larger one."""
+    stop = stop or install_stop_signals()
     name = f"{service}-consumer"
-    serve_worker_ops(name, engine, bootstrap_servers)
+    serve_worker_ops(process or name, engine, bootstrap_servers)
     source = _connect(
         lambda: KafkaRecordSource(
             bootstrap_servers,
@@ -122,10 +149,17 @@ def run_consumer(
         CountedDeadLetters(dlq, group_id),
         on_batch=count_batch(group_id),
     )
+
+    def step() -> bool:
+        busy = consumer.step(timeout=1.0)
+        if busy and after_batch is not None:
+            after_batch()
+        return busy
+
     try:
         run_loop(
             name,
-            lambda: consumer.step(timeout=0.5),
+            step,
             stop,
             idle_sleep=0,  # poll() itself waits for records
             heartbeat=heartbeat_dir / f"{name}.alive",

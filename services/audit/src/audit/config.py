@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -23,6 +24,12 @@ class Settings(ServiceSettings):
     checkpoint_topic: str = Field(
         default=AUDIT_CHECKPOINTS, description="Where chain heads are published and read back."
     )
+    checkpoint_keys_file: Path = Field(
+        default=Path(".data/audit/checkpoint-keys.json"),
+        description="The checkpoint signing keys (a secret; newest first). The relay signs "
+        "with the newest; every key is published and trusted. Made in development if missing; "
+        "elsewhere make it with `python -m audit checkpoint-key rotate`.",
+    )
     checkpoint_interval_s: float = Field(
         default=10.0, gt=0, description="How often the relay publishes the head, if it moved."
     )
@@ -41,6 +48,11 @@ class Settings(ServiceSettings):
         default=None,
         description="Where the ops console's page asks for tokens, as a browser reaches it; "
         "default <RX_TOKEN_ISSUER>/oauth2/token (set it when browsers see another address).",
+    )
+    console_notify_url: str | None = Field(
+        default=None,
+        description="Where the ops console's page reaches the notify API, as a browser does "
+        "(e.g. http://127.0.0.1:8004); unset: the console shows no subscriptions.",
     )
 
 

@@ -26,11 +26,24 @@ const Identity = {
     const claims = JSON.parse(atob(answer.access_token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
     const session = {
       token: answer.access_token,
+      notifyToken: await this.notifyToken(clientId, secret),
       who: `${clientId.trim()} (${claims.org}, ${(claims.roles || []).join(", ")})`,
       expiresAt: Date.now() + (answer.expires_in - 30) * 1000,
     };
     sessionStorage.setItem("rx.session", JSON.stringify(session));
     return session;
+  },
+  /* A token for the notify API too (subscriptions' health), when the console shows it. */
+  async notifyToken(clientId, secret) {
+    if (!Subscriptions.url) return null;
+    const body = new URLSearchParams({
+      grant_type: "client_credentials",
+      audience: "notify",
+      client_id: clientId.trim(),
+      client_secret: secret,
+    });
+    const response = await fetch(this.tokenUrl, { method: "POST", body });
+    return response.ok ? (await response.json()).access_token : null;
   },
   /* Every request's credentials. */
   headers() {
@@ -217,20 +230,56 @@ async function showTimeline(referralId) {
 const Figures = {
   timer: null,
 
+  /* The form's selection, as the API's query parameters (empty ones left out by api()). */
+  selection() {
+    const form = new FormData(document.getElementById("figures-form"));
+    const names = ["since", "until", "organisation", "locality", "cohort"];
+    return Object.fromEntries(names.map((name) => [name, (form.get(name) || "").trim()]));
+  },
+
   soon() {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.refresh(), 1500);
   },
 
   async refresh() {
-    const form = new FormData(document.getElementById("figures-form"));
+    const form = document.getElementById("figures-form");
+    if (!form.checkValidity()) {
+      setStatus("figures-status", "the organisation must be an ODS code, e.g. RXA01", "error");
+      return;
+    }
     try {
-      const f = await api("/audit/figures", { since: form.get("since"), until: form.get("until") });
+      const f = await api("/audit/figures", this.selection());
+      this.offer(f.known);
+      this.describe(f);
       this.draw(f);
       setStatus("figures-status", `as of ${new Date(f.as_of).toLocaleTimeString()}`, "live");
     } catch (error) {
       setStatus("figures-status", error.message, "error");
     }
+  },
+
+  /* What there are figures for: the organisations to suggest, the localities to choose. */
+  offer(known) {
+    const list = document.getElementById("figures-organisations");
+    list.replaceChildren(...known.organisations.map((code) => new Option(code, code)));
+    const select = document.getElementById("figures-locality");
+    const chosen = select.value;
+    const names = new Set(known.localities);
+    if (chosen) names.add(chosen);
+    select.replaceChildren(new Option("any", ""), ...[...names].sort().map((n) => new Option(n, n)));
+    select.value = chosen;
+  },
+
+  describe(f) {
+    const parts = [];
+    if (f.organisation) parts.push(`referrals ${f.organisation} sent or holds or held`);
+    if (f.locality) parts.push(`in ${f.locality}`);
+    if (f.cohort) parts.push(f.cohort === "none" ? "in no cohort" : `cohort ${f.cohort}`);
+    const submitted = f.daily.reduce((sum, d) => sum + d.submitted, 0);
+    document.getElementById("figures-selection").textContent =
+      `${submitted} referral${submitted === 1 ? "" : "s"} submitted` +
+      (parts.length ? `: ${parts.join(", ")}` : " (all)");
   },
 
   draw(f) {
@@ -245,12 +294,60 @@ const Figures = {
     Charts.bars(chart("chart-accept-org"), minutes(f.time_to_accept.by_organisation), ["median", "p90"]);
     const counts = (rows, label) => rows.map((r) => ({ label: label(r), values: [r.count] }));
     Charts.bars(chart("chart-rejections"), counts(f.rejections_by_reason, (r) => r.reason), ["rejections"]);
+    Charts.bars(chart("chart-rejections-org"),
+      counts(f.rejections_by_organisation, (r) => `${r.organisation} · ${r.reason}`), ["rejections"]);
+    Charts.bars(chart("chart-outcome-mix"), f.outcome_mix.map((r) => ({
+      label: `${r.state}${r.outcome ? " · " + r.outcome : ""} (${r.count})`,
+      values: [Math.round(r.share * 1000) / 10] })), ["% of ended"]);
     Charts.bars(chart("chart-cohort"), counts(f.outcomes_by_cohort, (r) => `${r.cohort} · ${r.outcome}`), ["referrals"]);
     Charts.bars(chart("chart-locality"), counts(f.outcomes_by_locality, (r) => `${r.locality} · ${r.outcome}`), ["referrals"]);
     Charts.bars(chart("chart-flows"), counts(f.flows, (r) => `${r.from} → ${r.to}`), ["routings"]);
     Charts.lines(chart("chart-daily"),
       f.daily.map((d) => ({ label: d.day, values: [d.submitted, d.accepted, d.rejected, d.completed] })),
       ["submitted", "accepted", "rejected", "completed"]);
+  },
+};
+
+/* ---- subscriptions' delivery health (the notify API, ops see every organisation's) ----- */
+
+const Subscriptions = {
+  url: document.querySelector('meta[name="rx-notify-url"]').content,
+
+  async refresh() {
+    const session = Identity.load();
+    if (!this.url || !session || !session.notifyToken) return;
+    const organisation = new FormData(document.getElementById("subscriptions-form")).get("organisation");
+    const query = new URLSearchParams({ limit: "500" });
+    if (organisation) query.set("organisation", organisation.trim().toUpperCase());
+    try {
+      const response = await fetch(`${this.url}/subscriptions?${query}`, {
+        headers: { Accept: "application/json", Authorization: `Bearer ${session.notifyToken}` },
+      });
+      if (!response.ok) throw new Error(await problemText(response));
+      this.render((await response.json()).items);
+      setStatus("subscriptions-status", `updated ${new Date().toLocaleTimeString()}`, "live");
+    } catch (error) {
+      setStatus("subscriptions-status", error.message, "error");
+    }
+  },
+
+  render(items) {
+    const when = (t) => (t ? new Date(t).toLocaleString() : "");
+    const rows = items.map((s) => {
+      const tr = document.createElement("tr");
+      tr.dataset.subscription = s.id;
+      tr.className = s.health.status === "error" ? "failing" : "";
+      const endpoint = new URL(s.endpoint);
+      tr.append(
+        cell(s.organisation), cell(s.topic), cell(s.channel), cell(endpoint.origin),
+        cell(s.health.status, `state ${s.health.status}`), cell(s.health.events_since_start),
+        cell(s.health.backlog, s.health.backlog ? "backlog" : ""),
+        cell(when(s.health.last_success_at)), cell(when(s.health.failing_since)),
+        cell(s.health.last_error),
+      );
+      return tr;
+    });
+    document.querySelector("#subscriptions tbody").replaceChildren(...rows);
   },
 };
 
@@ -279,7 +376,17 @@ function start() {
     }
     Stream.restart(filtersOf());
     Figures.refresh();
+    Subscriptions.refresh();
   });
+  document.getElementById("subscriptions-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    Subscriptions.refresh();
+  });
+  if (Subscriptions.url) {
+    document.getElementById("subscriptions-section").hidden = false;
+    Subscriptions.refresh();
+    setInterval(() => Subscriptions.refresh(), 15000);
+  }
   document.getElementById("stream-filters").addEventListener("submit", (e) => {
     e.preventDefault();
     document.querySelector("#stream tbody").replaceChildren();
@@ -294,9 +401,12 @@ function start() {
     e.preventDefault();
     Figures.refresh();
   });
+  for (const id of ["figures-locality", "figures-cohort"]) {
+    document.getElementById(id).addEventListener("change", () => Figures.refresh());
+  }
 
-  if (!identity.org) {
-    setStatus("stream-status", "enter your organisation and roles above", "error");
+  if (!Identity.load()) {
+    setStatus("stream-status", "sign in above", "error");
     return;
   }
   Stream.restart(filtersOf());

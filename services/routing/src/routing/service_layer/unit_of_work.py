@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 
-from rx_contracts import Envelope, EventPayload, wrap
+from rx_contracts import Envelope, Payload, wrap
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -22,6 +22,7 @@ from ..adapters.directory import DirectoryRepository
 from ..adapters.outbox import Outbox
 from ..adapters.repository import CaseRepository
 from ..domain.changes import (
+    AcceptanceClockResumed,
     Change,
     ClocksStopped,
     ClockStarted,
@@ -111,10 +112,10 @@ class UnitOfWork:
         elif isinstance(change, LoadChanged):
             self.cases.change_load(change.organisation, change.day, change.change)
         elif isinstance(change, Decided):
-            envelope = self._publish(change.event, change.topics, change.decision.decided_at)
+            envelope = self.publish(change.event, change.topics, change.decision.decided_at)
             self.cases.add_decision(change.decision, envelope.id)
         elif isinstance(change, Published):
-            self._publish(change.event, change.topics, change.at)
+            self.publish(change.event, change.topics, change.at)
         elif isinstance(change, Forwarded):
             self.outbox.add(change.envelope, change.topics)
         elif isinstance(change, DecisionAccepted):
@@ -123,8 +124,13 @@ class UnitOfWork:
             self.cases.release_decision(rid, change.decision_id, change.how, change.at)
         elif isinstance(change, ResponseClockResumed):
             self._resume(self.clocks.get(response_clock_id(rid)))
+        elif isinstance(change, AcceptanceClockResumed):
+            clock = self.clocks.get(change.clock_id)
+            if clock is not None and clock.resume_after_pause(change.at):
+                self.clocks.save(clock)
 
-    def _publish(self, event: EventPayload, topics: tuple[str, ...], at: datetime) -> Envelope:
+    def publish(self, event: Payload, topics: tuple[str, ...], at: datetime) -> Envelope:
+        """Stage ``event`` in the outbox for ``topics``, in this unit of work's transaction."""
         envelope = wrap(event, source=SOURCE, correlation_id=self.correlation_id, time=at)
         self.outbox.add(envelope, topics)
         return envelope
