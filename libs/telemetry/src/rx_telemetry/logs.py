@@ -14,7 +14,7 @@ from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
 
-from opentelemetry import trace
+from .tracing import current_trace_id
 
 _FIELDS: ContextVar[Mapping[str, str | None] | None] = ContextVar("rx_log_fields", default=None)
 _REQUEST: ContextVar[dict[str, Any] | None] = ContextVar("rx_log_request", default=None)
@@ -96,9 +96,9 @@ class JsonFormatter(logging.Formatter):
         fields = _FIELDS.get()
         if fields:
             entry.update((k, v) for k, v in fields.items() if v)
-        span = trace.get_current_span().get_span_context()
-        if span.is_valid:
-            entry["trace_id"] = format(span.trace_id, "032x")
+        trace_id = current_trace_id()
+        if trace_id is not None:
+            entry["trace_id"] = trace_id
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:

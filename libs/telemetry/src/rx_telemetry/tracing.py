@@ -5,14 +5,20 @@ The W3C ``traceparent`` travels in the outbox row's headers (:func:`current_trac
 written when the row is staged), so in the Kafka record's headers, and a consumer continues
 the trace from it (:func:`consuming`); whatever that consumer stages in its own outbox
 carries the consumer's span as parent, and so on to the provider topic and the audit log.
-Spans are exported over OTLP only if an endpoint is set; without one they are made and
-dropped (``RX_TRACING=false`` makes none)."""
+Spans are made only when a tracer provider is installed: at start when an OTLP endpoint is
+set, or by a test that keeps them in memory. Without one the trace still travels, cheaply: a
+request continues its inbound ``traceparent`` (or starts a trace) and an event continues its
+record's, each hop with a span id of its own, kept in a context variable for the outbox rows
+and log lines made meanwhile (:class:`TraceContext`). ``RX_TRACING=false`` does neither."""
 
 from __future__ import annotations
 
 import os
+import random
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import trace
@@ -23,13 +29,66 @@ from .settings import telemetry_settings
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _tracer: trace.Tracer | None = None
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})")
+_CURRENT: ContextVar[str | None] = ContextVar("rx_traceparent", default=None)
+"""The hop in progress when no spans are made: its ``traceparent``."""
+
+
+def recording() -> bool:
+    """Whether a tracer provider is installed, so spans are made (and exported)."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+def _hop(parent: str | None) -> str:
+    """A ``traceparent`` for a new hop: ``parent``'s trace (a fresh one if ``parent`` is
+    missing or malformed) with a span id of its own."""
+    found = _TRACEPARENT.fullmatch(parent) if parent else None
+    if found and found.group(1) != "0" * 32:
+        trace_id, flags = found.group(1), found.group(2)
+    else:
+        trace_id, flags = f"{random.getrandbits(128) or 1:032x}", "01"
+    return f"00-{trace_id}-{random.getrandbits(64) or 1:016x}-{flags}"
+
+
+def current_trace_id() -> str | None:
+    """The trace id of the hop in progress, span or not."""
+    light = _CURRENT.get()
+    if light is not None:
+        return light[3:35]
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+class TraceContext:
+    """Pure ASGI middleware: without a tracer provider, the request continues its inbound
+    ``traceparent`` (or starts a trace) as a context variable, one per request; with one,
+    FastAPI's own server span does that and this passes the request through."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or recording():
+            await self.app(scope, receive, send)
+            return
+        inbound = None
+        for name, value in scope.get("headers") or ():
+            if name == b"traceparent":
+                inbound = value.decode("latin-1").strip().lower()
+                break
+        token = _CURRENT.set(_hop(inbound))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _CURRENT.reset(token)
 
 
 def configure_tracing(process: str) -> None:
-    """Install the process's tracer provider (named ``process``) with an OTLP exporter when
-    an endpoint is configured, and trace outgoing httpx calls. Once per process, at start."""
+    """Install the process's tracer provider (named ``process``) with an OTLP exporter and
+    trace outgoing httpx calls, when an endpoint is configured. Once per process, at start."""
     settings = telemetry_settings()
-    if not settings.tracing:
+    endpoint = settings.otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not settings.tracing or not endpoint:
         return
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -38,15 +97,13 @@ def configure_tracing(process: str) -> None:
     provider = TracerProvider(
         resource=Resource.create({"service.name": service, "service.instance.role": role})
     )
-    endpoint = settings.otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    if endpoint:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        traces = endpoint.rstrip("/")
-        if not traces.endswith("/v1/traces"):
-            traces += "/v1/traces"
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces)))
+    traces = endpoint.rstrip("/")
+    if not traces.endswith("/v1/traces"):
+        traces += "/v1/traces"
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces)))
     trace.set_tracer_provider(provider)
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
@@ -61,8 +118,11 @@ def tracer() -> trace.Tracer:
 
 
 def current_traceparent() -> str | None:
-    """The ``traceparent`` of the span in progress, if any (a row staged inside a request or
+    """The ``traceparent`` of the hop in progress, if any (a row staged inside a request or
     an event's handling continues its trace)."""
+    light = _CURRENT.get()
+    if light is not None:
+        return light
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:
         return None
@@ -73,7 +133,15 @@ def current_traceparent() -> str | None:
 def consuming(
     traceparent: str | None, topic: str, group: str, attributes: dict[str, Any]
 ) -> Iterator[None]:
-    """A consumer span for one event, child of the span that staged it (``traceparent``)."""
+    """A consumer span for one event, child of the span that staged it (``traceparent``);
+    without a tracer provider, just the hop's ``traceparent``."""
+    if not recording():
+        token = _CURRENT.set(_hop(traceparent))
+        try:
+            yield
+        finally:
+            _CURRENT.reset(token)
+        return
     parent = _PROPAGATOR.extract({"traceparent": traceparent}) if traceparent else None
     with tracer().start_as_current_span(
         f"{topic} process",

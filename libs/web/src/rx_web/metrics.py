@@ -9,6 +9,7 @@ from rx_telemetry.http import RequestMetrics
 from rx_telemetry.logs import RequestContext
 from rx_telemetry.metrics import render
 from rx_telemetry.settings import telemetry_settings
+from rx_telemetry.tracing import TraceContext
 
 
 def install_telemetry(app: FastAPI, service: str) -> None:
@@ -23,6 +24,8 @@ def install_telemetry(app: FastAPI, service: str) -> None:
 
     app.add_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
     settings = telemetry_settings()
+    if settings.tracing:
+        app.add_middleware(TraceContext)
     if settings.log_format == "json":
         app.add_middleware(RequestContext)
     if settings.metrics:
