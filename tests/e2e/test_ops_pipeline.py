@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from devstack.chromium import CHROMIUM_ARGS
+from devstack.stack import PROCESSES
 from issuer.clients import demo_secret
 from kafka import KafkaProducer
 from playwright.sync_api import BrowserContext, Page, sync_playwright
@@ -59,7 +60,7 @@ def test_the_pipeline_panel_shows_lag_backlog_dead_letters_and_clocks(
 
     page.locator("#pipeline-lag tbody td", has_text=REFERRAL_EVENTS).first.wait_for(timeout=WAIT_MS)
     relays = page.locator("#pipeline-outbox tbody tr td:first-child").all_inner_texts()
-    assert sorted(relays) == ["audit-relay", "referrals-relay", "routing-relay"]
+    assert sorted(relays) == sorted(s.name for s in PROCESSES if s.role == "relay")
     dead = page.locator("#pipeline-dead-letters tbody tr", has_text=REFERRAL_EVENTS)
     dead.first.wait_for(timeout=WAIT_MS)
     groups = [row.split("\t")[0] for row in dead.all_inner_texts()]
