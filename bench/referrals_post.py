@@ -27,6 +27,7 @@ p99 < 50 ms at 200 requests/s. Medians over rounds; the chart and raw numbers go
     .venv/bin/python bench/referrals_post.py --profile [--duration 20]     # py-spy, both apps
     .venv/bin/python bench/referrals_post.py --fhir --rate 100   # FHIR transaction vs JSON POST
     .venv/bin/python bench/referrals_post.py --ref main --against REV  # two revisions, same run
+    .venv/bin/python bench/referrals_post.py --telemetry   # metrics+JSON logs+tracing vs all off
 """
 
 from __future__ import annotations
@@ -121,6 +122,10 @@ FHIR_MODE = {"on": False}
 """--fhir: ours is the FHIR transaction on the referrals API, the baseline its JSON POST."""
 AGAINST: dict[str, str] = {}
 """--against REV: the baseline is the referrals API of that revision (its frozen PYTHONPATH)."""
+TELEMETRY_MODE = {"on": False}
+"""--telemetry: ours is the referrals API as it runs (metrics, JSON logs, tracing with no
+exporter), the baseline the same code with all three switched off."""
+TELEMETRY_OFF = {"RX_METRICS": "false", "RX_LOG_FORMAT": "text", "RX_TRACING": "false"}
 REQUEST_TIMEOUT_S = 10.0
 OPEN_LOOP_MAX_CONNECTIONS = 64
 APPS = ("ours", "baseline")
@@ -503,6 +508,21 @@ def servers(workdir: Path, pythonpath: str) -> Iterator[dict[str, Server]]:
             base_port,
             workdir / "baseline.log",
         )
+    if TELEMETRY_MODE["on"]:
+        started["baseline"] = Server(
+            "baseline",
+            started["ours"].argv,
+            started["ours"].env
+            | TELEMETRY_OFF
+            | {
+                "REFERRALS_DATABASE_URL": f"sqlite:///{workdir}/referrals-off.db",
+                "REFERRALS_PORT": str(base_port),
+            },
+            base_port,
+            workdir / "baseline.log",
+        )
+        for name in TELEMETRY_OFF:
+            started["ours"].env.pop(name, None)
     try:
         for server in started.values():
             server.start(workdir)
@@ -522,7 +542,7 @@ async def profile(args: argparse.Namespace, workdir: Path) -> None:
     spy_exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     args.out.mkdir(parents=True, exist_ok=True)
     with servers(workdir, args.pythonpath) as procs:
-        await asyncio.gather(*(s.wait_healthy() for s in procs.values()))
+        await asyncio.gather(*(s.wait_healthy(180) for s in procs.values()))
         for name in APPS:
             proc = procs[name].proc
             assert proc is not None
@@ -574,7 +594,7 @@ async def run_round(n: int, args: argparse.Namespace, workdir: Path) -> dict[str
     order = ["ours", "baseline"] if n % 2 == 0 else ["baseline", "ours"]
     prefix = f"round {n + 1}/{args.rounds}"
     with servers(workdir, args.pythonpath) as procs:
-        await asyncio.gather(*(s.wait_healthy() for s in procs.values()))
+        await asyncio.gather(*(s.wait_healthy(180) for s in procs.values()))
         targets = {name: Target(name, s.port, s.proc.pid) for name, s in procs.items() if s.proc}
         print(f"{prefix}  warm-up  {args.warmup:g} s each  (first: {order[0]})", flush=True)
         for name in order:
@@ -826,10 +846,19 @@ def main() -> int:
         help="baseline = the referrals API at git revision REV, same requests (target: ratio "
         ">= 0.95, i.e. not worse than 5%%)",
     )
+    parser.add_argument(
+        "--telemetry",
+        action="store_true",
+        help="ours = the referrals API with metrics, JSON logs and tracing (no exporter), "
+        "baseline = the same with them off (target: ratio >= 0.95)",
+    )
     args = parser.parse_args()
     global TARGET_RATIO, TARGET_P99_MS, NAME
     if args.against:
         TARGET_RATIO, NAME = 0.95, "referrals_post_against"
+    if args.telemetry:
+        TELEMETRY_MODE["on"] = True
+        TARGET_RATIO, NAME = 0.95, "telemetry_post"
     if args.fhir:
         FHIR_MODE["on"] = True
         TARGET_RATIO, TARGET_P99_MS, NAME = 0.50, 100.0, "fhir_post"

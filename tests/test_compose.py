@@ -38,7 +38,7 @@ INIT_SCRIPT = ROOT / "infra" / "postgres" / "init-databases.sh"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-INFRASTRUCTURE = ("kafka", "kafka-topics", "kafka-access", "postgres")
+INFRASTRUCTURE = ("kafka", "kafka-topics", "kafka-access", "postgres", "prometheus")
 SPECS = (*SETUP_STEPS, *PROCESSES)
 """The services' processes and steps; the issuer (no database, no Kafka) has tests of its own."""
 ALL_SPECS = (ISSUER, *SPECS)

@@ -11,7 +11,12 @@ from audit.config import Settings
 from audit.entrypoints.api.app import create_app
 from fastapi.testclient import TestClient
 
-ASSETS = {"ops.css": "text/css", "ops.js": "javascript", "charts.js": "javascript"}
+ASSETS = {
+    "ops.css": "text/css",
+    "ops.js": "javascript",
+    "charts.js": "javascript",
+    "pipeline.js": "javascript",
+}
 
 
 @pytest.fixture

@@ -84,8 +84,16 @@ class InboxConsumer:
     """Consumes records, applies each new event once, dead-letters poison, commits offsets."""
 
     def __init__(
-        self, name: str, source: RecordSource, engine: Engine, handler: Handler, dlq: Publisher
+        self,
+        name: str,
+        source: RecordSource,
+        engine: Engine,
+        handler: Handler,
+        dlq: Publisher,
+        on_batch: Callable[[BatchResult], None] | None = None,
     ) -> None:
+        """``on_batch`` hears each durable batch's outcome (metrics)."""
+        self.on_batch = on_batch
         self.name = name
         self.source = source
         self.engine = engine
@@ -123,6 +131,8 @@ class InboxConsumer:
             raise
         for (topic, partition), offset in batch.retry_from.items():
             self.source.seek(topic, partition, offset)
+        if self.on_batch is not None:
+            self.on_batch(batch.result)
         return batch.result
 
     def _apply(self, records: list[Record]) -> _Batch:

@@ -99,6 +99,7 @@ class KafkaRecordSource:
         }
         config.update(overrides)
         self._consumer = KafkaConsumer(**config)
+        self._committed: dict[tuple[str, int], int] = {}
         if pattern is not None:
             re.compile(pattern)
             self._consumer.subscribe(pattern=pattern)
@@ -122,6 +123,22 @@ class KafkaRecordSource:
                     for (t, p), o in positions.items()
                 }
             )
+            self._committed.update(positions)
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Per assigned partition this member has committed on: the broker's last known end
+        offset minus the committed one. Only cached figures (no broker round trip), so it
+        is safe to call from a metrics scrape in another thread."""
+        lags: dict[tuple[str, int], int] = {}
+        for tp in self._consumer.assignment() or ():
+            done = self._committed.get((tp.topic, tp.partition))
+            try:
+                end = self._consumer.highwater(tp)
+            except Exception:
+                continue  # reassigned meanwhile
+            if done is not None and end is not None:
+                lags[(tp.topic, tp.partition)] = max(end - done, 0)
+        return lags
 
     def seek(self, topic: str, partition: int, offset: int) -> None:
         """Re-read from ``offset`` (used to retry a record whose effects failed)."""

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rx_contracts import Envelope, encode
+from rx_telemetry.tracing import current_traceparent
 from sqlalchemy import Table
 from sqlmodel import Session
 
@@ -23,7 +24,12 @@ def outbox_rows(envelope: Envelope, topics: Iterable[str]) -> list[dict[str, Any
     Pure Python, so a caller can build them before its transaction starts and hold the
     database's write lock only for the insert."""
     record = encode(envelope)
-    headers = [[name, raw.decode()] for name, raw in record.headers]
+    # Staged inside a traced request or event: the row continues that trace.
+    traceparent = current_traceparent()
+    headers = [
+        [name, traceparent if traceparent and name == "traceparent" else raw.decode()]
+        for name, raw in record.headers
+    ]
     now = utcnow()
     return [
         {

@@ -10,11 +10,23 @@ from pathlib import Path
 from typing import TypeVar
 
 from rx_config.kafka_auth import KafkaAuth
+from rx_telemetry.metrics import OUTBOX_PUBLISHED
+from rx_telemetry.ops import serve_ops
+from rx_telemetry.pool import add_pool_probe
 from sqlalchemy.engine import Engine
 
 from .consumer import Handler, InboxConsumer
 from .kafka import KafkaPublisher, KafkaRecordSource
 from .relay import OutboxRelay
+from .telemetry import (
+    CountedDeadLetters,
+    add_lag_probe,
+    add_outbox_probes,
+    broker_check,
+    count_batch,
+    database_check,
+    observed,
+)
 from .wake import commit_signal
 from .worker import Backoff, install_stop_signals, run_loop
 
@@ -48,6 +60,8 @@ def run_relay(
     signal = commit_signal(engine)
     stop = install_stop_signals(on_stop=signal.interrupt)
     name = f"{service}-relay"
+    serve_worker_ops(name, engine, bootstrap_servers)
+    add_outbox_probes(engine, name)
     publisher = _connect(
         lambda: KafkaPublisher(bootstrap_servers, client_id=name, auth=auth),
         stop,
@@ -58,12 +72,16 @@ def run_relay(
         signal.close()
         return
     relay = OutboxRelay(engine, publisher)
+    published = OUTBOX_PUBLISHED.labels(name)
 
     def step() -> bool:
         staged = before_each() if before_each is not None else False
+        sent = relay.relay_once()
+        if sent:
+            published.inc(sent)
         # A short batch emptied the outbox: wait for the next wake-up (a commit made while
         # this batch was out is one already) instead of reading an empty outbox again.
-        return relay.relay_once() >= relay.batch_size or staged
+        return sent >= relay.batch_size or staged
 
     try:
         run_loop(
@@ -92,12 +110,15 @@ def run_consumer(
     auth: KafkaAuth | None = None,
     after_batch: Callable[[], None] | None = None,
     stop: threading.Event | None = None,
+    process: str | None = None,
 ) -> None:
     """Consume ``topics`` (or ``pattern``) as ``group_id`` until SIGTERM/SIGINT (or ``stop``,
     if given, is set); poison records go to ``<topic>.dlq`` through a second producer with the
-    same credentials. ``after_batch`` runs after each batch whose effects were committed."""
+    same credentials. ``after_batch`` runs after each batch whose effects were committed.
+    ``process`` names the process in its metrics when the consumer is part of a larger one."""
     stop = stop or install_stop_signals()
     name = f"{service}-consumer"
+    serve_worker_ops(process or name, engine, bootstrap_servers)
     source = _connect(
         lambda: KafkaRecordSource(
             bootstrap_servers,
@@ -119,7 +140,15 @@ def run_consumer(
     )
     if source is None or dlq is None:
         return
-    consumer = InboxConsumer(group_id, source, engine, handler, dlq)
+    add_lag_probe(group_id, source.lag)
+    consumer = InboxConsumer(
+        group_id,
+        source,
+        engine,
+        observed(handler, group_id),
+        CountedDeadLetters(dlq, group_id),
+        on_batch=count_batch(group_id),
+    )
 
     def step() -> bool:
         busy = consumer.step(timeout=1.0)
@@ -138,6 +167,16 @@ def run_consumer(
     finally:
         source.close()
         dlq.close()
+
+
+def serve_worker_ops(process: str, engine: Engine, bootstrap_servers: str | None = None) -> None:
+    """The worker's /metrics, /health and /ready (its database and, if it uses one, the
+    broker answer), on ``RX_METRICS_PORT``; its connection pool among the metrics."""
+    add_pool_probe(engine, process)
+    checks = {"database": database_check(engine)}
+    if bootstrap_servers is not None:
+        checks["broker"] = broker_check(bootstrap_servers, reachable)
+    serve_ops(process, checks)
 
 
 def _connect(

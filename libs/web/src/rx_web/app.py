@@ -1,5 +1,5 @@
 """The FastAPI application every service starts from: lifespan-built container, problem+json
-errors, /health and /ready, authentication, rate limits, body size limits, security headers."""
+errors, /health, /ready and /metrics, request metrics, authentication, rate limits, body size limits, security headers."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 from typing import Protocol
 
 from fastapi import FastAPI
+from rx_telemetry.metrics import PROBES
+from rx_telemetry.pool import add_pool_probe
 from sqlalchemy.engine import Engine
 
 from .auth import AuthSettings
 from .health import health_router
 from .limits import BodySizeLimit
+from .metrics import install_telemetry
 from .openapi import document_common_answers
 from .problems import install_problem_handlers
 from .security import install_security
@@ -40,7 +43,9 @@ def service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.container = build()
+        add_pool_probe(app.state.container.engine, f"{service}-api")
         yield
+        PROBES.remove(f"{service}-api")
         app.state.container.engine.dispose()
 
     app = FastAPI(
@@ -59,4 +64,5 @@ def service_app(
     document_common_answers(app, rate_limited, body_limited=max_body_size is not None)
     install_problem_handlers(app)
     app.include_router(health_router(service, lambda: app.state.container.engine))
+    install_telemetry(app, service)
     return app

@@ -21,8 +21,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .auth import STATE_KEY
 from .problems import send_problem
 
-EXEMPT_PATHS = frozenset({"/health", "/ready"})
-"""Probes from orchestrators and load balancers are never limited."""
+EXEMPT_PATHS = frozenset({"/health", "/ready", "/metrics"})
+"""Probes from orchestrators, load balancers and Prometheus are never limited."""
 
 
 class RateLimitSettings(BaseSettings):

@@ -9,21 +9,32 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from rx_telemetry.logs import JsonFormatter
+from rx_telemetry.settings import telemetry_settings
+from rx_telemetry.tracing import configure_tracing
+
 from .redaction import RedactingFilter
 
 
 def configure_logging(process: str, stream: TextIO | None = None) -> None:
     """One handler on the root logger, for every library's records (uvicorn's included),
-    scrubbed of secrets and patient identifiers (:mod:`rx_web.redaction`)."""
+    scrubbed of secrets and patient identifiers (:mod:`rx_web.redaction`), written as JSON
+    lines with the process's service and role and the ids of what it was doing
+    (:mod:`rx_telemetry.logs`), or as plain text with ``RX_LOG_FORMAT=text``."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(
-        logging.Formatter(f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s")
-    )
+    if telemetry_settings().log_format == "json":
+        service, _, role = process.partition("-")
+        handler.setFormatter(JsonFormatter(service, role))
+    else:
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s")
+        )
     handler.addFilter(RedactingFilter())
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO").upper(), handlers=[handler], force=True
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.captureWarnings(True)  # warnings become records too: every line is one format
 
 
 def serve(app_factory: str, host: str, port: int) -> None:
@@ -69,5 +80,6 @@ def run_process(service: str, argv: list[str], roles: dict[str, Callable[[], Non
         print(f"usage: python -m {service} {'|'.join(roles)}", file=sys.stderr)
         return 2
     configure_logging(f"{service}-{role}")
+    configure_tracing(f"{service}-{role}")
     roles[role]()
     return 0

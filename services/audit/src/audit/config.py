@@ -39,6 +39,11 @@ class Settings(ServiceSettings):
     stream_heartbeat_s: float = Field(
         default=15.0, gt=0, description="Idle time after which a live stream sends a comment."
     )
+    metrics_targets: str = Field(
+        default="",
+        description="Comma-separated /metrics addresses of the platform's processes, read for "
+        "the ops console's pipeline panel.",
+    )
     console_token_url: str | None = Field(
         default=None,
         description="Where the ops console's page asks for tokens, as a browser reaches it; "

@@ -7,7 +7,8 @@ devstack.access, passwords generated on first start into .run/kafka/credentials.
 0600), each service running as its own principal. RX_KAFKA_SECURITY=off starts it without.
 Service databases live in .run/data, the issuer's signing keys in .run/data/issuer.
 RX_RUN_DIR moves .run elsewhere; ISSUER_PORT, REFERRALS_PORT, ROUTING_PORT, AUDIT_PORT,
-NOTIFY_PORT and PORTAL_PORT move the APIs and the portal."""
+NOTIFY_PORT and PORTAL_PORT move the APIs and the portal; the workers' metrics ports follow the
+APIs' (the standard ones with the standard API ports, free ones otherwise)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from . import credentials
 from .access import SERVICES, plan, provider_principal, secure_topics
 from .broker import Broker, BrokerError, repo_root
 from .sasl import ADMIN, CONTROLLER, BrokerSecurity
-from .stack import DEFAULT_PORTS, PROCESSES, WEB_APPS, Stack, StackError
+from .stack import DEFAULT_METRICS_PORTS, DEFAULT_PORTS, PROCESSES, WEB_APPS, Stack, StackError
 from .topics import ensure_topics
 
 EXAMPLE = """\
@@ -130,6 +131,9 @@ def print_summary(
         print(
             f"  {service:<10} API    {url}   docs {url}/docs   health {url}/health  ready {url}/ready"
         )
+    print("  worker processes serve /metrics, /health and /ready (the APIs on their own ports):")
+    for name in DEFAULT_METRICS_PORTS:
+        print(f"    {name:<20} {stack.ops_url(name)}/metrics")
     print(f"  token endpoint      {urls['issuer']}/oauth2/token   (demo clients: docs/security.md)")
     print(f"  ops console         {urls['audit']}/ops")
     print(f"  portal              {urls['portal']}   (sign in as a demo user: docs/portal.md)")

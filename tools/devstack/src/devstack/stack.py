@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 from rx_config.kafka_auth import KafkaAuth
 
+from .ports import free_ports
+
 DEFAULT_PORTS: Mapping[str, int] = {
     "issuer": 8000,
     "referrals": 8001,
@@ -73,6 +75,20 @@ PROCESSES: tuple[ProcessSpec, ...] = (
 
 SETUP_STEPS: tuple[ProcessSpec, ...] = (ProcessSpec("routing", "seed"),)
 """One-off steps run to completion before the processes start (demo directory and rules)."""
+
+DEFAULT_METRICS_PORTS: Mapping[str, int] = {
+    "referrals-relay": 9101,
+    "referrals-consumer": 9102,
+    "routing-relay": 9111,
+    "routing-consumer": 9112,
+    "routing-clock": 9113,
+    "audit-consumer": 9121,
+    "audit-relay": 9122,
+    "notify-worker": 9131,
+    "notify-relay": 9132,
+}
+"""Where each worker process serves /metrics, /health and /ready (APIs serve them on their own
+port). RX_METRICS_PORT tells a worker its port."""
 
 WEB_APPS = frozenset({"portal"})
 """Services that serve people's browsers and call the APIs: no Kafka, no workers."""
@@ -162,9 +178,28 @@ class Stack:
     kafka_auth: Mapping[str, KafkaAuth] = field(default_factory=dict)
     """Service name -> its Kafka principal; services not named inherit this environment's."""
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    metrics_ports: Mapping[str, int] | None = None
+    """Worker process name -> its metrics port; by default the standard ports for a stack on
+    the standard API ports, free ones otherwise (tests run stacks side by side)."""
+
+    def __post_init__(self) -> None:
+        if self.metrics_ports is None:
+            if dict(self.ports) == dict(DEFAULT_PORTS):
+                self.metrics_ports = dict(DEFAULT_METRICS_PORTS)
+            else:
+                names = list(DEFAULT_METRICS_PORTS)
+                self.metrics_ports = dict(zip(names, free_ports(len(names)), strict=True))
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
+
+    def ops_url(self, name: str) -> str:
+        """Where process ``name`` serves /metrics, /health and /ready."""
+        spec = next(s for s in PROCESSES if s.name == name)
+        if spec.is_api:
+            return self.url(spec.service)
+        assert self.metrics_ports is not None
+        return f"http://127.0.0.1:{self.metrics_ports[name]}"
 
     def log_file(self, name: str) -> Path:
         return self.data_dir / "logs" / f"{name}.log"
@@ -191,6 +226,11 @@ class Stack:
                 issuer_url=self.url("issuer"),
             )
         )
+        if not spec.is_api and self.metrics_ports and spec.name in self.metrics_ports:
+            env["RX_METRICS_PORT"] = str(self.metrics_ports[spec.name])
+        if spec.service == "audit":
+            targets = [f"{self.ops_url(s.name)}/metrics" for s in PROCESSES]
+            env["AUDIT_METRICS_TARGETS"] = ",".join(targets)
         if spec.service == "notify":
             env["NOTIFY_REFERRALS_FHIR_BASE"] = f"{self.url('referrals')}/fhir/R4"
             env["NOTIFY_CORS_ORIGINS"] = self.url("audit")  # the ops console

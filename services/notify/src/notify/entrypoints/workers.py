@@ -99,6 +99,7 @@ def worker() -> None:
             auth=settings.kafka_auth,
             after_batch=loop.wake,
             stop=stop,
+            process="notify-worker",
         )
     finally:
         loop.stop()

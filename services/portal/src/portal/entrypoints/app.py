@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from rx_web.headers import SecurityHeaders
+from rx_web.metrics import install_telemetry
 from rx_web.settings import Environment
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -155,4 +156,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(ContentSecurityPolicy, policy=content_security_policy(settings.issuer_url))
     app.add_middleware(SecurityHeaders, hsts=settings.rx_env is Environment.PRODUCTION)
+    install_telemetry(app, "portal")
     return app

@@ -12,10 +12,11 @@ from rx_contracts import Envelope
 from rx_contracts.topics import REFERRAL_EVENTS
 from rx_messaging.consumer import PermanentError
 from rx_messaging.records import Record
-from rx_messaging.runner import run_consumer, run_relay
+from rx_messaging.runner import run_consumer, run_relay, serve_worker_ops
 from rx_messaging.worker import install_stop_signals, run_loop
 from sqlmodel import Session
 
+from ..adapters.clock_metrics import add_clock_probe
 from ..bootstrap import Container, bootstrap
 from ..config import get_settings
 from ..domain.errors import CaseNotFound, IllegalTransition
@@ -65,6 +66,8 @@ def clock() -> None:
     settings = get_settings()
     container = bootstrap(settings)
     stop = install_stop_signals()
+    serve_worker_ops("routing-clock", container.engine)
+    add_clock_probe(container.engine)
     worker = ClockWorker(
         container.uow, container.clock, settings.clock_max_sleep_seconds, settings.clock_batch
     )

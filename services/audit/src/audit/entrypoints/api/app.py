@@ -14,6 +14,7 @@ from ...domain.errors import AuditError
 from .routes_console import install_console
 from .routes_entries import router as entries_router
 from .routes_figures import router as figures_router
+from .routes_pipeline import router as pipeline_router
 from .routes_stream import router as stream_router
 from .routes_verify import router as verify_router
 
@@ -34,5 +35,6 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(verify_router)
     app.include_router(figures_router)
     app.include_router(stream_router)
+    app.include_router(pipeline_router)
     install_console(app)
     return app

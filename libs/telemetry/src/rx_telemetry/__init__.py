@@ -1,0 +1,1 @@
+"""Metrics, logs and traces shared by every process of every service."""
