@@ -11,6 +11,7 @@ from .events import (
     ReferralAmended,
     ReferralCancelled,
     ReferralCompleted,
+    ReferralNhsNumberRecorded,
     ReferralRedirected,
     ReferralRejected,
     ReferralRerouted,
@@ -19,6 +20,7 @@ from .events import (
     ReferralSubmitted,
     ReferralTransitioned,
     ReferralUnroutable,
+    SharingFlags,
 )
 from .identity import Identity, Role
 from .ids import new_id
@@ -33,12 +35,14 @@ from .sla import (
     SlaWarning,
 )
 from .vocabulary import (
+    NhsNumberVerification,
     Outcome,
     Priority,
     ProviderType,
     ReferralStatus,
     RejectionReason,
     ServiceType,
+    SharingBasis,
 )
 
 __all__ = [
@@ -54,6 +58,7 @@ __all__ = [
     "EventPayload",
     "Identity",
     "KafkaRecord",
+    "NhsNumberVerification",
     "Outcome",
     "Payload",
     "Priority",
@@ -63,6 +68,7 @@ __all__ = [
     "ReferralAmended",
     "ReferralCancelled",
     "ReferralCompleted",
+    "ReferralNhsNumberRecorded",
     "ReferralEscalated",
     "ReferralRedirected",
     "ReferralRejected",
@@ -77,6 +83,8 @@ __all__ = [
     "RerouteReason",
     "Role",
     "ServiceType",
+    "SharingBasis",
+    "SharingFlags",
     "SlaBreached",
     "SlaWarning",
     "decode",

@@ -31,6 +31,7 @@ REFERRAL_CHANGES: tuple[type[ev.EventPayload], ...] = (
     ev.ReferralCompleted,
     ev.ReferralCancelled,
     ev.ReferralRerouted,
+    ev.ReferralNhsNumberRecorded,
 )
 """Every change the referrals service makes to a referral."""
 

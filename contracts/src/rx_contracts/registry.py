@@ -20,6 +20,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         ev.ReferralCompleted,
         ev.ReferralCancelled,
         ev.ReferralRerouted,
+        ev.ReferralNhsNumberRecorded,
         ev.ReferralRouted,
         ev.ReferralUnroutable,
         ChainCheckpointed,
