@@ -114,7 +114,7 @@ def test_a_submitted_referral_is_stored_with_its_event_in_the_outbox(
     assert (
         body["patient"]["postcode"] == "BS5 0AA" and body["patient"]["nhs_number"] == "9434765919"
     )
-    assert body["allowed_actions"] == ["amend", "cancel"]
+    assert body["allowed_actions"] == ["amend", "cancel", "record-nhs-number"]
     assert response.headers["etag"] == '"1"'
     assert response.headers["location"].endswith(f"/referrals/{body['id']}")
 
@@ -334,7 +334,7 @@ def test_transition_errors(client: TestClient, db_url: str) -> None:
     stale = problem(post(client, accept, TEAM, version=1), 412)
     assert stale["current_version"] == 2
     not_theirs = problem(post(client, accept, GP, version=2), 403)
-    assert not_theirs["allowed_actions"] == ["amend", "cancel"]
+    assert not_theirs["allowed_actions"] == ["amend", "cancel", "record-nhs-number"]
     problem(post(client, accept, STRANGER, version=2), 404)
     post(client, accept, TEAM, version=2)
     wrong_state = problem(
@@ -359,13 +359,27 @@ def test_transition_errors(client: TestClient, db_url: str) -> None:
         ("amend", {"patient": {"postcode": "BS1 1AA"}}, "patient.postcode"),
         ("amend", {"priority": "urgent"}, "body"),
         ("amend", {"colour": "blue"}, "colour"),
+        ("amend", {"patient": {"nhs_number": "4010232137"}}, "patient.nhs_number"),
+        ("amend", {"consent": {"basis": "implied"}}, "consent.basis"),
+        ("redirect", {"target_provider_type": "social-care", "reason_text": "x"}, "consent"),
+        (
+            "record-nhs-number",
+            {"nhs_number": "9434765918", "verification": "verified"},
+            "nhs_number",
+        ),
+        (
+            "record-nhs-number",
+            {"nhs_number": "9434765919", "verification": "absent"},
+            "verification",
+        ),
+        ("record-nhs-number", {"nhs_number": "9434765919"}, "verification"),
     ],
 )
 def test_transition_bodies_are_checked(
     client: TestClient, db_url: str, action: str, body: dict, field: str
 ) -> None:
     referral = routed(client, db_url)
-    who = GP if action in {"amend", "cancel"} else TEAM
+    who = GP if action in {"amend", "cancel", "record-nhs-number"} else TEAM
     if action == "complete":
         rid = referral["id"]
         post(client, f"/referrals/{rid}/accept", TEAM, version=2)

@@ -5,6 +5,7 @@ submitted ──routed──▶ routed ──accept──▶ accepted ──star
     │                   └──redirect─▶ submitted (back to routing, to a named type or organisation)
     └──no route──▶ unroutable ──reroute (ops)──▶ submitted
 cancel (referrer) from any state that is not completed or cancelled ──▶ cancelled
+record-nhs-number (referrer) in the same states as cancel; the status does not change
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Action(StrEnum):
     START = "start"
     COMPLETE = "complete"
     REROUTE = "reroute"
+    RECORD_NHS_NUMBER = "record-nhs-number"
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,12 @@ RULES: dict[Action, Rule] = {
     Action.START: Rule(Party.ASSIGNED, frozenset({S.ACCEPTED}), S.IN_PROGRESS),
     Action.COMPLETE: Rule(Party.ASSIGNED, frozenset({S.IN_PROGRESS}), S.COMPLETED),
     Action.REROUTE: Rule(Party.OPS, frozenset({S.SUBMITTED, S.ROUTED, S.UNROUTABLE}), S.SUBMITTED),
+    # Identity: the referrer adds a traced NHS number (or its verification) until the end.
+    Action.RECORD_NHS_NUMBER: Rule(
+        Party.REFERRER,
+        frozenset({S.SUBMITTED, S.ROUTED, S.ACCEPTED, S.IN_PROGRESS, S.UNROUTABLE}),
+        None,
+    ),
 }
 
 TERMINAL = frozenset({S.COMPLETED, S.CANCELLED})
