@@ -6,7 +6,8 @@ a request costs only what is new. Being derived from the deduplicated log, it is
 a restart (rebuilt from the log) and whatever Kafka redelivered. Pure: the service layer reads
 the entries and folds them in.
 
-Every figure is about the referrals *submitted* in the chosen window ``[since, until)``:
+Every figure is about the referrals *submitted* in the chosen window ``[since, until)``, less
+those of patients with a recorded national data opt-out (the events' ``sharing`` flag):
 - time to acceptance: submission to first acceptance, median and 90th percentile (linear
   interpolation between closest ranks), per service type and per accepting organisation;
 - rapid response: of the urgent community response referrals whose 2 hours are up or that
@@ -68,6 +69,8 @@ class ReferralFacts:
     rejections: list[tuple[datetime, str]] = field(default_factory=list)
     completed_at: datetime | None = None
     outcome: str | None = None
+    excluded: bool = False
+    """The patient has a recorded national data opt-out: left out of every figure."""
 
 
 class FigureState:
@@ -81,6 +84,9 @@ class FigureState:
     def apply(self, type_: str, referral_id: str, occurred: datetime, data: dict[str, Any]) -> None:
         """Fold one event in."""
         facts = self.referrals[referral_id]
+        sharing = data.get("sharing")
+        if isinstance(sharing, dict):  # only the referrals service's events carry it
+            facts.excluded = bool(sharing.get("data_opt_out"))
         if type_ == ReferralSubmitted.EVENT_TYPE:
             facts.submitted_at = _time(data.get("submitted_at"), occurred)
             facts.service_type = data.get("service_type")
@@ -170,7 +176,9 @@ def aggregate(
     daily: dict[str, Counter[str]] = defaultdict(Counter)
     for facts in state.referrals.values():
         submitted = facts.submitted_at
-        if submitted is None or (since and submitted < since) or (until and submitted >= until):
+        if submitted is None or facts.excluded:
+            continue
+        if (since and submitted < since) or (until and submitted >= until):
             continue
         daily[submitted.date().isoformat()]["submitted"] += 1
         if facts.accepted_at is not None:
