@@ -306,3 +306,23 @@ def test_without_an_nhs_number_with_consent_then_the_number_traced_later(
     for private in (b"9434765919", b"SC-204817", b"explicit-consent", b"Sam Jones"):
         assert private not in raw, "events carry flags, never identifiers or the basis"
     assert json.loads(events[1][2])["sharing"]["consent_recorded"] is True
+
+
+def test_a_data_opt_out_recorded_by_amendment_is_flagged_on_its_event(
+    client: TestClient, db_url: str
+) -> None:
+    body = {**BODY, "service_type": "gp-review"}
+    del body["consent"]
+    rid = post(client, "/referrals", GP, body).json()["id"]
+    refused = post(
+        client, f"/referrals/{rid}/amend", GP, {"patient": {"national_data_opt_out": None}}, 1
+    )
+    assert refused.status_code == 422
+    amended = post(
+        client, f"/referrals/{rid}/amend", GP, {"patient": {"national_data_opt_out": True}}, 1
+    )
+    assert amended.status_code == 200, amended.text
+    assert amended.json()["patient"]["national_data_opt_out"] is True
+    [(_, submitted, _), (name, changed, _)] = outbox(db_url)
+    assert (submitted["sharing"]["data_opt_out"], name) == (False, "ReferralAmended")
+    assert changed["sharing"] == {"consent_recorded": False, "data_opt_out": True}

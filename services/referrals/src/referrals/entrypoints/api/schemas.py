@@ -173,7 +173,7 @@ class PatientAmend(Strict):
     name: str | None = Field(default=None, max_length=200)
     birth_date: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
     local_identifier: LocalIdentifierIn | None = None
-    national_data_opt_out: StrictBool | None = None
+    national_data_opt_out: StrictBool = False
 
 
 class ReferralAmend(Strict):
