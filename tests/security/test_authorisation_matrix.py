@@ -80,6 +80,7 @@ OBJECT_ROUTES: dict[str, frozenset[str]] = {
     "referrals POST /referrals/{referral_id}/start": frozenset({"assigned"}),
     "referrals POST /referrals/{referral_id}/complete": frozenset({"assigned"}),
     "referrals POST /referrals/{referral_id}/reroute": frozenset({"ops"}),
+    "referrals POST /referrals/{referral_id}/record-nhs-number": frozenset({"referrer"}),
     # Reference data: every authenticated caller may read an organisation of the directory.
     "routing GET /organisations/{ods_code}": frozenset(CALLERS),
 }
