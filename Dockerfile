@@ -19,10 +19,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     UV_PROJECT_ENVIRONMENT=/app/.venv \
     PATH="/app/.venv/bin:$PATH"
 
-# /var/lib/issuer: the issuer's signing keys (a named volume copies this owner and mode).
+# /var/lib/issuer and /var/lib/audit: the issuer's and the audit checkpoints' signing keys (a
+# named volume copies this owner and mode).
 RUN pip install --no-cache-dir --disable-pip-version-check "uv==${UV_VERSION}" \
     && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin rx \
-    && install -d -o rx -g rx -m 700 /var/lib/issuer
+    && install -d -o rx -g rx -m 700 /var/lib/issuer /var/lib/audit
 
 WORKDIR /app
 
@@ -36,8 +37,8 @@ COPY --from=portal-assets /portal/node_modules services/portal/node_modules
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --all-packages --no-dev
 
-# Root owns the code and the venv; the processes only write to /tmp (heartbeat files) and the
-# issuer to /var/lib/issuer.
+# Root owns the code and the venv; the processes only write to /tmp (heartbeat files), the
+# issuer to /var/lib/issuer and the audit relay to /var/lib/audit (development keys).
 USER rx
 
 EXPOSE 8000 8001 8002 8003 8004

@@ -13,13 +13,23 @@ compares every database, the provider topics and the audit chain with what was a
 Reported per rate: throughput (201s per second of load), API latency percentiles, end-to-end
 latency from the scheduled POST to the referral's ReferralRouted on its provider topic (as the
 provider saw it) and in the audit log (the audit service's live stream), consumer lag per
-group over time, the load generator's own lateness, and the conservation verdict. A rate is
-held when >= 95% of the offered referrals were accepted within the load window, the API p99 is
-under --p99-ms, the lag at the end of the load is under one second's worth of events, and
+group over time, the conservation verdict, and CPU: every process of the stack (broker,
+issuer, APIs, relays, consumers, clock; each with whatever it spawned) read from /proc, as
+CPU-ms per journey (from the first arrival until every journey finished and every consumer
+group caught up, divided by the referrals accepted) and as cores while idle (--idle s before
+the load) and during the load window. The load generator's own CPU is reported apart. A rate
+is held when >= 95% of the offered referrals were accepted within the load window, the API p99
+is under --p99-ms, the lag at the end of the load is under three seconds' worth of events, and
 everything is conserved. Medians over --rounds. Chart and numbers go to --out.
 
+--ref REV (repeatable) measures git revisions beside the working tree in the same session:
+each is frozen (``snapshot.py``) and each run is a child process with that code first on
+PYTHONPATH (services, broker settings and load driver alike), the variants alternating per
+round (A/B/A/B). --profile records the --profile-top busiest processes for --profile-duration
+s, --profile-at s into the load: flame graphs and collapsed stacks into --out/profiles.
+
     .venv/bin/python bench/load.py [--rates 10,20,40] [--duration 60] [--rounds 1]
-        [--think 0.5,3] [--p99-ms 500] [--out bench/results]
+        [--think 0.5,3] [--p99-ms 500] [--idle 20] [--ref main] [--profile] [--out bench/results]
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,8 +54,10 @@ from devstack.ports import free_ports
 from devstack.providers import Tokens
 from devstack.stack import DEFAULT_PORTS, Stack
 from devstack.topics import ensure_topics
+from load_cpu import BROKER, CpuLedger, Profiler
 from load_observe import AuditWatcher, LagSampler
 from rx_contracts.topics import all_topics
+from snapshot import snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 PERCENTILES = (50, 90, 99)
@@ -75,18 +88,18 @@ def lift_capacities(stack: Stack, tokens: Tokens) -> None:
 def start_stack(workdir: Path, exits: ExitStack) -> tuple[Broker, Stack]:
     broker_port, controller_port = free_ports(2)
     broker = Broker(workdir / "kafka", port=broker_port, controller_port=controller_port)
-    broker.start()
-    exits.callback(broker.stop)
+    exits.callback(broker.stop)  # also when interrupted while it starts
+    broker.start(timeout=240)  # a busy shared machine can take minutes
     ensure_topics(broker.bootstrap_servers, all_topics())
     ports = dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True))
     stack = Stack(workdir / "stack", broker.bootstrap_servers, ports=ports, group_prefix="load-")
     exits.callback(stack.stop)
-    stack.start(timeout=120)
+    stack.start(timeout=240)
     return broker, stack
 
 
 def one_run(rate: float, args: argparse.Namespace, label: str) -> dict[str, Any]:
-    """A fresh stack, --duration s of load at ``rate``, drain, conservation check."""
+    """A fresh stack, its idle CPU, --duration s of load at ``rate``, drain, conservation."""
     with (
         tempfile.TemporaryDirectory(prefix="rx-load-", ignore_cleanup_errors=True) as tmp,
         ExitStack() as exits,
@@ -95,27 +108,59 @@ def one_run(rate: float, args: argparse.Namespace, label: str) -> dict[str, Any]
         broker, stack = start_stack(Path(tmp), exits)
         tokens = Tokens(stack.url("issuer"))
         lift_capacities(stack, tokens)
+        leaders = {name: proc.pid for name, proc in stack.procs.items()}
+        ledger = CpuLedger(leaders | {BROKER: broker.pid or 0})
+        time.sleep(5)  # start-up work (JIT, first metadata, group joins) settles
+        ledger.mark("idle")
+        time.sleep(args.idle)
+        ledger.mark("idle end")
         groups = [f"load-{s}" for s in ("referrals", "routing", "audit")]
         lag = LagSampler(broker.bootstrap_servers, groups)
         audit = AuditWatcher(stack.url("audit"), tokens.get("ops", "audit"))
         config = LoadConfig(rate=rate, think=args.think, seed=hash(label) & 0xFFFF)
         endpoints = Endpoints(stack.url("referrals"), stack.url("issuer"), broker.bootstrap_servers)
         load = LoadDriver(endpoints, config, tokens=tokens)
+        profiler = (
+            Profiler(ledger.leaders, args.out / "profiles", args.profile_top, args.profile_duration)
+            if args.profile
+            else None
+        )
         audit.start()
         lag.start()
         exits.callback(lag.stop)
         exits.callback(audit.stop)
         load.start()
         exits.callback(load.close)
+        ledger.mark("start")
         loadavg_before = os.getloadavg()[0]
         started = time.monotonic()
         while (elapsed := time.monotonic() - started) < args.duration:
             time.sleep(1)  # progress ticks; the load runs in its own thread
             print(f"\r{label}: {progress(load, lag, elapsed)}", end="", flush=True)
+            if (
+                profiler is not None
+                and elapsed >= args.profile_at
+                and "profile" not in ledger.marks
+            ):
+                ledger.mark("profile")
+                _, so_far, _ = ledger.between("start", "profile")
+                profiler.start(sorted(so_far, key=lambda n: -so_far[n]))
         load.stop_arrivals()
         load_end = time.monotonic()
+        ledger.mark("end")
         loadavg = (loadavg_before, os.getloadavg()[0])
         print(f"\n{label}: load stopped; journeys finishing, pipeline draining …", flush=True)
+        load.wait_idle(args.drain_timeout)
+        finished = time.monotonic() - load_end
+        caught_up(lag, time.monotonic() + args.drain_timeout)
+        ledger.mark("drained")
+        print(
+            f"{label}: journeys finished {finished:.0f} s after the load, consumers caught up "
+            f"after {time.monotonic() - load_end:.0f} s; lag {lag.latest()}",
+            flush=True,
+        )
+        if profiler is not None:
+            profiler.join()
         check = ConservationCheck(
             Databases.sqlite_in(Path(tmp) / "stack"),
             verify_with_api(
@@ -123,14 +168,61 @@ def one_run(rate: float, args: argparse.Namespace, label: str) -> dict[str, Any]
             ),
             bootstrap_servers=broker.bootstrap_servers,
         )
-        load.wait_idle(args.drain_timeout)
         report = check.wait(load.accepted(), timeout=args.drain_timeout, ready=load.idle)
         drained = time.monotonic() - load_end
         print(f"{label}: drained in {drained:.0f} s\n{report.summary()}", flush=True)
         result = summarise(
             rate, args, load.journeys, started, load_end, lag, audit, report, drained
         )
-        return {**result, "loadavg_1m": loadavg}
+        cpu = cpu_figures(ledger, len(load.accepted()))
+        print(f"{label}: {describe_cpu(cpu)}", flush=True)
+        return {**result, "cpu": cpu, "loadavg_1m": loadavg}
+
+
+def caught_up(lag: LagSampler, deadline: float) -> None:
+    """Wait (bounded) for a lag sample taken from now on that shows every group caught up."""
+    since = time.monotonic()
+    while time.monotonic() < deadline:
+        fresh = [lags for t, lags in lag.samples if t > since]
+        if fresh and not sum(fresh[-1].values()):
+            return
+        time.sleep(0.2)
+
+
+def cpu_figures(ledger: CpuLedger, accepted: int) -> dict[str, Any]:
+    """CPU-ms per journey per process, cores idle and during the load, the generator's own.
+
+    Per journey: every process's CPU from the first arrival until the journeys finished and
+    the consumers caught up, less the idle stack's own rate over the drain (a long drain on a
+    busy machine would otherwise bill waiting to the journeys), over the referrals accepted."""
+    idle_s, idle, _ = ledger.between("idle", "idle end")
+    window_s, window, own_window = ledger.between("start", "end")
+    drain_s, _, _ = ledger.between("end", "drained")
+    _, journey, _ = ledger.between("start", "drained")
+    per = {
+        n: 1000 * max(0.0, cpu - idle[n] / idle_s * drain_s) / max(accepted, 1)
+        for n, cpu in journey.items()
+    }
+    return {
+        "ms_per_journey": dict(sorted(per.items(), key=lambda kv: -kv[1])),
+        "ms_per_journey_total": sum(per.values()),
+        "window_ms_per_journey": 1000 * sum(window.values()) / max(accepted, 1),
+        "idle_cores": {n: cpu / idle_s for n, cpu in idle.items()},
+        "idle_cores_total": sum(idle.values()) / idle_s,
+        "load_cores": {n: cpu / window_s for n, cpu in window.items()},
+        "load_cores_total": sum(window.values()) / window_s,
+        "generator_cores": own_window / window_s,
+        "drain_s": drain_s,
+    }
+
+
+def describe_cpu(cpu: dict[str, Any]) -> str:
+    parts = ", ".join(f"{n} {v:.1f}" for n, v in cpu["ms_per_journey"].items())
+    return (
+        f"CPU {cpu['ms_per_journey_total']:.1f} ms per journey ({parts}); "
+        f"{cpu['load_cores_total']:.2f} cores under load, {cpu['idle_cores_total']:.3f} idle; "
+        f"load generator {cpu['generator_cores']:.2f} cores"
+    )
 
 
 def progress(load: LoadDriver, lag: LagSampler, elapsed: float) -> str:
@@ -209,65 +301,165 @@ def ms(runs: list[dict[str, Any]], *path: str) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
-def table(results: dict[float, list[dict[str, Any]]]) -> str:
+Results = dict[str, dict[float, list[dict[str, Any]]]]
+"""variant (``tree`` or a --ref) -> rate -> the runs' figures."""
+
+
+def table(results: Results) -> str:
     head = (
-        f"{'rate/s':>7} {'201/s':>7} {'API p50':>8} {'p99':>7} {'→provider p50':>14} "
-        f"{'p99':>7} {'→audit p50':>11} {'p99':>7} {'lag@end':>8} {'conserved':>9} {'held':>5}"
+        f"{'variant':>10} {'rate/s':>7} {'201/s':>6} {'API p50':>8} {'p99':>6} "
+        f"{'→provider p50':>14} {'p99':>6} {'→audit p50':>11} {'p99':>6} {'lag@end':>8} "
+        f"{'CPU ms/journey':>15} {'idle cores':>10} {'conserved':>9} {'held':>5}"
     )
     lines = [head]
-    for rate, runs in results.items():
-        lines.append(
-            f"{rate:>7g} {median_of(runs, 'throughput') or 0:>7.1f} {ms(runs, 'api_ms', 'p50'):>8} "
-            f"{ms(runs, 'api_ms', 'p99'):>7} {ms(runs, 'to_provider_ms', 'p50'):>14} "
-            f"{ms(runs, 'to_provider_ms', 'p99'):>7} {ms(runs, 'to_audit_ms', 'p50'):>11} "
-            f"{ms(runs, 'to_audit_ms', 'p99'):>7} "
-            f"{median_of(runs, 'lag_at_end_of_load') or 0:>8.0f} "
-            f"{'yes' if all(r['conserved'] for r in runs) else 'NO':>9} "
-            f"{'yes' if all(r['held'] for r in runs) else 'no':>5}"
-        )
+    for variant, by_rate in results.items():
+        for rate, runs in by_rate.items():
+            lines.append(
+                f"{variant[:10]:>10} {rate:>7g} {median_of(runs, 'throughput') or 0:>6.1f} "
+                f"{ms(runs, 'api_ms', 'p50'):>8} {ms(runs, 'api_ms', 'p99'):>6} "
+                f"{ms(runs, 'to_provider_ms', 'p50'):>14} {ms(runs, 'to_provider_ms', 'p99'):>6} "
+                f"{ms(runs, 'to_audit_ms', 'p50'):>11} {ms(runs, 'to_audit_ms', 'p99'):>6} "
+                f"{median_of(runs, 'lag_at_end_of_load') or 0:>8.0f} "
+                f"{median_of(runs, 'cpu', 'ms_per_journey_total') or 0:>15.1f} "
+                f"{median_of(runs, 'cpu', 'idle_cores_total') or 0:>10.3f} "
+                f"{'yes' if all(r['conserved'] for r in runs) else 'NO':>9} "
+                f"{'yes' if all(r['held'] for r in runs) else 'no':>5}"
+            )
+    lines.append("\nCPU-ms per journey by process (medians over rounds):")
+    names = sorted(
+        {
+            n
+            for by_rate in results.values()
+            for runs in by_rate.values()
+            for r in runs
+            for n in r["cpu"]["ms_per_journey"]
+        },
+        key=lambda n: (
+            -max(
+                median_of(runs, "cpu", "ms_per_journey", n) or 0
+                for by_rate in results.values()
+                for runs in by_rate.values()
+            )
+        ),
+    )
+    lines.append(f"{'variant':>10} {'rate/s':>7} " + " ".join(f"{n[:15]:>15}" for n in names))
+    for variant, by_rate in results.items():
+        for rate, runs in by_rate.items():
+            cells = " ".join(
+                f"{median_of(runs, 'cpu', 'ms_per_journey', n) or 0:>15.1f}" for n in names
+            )
+            lines.append(f"{variant[:10]:>10} {rate:>7g} {cells}")
     return "\n".join(lines)
 
 
-def chart(results: dict[float, list[dict[str, Any]]], path: Path) -> None:
+def chart(results: Results, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rates = list(results)
-    fig, (thr, lat, lag) = plt.subplots(1, 3, figsize=(16, 4.8))
-    thr.plot(rates, rates, "k:", label="offered")
-    thr.plot(rates, [median_of(results[r], "throughput") for r in rates], "o-", label="accepted")
-    thr.set(xlabel="offered referrals/s", ylabel="referrals/s", title="Throughput")
-    thr.legend()
-    for key, label in (
-        ("api_ms", "API"),
-        ("to_provider_ms", "→ provider topic"),
-        ("to_audit_ms", "→ audit log"),
-    ):
-        for p, style in (("p50", "o-"), ("p99", "s--")):
-            lat.plot(
-                rates, [median_of(results[r], key, p) for r in rates], style, label=f"{label} {p}"
+    fig, axes = plt.subplots(1, 4, figsize=(22, 5.2))
+    thr, lat, lag, cpu = axes
+    variants = list(results)
+    all_rates = sorted({r for by_rate in results.values() for r in by_rate})
+    thr.plot(all_rates, all_rates, "k:", label="offered")
+    for variant, by_rate in results.items():
+        rates = list(by_rate)
+        tag = f"{variant}: " if len(variants) > 1 else ""
+        thr.plot(
+            rates,
+            [median_of(by_rate[r], "throughput") for r in rates],
+            "o-",
+            label=f"{tag}accepted",
+        )
+        for key, label in (
+            ("api_ms", "API"),
+            ("to_provider_ms", "→ provider"),
+            ("to_audit_ms", "→ audit"),
+        ):
+            for p, style in (("p50", "o-"), ("p99", "s--")):
+                lat.plot(
+                    rates,
+                    [median_of(by_rate[r], key, p) for r in rates],
+                    style,
+                    label=f"{tag}{label} {p}",
+                )
+        for rate in rates:
+            run = by_rate[rate][0]
+            lag.plot(
+                [t for t, _ in run["lag"]],
+                [sum(x.values()) for _, x in run["lag"]],
+                label=f"{tag}{rate:g}/s",
             )
+    thr.set(xlabel="offered referrals/s", ylabel="referrals/s", title="Throughput")
+    thr.legend(fontsize=7)
     lat.set(
         xlabel="offered referrals/s",
         ylabel="ms (from scheduled POST)",
         yscale="log",
         title="Latency (medians over rounds)",
     )
-    lat.legend(fontsize=7)
-    for rate in rates:
-        run = results[rate][0]
-        xs = [t for t, _ in run["lag"]]
-        lag.plot(xs, [sum(lags.values()) for _, lags in run["lag"]], label=f"{rate:g}/s")
+    lat.legend(fontsize=6)
     lag.set(
         xlabel="seconds since the load started",
         ylabel="records behind (all groups)",
         title="Consumer lag over time (first round)",
     )
-    lag.legend()
+    lag.legend(fontsize=7)
+    cpu_bars(cpu, results)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def cpu_bars(ax: Any, results: Results) -> None:
+    """Stacked bars: CPU-ms per journey by process, one bar per variant and rate."""
+    bars = [
+        (f"{v}\n{r:g}/s", runs) for v, by_rate in results.items() for r, runs in by_rate.items()
+    ]
+    names: dict[str, float] = {}
+    for _, runs in bars:
+        for n in runs[0]["cpu"]["ms_per_journey"]:
+            names[n] = max(names.get(n, 0), median_of(runs, "cpu", "ms_per_journey", n) or 0)
+    order = sorted(names, key=lambda n: -names[n])
+    bottoms = [0.0] * len(bars)
+    for n in order:
+        heights = [median_of(runs, "cpu", "ms_per_journey", n) or 0 for _, runs in bars]
+        ax.bar(range(len(bars)), heights, bottom=bottoms, label=n)
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    ax.axhline(30, color="k", linestyle=":", label="goal (30 ms)")
+    ax.set_xticks(range(len(bars)), [label for label, _ in bars], fontsize=7)
+    ax.set(ylabel="CPU-ms per journey, all processes", title="CPU per journey by process")
+    ax.legend(fontsize=6, ncols=2)
+
+
+def run_variant(
+    pythonpath: str, rate: float, args: argparse.Namespace, label: str, tmp: Path
+) -> dict[str, Any]:
+    """One run in a child process whose code (services, devstack, broker settings) is the
+    frozen variant's."""
+    out = tmp / f"run-{time.monotonic_ns()}.json"
+    argv = [sys.executable, __file__, "--child", str(out), "--label", label, "--rates", f"{rate:g}"]
+    argv += ["--duration", str(args.duration), "--think", ",".join(map(str, args.think))]
+    argv += ["--p99-ms", str(args.p99_ms), "--drain-timeout", str(args.drain_timeout)]
+    argv += ["--idle", str(args.idle), "--out", str(args.out)]
+    if args.profile:
+        argv += ["--profile", "--profile-at", str(args.profile_at)]
+        argv += ["--profile-top", str(args.profile_top)]
+        argv += ["--profile-duration", str(args.profile_duration)]
+    env = dict(os.environ, PYTHONPATH=pythonpath)
+    subprocess.run(argv, env=env, check=True)
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+def save(results: Results, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "load.json").write_text(
+        json.dumps(
+            {v: {str(r): runs for r, runs in by_rate.items()} for v, by_rate in results.items()},
+            indent=1,
+        )
+    )
 
 
 def main() -> int:
@@ -278,7 +470,15 @@ def main() -> int:
     parser.add_argument("--think", default="0.5,3", help="provider think time range (s)")
     parser.add_argument("--p99-ms", type=float, default=500, help="API p99 for 'held'")
     parser.add_argument("--drain-timeout", type=float, default=300)
+    parser.add_argument("--idle", type=float, default=20, help="idle CPU measured for this long")
+    parser.add_argument("--ref", action="append", default=[], help="also measure this revision")
+    parser.add_argument("--profile", action="store_true", help="flame graphs under load")
+    parser.add_argument("--profile-at", type=float, default=20, help="seconds into the load")
+    parser.add_argument("--profile-top", type=int, default=4, help="how many processes")
+    parser.add_argument("--profile-duration", type=float, default=20)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--label", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.think = tuple(float(x) for x in args.think.split(","))
     rates = [float(r) for r in args.rates.split(",")]
@@ -286,19 +486,46 @@ def main() -> int:
     # rate limit (20/s) would measure itself, not the platform. The stacks inherit this.
     os.environ["RX_RATE_LIMIT_PER_SECOND"] = "0"
     ensure_jars(progress=print)
-    results: dict[float, list[dict[str, Any]]] = {rate: [] for rate in rates}
-    for n in range(args.rounds):
-        for rate in rates:
-            label = f"round {n + 1}/{args.rounds} {rate:g}/s"
-            results[rate].append(one_run(rate, args, label))
+    if args.child is not None:
+        args.child.write_text(json.dumps(one_run(rates[0], args, args.label)))
+        return 0
+    results: Results = {}
+    with tempfile.TemporaryDirectory(prefix="rx-load-code-") as code:
+        variants: dict[str, str | None] = {}
+        if args.ref:
+            for name, rev in [("tree", None), *((r, r) for r in args.ref)]:
+                path, digest = snapshot(rev, Path(code) / name.replace("/", "_") / "src")
+                variants[name] = path
+                print(f"{name}: code frozen (sources digest {digest})")
+        else:
+            variants["tree"] = None
+        results = {name: {rate: [] for rate in rates} for name in variants}
+        for n in range(args.rounds):
+            for rate in rates:
+                order = list(variants) if n % 2 == 0 else list(reversed(variants))
+                for name in order:
+                    label = f"round {n + 1}/{args.rounds} {name} {rate:g}/s"
+                    pythonpath = variants[name]
+                    try:
+                        run = (
+                            one_run(rate, args, label)
+                            if pythonpath is None
+                            else run_variant(pythonpath, rate, args, label, Path(code))
+                        )
+                    except subprocess.CalledProcessError as exc:
+                        # A stack that would not start on a busy machine: that run is missing
+                        # from the medians, the others still count.
+                        print(f"{label}: run failed ({exc}); left out", flush=True)
+                        continue
+                    results[name][rate].append(run)
+                    save(results, args.out)  # a long session keeps what it measured so far
+    results = {v: {r: runs for r, runs in by.items() if runs} for v, by in results.items()}
     print("\nmedians over rounds:\n" + table(results))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "load.json").write_text(
-        json.dumps({str(r): runs for r, runs in results.items()}, indent=1)
-    )
+    save(results, args.out)
     chart(results, args.out / "load.png")
     print(f"wrote {args.out / 'load.png'} and {args.out / 'load.json'}")
-    return 0 if all(run["conserved"] for runs in results.values() for run in runs) else 1
+    conserved = all(r["conserved"] for by in results.values() for rs in by.values() for r in rs)
+    return 0 if conserved else 1
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIRS = ("contracts/src", "libs/*/src", "tools/*/src", "services/*/src")
+CODE_DIRS = ("contracts", "libs", "tools", "services", "infra")
+"""What a revision's snapshot holds: the sources, and infra/ (the broker's pom.xml and logging
+settings, which devstack finds by walking up from its own files)."""
 
 
 def snapshot(rev: str | None, into: Path) -> tuple[str, str]:
@@ -22,13 +25,13 @@ def snapshot(rev: str | None, into: Path) -> tuple[str, str]:
     if rev:
         into.mkdir(parents=True)
         archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", rev, "contracts", "libs", "tools", "services"],
+            ["git", "-C", str(ROOT), "archive", rev, *CODE_DIRS],
             check=True,
             capture_output=True,
         )
         subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     else:
-        for src in (p for pattern in SOURCE_DIRS for p in sorted(ROOT.glob(pattern))):
+        for src in (p for pattern in (*SOURCE_DIRS, "infra") for p in sorted(ROOT.glob(pattern))):
             shutil.copytree(
                 src, into / src.relative_to(ROOT), ignore=shutil.ignore_patterns("__pycache__")
             )

@@ -1,6 +1,7 @@
 """The ops console in headless Chromium against the whole platform: the page loads, an ops
 user signs in with the issuer (a wrong secret is refused), an entry appears live when a
-referral is posted, its journey opens, and the figures' charts render."""
+referral is posted, its journey opens, the figures' charts render and follow the selection of
+an organisation, locality and cohort."""
 
 from __future__ import annotations
 
@@ -101,5 +102,30 @@ def test_the_console_shows_a_new_referral_live_and_charts_the_figures(
     assert "urgent-community-response" in page.inner_text("#chart-accept-service")
     assert "referrer → rapid-response" in page.inner_text("#chart-flows")
     assert "within 2 h" in page.inner_text("#chart-rapid")
+
+    # The figures of one organisation, locality or cohort.
+    selection = page.locator("#figures-selection")
+    selection.filter(has_text="1 referral submitted (all)").wait_for(timeout=WAIT_MS)
+    page.fill("#figures-organisation", "RXA01")
+    page.click("#figures-form button")
+    selection.filter(has_text="RXA01 sent or holds or held").wait_for(timeout=WAIT_MS)
+    assert selection.inner_text().startswith("1 referral submitted")
+    assert "RXA01" in page.inner_text("#chart-accept-org")
+    page.fill("#figures-organisation", "RXA02")  # another team: none of its referrals
+    page.click("#figures-form button")
+    selection.filter(has_text="0 referrals submitted").wait_for(timeout=WAIT_MS)
+    assert "No data" in page.inner_text("#chart-accept-org")
+    page.fill("#figures-organisation", "")
+    page.select_option("#figures-locality", "east")  # offered: where the referral was routed
+    selection.filter(has_text="1 referral submitted: in east").wait_for(timeout=WAIT_MS)
+    page.select_option("#figures-cohort", "frailty")
+    selection.filter(has_text="0 referrals submitted: in east, cohort frailty").wait_for(
+        timeout=WAIT_MS
+    )
+    page.select_option("#figures-cohort", "none")
+    selection.filter(has_text="1 referral submitted: in east, in no cohort").wait_for(
+        timeout=WAIT_MS
+    )
+    assert "completed" not in page.inner_text("#chart-outcome-mix"), "nothing has ended"
     page.screenshot(path=str(tmp_path / "ops-console.png"), full_page=True)
     assert errors == [], f"the page threw: {errors}"

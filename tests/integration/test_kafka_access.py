@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import kafka.errors as kafka_errors
@@ -19,8 +20,16 @@ from devstack.pytest_plugin import SecuredKafka
 from devstack.topics import TopicError, admin_client
 from kafka import KafkaConsumer, TopicPartition
 from rx_config.kafka_auth import KafkaAuth
-from rx_contracts import encode, examples, wrap
-from rx_contracts.topics import REFERRAL_EVENTS, dead_letter_topic, provider_topic
+from rx_contracts import (
+    Actor,
+    AdminAction,
+    AdminSubject,
+    RoutingConfigChanged,
+    encode,
+    examples,
+    wrap,
+)
+from rx_contracts.topics import REFERRAL_EVENTS, ROUTING_ADMIN, dead_letter_topic, provider_topic
 from rx_contracts.vocabulary import ProviderType
 from rx_messaging.consumer import InboxConsumer, PermanentError
 from rx_messaging.database import make_engine
@@ -135,6 +144,62 @@ def test_what_routing_publishes_on_a_provider_topic_reaches_that_provider_type(
     finally:
         source.close()
     assert [r.value for r in got] == [record[1]]
+
+
+def test_routings_admin_changes_reach_the_audit_and_no_one_else_may_write_them(
+    secured_kafka: SecuredKafka,
+) -> None:
+    change = RoutingConfigChanged(
+        change_id=uuid.uuid4().hex,
+        actor=Actor(organisation="RXADM"),
+        subject=AdminSubject.ORGANISATION,
+        subject_id=f"ACL{uuid.uuid4().hex[:6].upper()}",
+        action=AdminAction.CREATED,
+        before=None,
+        after={"active": True},
+        changed_at=datetime.now(UTC),
+    )
+    record = encode(wrap(change, source="/tests"))
+    routing = KafkaPublisher(
+        secured_kafka.bootstrap_servers,
+        client_id="routing-test",
+        auth=secured_kafka.auth("routing"),
+    )
+    referrals = KafkaPublisher(
+        secured_kafka.bootstrap_servers,
+        client_id="referrals-test",
+        auth=secured_kafka.auth("referrals"),
+        max_block_ms=5000,
+    )
+    try:
+        routing.publish(ROUTING_ADMIN, [tuple(record)])
+        with pytest.raises(PublishError, match="TopicAuthorizationFailed"):
+            referrals.publish(ROUTING_ADMIN, [tuple(record)], timeout=10)
+    finally:
+        routing.close()
+        referrals.close()
+
+    source = KafkaRecordSource(
+        secured_kafka.bootstrap_servers,
+        f"audit.{uuid.uuid4().hex[:8]}",
+        topics=[ROUTING_ADMIN],
+        auth=secured_kafka.auth("audit"),
+    )
+    got: list[Record] = []
+    try:
+        deadline = time.monotonic() + 30
+        while not got and time.monotonic() < deadline:
+            got = [r for r in source.poll(0.5) if r.key == change.key.encode()]
+    finally:
+        source.close()
+    assert [r.value for r in got] == [record[1]]
+    provider = consumer_as(secured_kafka, ACUTE, f"{ACUTE}.{uuid.uuid4().hex[:8]}")
+    try:
+        provider.assign([TopicPartition(ROUTING_ADMIN, 0)])
+        with pytest.raises(kafka_errors.TopicAuthorizationFailedError):
+            poll_until(provider, lambda: False, timeout=15)
+    finally:
+        provider.close()
 
 
 @pytest.mark.parametrize("principal", [p.name for p in plan()])

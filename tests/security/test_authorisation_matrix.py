@@ -2,7 +2,8 @@
 
 Every route of every service is classified, or this test fails naming it:
 
-* public: FastAPI's own pages and the probes in ``PUBLIC``; nothing else may skip identity;
+* public: FastAPI's own pages and the probes and public keys in ``PUBLIC``; nothing else may
+  skip identity;
 * staff: guarded by ``require_roles`` without the provider role: every caller lacking those
   roles (every provider token among them) gets 403 and no data;
 * object: takes an id and is in ``OBJECT_ROUTES``: for every caller below, one not entitled
@@ -53,9 +54,12 @@ ROLES: dict[str, frozenset[Role]] = {
     for name in CALLERS
 }
 
-PUBLIC = frozenset({"GET /health", "GET /ready", "GET /ops", "GET /ops/"})
-"""Routes answered without an identity: the probes, and the ops console's page shell (HTML
-that holds no data; everything it shows comes from the ops-only API with the user's token)."""
+PUBLIC = frozenset(
+    {"GET /health", "GET /ready", "GET /ops", "GET /ops/", "GET /audit/checkpoint-keys"}
+)
+"""Routes answered without an identity: the probes, the ops console's page shell (HTML
+that holds no data; everything it shows comes from the ops-only API with the user's token),
+and the public keys audit checkpoints are signed with (a JWKS, public by nature)."""
 
 STATIC_MOUNTS = frozenset({"audit /ops/assets", "referrals /fhir/R4"})
 """Mounts serving files shipped inside a service (the console's JS, CSS): code, no data; and

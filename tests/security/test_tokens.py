@@ -4,8 +4,10 @@ why, and key rotation works without a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +25,7 @@ from rx_web.auth import AuthScheme, AuthSettings, install_auth
 from rx_web.identity import IdentityDep
 from rx_web.problems import install_problem_handlers
 from rx_web.settings import Environment
-from rx_web.tokens import Jwks
+from rx_web.tokens import Jwks, TokenError, TokenVerifier, VerifierConfig
 
 TOKENS = AuthSettings(env=Environment.DEVELOPMENT, auth=AuthScheme.TOKENS)
 
@@ -323,3 +325,19 @@ def test_a_signed_in_persons_token_names_the_practitioner_and_the_header_cannot_
     other = service.get("/me", headers={**bearer, "X-Practitioner": "G0000001"})
     assert other.status_code == 401
     assert "X-Practitioner differs" in other.headers["www-authenticate"]
+
+
+def test_a_token_seen_before_is_refused_once_it_expires(issuer: TestIssuer) -> None:
+    """Verified tokens are remembered (one signature check per token, not per call), but
+    never past their expiry."""
+    config = VerifierConfig(
+        issuer=ISSUER_URL, audience="referrals", jwks_url="unused", leeway_seconds=0
+    )
+    verifier = TokenVerifier(config, issuer.jwks())
+    expires = datetime.now(UTC) + timedelta(seconds=1.5)
+    token = signed(issuer, exp=expires)
+    for _ in range(3):
+        assert asyncio.run(verifier.verify(token))["org"] == "RXA01"
+    time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.6)
+    with pytest.raises(TokenError, match="expired"):
+        asyncio.run(verifier.verify(token))

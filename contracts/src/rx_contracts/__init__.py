@@ -1,6 +1,7 @@
 """Referral Exchange contracts: event envelope, payloads, vocabularies and topic names."""
 
 from .access import AccessedData, ReferralAccessed
+from .admin import AdminAction, AdminSubject, RoutingConfigChanged
 from .audit import ChainCheckpointed
 from .envelope import Envelope, EnvelopeError, KafkaRecord, decode, encode, wrap
 from .events import (
@@ -49,6 +50,8 @@ __all__ = [
     "EVENT_TYPES",
     "AccessedData",
     "Actor",
+    "AdminAction",
+    "AdminSubject",
     "ChainCheckpointed",
     "ClockKind",
     "CohortFlags",
@@ -82,6 +85,7 @@ __all__ = [
     "RejectionReason",
     "RerouteReason",
     "Role",
+    "RoutingConfigChanged",
     "ServiceType",
     "SharingBasis",
     "SharingFlags",

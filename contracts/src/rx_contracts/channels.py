@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from . import events as ev
 from .access import ReferralAccessed
+from .admin import RoutingConfigChanged
 from .audit import ChainCheckpointed
 from .payload import Payload
 from .sla import ReferralEscalated, SlaBreached, SlaWarning
@@ -14,6 +15,7 @@ from .topics import (
     AUDIT_CHECKPOINTS,
     REFERRAL_ACCESS,
     REFERRAL_EVENTS,
+    ROUTING_ADMIN,
     ROUTING_DECISIONS,
     ROUTING_ESCALATIONS,
     ROUTING_SLA,
@@ -92,6 +94,16 @@ def channels() -> list[Channel]:
             ("operations staff", "audit"),
             "Referrals ops must act on: unroutable, or a clock ran out with no automatic remedy.",
             (ReferralEscalated,),
+        ),
+        Channel(
+            ROUTING_ADMIN,
+            "routing",
+            ("audit",),
+            "Administrators' changes to the directory, routing rules and SLA policies: who, "
+            "what, before and after, published with the change itself.",
+            (RoutingConfigChanged,),
+            key="``<subject>:<subject_id>`` (``rule-set:east``), so one thing's changes stay "
+            "in order.",
         ),
     ]
     found += [

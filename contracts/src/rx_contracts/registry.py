@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import events as ev
 from .access import ReferralAccessed
+from .admin import RoutingConfigChanged
 from .audit import ChainCheckpointed
 from .payload import Payload
 from .sla import ReferralEscalated, SlaBreached, SlaWarning
@@ -28,6 +29,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         SlaBreached,
         ReferralEscalated,
         ReferralAccessed,
+        RoutingConfigChanged,
     )
 }
 """Every payload model by its CloudEvents type. A new payload is added here (and to

@@ -19,6 +19,10 @@ ROUTING_SLA = "routing.sla.v1"
 ROUTING_ESCALATIONS = "routing.escalations.v1"
 """Referrals operations staff must act on (unroutable, breached with no automatic remedy)."""
 
+ROUTING_ADMIN = "routing.admin.v1"
+"""Administrators' changes to routing's directory, rules and SLA policies (who, what, before
+and after). Key: ``<subject>:<subject_id>``."""
+
 AUDIT_CHECKPOINTS = "audit.checkpoints.v1"
 """Audit chain heads, so truncation of the audit log is detectable from outside its database."""
 
@@ -44,6 +48,7 @@ def all_topics() -> dict[str, int]:
         ROUTING_DECISIONS,
         ROUTING_SLA,
         ROUTING_ESCALATIONS,
+        ROUTING_ADMIN,
         *(provider_topic(t) for t in ProviderType),
     ]
     topics = {name: DEFAULT_PARTITIONS for name in streams}

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from audit.adapters.checkpoint_keys import CheckpointKeys
 from audit.bootstrap import bootstrap
 from audit.config import Settings
 from audit.domain.verification import Checkpoint, Verification
@@ -31,6 +32,7 @@ from rx_contracts import (
     wrap,
 )
 from rx_messaging.records import Record
+from rx_web.settings import Environment
 from rx_web.testing import use_dev_headers
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -71,7 +73,18 @@ def verify_database(
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(database_url=f"sqlite:///{tmp_path / 'audit.db'}")
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'audit.db'}",
+        checkpoint_keys_file=tmp_path / "checkpoint-keys.json",
+    )
+
+
+@pytest.fixture
+def checkpoint_keys(settings: Settings) -> CheckpointKeys:
+    """The service's checkpoint keys: a key file of the test's own, made as in development."""
+    keys = CheckpointKeys(settings.checkpoint_keys_file, Environment.DEVELOPMENT)
+    keys.signer()
+    return keys
 
 
 @pytest.fixture

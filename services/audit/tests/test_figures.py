@@ -3,6 +3,7 @@ through the real consumer with redeliveries, read over the API, and again after 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -170,6 +171,16 @@ EXPECTED_ALL: dict[str, Any] = {
         {"reason": "not-available-within-timescale", "count": 1},
         {"reason": "outside-service-criteria", "count": 1},
     ],
+    "rejections_by_organisation": [
+        {"organisation": "RXA01", "reason": "not-available-within-timescale", "count": 1},
+        {"organisation": "SCA01", "reason": "outside-service-criteria", "count": 1},
+    ],
+    # R1, R2 and R3 ended, each its own way.
+    "outcome_mix": [
+        {"state": "completed", "outcome": "admitted-to-hospital", "count": 1, "share": 1 / 3},
+        {"state": "completed", "outcome": "referred-onward", "count": 1, "share": 1 / 3},
+        {"state": "completed", "outcome": "remained-at-home", "count": 1, "share": 1 / 3},
+    ],
     "outcomes_by_cohort": [
         {"cohort": "care-home-resident", "outcome": "admitted-to-hospital", "count": 1},
         {"cohort": "frailty", "outcome": "remained-at-home", "count": 1},
@@ -190,6 +201,10 @@ EXPECTED_ALL: dict[str, Any] = {
         {"day": "2026-11-22", "submitted": 3, "accepted": 3, "rejected": 2, "completed": 3},
         {"day": "2026-11-23", "submitted": 3, "accepted": 1, "rejected": 0, "completed": 0},
     ],
+    "known": {
+        "localities": ["east", "west"],
+        "organisations": ["ACU01", "B81001", "RXA01", "RXB02", "SCA01"],
+    },
 }
 
 
@@ -214,7 +229,11 @@ def figures(client: TestClient, **params: Any) -> dict[str, Any]:
     response = client.get("/audit/figures", headers=OPS, params=params)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
-    return {k: v for k, v in body.items() if k not in ("since", "until", "as_of")}
+    return {k: v for k, v in body.items() if k not in SELECTION}
+
+
+SELECTION = ("since", "until", "organisation", "locality", "cohort", "as_of")
+"""What the answer echoes of the request (and when it was computed)."""
 
 
 @pytest.fixture
@@ -267,3 +286,170 @@ def test_figures_follow_new_events_without_counting_old_ones_twice(
         {"group": "RXA01", "count": 1, "median_seconds": 1800.0, "p90_seconds": 1800.0}
     ]
     assert after == EXPECTED_ALL
+
+
+# ---- selections: one organisation, locality or cohort ------------------------------------------
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    deliver(engine, fixture_events())
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+UCR_ONLY_DURATIONS = EXPECTED_ALL["time_to_accept"]["by_service_type"][1:]
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_a_referrers_figures_are_those_of_every_referral_it_sent(client: TestClient) -> None:
+    # B81001 sent all six.
+    assert figures(client, organisation="B81001") == EXPECTED_ALL
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_a_providers_figures_cover_the_referrals_it_holds_or_held(client: TestClient) -> None:
+    # RXA01 held R1, R2 (declined), R4, R5 and R6; never R3.
+    rxa01 = figures(client, organisation="RXA01")
+
+    assert rxa01["time_to_accept"] == {
+        "by_service_type": UCR_ONLY_DURATIONS,
+        "by_organisation": [
+            {"group": "RXA01", "count": 2, "median_seconds": 2700.0, "p90_seconds": 3420.0},
+            {"group": "RXB02", "count": 1, "median_seconds": 10800.0, "p90_seconds": 10800.0},
+        ],
+    }
+    assert rxa01["rapid_response"] == EXPECTED_ALL["rapid_response"]
+    assert rxa01["rejections_by_organisation"] == [
+        {"organisation": "RXA01", "reason": "not-available-within-timescale", "count": 1}
+    ]
+    assert rxa01["outcome_mix"] == [
+        {"state": "completed", "outcome": "admitted-to-hospital", "count": 1, "share": 0.5},
+        {"state": "completed", "outcome": "remained-at-home", "count": 1, "share": 0.5},
+    ]
+    assert rxa01["flows"] == [
+        {"from": "referrer", "to": "rapid-response", "count": 5},
+        {"from": "rapid-response", "to": "rapid-response", "count": 1},
+    ]
+    assert rxa01["known"] == EXPECTED_ALL["known"], "the choices do not narrow"
+
+
+SOCIAL_CARE_ONLY: dict[str, Any] = {
+    "time_to_accept": {
+        "by_service_type": EXPECTED_ALL["time_to_accept"]["by_service_type"][:1],
+        "by_organisation": EXPECTED_ALL["time_to_accept"]["by_organisation"][:1],
+    },
+    "rapid_response": {
+        "standard_seconds": 7200.0,
+        "answered_within": 0,
+        "due": 0,
+        "pending": 0,
+        "share": None,
+    },
+    "rejections_by_reason": [{"reason": "outside-service-criteria", "count": 1}],
+    "rejections_by_organisation": [
+        {"organisation": "SCA01", "reason": "outside-service-criteria", "count": 1}
+    ],
+    "outcome_mix": [{"state": "completed", "outcome": "referred-onward", "count": 1, "share": 1.0}],
+    "outcomes_by_cohort": [{"cohort": "none", "outcome": "referred-onward", "count": 1}],
+    "outcomes_by_locality": [{"locality": "west", "outcome": "referred-onward", "count": 1}],
+    "flows": [
+        {"from": "referrer", "to": "social-care", "count": 1},
+        {"from": "social-care", "to": "acute", "count": 1},
+    ],
+    "daily": [{"day": "2026-11-22", "submitted": 1, "accepted": 1, "rejected": 1, "completed": 1}],
+    "known": EXPECTED_ALL["known"],
+}
+"""R3 alone: the only referral SCA01 and ACU01 held, and the only one in the west."""
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_figures_of_one_locality_and_of_its_organisations(client: TestClient) -> None:
+    assert figures(client, locality="west") == SOCIAL_CARE_ONLY
+    assert figures(client, organisation="SCA01") == SOCIAL_CARE_ONLY
+    assert figures(client, organisation="ACU01") == SOCIAL_CARE_ONLY
+    east = figures(client, locality="east")
+    assert [d["submitted"] for d in east["daily"]] == [2, 3]
+    assert figures(client, locality="north")["daily"] == []
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_figures_of_one_cohort(client: TestClient) -> None:
+    # R1 (accepted in 30 min, remained at home) and R5 (never accepted, its 2 hours up).
+    frailty = figures(client, cohort="frailty")
+    assert frailty["rapid_response"] == {
+        "standard_seconds": 7200.0,
+        "answered_within": 1,
+        "due": 2,
+        "pending": 0,
+        "share": 0.5,
+    }
+    assert frailty["outcome_mix"] == [
+        {"state": "completed", "outcome": "remained-at-home", "count": 1, "share": 1.0}
+    ]
+    assert frailty["outcomes_by_cohort"] == [
+        {"cohort": "frailty", "outcome": "remained-at-home", "count": 1}
+    ]
+    # In no cohort: R3 (social care) and R6 (pending).
+    none = figures(client, cohort="none")
+    assert [d["submitted"] for d in none["daily"]] == [1, 1]
+    assert none["rapid_response"]["pending"] == 1
+    assert none["outcomes_by_cohort"] == SOCIAL_CARE_ONLY["outcomes_by_cohort"]
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_conditions_combine_and_the_answer_says_what_was_selected(client: TestClient) -> None:
+    response = client.get(
+        "/audit/figures",
+        params={"organisation": "RXA01", "cohort": "care-home-resident", "until": DAY2.isoformat()},
+        headers=OPS,
+    )
+    body = response.json()
+    assert (body["organisation"], body["cohort"], body["locality"]) == (
+        "RXA01",
+        "care-home-resident",
+        None,
+    )
+    # R2 alone: declined by RXA01, accepted by RXB02 after 3 hours.
+    assert body["time_to_accept"]["by_organisation"] == [
+        {"group": "RXB02", "count": 1, "median_seconds": 10800.0, "p90_seconds": 10800.0}
+    ]
+    assert body["rejections_by_organisation"] == [
+        {"organisation": "RXA01", "reason": "not-available-within-timescale", "count": 1}
+    ]
+    assert figures(client, organisation="RXZ99")["daily"] == [], "an organisation never seen"
+
+
+def test_a_bad_selection_is_refused_naming_the_parameter(client: TestClient) -> None:
+    for params, field in (
+        ({"cohort": "teenagers"}, "query.cohort"),
+        ({"organisation": "rxa01"}, "query.organisation"),
+        ({"locality": "east; drop"}, "query.locality"),
+    ):
+        response = client.get("/audit/figures", params=params, headers=OPS)
+        assert response.status_code == 422, params
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["errors"][0]["field"] == field
+
+
+def test_the_selection_is_documented_with_its_choices(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/audit/figures"]["get"]
+    parameters = {p["name"]: p["schema"] for p in operation["parameters"]}
+
+    def choices(schema: dict[str, Any]) -> dict[str, Any]:
+        for option in schema.get("anyOf", [schema]):
+            if "$ref" in option:
+                name = option["$ref"].rsplit("/", 1)[-1]
+                return dict(client.get("/openapi.json").json()["components"]["schemas"][name])
+            if option.get("type") == "string":
+                return dict(option)
+        raise AssertionError(schema)
+
+    assert choices(parameters["cohort"])["enum"] == [
+        "care-home-resident",
+        "frailty",
+        "end-of-life",
+        "none",
+    ]
+    assert "pattern" in choices(parameters["organisation"])
+    assert "pattern" in choices(parameters["locality"])

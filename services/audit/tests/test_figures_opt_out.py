@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from audit.domain.figures import FigureState, aggregate
+from audit.domain.figures import Selection, aggregate
+from audit.domain.referral_facts import FigureState
 from rx_contracts import (
     Actor,
     ReferralAccepted,
@@ -45,7 +46,7 @@ def accepted(state: FigureState, rid: str, opt_out: bool, minutes: int) -> None:
 
 
 def figures(state: FigureState) -> dict[str, Any]:
-    return aggregate(state, None, None, DAY + timedelta(days=1))
+    return aggregate(state, Selection(), DAY + timedelta(days=1))
 
 
 def test_a_referral_of_a_patient_who_opted_out_counts_in_no_figure() -> None:

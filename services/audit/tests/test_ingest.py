@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 import pytest
-from audit.adapters.tables import ENTRY, ENTRY_ORG
+from audit.adapters.tables import ENTRY, REFERRAL_ORG
 from audit.config import EVERY_V1_TOPIC
 from audit.domain import chain
 from audit.entrypoints.workers import record_event
@@ -116,9 +116,29 @@ def test_an_entry_keeps_where_the_event_came_from_and_whom_it_concerns(engine: E
     assert first["occurred_at_us"] == chain.to_us(submitted(7).time)
     assert first["actor_org"] == "B81001" and second["actor_org"] == "RX"
     assert second["prev_hash"] == first["hash"]
+    assert involved(engine) == [("B81001", "r-7"), ("RXA01", "r-7")]
+
+
+def involved(engine: Engine) -> list[tuple[str, str]]:
+    """The read model: (organisation, referral) pairs."""
     with engine.connect() as conn:
-        orgs = sorted(conn.execute(select(ENTRY_ORG.c.organisation, ENTRY_ORG.c.sequence)).all())
-    assert orgs == [("B81001", 1), ("RXA01", 2)]
+        query = select(REFERRAL_ORG.c.organisation, REFERRAL_ORG.c.referral_id)
+        return sorted((row[0], row[1]) for row in conn.execute(query))
+
+
+def test_a_record_rolled_back_inside_a_batch_involves_no_organisation(engine: Engine) -> None:
+    with Session(engine) as session:
+        for n, referrer in ((1, "B81001"), (2, "L81001"), (3, "B81001")):
+            savepoint = session.begin_nested()
+            practice = {"referrer_org": referrer, "actor": {"organisation": referrer}}
+            record_event(session, submitted(n, **practice), Record(REFERRALS, 0, n, None, None))
+            if n == 2:
+                savepoint.rollback()
+            else:
+                savepoint.commit()
+        session.commit()
+
+    assert involved(engine) == [("B81001", "r-1"), ("B81001", "r-3")]
 
 
 def test_a_record_rolled_back_inside_a_batch_leaves_no_trace_in_the_chain(

@@ -9,17 +9,22 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from audit.adapters.checkpoint_keys import CheckpointKeys
 from audit.adapters.checkpoint_topic import read_checkpoints
 from audit.adapters.tables import ENTRY, HEAD
 from audit.domain import chain
-from audit.domain.verification import Verification
+from audit.domain.verification import Verdict, Verification
 from audit.service_layer.handlers import stage_checkpoint
 from devstack.topics import ensure_topics
+from rx_contracts import ChainCheckpointed, encode, wrap
 from rx_messaging.kafka import KafkaPublisher
 from rx_messaging.relay import OutboxRelay
+from rx_web.settings import Environment
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection, Engine
 
@@ -187,27 +192,38 @@ def publisher(kafka_bootstrap: str) -> Iterator[KafkaPublisher]:
     publisher.close()
 
 
-def checkpoint_now(engine: Engine, topic: str, publisher: KafkaPublisher) -> None:
-    """What the relay process does on its timer: stage the head, publish the outbox."""
-    assert stage_checkpoint(topic, unit_of_work(engine)) is not None
-    assert OutboxRelay(engine, publisher).relay_once() == 1
+@pytest.fixture
+def relay(checkpoint_keys: CheckpointKeys, checkpoint_topic: str, publisher: KafkaPublisher) -> Any:
+    """What the relay process does on its timer: stage the head, signed, and publish it."""
+
+    def checkpoint_now(engine: Engine) -> None:
+        staged = stage_checkpoint(checkpoint_topic, unit_of_work(engine), checkpoint_keys.sign)
+        assert staged is not None
+        assert OutboxRelay(engine, publisher).relay_once() == 1
+
+    return checkpoint_now
 
 
-def published(kafka_bootstrap: str, topic: str) -> Any:
-    return lambda chain_id: read_checkpoints(kafka_bootstrap, topic, chain_id)
+@pytest.fixture
+def published(kafka_bootstrap: str, checkpoint_topic: str, checkpoint_keys: CheckpointKeys) -> Any:
+    """A chain's checkpoints as verification reads them back: signatures checked against the
+    service's published keys."""
+    return lambda chain_id: read_checkpoints(
+        kafka_bootstrap, checkpoint_topic, chain_id, checkpoint_keys.trusted()
+    )
 
 
 @pytest.mark.kafka
 def test_a_truncated_tail_is_caught_only_by_the_checkpoints(
-    six: Engine, kafka_bootstrap: str, checkpoint_topic: str, publisher: KafkaPublisher
+    six: Engine, relay: Any, published: Any
 ) -> None:
-    checkpoint_now(six, checkpoint_topic, publisher)
+    relay(six)
     with six.begin() as conn:  # delete the newest two entries and make the head agree
         conn.execute(delete(ENTRY).where(ENTRY.c.sequence > 4))
         conn.execute(update(HEAD).values(sequence=4, hash=rows(conn)[4]["hash"]))
 
     assert verify(six).ok, "what is left is a consistent chain on its own"
-    result = verify_database(six, published(kafka_bootstrap, checkpoint_topic))
+    result = verify_database(six, published)
 
     assert (result.ok, result.first_broken, result.entries) == (False, 5, 4)
     assert "entries 5–6 are missing" in (result.problem or "")
@@ -215,18 +231,18 @@ def test_a_truncated_tail_is_caught_only_by_the_checkpoints(
 
 @pytest.mark.kafka
 def test_a_rewritten_and_rehashed_chain_is_caught_by_the_checkpoints(
-    engine: Engine, kafka_bootstrap: str, checkpoint_topic: str, publisher: KafkaPublisher
+    engine: Engine, relay: Any, published: Any
 ) -> None:
     record_all(engine, [submitted(1), submitted(2)])
-    checkpoint_now(engine, checkpoint_topic, publisher)  # vouches for entries 1–2
+    relay(engine)  # vouches for entries 1–2
     record_all(engine, [submitted(n) for n in range(3, 7)])
-    checkpoint_now(engine, checkpoint_topic, publisher)  # vouches for entries 1–6
+    relay(engine)  # vouches for entries 1–6
     with engine.begin() as conn:
         edit_payload(conn, 3, priority="routine")
         rehash_from(conn, 3)
 
     assert verify(engine).ok, "a re-hashed chain is consistent on its own"
-    result = verify_database(engine, published(kafka_bootstrap, checkpoint_topic))
+    result = verify_database(engine, published)
 
     assert (result.ok, result.first_broken, result.checkpoints) == (False, 3, 2)
     assert "entries 3–6 differ from what the checkpoint" in (result.problem or "")
@@ -234,10 +250,72 @@ def test_a_rewritten_and_rehashed_chain_is_caught_by_the_checkpoints(
 
 @pytest.mark.kafka
 def test_checkpoints_that_match_are_counted_and_the_chain_verifies(
-    six: Engine, kafka_bootstrap: str, checkpoint_topic: str, publisher: KafkaPublisher
+    six: Engine, relay: Any, published: Any
 ) -> None:
-    checkpoint_now(six, checkpoint_topic, publisher)
+    relay(six)
 
-    result = verify_database(six, published(kafka_bootstrap, checkpoint_topic))
+    result = verify_database(six, published)
 
     assert (result.ok, result.entries, result.checkpoints) == (True, 6, 1)
+
+
+# ---- forged checkpoints: published with Kafka access alone, without the signing key -----------
+
+
+def forge(
+    publisher: KafkaPublisher, topic: str, engine: Engine, sign: Any = None, **claims: Any
+) -> None:
+    """Publish a checkpoint of the database's current head (or of ``claims``) as someone with
+    the audit service's Kafka credentials can, signed with ``sign`` if given."""
+    with unit_of_work(engine) as uow:
+        head = uow.chain.stored_head()
+    assert head is not None
+    fields = {"chain_id": head.chain_id, "sequence": head.sequence, "hash": head.hash}
+    payload = ChainCheckpointed(**(fields | claims), checkpointed_at=datetime.now(UTC))
+    if sign is not None:
+        payload = payload.model_copy(update={"signature": sign(payload)})
+    publisher.publish(topic, [encode(wrap(payload, source="/services/audit"))])
+
+
+@pytest.mark.kafka
+def test_a_forged_checkpoint_and_a_tampered_chain_are_told_apart(
+    six: Engine,
+    relay: Any,
+    published: Any,
+    publisher: KafkaPublisher,
+    checkpoint_topic: str,
+    tmp_path: Path,
+) -> None:
+    relay(six)  # the genuine checkpoint: entries 1–6, signed with the service's key
+    own_key = CheckpointKeys(tmp_path / "forger.json", Environment.DEVELOPMENT)
+    forge(publisher, checkpoint_topic, six, sequence=8, hash="f" * 64)  # unsigned
+    forge(publisher, checkpoint_topic, six, own_key.signer(), sequence=7, hash="e" * 64)
+
+    forgery = verify_database(six, published)
+
+    assert (forgery.verdict, forgery.first_broken, forgery.checkpoints) == (
+        Verdict.FORGED_CHECKPOINT,
+        None,
+        1,
+    )
+    [forger_kid] = own_key.trusted()
+    assert sorted((f.sequence, f.kid, f.problem) for f in forgery.forged) == [
+        (7, forger_kid, f"it is signed with a key that is not published (kid {forger_kid!r})"),
+        (8, None, "it has no signature"),
+    ]
+
+    # Now the log is rewritten too, and its new head published with the forger's key.
+    with six.begin() as conn:
+        edit_payload(conn, 3, priority="routine")
+        rehash_from(conn, 3)
+    forge(publisher, checkpoint_topic, six, own_key.signer())
+
+    tampered = verify_database(six, published)
+
+    # The one genuine checkpoint vouched for entries 1–6 together.
+    assert (tampered.verdict, tampered.first_broken, len(tampered.forged)) == (
+        Verdict.TAMPERED,
+        1,
+        3,
+    )
+    assert "entries 1–6 differ from what the checkpoint published" in (tampered.problem or "")

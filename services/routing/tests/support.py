@@ -22,6 +22,7 @@ from rx_contracts import (
     examples,
     wrap,
 )
+from rx_contracts.topics import ROUTING_ADMIN
 from rx_messaging.records import Record
 from rx_messaging.tables import OutboxMessage
 from sqlalchemy.engine import Engine
@@ -85,11 +86,14 @@ def consume(container: Container, session: Session, envelope: Envelope) -> None:
 
 
 def outbox(engine: Engine, topic: str | None = None) -> list[tuple[str, Envelope]]:
-    """(topic, event) of every outbox row, oldest first."""
+    """(topic, event) of every outbox row of ``topic``, oldest first; without a topic, every
+    row but the administrative changes (the demo seed's are in every test's database)."""
     with Session(engine) as session:
         query = select(OutboxMessage).order_by(col(OutboxMessage.id))
         if topic:
             query = query.where(OutboxMessage.topic == topic)
+        else:
+            query = query.where(OutboxMessage.topic != ROUTING_ADMIN)
         return [
             (row.topic, decode(row.key, row.value, [(n, v.encode()) for n, v in row.headers]))
             for row in session.exec(query)

@@ -87,6 +87,10 @@ class KafkaRecordSource:
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
             "max_poll_records": 200,
+            # A fetch is answered as soon as any record arrives (fetch_min_bytes=1), so a long
+            # wait costs no latency; it only spares an idle consumer and the broker a fetch
+            # round trip every 500 ms (kafka-python's default).
+            "fetch_max_wait_ms": 5_000,
             "metadata_max_age_ms": 10_000,  # pattern subscriptions notice new topics soon
             # A worker that dies holds its partitions until its session expires; kafka-python's
             # default (45 s) stalls the stream that long after a crash (tests/reliability).

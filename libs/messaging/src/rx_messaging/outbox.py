@@ -12,6 +12,7 @@ from sqlmodel import Session
 from . import fastsql
 from .buffer import write_buffer
 from .tables import OutboxMessage, utcnow
+from .wake import announce
 
 OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
 
@@ -46,6 +47,7 @@ def insert_outbox_rows(session: Session, rows: list[dict[str, Any]]) -> None:
         fastsql.execute_many(
             session.connection(), fastsql.insert_into(OUTBOX, tuple(rows[0])), rows
         )
+        announce(session)  # the relay wakes when this transaction commits
 
 
 def add_to_outbox(session: Session, envelope: Envelope, topics: Iterable[str]) -> None:
@@ -62,3 +64,4 @@ def queue_outbox(session: Session, envelope: Envelope, topics: Iterable[str]) ->
     and dropped if it (or the savepoint they were queued in) rolls back. For consumers, which
     never read their outbox back in the same transaction."""
     write_buffer(session).extend(OUTBOX, outbox_rows(envelope, topics))
+    announce(session)

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select, update
+from sqlalchemy import Table, select, update
+from sqlalchemy.engine import Connection, Engine
 
 from .database import is_postgres
 from .ports import Publisher, WireRecord
 from .tables import OutboxMessage
 
 log = logging.getLogger(__name__)
+
+
+OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
 
 
 class OutboxRelay:
@@ -26,6 +31,13 @@ class OutboxRelay:
         self.engine = engine
         self.publisher = publisher
         self.batch_size = batch_size
+        # Plain columns, no ORM objects: the relay only copies rows to the wire.
+        self._pending = (
+            select(OUTBOX.c.id, OUTBOX.c.topic, OUTBOX.c.key, OUTBOX.c.value, OUTBOX.c.headers)
+            .where(OUTBOX.c.sent_at.is_(None))
+            .order_by(OUTBOX.c.id)
+            .limit(batch_size)
+        )
 
     def relay_once(self) -> int:
         """Publish one batch; return how many rows were published (0 when idle).
@@ -33,26 +45,21 @@ class OutboxRelay:
         PostgreSQL: rows are locked with SKIP LOCKED while publishing, so extra relays share
         the work. SQLite: one relay per database; rows are read, published, then marked in a
         second short transaction so the API is never blocked behind a slow broker."""
-        query = (
-            select(OutboxMessage)
-            .where(col(OutboxMessage.sent_at).is_(None))
-            .order_by(col(OutboxMessage.id))
-            .limit(self.batch_size)
-        )
-        with Session(self.engine) as session:
+        with self.engine.connect() as conn:
             if is_postgres(self.engine):
-                rows = list(session.exec(query.with_for_update(skip_locked=True)))
+                rows = list(conn.execute(self._pending.with_for_update(skip_locked=True)))
                 self._publish(rows)
-                self._mark_sent(session, rows)
+                self._mark_sent(conn, rows)
                 return len(rows)
-            rows = list(session.exec(query))
+            rows = list(conn.execute(self._pending))
+            conn.rollback()
         if rows:
             self._publish(rows)
-            with Session(self.engine) as session:
-                self._mark_sent(session, rows)
+            with self.engine.connect() as conn:
+                self._mark_sent(conn, rows)
         return len(rows)
 
-    def _publish(self, rows: list[OutboxMessage]) -> None:
+    def _publish(self, rows: Sequence[Any]) -> None:
         by_topic: dict[str, list[WireRecord]] = defaultdict(list)
         for row in rows:
             headers = [(name, text.encode()) for name, text in row.headers]
@@ -61,14 +68,13 @@ class OutboxRelay:
             self.publisher.publish(topic, records)
 
     @staticmethod
-    def _mark_sent(session: Session, rows: list[OutboxMessage]) -> None:
+    def _mark_sent(conn: Connection, rows: Sequence[Any]) -> None:
         if not rows:
             return
-        ids = [row.id for row in rows]
-        session.exec(  # type: ignore[call-overload]
-            update(OutboxMessage)
-            .where(col(OutboxMessage.id).in_(ids))
+        conn.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.id.in_([row[0] for row in rows]))
             .values(sent_at=datetime.now(UTC))
         )
-        session.commit()
+        conn.commit()
         log.debug("relayed %d outbox rows", len(rows))

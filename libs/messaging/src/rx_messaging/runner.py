@@ -15,11 +15,19 @@ from sqlalchemy.engine import Engine
 from .consumer import Handler, InboxConsumer
 from .kafka import KafkaPublisher, KafkaRecordSource
 from .relay import OutboxRelay
+from .wake import commit_signal
 from .worker import Backoff, install_stop_signals, run_loop
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
+
+FALLBACK_POLL_S = 2.0
+"""How often an idle relay looks at its outbox without being woken (a lost wake-up, a writer
+on another machine): the latency of the rare event that was not announced."""
+POLL_S = 0.05
+"""How often a relay that cannot be woken (another OS, a second relay on one SQLite file)
+looks at its outbox."""
 
 
 def run_relay(
@@ -30,12 +38,15 @@ def run_relay(
     *,
     auth: KafkaAuth | None = None,
     before_each: Callable[[], bool] | None = None,
+    fallback_poll: float = FALLBACK_POLL_S,
 ) -> None:
     """Publish the service's outbox until SIGTERM/SIGINT. Survives the broker being down.
 
     ``before_each`` runs before every relay step (e.g. a timer that stages outbox rows); it
-    returns True when it did work."""
-    stop = install_stop_signals()
+    returns True when it did work. Between batches the relay sleeps until a writer's commit
+    wakes it (``rx_messaging.wake``), looking anyway every ``fallback_poll`` seconds."""
+    signal = commit_signal(engine)
+    stop = install_stop_signals(on_stop=signal.interrupt)
     name = f"{service}-relay"
     publisher = _connect(
         lambda: KafkaPublisher(bootstrap_servers, client_id=name, auth=auth),
@@ -44,17 +55,28 @@ def run_relay(
         bootstrap_servers,
     )
     if publisher is None:
+        signal.close()
         return
     relay = OutboxRelay(engine, publisher)
 
     def step() -> bool:
         staged = before_each() if before_each is not None else False
-        return relay.relay_once() > 0 or staged
+        # A short batch emptied the outbox: wait for the next wake-up (a commit made while
+        # this batch was out is one already) instead of reading an empty outbox again.
+        return relay.relay_once() >= relay.batch_size or staged
 
     try:
-        run_loop(name, step, stop, heartbeat=heartbeat_dir / f"{name}.alive")
+        run_loop(
+            name,
+            step,
+            stop,
+            idle_sleep=fallback_poll if signal.wakes else POLL_S,
+            idle_wait=signal.wait,
+            heartbeat=heartbeat_dir / f"{name}.alive",
+        )
     finally:
         publisher.close()
+        signal.close()
 
 
 def run_consumer(
@@ -98,7 +120,7 @@ def run_consumer(
     try:
         run_loop(
             name,
-            lambda: consumer.step(timeout=0.5),
+            lambda: consumer.step(timeout=1.0),
             stop,
             idle_sleep=0,  # poll() itself waits for records
             heartbeat=heartbeat_dir / f"{name}.alive",

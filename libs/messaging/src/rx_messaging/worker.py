@@ -27,11 +27,18 @@ class Backoff:
         self.current = self.first
 
 
-def install_stop_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT, so loops finish their batch and exit cleanly."""
+def install_stop_signals(on_stop: Callable[[], None] | None = None) -> threading.Event:
+    """An event set by SIGTERM or SIGINT, so loops finish their batch and exit cleanly;
+    ``on_stop`` also runs then (e.g. to end a wait the event cannot interrupt)."""
     stop = threading.Event()
+
+    def stopping(*_: object) -> None:
+        stop.set()
+        if on_stop is not None:
+            on_stop()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, stopping)
     return stop
 
 
@@ -41,10 +48,12 @@ def run_loop(
     stop: threading.Event,
     *,
     idle_sleep: float = 0.05,
+    idle_wait: Callable[[float], object] | None = None,
     heartbeat: Path | None = None,
 ) -> None:
     """Call ``step`` until ``stop`` is set. ``step`` returns True when it did work (call again
-    at once) or False when idle (sleep a little). Exceptions are logged and retried with
+    at once) or False when idle: then wait ``idle_sleep`` seconds, or until ``idle_wait``
+    (given that timeout) returns, e.g. on a wake-up. Exceptions are logged and retried with
     backoff: a worker never dies of a passing fault, such as the broker being down."""
     backoff = Backoff()
     log.info("%s started", name)
@@ -59,8 +68,11 @@ def run_loop(
         backoff.reset()
         if heartbeat is not None:
             _touch(heartbeat)
-        if not busy:
-            stop.wait(idle_sleep)
+        if not busy and not stop.is_set():
+            if idle_wait is not None:
+                idle_wait(idle_sleep)
+            else:
+                stop.wait(idle_sleep)
     log.info("%s stopped", name)
 
 

@@ -87,6 +87,13 @@ class Jwks:
             await self._refresh(force=kid not in self._keys)
         return self._keys.get(kid)
 
+    @property
+    def generation(self) -> int | None:
+        """Which fetch the keys come from while they are within their TTL; None once stale."""
+        if self._fetched_at is None or self._clock() - self._fetched_at >= self.ttl:
+            return None
+        return self.fetches
+
     async def _refresh(self, force: bool) -> None:
         async with self._guard():
             now = self._clock()
@@ -130,14 +137,42 @@ def _parse_keys(document: Any) -> dict[str, jwt.PyJWK]:
 
 
 class TokenVerifier:
-    def __init__(self, config: VerifierConfig, jwks: Jwks | None = None) -> None:
+    """Checks tokens; a token that passed is remembered until it expires or the keys it was
+    checked with are refetched or stale, so a system calling many times with one token pays
+    for the signature once."""
+
+    CACHE_SIZE = 4096
+
+    def __init__(
+        self,
+        config: VerifierConfig,
+        jwks: Jwks | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
         self.jwks = jwks or Jwks(
             config.jwks_url, config.jwks_ttl_seconds, config.min_refresh_seconds
         )
+        self._clock = clock
+        self._verified: dict[str, tuple[dict[str, Any], float, int]] = {}
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The token's claims, or :class:`TokenError` naming the check that failed."""
+        known = self._verified.get(token)
+        generation = self.jwks.generation
+        if known is not None and self._clock() < known[1] and known[2] == generation:
+            return known[0]
+        claims = await self._check(token)
+        generation = self.jwks.generation
+        if generation is not None:
+            if len(self._verified) >= self.CACHE_SIZE:
+                self._verified.clear()
+            # Good until it expires, with the leeway every check allows.
+            until = float(claims["exp"]) + self.config.leeway_seconds
+            self._verified[token] = (claims, until, generation)
+        return claims
+
+    async def _check(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

@@ -1,4 +1,4 @@
-"""``python -m audit api|consumer|relay|verify|migrate``."""
+"""``python -m audit api|consumer|relay|verify|checkpoint-key|migrate``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from rx_web.server import run_process, serve
 
 from .config import get_settings
-from .entrypoints import migrate, verify, workers
+from .entrypoints import checkpoint_key, migrate, verify, workers
 
 
 def api() -> None:
@@ -29,6 +29,7 @@ if __name__ == "__main__":
                 "consumer": workers.consumer,
                 "relay": workers.relay,
                 "verify": verify_chain,
+                "checkpoint-key": checkpoint_key.main,
                 "migrate": migrate.main,
             },
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -22,6 +23,12 @@ class Settings(ServiceSettings):
     topic_pattern: str = EVERY_V1_TOPIC
     checkpoint_topic: str = Field(
         default=AUDIT_CHECKPOINTS, description="Where chain heads are published and read back."
+    )
+    checkpoint_keys_file: Path = Field(
+        default=Path(".data/audit/checkpoint-keys.json"),
+        description="The checkpoint signing keys (a secret; newest first). The relay signs "
+        "with the newest; every key is published and trusted. Made in development if missing; "
+        "elsewhere make it with `python -m audit checkpoint-key rotate`.",
     )
     checkpoint_interval_s: float = Field(
         default=10.0, gt=0, description="How often the relay publishes the head, if it moved."

@@ -54,13 +54,22 @@ __all__ = [
     "repo_root",
 ]
 
-# Kafka's own JVM performance flags (bin/kafka-run-class.sh, KAFKA_JVM_PERFORMANCE_OPTS).
+# Kafka's own JVM performance flags (bin/kafka-run-class.sh, KAFKA_JVM_PERFORMANCE_OPTS), for
+# a production broker with a large heap on cores of its own.
 KAFKA_JVM_FLAGS: tuple[str, ...] = (
     "-server",
     "-XX:+UseG1GC",
     "-XX:MaxGCPauseMillis=20",
     "-XX:InitiatingHeapOccupancyPercent=35",
     "-XX:+ExplicitGCInvokesConcurrent",
+    "-Djava.awt.headless=true",
+)
+# The development broker shares two cores with a dozen processes and keeps little in its heap:
+# the serial collector has no concurrent GC threads working beside the application
+# (bench/RESULTS.md, "Cost per journey").
+DEV_JVM_FLAGS: tuple[str, ...] = (
+    "-server",
+    "-XX:+UseSerialGC",
     "-Djava.awt.headless=true",
 )
 _MIN_HEAP = "256m"
@@ -89,6 +98,7 @@ class Broker:
         *,
         extra_config: Mapping[str, str] | None = None,
         security: BrokerSecurity | None = None,
+        jvm_flags: Sequence[str] = DEV_JVM_FLAGS,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port
@@ -96,6 +106,7 @@ class Broker:
         self.heap = heap
         self.extra_config = dict(extra_config or {})
         self.security = security
+        self.jvm_flags = tuple(jvm_flags)
         self._process: subprocess.Popen[bytes] | None = None
 
     def __repr__(self) -> str:
@@ -169,7 +180,7 @@ class Broker:
             java,
             f"-Xms{_initial_heap(self.heap)}",
             f"-Xmx{self.heap}",
-            *KAFKA_JVM_FLAGS,
+            *self.jvm_flags,
             f"-Dlog4j2.configurationFile={kafka_infra_dir() / 'log4j2.properties'}",
             f"-Dkafka.logs.dir={self.data_dir}",
             "-cp",
@@ -290,6 +301,10 @@ class Broker:
             "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
             "num.network.threads": "2",
             "num.io.threads": "4",
+            # The controller appends a no-op record to the metadata log this often to show it is
+            # alive (default 500 ms), each one written and flushed: most of an idle broker's
+            # work. One node has nobody to show it to.
+            "metadata.max.idle.interval.ms": "5000",
         }
         if self.security is not None:
             props.update(self.security.properties(port, cport))

@@ -134,6 +134,7 @@ def print_summary(
     print(f"  ops console         {urls['audit']}/ops")
     print(f"  portal              {urls['portal']}   (sign in as a demo user: docs/portal.md)")
     print(f"  audit log           {urls['audit']}/audit/entries (ops only)")
+    print(f"  checkpoint keys     {urls['audit']}/audit/checkpoint-keys (docs/operations.md)")
     print(f"  routing directory   {urls['routing']}/organisations")
     print(f"  logs                {stack.data_dir / 'logs'}")
     if passwords:

@@ -106,6 +106,9 @@ def service_environment(
         f"{prefix}_HEARTBEAT_DIR": str(data_dir / "heartbeats"),
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
     }
+    if service == "audit":
+        # The checkpoint signing keys, made by the relay on its first start (development).
+        env["AUDIT_CHECKPOINT_KEYS_FILE"] = str(data_dir / "audit" / "checkpoint-keys.json")
     if issuer_url is not None:
         env["RX_TOKEN_ISSUER"] = issuer_url
     return env

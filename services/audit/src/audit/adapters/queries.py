@@ -10,12 +10,12 @@ from datetime import datetime
 from typing import Any
 
 from rx_contracts import ReferralSubmitted
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from ..domain.chain import from_us, to_us
-from .tables import ENTRY, ENTRY_ORG, HEAD
+from .tables import ENTRY, ENTRY_ORG, HEAD, REFERRAL_ORG
 
 
 @dataclass(frozen=True)
@@ -24,21 +24,22 @@ class EntryFilter:
 
     referral_id: str | None = None
     organisation: str | None = None
+    """Every entry of the referrals this organisation sent or holds or held (any entry that
+    names it involves it), and the entries about no referral that name it."""
     types: tuple[str, ...] = ()
     since: datetime | None = None
     """Events that happened at or after this time."""
     until: datetime | None = None
     """Events that happened before this time."""
 
-    def apply(self, query: Select[Any]) -> Select[Any]:
+    def apply(self, query: Select[Any], *, scan: bool = False) -> Select[Any]:
+        """``query`` narrowed to the matching entries. ``scan``: the caller reads only a short
+        stretch of the chain (a live stream's tail), so the organisation is checked entry by
+        entry rather than by collecting all of its referrals' entries first."""
         if self.referral_id is not None:
             query = query.where(ENTRY.c.referral_id == self.referral_id)
         if self.organisation is not None:
-            query = query.join(
-                ENTRY_ORG,
-                (ENTRY_ORG.c.sequence == ENTRY.c.sequence)
-                & (ENTRY_ORG.c.organisation == self.organisation),
-            )
+            query = query.where(naming(self.organisation) if scan else involving(self.organisation))
         if self.types:
             query = query.where(ENTRY.c.type.in_(self.types))
         if self.since is not None:
@@ -46,6 +47,36 @@ class EntryFilter:
         if self.until is not None:
             query = query.where(ENTRY.c.occurred_at_us < to_us(self.until))
         return query
+
+
+def involving(organisation: str) -> ColumnElement[bool]:
+    """Entries of the referrals ``organisation`` is involved in, or that name it themselves."""
+    return or_(
+        ENTRY.c.referral_id.in_(
+            select(REFERRAL_ORG.c.referral_id).where(REFERRAL_ORG.c.organisation == organisation)
+        ),
+        ENTRY.c.sequence.in_(
+            select(ENTRY_ORG.c.sequence).where(ENTRY_ORG.c.organisation == organisation)
+        ),
+    )
+
+
+def naming(organisation: str) -> ColumnElement[bool]:
+    """The same entries as :func:`involving`, tested one entry at a time."""
+    return or_(
+        exists().where(
+            REFERRAL_ORG.c.organisation == organisation,
+            REFERRAL_ORG.c.referral_id == ENTRY.c.referral_id,
+        ),
+        exists().where(
+            ENTRY_ORG.c.organisation == organisation, ENTRY_ORG.c.sequence == ENTRY.c.sequence
+        ),
+    )
+
+
+SCAN_AT_MOST = 5000
+"""Entries past the cursor up to which an organisation's filter tests entry by entry; further
+from the head it looks its referrals' entries up by index."""
 
 
 class LogQueries:
@@ -60,12 +91,29 @@ class LogQueries:
         query = (
             select(ENTRY).where(ENTRY.c.sequence > after).order_by(ENTRY.c.sequence).limit(limit)
         )
-        return [entry_dict(row) for row in self._session.execute(where.apply(query))]
+        # A live stream's tail: a few new entries to test beat a busy organisation's whole
+        # history, sorted, at every poll.
+        scan = where.organisation is not None and self.head_sequence() - after <= SCAN_AT_MOST
+        return [entry_dict(row) for row in self._session.execute(where.apply(query, scan=scan))]
 
     def head_sequence(self) -> int:
         """The newest sequence (0 for an empty chain)."""
         query = select(func.coalesce(func.max(HEAD.c.sequence), 0))
         return int(self._session.execute(query).scalar_one())
+
+    def involves(self, referral_id: str, organisation: str) -> bool:
+        """Whether any recorded event of the referral names ``organisation``."""
+        query = select(REFERRAL_ORG.c.referral_id).where(
+            REFERRAL_ORG.c.organisation == organisation, REFERRAL_ORG.c.referral_id == referral_id
+        )
+        return self._session.execute(query).first() is not None
+
+    def referrals_involving(self, organisation: str) -> set[str]:
+        """The referrals any of whose recorded events name ``organisation``."""
+        query = select(REFERRAL_ORG.c.referral_id).where(
+            REFERRAL_ORG.c.organisation == organisation
+        )
+        return set(self._session.execute(query).scalars())
 
     def timeline(self, referral_id: str) -> list[dict[str, Any]]:
         """The referral's events in the order they happened (event time; chain order breaks

@@ -1,24 +1,28 @@
-"""The chain as stored: the head row, and new entries with their organisations.
+"""The chain as stored: the head row, new entries, and the organisations each referral involves
+(the read model behind the organisation filter).
 
 Appends are queued in the transaction's write buffer (``rx_messaging.buffer``): a consumer
-batch's entries are written with one ``executemany`` per table, and the head once, after them.
-The head is read once per transaction and cached in the session."""
+batch's entries are written with one ``executemany`` per table, and the head once, after them;
+the referral's organisations likewise, each pair once, skipping those already stored. The head
+is read once per transaction and cached in the session."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rx_messaging import fastsql
 from rx_messaging.buffer import write_buffer
 from sqlalchemy import bindparam, event, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.sql import ClauseElement
 
 from ..domain.chain import Entry, Head
 from .scan import CHUNK, scan
-from .tables import ENTRY, ENTRY_ORG, HEAD
+from .tables import ENTRY, ENTRY_ORG, HEAD, REFERRAL_ORG
 
 _HEAD_KEY = "audit.chain.head"
 
@@ -33,16 +37,33 @@ _STATEMENTS = {
     "new head": insert(HEAD).values({c.name: bindparam(c.name) for c in HEAD.c}),
 }
 
+_PAIR: dict[str, Any] = {
+    "organisation": bindparam("organisation"),
+    "referral_id": bindparam("referral_id"),
+}
+_NEW_PAIRS: dict[str, ClauseElement] = {
+    # A pair another event (or another consumer process) stored first is skipped, not an error.
+    "sqlite": sqlite.insert(REFERRAL_ORG).values(_PAIR).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(REFERRAL_ORG).values(_PAIR).on_conflict_do_nothing(),
+}
+
 
 @dataclass(slots=True)
 class _SessionHead:
-    """The head as this session sees it, and whether its row exists yet."""
+    """The head as this session sees it, whether its row exists yet, and the (organisation,
+    referral) pairs its entries brought since the last flush."""
 
     head: Head
     stored: bool
+    involved: set[tuple[str, str]] = field(default_factory=set)
 
     def store(self, conn: Connection) -> None:
-        """Write the head (the write buffer runs this once per flush, after the entries)."""
+        """Write the pairs and the head (the write buffer runs this once per flush, after the
+        entries). Both are forgotten with a rollback, as the buffer forgets its rows."""
+        if self.involved:
+            rows = [{"organisation": o, "referral_id": r} for o, r in self.involved]
+            self.involved = set()
+            fastsql.execute_many(conn, _NEW_PAIRS[conn.dialect.name], rows)
         head = self.head
         values = {
             "sequence": head.sequence,
@@ -85,7 +106,8 @@ class ChainRepository:
 
     def add(self, entry: Entry) -> None:
         """Queue ``entry``, its organisations and the head it moved (written at the next
-        flush, savepoint or commit)."""
+        flush, savepoint or commit). The organisations of an entry about a referral go to the
+        referral's (the read model); those of any other entry, to the entry's own."""
         buffer = write_buffer(self._session)
         event_ = entry.event
         buffer.add(
@@ -107,12 +129,16 @@ class ChainRepository:
                 "hash": entry.hash,
             },
         )
-        if event_.organisations:
+        state: _SessionHead = self._session.info[_HEAD_KEY]
+        referral_id = event_.referral_id
+        if referral_id is not None:
+            state.involved.update([(o, referral_id) for o in event_.organisations])
+        elif event_.organisations:
             buffer.extend(
                 ENTRY_ORG,
                 [{"organisation": o, "sequence": entry.sequence} for o in event_.organisations],
             )
-        buffer.on_flush(_HEAD_KEY, self._session.info[_HEAD_KEY].store)
+        buffer.on_flush(_HEAD_KEY, state.store)
 
     def stored_head(self, *, lock: bool = False) -> Head | None:
         """The head row, or None for an empty chain. ``lock``: hold the row (PostgreSQL)

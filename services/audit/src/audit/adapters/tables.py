@@ -39,14 +39,30 @@ class AuditEntry(SQLModel, table=True):
 
 
 class EntryOrganisation(SQLModel, table=True):
-    """Which organisations an entry concerns (actor, referrer, assignee, …), for the
-    organisation filter of queries and the live stream."""
+    """Which organisations an entry that is about no referral concerns (its actor and the
+    organisations it names), for the organisation filter. Entries about a referral are found
+    through :class:`ReferralOrganisation` instead. (Databases from before that read model also
+    hold rows here for entries about a referral; they are harmless.)"""
 
     __tablename__ = "audit_entry_org"
     __table_args__ = (Index("ix_audit_entry_org_sequence", "sequence"),)
 
     organisation: str = Field(primary_key=True, max_length=64)
     sequence: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+
+
+class ReferralOrganisation(SQLModel, table=True):
+    """The read model behind the organisation filter: every organisation a referral involves,
+    i.e. named by any of its events (its referrer, every organisation it was routed to, whoever
+    acted on it). Kept in the transaction that appends each event, so the filter can give all
+    the events of every referral an organisation sent or holds or held, whichever of them name
+    it. Keyed organisation first: the filter looks up an organisation's referrals."""
+
+    __tablename__ = "audit_referral_org"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    organisation: str = Field(primary_key=True, max_length=64)
+    referral_id: str = Field(primary_key=True, max_length=200)
 
 
 class ChainHead(SQLModel, table=True):
@@ -76,6 +92,9 @@ def table(model: type[SQLModel]) -> Table:
 
 ENTRY = table(AuditEntry)
 ENTRY_ORG = table(EntryOrganisation)
+REFERRAL_ORG = table(ReferralOrganisation)
 HEAD = table(ChainHead)
 
-TABLES = tables_of(AuditEntry, EntryOrganisation, ChainHead, InboxMessage, OutboxMessage)
+TABLES = tables_of(
+    AuditEntry, EntryOrganisation, ReferralOrganisation, ChainHead, InboxMessage, OutboxMessage
+)

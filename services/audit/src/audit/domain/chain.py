@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from rx_contracts import ChainCheckpointed, Envelope
+from rx_contracts import AdminSubject, ChainCheckpointed, Envelope
 
 from .errors import MalformedEvent
 
@@ -34,6 +34,7 @@ PLATFORM = "RX"
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ORG_SUFFIXES = ("_org", "_by")
+_DIRECTORY_ENTRY = AdminSubject.ORGANISATION.value
 _LIMITS = {"event id": 64, "type": 200, "topic": 249, "referral id": 200, "actor": 64}
 
 
@@ -87,8 +88,9 @@ def from_us(value: int) -> datetime:
 
 
 def organisations_of(data: dict[str, Any]) -> set[str]:
-    """Organisations an event concerns: its actor and every top-level ``organisation``,
-    ``*_org`` or ``*_by`` field (referrer, assignee, decliner, target, …)."""
+    """Organisations an event concerns: its actor, every top-level ``organisation``,
+    ``*_org`` or ``*_by`` field (referrer, assignee, decliner, target, …), and the
+    organisation whose directory entry an administrative change changed."""
     found = set()
     actor = data.get("actor")
     if isinstance(actor, dict) and isinstance(actor.get("organisation"), str):
@@ -96,6 +98,8 @@ def organisations_of(data: dict[str, Any]) -> set[str]:
     for key, value in data.items():
         if isinstance(value, str) and (key == "organisation" or key.endswith(_ORG_SUFFIXES)):
             found.add(value)
+    if data.get("subject") == _DIRECTORY_ENTRY and isinstance(data.get("subject_id"), str):
+        found.add(data["subject_id"])  # an administrator changed this organisation's entry
     return {org for org in found if 0 < len(org) <= 64 and not _CONTROL.search(org)}
 
 

@@ -1,135 +1,99 @@
-"""Evaluation figures, computed from the recorded events.
+"""Evaluation figures, computed from the facts folded per referral (``referral_facts.py``).
 
-The figures are a fold over the chain: :class:`FigureState` keeps a few facts per referral and
-is brought up to date with the entries recorded since it last looked (chain sequence order), so
-a request costs only what is new. Being derived from the deduplicated log, it is the same after
-a restart (rebuilt from the log) and whatever Kafka redelivered. Pure: the service layer reads
-the entries and folds them in.
-
-Every figure is about the referrals *submitted* in the chosen window ``[since, until)``, less
-those of patients with a recorded national data opt-out (the events' ``sharing`` flag):
+Every figure is about the referrals *selected*: submitted in the chosen window
+``[since, until)`` and, where asked, involving one organisation (it sent or holds or held them),
+living in one locality (of the newest routing) or in one cohort:
 - time to acceptance: submission to first acceptance, median and 90th percentile (linear
   interpolation between closest ranks), per service type and per accepting organisation;
 - rapid response: of the urgent community response referrals whose 2 hours are up or that
   were accepted, the share accepted within 2 hours of submission (the rest are pending);
-- rejections by reason code; outcomes of completed referrals by cohort (a referral in several
-  cohorts counts in each; ``none`` for none) and by locality (of its last routing);
+- rejections by reason code, and by the organisation that declined and its reason;
+- the outcome mix: how the referrals that ended did (each end state and outcome, with its
+  share of them all);
+- outcomes of completed referrals by cohort (a referral in several cohorts counts in each;
+  ``none`` for none) and by locality (of its last routing);
 - flows: each routing of a referral, from the provider type that held it before (``referrer``
   for the first) to the one it went to;
 - daily trend: submissions, acceptances, rejections and completions per UTC day they happened.
-"""
+
+A new figure is a function of the selected referrals added to :data:`FIGURES` (and a field of
+the API's answer)."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-from rx_contracts import (
-    ReferralAccepted,
-    ReferralAmended,
-    ReferralCompleted,
-    ReferralRejected,
-    ReferralRouted,
-    ReferralSubmitted,
-    ServiceType,
-)
+from rx_contracts import ServiceType
 
-from .chain import from_us
+from .referral_facts import FigureState, ReferralFacts
 
 RAPID_RESPONSE_SERVICE = ServiceType.URGENT_COMMUNITY_RESPONSE.value
 RAPID_RESPONSE_STANDARD = timedelta(hours=2)
-COHORTS = ("care_home_resident", "frailty", "end_of_life")
-RELEVANT = (
-    ReferralSubmitted.EVENT_TYPE,
-    ReferralAmended.EVENT_TYPE,
-    ReferralRouted.EVENT_TYPE,
-    ReferralAccepted.EVENT_TYPE,
-    ReferralRejected.EVENT_TYPE,
-    ReferralCompleted.EVENT_TYPE,
-)
-"""The event types the figures are folded from."""
 
 
-@dataclass
-class ReferralFacts:
-    """What the figures need to know about one referral."""
+class Cohort(StrEnum):
+    """A cohort to select referrals by, as the figures name them."""
 
-    submitted_at: datetime | None = None
-    service_type: str | None = None
-    cohorts: tuple[str, ...] = ()
-    routings: list[tuple[int, datetime, str, str | None]] = field(default_factory=list)
-    """(attempt, when, provider type, locality) of each routing."""
-    accepted_at: datetime | None = None
-    accepted_org: str | None = None
-    rejections: list[tuple[datetime, str]] = field(default_factory=list)
-    completed_at: datetime | None = None
-    outcome: str | None = None
-    excluded: bool = False
-    """The patient has a recorded national data opt-out: left out of every figure."""
+    CARE_HOME_RESIDENT = "care-home-resident"
+    FRAILTY = "frailty"
+    END_OF_LIFE = "end-of-life"
+    NONE = "none"
+    """In none of the cohorts."""
 
 
-class FigureState:
-    """Facts per referral, folded from events in any order (chain order can differ from event
-    order across topics)."""
-
-    def __init__(self) -> None:
-        self.referrals: dict[str, ReferralFacts] = defaultdict(ReferralFacts)
-        self.last_sequence = 0
-
-    def apply(self, type_: str, referral_id: str, occurred: datetime, data: dict[str, Any]) -> None:
-        """Fold one event in."""
-        facts = self.referrals[referral_id]
-        sharing = data.get("sharing")
-        if isinstance(sharing, dict):  # only the referrals service's events carry it
-            facts.excluded = bool(sharing.get("data_opt_out"))
-        if type_ == ReferralSubmitted.EVENT_TYPE:
-            facts.submitted_at = _time(data.get("submitted_at"), occurred)
-            facts.service_type = data.get("service_type")
-            facts.cohorts = _cohorts(data.get("cohort"))
-        elif type_ == ReferralAmended.EVENT_TYPE:
-            facts.cohorts = _cohorts(data.get("cohort"))
-        elif type_ == ReferralRouted.EVENT_TYPE:
-            facts.routings.append(
-                (
-                    int(data.get("attempt") or 1),
-                    _time(data.get("routed_at"), occurred),
-                    str(data.get("provider_type")),
-                    data.get("locality"),
-                )
-            )
-        elif type_ == ReferralAccepted.EVENT_TYPE:
-            at = _time(data.get("occurred_at"), occurred)
-            if facts.accepted_at is None or at < facts.accepted_at:
-                actor = data.get("actor") or {}
-                facts.accepted_at = at
-                facts.accepted_org = data.get("assigned_org") or actor.get("organisation")
-        elif type_ == ReferralRejected.EVENT_TYPE:
-            facts.rejections.append(
-                (_time(data.get("occurred_at"), occurred), str(data.get("reason_code")))
-            )
-        elif type_ == ReferralCompleted.EVENT_TYPE:
-            facts.completed_at = _time(data.get("occurred_at"), occurred)
-            facts.outcome = data.get("outcome")
+def cohort_name(flag: str) -> str:
+    """The figures' name of a cohort flag (``care_home_resident`` → ``care-home-resident``)."""
+    return flag.replace("_", "-")
 
 
-def _time(value: Any, fallback: datetime) -> datetime:
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            return fallback
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return fallback
+@dataclass(frozen=True)
+class Selection:
+    """Which referrals the figures are about; every given condition must hold."""
+
+    since: datetime | None = None
+    """Submitted at or after this time."""
+    until: datetime | None = None
+    """Submitted before this time."""
+    organisation: str | None = None
+    """Involving this organisation (the referrals it sent or holds or held)."""
+    locality: str | None = None
+    """Of patients in this locality."""
+    cohort: Cohort | None = None
+
+    def admits(self, facts: ReferralFacts) -> bool:
+        """Whether ``facts`` meets the conditions other than the organisation (whose
+        referrals come from the read model of the organisation filter)."""
+        submitted = facts.submitted_at
+        if submitted is None or facts.excluded:
+            return False
+        if (self.since and submitted < self.since) or (self.until and submitted >= self.until):
+            return False
+        if self.locality is not None and facts.locality != self.locality:
+            return False
+        if self.cohort is Cohort.NONE:
+            return not facts.cohorts
+        if self.cohort is not None:
+            return self.cohort.value in (cohort_name(c) for c in facts.cohorts)
+        return True
 
 
-def _cohorts(value: Any) -> tuple[str, ...]:
-    flags = value if isinstance(value, dict) else {}
-    return tuple(name for name in COHORTS if flags.get(name))
+def select(
+    state: FigureState, selection: Selection, involving: Collection[str] | None = None
+) -> list[ReferralFacts]:
+    """The referrals ``selection`` admits; ``involving``: the ids of the referrals of the
+    selection's organisation, needed if it names one."""
+    if selection.organisation is not None and involving is None:
+        raise ValueError("selecting by organisation needs the ids of its referrals")
+    if involving is None:
+        return [f for f in state.referrals.values() if selection.admits(f)]
+    referrals = state.referrals
+    return [referrals[r] for r in involving if r in referrals and selection.admits(referrals[r])]
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -155,91 +119,163 @@ def _durations(groups: dict[str, list[float]]) -> list[dict[str, Any]]:
     return out
 
 
-def _counts(counter: Counter[tuple[str, ...]], names: tuple[str, ...]) -> list[dict[str, Any]]:
+def _counts(counter: Counter[tuple[Any, ...]], names: tuple[str, ...]) -> list[dict[str, Any]]:
     return [
         {**dict(zip(names, key, strict=True)), "count": count}
-        for key, count in sorted(counter.items(), key=lambda item: (-item[1], item[0]))
+        for key, count in sorted(counter.items(), key=lambda item: (-item[1], _order(item[0])))
     ]
 
 
-def aggregate(
-    state: FigureState, since: datetime | None, until: datetime | None, now: datetime
-) -> dict[str, Any]:
-    """Every figure for the referrals submitted in ``[since, until)``, as of ``now``."""
+def _order(key: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple("" if part is None else str(part) for part in key)
+
+
+Selected = list[ReferralFacts]
+
+
+def time_to_accept(selected: Selected, _now: datetime) -> dict[str, Any]:
     by_service: dict[str, list[float]] = defaultdict(list)
     by_org: dict[str, list[float]] = defaultdict(list)
-    within = due = pending = 0
-    rejections: Counter[tuple[str, ...]] = Counter()
-    by_cohort: Counter[tuple[str, ...]] = Counter()
-    by_locality: Counter[tuple[str, ...]] = Counter()
-    flows: Counter[tuple[str, ...]] = Counter()
-    daily: dict[str, Counter[str]] = defaultdict(Counter)
-    for facts in state.referrals.values():
-        submitted = facts.submitted_at
-        if submitted is None or facts.excluded:
-            continue
-        if (since and submitted < since) or (until and submitted >= until):
-            continue
-        daily[submitted.date().isoformat()]["submitted"] += 1
-        if facts.accepted_at is not None:
-            waited = (facts.accepted_at - submitted).total_seconds()
+    for facts in selected:
+        if facts.accepted_at is not None and facts.submitted_at is not None:
+            waited = (facts.accepted_at - facts.submitted_at).total_seconds()
             by_service[facts.service_type or "unknown"].append(waited)
             by_org[facts.accepted_org or "unknown"].append(waited)
-            daily[facts.accepted_at.date().isoformat()]["accepted"] += 1
-        if facts.service_type == RAPID_RESPONSE_SERVICE:
-            deadline = submitted + RAPID_RESPONSE_STANDARD
-            if facts.accepted_at is not None and facts.accepted_at <= deadline:
-                within += 1
-                due += 1
-            elif facts.accepted_at is not None or now >= deadline:
-                due += 1
-            else:
-                pending += 1
-        for at, reason in facts.rejections:
-            rejections[(reason,)] += 1
-            daily[at.date().isoformat()]["rejected"] += 1
-        if facts.outcome is not None and facts.completed_at is not None:
-            daily[facts.completed_at.date().isoformat()]["completed"] += 1
-            for cohort in facts.cohorts or ("none",):
-                by_cohort[(cohort.replace("_", "-"), facts.outcome)] += 1
-            routings = sorted(facts.routings)
-            locality = (routings[-1][3] if routings else None) or "unknown"
-            by_locality[(locality, facts.outcome)] += 1
-        held = "referrer"
-        for _attempt, _at, provider_type, _locality in sorted(facts.routings):
-            flows[(held, provider_type)] += 1
-            held = provider_type
+    return {"by_service_type": _durations(by_service), "by_organisation": _durations(by_org)}
+
+
+def rapid_response(selected: Selected, now: datetime) -> dict[str, Any]:
+    within = due = pending = 0
+    for facts in selected:
+        if facts.service_type != RAPID_RESPONSE_SERVICE or facts.submitted_at is None:
+            continue
+        deadline = facts.submitted_at + RAPID_RESPONSE_STANDARD
+        if facts.accepted_at is not None and facts.accepted_at <= deadline:
+            within += 1
+            due += 1
+        elif facts.accepted_at is not None or now >= deadline:
+            due += 1
+        else:
+            pending += 1
     return {
-        "since": since,
-        "until": until,
-        "as_of": now,
-        "time_to_accept": {
-            "by_service_type": _durations(by_service),
-            "by_organisation": _durations(by_org),
-        },
-        "rapid_response": {
-            "standard_seconds": RAPID_RESPONSE_STANDARD.total_seconds(),
-            "answered_within": within,
-            "due": due,
-            "pending": pending,
-            "share": within / due if due else None,
-        },
-        "rejections_by_reason": _counts(rejections, ("reason",)),
-        "outcomes_by_cohort": _counts(by_cohort, ("cohort", "outcome")),
-        "outcomes_by_locality": _counts(by_locality, ("locality", "outcome")),
-        "flows": _counts(flows, ("from", "to")),
-        "daily": [
-            {
-                "day": day,
-                **{k: daily[day][k] for k in ("submitted", "accepted", "rejected", "completed")},
-            }
-            for day in sorted(daily)
-        ],
+        "standard_seconds": RAPID_RESPONSE_STANDARD.total_seconds(),
+        "answered_within": within,
+        "due": due,
+        "pending": pending,
+        "share": within / due if due else None,
     }
 
 
-def fold(state: FigureState, rows: Iterable[Any]) -> None:
-    """Fold entry rows (sequence, type, referral id, occurred_at_us, payload JSON) in."""
-    for sequence, type_, referral_id, occurred_us, payload in rows:
-        state.apply(type_, referral_id, from_us(occurred_us), json.loads(payload))
-        state.last_sequence = sequence
+def rejections_by_reason(selected: Selected, _now: datetime) -> list[dict[str, Any]]:
+    counts = Counter((r.reason,) for facts in selected for r in facts.rejections)
+    return _counts(counts, ("reason",))
+
+
+def rejections_by_organisation(selected: Selected, _now: datetime) -> list[dict[str, Any]]:
+    counts = Counter(
+        (r.organisation or "unknown", r.reason) for facts in selected for r in facts.rejections
+    )
+    return _counts(counts, ("organisation", "reason"))
+
+
+def outcome_mix(selected: Selected, _now: datetime) -> list[dict[str, Any]]:
+    counts = Counter(
+        (facts.ending.state, facts.ending.code) for facts in selected if facts.ending is not None
+    )
+    ended = sum(counts.values())
+    return [{**row, "share": row["count"] / ended} for row in _counts(counts, ("state", "outcome"))]
+
+
+def outcomes_by_cohort(selected: Selected, _now: datetime) -> list[dict[str, Any]]:
+    counts: Counter[tuple[str, ...]] = Counter()
+    for facts in selected:
+        if (done := facts.completed) is not None and done.code is not None:
+            for cohort in facts.cohorts or ("none",):
+                counts[(cohort_name(cohort), done.code)] += 1
+    return _counts(counts, ("cohort", "outcome"))
+
+
+def outcomes_by_locality(selected: Selected, _now: datetime) -> list[dict[str, Any]]:
+    counts: Counter[tuple[str, ...]] = Counter()
+    for facts in selected:
+        if (done := facts.completed) is not None and done.code is not None:
+            last = facts.last_routing
+            counts[((last.locality if last else None) or "unknown", done.code)] += 1
+    return _counts(counts, ("locality", "outcome"))
+
+
+def flows(selected: Selected, _now: datetime) -> list[dict[str, Any]]:
+    counts: Counter[tuple[str, ...]] = Counter()
+    for facts in selected:
+        held = "referrer"
+        for routing in facts.routed:
+            counts[(held, routing.provider_type)] += 1
+            held = routing.provider_type
+    return _counts(counts, ("from", "to"))
+
+
+DAILY = ("submitted", "accepted", "rejected", "completed")
+
+
+def daily(selected: Selected, _now: datetime) -> list[dict[str, Any]]:
+    days: dict[str, Counter[str]] = defaultdict(Counter)
+    for facts in selected:
+        if facts.submitted_at is not None:
+            days[facts.submitted_at.date().isoformat()]["submitted"] += 1
+        if facts.accepted_at is not None:
+            days[facts.accepted_at.date().isoformat()]["accepted"] += 1
+        for rejection in facts.rejections:
+            days[rejection.at.date().isoformat()]["rejected"] += 1
+        if (done := facts.completed) is not None and done.code is not None:
+            days[done.at.date().isoformat()]["completed"] += 1
+    return [{"day": day, **{k: days[day][k] for k in DAILY}} for day in sorted(days)]
+
+
+FIGURES: dict[str, Callable[[Selected, datetime], Any]] = {
+    "time_to_accept": time_to_accept,
+    "rapid_response": rapid_response,
+    "rejections_by_reason": rejections_by_reason,
+    "rejections_by_organisation": rejections_by_organisation,
+    "outcome_mix": outcome_mix,
+    "outcomes_by_cohort": outcomes_by_cohort,
+    "outcomes_by_locality": outcomes_by_locality,
+    "flows": flows,
+    "daily": daily,
+}
+"""Each figure, by its name in the answer."""
+
+
+def known(state: FigureState) -> dict[str, list[str]]:
+    """The localities and organisations there are figures for, to choose a selection from."""
+    localities: set[str] = set()
+    organisations: set[str] = set()
+    for facts in state.referrals.values():
+        if facts.submitted_at is None or facts.excluded:
+            continue
+        if facts.locality:
+            localities.add(facts.locality)
+        if facts.referrer:
+            organisations.add(facts.referrer)
+        organisations.update(r.organisation for r in facts.routings if r.organisation)
+    return {"localities": sorted(localities), "organisations": sorted(organisations)}
+
+
+def aggregate(
+    state: FigureState,
+    selection: Selection,
+    now: datetime,
+    involving: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """Every figure for the referrals ``selection`` admits, as of ``now``; ``involving``: the
+    referrals of its organisation, if it names one."""
+    selected = select(state, selection, involving)
+    return {
+        "since": selection.since,
+        "until": selection.until,
+        "organisation": selection.organisation,
+        "locality": selection.locality,
+        "cohort": selection.cohort,
+        "as_of": now,
+        **{name: figure(selected, now) for name, figure in FIGURES.items()},
+        "known": known(state),
+    }

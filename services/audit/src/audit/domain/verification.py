@@ -8,7 +8,12 @@ What each kind of tampering looks like here:
 - a deleted entry: a gap in the sequence (the missing one);
 - reordered or inserted entries: a broken link to the previous hash (the first one moved);
 - the last entries deleted, or the whole chain re-hashed after an edit, leave a chain that is
-  consistent in itself: only the checkpoints published to Kafka betray it."""
+  consistent in itself: only the checkpoints published to Kafka betray it.
+
+Only genuine checkpoints (signed with a published checkpoint key, see ``signing.py``) vouch
+for the chain. Any other on the topic is *forged* — someone published a head without the key —
+and is reported as such, apart from whether the chain itself holds: a forged checkpoint over
+an intact chain is a forgery, not tampering with the log."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from .chain import NONE, genesis
@@ -52,8 +58,35 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
+class ForgedCheckpoint:
+    """A checkpoint on the topic that the audit service did not sign: no signature, one that
+    does not verify, one by a key that is not published, or one over another checkpoint."""
+
+    sequence: int
+    hash: str
+    checkpointed_at: datetime
+    offset: int
+    kid: str | None
+    """The key its signature names, if it has one."""
+    problem: str
+
+
+class Verdict(StrEnum):
+    """What verification found, worst first."""
+
+    TAMPERED = "tampered"
+    """An entry does not fit: edited, deleted, inserted, moved, or the chain was rewritten."""
+    FORGED_CHECKPOINT = "forged-checkpoint"
+    """The chain fits the genuine checkpoints, but the topic carries forged ones."""
+    UNVOUCHED = "unvouched"
+    """The chain is consistent, but the checkpoints could not be read."""
+    INTACT = "intact"
+
+
+@dataclass(frozen=True)
 class Verification:
-    """The outcome: ``ok`` only if every entry fits and every checkpoint matches."""
+    """The outcome: ``ok`` only if every entry fits, every genuine checkpoint matches and no
+    checkpoint is forged."""
 
     ok: bool
     entries: int
@@ -61,9 +94,21 @@ class Verification:
     head_hash: str
     chain_id: str | None = None
     checkpoints: int = 0
-    """How many published checkpoints were compared."""
+    """How many genuine published checkpoints were compared."""
     first_broken: int | None = None
     problem: str | None = None
+    forged: tuple[ForgedCheckpoint, ...] = ()
+    """Checkpoints on the topic for this chain that the audit service did not sign."""
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.ok:
+            return Verdict.INTACT
+        if self.first_broken is not None:
+            return Verdict.TAMPERED
+        if self.forged:
+            return Verdict.FORGED_CHECKPOINT
+        return Verdict.UNVOUCHED
 
 
 EMPTY = Verification(True, 0, 0, "")
@@ -162,9 +207,13 @@ def verify_entries(
     head: tuple[int, str],
     checkpoints: Sequence[Checkpoint] = (),
     progress: Progress | None = None,
+    forged: Sequence[ForgedCheckpoint] = (),
 ) -> Verification:
     """Walk ``chunks`` of entry tuples (:data:`ENTRY_FIELDS` order, by sequence) against the
-    head row (sequence, hash) and the published ``checkpoints`` of chain ``chain_id``."""
+    head row (sequence, hash) and the genuine published ``checkpoints`` of chain
+    ``chain_id``; ``forged``: the checkpoints of the chain on the topic that are not genuine
+    (they vouch for nothing, and make the outcome not ok)."""
+    found = tuple(forged)
     by_sequence: dict[int, Checkpoint] = {}
     walk = _Walk(chain_id, by_sequence)
     head_sequence, head_hash = head
@@ -200,5 +249,20 @@ def verify_entries(
             walk.compared,
             broken.sequence,
             broken.problem,
+            found,
+        )
+    if found:
+        first = min(found, key=lambda f: f.offset)
+        return Verification(
+            False,
+            count,
+            head_sequence,
+            head_hash,
+            chain_id,
+            walk.compared,
+            problem=f"{len(found)} forged checkpoint(s) on the topic: the first, at offset "
+            f"{first.offset}, claims entry {first.sequence}: {first.problem}; the entries fit "
+            "the genuine checkpoints",
+            forged=found,
         )
     return Verification(True, count, head_sequence, head_hash, chain_id, walk.compared)

@@ -1,7 +1,7 @@
 """Worker processes of the audit service.
 
 ``python -m audit consumer`` appends every event of every ``*.v1`` topic to the chain
-``python -m audit relay``    publishes the outbox, staging a checkpoint every interval"""
+``python -m audit relay``    publishes the outbox, staging a signed checkpoint every interval"""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from rx_contracts import Envelope
+from rx_contracts import ChainCheckpointed, Envelope
 from rx_messaging.consumer import PermanentError
 from rx_messaging.records import Record
 from rx_messaging.runner import run_consumer, run_relay
@@ -42,9 +42,11 @@ class CheckpointTimer:
         uow: Callable[[], UnitOfWork],
         topic: str,
         interval: float,
+        sign: Callable[[ChainCheckpointed], str],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.uow, self.topic, self.interval, self.clock = uow, topic, interval, clock
+        self.sign = sign
         self._next = 0.0
 
     def tick(self) -> bool:
@@ -52,7 +54,7 @@ class CheckpointTimer:
         if self.clock() < self._next:
             return False
         self._next = self.clock() + self.interval
-        staged = handlers.stage_checkpoint(self.topic, self.uow())
+        staged = handlers.stage_checkpoint(self.topic, self.uow(), self.sign)
         if staged is not None:
             log.info("checkpoint staged at sequence %d", staged.sequence)
         return staged is not None
@@ -76,8 +78,10 @@ def consumer() -> None:
 def relay() -> None:
     settings = get_settings()
     container = bootstrap(settings)
+    # No key, no relay: an unsigned checkpoint would be reported as forged.
+    sign = container.checkpoint_keys.signer()
     timer = CheckpointTimer(
-        container.uow, settings.checkpoint_topic, settings.checkpoint_interval_s
+        container.uow, settings.checkpoint_topic, settings.checkpoint_interval_s, sign
     )
     run_relay(
         "audit",

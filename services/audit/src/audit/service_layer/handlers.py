@@ -18,6 +18,7 @@ from ..domain.verification import (
     EMPTY,
     HEADLESS,
     Checkpoint,
+    ForgedCheckpoint,
     Progress,
     Verification,
     unvouched,
@@ -41,14 +42,17 @@ def record_event(envelope: Envelope, record: Record, uow: UnitOfWork) -> int | N
     return entry.sequence
 
 
-def stage_checkpoint(topic: str, uow: UnitOfWork) -> ChainCheckpointed | None:
-    """Put the current head in the outbox for ``topic`` if events were appended since the last
-    checkpoint; return what was staged."""
+def stage_checkpoint(
+    topic: str, uow: UnitOfWork, sign: Callable[[ChainCheckpointed], str]
+) -> ChainCheckpointed | None:
+    """Put the current head, signed with ``sign``, in the outbox for ``topic`` if events were
+    appended since the last checkpoint; return what was staged."""
     with uow:
         head = uow.chain.stored_head(lock=True)
         if head is None or not head.checkpoint_due:
             return None
-        checkpoint = head.checkpoint(datetime.now(UTC))
+        unsigned = head.checkpoint(datetime.now(UTC))
+        checkpoint = unsigned.model_copy(update={"signature": sign(unsigned)})
         uow.add_to_outbox(checkpoint, topic)
         uow.chain.mark_checkpointed(head.sequence)
         uow.commit()
@@ -56,13 +60,13 @@ def stage_checkpoint(topic: str, uow: UnitOfWork) -> ChainCheckpointed | None:
 
 
 def verify_chain(
-    published: Callable[[str], Sequence[Checkpoint]],
+    published: Callable[[str], Sequence[Checkpoint | ForgedCheckpoint]],
     uow: UnitOfWork,
     progress: Progress | None = None,
 ) -> Verification:
     """Verify the stored chain; ``published(chain_id)`` returns the checkpoints published to
-    Kafka and may raise CheckpointsUnavailable. ``progress`` hears how many entries were
-    checked, chunk by chunk."""
+    Kafka, genuine and forged, and may raise CheckpointsUnavailable. ``progress`` hears how
+    many entries were checked, chunk by chunk."""
     with uow:
         head = uow.chain.stored_head()
         if head is None:
@@ -70,18 +74,29 @@ def verify_chain(
     # No transaction is held from here on: reading Kafka takes a while, and the scan reads
     # on a connection of its own.
     try:
-        checkpoints = published(head.chain_id)
+        found = published(head.chain_id)
     except CheckpointsUnavailable as exc:
-        return unvouched(_walk(head, (), uow, progress), exc)
-    return _walk(head, checkpoints, uow, progress)
+        return unvouched(_walk(head, (), (), uow, progress), exc)
+    genuine = [c for c in found if isinstance(c, Checkpoint)]
+    forged = [c for c in found if isinstance(c, ForgedCheckpoint)]
+    return _walk(head, genuine, forged, uow, progress)
 
 
 def _walk(
-    head: Head, checkpoints: Sequence[Checkpoint], uow: UnitOfWork, progress: Progress | None
+    head: Head,
+    checkpoints: Sequence[Checkpoint],
+    forged: Sequence[ForgedCheckpoint],
+    uow: UnitOfWork,
+    progress: Progress | None,
 ) -> Verification:
     with uow:
         return verify_entries(
-            uow.chain.scan(), head.chain_id, (head.sequence, head.hash), checkpoints, progress
+            uow.chain.scan(),
+            head.chain_id,
+            (head.sequence, head.hash),
+            checkpoints,
+            progress,
+            forged,
         )
 
 
@@ -104,10 +119,17 @@ def head_sequence(uow: UnitOfWork) -> int:
         return uow.log.head_sequence()
 
 
-def referral_timeline(referral_id: str, uow: UnitOfWork) -> list[dict[str, Any]]:
+def referral_timeline(
+    referral_id: str, uow: UnitOfWork, organisation: str | None = None
+) -> list[dict[str, Any]]:
     """A referral's journey across organisations: every event in the order it happened, with
-    who acted and the time since submission."""
+    who acted and the time since submission. With ``organisation``, only if the referral
+    involves that organisation (it sent or holds or held it)."""
     with uow:
+        if organisation is not None and not uow.log.involves(referral_id, organisation):
+            raise ReferralNotRecorded(
+                f"no audit entries for referral {referral_id} involving {organisation}"
+            )
         steps = uow.log.timeline(referral_id)
     if not steps:
         raise ReferralNotRecorded(f"no audit entries for referral {referral_id}")

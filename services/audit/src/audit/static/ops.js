@@ -217,20 +217,56 @@ async function showTimeline(referralId) {
 const Figures = {
   timer: null,
 
+  /* The form's selection, as the API's query parameters (empty ones left out by api()). */
+  selection() {
+    const form = new FormData(document.getElementById("figures-form"));
+    const names = ["since", "until", "organisation", "locality", "cohort"];
+    return Object.fromEntries(names.map((name) => [name, (form.get(name) || "").trim()]));
+  },
+
   soon() {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.refresh(), 1500);
   },
 
   async refresh() {
-    const form = new FormData(document.getElementById("figures-form"));
+    const form = document.getElementById("figures-form");
+    if (!form.checkValidity()) {
+      setStatus("figures-status", "the organisation must be an ODS code, e.g. RXA01", "error");
+      return;
+    }
     try {
-      const f = await api("/audit/figures", { since: form.get("since"), until: form.get("until") });
+      const f = await api("/audit/figures", this.selection());
+      this.offer(f.known);
+      this.describe(f);
       this.draw(f);
       setStatus("figures-status", `as of ${new Date(f.as_of).toLocaleTimeString()}`, "live");
     } catch (error) {
       setStatus("figures-status", error.message, "error");
     }
+  },
+
+  /* What there are figures for: the organisations to suggest, the localities to choose. */
+  offer(known) {
+    const list = document.getElementById("figures-organisations");
+    list.replaceChildren(...known.organisations.map((code) => new Option(code, code)));
+    const select = document.getElementById("figures-locality");
+    const chosen = select.value;
+    const names = new Set(known.localities);
+    if (chosen) names.add(chosen);
+    select.replaceChildren(new Option("any", ""), ...[...names].sort().map((n) => new Option(n, n)));
+    select.value = chosen;
+  },
+
+  describe(f) {
+    const parts = [];
+    if (f.organisation) parts.push(`referrals ${f.organisation} sent or holds or held`);
+    if (f.locality) parts.push(`in ${f.locality}`);
+    if (f.cohort) parts.push(f.cohort === "none" ? "in no cohort" : `cohort ${f.cohort}`);
+    const submitted = f.daily.reduce((sum, d) => sum + d.submitted, 0);
+    document.getElementById("figures-selection").textContent =
+      `${submitted} referral${submitted === 1 ? "" : "s"} submitted` +
+      (parts.length ? `: ${parts.join(", ")}` : " (all)");
   },
 
   draw(f) {
@@ -245,6 +281,11 @@ const Figures = {
     Charts.bars(chart("chart-accept-org"), minutes(f.time_to_accept.by_organisation), ["median", "p90"]);
     const counts = (rows, label) => rows.map((r) => ({ label: label(r), values: [r.count] }));
     Charts.bars(chart("chart-rejections"), counts(f.rejections_by_reason, (r) => r.reason), ["rejections"]);
+    Charts.bars(chart("chart-rejections-org"),
+      counts(f.rejections_by_organisation, (r) => `${r.organisation} · ${r.reason}`), ["rejections"]);
+    Charts.bars(chart("chart-outcome-mix"), f.outcome_mix.map((r) => ({
+      label: `${r.state}${r.outcome ? " · " + r.outcome : ""} (${r.count})`,
+      values: [Math.round(r.share * 1000) / 10] })), ["% of ended"]);
     Charts.bars(chart("chart-cohort"), counts(f.outcomes_by_cohort, (r) => `${r.cohort} · ${r.outcome}`), ["referrals"]);
     Charts.bars(chart("chart-locality"), counts(f.outcomes_by_locality, (r) => `${r.locality} · ${r.outcome}`), ["referrals"]);
     Charts.bars(chart("chart-flows"), counts(f.flows, (r) => `${r.from} → ${r.to}`), ["routings"]);
@@ -294,9 +335,12 @@ function start() {
     e.preventDefault();
     Figures.refresh();
   });
+  for (const id of ["figures-locality", "figures-cohort"]) {
+    document.getElementById(id).addEventListener("change", () => Figures.refresh());
+  }
 
-  if (!identity.org) {
-    setStatus("stream-status", "enter your organisation and roles above", "error");
+  if (!Identity.load()) {
+    setStatus("stream-status", "sign in above", "error");
     return;
   }
   Stream.restart(filtersOf());

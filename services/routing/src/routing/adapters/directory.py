@@ -201,6 +201,12 @@ class DirectoryRepository:
         )
         return list(self.session.exec(query))
 
+    def policy(self, service_type: ServiceType, priority: Priority | None) -> SlaPolicyRow | None:
+        """The policy stored for ``service_type`` and ``priority`` (None: ``*``), if any."""
+        return self.session.get(
+            SlaPolicyRow, (service_type.value, priority.value if priority else "*")
+        )
+
     def put_policy(self, policy: SlaPolicy) -> SlaPolicyRow:
         """Create or replace the policy of its service type and priority; its version moves
         on."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 
-from rx_contracts import Envelope, EventPayload, wrap
+from rx_contracts import Envelope, Payload, wrap
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -111,10 +111,10 @@ class UnitOfWork:
         elif isinstance(change, LoadChanged):
             self.cases.change_load(change.organisation, change.day, change.change)
         elif isinstance(change, Decided):
-            envelope = self._publish(change.event, change.topics, change.decision.decided_at)
+            envelope = self.publish(change.event, change.topics, change.decision.decided_at)
             self.cases.add_decision(change.decision, envelope.id)
         elif isinstance(change, Published):
-            self._publish(change.event, change.topics, change.at)
+            self.publish(change.event, change.topics, change.at)
         elif isinstance(change, Forwarded):
             self.outbox.add(change.envelope, change.topics)
         elif isinstance(change, DecisionAccepted):
@@ -124,7 +124,8 @@ class UnitOfWork:
         elif isinstance(change, ResponseClockResumed):
             self._resume(self.clocks.get(response_clock_id(rid)))
 
-    def _publish(self, event: EventPayload, topics: tuple[str, ...], at: datetime) -> Envelope:
+    def publish(self, event: Payload, topics: tuple[str, ...], at: datetime) -> Envelope:
+        """Stage ``event`` in the outbox for ``topics``, in this unit of work's transaction."""
         envelope = wrap(event, source=SOURCE, correlation_id=self.correlation_id, time=at)
         self.outbox.add(envelope, topics)
         return envelope

@@ -31,16 +31,24 @@ async def get_uow(request: Request) -> UnitOfWork:
     return uow
 
 
+ODS_OR_PLATFORM = r"^[A-Z0-9]{2,10}$"
+"""An ODS code, or RX (the platform)."""
+
+OrganisationParam = Annotated[
+    str | None,
+    Query(
+        description="Only what concerns this organisation (ODS code; RX for the platform): "
+        "every event of the referrals it sent or holds or held (as referrer, assignee, "
+        "decliner, target or actor, in any event of the referral), and the events about no "
+        "referral that name it.",
+        pattern=ODS_OR_PLATFORM,
+    ),
+]
+
+
 async def get_entry_filter(
     referral_id: Annotated[str | None, Query(description="Only this referral's events.")] = None,
-    organisation: Annotated[
-        str | None,
-        Query(
-            description="Only events concerning this organisation (ODS code) as actor, "
-            "referrer, assignee, decliner or target.",
-            pattern=r"^[A-Z0-9]{2,10}$",
-        ),
-    ] = None,
+    organisation: OrganisationParam = None,
     type: Annotated[
         list[str] | None,
         Query(description="Only events of these CloudEvents types (repeat for several)."),

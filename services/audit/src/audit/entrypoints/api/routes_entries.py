@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from rx_web.problems import invalid_field
 
 from ...service_layer import handlers
-from .deps import CallerDep, Filter, Uow
+from .deps import CallerDep, Filter, OrganisationParam, Uow
 from .schemas import EntryPage, EntryPublic, TimelineStep
 
 router = APIRouter(tags=["audit"])
@@ -37,12 +37,21 @@ def entries(
 @router.get(
     "/audit/referrals/{referral_id}/timeline",
     response_model=list[TimelineStep],
-    responses={404: {"description": "No audit entries for that referral"}},
+    responses={
+        404: {
+            "description": "No audit entries for that referral (involving that "
+            "organisation, if one is given)"
+        }
+    },
 )
-def referral_timeline(referral_id: str, _caller: CallerDep, uow: Uow) -> list[TimelineStep]:
+def referral_timeline(
+    referral_id: str, _caller: CallerDep, uow: Uow, organisation: OrganisationParam = None
+) -> list[TimelineStep]:
     """A referral's journey across organisations: every event in the order it happened, with
-    who acted and the time since submission."""
-    return [TimelineStep.model_validate(s) for s in handlers.referral_timeline(referral_id, uow)]
+    who acted and the time since submission. With ``organisation``, answered only if the
+    referral involves that organisation (404 otherwise)."""
+    steps = handlers.referral_timeline(referral_id, uow, organisation)
+    return [TimelineStep.model_validate(s) for s in steps]
 
 
 def _encode_cursor(sequence: int) -> str:

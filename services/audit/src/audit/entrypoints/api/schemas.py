@@ -7,6 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ...domain.figures import Cohort
+from ...domain.verification import Verdict
+
 
 class EntryPublic(BaseModel):
     """One recorded event and its place in the hash chain."""
@@ -51,17 +54,61 @@ class TimelineStep(BaseModel):
     elapsed_seconds: float = Field(description="Seconds since the referral was submitted.")
 
 
+class ForgedCheckpointPublic(BaseModel):
+    """A checkpoint on the topic the audit service did not sign."""
+
+    sequence: int = Field(description="The entry it claims to vouch for.")
+    hash: str = Field(description="The hash it claims that entry has.")
+    checkpointed_at: datetime = Field(description="When it claims the head was read.")
+    offset: int = Field(description="Its offset on the checkpoint topic.")
+    kid: str | None = Field(description="The published key its signature names, if any.")
+    problem: str = Field(
+        description="What is wrong: no signature, not a JWS, a key that is not published, "
+        "a signature that does not verify, or one over another checkpoint."
+    )
+
+
 class VerificationPublic(BaseModel):
     """The outcome of verifying the whole chain."""
 
-    ok: bool = Field(description="Every entry fits and every published checkpoint matches.")
+    ok: bool = Field(
+        description="Every entry fits, every genuine checkpoint matches, none is forged."
+    )
+    verdict: Verdict = Field(
+        description="tampered: an entry does not fit (first_broken says which); "
+        "forged-checkpoint: the entries fit the genuine checkpoints but the topic carries "
+        "checkpoints the audit service did not sign (forged lists them); unvouched: the "
+        "checkpoints could not be read; intact."
+    )
     entries: int = Field(description="Entries checked.")
     head_sequence: int = Field(description="Sequence of the head row when verification began.")
     head_hash: str = Field(description="Hash of the head row when verification began.")
     chain_id: str | None = Field(description="Id of the chain.")
-    checkpoints: int = Field(description="Published checkpoints compared with the chain.")
+    checkpoints: int = Field(description="Genuine (signed) checkpoints compared with the chain.")
     first_broken: int | None = Field(description="First entry that does not fit, if any.")
     problem: str | None = Field(description="What is wrong, if anything.")
+    forged: list[ForgedCheckpointPublic] = Field(
+        description="Checkpoints of this chain on the topic that the audit service did not sign."
+    )
+
+
+class Jwk(BaseModel):
+    """A public key (RFC 7517): Ed25519 (kty OKP) or P-256 (kty EC)."""
+
+    model_config = {"extra": "allow"}
+
+    kty: str = Field(examples=["OKP"])
+    kid: str = Field(description="Named in the `kid` header of the signatures it makes.")
+    alg: str = Field(examples=["EdDSA"])
+    use: str = Field(examples=["sig"])
+    crv: str = Field(examples=["Ed25519"])
+    x: str
+
+
+class Jwks(BaseModel):
+    """A JWK Set: the newest key first."""
+
+    keys: list[Jwk]
 
 
 class Durations(BaseModel):
@@ -93,6 +140,24 @@ class ReasonCount(BaseModel):
     count: int
 
 
+class OrganisationRejections(BaseModel):
+    organisation: str = Field(description="ODS code of the organisation that declined.")
+    reason: str = Field(description="Rejection reason code.")
+    count: int
+
+
+class OutcomeShare(BaseModel):
+    """How many of the referrals that ended, ended this way."""
+
+    state: str = Field(description="End state: completed or cancelled.", examples=["completed"])
+    outcome: str | None = Field(
+        description="Outcome code of a completed referral; null where the event gave none "
+        "(a cancellation)."
+    )
+    count: int
+    share: float = Field(description="count / every referral that ended.")
+
+
 class CohortOutcome(BaseModel):
     cohort: str = Field(description="care-home-resident, frailty, end-of-life or none.")
     outcome: str = Field(description="Outcome code of the completed referral.")
@@ -121,16 +186,30 @@ class Day(BaseModel):
     completed: int
 
 
+class Known(BaseModel):
+    """What there are figures for, to choose a selection from (whatever is selected now)."""
+
+    localities: list[str] = Field(description="Localities referrals were routed in.")
+    organisations: list[str] = Field(description="Referrers and organisations routed to.")
+
+
 class FiguresPublic(BaseModel):
-    """Evaluation figures for the referrals submitted in [since, until)."""
+    """Evaluation figures for the referrals submitted in [since, until), of the organisation,
+    locality and cohort asked for (null: any)."""
 
     since: datetime | None
     until: datetime | None
+    organisation: str | None = Field(description="Only the referrals it sent or holds or held.")
+    locality: str | None
+    cohort: Cohort | None
     as_of: datetime = Field(description="The time pending referrals were judged at.")
     time_to_accept: TimeToAccept
     rapid_response: RapidResponse
     rejections_by_reason: list[ReasonCount]
+    rejections_by_organisation: list[OrganisationRejections]
+    outcome_mix: list[OutcomeShare]
     outcomes_by_cohort: list[CohortOutcome]
     outcomes_by_locality: list[LocalityOutcome]
     flows: list[Flow]
     daily: list[Day]
+    known: Known

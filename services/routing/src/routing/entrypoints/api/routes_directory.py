@@ -32,11 +32,11 @@ def list_localities(uow: Uow, _caller: CallerDep) -> list[LocalityPublic]:
 
 
 @router.put("/localities/{code}", response_model=LocalityPublic)
-def put_locality(code: str, body: LocalityIn, uow: Uow, _caller: Admin) -> LocalityPublic:
+def put_locality(code: str, body: LocalityIn, uow: Uow, caller: Admin) -> LocalityPublic:
     """Create or replace a locality (admin). A district already in another locality is
     refused."""
     data = admin.LocalityData(code, body.name, body.population, body.districts)
-    return _locality(admin.put_locality(data, uow))
+    return _locality(admin.put_locality(data, uow, caller.actor))
 
 
 @router.get("/organisations", response_model=list[OrganisationPublic])
@@ -63,19 +63,19 @@ def get_organisation(ods_code: str, uow: Uow, _caller: CallerDep) -> Organisatio
     status_code=status.HTTP_201_CREATED,
     responses={409: {"description": "An organisation with that ODS code exists"}},
 )
-def create_organisation(body: OrganisationCreate, uow: Uow, _caller: Admin) -> OrganisationRow:
+def create_organisation(body: OrganisationCreate, uow: Uow, caller: Admin) -> OrganisationRow:
     """Add an organisation (admin). 409 if the ODS code exists."""
-    return admin.create_organisation(_data(body.ods_code, body), uow)
+    return admin.create_organisation(_data(body.ods_code, body), uow, caller.actor)
 
 
 @router.put(
     "/organisations/{ods_code}", response_model=OrganisationPublic, responses=NO_ORGANISATION
 )
 def replace_organisation(
-    ods_code: str, body: OrganisationBody, uow: Uow, _caller: Admin
+    ods_code: str, body: OrganisationBody, uow: Uow, caller: Admin
 ) -> OrganisationRow:
     """Replace an organisation's details (admin); set ``active`` false to stop routing to it."""
-    return admin.replace_organisation(_data(ods_code, body), uow)
+    return admin.replace_organisation(_data(ods_code, body), uow, caller.actor)
 
 
 def _locality(locality: Locality) -> LocalityPublic:

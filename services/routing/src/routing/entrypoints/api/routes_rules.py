@@ -50,7 +50,7 @@ def create_rule_set(locality: str, body: RuleSetCreate, uow: Uow, caller: Admin)
     service types, priorities, cohorts and weekdays, HH:MM times, and candidates that exist
     and serve the locality. The new version is inactive until activated."""
     return admin.create_rule_set(
-        locality, body.rules_json(), caller.organisation, uow, body.description
+        locality, body.rules_json(), caller.organisation, uow, body.description, by=caller.actor
     )
 
 
@@ -60,10 +60,10 @@ def create_rule_set(locality: str, body: RuleSetCreate, uow: Uow, caller: Admin)
     tags=["rules"],
     responses=NO_VERSION,
 )
-def activate_rule_set(locality: str, version: Version, uow: Uow, _caller: Admin) -> RuleSetRow:
+def activate_rule_set(locality: str, version: Version, uow: Uow, caller: Admin) -> RuleSetRow:
     """Make this version the locality's live rules (admin); routing uses it from its next
     decision. 404 for a version that does not exist."""
-    return admin.activate_rule_set(locality, version, uow)
+    return admin.activate_rule_set(locality, version, uow, by=caller.actor)
 
 
 @router.get("/sla-policies", response_model=list[PolicyPublic], tags=["sla"])
@@ -73,7 +73,7 @@ def list_policies(uow: Uow, _caller: OpsOrAdmin) -> list[SlaPolicyRow]:
 
 @router.put("/sla-policies/{service_type}/{priority}", response_model=PolicyPublic, tags=["sla"])
 def put_policy(
-    service_type: ServiceType, priority: str, body: PolicyIn, uow: Uow, _caller: Admin
+    service_type: ServiceType, priority: str, body: PolicyIn, uow: Uow, caller: Admin
 ) -> SlaPolicyRow:
     """Create or replace the policy of a service type and priority (``*``: its priorities
     without a policy of their own). New clocks use it; running clocks keep their deadlines."""
@@ -97,4 +97,5 @@ def put_policy(
             auto_reroute=body.auto_reroute,
         ),
         uow,
+        caller.actor,
     )

@@ -1,0 +1,173 @@
+"""What each process of the stack costs while bench/load.py runs: CPU time per process group
+from /proc (Linux), and profiles of the busiest ones (py-spy for Python, Java Flight Recorder
+for the broker), drawn as flame graphs (``flamegraph.py``)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+
+from flamegraph import write_svg
+from pyspy import print_heaviest
+
+TICK = os.sysconf("SC_CLK_TCK")
+BROKER = "kafka-broker"
+
+
+def group_cpu(leaders: Mapping[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each process group: every live member, plus
+    what members that already exited left to their reaped parents (cutime, cstime). Each
+    process of the stack is started in a session of its own, so its group is its pid."""
+    by_group: dict[int, float] = dict.fromkeys(leaders.values(), 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            group = int(fields[2])
+            if group in by_group:
+                ticks = int(fields[11]) + int(fields[12])
+                if int(stat.parent.name) == group:
+                    ticks += int(fields[13]) + int(fields[14])
+                by_group[group] += ticks / TICK
+    return {name: by_group[pid] for name, pid in leaders.items()}
+
+
+class CpuLedger:
+    """Named readings of every process group's CPU time; differences between two of them."""
+
+    def __init__(self, leaders: Mapping[str, int]) -> None:
+        self.leaders = dict(leaders)
+        self.marks: dict[str, tuple[float, dict[str, float], float]] = {}
+
+    def mark(self, name: str) -> None:
+        """Read every group's CPU now (and this process's own, the load generator's)."""
+        self.marks[name] = (time.monotonic(), group_cpu(self.leaders), time.process_time())
+
+    def between(self, first: str, last: str) -> tuple[float, dict[str, float], float]:
+        """Wall seconds, CPU seconds per process, and the generator's CPU seconds."""
+        t0, cpu0, own0 = self.marks[first]
+        t1, cpu1, own1 = self.marks[last]
+        return t1 - t0, {n: cpu1[n] - cpu0[n] for n in cpu1}, own1 - own0
+
+
+class Profiler:
+    """Records the ``top`` busiest processes for ``duration`` seconds, in a thread of its own:
+    Python processes with py-spy (the thread holding the GIL), the broker with Java
+    Flight Recorder. Writes ``<name>.collapsed.txt`` and ``<name>.svg`` to ``out``."""
+
+    def __init__(self, leaders: Mapping[str, int], out: Path, top: int, duration: float) -> None:
+        self.leaders, self.out, self.top, self.duration = dict(leaders), out, top, duration
+        self.written: list[Path] = []
+        self._thread: threading.Thread | None = None
+
+    def start(self, busiest: list[str]) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        chosen = busiest[: self.top]
+        print(f"profiling {', '.join(chosen)} for {self.duration:g} s", flush=True)
+        self._thread = threading.Thread(target=self._run, args=(chosen,), daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join(self.duration + 120)
+
+    def _run(self, names: list[str]) -> None:
+        jobs = [
+            threading.Thread(target=self._jfr if name == BROKER else self._pyspy, args=(name,))
+            for name in names
+        ]
+        for job in jobs:
+            job.start()
+        for job in jobs:
+            job.join()
+
+    def _pyspy(self, name: str) -> None:
+        raw = self.out / f"{name}.collapsed.txt"
+        py_spy = Path(sys.executable).with_name("py-spy")
+        done = subprocess.run(
+            [
+                str(py_spy if py_spy.exists() else "py-spy"),
+                "record",
+                "--pid",
+                str(self.leaders[name]),
+                "--duration",
+                str(int(self.duration)),
+                "--rate",
+                "100",
+                "--gil",  # the thread running Python: where CPU goes (idle waits left out)
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--output",
+                str(raw),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0 or not raw.exists():
+            print(f"py-spy on {name} failed: {done.stderr[-500:]}", flush=True)
+            return
+        self._render(name, raw)
+
+    def _jfr(self, name: str) -> None:
+        pid, recording = str(self.leaders[name]), self.out / f"{name}.jfr"
+        jcmd, jfr = shutil.which("jcmd"), shutil.which("jfr")
+        if jcmd is None or jfr is None:
+            print("no jcmd/jfr on PATH: the broker is not profiled", flush=True)
+            return
+        subprocess.run(
+            [jcmd, pid, "JFR.start", "name=rx-load", "settings=profile", f"filename={recording}"],
+            capture_output=True,
+            check=False,
+        )
+        time.sleep(self.duration)
+        subprocess.run([jcmd, pid, "JFR.stop", "name=rx-load"], capture_output=True, check=False)
+        if not recording.exists():
+            print(f"JFR on {name} wrote nothing", flush=True)
+            return
+        printed = subprocess.run(
+            [
+                jfr,
+                "print",
+                "--json",
+                "--stack-depth",
+                "128",
+                "--events",
+                "ExecutionSample",
+                str(recording),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        raw = self.out / f"{name}.collapsed.txt"
+        raw.write_text(collapse_jfr(printed.stdout))
+        self._render(name, raw)
+
+    def _render(self, name: str, raw: Path) -> None:
+        svg = raw.with_name(f"{name}.svg")
+        write_svg(raw, svg, title=f"{name}: CPU samples under load")
+        self.written += [raw, svg]
+        print(f"\n== {name}", end="")
+        print_heaviest(raw, top=24)
+
+
+def collapse_jfr(text: str) -> str:
+    """``jfr print --json`` execution samples as collapsed stacks (root first, counted)."""
+    if not text.strip():
+        return ""
+    stacks: Counter[str] = Counter()
+    for event in json.loads(text)["recording"]["events"]:
+        frames = event["values"]["stackTrace"]["frames"]
+        names = [f"{f['method']['type']['name']}.{f['method']['name']}" for f in reversed(frames)]
+        stacks[";".join(names)] += 1
+    return "".join(f"{stack} {n}\n" for stack, n in stacks.most_common())
