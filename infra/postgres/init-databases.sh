@@ -11,6 +11,7 @@ psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
   -v referrals_password="${REFERRALS_DB_PASSWORD:?REFERRALS_DB_PASSWORD is not set}" \
   -v routing_password="${ROUTING_DB_PASSWORD:?ROUTING_DB_PASSWORD is not set}" \
   -v audit_password="${AUDIT_DB_PASSWORD:?AUDIT_DB_PASSWORD is not set}" \
+  -v notify_password="${NOTIFY_DB_PASSWORD:?NOTIFY_DB_PASSWORD is not set}" \
   -v portal_password="${PORTAL_DB_PASSWORD:?PORTAL_DB_PASSWORD is not set}" <<'SQL'
 CREATE ROLE referrals LOGIN PASSWORD :'referrals_password';
 CREATE DATABASE referrals OWNER referrals;
@@ -21,6 +22,9 @@ CREATE DATABASE routing OWNER routing;
 CREATE ROLE audit LOGIN PASSWORD :'audit_password';
 CREATE DATABASE audit OWNER audit;
 
+CREATE ROLE notify LOGIN PASSWORD :'notify_password';
+CREATE DATABASE notify OWNER notify;
+
 CREATE ROLE portal LOGIN PASSWORD :'portal_password';
 CREATE DATABASE portal OWNER portal;
 
@@ -28,5 +32,6 @@ CREATE DATABASE portal OWNER portal;
 REVOKE ALL ON DATABASE referrals FROM PUBLIC;
 REVOKE ALL ON DATABASE routing FROM PUBLIC;
 REVOKE ALL ON DATABASE audit FROM PUBLIC;
+REVOKE ALL ON DATABASE notify FROM PUBLIC;
 REVOKE ALL ON DATABASE portal FROM PUBLIC;
 SQL

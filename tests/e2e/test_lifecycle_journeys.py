@@ -74,7 +74,13 @@ def assigned_to(stack: Stack, rid: str, org: str) -> dict[str, Any]:
 def test_submitted_routed_accepted_started_completed(kafka_bootstrap, journeys_stack) -> None:
     stack = journeys_stack
     rid = submit(stack)["id"]
-    assert assigned_to(stack, rid, "RXA01")["allowed_actions"] == ["accept", "reject", "redirect"]
+    assert assigned_to(stack, rid, "RXA01")["allowed_actions"] == [
+        "accept",
+        "reject",
+        "redirect",
+        "request-info",
+        "message",
+    ]
     act(stack, rid, "RXA01", "accept")
     act(stack, rid, "RXA01", "start")
     done = act(stack, rid, "RXA01", "complete", {"outcome": "remained-at-home"})

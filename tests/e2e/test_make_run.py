@@ -83,7 +83,14 @@ def test_make_run_secures_its_broker_serves_a_referral_and_ctrl_c_stops_everythi
     service, a token from its issuer, a referral flowing through routing to audit, a provider
     system reading its type's topic with the credentials make run wrote, and nothing left
     running after Ctrl-C."""
-    names = ("ISSUER_PORT", "REFERRALS_PORT", "ROUTING_PORT", "AUDIT_PORT", "PORTAL_PORT")
+    names = (
+        "ISSUER_PORT",
+        "REFERRALS_PORT",
+        "ROUTING_PORT",
+        "AUDIT_PORT",
+        "NOTIFY_PORT",
+        "PORTAL_PORT",
+    )
     ports = dict(zip(names, map(str, free_ports(len(names))), strict=True))
     kafka_port = next(p for p in free_ports(20) if not port_in_use(p + 1))  # + controller
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}

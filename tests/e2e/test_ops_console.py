@@ -1,7 +1,7 @@
 """The ops console in headless Chromium against the whole platform: the page loads, an ops
 user signs in with the issuer (a wrong secret is refused), an entry appears live when a
-referral is posted, its journey opens, the figures' charts render and follow the selection of
-an organisation, locality and cohort."""
+referral is posted, its journey opens, a subscription's delivery health shows, and the figures'
+charts render and follow the selection of an organisation, locality and cohort."""
 
 from __future__ import annotations
 
@@ -63,6 +63,14 @@ def test_the_console_shows_a_new_referral_live_and_charts_the_figures(
     kafka_bootstrap: str, stack_factory, browser: BrowserContext, tmp_path: Path
 ) -> None:
     stack = stack_factory(kafka_bootstrap)
+    # A webhook whose endpoint is down, so the console has a failing subscription to show.
+    subscription = httpx.post(
+        f"{stack.url('notify')}/subscriptions",
+        json={"topic": "referrals-sent", "endpoint": "http://127.0.0.1:9/down"},
+        headers=as_client(stack, "b81001", "notify", **{"Idempotency-Key": str(uuid.uuid4())}),
+        timeout=10,
+    )
+    assert subscription.status_code == 201, subscription.text
     page: Page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -94,6 +102,12 @@ def test_the_console_shows_a_new_referral_live_and_charts_the_figures(
     assert "ReferralAccessed" in steps, "the team's read of the referral is on its timeline"
     journey = [step for step in steps if step != "ReferralAccessed"]
     assert journey[:3] == ["ReferralSubmitted", "ReferralRouted", "ReferralAccepted"]
+
+    # Subscriptions' health, read from the notify API with the console's own token.
+    subscription_row = f'#subscriptions tr[data-subscription="{subscription.json()["id"]}"]'
+    page.click("#subscriptions-form button")
+    page.locator(f"{subscription_row} td", has_text="ConnectError").first.wait_for(timeout=WAIT_MS)
+    assert "B81001" in page.inner_text(subscription_row)
 
     page.click("#figures-form button")
     page.wait_for_selector("#chart-accept-service svg rect.bar", timeout=WAIT_MS)

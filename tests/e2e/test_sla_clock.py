@@ -61,6 +61,7 @@ def test_an_unaccepted_referral_is_warned_breached_and_rerouted(
         True,
         True,
     )
+    assert breach.sequence == 2, "it comes after the decision (2) that started its clock"
     rerouted = on_topic[3].payload()
     assert (rerouted.actor.organisation, rerouted.reason_code) == ("RX", "acceptance-timeout")
 
@@ -73,6 +74,7 @@ def test_an_unaccepted_referral_is_warned_breached_and_rerouted(
         ("reroute", "RX", "acceptance-timeout"),
         ("route", "RX", None),
     ]
+    assert [h["sequence"] for h in history[:4]] == [1, 2, 3, 4], "no holes"
     by_type = {e["type"].split(".")[2]: e for e in audit_entries(stack, rid)}
     assert by_type["SlaBreached"]["actor_org"] == "RX"
     ops = as_client(stack, "ops", "audit")

@@ -7,8 +7,9 @@ runs the long form. Each service runs in-process (its ASGI app, lifespan and all
 SQLite database, checking real tokens from an in-process issuer. Callers are chosen so the
 handlers behind the checks are reached: the referring practice's provider system for referrals
 (object-level checks pass on what it creates), the `admin` client for routing (it may change
-the seeded demo directory, rules and policies, and read decisions and replay), and `ops` for
-audit. The audit's live stream is left out: a valid request to it never ends (its parameters
+the seeded demo directory, rules and policies, and read decisions and replay), `ops` for
+audit, and the referring practice again for notify (it manages its own subscriptions; endpoint
+names are never resolved). The audit's live stream is left out: a valid request to it never ends (its parameters
 are tested in `services/audit/tests/test_stream.py`).
 """
 
@@ -75,10 +76,23 @@ def _audit_app(database_url: str) -> FastAPI:
     return create_app(Settings(database_url=database_url))
 
 
+def no_dns(host: str, port: int) -> list[str]:
+    """Generated endpoint names are never looked up: a name resolves to nothing here."""
+    raise OSError(f"{host} is not resolved in the fuzz tests")
+
+
+def _notify_app(database_url: str) -> FastAPI:
+    from notify.config import Settings
+    from notify.entrypoints.api.app import create_app
+
+    return create_app(Settings(database_url=database_url), resolver=no_dns)
+
+
 SERVICES: dict[str, Callable[[str], FastAPI]] = {
     "referrals": _referrals_app,
     "routing": _routing_app,
     "audit": _audit_app,
+    "notify": _notify_app,
 }
 
 
@@ -100,7 +114,7 @@ def load(service: str) -> schemathesis.BaseSchema:
     return schema
 
 
-CALLERS = {"referrals": "b81001", "routing": "admin", "audit": "ops"}
+CALLERS = {"referrals": "b81001", "routing": "admin", "audit": "ops", "notify": "b81001"}
 """Whose token each service's cases carry (see the module's docstring)."""
 
 
@@ -143,6 +157,7 @@ FUZZ_SETTINGS = settings(
 referrals = load("referrals")
 routing = load("routing")
 audit = load("audit").exclude(path="/audit/stream")
+notify = load("notify")
 
 
 @referrals.parametrize()
@@ -161,6 +176,13 @@ def test_routing_api(case: schemathesis.Case) -> None:
 @audit.parametrize()
 @FUZZ_SETTINGS
 def test_audit_api(case: schemathesis.Case) -> None:
+    case.call_and_validate()
+
+
+@notify.parametrize()
+@FUZZ_SETTINGS
+def test_notify_api(case: schemathesis.Case) -> None:
+    with_key(case)
     case.call_and_validate()
 
 

@@ -1,4 +1,4 @@
-"""The three services' apps in-process, verifying real tokens from an in-process issuer."""
+"""The services' apps in-process, verifying real tokens from an in-process issuer."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from audit.entrypoints.api.app import create_app as audit_app
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from issuer.testing import TestIssuer
+from notify.config import Settings as NotifySettings
+from notify.entrypoints.api.app import create_app as notify_app
 from referrals.config import Settings as ReferralsSettings
 from referrals.entrypoints.api.app import create_app as referrals_app
 from routing.config import Settings as RoutingSettings
@@ -18,10 +20,17 @@ from routing.entrypoints.api.app import create_app as routing_app
 
 AppFactory = Callable[[str], FastAPI]
 
+
+def no_dns(host: str, port: int) -> list[str]:
+    """Endpoint names resolve to nothing here: these tests never look a name up."""
+    raise OSError(f"{host} is not resolved in these tests")
+
+
 SERVICES: dict[str, AppFactory] = {
     "referrals": lambda url: referrals_app(ReferralsSettings(database_url=url)),
     "routing": lambda url: routing_app(RoutingSettings(database_url=url)),
     "audit": lambda url: audit_app(AuditSettings(database_url=url)),
+    "notify": lambda url: notify_app(NotifySettings(database_url=url), resolver=no_dns),
 }
 """Every service's API, built as its ``python -m <service> api`` builds it."""
 

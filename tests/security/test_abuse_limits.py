@@ -15,7 +15,12 @@ from .conftest import SERVICES
 
 pytestmark = pytest.mark.usefixtures("tokens_env")
 
-READS = {"referrals": "/referrals", "routing": "/organisations", "audit": "/audit/verify"}
+READS = {
+    "referrals": "/referrals",
+    "routing": "/organisations",
+    "audit": "/audit/verify",
+    "notify": "/subscriptions",
+}
 """A read each service answers for the ops client (allowed everywhere)."""
 
 

@@ -68,6 +68,7 @@ requests: services/referrals/tests/test_fhir.py checks each of them learns its c
 that someone else's referral is a 404 there too."""
 
 READERS = frozenset({"referrer", "assigned", "ops"})
+OWNER_AND_OPS = frozenset({"referrer", "ops"})
 PARTIES = frozenset({"referrer", "assigned"})
 
 OBJECT_ROUTES: dict[str, frozenset[str]] = {
@@ -85,8 +86,30 @@ OBJECT_ROUTES: dict[str, frozenset[str]] = {
     "referrals POST /referrals/{referral_id}/complete": frozenset({"assigned"}),
     "referrals POST /referrals/{referral_id}/reroute": frozenset({"ops"}),
     "referrals POST /referrals/{referral_id}/record-nhs-number": frozenset({"referrer"}),
+    "referrals POST /referrals/{referral_id}/request-info": frozenset({"assigned"}),
+    "referrals POST /referrals/{referral_id}/provide-info": frozenset({"referrer"}),
+    "referrals POST /referrals/{referral_id}/message": frozenset({"referrer", "assigned"}),
+    "referrals POST /referrals/{referral_id}/report-progress": frozenset({"assigned"}),
+    "referrals POST /referrals/{referral_id}/fail": frozenset({"assigned"}),
     # Reference data: every authenticated caller may read an organisation of the directory.
     "routing GET /organisations/{ods_code}": frozenset(CALLERS),
+    # A subscription (made by the referrer's system) is its organisation's and ops' to manage.
+    **{
+        f"notify {route}": OWNER_AND_OPS
+        for route in (
+            "GET /subscriptions/{subscription_id}",
+            "PATCH /subscriptions/{subscription_id}",
+            "DELETE /subscriptions/{subscription_id}",
+            "POST /subscriptions/{subscription_id}/secret",
+            "POST /subscriptions/{subscription_id}/resend",
+            "GET /subscriptions/{subscription_id}/events",
+            "GET /fhir/R4/Subscription/{subscription_id}",
+            "PUT /fhir/R4/Subscription/{subscription_id}",
+            "DELETE /fhir/R4/Subscription/{subscription_id}",
+            "GET /fhir/R4/Subscription/{subscription_id}/$status",
+            "GET /fhir/R4/Subscription/{subscription_id}/$events",
+        )
+    },
 }
 """Routes about one referral, and which callers are entitled to them. The test creates the
 referral (routed to RXA01, with an attachment) and fills the path from it."""
@@ -150,11 +173,50 @@ class World:
             headers["If-Match"] = f'"{self.version()}"'
         if shape.content_type:
             headers["Content-Type"] = shape.content_type
+        if info.method != "GET" and "subscription_id" in info.path_params:
+            headers["If-Match"] = f'"{self.subscription_version()}"'
         if caller is not None:
             headers |= self.headers(caller, info.service)
-        return client.request(
+        response = client.request(
             info.method, info.path.format(**self.ids), headers=headers, **shape.kwargs()
         )
+        deleted = info.method == "DELETE" and response.status_code == 204
+        if deleted and "subscription_id" in info.path_params:
+            # The next entitled caller gets one to delete too.
+            self.ids["subscription_id"] = new_subscription(self.issuer, self.clients)
+        return response
+
+    def subscription_version(self) -> int:
+        container = self.clients["notify"].app.state.container  # type: ignore[attr-defined]
+        with container.uow() as uow:
+            found = uow.subscriptions.get(self.ids["subscription_id"])
+            return found.version if found is not None else 1
+
+
+FHIR_SUBSCRIPTION = {
+    "resourceType": "Subscription",
+    "status": "requested",
+    "reason": "matrix",
+    "criteria": "referrals-sent",
+    "channel": {
+        "type": "rest-hook",
+        # A public address literal: nothing resolves or connects (no delivery worker runs here).
+        "endpoint": "https://93.184.216.34/matrix-hook",
+        "payload": "application/fhir+json",
+    },
+}
+
+
+def new_subscription(issuer: TestIssuer, clients: dict[str, TestClient]) -> str:
+    """A FHIR subscription of the referrer's organisation (B81001)."""
+    made = clients["notify"].post(
+        "/fhir/R4/Subscription",
+        json=FHIR_SUBSCRIPTION,
+        headers=issuer.headers(CALLERS["referrer"], "notify"),
+    )
+    assert made.status_code == 201, made.text
+    subscription_id: str = made.json()["id"]
+    return subscription_id
 
 
 def discovered() -> list[RouteInfo]:
@@ -241,6 +303,7 @@ def world(service_client: Callable[[str], TestClient], issuer: TestIssuer) -> Wo
         "version": "1",
         "service_type": "urgent-community-response",
         "priority": "urgent",
+        "subscription_id": new_subscription(issuer, clients),
     }
     return World(issuer, clients, ids)
 
@@ -304,11 +367,49 @@ def check_directory(world: World, info: RouteInfo) -> None:
         assert response.status_code == 200, (caller, response.text)
 
 
+def check_subscriptions(world: World, info: RouteInfo) -> None:
+    """A provider system lists its own organisation's subscriptions; ops list everyone's."""
+    sid = world.ids["subscription_id"]
+    client = world.clients["notify"]
+    for caller in CALLERS:
+        response = client.request(info.method, info.path, headers=world.headers(caller, "notify"))
+        if not ROLES[caller] & {Role.PROVIDER, Role.OPS}:
+            assert_refused(response, caller, info, (403,))
+            continue
+        assert response.status_code == 200, (caller, response.text)
+        assert (sid in response.text) == (caller in OWNER_AND_OPS), (caller, info.key)
+
+
+def check_subscribe(world: World, info: RouteInfo) -> None:
+    """Every provider system subscribes for its own organisation only; ops and admin do not."""
+    client = world.clients["notify"]
+    fhir = info.path.startswith("/fhir/")
+    body = FHIR_SUBSCRIPTION if fhir else request_shape(client.app, info).json  # type: ignore[arg-type]
+    if not fhir:
+        body = {**body, "endpoint": "https://93.184.216.34/hook"}
+    for caller in CALLERS:
+        response = client.post(
+            info.path,
+            json=body,
+            headers=world.headers(caller, "notify", **{"Idempotency-Key": str(uuid.uuid4())}),
+        )
+        if ROLES[caller] & {Role.OPS, Role.ADMIN}:
+            assert response.status_code == 403, (caller, response.text)
+        else:
+            assert response.status_code == 201, (caller, response.text)
+            owner = response.json().get("organisation") or response.json()["reason"].split()[-1]
+            assert owner == CALLERS[caller].upper(), (caller, owner)
+
+
 COLLECTION_ROUTES: dict[str, Callable[[World, RouteInfo], None]] = {
     "referrals GET /referrals": check_worklist,
     "referrals POST /referrals": check_create,
     "routing GET /organisations": check_directory,
     "routing GET /localities": check_directory,
+    "notify GET /subscriptions": check_subscriptions,
+    "notify GET /fhir/R4/Subscription": check_subscriptions,
+    "notify POST /subscriptions": check_subscribe,
+    "notify POST /fhir/R4/Subscription": check_subscribe,
 }
 
 

@@ -12,7 +12,12 @@ from .events import (
     ReferralAmended,
     ReferralCancelled,
     ReferralCompleted,
+    ReferralFailed,
+    ReferralInfoProvided,
+    ReferralInfoRequested,
+    ReferralMessageAdded,
     ReferralNhsNumberRecorded,
+    ReferralProgressReported,
     ReferralRedirected,
     ReferralRejected,
     ReferralRerouted,
@@ -25,6 +30,7 @@ from .events import (
 )
 from .identity import Identity, Role
 from .ids import new_id
+from .notify import SubscriptionChanged, SubscriptionCreated, SubscriptionState
 from .payload import Payload
 from .registry import EVENT_TYPES
 from .sla import (
@@ -36,9 +42,13 @@ from .sla import (
     SlaWarning,
 )
 from .vocabulary import (
+    OUTCOMES,
+    CancellationReason,
+    FailureReason,
     NhsNumberVerification,
     Outcome,
     Priority,
+    ProgressCode,
     ProviderType,
     ReferralStatus,
     RejectionReason,
@@ -48,10 +58,12 @@ from .vocabulary import (
 
 __all__ = [
     "EVENT_TYPES",
+    "OUTCOMES",
     "AccessedData",
     "Actor",
     "AdminAction",
     "AdminSubject",
+    "CancellationReason",
     "ChainCheckpointed",
     "ClockKind",
     "CohortFlags",
@@ -59,12 +71,14 @@ __all__ = [
     "EnvelopeError",
     "EscalationCause",
     "EventPayload",
+    "FailureReason",
     "Identity",
     "KafkaRecord",
     "NhsNumberVerification",
     "Outcome",
     "Payload",
     "Priority",
+    "ProgressCode",
     "ProviderType",
     "ReferralAccepted",
     "ReferralAccessed",
@@ -72,7 +86,12 @@ __all__ = [
     "ReferralCancelled",
     "ReferralCompleted",
     "ReferralEscalated",
+    "ReferralFailed",
+    "ReferralInfoProvided",
+    "ReferralInfoRequested",
+    "ReferralMessageAdded",
     "ReferralNhsNumberRecorded",
+    "ReferralProgressReported",
     "ReferralRedirected",
     "ReferralRejected",
     "ReferralRerouted",
@@ -91,6 +110,9 @@ __all__ = [
     "SharingFlags",
     "SlaBreached",
     "SlaWarning",
+    "SubscriptionChanged",
+    "SubscriptionCreated",
+    "SubscriptionState",
     "decode",
     "encode",
     "new_id",

@@ -9,10 +9,12 @@ from . import events as ev
 from .access import ReferralAccessed
 from .admin import RoutingConfigChanged
 from .audit import ChainCheckpointed
+from .notify import NOTIFY_EVENTS
 from .payload import Payload
 from .sla import ReferralEscalated, SlaBreached, SlaWarning
 from .topics import (
     AUDIT_CHECKPOINTS,
+    NOTIFY_SUBSCRIPTIONS,
     REFERRAL_ACCESS,
     REFERRAL_EVENTS,
     ROUTING_ADMIN,
@@ -34,6 +36,11 @@ REFERRAL_CHANGES: tuple[type[ev.EventPayload], ...] = (
     ev.ReferralCancelled,
     ev.ReferralRerouted,
     ev.ReferralNhsNumberRecorded,
+    ev.ReferralInfoRequested,
+    ev.ReferralInfoProvided,
+    ev.ReferralMessageAdded,
+    ev.ReferralProgressReported,
+    ev.ReferralFailed,
 )
 """Every change the referrals service makes to a referral."""
 
@@ -62,7 +69,7 @@ def channels() -> list[Channel]:
         Channel(
             REFERRAL_EVENTS,
             "referrals",
-            ("routing", "audit"),
+            ("routing", "audit", "notify"),
             "Every change to a referral, in order per referral (key: referral id).",
             REFERRAL_CHANGES,
         ),
@@ -76,16 +83,16 @@ def channels() -> list[Channel]:
         Channel(
             ROUTING_DECISIONS,
             "routing",
-            ("referrals", "audit"),
+            ("referrals", "audit", "notify"),
             "Routing decisions: assignments and unroutable verdicts for ops.",
             (ev.ReferralRouted, ev.ReferralUnroutable),
         ),
         Channel(
             ROUTING_SLA,
             "routing",
-            ("referrals", "audit"),
+            ("referrals", "audit", "notify"),
             "SLA clock warnings and breaches; the referrals service re-routes on an acceptance "
-            "breach whose policy says so.",
+            "breach whose policy says so; notify tells the holding organisation's subscriptions.",
             (SlaWarning, SlaBreached),
         ),
         Channel(
@@ -118,6 +125,17 @@ def channels() -> list[Channel]:
         )
         for kind in ProviderType
     ]
+    found.append(
+        Channel(
+            NOTIFY_SUBSCRIPTIONS,
+            "notify",
+            ("audit",),
+            "Subscriptions to HTTPS notifications: who subscribed to what, where it is "
+            "delivered (origin only), and every change of state.",
+            NOTIFY_EVENTS,
+            key="The subscription id.",
+        )
+    )
     found.append(
         Channel(
             AUDIT_CHECKPOINTS,

@@ -10,9 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .payload import Payload
 from .vocabulary import (
+    CancellationReason,
+    FailureReason,
     NhsNumberVerification,
     Outcome,
     Priority,
+    ProgressCode,
     ProviderType,
     ReferralStatus,
     RejectionReason,
@@ -114,6 +117,14 @@ class ReferralSubmitted(EventPayload):
     )
 
 
+DECISION_SEQUENCE = (
+    "Per-referral event sequence number of this decision: the one reserved for routing's "
+    "decision when the referral entered 'submitted' at sequence s (s + 1), so a referral's "
+    "events have no holes. Null when routing does not know the referral's number (a referral "
+    "it saw before it kept numbers)."
+)
+
+
 class ReferralRouted(EventPayload):
     """Routing assigned the referral to an organisation; that organisation should act on it.
 
@@ -122,6 +133,11 @@ class ReferralRouted(EventPayload):
     EVENT_TYPE: ClassVar[str] = "rx.routing.ReferralRouted.v1"
 
     decision_id: str = Field(description="Id of the routing decision.", min_length=1)
+    sequence: int | None = Field(
+        default=None,
+        ge=2,
+        description=DECISION_SEQUENCE,
+    )
     attempt: int = Field(ge=1, description="1 for the first assignment, 2+ after re-routing.")
     assigned_org: str = Field(
         pattern=ODS_CODE, description="ODS code of the assigned organisation.", examples=["RVJ01"]
@@ -146,6 +162,7 @@ class ReferralUnroutable(EventPayload):
     EVENT_TYPE: ClassVar[str] = "rx.routing.ReferralUnroutable.v1"
 
     decision_id: str = Field(description="Id of the routing decision.", min_length=1)
+    sequence: int | None = Field(default=None, ge=2, description=DECISION_SEQUENCE)
     service_type: ServiceType = Field(description="Service type of the referral.")
     priority: Priority = Field(description="Priority of the referral.")
     locality: str | None = Field(
@@ -247,6 +264,12 @@ class ReferralCancelled(ReferralTransitioned):
 
     EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralCancelled.v1"
 
+    reason_code: CancellationReason | None = Field(
+        default=None,
+        description="Why it was withdrawn; null when the referrer gave text only.",
+        examples=["recovered"],
+    )
+
 
 class ReferralRerouted(ReferralTransitioned):
     """Operations staff sent the referral back to routing, optionally to a named target."""
@@ -281,3 +304,59 @@ class ReferralNhsNumberRecorded(ReferralTransitioned):
     previous_verification: NhsNumberVerification = Field(
         description="Verification before the change: absent when the person had no NHS number."
     )
+
+
+# ---- closing the loop: questions, messages, interim updates, failure ------------------------
+
+
+class ReferralInfoRequested(ReferralTransitioned):
+    """The assigned organisation asked the referrer a question before deciding (status
+    ``info_requested``). Its acceptance clock pauses until the referrer answers. The question
+    itself is read from the referrals API (history), not carried here."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralInfoRequested.v1"
+
+
+class ReferralInfoProvided(ReferralTransitioned):
+    """The referrer answered the assigned organisation's question: the referral is ``routed``
+    to the same organisation again and its acceptance clock runs on."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralInfoProvided.v1"
+
+    attachment_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Id of the document attached to the answer, if any (read it from the "
+        "referrals API).",
+    )
+
+
+class ReferralMessageAdded(ReferralTransitioned):
+    """The referrer or the assigned organisation added a note to the referral. The text is
+    read from the referrals API (history), not carried here."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralMessageAdded.v1"
+
+    attachment_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Id of the document attached to the message, if any.",
+    )
+
+
+class ReferralProgressReported(ReferralTransitioned):
+    """The assigned organisation sent an interim update before completing (for example the
+    patient was contacted, or a visit was booked)."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralProgressReported.v1"
+
+    progress_code: ProgressCode = Field(description="What the update says.")
+
+
+class ReferralFailed(ReferralTransitioned):
+    """The assigned organisation accepted the referral but could not deliver it (status
+    ``failed``, an end distinct from ``completed``)."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralFailed.v1"
+
+    reason_code: FailureReason = Field(description="Why it could not be delivered.")

@@ -53,6 +53,13 @@ class _ClockEvent(EventPayload):
         examples=["0b6f1d2e-6a53-4c4c-9d4e-2f4f5e1a9c10:acceptance:1"],
     )
     kind: ClockKind = Field(description="What the clock measures.")
+    sequence: int | None = Field(
+        default=None,
+        ge=1,
+        description="Per-referral sequence number the referral was at when the clock fired: "
+        "the event comes after that one in the referral's order and takes no number of its "
+        "own. Null when routing does not know it.",
+    )
     attempt: int | None = Field(
         default=None,
         ge=1,

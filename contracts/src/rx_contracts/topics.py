@@ -23,6 +23,9 @@ ROUTING_ADMIN = "routing.admin.v1"
 """Administrators' changes to routing's directory, rules and SLA policies (who, what, before
 and after). Key: ``<subject>:<subject_id>``."""
 
+NOTIFY_SUBSCRIPTIONS = "notify.subscriptions.v1"
+"""Subscriptions created and changed, published by the notify service. Key: subscription id."""
+
 AUDIT_CHECKPOINTS = "audit.checkpoints.v1"
 """Audit chain heads, so truncation of the audit log is detectable from outside its database."""
 
@@ -53,5 +56,6 @@ def all_topics() -> dict[str, int]:
     ]
     topics = {name: DEFAULT_PARTITIONS for name in streams}
     topics[AUDIT_CHECKPOINTS] = 1
+    topics[NOTIFY_SUBSCRIPTIONS] = 1
     topics.update({dead_letter_topic(name): 1 for name in list(topics)})
     return topics

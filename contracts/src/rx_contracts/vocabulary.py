@@ -42,19 +42,64 @@ class ReferralStatus(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     UNROUTABLE = "unroutable"
+    INFO_REQUESTED = "info_requested"
+    """The assigned organisation asked the referrer a question; its acceptance clock is
+    paused until the referrer answers (back to ``routed``, same organisation)."""
+    FAILED = "failed"
+    """Accepted but could not be delivered (failed contact, did not attend): an end distinct
+    from ``completed``."""
 
 
 class RejectionReason(StrEnum):
-    """Why an assigned organisation declined a referral (BaRS pattern)."""
+    """Why an assigned organisation declined a referral (the BaRS and closed-loop referral
+    vocabularies). ``other`` needs free text."""
 
     NOT_AVAILABLE_WITHIN_TIMESCALE = "not-available-within-timescale"
+    AT_CAPACITY = "at-capacity"
+    NOT_ELIGIBLE = "not-eligible"
+    OUTSIDE_AREA = "outside-area"
+    PATIENT_DECLINED = "patient-declined"
     FAILED_CONTACT = "failed-contact"
+    CLINICALLY_INAPPROPRIATE = "clinically-inappropriate"
     OUTSIDE_SERVICE_CRITERIA = "outside-service-criteria"
+    """Kept for subscribers of the first release; ``not-eligible`` says the same."""
+    OTHER = "other"
+
+
+class CancellationReason(StrEnum):
+    """Why the referrer withdrew a referral. ``other`` needs free text."""
+
+    RECOVERED = "recovered"
+    REFERRED_ELSEWHERE = "referred-elsewhere"
+    PATIENT_DECLINED = "patient-declined"
+    ENTERED_IN_ERROR = "entered-in-error"
+    DIED = "died"
+    OTHER = "other"
+
+
+class FailureReason(StrEnum):
+    """Why an accepted referral could not be delivered (it ends ``failed``). ``other`` needs
+    free text."""
+
+    FAILED_CONTACT = "failed-contact"
+    DID_NOT_ATTEND = "did-not-attend"
+    NO_ACCESS = "no-access"
+    OTHER = "other"
+
+
+class ProgressCode(StrEnum):
+    """What an interim update from the assigned organisation says. ``other`` needs text."""
+
+    PATIENT_CONTACTED = "patient-contacted"
+    VISIT_BOOKED = "visit-booked"
+    VISIT_COMPLETED = "visit-completed"
+    AWAITING_ASSESSMENT = "awaiting-assessment"
     OTHER = "other"
 
 
 class Outcome(StrEnum):
-    """How a completed referral ended (rapid response outcomes and the general case)."""
+    """How a completed referral ended. Which codes fit a referral depends on its service
+    type (``OUTCOMES``); ``other`` needs a summary."""
 
     REMAINED_AT_HOME = "remained-at-home"
     ADMITTED_TO_HOSPITAL = "admitted-to-hospital"
@@ -62,6 +107,42 @@ class Outcome(StrEnum):
     DIED = "died"
     DECLINED = "declined"
     OTHER = "other"
+    ASSESSMENT_COMPLETED = "assessment-completed"
+    PACKAGE_OF_CARE_ARRANGED = "package-of-care-arranged"
+    NO_ELIGIBLE_NEEDS = "no-eligible-needs"
+    SIGNPOSTED = "signposted"
+    DISCHARGED = "discharged"
+    MANAGED_IN_PRIMARY_CARE = "managed-in-primary-care"
+
+
+_ANY_SERVICE = (Outcome.REFERRED_ONWARD, Outcome.DECLINED, Outcome.DIED, Outcome.OTHER)
+
+OUTCOMES: dict[ServiceType, tuple[Outcome, ...]] = {
+    ServiceType.URGENT_COMMUNITY_RESPONSE: (
+        Outcome.REMAINED_AT_HOME,
+        Outcome.ADMITTED_TO_HOSPITAL,
+        *_ANY_SERVICE,
+    ),
+    ServiceType.SOCIAL_CARE_ASSESSMENT: (
+        Outcome.ASSESSMENT_COMPLETED,
+        Outcome.PACKAGE_OF_CARE_ARRANGED,
+        Outcome.NO_ELIGIBLE_NEEDS,
+        Outcome.SIGNPOSTED,
+        *_ANY_SERVICE,
+    ),
+    ServiceType.ACUTE_ASSESSMENT: (
+        Outcome.ADMITTED_TO_HOSPITAL,
+        Outcome.DISCHARGED,
+        *_ANY_SERVICE,
+    ),
+    ServiceType.GP_REVIEW: (
+        Outcome.MANAGED_IN_PRIMARY_CARE,
+        Outcome.REMAINED_AT_HOME,
+        Outcome.ADMITTED_TO_HOSPITAL,
+        *_ANY_SERVICE,
+    ),
+}
+"""The outcome codes a completed referral of each service type may carry."""
 
 
 class SharingBasis(StrEnum):

@@ -25,3 +25,10 @@ def test_long_waits_count_in_days_and_sizes_read_as_people_say_them() -> None:
     assert countdown(NOW + timedelta(days=13, hours=23, minutes=59), NOW) == "Due in 13 days 23 h"
     assert countdown(NOW - timedelta(days=1, hours=2), NOW) == "Overdue by 1 day 2 h"
     assert size(27) == "27 bytes" and size(14_540) == "14.2 KB" and size(1_363_149) == "1.3 MB"
+
+
+def test_every_lifecycle_status_has_a_label_and_a_tag() -> None:
+    from portal.views import STATUS_LABELS
+    from rx_contracts import ReferralStatus
+
+    assert set(STATUS_LABELS) == {s.value for s in ReferralStatus}

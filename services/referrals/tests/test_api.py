@@ -114,7 +114,7 @@ def test_a_submitted_referral_is_stored_with_its_event_in_the_outbox(
     assert (
         body["patient"]["postcode"] == "BS5 0AA" and body["patient"]["nhs_number"] == "9434765919"
     )
-    assert body["allowed_actions"] == ["amend", "cancel", "record-nhs-number"]
+    assert body["allowed_actions"] == ["amend", "cancel", "message", "record-nhs-number"]
     assert response.headers["etag"] == '"1"'
     assert response.headers["location"].endswith(f"/referrals/{body['id']}")
 
@@ -279,6 +279,8 @@ def test_a_routed_referral_is_accepted_started_and_completed(
         "accept",
         "reject",
         "redirect",
+        "request-info",
+        "message",
     ]
     accepted = post(client, f"/referrals/{rid}/accept", TEAM, version=2)
     assert accepted.json()["status"] == "accepted" and accepted.headers["etag"] == '"3"'
@@ -334,7 +336,7 @@ def test_transition_errors(client: TestClient, db_url: str) -> None:
     stale = problem(post(client, accept, TEAM, version=1), 412)
     assert stale["current_version"] == 2
     not_theirs = problem(post(client, accept, GP, version=2), 403)
-    assert not_theirs["allowed_actions"] == ["amend", "cancel", "record-nhs-number"]
+    assert not_theirs["allowed_actions"] == ["amend", "cancel", "message", "record-nhs-number"]
     problem(post(client, accept, STRANGER, version=2), 404)
     post(client, accept, TEAM, version=2)
     wrong_state = problem(
@@ -343,7 +345,8 @@ def test_transition_errors(client: TestClient, db_url: str) -> None:
         ),
         409,
     )
-    assert wrong_state["allowed_actions"] == ["start"] and "accepted" in wrong_state["detail"]
+    assert wrong_state["allowed_actions"] == ["start", "message", "report-progress", "fail"]
+    assert "accepted" in wrong_state["detail"]
     problem(post(client, "/referrals/no-such-id/accept", TEAM, version=1), 404)
 
 
@@ -355,7 +358,18 @@ def test_transition_errors(client: TestClient, db_url: str) -> None:
         ("redirect", {"reason_text": "x"}, "target_provider_type"),
         ("redirect", {"target_org": "??", "reason_text": "x"}, "target_org"),
         ("complete", {"outcome": "other"}, "summary"),
+        ("complete", {"outcome": "package-of-care-arranged"}, "outcome"),
         ("cancel", {}, "reason_text"),
+        ("cancel", {"reason_code": "other"}, "reason_text"),
+        ("cancel", {"reason_code": "bored"}, "reason_code"),
+        ("request-info", {}, "question"),
+        ("request-info", {"question": "  "}, "question"),
+        ("provide-info", {"answer": ""}, "answer"),
+        ("provide-info", {"answer": "yes", "attachment_id": "not-ours"}, "attachment_id"),
+        ("message", {"text": "see letter", "attachment_id": "not-ours"}, "attachment_id"),
+        ("fail", {"reason_code": "other"}, "reason_text"),
+        ("fail", {"reason_code": "lost"}, "reason_code"),
+        ("report-progress", {"progress_code": "other"}, "text"),
         ("amend", {"patient": {"postcode": "BS1 1AA"}}, "patient.postcode"),
         ("amend", {"priority": "urgent"}, "body"),
         ("amend", {"colour": "blue"}, "colour"),
@@ -379,12 +393,15 @@ def test_transition_bodies_are_checked(
     client: TestClient, db_url: str, action: str, body: dict, field: str
 ) -> None:
     referral = routed(client, db_url)
+    rid = referral["id"]
     who = GP if action in {"amend", "cancel", "record-nhs-number"} else TEAM
-    if action == "complete":
-        rid = referral["id"]
+    if action in {"complete", "fail", "report-progress"}:
         post(client, f"/referrals/{rid}/accept", TEAM, version=2)
         post(client, f"/referrals/{rid}/start", TEAM, version=3)
-        response = post(client, f"/referrals/{rid}/complete", TEAM, body, version=4)
+        response = post(client, f"/referrals/{rid}/{action}", TEAM, body, version=4)
+    elif action == "provide-info":
+        post(client, f"/referrals/{rid}/request-info", TEAM, {"question": "why?"}, version=2)
+        response = post(client, f"/referrals/{rid}/provide-info", GP, body, version=3)
     else:
         response = post(client, f"/referrals/{referral['id']}/{action}", who, body, version=2)
     errors = problem(response, 422)["errors"]
@@ -533,3 +550,80 @@ def test_worklist_lines_carry_no_patient_identifiers_or_clinical_text(client: Te
         assert private not in text
     full = client.get(f"/referrals/{rid}", headers=GP).json()  # the recorded way to see them
     assert full["patient"]["name"] == "Alex Smith"
+
+
+# ---- closing the loop ----------------------------------------------------------------------
+
+
+def test_a_question_and_its_answer_with_a_document_keep_the_organisation_and_the_history(
+    client: TestClient, db_url: str
+) -> None:
+    rid = routed(client, db_url)["id"]
+    asked = post(
+        client, f"/referrals/{rid}/request-info", TEAM, {"question": "Key safe?"}, version=2
+    )
+    assert asked.status_code == 200, asked.text
+    assert (asked.json()["status"], asked.json()["assigned_org"]) == ("info_requested", "RXA01")
+    assert client.get(f"/referrals/{rid}", headers=GP).json()["allowed_actions"] == [
+        "amend",
+        "cancel",
+        "provide-info",
+        "message",
+    ]
+    problem(post(client, f"/referrals/{rid}/accept", TEAM, version=3), 409)
+    letter = client.post(
+        f"/referrals/{rid}/attachments",
+        params={"filename": "access.txt"},
+        content=b"Key safe code 4512",
+        headers={**GP, "content-type": "text/plain", "Idempotency-Key": str(uuid.uuid4())},
+    ).json()
+    answer = {"answer": "Yes, by the door", "attachment_id": letter["id"]}
+    answered = post(client, f"/referrals/{rid}/provide-info", GP, answer, version=3)
+    assert (answered.json()["status"], answered.json()["assigned_org"]) == ("routed", "RXA01")
+    said = post(client, f"/referrals/{rid}/message", TEAM, {"text": "On our way"}, version=4)
+    assert (said.json()["status"], said.json()["version"]) == ("routed", 5)
+    history = client.get(f"/referrals/{rid}/history", headers=TEAM).json()
+    assert [(h["action"], h["actor_org"], h["note"], h["attachment_id"]) for h in history[-3:]] == [
+        ("request-info", "RXA01", "Key safe?", None),
+        ("provide-info", "B81001", "Yes, by the door", letter["id"]),
+        ("message", "RXA01", "On our way", None),
+    ]
+    kinds = [(e.type.split(".")[2], e.payload().status) for e in events(db_url)[-3:]]
+    assert kinds == [
+        ("ReferralInfoRequested", "info_requested"),
+        ("ReferralInfoProvided", "routed"),
+        ("ReferralMessageAdded", "routed"),
+    ]
+    assert events(db_url)[-2].payload().attachment_id == letter["id"]
+
+
+def test_interim_updates_then_a_failed_end_with_its_coded_reason(
+    client: TestClient, db_url: str
+) -> None:
+    rid = routed(client, db_url)["id"]
+    post(client, f"/referrals/{rid}/accept", TEAM, version=2)
+    update = {"progress_code": "visit-booked", "text": "15:30 today"}
+    updated = post(client, f"/referrals/{rid}/report-progress", TEAM, update, version=3)
+    assert (updated.json()["status"], updated.json()["version"]) == ("accepted", 4)
+    problem(post(client, f"/referrals/{rid}/report-progress", GP, update, version=4), 403)
+    failed = post(
+        client, f"/referrals/{rid}/fail", TEAM, {"reason_code": "did-not-attend"}, version=4
+    )
+    assert (failed.json()["status"], failed.json()["allowed_actions"]) == ("failed", [])
+    assert client.get(f"/referrals/{rid}", headers=GP).json()["allowed_actions"] == []
+    last = events(db_url)[-1].payload()
+    assert (type(last).__name__, last.reason_code) == ("ReferralFailed", "did-not-attend")
+    history = client.get(f"/referrals/{rid}/history", headers=GP).json()
+    assert [(h["action"], h["reason_code"]) for h in history[-2:]] == [
+        ("report-progress", "visit-booked"),
+        ("fail", "did-not-attend"),
+    ]
+
+
+def test_a_coded_cancellation_reaches_the_event(client: TestClient, db_url: str) -> None:
+    rid = submit(client)["id"]
+    cancelled = post(
+        client, f"/referrals/{rid}/cancel", GP, {"reason_code": "recovered"}, version=1
+    )
+    assert cancelled.json()["status"] == "cancelled"
+    assert events(db_url)[-1].payload().reason_code == "recovered"

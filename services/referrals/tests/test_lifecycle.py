@@ -5,6 +5,7 @@ itself)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from referrals.domain.caller import Caller, Role
@@ -18,16 +19,25 @@ from referrals.domain.errors import (
 from referrals.domain.model import Patient, Referral
 from referrals.domain.sharing import Consent
 from rx_contracts import (
+    OUTCOMES,
+    CancellationReason,
     CohortFlags,
+    FailureReason,
     NhsNumberVerification,
     Outcome,
     Priority,
+    ProgressCode,
     ProviderType,
     ReferralAccepted,
     ReferralAmended,
     ReferralCancelled,
     ReferralCompleted,
+    ReferralFailed,
+    ReferralInfoProvided,
+    ReferralInfoRequested,
+    ReferralMessageAdded,
     ReferralNhsNumberRecorded,
+    ReferralProgressReported,
     ReferralRedirected,
     ReferralRejected,
     ReferralRerouted,
@@ -51,18 +61,28 @@ CALLERS = {
 
 # Who may do what in each status, from the design's lifecycle and "who may do what".
 ALLOWED: dict[tuple[str, str], set[str]] = {
-    ("submitted", "referrer"): {"amend", "cancel", "record_nhs_number"},
-    ("routed", "referrer"): {"amend", "cancel", "record_nhs_number"},
-    ("accepted", "referrer"): {"cancel", "record_nhs_number"},
-    ("in_progress", "referrer"): {"cancel", "record_nhs_number"},
-    ("unroutable", "referrer"): {"cancel", "record_nhs_number"},
-    ("routed", "assigned"): {"accept", "reject", "redirect"},
-    ("accepted", "assigned"): {"start"},
-    ("in_progress", "assigned"): {"complete"},
+    ("submitted", "referrer"): {"amend", "cancel", "message", "record-nhs-number"},
+    ("routed", "referrer"): {"amend", "cancel", "message", "record-nhs-number"},
+    ("info_requested", "referrer"): {
+        "amend",
+        "cancel",
+        "message",
+        "provide-info",
+        "record-nhs-number",
+    },
+    ("accepted", "referrer"): {"cancel", "message", "record-nhs-number"},
+    ("in_progress", "referrer"): {"cancel", "message", "record-nhs-number"},
+    ("unroutable", "referrer"): {"cancel", "message", "record-nhs-number"},
+    ("routed", "assigned"): {"accept", "reject", "redirect", "request-info", "message"},
+    ("info_requested", "assigned"): {"reject", "redirect", "message"},
+    ("accepted", "assigned"): {"start", "report-progress", "fail", "message"},
+    ("in_progress", "assigned"): {"complete", "report-progress", "fail", "message"},
     ("submitted", "ops"): {"reroute"},
     ("routed", "ops"): {"reroute"},
+    ("info_requested", "ops"): {"reroute"},
     ("unroutable", "ops"): {"reroute"},
 }
+# Ends: completed, cancelled, failed — nobody acts on them.
 OWNER = {
     "amend": "referrer",
     "cancel": "referrer",
@@ -72,10 +92,16 @@ OWNER = {
     "start": "assigned",
     "complete": "assigned",
     "reroute": "ops",
-    "record_nhs_number": "referrer",
+    "record-nhs-number": "referrer",
+    "request-info": "assigned",
+    "provide-info": "referrer",
+    "message": "referrer or assigned",
+    "report-progress": "assigned",
+    "fail": "assigned",
 }
-# The assigned organisation holds the referral only from routing until it ends.
-HELD = {"routed", "accepted", "in_progress", "completed"}
+# The assigned organisation holds the referral from routing until it ends (a question keeps
+# it with that organisation).
+HELD = {"routed", "info_requested", "accepted", "in_progress", "completed", "failed"}
 ARGS = {
     "amend": {"priority": Priority.STAT},
     "cancel": {"text": "patient admitted"},
@@ -89,10 +115,15 @@ ARGS = {
     "start": {},
     "complete": {"outcome": Outcome.REMAINED_AT_HOME, "summary": None},
     "reroute": {"target_provider_type": None, "target_org": None, "text": "cover agreed"},
-    "record_nhs_number": {
+    "record-nhs-number": {
         "nhs_number": "4010232137",
         "verification": NhsNumberVerification.VERIFIED,
     },
+    "request-info": {"question": "Is there a key safe?"},
+    "provide-info": {"answer": "Yes, code 4512", "attachment_id": None},
+    "message": {"text": "Daughter at home from 14:00", "attachment_id": None},
+    "report-progress": {"code": ProgressCode.VISIT_BOOKED, "text": "15:30 today"},
+    "fail": {"reason": FailureReason.FAILED_CONTACT, "text": None},
 }
 EVENTS = {
     "amend": ReferralAmended,
@@ -103,7 +134,12 @@ EVENTS = {
     "start": ReferralStarted,
     "complete": ReferralCompleted,
     "reroute": ReferralRerouted,
-    "record_nhs_number": ReferralNhsNumberRecorded,
+    "record-nhs-number": ReferralNhsNumberRecorded,
+    "request-info": ReferralInfoRequested,
+    "provide-info": ReferralInfoProvided,
+    "message": ReferralMessageAdded,
+    "report-progress": ReferralProgressReported,
+    "fail": ReferralFailed,
 }
 NEXT = {
     "cancel": "cancelled",
@@ -113,6 +149,9 @@ NEXT = {
     "start": "in_progress",
     "complete": "completed",
     "reroute": "submitted",
+    "request-info": "info_requested",
+    "provide-info": "routed",
+    "fail": "failed",
 }
 
 
@@ -155,21 +194,24 @@ CASES = [
 def test_transition_matrix(status: str, action: str, who: str) -> None:
     referral = referral_in(status)
     caller = CALLERS[who]
-    perform = getattr(referral, action)
+    perform = getattr(referral, action.replace("-", "_"))
     expected_ok = action in ALLOWED.get((status, who), set())
-    assert (action.replace("_", "-") in referral.allowed_actions(caller)) == expected_ok
+    assert (action in referral.allowed_actions(caller)) == expected_ok
     if expected_ok:
         perform(caller, 4, NOW, **ARGS[action])
         [step] = referral.pending
         assert isinstance(step.event, EVENTS[action])
-        assert (referral.version, referral.sequence, step.event.version) == (5, 5, 5)
+        assert (referral.version, step.sequence, step.event.version) == (5, 5, 5)
+        assert step.event.sequence == 5
+        back_to_routing = NEXT.get(action) == "submitted"
+        assert referral.sequence == (6 if back_to_routing else 5), "6 is routing's decision's"
         assert referral.status.value == NEXT.get(action, status)
         assert step.event.status == referral.status
         assert step.event.actor.organisation == caller.organisation
         return
     if not visible(status, who):
         expected_error: type[Exception] = ReferralNotFound
-    elif OWNER[action] != who:
+    elif who not in OWNER[action].split(" or "):
         expected_error = NotPermitted
     else:
         expected_error = IllegalTransition
@@ -254,3 +296,136 @@ def test_only_a_provider_may_refer_and_only_for_its_own_organisation() -> None:
     for who in ("other provider", "ops", "admin"):
         with pytest.raises(NotPermitted):
             submit(CALLERS[who])
+
+
+# ---- closing the loop ---------------------------------------------------------------------
+
+
+def test_an_answer_puts_the_referral_back_with_the_same_organisation() -> None:
+    referral = referral_in("routed")
+    referral.request_info(CALLERS["assigned"], 4, NOW, "Is there a key safe?")
+    assert (referral.status, referral.assigned_org) == (ReferralStatus.INFO_REQUESTED, ASSIGNED)
+    assert referral.allowed_actions(CALLERS["assigned"]) == ["reject", "redirect", "message"]
+    referral.provide_info(CALLERS["referrer"], 5, NOW, "Yes, code 4512", "att-1")
+    question, answer = referral.pending
+    assert question.note == "Is there a key safe?" and answer.note == "Yes, code 4512"
+    assert isinstance(answer.event, ReferralInfoProvided)
+    assert (answer.event.assigned_org, answer.event.attachment_id) == (ASSIGNED, "att-1")
+    assert answer.attachment_id == "att-1"
+    assert (referral.status, referral.assigned_org) == (ReferralStatus.ROUTED, ASSIGNED)
+    assert "accept" in referral.allowed_actions(CALLERS["assigned"])
+
+
+def test_a_message_keeps_the_status_and_names_its_attachment_but_not_its_text() -> None:
+    referral = referral_in("in_progress")
+    referral.message(CALLERS["referrer"], 4, NOW, "Daughter at home from 14:00", "att-2")
+    [step] = referral.pending
+    assert referral.status is ReferralStatus.IN_PROGRESS and referral.version == 5
+    assert (step.note, step.attachment_id, step.event.attachment_id) == (
+        "Daughter at home from 14:00",
+        "att-2",
+        "att-2",
+    )
+    assert "Daughter" not in step.event.model_dump_json(), "free text stays out of events"
+
+
+def test_empty_questions_answers_and_messages_are_refused_naming_the_field() -> None:
+    with pytest.raises(InvalidRequest, match="question"):
+        referral_in("routed").request_info(CALLERS["assigned"], 4, NOW, " ")
+    with pytest.raises(InvalidRequest, match="answer"):
+        referral_in("info_requested").provide_info(CALLERS["referrer"], 4, NOW, "")
+    with pytest.raises(InvalidRequest, match="text"):
+        referral_in("routed").message(CALLERS["assigned"], 4, NOW, "  ")
+
+
+def test_cancellation_takes_a_code_text_or_both_and_other_needs_text() -> None:
+    coded = referral_in("accepted")
+    coded.cancel(CALLERS["referrer"], 4, NOW, None, CancellationReason.RECOVERED)
+    [step] = coded.pending
+    assert (step.event.reason_code, step.reason_code) == (CancellationReason.RECOVERED, "recovered")
+    with pytest.raises(InvalidRequest, match="reason_text"):
+        referral_in("accepted").cancel(CALLERS["referrer"], 4, NOW, None, None)
+    with pytest.raises(InvalidRequest, match="reason_text"):
+        referral_in("accepted").cancel(CALLERS["referrer"], 4, NOW, " ", CancellationReason.OTHER)
+    words = referral_in("accepted")
+    words.cancel(CALLERS["referrer"], 4, NOW, "patient admitted")
+    assert words.pending[0].event.reason_code is None
+
+
+def test_outcomes_follow_the_service_type_and_failure_is_its_own_end() -> None:
+    ucr = referral_in("in_progress")
+    with pytest.raises(InvalidRequest, match="outcome") as err:
+        ucr.complete(CALLERS["assigned"], 4, NOW, Outcome.PACKAGE_OF_CARE_ARRANGED, None)
+    assert err.value.field == "outcome" and "remained-at-home" in str(err.value)
+    social = referral_in("in_progress")
+    social.service_type = ServiceType.SOCIAL_CARE_ASSESSMENT
+    social.complete(CALLERS["assigned"], 4, NOW, Outcome.PACKAGE_OF_CARE_ARRANGED, "Daily visits")
+    assert social.outcome is Outcome.PACKAGE_OF_CARE_ARRANGED
+    failed = referral_in("accepted")
+    failed.fail(CALLERS["assigned"], 4, NOW, FailureReason.DID_NOT_ATTEND, None)
+    [step] = failed.pending
+    assert (failed.status, failed.outcome) == (ReferralStatus.FAILED, None)
+    assert (step.event.reason_code, step.reason_code) == (
+        FailureReason.DID_NOT_ATTEND,
+        "did-not-attend",
+    )
+    assert failed.allowed_actions(CALLERS["referrer"]) == [], "failed is an end"
+    with pytest.raises(InvalidRequest, match="reason_text"):
+        referral_in("accepted").fail(CALLERS["assigned"], 4, NOW, FailureReason.OTHER, None)
+    with pytest.raises(InvalidRequest, match="text"):
+        referral_in("accepted").report_progress(
+            CALLERS["assigned"], 4, NOW, ProgressCode.OTHER, None
+        )
+
+
+def test_the_outcome_table_in_the_api_docs_is_the_one_enforced() -> None:
+    docs = (Path(__file__).parents[3] / "docs" / "api.md").read_text()
+    section = docs.split("### Outcomes", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| `")]
+    documented = {
+        cell.strip(" `"): [code.strip(" `") for code in codes.split(",")] for cell, codes in rows
+    }
+    assert documented == {t.value: [o.value for o in OUTCOMES[t]] for t in ServiceType}
+
+
+def test_routing_decision_takes_the_number_reserved_when_the_referral_went_to_routing() -> None:
+    """Every event a subscriber sees carries a number and none is skipped: entering
+    ``submitted`` at s reserves s + 1 for routing's decision, so a referrer's change made
+    while routing decides comes after it."""
+    referral = Referral.submit(
+        referral_id="r-3",
+        caller=CALLERS["referrer"],
+        referrer_org=REFERRER,
+        patient=Patient("BS5 0AA"),
+        service_type=ServiceType.URGENT_COMMUNITY_RESPONSE,
+        priority=Priority.URGENT,
+        cohort=CohortFlags(),
+        reason_code=None,
+        reason_text=None,
+        clinical_summary=None,
+        now=NOW,
+    )
+    referral.amend(CALLERS["referrer"], 1, NOW, priority=Priority.STAT)
+    referral.record_routing(ASSIGNED, ProviderType.RAPID_RESPONSE, NOW, "decision-1", 2)
+    referral.reject(CALLERS["assigned"], 3, NOW, RejectionReason.FAILED_CONTACT, None)
+    referral.record_unroutable(NOW, "decision-2", 5)
+    referral.cancel(CALLERS["referrer"], 5, NOW, "no longer needed")
+    steps = [(step.sequence, step.action) for step in referral.pending]
+    assert steps == [
+        (1, "submit"),
+        (3, "amend"),
+        (2, "route"),
+        (4, "reject"),
+        (5, "unroutable"),
+        (6, "cancel"),
+    ]
+    events = [step.event.sequence for step in referral.pending if step.event is not None]
+    assert events == [1, 3, 4, 6], "routing's decisions are routing's events"
+
+
+def test_a_decision_from_a_routing_service_that_does_not_number_it_takes_the_next_number() -> None:
+    referral = referral_in("submitted")
+    referral.record_routing(ASSIGNED, ProviderType.RAPID_RESPONSE, NOW, "decision-1")
+    assert [step.sequence for step in referral.pending] == [5]
+    referral.accept(CALLERS["assigned"], 5, NOW)
+    assert [step.sequence for step in referral.pending] == [5, 6]

@@ -27,6 +27,9 @@ from rx_contracts import (
     CohortFlags,
     ProviderType,
     ReferralAccepted,
+    ReferralAmended,
+    ReferralRejected,
+    ReferralRouted,
     ReferralStatus,
     ReferralUnroutable,
     ServiceType,
@@ -251,3 +254,32 @@ def test_each_event_is_taken_only_where_the_lifecycle_can_bring_it(
 def test_only_a_case_awaiting_acceptance_is_routed(status: CaseStatus) -> None:
     with pytest.raises(IllegalTransition, match="not routed"):
         routed_case(status).route(directory(), LATER, no_load)
+
+
+def decided(case: Case) -> ReferralRouted:
+    [decision] = [c.event for c in case.take_changes() if isinstance(c, Decided)]
+    assert isinstance(decision, ReferralRouted)
+    return decision
+
+
+def test_each_decision_takes_the_number_after_the_step_that_sent_the_referral_to_routing() -> None:
+    """The referrals service reserves that number for the decision, so the referral's events
+    have no holes; amendments and the like only move the count on."""
+    case = Case.open(examples.referral_submitted("r-1", submitted_at=MONDAY_10AM), "c-1", POLICY)
+    case.route(directory(), MONDAY_10AM, no_load)
+    assert (decided(case).sequence, case.sequence) == (2, 2)
+
+    amended = transition(ReferralAmended, "r-1", sequence=3, changed=[], cohort=CohortFlags())
+    case.follow(amended.payload())
+    rejected = transition(
+        ReferralRejected, "r-1", sequence=4, rejected_by="RXA01", reason_code="failed-contact"
+    )
+    case.route(directory(), LATER, no_load, case.follow(rejected.payload()))
+    decision = decided(case)
+    assert (decision.attempt, decision.sequence, case.sequence) == (2, 5, 5)
+
+    unknown = routed_case()
+    unknown.sequence = None  # a case opened before routing kept the sequence
+    unknown.reroute(None, LATER)
+    unknown.route(directory(), LATER, no_load)
+    assert decided(unknown).sequence is None, "no number rather than a wrong one"

@@ -10,8 +10,12 @@ from routing.domain.sla import Firing, SlaPolicy, due, event_id, next_fire, poli
 from routing.entrypoints.clock_worker import ClockWorker
 from routing.service_layer import admin
 from rx_contracts import (
+    FailureReason,
     Priority,
     ReferralAccepted,
+    ReferralFailed,
+    ReferralInfoProvided,
+    ReferralInfoRequested,
     ReferralRerouted,
     ReferralStarted,
     ReferralStatus,
@@ -90,6 +94,7 @@ def test_an_unaccepted_rapid_response_referral_warns_then_breaches_for_its_holde
     assert warning.id == event_id("r-1:acceptance:1", "warning"), "a deterministic id"
     payload = warning.payload()
     assert (payload.kind, payload.assigned_org, payload.attempt) == ("acceptance", "RXA01", 1)
+    assert payload.sequence == 2, "it follows the decision that started it, numbered 2"
     assert payload.deadline == MONDAY_10AM + timedelta(minutes=30)
     assert warning.correlationid == "corr-r-1"
     clock.advance(minutes=7, seconds=30)
@@ -117,6 +122,67 @@ def test_accepting_in_time_stops_the_acceptance_clock(container, deliver, clock)
     with Session(container.engine) as s:
         acceptance = s.get(ClockRow, "r-1:acceptance:1")
         assert (acceptance.stop_reason, acceptance.next_fire_at) == ("accepted", None)
+
+
+def test_a_question_pauses_the_acceptance_clock_and_the_answer_resumes_it_later(
+    container, deliver, clock
+) -> None:
+    deliver(submitted("r-1"))  # accept within 30 min, warn at 22:30
+    clock.advance(minutes=10)
+    deliver(
+        transition(
+            ReferralInfoRequested,
+            "r-1",
+            status=ReferralStatus.INFO_REQUESTED,
+            assigned_org="RXA01",
+            at=clock.now(),
+        )
+    )
+    clock.advance(hours=1)  # far past the first deadline: the clock waits for the answer
+    w = worker(container)
+    assert w.fire_due() == 0 and clock_events(container) == []
+    deliver(
+        transition(
+            ReferralInfoProvided,
+            "r-1",
+            holder="B81001",
+            status=ReferralStatus.ROUTED,
+            assigned_org="RXA01",
+            at=clock.now(),
+        )
+    )
+    with Session(container.engine) as s:
+        acceptance = s.get(ClockRow, "r-1:acceptance:1")
+        assert acceptance.stop_reason is None
+        assert acceptance.deadline_at.replace(tzinfo=UTC) == MONDAY_10AM + timedelta(
+            minutes=30, hours=1
+        ), "20 minutes were left when it paused, and 20 minutes are left now"
+    clock.advance(minutes=12, seconds=29)
+    assert w.fire_due() == 0
+    clock.advance(seconds=1)  # 22:30 of the clock's own time: the warning
+    assert w.fire_due() == 1
+    assert clock_events(container) == [
+        ("routing.sla.v1", "SlaWarning"),
+        ("provider.rapid-response.v1", "SlaWarning"),
+    ]
+
+
+def test_a_failed_referral_stops_every_clock(container, deliver, clock) -> None:
+    deliver(submitted("r-1"))
+    deliver(transition(ReferralAccepted, "r-1", status=ReferralStatus.ACCEPTED))
+    deliver(
+        transition(
+            ReferralFailed,
+            "r-1",
+            status=ReferralStatus.FAILED,
+            reason_code=FailureReason.FAILED_CONTACT,
+        )
+    )
+    clock.advance(hours=3)
+    assert worker(container).fire_due() == 0 and clock_events(container) == []
+    with Session(container.engine) as s:
+        response = s.get(ClockRow, "r-1:response")
+        assert response.stop_reason == "failed"
 
 
 def test_a_response_breach_with_no_remedy_is_escalated_to_ops(container, deliver, clock) -> None:

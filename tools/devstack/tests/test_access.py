@@ -18,6 +18,8 @@ from devstack.access import (
 )
 from devstack.jars import repo_root
 from kafka.admin import ACLOperation, ACLResourcePatternType, ResourceType
+from notify.config import Settings as NotifySettings
+from notify.entrypoints.workers import TOPICS as NOTIFY_TOPICS
 from referrals.config import Settings as ReferralsSettings
 from routing.config import Settings as RoutingSettings
 from rx_contracts.topics import (
@@ -32,7 +34,7 @@ from rx_contracts.vocabulary import ProviderType
 
 DEAD_LETTERS = {dead_letter_topic(t) for t in all_topics()}
 STREAMS = [t for t in all_topics() if t not in DEAD_LETTERS]
-SERVICES = ("referrals", "routing", "audit")
+SERVICES = ("referrals", "routing", "audit", "notify")
 
 
 def owner(topic: str) -> str:
@@ -76,11 +78,13 @@ def test_what_each_service_consumes_and_the_group_it_uses_are_allowed() -> None:
         "routing": [REFERRAL_EVENTS],
         # audit subscribes by pattern: whatever the pattern matches it must be allowed to read
         "audit": [t for t in all_topics() if re.match(AuditSettings().topic_pattern, t)],
+        "notify": NOTIFY_TOPICS,
     }
     groups = {
         "referrals": ReferralsSettings().consumer_group,
         "routing": RoutingSettings().consumer_group,
         "audit": AuditSettings().consumer_group,
+        "notify": NotifySettings().consumer_group,
     }
     for service in SERVICES:
         found = principal(service)

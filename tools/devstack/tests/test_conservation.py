@@ -214,3 +214,99 @@ def test_other_stacks_referrals_in_shared_databases_are_out_of_scope(run: Run) -
     run.audit(str(uuid.uuid4()), foreign, "referrals.events.v1", SUBMITTED, 1)
     report = run.check([ours])
     assert report.ok, report.summary()
+
+
+# ---- deliveries (the notify database) -------------------------------------------------------
+
+
+class NotifyRun(Run):
+    """A run whose referrals' events also reached notify, numbered for one subscription."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        super().__init__(tmp_path)
+        from notify.adapters.migrate import MIGRATIONS as NOTIFY
+
+        self.urls = Databases(
+            self.urls.referrals,
+            self.urls.routing,
+            self.urls.audit,
+            notify=f"sqlite:///{tmp_path / 'notify.db'}",
+        )
+        NOTIFY.upgrade_database(self.urls.notify)
+        self.sql(
+            "notify",
+            "INSERT INTO notify_subscription (id, organisation, channel, topic, status, endpoint, "
+            "content, filters, headers, timeout_seconds, max_count, secret, events_since_start, "
+            "delivered_through, failures, handshake_due, version, created_at, updated_at) VALUES "
+            "('sub', 'B81001', 'webhook', 'referrals-sent', 'active', 'https://x.example/h', "
+            "'id-only', '{}', '[]', 10, 1, 'whsec_x', 0, 0, 0, 0, 1, :now, :now)",
+            {"now": NOW},
+        )
+        self.numbered = 0
+
+    def ingested(self, event_id: str, rid: str, placement: str = "apply") -> None:
+        self.sql(
+            "notify",
+            "INSERT INTO notify_event (event_id, type, kind, referral_id, source, time, data, "
+            "placement, received_at) VALUES (:e, 'x', 'x', :r, 's', :now, '{}', :p, :now)",
+            {"e": event_id, "r": rid, "now": NOW, "p": placement},
+        )
+
+    def notified(self, event_id: str, number: int | None = None) -> None:
+        self.numbered += 1
+        self.sql(
+            "notify",
+            "INSERT INTO notify_notification (subscription_id, event_number, id, event_id, "
+            "created_at) VALUES ('sub', :n, :id, :e, :now)",
+            {"n": number or self.numbered, "id": str(uuid.uuid4()), "e": event_id, "now": NOW},
+        )
+        self.sql(
+            "notify",
+            "UPDATE notify_subscription SET events_since_start = :n, delivered_through = :n",
+            {"n": self.numbered},
+        )
+
+    def journey(self) -> str:
+        rid = self.referral()
+        engine = make_engine(self.urls.referrals)
+        with engine.connect() as conn:
+            events = [row[0] for row in conn.execute(text("SELECT event_id FROM outbox"))]
+        engine.dispose()
+        engine = make_engine(self.urls.routing)
+        with engine.connect() as conn:
+            events += [row[0] for row in conn.execute(text("SELECT event_id FROM outbox"))]
+        engine.dispose()
+        for event_id in events:
+            self.ingested(event_id, rid)
+            self.notified(event_id)
+        return rid
+
+
+def test_deliveries_are_conserved_when_every_event_was_numbered_and_acknowledged(
+    tmp_path: Path,
+) -> None:
+    run = NotifyRun(tmp_path)
+    rid = run.journey()
+    report = run.check([rid])
+    assert report.ok, report.summary()
+    assert report.deliveries == {
+        "subscriptions": 1,
+        "numbered": 2,
+        "acknowledged": 2,
+        "kept in error": 0,
+    }
+
+
+def test_unacknowledged_gapped_or_held_deliveries_are_reported(tmp_path: Path) -> None:
+    run = NotifyRun(tmp_path)
+    rid = run.journey()
+    run.sql("notify", "UPDATE notify_subscription SET delivered_through = 1", {})
+    run.sql("notify", "DELETE FROM notify_notification WHERE event_number = 1", {})
+    run.ingested("held-event", rid, placement="held")
+    report = run.check([rid])
+    assert report.pending["notify deliveries"] == 1
+    assert report.missing["notification numbers (gapless)"] == ["sub"]
+    assert report.missing["notify held back"] == ["held-event"]
+    run.sql("notify", "DELETE FROM notify_notification", {})
+    run.sql("notify", "DELETE FROM notify_event WHERE placement = 'apply'", {})
+    assert len(run.check([rid]).missing["notify events"]) == 2

@@ -92,12 +92,16 @@ def test_make_run_refuses_kafka_data_created_without_authentication(tmp_path: Pa
 def test_each_kafka_worker_runs_as_its_services_principal_and_the_rest_get_no_kafka_secret(
     tmp_path: Path,
 ) -> None:
-    auth = {s: KafkaAuth.sasl(s, f"{s}-password-123") for s in ("referrals", "routing", "audit")}
+    auth = {
+        s: KafkaAuth.sasl(s, f"{s}-password-123")
+        for s in ("referrals", "routing", "audit", "notify")
+    }
     stack = Stack(tmp_path, "127.0.0.1:1", kafka_auth=auth)
     assert {spec.name for spec in PROCESSES if not spec.uses_kafka} == {
         "referrals-api",
         "routing-api",
         "routing-clock",
+        "notify-api",
         "portal-api",
     }  # the audit API verifies its chain against checkpoints read back from Kafka
     for spec in PROCESSES:

@@ -90,10 +90,13 @@ def run_consumer(
     topics: list[str] | None = None,
     pattern: str | None = None,
     auth: KafkaAuth | None = None,
+    after_batch: Callable[[], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Consume ``topics`` (or ``pattern``) as ``group_id`` until SIGTERM/SIGINT; poison
-    records go to ``<topic>.dlq`` through a second producer with the same credentials."""
-    stop = install_stop_signals()
+    """Consume ``topics`` (or ``pattern``) as ``group_id`` until SIGTERM/SIGINT (or ``stop``,
+    if given, is set); poison records go to ``<topic>.dlq`` through a second producer with the
+    same credentials. ``after_batch`` runs after each batch whose effects were committed."""
+    stop = stop or install_stop_signals()
     name = f"{service}-consumer"
     source = _connect(
         lambda: KafkaRecordSource(
@@ -117,10 +120,17 @@ def run_consumer(
     if source is None or dlq is None:
         return
     consumer = InboxConsumer(group_id, source, engine, handler, dlq)
+
+    def step() -> bool:
+        busy = consumer.step(timeout=1.0)
+        if busy and after_batch is not None:
+            after_batch()
+        return busy
+
     try:
         run_loop(
             name,
-            lambda: consumer.step(timeout=1.0),
+            step,
             stop,
             idle_sleep=0,  # poll() itself waits for records
             heartbeat=heartbeat_dir / f"{name}.alive",

@@ -25,6 +25,7 @@ KNOWN_DEFAULT_SECRETS: set[str] = {
     "referrals-dev",
     "routing-dev",
     "audit-dev",
+    "notify-dev",
     "portal-dev",
     "postgres-dev",
 }

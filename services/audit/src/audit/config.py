@@ -44,6 +44,11 @@ class Settings(ServiceSettings):
         description="Where the ops console's page asks for tokens, as a browser reaches it; "
         "default <RX_TOKEN_ISSUER>/oauth2/token (set it when browsers see another address).",
     )
+    console_notify_url: str | None = Field(
+        default=None,
+        description="Where the ops console's page reaches the notify API, as a browser does "
+        "(e.g. http://127.0.0.1:8004); unset: the console shows no subscriptions.",
+    )
 
 
 @lru_cache

@@ -15,6 +15,8 @@ STATUS_LABELS = {
     "completed": ("Completed", "nhsuk-tag--green"),
     "cancelled": ("Cancelled", "nhsuk-tag--grey"),
     "unroutable": ("No team found", "nhsuk-tag--red"),
+    "info_requested": ("Question asked", "nhsuk-tag--yellow"),
+    "failed": ("Not delivered", "nhsuk-tag--red"),
 }
 PRIORITY_CLASSES = {
     "routine": "nhsuk-tag--grey",

@@ -102,6 +102,7 @@ SERVICES: dict[str, str] = {
     "referrals": "referrals relay and consumer",
     "routing": "routing relay and consumer",
     "audit": "audit API, relay and consumer",
+    "notify": "notify worker (ingestion, delivery) and relay",
 }
 """The services with a Kafka principal each, and which of their processes use it."""
 

@@ -9,7 +9,11 @@ and benchmarks to print:
   staged for a provider topic is on that topic (read with a fresh consumer group);
 - no duplicate effects: one history row per referral and sequence, one routing decision per
   referral and attempt, one audit entry per event id and per referral event sequence;
-- the audit chain verifies.
+- the audit chain verifies;
+- with the notify database: every lifecycle event in scope reached notify and none is still
+  held back waiting for its predecessor; each subscription's event numbers run 1..N with no
+  gap and no event numbered twice; and every active subscription's endpoint acknowledged all
+  of them (a subscription in ``error`` keeps its events for ``$events``: counted, not pending).
 
 This is the harness's privilege: it reads each service's own database read-only, by URL, with
 plain SQL (no service's tables are imported), and takes the chain verdict from the audit
@@ -31,7 +35,7 @@ from typing import Any
 import httpx
 from kafka import KafkaConsumer, TopicPartition
 from rx_config.kafka_auth import KafkaAuth
-from rx_contracts.topics import REFERRAL_EVENTS
+from rx_contracts.topics import REFERRAL_EVENTS, ROUTING_DECISIONS, ROUTING_SLA
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
@@ -46,13 +50,16 @@ class Databases:
     referrals: str
     routing: str
     audit: str
+    notify: str | None = None
+    """The notify service's, when its deliveries are to be checked too."""
 
     @classmethod
     def sqlite_in(cls, data_dir: Path) -> Databases:
         """The SQLite files a :class:`devstack.stack.Stack` keeps in ``data_dir``."""
-        return cls(
-            *(f"sqlite:///{data_dir / name}.db" for name in ("referrals", "routing", "audit"))
+        referrals, routing, audit = (
+            f"sqlite:///{data_dir / name}.db" for name in ("referrals", "routing", "audit")
         )
+        return cls(referrals, routing, audit, notify=f"sqlite:///{data_dir / 'notify.db'}")
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,8 @@ class Report:
     effect, so these are reported, not failures."""
     chain: ChainVerdict | None = None
     topics_read: bool = False
+    deliveries: dict[str, int] = field(default_factory=dict)
+    """With notify: subscriptions, events numbered for them, acknowledged, kept in error."""
 
     @property
     def ok(self) -> bool:
@@ -116,6 +125,7 @@ class Report:
         stages = ", ".join(f"{stage} {n}" for stage, n in self.stages.items())
         outcomes = ", ".join(f"{status} {n}" for status, n in sorted(self.outcomes.items()))
         wire = sum(self.wire_duplicates.values())
+        delivered = ", ".join(f"{what} {n}" for what, n in self.deliveries.items())
         chain = (
             "not verified"
             if self.chain is None
@@ -126,6 +136,8 @@ class Report:
             f"final states: {outcomes or 'none'}",
             f"audit chain {chain}; events seen twice on the wire (at-least-once): {wire}",
         ]
+        if delivered:
+            lines.append(f"notifications: {delivered}")
         return "\n".join([*lines, *(self.problems() or ["conserved: nothing lost, nothing twice"])])
 
 
@@ -185,12 +197,12 @@ class ConservationCheck:
     def check(self, accepted: Iterable[str] = (), *, read_topics: bool = True) -> Report:
         """One look at everything. ``accepted``: ids the API answered 201 for."""
         accepted_ids = set(accepted)
-        engines = {
-            name: read_only_engine(getattr(self.databases, name))
-            for name in ("referrals", "routing", "audit")
-        }
+        names = ["referrals", "routing", "audit"] + (["notify"] if self.databases.notify else [])
+        engines = {name: read_only_engine(getattr(self.databases, name)) for name in names}
         try:
             report = _check_databases(engines, accepted_ids)
+            if "notify" in engines:
+                _check_notify(engines, accepted_ids | _scope_of(self.databases.referrals), report)
         finally:
             for engine in engines.values():
                 engine.dispose()
@@ -346,6 +358,68 @@ def _check_databases(engines: Mapping[str, Engine], accepted: set[str]) -> Repor
         pending=pending,
         outcomes=dict(Counter(referrals[r] for r in scope if r in referrals)),
     )
+
+
+NOTIFY_TOPICS = (REFERRAL_EVENTS, ROUTING_DECISIONS, ROUTING_SLA)
+"""What notify consumes: every event on them that is about a referral in scope must reach it."""
+
+
+def _check_notify(engines: Mapping[str, Engine], scope: set[str], report: Report) -> None:
+    """Deliveries: see the module's docstring. Adds to ``report``'s missing, duplicates and
+    pending, and fills its ``deliveries`` figures."""
+    published: set[str] = set()
+    for service in ("referrals", "routing"):
+        with engines[service].connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT event_id, topic, key, sent_at FROM outbox WHERE topic IN (:a, :b, :c)"
+                ),
+                dict(zip("abc", NOTIFY_TOPICS, strict=True)),
+            ).all()
+        published |= {row[0] for row in rows if _text(row[2]) in scope and row[3] is not None}
+    with engines["notify"].connect() as conn:
+        events: dict[str, str] = {
+            row[0]: row[1]
+            for row in conn.execute(text("SELECT event_id, placement FROM notify_event")).all()
+        }
+        subscriptions = conn.execute(
+            text(
+                "SELECT id, status, events_since_start, delivered_through, deleted_at "
+                "FROM notify_subscription"
+            )
+        ).all()
+        numbered = conn.execute(
+            text("SELECT subscription_id, event_number, event_id FROM notify_notification")
+        ).all()
+    report.missing["notify events"] = sorted(published - set(events))
+    held = sorted(e for e, placement in events.items() if placement == "held")
+    report.missing["notify held back"] = held
+    numbers: dict[str, list[int]] = {}
+    for sid, number, _event in numbered:
+        numbers.setdefault(sid, []).append(number)
+    gaps = [
+        sid
+        for sid, _status, count, _through, _deleted in subscriptions
+        if sorted(numbers.get(sid, [])) != list(range(1, count + 1))
+    ]
+    report.missing["notification numbers (gapless)"] = sorted(gaps)
+    report.duplicates["notifications (subscription/event)"] = _dupes(
+        Counter((row[0], row[2]) for row in numbered)
+    )
+    waiting = [
+        (count - through)
+        for _sid, status, count, through, deleted in subscriptions
+        if status in ("active", "requested") and deleted is None
+    ]
+    report.pending["notify deliveries"] = sum(waiting)
+    report.deliveries = {
+        "subscriptions": len(subscriptions),
+        "numbered": len(numbered),
+        "acknowledged": sum(min(through, count) for _s, _st, count, through, _d in subscriptions),
+        "kept in error": sum(
+            count - through for _s, status, count, through, _d in subscriptions if status == "error"
+        ),
+    }
 
 
 def read_events(

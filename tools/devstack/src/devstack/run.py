@@ -6,8 +6,8 @@ KAFKA_SASL_* credentials of the environment, if any), otherwise starts one on 12
 devstack.access, passwords generated on first start into .run/kafka/credentials.json (mode
 0600), each service running as its own principal. RX_KAFKA_SECURITY=off starts it without.
 Service databases live in .run/data, the issuer's signing keys in .run/data/issuer.
-RX_RUN_DIR moves .run elsewhere; ISSUER_PORT, REFERRALS_PORT, ROUTING_PORT, AUDIT_PORT and
-PORTAL_PORT move the APIs and the portal."""
+RX_RUN_DIR moves .run elsewhere; ISSUER_PORT, REFERRALS_PORT, ROUTING_PORT, AUDIT_PORT,
+NOTIFY_PORT and PORTAL_PORT move the APIs and the portal."""
 
 from __future__ import annotations
 
@@ -136,6 +136,10 @@ def print_summary(
     print(f"  audit log           {urls['audit']}/audit/entries (ops only)")
     print(f"  checkpoint keys     {urls['audit']}/audit/checkpoint-keys (docs/operations.md)")
     print(f"  routing directory   {urls['routing']}/organisations")
+    print(
+        f"  subscriptions       {urls['notify']}/subscriptions (webhooks)   "
+        f"{urls['notify']}/fhir/R4/Subscription (FHIR)   docs/subscriptions.md"
+    )
     print(f"  logs                {stack.data_dir / 'logs'}")
     if passwords:
         print_provider_access(bootstrap, credentials_file)

@@ -22,6 +22,7 @@ DEFAULT_PORTS: Mapping[str, int] = {
     "routing": 8002,
     "audit": 8003,
     "portal": 8004,
+    "notify": 8005,
 }
 
 
@@ -45,7 +46,7 @@ class ProcessSpec:
         """Workers talk to Kafka, so they get their service's credentials; the APIs face the
         internet and have no use for them — except audit's, whose chain verification reads
         the published checkpoints back from Kafka."""
-        return self.role in ("relay", "consumer") or self.service == "audit"
+        return self.role in ("relay", "consumer", "worker") or self.service == "audit"
 
     @property
     def argv(self) -> list[str]:
@@ -63,6 +64,9 @@ PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec("audit", "api"),
     ProcessSpec("audit", "consumer"),
     ProcessSpec("audit", "relay"),
+    ProcessSpec("notify", "api"),
+    ProcessSpec("notify", "worker"),
+    ProcessSpec("notify", "relay"),
     ProcessSpec("portal", "api"),
 )
 """Every long-running process of the platform."""
@@ -111,6 +115,10 @@ def service_environment(
         env["AUDIT_CHECKPOINT_KEYS_FILE"] = str(data_dir / "audit" / "checkpoint-keys.json")
     if issuer_url is not None:
         env["RX_TOKEN_ISSUER"] = issuer_url
+    if service == "notify":
+        # Development: endpoints may be receivers on this machine (plain http to loopback).
+        env["NOTIFY_ALLOW_LOOPBACK"] = "true"
+        env["NOTIFY_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     return env
 
 
@@ -183,6 +191,11 @@ class Stack:
                 issuer_url=self.url("issuer"),
             )
         )
+        if spec.service == "notify":
+            env["NOTIFY_REFERRALS_FHIR_BASE"] = f"{self.url('referrals')}/fhir/R4"
+            env["NOTIFY_CORS_ORIGINS"] = self.url("audit")  # the ops console
+        if spec.service == "audit" and "notify" in self.ports:
+            env["AUDIT_CONSOLE_NOTIFY_URL"] = self.url("notify")
         if spec.service == "portal":
             env.update(portal_environment(urls={s: self.url(s) for s in self.ports}))
         return env

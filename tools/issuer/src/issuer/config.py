@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rx_web.settings import Environment
 
-AUDIENCES = ("referrals", "routing", "audit")
+AUDIENCES = ("referrals", "routing", "audit", "notify")
 """One audience per service: a token for one service is refused by the others."""
 
 

@@ -26,11 +26,24 @@ const Identity = {
     const claims = JSON.parse(atob(answer.access_token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
     const session = {
       token: answer.access_token,
+      notifyToken: await this.notifyToken(clientId, secret),
       who: `${clientId.trim()} (${claims.org}, ${(claims.roles || []).join(", ")})`,
       expiresAt: Date.now() + (answer.expires_in - 30) * 1000,
     };
     sessionStorage.setItem("rx.session", JSON.stringify(session));
     return session;
+  },
+  /* A token for the notify API too (subscriptions' health), when the console shows it. */
+  async notifyToken(clientId, secret) {
+    if (!Subscriptions.url) return null;
+    const body = new URLSearchParams({
+      grant_type: "client_credentials",
+      audience: "notify",
+      client_id: clientId.trim(),
+      client_secret: secret,
+    });
+    const response = await fetch(this.tokenUrl, { method: "POST", body });
+    return response.ok ? (await response.json()).access_token : null;
   },
   /* Every request's credentials. */
   headers() {
@@ -295,6 +308,49 @@ const Figures = {
   },
 };
 
+/* ---- subscriptions' delivery health (the notify API, ops see every organisation's) ----- */
+
+const Subscriptions = {
+  url: document.querySelector('meta[name="rx-notify-url"]').content,
+
+  async refresh() {
+    const session = Identity.load();
+    if (!this.url || !session || !session.notifyToken) return;
+    const organisation = new FormData(document.getElementById("subscriptions-form")).get("organisation");
+    const query = new URLSearchParams({ limit: "500" });
+    if (organisation) query.set("organisation", organisation.trim().toUpperCase());
+    try {
+      const response = await fetch(`${this.url}/subscriptions?${query}`, {
+        headers: { Accept: "application/json", Authorization: `Bearer ${session.notifyToken}` },
+      });
+      if (!response.ok) throw new Error(await problemText(response));
+      this.render((await response.json()).items);
+      setStatus("subscriptions-status", `updated ${new Date().toLocaleTimeString()}`, "live");
+    } catch (error) {
+      setStatus("subscriptions-status", error.message, "error");
+    }
+  },
+
+  render(items) {
+    const when = (t) => (t ? new Date(t).toLocaleString() : "");
+    const rows = items.map((s) => {
+      const tr = document.createElement("tr");
+      tr.dataset.subscription = s.id;
+      tr.className = s.health.status === "error" ? "failing" : "";
+      const endpoint = new URL(s.endpoint);
+      tr.append(
+        cell(s.organisation), cell(s.topic), cell(s.channel), cell(endpoint.origin),
+        cell(s.health.status, `state ${s.health.status}`), cell(s.health.events_since_start),
+        cell(s.health.backlog, s.health.backlog ? "backlog" : ""),
+        cell(when(s.health.last_success_at)), cell(when(s.health.failing_since)),
+        cell(s.health.last_error),
+      );
+      return tr;
+    });
+    document.querySelector("#subscriptions tbody").replaceChildren(...rows);
+  },
+};
+
 /* ---- wiring -------------------------------------------------------------------------------- */
 
 function start() {
@@ -320,7 +376,17 @@ function start() {
     }
     Stream.restart(filtersOf());
     Figures.refresh();
+    Subscriptions.refresh();
   });
+  document.getElementById("subscriptions-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    Subscriptions.refresh();
+  });
+  if (Subscriptions.url) {
+    document.getElementById("subscriptions-section").hidden = false;
+    Subscriptions.refresh();
+    setInterval(() => Subscriptions.refresh(), 15000);
+  }
   document.getElementById("stream-filters").addEventListener("submit", (e) => {
     e.preventDefault();
     document.querySelector("#stream tbody").replaceChildren();

@@ -27,7 +27,7 @@ from .tables import AssignmentRow, AssignmentVersionRow, ReferralRow, ReferralVe
 REFERRAL_VERSION: Table = ReferralVersionRow.__table__  # type: ignore[attr-defined]
 ASSIGNMENT: Table = AssignmentRow.__table__  # type: ignore[attr-defined]
 ASSIGNMENT_VERSION: Table = AssignmentVersionRow.__table__  # type: ignore[attr-defined]
-HELD = frozenset({"routed", "accepted", "in_progress"})
+HELD = frozenset({"routed", "info_requested", "accepted", "in_progress"})
 """Referral statuses in which an organisation holds it: an assignment is open."""
 _FIELDS = ("status", "business_status", "reason_code", "reason_text", "outcome", "outcome_text")
 _OPEN_ASSIGNMENT = select(ASSIGNMENT.c.id, *(ASSIGNMENT.c[name] for name in _FIELDS)).where(

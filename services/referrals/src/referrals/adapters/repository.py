@@ -113,6 +113,7 @@ class ReferralRepository:
                 note=row.note,
                 at=row.at,
                 event_id=row.event_id,
+                attachment_id=row.attachment_id,
             )
             for row in self.session.exec(query.order_by(col(TransitionRow.sequence)))
         ]

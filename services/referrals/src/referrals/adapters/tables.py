@@ -68,6 +68,11 @@ class TransitionRow(SQLModel, table=True):
     event_id: str = Field(max_length=64)
     reason_code: str | None = Field(default=None, max_length=64)
     note: str | None = Field(default=None, max_length=2000)
+    attachment_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="A document sent with this step (a message or an answer), if any.",
+    )
     at: datetime = Field(default_factory=utcnow)
 
 

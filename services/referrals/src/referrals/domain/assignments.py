@@ -23,6 +23,10 @@ class AssignmentStatus(StrEnum):
     IN_PROGRESS = "in-progress"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+    ON_HOLD = "on-hold"
+    """Waiting for the referrer to answer the organisation's question."""
+    FAILED = "failed"
+    """Accepted but could not be delivered."""
 
 
 class EndReason(StrEnum):
@@ -51,6 +55,7 @@ class AssignmentState:
     def open(self) -> bool:
         return self.status in (
             AssignmentStatus.REQUESTED,
+            AssignmentStatus.ON_HOLD,
             AssignmentStatus.ACCEPTED,
             AssignmentStatus.IN_PROGRESS,
         )
@@ -100,7 +105,19 @@ def after(step: Transition, current: AssignmentState | None) -> AssignmentState 
         case "reroute":
             reason = step.reason_code or EndReason.REROUTED
             return _ended(current, AssignmentStatus.CANCELLED, "rerouted", reason, note)
-    return current  # amend: the assignment gets a new version, its own fields unchanged
+        case "request-info":
+            return replace(
+                current, status=AssignmentStatus.ON_HOLD, business_status="info-requested"
+            )
+        case "provide-info":
+            return replace(
+                current, status=AssignmentStatus.REQUESTED, business_status="info-provided"
+            )
+        case "fail":
+            return _ended(current, AssignmentStatus.FAILED, "failed", step.reason_code, note)
+    # amend, message, report-progress: the assignment gets a new version, its own fields
+    # unchanged
+    return current
 
 
 def _ended(

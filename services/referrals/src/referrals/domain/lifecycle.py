@@ -2,10 +2,13 @@
 
 submitted ──routed──▶ routed ──accept──▶ accepted ──start──▶ in_progress ──complete──▶ completed
     │                   ├──reject───▶ submitted (back to routing, that organisation excluded)
-    │                   └──redirect─▶ submitted (back to routing, to a named type or organisation)
+    │                   ├──redirect─▶ submitted (back to routing, to a named type or organisation)
+    │                   └──request-info─▶ info_requested ──provide-info (referrer)──▶ routed
     └──no route──▶ unroutable ──reroute (ops)──▶ submitted
-cancel (referrer) from any state that is not completed or cancelled ──▶ cancelled
-record-nhs-number (referrer) in the same states as cancel; the status does not change
+accepted, in_progress ──fail──▶ failed (could not deliver); report-progress keeps the status
+cancel (referrer) from any state that is not an end (completed, cancelled, failed) ──▶ cancelled
+message (referrer or assigned) at any state that is not an end; the status stays
+record-nhs-number (referrer) at any state that is not an end; the status stays
 """
 
 from __future__ import annotations
@@ -29,40 +32,51 @@ class Action(StrEnum):
     START = "start"
     COMPLETE = "complete"
     REROUTE = "reroute"
+    REQUEST_INFO = "request-info"
+    PROVIDE_INFO = "provide-info"
+    MESSAGE = "message"
+    REPORT_PROGRESS = "report-progress"
+    FAIL = "fail"
     RECORD_NHS_NUMBER = "record-nhs-number"
 
 
 @dataclass(frozen=True)
 class Rule:
-    by: Party
+    by: frozenset[Party]
     from_states: frozenset[S]
-    to: S | None  # None: the status does not change (amend)
+    to: S | None  # None: the status does not change (amend, message, report-progress)
 
+
+def _rule(by: Party | tuple[Party, ...], states: set[S], to: S | None) -> Rule:
+    return Rule(frozenset(by if isinstance(by, tuple) else (by,)), frozenset(states), to)
+
+
+TERMINAL = frozenset({S.COMPLETED, S.CANCELLED, S.FAILED})
+OPEN = frozenset(S) - TERMINAL
+BEFORE_ACCEPTANCE = {S.SUBMITTED, S.ROUTED, S.INFO_REQUESTED}
+OFFERED = {S.ROUTED, S.INFO_REQUESTED}
+"""Held by an organisation that has not accepted it (asking a question counts)."""
+WORKING = {S.ACCEPTED, S.IN_PROGRESS}
 
 RULES: dict[Action, Rule] = {
-    Action.AMEND: Rule(Party.REFERRER, frozenset({S.SUBMITTED, S.ROUTED}), None),
-    Action.CANCEL: Rule(
-        Party.REFERRER,
-        frozenset({S.SUBMITTED, S.ROUTED, S.ACCEPTED, S.IN_PROGRESS, S.UNROUTABLE}),
-        S.CANCELLED,
-    ),
-    Action.ACCEPT: Rule(Party.ASSIGNED, frozenset({S.ROUTED}), S.ACCEPTED),
-    Action.REJECT: Rule(Party.ASSIGNED, frozenset({S.ROUTED}), S.SUBMITTED),
-    Action.REDIRECT: Rule(Party.ASSIGNED, frozenset({S.ROUTED}), S.SUBMITTED),
-    Action.START: Rule(Party.ASSIGNED, frozenset({S.ACCEPTED}), S.IN_PROGRESS),
-    Action.COMPLETE: Rule(Party.ASSIGNED, frozenset({S.IN_PROGRESS}), S.COMPLETED),
-    Action.REROUTE: Rule(Party.OPS, frozenset({S.SUBMITTED, S.ROUTED, S.UNROUTABLE}), S.SUBMITTED),
+    Action.AMEND: _rule(Party.REFERRER, BEFORE_ACCEPTANCE, None),
+    Action.CANCEL: _rule(Party.REFERRER, set(OPEN), S.CANCELLED),
+    Action.ACCEPT: _rule(Party.ASSIGNED, {S.ROUTED}, S.ACCEPTED),
+    Action.REJECT: _rule(Party.ASSIGNED, OFFERED, S.SUBMITTED),
+    Action.REDIRECT: _rule(Party.ASSIGNED, OFFERED, S.SUBMITTED),
+    Action.START: _rule(Party.ASSIGNED, {S.ACCEPTED}, S.IN_PROGRESS),
+    Action.COMPLETE: _rule(Party.ASSIGNED, {S.IN_PROGRESS}, S.COMPLETED),
+    Action.REROUTE: _rule(Party.OPS, {S.SUBMITTED, *OFFERED, S.UNROUTABLE}, S.SUBMITTED),
+    Action.REQUEST_INFO: _rule(Party.ASSIGNED, {S.ROUTED}, S.INFO_REQUESTED),
+    Action.PROVIDE_INFO: _rule(Party.REFERRER, {S.INFO_REQUESTED}, S.ROUTED),
+    Action.MESSAGE: _rule((Party.REFERRER, Party.ASSIGNED), set(OPEN), None),
+    Action.REPORT_PROGRESS: _rule(Party.ASSIGNED, WORKING, None),
+    Action.FAIL: _rule(Party.ASSIGNED, WORKING, S.FAILED),
     # Identity: the referrer adds a traced NHS number (or its verification) until the end.
-    Action.RECORD_NHS_NUMBER: Rule(
-        Party.REFERRER,
-        frozenset({S.SUBMITTED, S.ROUTED, S.ACCEPTED, S.IN_PROGRESS, S.UNROUTABLE}),
-        None,
-    ),
+    Action.RECORD_NHS_NUMBER: _rule(Party.REFERRER, set(OPEN), None),
 }
-
-TERMINAL = frozenset({S.COMPLETED, S.CANCELLED})
 
 
 def allowed(status: S, parties: frozenset[Party]) -> list[Action]:
     """The actions these parties may take on a referral in ``status``, in a stable order."""
-    return [a for a, rule in RULES.items() if rule.by in parties and status in rule.from_states]
+    return [a for a, rule in RULES.items() if rule.by & parties and status in rule.from_states]

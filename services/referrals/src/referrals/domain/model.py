@@ -8,18 +8,27 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rx_contracts import (
+    OUTCOMES,
     Actor,
+    CancellationReason,
     CohortFlags,
     EventPayload,
+    FailureReason,
     NhsNumberVerification,
     Outcome,
     Priority,
+    ProgressCode,
     ProviderType,
     ReferralAccepted,
     ReferralAmended,
     ReferralCancelled,
     ReferralCompleted,
+    ReferralFailed,
+    ReferralInfoProvided,
+    ReferralInfoRequested,
+    ReferralMessageAdded,
     ReferralNhsNumberRecorded,
+    ReferralProgressReported,
     ReferralRedirected,
     ReferralRejected,
     ReferralRerouted,
@@ -63,6 +72,7 @@ class Transition:
     cause_event_id: str | None = None
     reason_code: str | None = None
     note: str | None = None
+    attachment_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,7 @@ class HistoryEntry:
     note: str | None
     at: datetime
     event_id: str
+    attachment_id: str | None = None
 
 
 PLATFORM = Actor(organisation="RX")
@@ -102,7 +113,10 @@ class Referral:
     due_at: datetime
     status: ReferralStatus = ReferralStatus.SUBMITTED
     version: int = 1
-    sequence: int = 1
+    sequence: int = 2
+    """The highest per-referral sequence number given or reserved: entering ``submitted`` at
+    s reserves s + 1 for routing's decision, so every event a subscriber sees has a number
+    and a referrer's change while routing decides comes after the decision."""
     assigned_org: str | None = None
     assigned_provider_type: ProviderType | None = None
     outcome: Outcome | None = None
@@ -142,9 +156,10 @@ class Referral:
             raise ReferralNotFound(f"no referral {self.id}")
         names = [a.value for a in allowed(self.status, parties)]
         rule = RULES[action]
-        if rule.by not in parties:
+        if not rule.by & parties:
+            who = " or ".join(sorted(p.value for p in rule.by))
             raise NotPermitted(
-                f"only the {rule.by.value} organisation may {action.value} this referral", names
+                f"only the {who} organisation may {action.value} this referral", names
             )
         if if_match != self.version:
             raise StaleVersion(if_match, self.version)
@@ -211,7 +226,7 @@ class Referral:
         referral.pending.append(
             Transition(1, "submit", ReferralStatus.SUBMITTED, caller.actor, now, event)
         )
-        return referral
+        return referral  # sequence 2 is routing's
 
     # ---- transitions by providers and ops -------------------------------------------------
 
@@ -325,6 +340,14 @@ class Referral:
         self, caller: Caller, if_match: int, now: datetime, outcome: Outcome, summary: str | None
     ) -> None:
         self.check(Action.COMPLETE, caller, if_match)
+        if outcome not in OUTCOMES[self.service_type]:
+            codes = ", ".join(OUTCOMES[self.service_type])
+            raise InvalidRequest(
+                "outcome",
+                "not_for_service_type",
+                f"'{outcome.value}' is not an outcome of {self.service_type.value}; use one of "
+                f"{codes}",
+            )
         _text_required_for_other(outcome, summary, "summary")
         self.outcome = outcome
         self._record(
@@ -337,9 +360,29 @@ class Referral:
             note=summary,
         )
 
-    def cancel(self, caller: Caller, if_match: int, now: datetime, text: str) -> None:
+    def cancel(
+        self,
+        caller: Caller,
+        if_match: int,
+        now: datetime,
+        text: str | None,
+        reason: CancellationReason | None = None,
+    ) -> None:
+        """Withdraw the referral, with a coded reason, free text, or both (text is needed
+        without a code and for 'other')."""
         self.check(Action.CANCEL, caller, if_match)
-        self._record(Action.CANCEL, caller, now, ReferralCancelled, note=text)
+        if reason is None:
+            _text_required(text, "reason_text", "reason_text or reason_code is required")
+        _text_required_for_other(reason, text, "reason_text")
+        self._record(
+            Action.CANCEL,
+            caller,
+            now,
+            ReferralCancelled,
+            reason_code=reason,
+            history_code=reason.value if reason else None,
+            note=text,
+        )
 
     def reroute(
         self,
@@ -398,6 +441,92 @@ class Referral:
             previous_verification=previous,
         )
 
+    # ---- closing the loop: questions, messages, interim updates, failure -----------------
+
+    def request_info(self, caller: Caller, if_match: int, now: datetime, question: str) -> None:
+        """The assigned organisation asks the referrer a question before deciding; it keeps
+        the referral, and its acceptance clock pauses until the answer."""
+        self.check(Action.REQUEST_INFO, caller, if_match)
+        _text_required(question, "question", "the question cannot be empty")
+        self._record(Action.REQUEST_INFO, caller, now, ReferralInfoRequested, note=question)
+
+    def provide_info(
+        self,
+        caller: Caller,
+        if_match: int,
+        now: datetime,
+        answer: str,
+        attachment_id: str | None = None,
+    ) -> None:
+        """The referrer answers: routed to the same organisation again."""
+        self.check(Action.PROVIDE_INFO, caller, if_match)
+        _text_required(answer, "answer", "the answer cannot be empty")
+        self._record(
+            Action.PROVIDE_INFO,
+            caller,
+            now,
+            ReferralInfoProvided,
+            note=answer,
+            attachment_id=attachment_id,
+        )
+
+    def message(
+        self,
+        caller: Caller,
+        if_match: int,
+        now: datetime,
+        text: str,
+        attachment_id: str | None = None,
+    ) -> None:
+        """A note from the referrer or the assigned organisation; the status stays."""
+        self.check(Action.MESSAGE, caller, if_match)
+        _text_required(text, "text", "the message cannot be empty")
+        self._record(
+            Action.MESSAGE,
+            caller,
+            now,
+            ReferralMessageAdded,
+            note=text,
+            attachment_id=attachment_id,
+        )
+
+    def report_progress(
+        self, caller: Caller, if_match: int, now: datetime, code: ProgressCode, text: str | None
+    ) -> None:
+        """An interim update from the assigned organisation before it completes."""
+        self.check(Action.REPORT_PROGRESS, caller, if_match)
+        _text_required_for_other(code, text, "text")
+        self._record(
+            Action.REPORT_PROGRESS,
+            caller,
+            now,
+            ReferralProgressReported,
+            progress_code=code,
+            history_code=code.value,
+            note=text,
+        )
+
+    def fail(
+        self,
+        caller: Caller,
+        if_match: int,
+        now: datetime,
+        reason: FailureReason,
+        text: str | None,
+    ) -> None:
+        """Accepted, but it could not be delivered: the referral ends ``failed``."""
+        self.check(Action.FAIL, caller, if_match)
+        _text_required_for_other(reason, text, "reason_text")
+        self._record(
+            Action.FAIL,
+            caller,
+            now,
+            ReferralFailed,
+            reason_code=reason,
+            history_code=reason.value,
+            note=text,
+        )
+
     def release_on_timeout(self, organisation: str, now: datetime) -> bool:
         """The platform takes the referral back from ``organisation``, whose acceptance clock
         ran out, and sends it to routing, which will not offer it that organisation again.
@@ -421,29 +550,42 @@ class Referral:
     # ---- changes made by routing's decisions ------------------------------------------------
 
     def record_routing(
-        self, assigned_org: str, provider_type: ProviderType, at: datetime, cause_event_id: str
+        self,
+        assigned_org: str,
+        provider_type: ProviderType,
+        at: datetime,
+        cause_event_id: str,
+        sequence: int | None = None,
     ) -> None:
         """Routing assigned the referral. Routing's own event is the record of the change,
-        so this service publishes nothing for it."""
-        self._from_routing("route", ReferralStatus.ROUTED, at, cause_event_id)
+        so this service publishes nothing for it; ``sequence`` is the decision's number."""
+        self._from_routing("route", ReferralStatus.ROUTED, at, cause_event_id, sequence)
         self.assigned_org = assigned_org
         self.assigned_provider_type = provider_type
 
-    def record_unroutable(self, at: datetime, cause_event_id: str) -> None:
+    def record_unroutable(
+        self, at: datetime, cause_event_id: str, sequence: int | None = None
+    ) -> None:
         """Routing found no organisation; ops must act."""
-        self._from_routing("unroutable", ReferralStatus.UNROUTABLE, at, cause_event_id)
+        self._from_routing("unroutable", ReferralStatus.UNROUTABLE, at, cause_event_id, sequence)
 
     def _from_routing(
-        self, action: str, to: ReferralStatus, at: datetime, cause_event_id: str
+        self,
+        action: str,
+        to: ReferralStatus,
+        at: datetime,
+        cause_event_id: str,
+        sequence: int | None,
     ) -> None:
         if self.status is not ReferralStatus.SUBMITTED:
             raise IllegalTransition(f"cannot {action} a {self.status.value} referral", [])
         self.status = to
         self.version += 1
-        self.sequence += 1
-        self.pending.append(
-            Transition(self.sequence, action, to, PLATFORM, at, None, cause_event_id)
-        )
+        if sequence is None:  # from a routing service that does not number its decisions
+            self.sequence += 1
+            sequence = self.sequence
+        self.sequence = max(self.sequence, sequence)
+        self.pending.append(Transition(sequence, action, to, PLATFORM, at, None, cause_event_id))
 
     def _record(
         self,
@@ -455,10 +597,12 @@ class Referral:
         release: bool = False,
         history_code: str | None = None,
         note: str | None = None,
+        attachment_id: str | None = None,
         **event_fields: Any,
     ) -> None:
         """Move to the action's status, bump version and sequence, record the event. With
-        ``release`` the referral leaves its assigned organisation (back to routing)."""
+        ``release`` the referral leaves its assigned organisation (back to routing, whose
+        decision takes the next number)."""
         holder_type = self.assigned_provider_type
         to = RULES[action].to or self.status
         self.status = to
@@ -466,10 +610,11 @@ class Referral:
             self.assigned_org = None
             self.assigned_provider_type = None
         self.version += 1
-        self.sequence += 1
+        number = self.sequence + 1
+        self.sequence = number + 1 if release else number
         event = event_type(
             referral_id=self.id,
-            sequence=self.sequence,
+            sequence=number,
             version=self.version,
             actor=caller.actor,
             status=to,
@@ -481,12 +626,27 @@ class Referral:
             occurred_at=now,
             sharing=self.sharing,
             **event_fields,
+            **({"attachment_id": attachment_id} if attachment_id else {}),
         )
         self.pending.append(
             Transition(
-                self.sequence, action.value, to, caller.actor, now, event, None, history_code, note
+                number,
+                action.value,
+                to,
+                caller.actor,
+                now,
+                event,
+                None,
+                history_code,
+                note,
+                attachment_id,
             )
         )
+
+
+def _text_required(text: str | None, field_name: str, message: str) -> None:
+    if not (text and text.strip()):
+        raise InvalidRequest(field_name, "required", message)
 
 
 def _text_required_for_other(code: object, text: str | None, field_name: str) -> None:

@@ -28,7 +28,7 @@ from ..adapters.repository import View, WorklistQuery
 from ..domain import attachments
 from ..domain.attachments import Attachment
 from ..domain.caller import Caller, Party, Role
-from ..domain.errors import IllegalTransition, NotPermitted, ReferralNotFound
+from ..domain.errors import IllegalTransition, InvalidRequest, NotPermitted, ReferralNotFound
 from ..domain.lifecycle import TERMINAL, Action
 from ..domain.model import HistoryEntry, Patient, Referral
 from ..domain.sharing import ConsentGiven
@@ -85,6 +85,11 @@ ACTIONS: dict[Action, Callable[..., object]] = {
     Action.COMPLETE: Referral.complete,
     Action.REROUTE: Referral.reroute,
     Action.RECORD_NHS_NUMBER: Referral.record_nhs_number,
+    Action.REQUEST_INFO: Referral.request_info,
+    Action.PROVIDE_INFO: Referral.provide_info,
+    Action.MESSAGE: Referral.message,
+    Action.REPORT_PROGRESS: Referral.report_progress,
+    Action.FAIL: Referral.fail,
 }
 """The aggregate's method for each lifecycle action; ``details`` are its keyword arguments."""
 
@@ -105,9 +110,23 @@ def transition(
         referral = uow.referrals.get(referral_id, for_update=True)
         if referral is None or not referral.visible_to(caller):
             raise ReferralNotFound(f"no referral {referral_id}")
+        if details.get("attachment_id") is not None:
+            _check_attachment(uow, referral_id, details["attachment_id"])
         ACTIONS[action](referral, caller, if_match, now or datetime.now(UTC), **details)
         uow.commit()
     return referral
+
+
+def _check_attachment(uow: UnitOfWork, referral_id: str, attachment_id: str) -> None:
+    """A message or an answer may point only at a document already attached to its referral
+    (``POST /referrals/{id}/attachments`` first)."""
+    found = uow.referrals.attachment(attachment_id)
+    if found is None or found.referral_id != referral_id:
+        raise InvalidRequest(
+            "attachment_id",
+            "unknown_attachment",
+            f"no attachment {attachment_id} on referral {referral_id}; upload it first",
+        )
 
 
 def _visible(referral_id: str, caller: Caller, uow: UnitOfWork) -> Referral:
@@ -161,10 +180,14 @@ def apply_routing_decision(envelope: Envelope, uow: UnitOfWork) -> None:
             return
         if isinstance(payload, ReferralRouted):
             referral.record_routing(
-                payload.assigned_org, payload.provider_type, payload.routed_at, envelope.id
+                payload.assigned_org,
+                payload.provider_type,
+                payload.routed_at,
+                envelope.id,
+                payload.sequence,
             )
         else:
-            referral.record_unroutable(payload.decided_at, envelope.id)
+            referral.record_unroutable(payload.decided_at, envelope.id, payload.sequence)
         uow.commit()
 
 

@@ -126,6 +126,7 @@ class UnitOfWork:
                     "event_id": event_id,
                     "reason_code": step.reason_code,
                     "note": step.note,
+                    "attachment_id": step.attachment_id,
                     "at": step.at,
                 }
             )

@@ -28,7 +28,9 @@ class ReferralVersion:
     referral: Referral
     updated_at: datetime
     cancel_reason: str | None = None
-    """Why the referrer cancelled it, when it is cancelled."""
+    """Why it ended, in words, when it is cancelled or failed."""
+    end_code: str | None = None
+    """Why it ended, coded (cancellation or failure reason), when it is cancelled or failed."""
 
 
 @dataclass(frozen=True)
@@ -171,11 +173,18 @@ def _current(uow: UnitOfWork, referral_id: str) -> ReferralVersion:
 
 def _version_of(uow: UnitOfWork, row: ReferralRow) -> ReferralVersion:
     referral, updated_at = _with_updated(row)
-    reason = None
-    if referral.status is ReferralStatus.CANCELLED:
-        steps = uow.referrals.history(referral.id)
-        reason = next((s.note for s in reversed(steps) if s.action == "cancel"), None)
-    return ReferralVersion(referral, updated_at, reason)
+    ending = _ENDING_ACTIONS.get(referral.status)
+    if ending is None:
+        return ReferralVersion(referral, updated_at)
+    steps = uow.referrals.history(referral.id)
+    last = next((s for s in reversed(steps) if s.action == ending), None)
+    if last is None:
+        return ReferralVersion(referral, updated_at)
+    return ReferralVersion(referral, updated_at, last.note, last.reason_code)
+
+
+_ENDING_ACTIONS = {ReferralStatus.CANCELLED: "cancel", ReferralStatus.FAILED: "fail"}
+"""The step whose reason a ServiceRequest shows, by the end the referral came to."""
 
 
 def _with_updated(row: ReferralRow) -> tuple[Referral, datetime]:

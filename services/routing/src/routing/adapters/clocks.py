@@ -26,7 +26,15 @@ _SAVE = (
     .values(
         {
             name: bindparam(name)
-            for name in ("warned_at", "breached_at", "stopped_at", "stop_reason", "next_fire_at")
+            for name in (
+                "deadline_at",
+                "warn_at",
+                "warned_at",
+                "breached_at",
+                "stopped_at",
+                "stop_reason",
+                "next_fire_at",
+            )
         }
     )
 )
@@ -102,6 +110,8 @@ class ClockRepository:
             _SAVE,
             {
                 "key": clock.id,
+                "deadline_at": clock.deadline_at,
+                "warn_at": clock.warn_at,
                 "warned_at": clock.warned_at,
                 "breached_at": clock.breached_at,
                 "stopped_at": clock.stopped_at,

@@ -42,6 +42,7 @@ _CASE_CHANGING = (
     "assigned_org",
     "provider_type",
     "attempt",
+    "sequence",
     "decision_id",
     "status",
 )
@@ -51,7 +52,7 @@ _CASE_UPDATE = (
     .where(_CASES.c.referral_id == bindparam("key"))
     .values({name: bindparam(name) for name in _CASE_CHANGING})
 )
-_HOLDER = select(_CASES.c.assigned_org, _CASES.c.provider_type).where(
+_POSITION = select(_CASES.c.assigned_org, _CASES.c.provider_type, _CASES.c.sequence).where(
     _CASES.c.referral_id == bindparam("referral_id")
 )
 _ACCEPTED = (
@@ -229,12 +230,16 @@ class CaseRepository:
         loads.added[key] = loads.added.get(key, 0) + change
         write_buffer(self.session).on_flush(_UNWRITTEN, loads.write_loads)
 
-    def holder(self, referral_id: str) -> Holder:
-        """Who holds the referral now (None, None: nobody, or no case)."""
-        row = self.session.connection().execute(_HOLDER, {"referral_id": referral_id}).first()
-        if row is None or row.assigned_org is None:
-            return None, None
-        return row.assigned_org, ProviderType(row.provider_type) if row.provider_type else None
+    def position(self, referral_id: str) -> tuple[Holder, int | None]:
+        """Who holds the referral now (None, None: nobody, or no case) and its sequence as
+        routing last saw it (None: no case)."""
+        row = self.session.connection().execute(_POSITION, {"referral_id": referral_id}).first()
+        if row is None:
+            return (None, None), None
+        if row.assigned_org is None:
+            return (None, None), row.sequence
+        org_type = ProviderType(row.provider_type) if row.provider_type else None
+        return (row.assigned_org, org_type), row.sequence
 
     def decisions(self, referral_id: str | None = None, limit: int = 100) -> list[Decision]:
         """Decisions, newest first."""
@@ -300,6 +305,7 @@ def _case_row(c: Case) -> dict[str, Any]:
         "assigned_org": c.assigned_org,
         "provider_type": str(c.provider_type) if c.provider_type else None,
         "attempt": c.attempt,
+        "sequence": c.sequence,
         "decision_id": c.decision_id,
         "status": str(c.status),
     }
@@ -323,6 +329,7 @@ def _to_case(row: Row[Any]) -> Case:
         assigned_org=row.assigned_org,
         provider_type=ProviderType(row.provider_type) if row.provider_type else None,
         attempt=row.attempt,
+        sequence=row.sequence,
         decision_id=row.decision_id,
         decided_at=row.decided_at,
         status=CaseStatus(row.status),

@@ -116,6 +116,9 @@ class CaseRow(SQLModel, table=True):
     provider_type: str | None = Field(default=None, max_length=32)
     attempt: int = 0
     """Number of routing decisions so far."""
+    sequence: int | None = None
+    """The referral's sequence as far as routing has seen it, its decisions included (null:
+    a case opened before routing kept it, until its next event)."""
     decision_id: str | None = Field(default=None, max_length=64)
     """The latest decision."""
     correlation_id: str | None = Field(default=None, max_length=64)

@@ -39,6 +39,15 @@ class ResponseClockResumed:
 
 
 @dataclass(slots=True)
+class AcceptanceClockResumed:
+    """The acceptance clock runs on after a question was answered, its deadline (and warning)
+    later by the time it waited."""
+
+    clock_id: str
+    at: datetime
+
+
+@dataclass(slots=True)
 class Decided:
     decision: Decision
     event: ReferralRouted | ReferralUnroutable
@@ -88,6 +97,7 @@ Change = (
     ClockStarted
     | ClocksStopped
     | ResponseClockResumed
+    | AcceptanceClockResumed
     | Decided
     | DecisionAccepted
     | DecisionReleased

@@ -23,6 +23,9 @@ from rx_contracts import (
     ReferralCancelled,
     ReferralCompleted,
     ReferralEscalated,
+    ReferralFailed,
+    ReferralInfoProvided,
+    ReferralInfoRequested,
     ReferralRedirected,
     ReferralRejected,
     ReferralRerouted,
@@ -38,6 +41,7 @@ from rx_contracts import (
 from rx_contracts.topics import ROUTING_DECISIONS, ROUTING_ESCALATIONS, provider_topic
 
 from .changes import (
+    AcceptanceClockResumed,
     Change,
     ClocksStopped,
     ClockStarted,
@@ -61,7 +65,7 @@ from .decision import (
     decide,
 )
 from .errors import IllegalTransition
-from .sla import SlaClock, SlaPolicy
+from .sla import PAUSED_FOR_QUESTION, SlaClock, SlaPolicy, acceptance_clock_id
 
 COHORT_NAMES = tuple(sorted(CohortFlags.model_fields))
 BOTH_CLOCKS = (ClockKind.ACCEPTANCE, ClockKind.RESPONSE)
@@ -89,6 +93,9 @@ class Step(StrEnum):
     START = "start"
     COMPLETE = "complete"
     CANCEL = "cancel"
+    FAIL = "fail"
+    REQUEST_INFO = "request-info"
+    PROVIDE_INFO = "provide-info"
 
 
 _AWAITING = frozenset({CaseStatus.OPEN, CaseStatus.UNROUTABLE})
@@ -103,6 +110,10 @@ ALLOWED: dict[Step, frozenset[CaseStatus]] = {
     Step.START: frozenset({CaseStatus.ACCEPTED}),
     Step.COMPLETE: frozenset({CaseStatus.STARTED}),
     Step.CANCEL: _AWAITING | {CaseStatus.ACCEPTED, CaseStatus.STARTED},
+    Step.FAIL: frozenset({CaseStatus.ACCEPTED, CaseStatus.STARTED}),
+    # A question keeps the referral with its organisation, unaccepted: the case stays open.
+    Step.REQUEST_INFO: _AWAITING,
+    Step.PROVIDE_INFO: _AWAITING,
 }
 """The statuses a case may be in for each step."""
 
@@ -135,6 +146,9 @@ class Case:
     provider_type: ProviderType | None = None
     attempt: int = 0
     """Number of routing decisions so far."""
+    sequence: int | None = None
+    """The referral's per-referral sequence as far as routing has seen it, its own decisions
+    included; decisions and clock events carry it (None: not known yet)."""
     decision_id: str | None = None
     """The latest decision."""
     decided_at: datetime | None = None
@@ -158,6 +172,7 @@ class Case:
             cohorts=cohorts_of(submitted.cohort),
             submitted_at=submitted.submitted_at,
             correlation_id=correlation_id,
+            sequence=submitted.sequence,
         )
         if policy is not None:
             case._start_clock(policy, ClockKind.RESPONSE, submitted.submitted_at)
@@ -169,6 +184,7 @@ class Case:
         """Apply a later lifecycle event. Returns where to route the referral next when its
         holder let it go (rejected, redirected, re-routed), else None."""
         self.priority = event.priority
+        self.sequence = max(self.sequence or 0, event.sequence)
         at = event.occurred_at
         if isinstance(event, ReferralAmended):
             self.amend(event.cohort)
@@ -180,6 +196,12 @@ class Case:
             self.complete(at, event.status.value)
         elif isinstance(event, ReferralCancelled):
             self.cancel(at, event.status.value)
+        elif isinstance(event, ReferralFailed):
+            self.fail(at)
+        elif isinstance(event, ReferralInfoRequested):
+            self.pause_for_question(at)
+        elif isinstance(event, ReferralInfoProvided):
+            self.resume_after_answer(at)
         elif isinstance(event, ReferralRejected):
             self.reject(event.rejected_by, at)
             return Target()
@@ -216,6 +238,26 @@ class Case:
     def cancel(self, at: datetime, reason: str = "cancelled") -> None:
         self._check(Step.CANCEL)
         self._close(reason, at)
+
+    def fail(self, at: datetime) -> None:
+        """Accepted but not delivered: an end like completion, every clock stopped."""
+        self._check(Step.FAIL)
+        self._close("failed", at)
+
+    def pause_for_question(self, at: datetime) -> None:
+        """The organisation asked the referrer a question: its acceptance clock waits for the
+        answer (the response clock runs on: the patient is still waiting)."""
+        self._check(Step.REQUEST_INFO)
+        self._stop_clocks((ClockKind.ACCEPTANCE,), PAUSED_FOR_QUESTION, at)
+
+    def resume_after_answer(self, at: datetime) -> None:
+        """The referrer answered: the acceptance clock runs on, its deadline moved by the time
+        it waited."""
+        self._check(Step.PROVIDE_INFO)
+        if self.attempt:
+            self.changes.append(
+                AcceptanceClockResumed(acceptance_clock_id(self.referral_id, self.attempt), at)
+            )
 
     def reject(self, by: str, at: datetime) -> None:
         """``by`` declined it: never offered it again. Route it next."""
@@ -260,6 +302,10 @@ class Case:
         )
         outcome = decide(facts, directory, now, self._counting_releases(load))
         self.attempt += 1
+        if self.sequence is not None:
+            # The referrals service reserved the number after the step that sent the referral
+            # to routing (the latest one seen) for this decision.
+            self.sequence += 1
         self.decision_id, self.decided_at = new_id(), now
         if isinstance(outcome, Routed):
             return self._routed(outcome, directory, now)
@@ -275,6 +321,7 @@ class Case:
         event = ReferralRouted(
             referral_id=self.referral_id,
             decision_id=self.decision_id,
+            sequence=self.sequence,
             attempt=self.attempt,
             assigned_org=org.ods_code,
             provider_type=org.provider_type,
@@ -306,6 +353,7 @@ class Case:
         event = ReferralUnroutable(
             referral_id=self.referral_id,
             decision_id=self.decision_id,
+            sequence=self.sequence,
             service_type=self.service_type,
             priority=self.priority,
             locality=outcome.locality,

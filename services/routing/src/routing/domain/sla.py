@@ -30,6 +30,9 @@ from rx_contracts.topics import ROUTING_ESCALATIONS, ROUTING_SLA, provider_topic
 
 from .errors import Collector
 
+PAUSED_FOR_QUESTION = "info-requested"
+"""Why an acceptance clock stops while its organisation waits for the referrer's answer."""
+
 _EVENT_IDS = uuid.UUID("6d1c1c55-5a3e-4b8e-9b53-0f3c2b7a51d0")
 
 
@@ -254,9 +257,26 @@ class SlaClock:
         )
         return True
 
-    def fire(self, now: datetime, holder: Holder) -> None:
+    def resume_after_pause(self, at: datetime) -> bool:
+        """Run on after a pause for a question (stopped for that reason only): the deadline
+        and the warning move later by the time it waited, so the organisation keeps the time
+        it had left. Whether it resumed."""
+        if self.stop_reason != PAUSED_FOR_QUESTION or self.stopped_at is None:
+            return False
+        waited = max(at - self.stopped_at, timedelta(0))
+        self.deadline_at += waited
+        if self.warn_at is not None:
+            self.warn_at += waited
+        self.stopped_at, self.stop_reason = None, None
+        self.next_fire_at = next_fire(
+            self.warn_at, self.warned_at is not None, self.deadline_at, self.breached_at is not None
+        )
+        return True
+
+    def fire(self, now: datetime, holder: Holder, sequence: int | None = None) -> None:
         """Fire what is due at ``now``, for ``holder``: a warning or a breach on routing.sla.v1
-        and the holder's provider topic; a breach that re-routes nobody is escalated to ops."""
+        and the holder's provider topic; a breach that re-routes nobody is escalated to ops.
+        ``sequence``: the referral's sequence as routing last saw it, which the events carry."""
         for firing in due(
             self.warn_at,
             self.warned_at is not None,
@@ -264,7 +284,7 @@ class SlaClock:
             self.breached_at is not None,
             now,
         ):
-            self._fire(firing, now, holder)
+            self._fire(firing, now, holder, sequence)
         self.next_fire_at = next_fire(
             self.warn_at, self.warned_at is not None, self.deadline_at, self.breached_at is not None
         )
@@ -274,12 +294,13 @@ class SlaClock:
         events, self.events = self.events, []
         return events
 
-    def _fire(self, firing: Firing, now: datetime, holder: Holder) -> None:
+    def _fire(self, firing: Firing, now: datetime, holder: Holder, sequence: int | None) -> None:
         org, org_type = holder
         common: dict[str, Any] = {
             "referral_id": self.referral_id,
             "clock_id": self.id,
             "kind": self.kind,
+            "sequence": sequence,
             "attempt": self.attempt,
             "assigned_org": org,
             "provider_type": org_type,

@@ -10,7 +10,6 @@ from datetime import datetime
 
 from rx_contracts import ClockKind
 
-from ..domain.sla import Holder, SlaClock
 from .unit_of_work import UnitOfWork
 
 
@@ -19,7 +18,12 @@ def fire_due_clocks(uow: UnitOfWork, now: datetime, limit: int = 200) -> int:
     with uow:
         clocks = uow.clocks.due(now, limit)
         for clock in clocks:
-            clock.fire(now, _holder(clock, uow))
+            holder, sequence = uow.cases.position(clock.referral_id)
+            if clock.kind is ClockKind.ACCEPTANCE:
+                # Whom the clock's events are for: an acceptance clock's organisation; for a
+                # response clock, whoever holds the referral now.
+                holder = clock.assigned_org, clock.provider_type
+            clock.fire(now, holder, sequence)
         uow.commit()
     return len(clocks)
 
@@ -28,11 +32,3 @@ def next_due(uow: UnitOfWork) -> datetime | None:
     """When the earliest live clock needs attention."""
     with uow:
         return uow.clocks.next_due()
-
-
-def _holder(clock: SlaClock, uow: UnitOfWork) -> Holder:
-    """Whom the clock's events are for: an acceptance clock's organisation; for a response
-    clock, whoever holds the referral now."""
-    if clock.kind is ClockKind.ACCEPTANCE:
-        return clock.assigned_org, clock.provider_type
-    return uow.cases.holder(clock.referral_id)

@@ -22,6 +22,7 @@ from ..adapters.directory import DirectoryRepository
 from ..adapters.outbox import Outbox
 from ..adapters.repository import CaseRepository
 from ..domain.changes import (
+    AcceptanceClockResumed,
     Change,
     ClocksStopped,
     ClockStarted,
@@ -123,6 +124,10 @@ class UnitOfWork:
             self.cases.release_decision(rid, change.decision_id, change.how, change.at)
         elif isinstance(change, ResponseClockResumed):
             self._resume(self.clocks.get(response_clock_id(rid)))
+        elif isinstance(change, AcceptanceClockResumed):
+            clock = self.clocks.get(change.clock_id)
+            if clock is not None and clock.resume_after_pause(change.at):
+                self.clocks.save(clock)
 
     def publish(self, event: Payload, topics: tuple[str, ...], at: datetime) -> Envelope:
         """Stage ``event`` in the outbox for ``topics``, in this unit of work's transaction."""

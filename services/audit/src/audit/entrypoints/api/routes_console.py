@@ -23,13 +23,18 @@ def token_url(request: Request) -> str:
     return configured or f"{AuthSettings().token_issuer.rstrip('/')}/oauth2/token"
 
 
-def content_security_policy(token_endpoint: str) -> str:
-    """Only this service's own files run; the page talks to this service and the issuer."""
-    parts = urlsplit(token_endpoint)
-    issuer_origin = f"{parts.scheme}://{parts.netloc}"
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def content_security_policy(token_endpoint: str, notify_url: str | None = None) -> str:
+    """Only this service's own files run; the page talks to this service, the issuer and
+    (for subscriptions' health) the notify API."""
+    connect = " ".join(origin(u) for u in (token_endpoint, notify_url) if u)
     return (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-        f"img-src 'self' data:; connect-src 'self' {issuer_origin}; object-src 'none'; "
+        f"img-src 'self' data:; connect-src 'self' {connect}; object-src 'none'; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     )
 
@@ -37,13 +42,15 @@ def content_security_policy(token_endpoint: str) -> str:
 @router.get("/ops", response_class=HTMLResponse, summary="The ops console (HTML page)")
 def console(request: Request) -> Response:
     endpoint = token_url(request)
+    notify: str | None = request.app.state.container.settings.console_notify_url
     page = (files("audit") / "static" / "ops.html").read_text(encoding="utf-8")
     page = page.replace("{{TOKEN_URL}}", html.escape(endpoint, quote=True))
+    page = page.replace("{{NOTIFY_URL}}", html.escape((notify or "").rstrip("/"), quote=True))
     return HTMLResponse(
         page,
         headers={
             "Cache-Control": "no-cache",
-            "Content-Security-Policy": content_security_policy(endpoint),
+            "Content-Security-Policy": content_security_policy(endpoint, notify),
         },
     )
 

@@ -21,12 +21,17 @@ from .schemas import (
     Cancel,
     Complete,
     Empty,
+    Fail,
+    MessageIn,
+    ProvideInfo,
     ReasonIn,
     RecordNhsNumber,
     Redirect,
     ReferralAmend,
     ReferralPublic,
     Reject,
+    ReportProgress,
+    RequestInfo,
     Reroute,
 )
 
@@ -148,8 +153,9 @@ def complete_referral(call: Lifecycle, body: Complete) -> JSONResponse:
 
 @router.post("/cancel", summary="Withdraw (referrer)", **OPERATION)
 def cancel_referral(call: Lifecycle, body: Cancel) -> JSONResponse:
-    """The referrer withdraws the referral, from any status but completed or cancelled."""
-    return call.act(Action.CANCEL, body, text=body.reason_text)
+    """The referrer withdraws the referral, from any status but an end (completed, cancelled,
+    failed), with a coded reason, text, or both."""
+    return call.act(Action.CANCEL, body, text=body.reason_text, reason=body.reason_code)
 
 
 @router.post("/reroute", summary="Send back to routing (ops)", **OPERATION)
@@ -176,3 +182,44 @@ def record_nhs_number(call: Lifecycle, body: RecordNhsNumber) -> JSONResponse:
     return call.act(
         Action.RECORD_NHS_NUMBER, body, nhs_number=body.nhs_number, verification=body.verification
     )
+
+
+# ---- closing the loop: questions, messages, interim updates, failure ------------------------
+
+
+@router.post(
+    "/request-info", summary="Ask the referrer a question (assigned organisation)", **OPERATION
+)
+def request_info(call: Lifecycle, body: RequestInfo) -> JSONResponse:
+    """Before accepting: the referral waits in ``info_requested`` (still yours, acceptance
+    clock paused) until the referrer answers."""
+    return call.act(Action.REQUEST_INFO, body, question=body.question)
+
+
+@router.post("/provide-info", summary="Answer the question (referrer)", **OPERATION)
+def provide_info(call: Lifecycle, body: ProvideInfo) -> JSONResponse:
+    """The referral goes back to ``routed`` with the same organisation; its acceptance clock
+    runs on. Upload a document first (``/attachments``) to send it with the answer."""
+    return call.act(Action.PROVIDE_INFO, body, answer=body.answer, attachment_id=body.attachment_id)
+
+
+@router.post("/message", summary="Add a note (referrer or assigned organisation)", **OPERATION)
+def add_message(call: Lifecycle, body: MessageIn) -> JSONResponse:
+    """A note to the other party at any status but an end; the status stays. It appears in
+    the history and reaches the other party as an event."""
+    return call.act(Action.MESSAGE, body, text=body.text, attachment_id=body.attachment_id)
+
+
+@router.post(
+    "/report-progress", summary="Send an interim update (assigned organisation)", **OPERATION
+)
+def report_progress(call: Lifecycle, body: ReportProgress) -> JSONResponse:
+    """Between acceptance and the end: what has happened so far; the status stays."""
+    return call.act(Action.REPORT_PROGRESS, body, code=body.progress_code, text=body.text)
+
+
+@router.post("/fail", summary="End as not delivered (assigned organisation)", **OPERATION)
+def fail_referral(call: Lifecycle, body: Fail) -> JSONResponse:
+    """Accepted but could not be delivered (failed contact, did not attend): the referral
+    ends ``failed``, distinct from ``completed``."""
+    return call.act(Action.FAIL, body, reason=body.reason_code, text=body.reason_text)

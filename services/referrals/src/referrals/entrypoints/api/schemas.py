@@ -6,10 +6,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from rx_contracts import (
+    CancellationReason,
     CohortFlags,
+    FailureReason,
     NhsNumberVerification,
     Outcome,
     Priority,
+    ProgressCode,
     ProviderType,
     ReferralStatus,
     RejectionReason,
@@ -251,7 +254,10 @@ class Redirect(Strict):
 
 
 class Complete(Strict):
-    outcome: Outcome = Field(description="How the referral ended.")
+    outcome: Outcome = Field(
+        description="How the referral ended: one of the outcomes of its service type "
+        "(docs/api.md lists them)."
+    )
     summary: str | None = Field(
         default=None, max_length=10000, description="Required when outcome is 'other'."
     )
@@ -265,13 +271,24 @@ class Complete(Strict):
 
 
 class Cancel(Strict):
-    reason_text: str = Field(
-        min_length=1, max_length=2000, description="Why the referral is withdrawn."
+    reason_code: CancellationReason | None = Field(
+        default=None, description="Why the referral is withdrawn, coded."
+    )
+    reason_text: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        description="Why the referral is withdrawn; required without a reason_code and for "
+        "'other'.",
     )
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"reason_text": "Patient admitted overnight"}]},
+        json_schema_extra={
+            "examples": [
+                {"reason_code": "recovered", "reason_text": "Mobilising again after a night's rest"}
+            ]
+        },
     )
 
 
@@ -288,6 +305,77 @@ class Reroute(Strict):
         extra="forbid",
         json_schema_extra={
             "examples": [{"target_org": "RXA02", "reason_text": "Locality cover agreed by phone"}]
+        },
+    )
+
+
+class RequestInfo(Strict):
+    question: str = Field(
+        min_length=1, max_length=2000, description="What the referrer should answer."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"question": "Is there a key safe, and its code?"}]},
+    )
+
+
+class ProvideInfo(Strict):
+    answer: str = Field(min_length=1, max_length=2000, description="The referrer's answer.")
+    attachment_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="A document already attached to this referral that goes with the answer.",
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"answer": "Key safe by the front door, code 4512"}]},
+    )
+
+
+class MessageIn(Strict):
+    text: str = Field(min_length=1, max_length=2000, description="The note.")
+    attachment_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="A document already attached to this referral that goes with the note.",
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": "Daughter will be at the house from 14:00"}]},
+    )
+
+
+class ReportProgress(Strict):
+    progress_code: ProgressCode = Field(description="What the update says.")
+    text: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Details (for example when the visit is booked); required for 'other'.",
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"progress_code": "visit-booked", "text": "Visit booked for 15:30 today"}]
+        },
+    )
+
+
+class Fail(Strict):
+    reason_code: FailureReason = Field(description="Why the referral could not be delivered.")
+    reason_text: str | None = Field(
+        default=None, max_length=2000, description="Required when reason_code is 'other'."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"reason_code": "failed-contact", "reason_text": "Three calls, no answer at door"}
+            ]
         },
     )
 
@@ -351,6 +439,12 @@ class TransitionPublic(BaseModel):
     actor_org: str
     actor_practitioner: str | None
     reason_code: str | None
-    note: str | None
+    note: str | None = Field(
+        description="Free text of the step: a reason, a summary, a question, an answer or a "
+        "message."
+    )
+    attachment_id: str | None = Field(
+        default=None, description="A document sent with a message or an answer."
+    )
     at: datetime
     event_id: str

@@ -40,6 +40,8 @@ REFERRAL_STATUS = f"{BASE}/CodeSystem/referral-status"
 REJECTION_REASON = f"{BASE}/CodeSystem/rejection-reason"
 END_REASON = f"{BASE}/CodeSystem/assignment-end-reason"
 OUTCOME = f"{BASE}/CodeSystem/outcome"
+CANCELLATION_REASON = f"{BASE}/CodeSystem/cancellation-reason"
+FAILURE_REASON = f"{BASE}/CodeSystem/failure-reason"
 TASK_OUTPUT = f"{BASE}/CodeSystem/task-output"
 
 REFERRAL_CATEGORY = {"system": SNOMED, "code": "3457005", "display": "Patient referral"}
@@ -56,10 +58,24 @@ SERVICE_REQUEST_STATUS: dict[ReferralStatus, str] = {
     ReferralStatus.ACCEPTED: "active",
     ReferralStatus.IN_PROGRESS: "active",
     ReferralStatus.UNROUTABLE: "active",
+    ReferralStatus.INFO_REQUESTED: "active",
     ReferralStatus.COMPLETED: "completed",
     ReferralStatus.CANCELLED: "revoked",
+    ReferralStatus.FAILED: "revoked",
 }
 """A referral's status as a ServiceRequest status (request-status)."""
+
+STATUS_REASON_SYSTEMS: dict[str, str] = {
+    "rejected": REJECTION_REASON,
+    "failed": FAILURE_REASON,
+}
+"""The code system of a Task's statusReason by its business status (otherwise END_REASON)."""
+
+END_REASON_SYSTEMS: dict[ReferralStatus, str] = {
+    ReferralStatus.CANCELLED: CANCELLATION_REASON,
+    ReferralStatus.FAILED: FAILURE_REASON,
+}
+"""The code system of a ServiceRequest's statusReason extension by the referral's end."""
 
 MESSAGE_EVENTS = "https://fhir.nhs.uk/CodeSystem/message-events-bars"
 MESSAGE_REASONS = "https://fhir.nhs.uk/CodeSystem/message-reason-bars"

@@ -6,7 +6,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rx_contracts import CohortFlags, Outcome, Priority, RejectionReason, ServiceType
+from rx_contracts import (
+    CancellationReason,
+    CohortFlags,
+    FailureReason,
+    Outcome,
+    Priority,
+    RejectionReason,
+    ServiceType,
+)
 
 from ...domain.assignments import AssignmentStatus
 from ...domain.errors import InvalidRequest
@@ -108,6 +116,8 @@ TASK_ACTIONS = {
     AssignmentStatus.REJECTED.value: Action.REJECT,
     AssignmentStatus.IN_PROGRESS.value: Action.START,
     AssignmentStatus.COMPLETED.value: Action.COMPLETE,
+    AssignmentStatus.ON_HOLD.value: Action.REQUEST_INFO,
+    AssignmentStatus.FAILED.value: Action.FAIL,
 }
 """The Task statuses its owner may set, and the lifecycle action each one is."""
 
@@ -122,8 +132,9 @@ def task_action(current: str, task: inbound.Task) -> tuple[Action, dict[str, Any
         raise invalid(
             "Task.status",
             "owner_statuses",
-            "the owner sets a Task to accepted, rejected, in-progress or completed; the "
-            "referrer cancels by revoking the ServiceRequest",
+            "the owner sets a Task to accepted, rejected, on-hold (a question, in "
+            "statusReason.text), in-progress, completed or failed; the referrer cancels by "
+            "revoking the ServiceRequest",
         )
     if action is Action.REJECT:
         concept = task.statusReason or inbound.CodeableConcept()
@@ -146,6 +157,26 @@ def task_action(current: str, task: inbound.Task) -> tuple[Action, dict[str, Any
                 f"({', '.join(o.value for o in Outcome)})",
             )
         return action, {"outcome": Outcome(outcome), "summary": summary}
+    if action is Action.REQUEST_INFO:
+        question = task.statusReason.text if task.statusReason else None
+        if not question:
+            raise invalid(
+                "Task.statusReason",
+                "question",
+                "putting a Task on hold asks the referrer a question: give it as statusReason.text",
+            )
+        return action, {"question": question}
+    if action is Action.FAIL:
+        concept = task.statusReason or inbound.CodeableConcept()
+        code = concept.code_in(codes.FAILURE_REASON)
+        if code not in {r.value for r in FailureReason}:
+            raise invalid(
+                "Task.statusReason",
+                "failure_reason",
+                f"a failed Task needs statusReason coded in {codes.FAILURE_REASON} "
+                f"({', '.join(r.value for r in FailureReason)})",
+            )
+        return action, {"reason": FailureReason(code), "text": concept.text}
     return action, {}
 
 
@@ -154,14 +185,7 @@ def update(current: Referral, sr: inbound.ServiceRequest) -> tuple[Action, dict[
     differs among priority, cohort, reason and clinical summary). The rest is not the
     referrer's to change here."""
     if sr.status == "revoked":
-        reason = sr.cancel_reason()
-        if not reason:
-            raise invalid(
-                "ServiceRequest.extension",
-                "cancel_reason",
-                f"a cancellation needs its reason in {codes.STATUS_REASON_EXTENSION}",
-            )
-        return Action.CANCEL, {"text": reason}
+        return Action.CANCEL, _cancellation(sr.cancel_reason())
     if sr.status != "active":
         raise invalid(
             "ServiceRequest.status",
@@ -193,6 +217,32 @@ def update(current: Referral, sr: inbound.ServiceRequest) -> tuple[Action, dict[
     ):
         found["consent"] = given  # a recorded basis stays unless another replaces it
     return Action.AMEND, found
+
+
+def _cancellation(concept: inbound.CodeableConcept | None) -> dict[str, Any]:
+    """A cancellation's reason from the request-statusReason extension: a code of
+    ``cancellation-reason``, text, or both; a code of another system counts as text (as
+    before coded cancellation reasons existed)."""
+    code = concept.code_in(codes.CANCELLATION_REASON) if concept else None
+    if concept is not None and code is not None:
+        if code not in {r.value for r in CancellationReason}:
+            raise invalid(
+                "ServiceRequest.extension",
+                "cancel_reason",
+                f"unknown cancellation reason {code!r}; known: "
+                f"{', '.join(r.value for r in CancellationReason)}",
+            )
+        return {"reason": CancellationReason(code), "text": concept.text}
+    text = None
+    if concept is not None:
+        text = concept.text or (concept.coding[0].code if concept.coding else None)
+    if not text:
+        raise invalid(
+            "ServiceRequest.extension",
+            "cancel_reason",
+            f"a cancellation needs its reason in {codes.STATUS_REASON_EXTENSION}",
+        )
+    return {"text": text}
 
 
 def _patient_of(current: Referral) -> inbound.Patient:

@@ -158,11 +158,11 @@ class ServiceRequest(Element):
         ident = target.identifier
         return ident.value if ident and ident.system == codes.ODS_CODE else None
 
-    def cancel_reason(self) -> str | None:
+    def cancel_reason(self) -> CodeableConcept | None:
+        """The request-statusReason extension's concept (coded, in words, or both)."""
         for ext in self.extension:
             if ext.url == codes.STATUS_REASON_EXTENSION and ext.valueCodeableConcept:
-                concept = ext.valueCodeableConcept
-                return concept.text or (concept.coding[0].code if concept.coding else None)
+                return ext.valueCodeableConcept
         return None
 
 

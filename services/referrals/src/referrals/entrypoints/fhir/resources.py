@@ -89,12 +89,15 @@ def service_request(found: ReferralVersion) -> Json:
     if r.consent is not None:
         resource["contained"].append(identity.consent(r.consent, r.id))
         resource["supportingInfo"] = [{"reference": f"#{identity.CONSENT_ID}"}]
-    if r.status.value == "cancelled" and found.cancel_reason:
+    system = codes.END_REASON_SYSTEMS.get(r.status)
+    if system and (found.cancel_reason or found.end_code):
+        concept: Json = {}
+        if found.end_code:
+            concept["coding"] = [coding(system, found.end_code)]
+        if found.cancel_reason:
+            concept["text"] = found.cancel_reason
         resource["extension"] = [
-            {
-                "url": codes.STATUS_REASON_EXTENSION,
-                "valueCodeableConcept": {"text": found.cancel_reason},
-            }
+            {"url": codes.STATUS_REASON_EXTENSION, "valueCodeableConcept": concept}
         ]
     return resource
 
@@ -140,7 +143,7 @@ def task(found: AssignmentVersion) -> Json:
         "restriction": {"period": {"end": instant(r.due_at)}},
     }
     if state.reason_code or state.reason_text:
-        system = codes.REJECTION_REASON if state.business_status == "rejected" else codes.END_REASON
+        system = codes.STATUS_REASON_SYSTEMS.get(state.business_status, codes.END_REASON)
         reason: Json = {}
         if state.reason_code:
             reason["coding"] = [coding(system, state.reason_code)]

@@ -73,8 +73,10 @@ def _process(
 
     def present(referral: Referral) -> StoredResponse:
         at = referral.pending[-1].at if referral.pending else referral.created_at
-        cancel = referral.pending[-1].note if referral.status.value == "cancelled" else None
-        found = versions.ReferralVersion(referral, at, cancel)
+        step = referral.pending[-1] if referral.status.value == "cancelled" else None
+        found = versions.ReferralVersion(
+            referral, at, step.note if step else None, step.reason_code if step else None
+        )
         return StoredResponse(200, _response(request, header, resources.service_request(found)), {})
 
     return idempotent(request, caller, key, body, version, execute, present)

@@ -175,8 +175,14 @@ async def update_service_request(
     action, details = commands.update(current, sr)
 
     def present(referral: Referral) -> StoredResponse:
-        reason = details.get("text") if action is Action.CANCEL else None
-        found = versions.ReferralVersion(referral, referral.pending[-1].at, reason)
+        step = referral.pending[-1]
+        cancelled = action is Action.CANCEL
+        found = versions.ReferralVersion(
+            referral,
+            step.at,
+            step.note if cancelled else None,
+            step.reason_code if cancelled else None,
+        )
         answer = resources.service_request(found)
         return StoredResponse(200, answer, {"ETag": resources.etag(referral.version)})
 

@@ -4,7 +4,7 @@ Existing referrals: an NHS number they carry is taken as unverified (nobody said
 traced), those without one as absent; none has a sharing basis or a data opt-out recorded.
 
 Revision ID: 39d65873ada2
-Revises: ae84daf41231
+Revises: 95223acce850
 Create Date: 2026-12-03 12:51:49.823975
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "39d65873ada2"
-down_revision: str | Sequence[str] | None = "ae84daf41231"
+down_revision: str | Sequence[str] | None = "95223acce850"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,387 @@
+"""Mapping the Subscription aggregate and the referral read model to and from their rows, and
+the queries ingestion and delivery run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import fields
+from datetime import UTC, datetime
+from typing import Any
+
+from rx_contracts import new_id
+from sqlalchemy import and_, func, or_, select, update
+from sqlmodel import Session
+
+from ..domain.referral import LifecycleEvent, ReferralView
+from ..domain.subscription import Channel, Content, Filters, Status, Subscription
+from ..domain.topics import Kind, Topic
+from .notifications import NumberedEvent
+from .tables import (
+    EVENT,
+    NOTIFICATION,
+    REFERRAL,
+    SUBSCRIPTION,
+    SubscriptionRow,
+    utcnow,
+)
+
+_ROW_ONLY = {"lease_owner", "lease_until"}
+_DOMAIN_ONLY = {"changes"}
+
+
+def to_domain(row: SubscriptionRow | Mapping[str, Any]) -> Subscription:
+    """The aggregate from its row (an ORM row, or a Core result's mapping)."""
+    get = row.get if isinstance(row, Mapping) else lambda name: getattr(row, name)
+    values: dict[str, Any] = {
+        f.name: get(f.name) for f in fields(Subscription) if f.name not in _DOMAIN_ONLY
+    }
+    filters = get("filters") or {}
+    values["channel"] = Channel(values["channel"])
+    values["topic"] = Topic(values["topic"])
+    values["status"] = Status(values["status"])
+    values["content"] = Content(values["content"])
+    values["filters"] = Filters(
+        tuple(filters.get("status", ())),
+        tuple(filters.get("service_type", ())),
+        tuple(filters.get("priority", ())),
+    )
+    values["headers"] = tuple(values["headers"] or ())
+    for name, value in values.items():
+        if isinstance(value, datetime):
+            values[name] = aware(value)
+    return Subscription(**values)
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite (and PostgreSQL's plain timestamp) hand datetimes back without their zone; every
+    one we store is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def to_row_fields(subscription: Subscription) -> dict[str, Any]:
+    values = {
+        f.name: getattr(subscription, f.name)
+        for f in fields(Subscription)
+        if f.name not in _DOMAIN_ONLY
+    }
+    values["channel"] = subscription.channel.value
+    values["topic"] = subscription.topic.value
+    values["status"] = subscription.status.value
+    values["content"] = subscription.content.value
+    values["filters"] = subscription.filters.as_dict()
+    values["headers"] = list(subscription.headers)
+    return values
+
+
+class SubscriptionRepository:
+    """Subscriptions to and from their rows, on Core statements (the delivery worker loads and
+    saves many per second)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.seen: dict[str, Subscription] = {}
+        self._loaded: dict[str, dict[str, Any]] = {}
+
+    def add(self, subscription: Subscription) -> None:
+        values = to_row_fields(subscription)
+        self.session.connection().execute(SUBSCRIPTION.insert().values(**values))
+        self.seen[subscription.id] = subscription
+        self._loaded[subscription.id] = values
+
+    def get(self, subscription_id: str, *, for_update: bool = False) -> Subscription | None:
+        """Load one; ``for_update`` locks its row (PostgreSQL) so concurrent changes queue."""
+        query = select(SUBSCRIPTION).where(SUBSCRIPTION.c.id == subscription_id)
+        if for_update:
+            query = query.with_for_update()
+        row = self.session.connection().execute(query).mappings().first()
+        if row is None:
+            return None
+        subscription = to_domain(dict(row))
+        self.seen[subscription.id] = subscription
+        self._loaded[subscription.id] = to_row_fields(subscription)
+        return subscription
+
+    def save(self, subscription: Subscription) -> None:
+        """Write what changed of the aggregate's settings and delivery state. The event
+        counter is left to ingestion (``ReferralRepository.number``), which may have moved it
+        since this one was loaded."""
+        values = to_row_fields(subscription)
+        values.pop("events_since_start")
+        loaded = self._loaded.get(subscription.id)
+        changed = {k: v for k, v in values.items() if loaded is None or loaded[k] != v}
+        if not changed:
+            return
+        self.session.connection().execute(
+            update(SUBSCRIPTION).where(SUBSCRIPTION.c.id == subscription.id).values(**changed)
+        )
+        self._loaded[subscription.id] = {**values, "events_since_start": 0}
+
+    def listing(
+        self, organisation: str | None, limit: int = 100, after: str | None = None
+    ) -> list[Subscription]:
+        """Subscriptions of ``organisation`` (every organisation's for None), not deleted, in
+        id order after ``after``."""
+        query = select(SUBSCRIPTION).where(SUBSCRIPTION.c.deleted_at.is_(None))
+        if organisation is not None:
+            query = query.where(SUBSCRIPTION.c.organisation == organisation)
+        if after is not None:
+            query = query.where(SUBSCRIPTION.c.id > after)
+        query = query.order_by(SUBSCRIPTION.c.id).limit(limit)
+        rows = self.session.connection().execute(query).mappings()
+        return [to_domain(dict(row)) for row in rows]
+
+    def notifications(self, subscription_id: str, since: int, until: int) -> list[NumberedEvent]:
+        """The subscription's numbered events ``since``..``until`` (inclusive), in order."""
+        query = (
+            select(
+                NOTIFICATION.c.event_number,
+                NOTIFICATION.c.id.label("message_id"),
+                EVENT.c.event_id,
+                EVENT.c.type,
+                EVENT.c.kind,
+                EVENT.c.referral_id,
+                EVENT.c.sequence,
+                EVENT.c.source,
+                EVENT.c.time,
+                EVENT.c.data,
+                EVENT.c.state,
+            )
+            .join(EVENT, NOTIFICATION.c.event_id == EVENT.c.event_id)
+            .where(
+                NOTIFICATION.c.subscription_id == subscription_id,
+                NOTIFICATION.c.event_number >= since,
+                NOTIFICATION.c.event_number <= until,
+            )
+            .order_by(NOTIFICATION.c.event_number)
+        )
+        return [
+            NumberedEvent(
+                number=row.event_number,
+                message_id=row.message_id,
+                event_id=row.event_id,
+                type=row.type,
+                kind=row.kind,
+                referral_id=row.referral_id,
+                sequence=row.sequence,
+                source=row.source,
+                time=aware(row.time),
+                data=row.data,
+                state=row.state or {},
+            )
+            for row in self.session.connection().execute(query)
+        ]
+
+
+class ReferralRepository:
+    """The referral read model and the events notify holds or applied. Ingestion's hot path:
+    plain Core statements on the session's connection (no ORM identity map or flushes), and
+    the subscriptions that can receive anything read once per transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.connection = session.connection()
+
+    def view(self, referral_id: str) -> ReferralView | None:
+        row = self.connection.execute(
+            select(REFERRAL).where(REFERRAL.c.referral_id == referral_id)
+        ).first()
+        if row is None:
+            return None
+        return ReferralView(
+            referral_id=row.referral_id,
+            referrer_org=row.referrer_org,
+            service_type=row.service_type,
+            priority=row.priority,
+            status=row.status,
+            assigned_org=row.assigned_org,
+            provider_type=row.provider_type,
+            applied_sequence=row.applied_sequence,
+            entries=list(row.entries),
+            decided=row.decided,
+            held=row.held,
+        )
+
+    def save_view(self, view: ReferralView, new: bool = False) -> None:
+        values = {
+            "referrer_org": view.referrer_org,
+            "service_type": view.service_type,
+            "priority": view.priority,
+            "status": view.status,
+            "assigned_org": view.assigned_org,
+            "provider_type": view.provider_type,
+            "applied_sequence": view.applied_sequence,
+            "entries": list(view.entries),
+            "decided": view.decided,
+            "held": view.held,
+            "updated_at": utcnow(),
+        }
+        if new:
+            self.connection.execute(
+                REFERRAL.insert().values(referral_id=view.referral_id, **values)
+            )
+        else:
+            self.connection.execute(
+                update(REFERRAL).where(REFERRAL.c.referral_id == view.referral_id).values(**values)
+            )
+
+    def store(
+        self,
+        event: LifecycleEvent,
+        placement: str,
+        sequence: int | None,
+        state: dict[str, Any] | None,
+        was_held: bool = False,
+    ) -> None:
+        """Record an event as held, applied (with the referral's state after it) or stale."""
+        applied_at = utcnow() if placement != "held" else None
+        if was_held:
+            self.connection.execute(
+                update(EVENT)
+                .where(EVENT.c.event_id == event.event_id)
+                .values(placement=placement, sequence=sequence, state=state, applied_at=applied_at)
+            )
+            return
+        self.connection.execute(
+            EVENT.insert().values(
+                event_id=event.event_id,
+                type=event.type,
+                kind=event.kind.value,
+                referral_id=event.referral_id,
+                source=event.source,
+                time=event.time,
+                data=event.data,
+                placement=placement,
+                sequence=sequence,
+                state=state,
+                received_at=utcnow(),
+                applied_at=applied_at,
+            )
+        )
+
+    def held(self, referral_id: str) -> list[LifecycleEvent]:
+        rows = self.connection.execute(
+            select(EVENT).where(EVENT.c.referral_id == referral_id, EVENT.c.placement == "held")
+        ).all()
+        found = [
+            LifecycleEvent(
+                r.event_id, r.type, Kind(r.kind), r.referral_id, r.data, aware(r.time), r.source
+            )
+            for r in rows
+        ]
+        return sorted(found, key=lambda e: (e.sequence or 0, e.time))
+
+    def receivers(self) -> dict[str, list[Subscription]]:
+        """Subscriptions that can be numbered events (not off, not deleted), by organisation;
+        read once per transaction."""
+        cached: dict[str, list[Subscription]] | None = self.session.info.get(_RECEIVERS)
+        if cached is None:
+            cached = {}
+            rows = self.connection.execute(
+                select(SUBSCRIPTION).where(
+                    SUBSCRIPTION.c.status != Status.OFF.value, SUBSCRIPTION.c.deleted_at.is_(None)
+                )
+            ).mappings()
+            for row in rows:
+                subscription = to_domain(dict(row))
+                cached.setdefault(subscription.organisation, []).append(subscription)
+            self.session.info[_RECEIVERS] = cached
+        return cached
+
+    def number(self, subscription_ids: list[str], event_id: str) -> list[tuple[str, int]]:
+        """Give the event the next number of each subscription, in this transaction: the
+        counter and the notification row are written together, so numbers have no gaps."""
+        if not subscription_ids:
+            return []
+        numbered = self.connection.execute(
+            update(SUBSCRIPTION)
+            .where(SUBSCRIPTION.c.id.in_(subscription_ids))
+            .values(events_since_start=SUBSCRIPTION.c.events_since_start + 1)
+            .returning(SUBSCRIPTION.c.id, SUBSCRIPTION.c.events_since_start)
+        ).all()
+        now = utcnow()
+        self.connection.execute(
+            NOTIFICATION.insert(),
+            [
+                {
+                    "subscription_id": sid,
+                    "event_number": number,
+                    "id": new_id(),
+                    "event_id": event_id,
+                    "created_at": now,
+                }
+                for sid, number in numbered
+            ],
+        )
+        return [(sid, number) for sid, number in numbered]
+
+
+_RECEIVERS = "notify.receivers"
+
+
+def due_condition(now: datetime) -> Any:
+    """Work that is due now and not held by a live lease."""
+    return and_(
+        SUBSCRIPTION.c.deleted_at.is_(None),
+        or_(SUBSCRIPTION.c.lease_until.is_(None), SUBSCRIPTION.c.lease_until < now),
+        or_(
+            and_(
+                SUBSCRIPTION.c.status.in_([Status.ACTIVE.value, Status.REQUESTED.value]),
+                or_(
+                    SUBSCRIPTION.c.handshake_due.is_(True),
+                    SUBSCRIPTION.c.events_since_start > SUBSCRIPTION.c.delivered_through,
+                ),
+                or_(
+                    SUBSCRIPTION.c.next_attempt_at.is_(None), SUBSCRIPTION.c.next_attempt_at <= now
+                ),
+            ),
+            and_(
+                SUBSCRIPTION.c.status == Status.ACTIVE.value,
+                SUBSCRIPTION.c.heartbeat_due_at <= now,
+            ),
+            and_(
+                SUBSCRIPTION.c.end_at.is_not(None),
+                SUBSCRIPTION.c.end_at <= now,
+                SUBSCRIPTION.c.status != Status.OFF.value,
+            ),
+        ),
+    )
+
+
+def next_due_at(session: Session) -> datetime | None:
+    """When the earliest scheduled work (a retry, a heartbeat, an end) falls due."""
+    candidates = [
+        session.scalar(
+            select(func.min(SUBSCRIPTION.c.next_attempt_at)).where(
+                SUBSCRIPTION.c.status.in_([Status.ACTIVE.value, Status.REQUESTED.value]),
+                SUBSCRIPTION.c.deleted_at.is_(None),
+            )
+        ),
+        session.scalar(
+            select(func.min(SUBSCRIPTION.c.heartbeat_due_at)).where(
+                SUBSCRIPTION.c.status == Status.ACTIVE.value, SUBSCRIPTION.c.deleted_at.is_(None)
+            )
+        ),
+        session.scalar(
+            select(func.min(SUBSCRIPTION.c.end_at)).where(
+                SUBSCRIPTION.c.status != Status.OFF.value, SUBSCRIPTION.c.deleted_at.is_(None)
+            )
+        ),
+        session.scalar(
+            select(func.min(SUBSCRIPTION.c.lease_until)).where(
+                SUBSCRIPTION.c.lease_until.is_not(None)
+            )
+        ),
+    ]
+    found = [aware(c) for c in candidates if c is not None]
+    return min(found) if found else None
+
+
+__all__ = [
+    "EVENT",
+    "ReferralRepository",
+    "SubscriptionRepository",
+    "due_condition",
+    "next_due_at",
+    "to_domain",
+    "to_row_fields",
+]

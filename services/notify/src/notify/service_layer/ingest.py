@@ -1,0 +1,122 @@
+"""Ingestion: a lifecycle event in, notifications out — inside the consumer's transaction.
+
+Each event is stored once, then applied in its referral's order (held back until its
+predecessor has been applied, see ``domain.referral``). Applying it updates the read model
+and numbers it for every subscription that may hear of it: entitled to the referral in the
+subscription's role before or after the event, of a kind its topic carries, passing its
+filters. The number comes from the subscription's counter, moved in the same transaction as the
+notification row is written, so numbers start at 1 and have no gaps."""
+
+from __future__ import annotations
+
+import logging
+
+from rx_contracts import Envelope, EnvelopeError
+from rx_messaging.consumer import PermanentError
+from sqlmodel import Session
+
+from ..adapters.repository import ReferralRepository
+from ..domain.referral import Change, LifecycleEvent, Placement, ReferralView, apply, place
+from ..domain.topics import DECISIONS, EVENT_KINDS, TOPIC_KINDS, Topic
+
+log = logging.getLogger(__name__)
+
+
+def lifecycle_event(envelope: Envelope) -> LifecycleEvent | None:
+    """The event as notify keeps it, or None for a type it does not act on."""
+    kind = EVENT_KINDS.get(envelope.type)
+    if kind is None:
+        return None
+    try:
+        envelope.payload()  # valid, or poison
+    except EnvelopeError as exc:
+        raise PermanentError(str(exc)) from exc
+    return LifecycleEvent(
+        event_id=envelope.id,
+        type=envelope.type,
+        kind=kind,
+        referral_id=envelope.subject,
+        # As sent, fields this contracts version does not know included (a sequence on a
+        # routing decision from a newer routing service).
+        data=dict(envelope.data),
+        time=envelope.time,
+        source=envelope.source,
+    )
+
+
+def ingest(session: Session, envelope: Envelope) -> int:
+    """Apply one event (and whatever it unblocks); returns how many notifications it made.
+    A repeat of an event already stored (the same event on a second topic) is dropped by the
+    consumer's inbox before it gets here."""
+    event = lifecycle_event(envelope)
+    if event is None:
+        return 0
+    referrals = ReferralRepository(session)
+    view = referrals.view(event.referral_id)
+    made, view = _offer(referrals, view, event, new=view is None)
+    # An applied event may be what held ones were waiting for.
+    while view is not None and view.held:
+        ready = [
+            e for e in referrals.held(event.referral_id) if place(view, e) is not Placement.HOLD
+        ]
+        if not ready:
+            break
+        view.held -= 1
+        count, view = _offer(referrals, view, ready[0], was_held=True)
+        made += count
+    return made
+
+
+def _offer(
+    referrals: ReferralRepository,
+    view: ReferralView | None,
+    event: LifecycleEvent,
+    *,
+    new: bool = False,
+    was_held: bool = False,
+) -> tuple[int, ReferralView | None]:
+    placement = place(view, event)
+    if placement is Placement.HOLD:
+        referrals.store(event, "held", event.sequence, None)
+        if view is not None:
+            view.held += 1
+            referrals.save_view(view)
+        return 0, view
+    if placement is Placement.STALE:
+        if view is not None and event.kind in DECISIONS and event.sequence is None:
+            view.decided = max(view.decided, event.attempt or view.decided + 1)
+        if view is not None:
+            referrals.save_view(view)
+        log.info("%s for referral %s is stale; nothing to tell", event.type, event.referral_id)
+        referrals.store(event, "stale", event.sequence, None, was_held)
+        return 0, view
+    if placement is Placement.LATE:
+        log.warning(
+            "%s of referral %s at sequence %s arrived after that number was placed; delivered "
+            "out of turn",
+            event.type,
+            event.referral_id,
+            event.sequence,
+        )
+    change = apply(view, event, placement)
+    if view is None:
+        view = ReferralView.submitted(event)
+        # Events held before the referral's first one arrived are counted now.
+        view.held = len(referrals.held(event.referral_id))
+    referrals.store(event, placement.value, change.sequence, change.after, was_held)
+    referrals.save_view(view, new=new)
+    return _fan_out(referrals, change), view
+
+
+def _fan_out(referrals: ReferralRepository, change: Change) -> int:
+    kind = change.event.kind
+    receivers = referrals.receivers()
+    chosen = [
+        subscription.id
+        for topic in Topic
+        if kind in TOPIC_KINDS[topic]
+        for organisation in change.entitled(topic)
+        for subscription in receivers.get(organisation, ())
+        if subscription.topic is topic and subscription.receives(kind, change.after)
+    ]
+    return len(referrals.number(chosen, change.event.event_id))

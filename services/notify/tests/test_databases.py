@@ -1,0 +1,51 @@
+"""The same ingestion and delivery bookkeeping on both engines the service runs on (SQLite
+files, PostgreSQL): migrations, gapless numbering, leases and acknowledgements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from notify.adapters import migrate
+from notify.bootstrap import Container, bootstrap
+from notify.config import Settings
+from notify.domain.subscription import RetryPolicy
+from notify.domain.topics import Topic
+from notify.service_layer.delivery import Deliveries
+
+from .journeys import GP, Journey
+from .test_ingest import feed, received, stub_resolver, subscribe
+
+
+@pytest.fixture
+def container(database_url: str) -> Iterator[Container]:
+    built = bootstrap(Settings(database_url=database_url), resolver=stub_resolver)
+    yield built
+    built.engine.dispose()
+
+
+def test_numbers_leases_and_acknowledgements_on_each_engine(container: Container) -> None:
+    assert migrate.current(container.engine) == migrate.head()
+    first = subscribe(container, GP, Topic.SENT)
+    second = subscribe(container, GP, Topic.SENT)
+    journeys = [Journey() for _ in range(3)]
+    for j in journeys:
+        feed(container, j.submitted(), j.routed(), j.accepted())
+    for sid in (first, second):
+        assert [n for n, _, _ in received(container, sid)] == list(range(1, 10))
+    deliveries = Deliveries(
+        container.uow, "w", timedelta(seconds=30), RetryPolicy(timedelta(hours=24), 1, 60)
+    )
+    now = datetime.now(UTC)
+    jobs = deliveries.claim(now, 10, set())
+    assert sorted(job.subscription.id for job in jobs) == sorted([first, second])
+    assert deliveries.claim(now, 10, set()) == []  # leased
+    assert [e.number for e in jobs[0].events] == list(range(1, 10))
+    deliveries.acknowledge(jobs[:1], now)
+    assert deliveries.failed(jobs[1], now, "HTTP 500", acknowledged=4) is False
+    with container.uow() as uow:
+        done = uow.subscriptions.get(jobs[0].subscription.id)
+        partly = uow.subscriptions.get(jobs[1].subscription.id)
+        assert done is not None and done.backlog == 0
+        assert partly is not None and partly.delivered_through == 4 and partly.failures == 1
