@@ -569,6 +569,7 @@ def test_a_question_and_its_answer_with_a_document_keep_the_organisation_and_the
         "cancel",
         "provide-info",
         "message",
+        "record-nhs-number",
     ]
     problem(post(client, f"/referrals/{rid}/accept", TEAM, version=3), 409)
     letter = client.post(
