@@ -110,6 +110,7 @@ def test_a_question_pauses_the_clock_and_the_answer_brings_the_same_team_back_to
         "cancel",
         "provide-info",
         "message",
+        "record-nhs-number",
     ]
 
     # The acceptance limit is 12 s (warning at 10.8 s). Waiting well past it while the question

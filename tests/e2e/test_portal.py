@@ -250,6 +250,7 @@ def test_the_referrer_amends_and_cancels_and_another_organisation_cannot_see_it(
     gp.sign_in("/referrals/new")
     gp.page.fill("#patient-postcode", "BS5 0AA")
     gp.page.select_option("#service_type", "social-care-assessment")
+    gp.page.check("#consent-1")  # social care needs the basis for sharing: consent
     gp.page.click("#create-form button[type=submit]")
     gp.page.wait_for_selector("#done")
     url = gp.page.url.split("?")[0]

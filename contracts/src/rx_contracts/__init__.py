@@ -16,6 +16,7 @@ from .events import (
     ReferralInfoProvided,
     ReferralInfoRequested,
     ReferralMessageAdded,
+    ReferralNhsNumberRecorded,
     ReferralProgressReported,
     ReferralRedirected,
     ReferralRejected,
@@ -25,6 +26,7 @@ from .events import (
     ReferralSubmitted,
     ReferralTransitioned,
     ReferralUnroutable,
+    SharingFlags,
 )
 from .identity import Identity, Role
 from .ids import new_id
@@ -43,6 +45,7 @@ from .vocabulary import (
     OUTCOMES,
     CancellationReason,
     FailureReason,
+    NhsNumberVerification,
     Outcome,
     Priority,
     ProgressCode,
@@ -50,6 +53,7 @@ from .vocabulary import (
     ReferralStatus,
     RejectionReason,
     ServiceType,
+    SharingBasis,
 )
 
 __all__ = [
@@ -70,6 +74,7 @@ __all__ = [
     "FailureReason",
     "Identity",
     "KafkaRecord",
+    "NhsNumberVerification",
     "Outcome",
     "Payload",
     "Priority",
@@ -85,6 +90,7 @@ __all__ = [
     "ReferralInfoProvided",
     "ReferralInfoRequested",
     "ReferralMessageAdded",
+    "ReferralNhsNumberRecorded",
     "ReferralProgressReported",
     "ReferralRedirected",
     "ReferralRejected",
@@ -100,6 +106,8 @@ __all__ = [
     "Role",
     "RoutingConfigChanged",
     "ServiceType",
+    "SharingBasis",
+    "SharingFlags",
     "SlaBreached",
     "SlaWarning",
     "SubscriptionChanged",

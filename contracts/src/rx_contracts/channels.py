@@ -35,6 +35,7 @@ REFERRAL_CHANGES: tuple[type[ev.EventPayload], ...] = (
     ev.ReferralCompleted,
     ev.ReferralCancelled,
     ev.ReferralRerouted,
+    ev.ReferralNhsNumberRecorded,
     ev.ReferralInfoRequested,
     ev.ReferralInfoProvided,
     ev.ReferralMessageAdded,

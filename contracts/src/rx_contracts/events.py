@@ -12,6 +12,7 @@ from .payload import Payload
 from .vocabulary import (
     CancellationReason,
     FailureReason,
+    NhsNumberVerification,
     Outcome,
     Priority,
     ProgressCode,
@@ -51,6 +52,22 @@ class CohortFlags(BaseModel):
     care_home_resident: bool = Field(default=False, description="Lives in a care home.")
     frailty: bool = Field(default=False, description="Identified as living with frailty.")
     end_of_life: bool = Field(default=False, description="In the last year of life.")
+
+
+class SharingFlags(BaseModel):
+    """What a subscriber may know of a referral's sharing basis: flags, never the details
+    (which basis, who recorded it) — those are read from the referrals API."""
+
+    model_config = ConfigDict(frozen=True)
+
+    consent_recorded: bool = Field(
+        default=False, description="A sharing basis (consent or its alternative) is recorded."
+    )
+    data_opt_out: bool = Field(
+        default=False,
+        description="The patient has a recorded national data opt-out: leave this referral "
+        "out of evaluation figures and exports.",
+    )
 
 
 class EventPayload(Payload):
@@ -95,6 +112,9 @@ class ReferralSubmitted(EventPayload):
         examples=["129839007"],
     )
     submitted_at: datetime = Field(description="When the referrals service accepted it (UTC).")
+    sharing: SharingFlags = Field(
+        default_factory=SharingFlags, description="Sharing flags (never the details)."
+    )
 
 
 DECISION_SEQUENCE = (
@@ -174,6 +194,10 @@ class ReferralTransitioned(EventPayload):
     service_type: ServiceType = Field(description="Service type of the referral.")
     priority: Priority = Field(description="Priority after this change.")
     occurred_at: datetime = Field(description="When the change was made (UTC).")
+    sharing: SharingFlags = Field(
+        default_factory=SharingFlags,
+        description="Sharing flags after this change (never the details).",
+    )
 
 
 class ReferralAmended(ReferralTransitioned):
@@ -264,6 +288,21 @@ class ReferralRerouted(ReferralTransitioned):
         description="Why the platform re-routed it (e.g. 'acceptance-timeout', actor 'RX'); "
         "null when ops did.",
         examples=["acceptance-timeout"],
+    )
+
+
+class ReferralNhsNumberRecorded(ReferralTransitioned):
+    """The referrer recorded the patient's NHS number or its verification (for example a
+    person referred without one, traced later): an amendment of the patient's identity. The
+    number itself is not in the event; entitled parties read it from the referrals API."""
+
+    EVENT_TYPE: ClassVar[str] = "rx.referrals.ReferralNhsNumberRecorded.v1"
+
+    verification: NhsNumberVerification = Field(
+        description="Verification of the NHS number now recorded (verified or unverified)."
+    )
+    previous_verification: NhsNumberVerification = Field(
+        description="Verification before the change: absent when the person had no NHS number."
     )
 
 

@@ -25,6 +25,7 @@ _PAYLOADS: tuple[type[Payload], ...] = (
     ev.ReferralMessageAdded,
     ev.ReferralProgressReported,
     ev.ReferralFailed,
+    ev.ReferralNhsNumberRecorded,
     ev.ReferralRouted,
     ev.ReferralUnroutable,
     ChainCheckpointed,

@@ -143,3 +143,29 @@ OUTCOMES: dict[ServiceType, tuple[Outcome, ...]] = {
     ),
 }
 """The outcome codes a completed referral of each service type may carry."""
+
+
+class SharingBasis(StrEnum):
+    """On what basis the patient's details are shared with the receiving organisation."""
+
+    EXPLICIT_CONSENT = "explicit-consent"
+    """The person agreed to this referral and the sharing it needs."""
+    IMPLIED_DIRECT_CARE = "implied-direct-care"
+    """Implied consent: sharing for the person's own direct care, which they expect."""
+    BEST_INTERESTS = "best-interests"
+    """The person lacks capacity to decide; shared in their best interests (Mental Capacity
+    Act 2005)."""
+    SAFEGUARDING = "safeguarding"
+    """Shared without consent to protect the person or others from harm."""
+
+
+class NhsNumberVerification(StrEnum):
+    """Whether the patient's NHS number is known and traced, as BaRS distinguishes "present and
+    verified" from "present but not traced"."""
+
+    VERIFIED = "verified"
+    """Present and verified against the national record (PDS)."""
+    UNVERIFIED = "unverified"
+    """Present but not traced."""
+    ABSENT = "absent"
+    """No NHS number; a local identifier with its issuing organisation stands in."""

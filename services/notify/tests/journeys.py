@@ -10,13 +10,22 @@ from rx_contracts import (
     Actor,
     ClockKind,
     Envelope,
+    FailureReason,
+    NhsNumberVerification,
     Outcome,
     Priority,
+    ProgressCode,
     ProviderType,
     ReferralAccepted,
     ReferralAmended,
     ReferralCancelled,
     ReferralCompleted,
+    ReferralFailed,
+    ReferralInfoProvided,
+    ReferralInfoRequested,
+    ReferralMessageAdded,
+    ReferralNhsNumberRecorded,
+    ReferralProgressReported,
     ReferralRejected,
     ReferralRerouted,
     ReferralRouted,
@@ -175,6 +184,42 @@ class Journey:
             changed=["priority"],
             cohort={"care_home_resident": False, "frailty": False, "end_of_life": False},
             priority=priority,
+        )
+
+    def info_requested(self) -> Envelope:
+        return self._step(
+            ReferralInfoRequested, ReferralStatus.INFO_REQUESTED, self.assigned or TEAM
+        )
+
+    def info_provided(self) -> Envelope:
+        return self._step(ReferralInfoProvided, ReferralStatus.ROUTED, GP)
+
+    def message(self, status: ReferralStatus) -> Envelope:
+        return self._step(ReferralMessageAdded, status, GP)
+
+    def nhs_number_recorded(self, status: ReferralStatus) -> Envelope:
+        return self._step(
+            ReferralNhsNumberRecorded,
+            status,
+            GP,
+            verification=NhsNumberVerification.VERIFIED,
+            previous_verification=NhsNumberVerification.ABSENT,
+        )
+
+    def progress(self) -> Envelope:
+        return self._step(
+            ReferralProgressReported,
+            ReferralStatus.IN_PROGRESS,
+            self.assigned or TEAM,
+            progress_code=ProgressCode.VISIT_BOOKED,
+        )
+
+    def failed(self) -> Envelope:
+        return self._step(
+            ReferralFailed,
+            ReferralStatus.FAILED,
+            self.assigned or TEAM,
+            reason_code=FailureReason.DID_NOT_ATTEND,
         )
 
     def cancelled(self) -> Envelope:

@@ -16,7 +16,7 @@ from notify.domain.topics import Topic
 from notify.service_layer import handlers
 from notify.service_layer.handlers import CreateSubscription
 from notify.service_layer.ingest import ingest
-from rx_contracts import Envelope, Role
+from rx_contracts import Envelope, ReferralStatus, Role
 from sqlmodel import Session, select
 
 from .journeys import GP, OTHER_TEAM, TEAM, Journey
@@ -81,6 +81,45 @@ def test_the_referrer_hears_the_whole_journey_numbered_from_one(container: Conta
         (4, "started", j.id),
         (5, "completed", j.id),
     ]
+
+
+def test_questions_messages_updates_identity_and_failure_are_heard_and_hold_nothing_back(
+    container: Container,
+) -> None:
+    """Every numbered event of the referrals service is one notify acts on: one it skipped
+    would leave a hole in the referral's sequence and hold back every later event."""
+    sent = subscribe(container, GP, Topic.SENT)
+    offered = subscribe(container, TEAM, Topic.OFFERED)
+    j = Journey()
+    feed(
+        container,
+        j.submitted(),
+        j.routed(),
+        j.info_requested(),
+        j.nhs_number_recorded(ReferralStatus.INFO_REQUESTED),
+        j.info_provided(),
+        j.accepted(),
+        j.started(),
+        j.message(ReferralStatus.IN_PROGRESS),
+        j.progress(),
+        j.failed(),
+    )
+    journey = [
+        "routed",
+        "info-requested",
+        "nhs-number-recorded",
+        "info-provided",
+        "accepted",
+        "started",
+        "message-added",
+        "progress-reported",
+        "failed",
+    ]
+    assert kinds(container, sent) == ["submitted", *journey]
+    assert kinds(container, offered) == journey
+    with Session(container.engine) as session:
+        view = session.get(ReferralViewRow, j.id)
+        assert view is not None and view.status == "failed"
 
 
 def test_events_arriving_out_of_order_are_numbered_in_the_referrals_order(

@@ -114,7 +114,7 @@ def test_a_submitted_referral_is_stored_with_its_event_in_the_outbox(
     assert (
         body["patient"]["postcode"] == "BS5 0AA" and body["patient"]["nhs_number"] == "9434765919"
     )
-    assert body["allowed_actions"] == ["amend", "cancel", "message"]
+    assert body["allowed_actions"] == ["amend", "cancel", "message", "record-nhs-number"]
     assert response.headers["etag"] == '"1"'
     assert response.headers["location"].endswith(f"/referrals/{body['id']}")
 
@@ -336,7 +336,7 @@ def test_transition_errors(client: TestClient, db_url: str) -> None:
     stale = problem(post(client, accept, TEAM, version=1), 412)
     assert stale["current_version"] == 2
     not_theirs = problem(post(client, accept, GP, version=2), 403)
-    assert not_theirs["allowed_actions"] == ["amend", "cancel", "message"]
+    assert not_theirs["allowed_actions"] == ["amend", "cancel", "message", "record-nhs-number"]
     problem(post(client, accept, STRANGER, version=2), 404)
     post(client, accept, TEAM, version=2)
     wrong_state = problem(
@@ -373,6 +373,20 @@ def test_transition_errors(client: TestClient, db_url: str) -> None:
         ("amend", {"patient": {"postcode": "BS1 1AA"}}, "patient.postcode"),
         ("amend", {"priority": "urgent"}, "body"),
         ("amend", {"colour": "blue"}, "colour"),
+        ("amend", {"patient": {"nhs_number": "4010232137"}}, "patient.nhs_number"),
+        ("amend", {"consent": {"basis": "implied"}}, "consent.basis"),
+        ("redirect", {"target_provider_type": "social-care", "reason_text": "x"}, "consent"),
+        (
+            "record-nhs-number",
+            {"nhs_number": "9434765918", "verification": "verified"},
+            "nhs_number",
+        ),
+        (
+            "record-nhs-number",
+            {"nhs_number": "9434765919", "verification": "absent"},
+            "verification",
+        ),
+        ("record-nhs-number", {"nhs_number": "9434765919"}, "verification"),
     ],
 )
 def test_transition_bodies_are_checked(
@@ -380,7 +394,7 @@ def test_transition_bodies_are_checked(
 ) -> None:
     referral = routed(client, db_url)
     rid = referral["id"]
-    who = GP if action in {"amend", "cancel"} else TEAM
+    who = GP if action in {"amend", "cancel", "record-nhs-number"} else TEAM
     if action in {"complete", "fail", "report-progress"}:
         post(client, f"/referrals/{rid}/accept", TEAM, version=2)
         post(client, f"/referrals/{rid}/start", TEAM, version=3)
@@ -555,6 +569,7 @@ def test_a_question_and_its_answer_with_a_document_keep_the_organisation_and_the
         "cancel",
         "provide-info",
         "message",
+        "record-nhs-number",
     ]
     problem(post(client, f"/referrals/{rid}/accept", TEAM, version=3), 409)
     letter = client.post(

@@ -9,16 +9,20 @@ from pathlib import Path
 from typing import Any
 
 from referrals.domain.assignments import AssignmentState, AssignmentStatus
-from referrals.domain.model import Patient, Referral
+from referrals.domain.model import Referral
+from referrals.domain.patient import LocalIdentifier, Patient
+from referrals.domain.sharing import Consent
 from referrals.entrypoints.fhir import codes, resources
 from referrals.service_layer.versions import AssignmentVersion, ReferralVersion
 from rx_contracts import (
     CohortFlags,
+    NhsNumberVerification,
     Outcome,
     Priority,
     ProviderType,
     ReferralStatus,
     ServiceType,
+    SharingBasis,
 )
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "fhir.md"
@@ -42,7 +46,15 @@ def emitted() -> set[str]:
         id="r1",
         referrer_org="B81001",
         practitioner="G1234567",
-        patient=Patient("BS5 0AA", "9434765919", "Alex Smith", "1941-03-07"),
+        patient=Patient(
+            "BS5 0AA",
+            "9434765919",
+            "Alex Smith",
+            "1941-03-07",
+            NhsNumberVerification.VERIFIED,
+            LocalIdentifier("SC-204817", "SCB01"),
+            national_data_opt_out=True,
+        ),
         service_type=ServiceType.SOCIAL_CARE_ASSESSMENT,
         priority=Priority.URGENT,
         cohort=CohortFlags(frailty=True),
@@ -54,6 +66,7 @@ def emitted() -> set[str]:
         status=ReferralStatus.CANCELLED,
         assigned_org="RXA01",
         assigned_provider_type=ProviderType.SOCIAL_CARE,
+        consent=Consent(SharingBasis.BEST_INTERESTS, "B81001", "G1234567", NOW),
     )
     found = ReferralVersion(referral, NOW, cancel_reason="Admitted overnight")
     states = [
@@ -82,7 +95,9 @@ def test_the_code_systems_named_in_the_docs_are_the_ones_used() -> None:
     }
     named = {
         f"{codes.BASE}/{path}"
-        for path in re.findall(r"…/((?:CodeSystem|Id)/[a-z-]+)", DOC.read_text())
+        for path in re.findall(
+            r"…/((?:CodeSystem|Id|StructureDefinition)/[a-z-]+)", DOC.read_text()
+        )
     }
     assert named - used == set()
     ours = {u for u in used if u.startswith(f"{codes.BASE}/")}

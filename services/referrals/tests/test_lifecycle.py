@@ -17,11 +17,13 @@ from referrals.domain.errors import (
     StaleVersion,
 )
 from referrals.domain.model import Patient, Referral
+from referrals.domain.sharing import Consent
 from rx_contracts import (
     OUTCOMES,
     CancellationReason,
     CohortFlags,
     FailureReason,
+    NhsNumberVerification,
     Outcome,
     Priority,
     ProgressCode,
@@ -34,6 +36,7 @@ from rx_contracts import (
     ReferralInfoProvided,
     ReferralInfoRequested,
     ReferralMessageAdded,
+    ReferralNhsNumberRecorded,
     ReferralProgressReported,
     ReferralRedirected,
     ReferralRejected,
@@ -42,6 +45,7 @@ from rx_contracts import (
     ReferralStatus,
     RejectionReason,
     ServiceType,
+    SharingBasis,
 )
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -57,12 +61,18 @@ CALLERS = {
 
 # Who may do what in each status, from the design's lifecycle and "who may do what".
 ALLOWED: dict[tuple[str, str], set[str]] = {
-    ("submitted", "referrer"): {"amend", "cancel", "message"},
-    ("routed", "referrer"): {"amend", "cancel", "message"},
-    ("info_requested", "referrer"): {"amend", "cancel", "message", "provide-info"},
-    ("accepted", "referrer"): {"cancel", "message"},
-    ("in_progress", "referrer"): {"cancel", "message"},
-    ("unroutable", "referrer"): {"cancel", "message"},
+    ("submitted", "referrer"): {"amend", "cancel", "message", "record-nhs-number"},
+    ("routed", "referrer"): {"amend", "cancel", "message", "record-nhs-number"},
+    ("info_requested", "referrer"): {
+        "amend",
+        "cancel",
+        "message",
+        "provide-info",
+        "record-nhs-number",
+    },
+    ("accepted", "referrer"): {"cancel", "message", "record-nhs-number"},
+    ("in_progress", "referrer"): {"cancel", "message", "record-nhs-number"},
+    ("unroutable", "referrer"): {"cancel", "message", "record-nhs-number"},
     ("routed", "assigned"): {"accept", "reject", "redirect", "request-info", "message"},
     ("info_requested", "assigned"): {"reject", "redirect", "message"},
     ("accepted", "assigned"): {"start", "report-progress", "fail", "message"},
@@ -82,6 +92,7 @@ OWNER = {
     "start": "assigned",
     "complete": "assigned",
     "reroute": "ops",
+    "record-nhs-number": "referrer",
     "request-info": "assigned",
     "provide-info": "referrer",
     "message": "referrer or assigned",
@@ -104,6 +115,10 @@ ARGS = {
     "start": {},
     "complete": {"outcome": Outcome.REMAINED_AT_HOME, "summary": None},
     "reroute": {"target_provider_type": None, "target_org": None, "text": "cover agreed"},
+    "record-nhs-number": {
+        "nhs_number": "4010232137",
+        "verification": NhsNumberVerification.VERIFIED,
+    },
     "request-info": {"question": "Is there a key safe?"},
     "provide-info": {"answer": "Yes, code 4512", "attachment_id": None},
     "message": {"text": "Daughter at home from 14:00", "attachment_id": None},
@@ -119,6 +134,7 @@ EVENTS = {
     "start": ReferralStarted,
     "complete": ReferralCompleted,
     "reroute": ReferralRerouted,
+    "record-nhs-number": ReferralNhsNumberRecorded,
     "request-info": ReferralInfoRequested,
     "provide-info": ReferralInfoProvided,
     "message": ReferralMessageAdded,
@@ -156,6 +172,7 @@ def referral_in(status: str) -> Referral:
         status=ReferralStatus(status),
         version=4,
         sequence=4,
+        consent=Consent(SharingBasis.EXPLICIT_CONSENT, REFERRER, "G1234567", NOW),
     )
     if status in HELD:
         r.assigned_org, r.assigned_provider_type = ASSIGNED, ProviderType.RAPID_RESPONSE

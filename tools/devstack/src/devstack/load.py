@@ -244,6 +244,7 @@ class LoadDriver:
             "service_type": service,
             "priority": priority,
             "cohort": cohort,
+            "consent": {"basis": "implied-direct-care"},  # social care needs a basis
         }
         response = await self._call(
             journey, journey.referrer, "POST", "/referrals", body, key=journey.key, record=True

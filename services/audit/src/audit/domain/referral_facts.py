@@ -185,8 +185,10 @@ class FigureState:
         """Fold one event in."""
         facts = self.referrals[referral_id]
         FOLDS[type_](facts, occurred, data)
-        # A patient's recorded national data opt-out, once events carry it, sets
-        # facts.excluded here; figures.Selection leaves such referrals out of every figure.
+        sharing = data.get("sharing")
+        if isinstance(sharing, dict):  # only the referrals service's events carry it
+            # A recorded national data opt-out: figures.Selection leaves it out of every figure.
+            facts.excluded = bool(sharing.get("data_opt_out"))
 
 
 def fold(state: FigureState, rows: Iterable[Any]) -> None:

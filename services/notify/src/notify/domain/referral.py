@@ -22,7 +22,7 @@ from typing import Any
 
 from .topics import CLOCKS, DECISIONS, ENTRIES, Kind, Topic
 
-TERMINAL = frozenset({"completed", "cancelled"})
+TERMINAL = frozenset({"completed", "cancelled", "failed"})
 
 
 @dataclass(frozen=True)

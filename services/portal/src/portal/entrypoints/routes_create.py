@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from rx_contracts import Priority, ServiceType
+from rx_contracts import Priority, ServiceType, SharingBasis
 
 from ..adapters.referrals_api import ApiError
 from .web import ApiDep, FormDep, SessionDep, page
@@ -22,6 +22,12 @@ COHORT = {
 CHOICES = {
     "service_type": [(t.value, t.value.replace("-", " ").capitalize()) for t in ServiceType],
     "priority": [(p.value, p.value.capitalize()) for p in Priority],
+    "consent": [
+        (SharingBasis.EXPLICIT_CONSENT.value, "The patient consented"),
+        (SharingBasis.IMPLIED_DIRECT_CARE.value, "Implied consent, for their direct care"),
+        (SharingBasis.BEST_INTERESTS.value, "In their best interests (they lack capacity)"),
+        (SharingBasis.SAFEGUARDING.value, "Safeguarding"),
+    ],
 }
 
 
@@ -48,6 +54,8 @@ def referral_body(form: dict[str, str], organisation: str, practitioner: str) ->
         body["reason"] = reason
     if summary := text("clinical_summary"):
         body["clinical_summary"] = summary
+    if basis := text("consent"):
+        body["consent"] = {"basis": basis}  # recorded by the signed-in practitioner, now
     return body
 
 

@@ -7,13 +7,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from rx_contracts import CohortFlags, Outcome, Priority, ProviderType, ReferralStatus, ServiceType
+from rx_contracts import (
+    CohortFlags,
+    NhsNumberVerification,
+    Outcome,
+    Priority,
+    ProviderType,
+    ReferralStatus,
+    ServiceType,
+    SharingBasis,
+)
 from rx_messaging import fastsql
 from sqlalchemy import Table, and_, or_
 from sqlmodel import Session, col, select
 
 from ..domain.attachments import Attachment
-from ..domain.model import HistoryEntry, Patient, Referral
+from ..domain.model import HistoryEntry, Referral
+from ..domain.patient import LocalIdentifier, Patient
+from ..domain.sharing import Consent
 from .tables import AttachmentRow, ReferralRow, TransitionRow
 
 REFERRAL: Table = ReferralRow.__table__  # type: ignore[attr-defined]
@@ -182,6 +193,7 @@ def _to_row_fields(r: Referral) -> dict[str, object]:
         "patient_name": r.patient.name,
         "patient_birth_date": r.patient.birth_date,
         "patient_postcode": r.patient.postcode,
+        **_identity_and_consent_fields(r),
         "service_type": r.service_type.value,
         "priority": r.priority.value,
         "care_home_resident": r.cohort.care_home_resident,
@@ -206,9 +218,8 @@ def _to_domain(row: ReferralRow) -> Referral:
         id=row.id,
         referrer_org=row.referrer_org,
         practitioner=row.practitioner,
-        patient=Patient(
-            row.patient_postcode, row.patient_nhs_number, row.patient_name, row.patient_birth_date
-        ),
+        patient=_patient(row),
+        consent=_consent(row),
         service_type=ServiceType(row.service_type),
         priority=Priority(row.priority),
         cohort=CohortFlags(
@@ -230,4 +241,49 @@ def _to_domain(row: ReferralRow) -> Referral:
         else None,
         outcome=Outcome(row.outcome) if row.outcome else None,
         rejected_by=list(row.rejected_by or []),
+    )
+
+
+def _identity_and_consent_fields(r: Referral) -> dict[str, object]:
+    p, c = r.patient, r.consent
+    local = p.local_identifier
+    return {
+        "patient_nhs_number_verification": (
+            p.nhs_number_verification or NhsNumberVerification.ABSENT
+        ).value,
+        "patient_local_id": local.value if local else None,
+        "patient_local_id_org": local.organisation if local else None,
+        "national_data_opt_out": p.national_data_opt_out,
+        "consent_basis": c.basis.value if c else None,
+        "consent_recorded_by_org": c.recorded_by_org if c else None,
+        "consent_recorded_by_practitioner": c.recorded_by_practitioner if c else None,
+        "consent_recorded_at": c.recorded_at if c else None,
+    }
+
+
+def _patient(row: ReferralRow) -> Patient:
+    local = (
+        LocalIdentifier(row.patient_local_id, row.patient_local_id_org)
+        if row.patient_local_id and row.patient_local_id_org
+        else None
+    )
+    return Patient(
+        row.patient_postcode,
+        row.patient_nhs_number,
+        row.patient_name,
+        row.patient_birth_date,
+        NhsNumberVerification(row.patient_nhs_number_verification),
+        local,
+        row.national_data_opt_out,
+    )
+
+
+def _consent(row: ReferralRow) -> Consent | None:
+    if row.consent_basis is None or row.consent_recorded_at is None:
+        return None
+    return Consent(
+        SharingBasis(row.consent_basis),
+        row.consent_recorded_by_org or row.referrer_org,
+        row.consent_recorded_by_practitioner,
+        _utc(row.consent_recorded_at),
     )

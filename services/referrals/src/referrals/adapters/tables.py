@@ -27,6 +27,15 @@ class ReferralRow(SQLModel, table=True):
     patient_name: str | None = Field(default=None, max_length=200)
     patient_birth_date: str | None = Field(default=None, max_length=10)
     patient_postcode: str = Field(max_length=8)
+    # Identity without an NHS number, and the sharing basis (consent) with who recorded it.
+    patient_nhs_number_verification: str = Field(default="absent", max_length=16)
+    patient_local_id: str | None = Field(default=None, max_length=64)
+    patient_local_id_org: str | None = Field(default=None, max_length=10)
+    national_data_opt_out: bool = False
+    consent_basis: str | None = Field(default=None, max_length=32)
+    consent_recorded_by_org: str | None = Field(default=None, max_length=10)
+    consent_recorded_by_practitioner: str | None = Field(default=None, max_length=64)
+    consent_recorded_at: datetime | None = None
     service_type: str = Field(max_length=64)
     priority: str = Field(max_length=16)
     care_home_resident: bool = False

@@ -14,6 +14,7 @@ from rx_contracts import (
     CohortFlags,
     EventPayload,
     FailureReason,
+    NhsNumberVerification,
     Outcome,
     Priority,
     ProgressCode,
@@ -26,6 +27,7 @@ from rx_contracts import (
     ReferralInfoProvided,
     ReferralInfoRequested,
     ReferralMessageAdded,
+    ReferralNhsNumberRecorded,
     ReferralProgressReported,
     ReferralRedirected,
     ReferralRejected,
@@ -37,12 +39,15 @@ from rx_contracts import (
     RejectionReason,
     RerouteReason,
     ServiceType,
+    SharingFlags,
 )
 
-from . import identifiers
+from . import identifiers, sharing
 from .caller import Caller, Party
 from .errors import IllegalTransition, InvalidRequest, NotPermitted, ReferralNotFound, StaleVersion
 from .lifecycle import RULES, Action, allowed
+from .patient import Patient, valid_patient
+from .sharing import Consent, ConsentGiven
 
 RESPONSE_TARGETS: dict[Priority, timedelta] = {
     Priority.STAT: timedelta(hours=1),
@@ -51,16 +56,6 @@ RESPONSE_TARGETS: dict[Priority, timedelta] = {
     Priority.ROUTINE: timedelta(days=14),
 }
 """How soon a referral of each priority is due a response; worklists sort by it."""
-
-
-@dataclass(frozen=True)
-class Patient:
-    """Who the referral is for. Never leaves this service in an event."""
-
-    postcode: str
-    nhs_number: str | None = None
-    name: str | None = None
-    birth_date: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,12 +121,21 @@ class Referral:
     assigned_provider_type: ProviderType | None = None
     outcome: Outcome | None = None
     rejected_by: list[str] = field(default_factory=list)
+    consent: Consent | None = None
     pending: list[Transition] = field(default_factory=list, repr=False)
     """Transitions made since loading; the unit of work stores them and their events."""
 
     @property
     def postcode_district(self) -> str:
         return identifiers.postcode(self.patient.postcode)[1]
+
+    @property
+    def sharing(self) -> SharingFlags:
+        """What events say of the sharing basis: flags, never the details."""
+        return SharingFlags(
+            consent_recorded=self.consent is not None,
+            data_opt_out=self.patient.national_data_opt_out,
+        )
 
     # ---- who may see and do what -------------------------------------------------------
 
@@ -179,6 +183,7 @@ class Referral:
         reason_text: str | None,
         clinical_summary: str | None,
         now: datetime,
+        consent: ConsentGiven | None = None,
     ) -> Referral:
         """A new referral in ``submitted``, with its ReferralSubmitted event recorded. Only a
         provider may refer, and only on behalf of its own organisation."""
@@ -187,11 +192,13 @@ class Referral:
             raise NotPermitted(
                 f"{caller.organisation} may not refer on behalf of {referrer_org}", []
             )
+        recorded = consent.record(referrer_org, caller.practitioner, now) if consent else None
+        sharing.require_for(service_type, recorded)
         referral = cls(
             id=referral_id,
             referrer_org=referrer_org,
             practitioner=caller.practitioner,
-            patient=_valid_patient(patient),
+            patient=valid_patient(patient),
             service_type=service_type,
             priority=priority,
             cohort=cohort,
@@ -200,6 +207,7 @@ class Referral:
             clinical_summary=clinical_summary,
             created_at=now,
             due_at=now + RESPONSE_TARGETS[priority],
+            consent=recorded,
         )
         event = ReferralSubmitted(
             referral_id=referral_id,
@@ -213,6 +221,7 @@ class Referral:
             cohort=cohort,
             reason_code=reason_code,
             submitted_at=now,
+            sharing=referral.sharing,
         )
         referral.pending.append(
             Transition(1, "submit", ReferralStatus.SUBMITTED, caller.actor, now, event)
@@ -223,8 +232,9 @@ class Referral:
 
     def amend(self, caller: Caller, if_match: int, now: datetime, **changes: Any) -> list[str]:
         """Change details before acceptance: priority, cohort, reason_code, reason_text,
-        clinical_summary, or ``patient`` as a mapping of patient fields to change (not the
-        postcode, which decided the routing). Returns the names of the fields that changed."""
+        clinical_summary, consent, or ``patient`` as a mapping of patient fields to change
+        (not the postcode, which decided the routing, nor the NHS number, which has an action
+        and an event of its own). Returns the names of the fields that changed."""
         self.check(Action.AMEND, caller, if_match)
         if "patient" in changes:
             patient_changes = dict(changes["patient"])
@@ -234,7 +244,22 @@ class Referral:
                     "not_amendable",
                     "the postcode cannot be amended; cancel and refer again",
                 )
-            changes["patient"] = _valid_patient(replace(self.patient, **patient_changes))
+            for name in ("nhs_number", "nhs_number_verification"):
+                if patient_changes.get(name, getattr(self.patient, name)) != getattr(
+                    self.patient, name
+                ):
+                    raise InvalidRequest(
+                        f"patient.{name}",
+                        "use_record_nhs_number",
+                        "record an NHS number or its verification with record-nhs-number",
+                    )
+            changes["patient"] = valid_patient(replace(self.patient, **patient_changes))
+        if "consent" in changes:
+            given = changes["consent"]
+            if isinstance(given, ConsentGiven):
+                given = given.record(caller.organisation, caller.practitioner, now)
+            sharing.require_for(self.service_type, given)
+            changes["consent"] = given
         changed = [name for name, value in changes.items() if getattr(self, name) != value]
         if not changed:
             raise InvalidRequest("body", "no_change", "the amendment changes nothing")
@@ -294,6 +319,7 @@ class Referral:
         """Send elsewhere: back to routing, towards the named provider type or organisation."""
         self.check(Action.REDIRECT, caller, if_match)
         target_org = _target(target_provider_type, target_org)
+        sharing.require_for_target(target_provider_type, self.consent)
         self._record(
             Action.REDIRECT,
             caller,
@@ -370,6 +396,7 @@ class Referral:
         """Ops send the referral back to routing (for example an unroutable one)."""
         self.check(Action.REROUTE, caller, if_match)
         target_org = _target(target_provider_type, target_org, required=False)
+        sharing.require_for_target(target_provider_type, self.consent)
         self._record(
             Action.REROUTE,
             caller,
@@ -379,6 +406,39 @@ class Referral:
             target_provider_type=target_provider_type,
             target_org=target_org,
             note=text,
+        )
+
+    def record_nhs_number(
+        self,
+        caller: Caller,
+        if_match: int,
+        now: datetime,
+        nhs_number: str,
+        verification: NhsNumberVerification,
+    ) -> None:
+        """The referrer records the person's NHS number (one referred without, traced later)
+        or a change of its verification: an amendment with its own event, allowed until the
+        referral ends."""
+        self.check(Action.RECORD_NHS_NUMBER, caller, if_match)
+        if verification is NhsNumberVerification.ABSENT:
+            raise InvalidRequest(
+                "verification", "absent_with_number", "a recorded NHS number is not absent"
+            )
+        number = identifiers.nhs_number(nhs_number, "nhs_number")
+        previous = self.patient.nhs_number_verification or NhsNumberVerification.ABSENT
+        if number == self.patient.nhs_number and verification is previous:
+            raise InvalidRequest("body", "no_change", "this NHS number is recorded already")
+        self.patient = replace(
+            self.patient, nhs_number=number, nhs_number_verification=verification
+        )
+        self._record(
+            Action.RECORD_NHS_NUMBER,
+            caller,
+            now,
+            ReferralNhsNumberRecorded,
+            history_code=verification.value,
+            verification=verification,
+            previous_verification=previous,
         )
 
     # ---- closing the loop: questions, messages, interim updates, failure -----------------
@@ -564,6 +624,7 @@ class Referral:
             service_type=self.service_type,
             priority=self.priority,
             occurred_at=now,
+            sharing=self.sharing,
             **event_fields,
             **({"attachment_id": attachment_id} if attachment_id else {}),
         )
@@ -581,12 +642,6 @@ class Referral:
                 attachment_id,
             )
         )
-
-
-def _valid_patient(patient: Patient) -> Patient:
-    postcode, _ = identifiers.postcode(patient.postcode)
-    nhs = identifiers.nhs_number(patient.nhs_number) if patient.nhs_number else None
-    return replace(patient, postcode=postcode, nhs_number=nhs)
 
 
 def _text_required(text: str | None, field_name: str, message: str) -> None:

@@ -31,6 +31,7 @@ from ..domain.caller import Caller, Party, Role
 from ..domain.errors import IllegalTransition, InvalidRequest, NotPermitted, ReferralNotFound
 from ..domain.lifecycle import TERMINAL, Action
 from ..domain.model import HistoryEntry, Patient, Referral
+from ..domain.sharing import ConsentGiven
 from .access import record_access
 from .unit_of_work import UnitOfWork
 
@@ -47,6 +48,7 @@ class SubmitReferral:
     reason_code: str | None = None
     reason_text: str | None = None
     clinical_summary: str | None = None
+    consent: ConsentGiven | None = None
 
 
 def submit_referral(
@@ -66,6 +68,7 @@ def submit_referral(
             reason_text=cmd.reason_text,
             clinical_summary=cmd.clinical_summary,
             now=now or datetime.now(UTC),
+            consent=cmd.consent,
         )
         uow.referrals.add(referral)
         uow.commit()
@@ -81,6 +84,7 @@ ACTIONS: dict[Action, Callable[..., object]] = {
     Action.START: Referral.start,
     Action.COMPLETE: Referral.complete,
     Action.REROUTE: Referral.reroute,
+    Action.RECORD_NHS_NUMBER: Referral.record_nhs_number,
     Action.REQUEST_INFO: Referral.request_info,
     Action.PROVIDE_INFO: Referral.provide_info,
     Action.MESSAGE: Referral.message,

@@ -5,7 +5,14 @@ from __future__ import annotations
 from ...adapters.idempotency import StoredResponse
 from ...domain.caller import Caller
 from ...domain.model import Referral
-from .schemas import PatientIn, ReasonIn, ReferralPublic, ReferralSummary
+from .schemas import (
+    ConsentPublic,
+    LocalIdentifierIn,
+    PatientIn,
+    ReasonIn,
+    ReferralPublic,
+    ReferralSummary,
+)
 
 
 def to_public(r: Referral, caller: Caller) -> ReferralPublic:
@@ -13,6 +20,7 @@ def to_public(r: Referral, caller: Caller) -> ReferralPublic:
     reason = (
         ReasonIn(code=r.reason_code, text=r.reason_text) if r.reason_code or r.reason_text else None
     )
+    local, consent = r.patient.local_identifier, r.consent
     return ReferralPublic(
         id=r.id,
         status=r.status,
@@ -21,6 +29,11 @@ def to_public(r: Referral, caller: Caller) -> ReferralPublic:
         practitioner=r.practitioner,
         patient=PatientIn(
             nhs_number=r.patient.nhs_number,
+            nhs_number_verification=r.patient.nhs_number_verification,
+            local_identifier=LocalIdentifierIn(value=local.value, organisation=local.organisation)
+            if local
+            else None,
+            national_data_opt_out=r.patient.national_data_opt_out,
             name=r.patient.name,
             birth_date=r.patient.birth_date,
             postcode=r.patient.postcode,
@@ -30,6 +43,7 @@ def to_public(r: Referral, caller: Caller) -> ReferralPublic:
         cohort=r.cohort,
         reason=reason,
         clinical_summary=r.clinical_summary,
+        consent=ConsentPublic.model_validate(consent, from_attributes=True) if consent else None,
         assigned_org=r.assigned_org,
         assigned_provider_type=r.assigned_provider_type,
         outcome=r.outcome,

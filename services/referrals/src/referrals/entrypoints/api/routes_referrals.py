@@ -15,7 +15,7 @@ from rx_web.problems import Problem
 
 from ...adapters.idempotency import StoredResponse
 from ...adapters.repository import View, WorklistQuery
-from ...domain.model import Patient, Referral
+from ...domain.model import Referral
 from ...service_layer import handlers
 from .deps import CallerDep, IdempotencyKey, Uow
 from .idempotency import run_once
@@ -59,18 +59,14 @@ def create_referral(
     reason = body.reason or ReasonIn()
     cmd = handlers.SubmitReferral(
         referrer_org=body.referrer.organisation,
-        patient=Patient(
-            body.patient.postcode,
-            body.patient.nhs_number,
-            body.patient.name,
-            body.patient.birth_date,
-        ),
+        patient=body.patient.patient(),
         service_type=body.service_type,
         priority=body.priority,
         cohort=body.cohort.flags(),
         reason_code=reason.code,
         reason_text=reason.text,
         clinical_summary=body.clinical_summary,
+        consent=body.consent.given() if body.consent else None,
     )
 
     def created(referral: Referral) -> StoredResponse:

@@ -25,6 +25,7 @@ from .schemas import (
     MessageIn,
     ProvideInfo,
     ReasonIn,
+    RecordNhsNumber,
     Redirect,
     ReferralAmend,
     ReferralPublic,
@@ -103,6 +104,10 @@ def amend_referral(call: Lifecycle, body: ReferralAmend) -> JSONResponse:
         changes["reason_code"], changes["reason_text"] = reason.code, reason.text
     if body.patient is not None:
         changes["patient"] = body.patient.model_dump(exclude_unset=True)
+        if body.patient.local_identifier is not None:
+            changes["patient"]["local_identifier"] = body.patient.local_identifier.identifier()
+    if body.consent is not None:
+        changes["consent"] = body.consent.given()
     return call.act(Action.AMEND, body, **changes)
 
 
@@ -162,6 +167,20 @@ def reroute_referral(call: Lifecycle, body: Reroute) -> JSONResponse:
         target_provider_type=body.target_provider_type,
         target_org=body.target_org,
         text=body.reason_text,
+    )
+
+
+@router.post(
+    "/record-nhs-number",
+    summary="Record the NHS number, traced after referral (referrer)",
+    **OPERATION,
+)
+def record_nhs_number(call: Lifecycle, body: RecordNhsNumber) -> JSONResponse:
+    """An amendment of the person's identity with its own event (ReferralNhsNumberRecorded,
+    which carries the verification, never the number): add the NHS number of a person referred
+    without one, or record that it is now verified. Allowed until the referral ends."""
+    return call.act(
+        Action.RECORD_NHS_NUMBER, body, nhs_number=body.nhs_number, verification=body.verification
     )
 
 

@@ -10,6 +10,7 @@ from rx_contracts import (
     CancellationReason,
     CohortFlags,
     FailureReason,
+    NhsNumberVerification,
     Outcome,
     Priority,
     ProgressCode,
@@ -17,10 +18,13 @@ from rx_contracts import (
     ReferralStatus,
     RejectionReason,
     ServiceType,
+    SharingBasis,
 )
 from rx_web.params import on_strings
 
 from ...domain.lifecycle import Action
+from ...domain.patient import LocalIdentifier, Patient
+from ...domain.sharing import ConsentGiven
 
 
 class Strict(BaseModel):
@@ -64,12 +68,37 @@ class ReferrerIn(Strict):
     )
 
 
+class LocalIdentifierIn(Strict):
+    """An identifier the person has at one organisation, for a person without an NHS number."""
+
+    value: str = Field(min_length=1, max_length=64, examples=["SC-204817"])
+    organisation: str = Field(
+        description="ODS code of the organisation that issued it.", examples=["SCB01"]
+    )
+
+    def identifier(self) -> LocalIdentifier:
+        return LocalIdentifier(self.value, self.organisation)
+
+
 class PatientIn(Strict):
     nhs_number: str | None = Field(
         default=None,
         description=f"NHS number, optional: {NHS_NUMBER_RULE}",
         examples=["9434765919"],
         json_schema_extra=NHS_NUMBER,
+    )
+    nhs_number_verification: NhsNumberVerification | None = Field(
+        default=None,
+        description="verified (traced on PDS) or unverified (present but not traced; the "
+        "default with a number); absent when there is no NHS number.",
+    )
+    local_identifier: LocalIdentifierIn | None = Field(
+        default=None, description="For a person without an NHS number: who they are locally."
+    )
+    national_data_opt_out: StrictBool = Field(
+        default=False,
+        description="The patient has a recorded national data opt-out: the referral is left "
+        "out of evaluation figures.",
     )
     name: str | None = Field(default=None, max_length=200, examples=["Alex Smith"])
     birth_date: str | None = Field(
@@ -81,6 +110,47 @@ class PatientIn(Strict):
         examples=["BS5 0AA"],
         json_schema_extra=POSTCODE,
     )
+
+    def patient(self) -> Patient:
+        local = self.local_identifier
+        return Patient(
+            self.postcode,
+            self.nhs_number,
+            self.name,
+            self.birth_date,
+            self.nhs_number_verification,
+            local.identifier() if local else None,
+            self.national_data_opt_out,
+        )
+
+
+class ConsentIn(Strict):
+    """The basis on which the person's details are shared; required for social care."""
+
+    basis: SharingBasis = Field(
+        description="explicit-consent, implied-direct-care, best-interests (lacks capacity) "
+        "or safeguarding."
+    )
+    recorded_by: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Professional id of the practitioner who recorded it; yours by default.",
+    )
+    recorded_at: datetime | None = Field(
+        default=None, description="When it was recorded, with its offset; now by default."
+    )
+
+    def given(self) -> ConsentGiven:
+        return ConsentGiven(self.basis, self.recorded_by, self.recorded_at)
+
+
+class ConsentPublic(BaseModel):
+    """The recorded sharing basis, shown to the referrer and the receiving organisation."""
+
+    basis: SharingBasis
+    recorded_by_org: str = Field(description="ODS code of the organisation that recorded it.")
+    recorded_by_practitioner: str | None
+    recorded_at: datetime
 
 
 class CohortIn(Strict):
@@ -114,6 +184,9 @@ class ReferralCreate(Strict):
     cohort: CohortIn = Field(default_factory=CohortIn)
     reason: ReasonIn | None = None
     clinical_summary: str | None = Field(default=None, max_length=10000)
+    consent: ConsentIn | None = Field(
+        default=None, description="Sharing basis; required for social-care-assessment."
+    )
 
     model_config = ConfigDict(
         extra="forbid",
@@ -143,6 +216,8 @@ class PatientAmend(Strict):
     )
     name: str | None = Field(default=None, max_length=200)
     birth_date: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    local_identifier: LocalIdentifierIn | None = None
+    national_data_opt_out: StrictBool = False
 
 
 class ReferralAmend(Strict):
@@ -153,6 +228,7 @@ class ReferralAmend(Strict):
     reason: ReasonIn | None = None
     clinical_summary: str | None = Field(default=None, max_length=10000)
     patient: PatientAmend | None = None
+    consent: ConsentIn | None = Field(default=None, description="Record or correct the basis.")
 
     model_config = ConfigDict(
         extra="forbid",
@@ -162,6 +238,20 @@ class ReferralAmend(Strict):
             # here (an amendment that changes nothing is refused with 422, rule no_change).
             "minProperties": 1,
         },
+    )
+
+
+class RecordNhsNumber(Strict):
+    """The person's NHS number, traced after referral, or a change of its verification."""
+
+    nhs_number: str = Field(description="10-digit NHS number.", examples=["9434765919"])
+    verification: NhsNumberVerification = Field(
+        description="verified (traced on PDS) or unverified (present but not traced)."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"nhs_number": "9434765919", "verification": "verified"}]},
     )
 
 
@@ -365,6 +455,7 @@ class ReferralPublic(BaseModel):
     cohort: CohortFlags
     reason: ReasonIn | None
     clinical_summary: str | None
+    consent: ConsentPublic | None = Field(description="The sharing basis, if recorded.")
     assigned_org: str | None
     assigned_provider_type: ProviderType | None
     outcome: Outcome | None

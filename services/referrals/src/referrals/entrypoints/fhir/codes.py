@@ -15,6 +15,24 @@ PRACTITIONER = f"{BASE}/Id/practitioner"
 TASK_CODE = "http://hl7.org/fhir/CodeSystem/task-code"
 STATUS_REASON_EXTENSION = "http://hl7.org/fhir/StructureDefinition/request-statusReason"
 
+# Identity and sharing basis (UK Core's NHS number verification; our own codes for the rest).
+NHS_NUMBER_VERIFICATION_EXTENSION = (
+    "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
+)
+NHS_NUMBER_VERIFICATION = (
+    "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
+)
+NHS_NUMBER_VERIFICATION_CODES = {
+    "verified": ("01", "Number present and verified"),
+    "unverified": ("02", "Number present but not traced"),
+}
+"""Our verification statuses as UK Core codes (absent: no NHS number identifier at all)."""
+LOCAL_PATIENT_ID = f"{BASE}/Id/local-patient-identifier"
+DATA_OPT_OUT_EXTENSION = f"{BASE}/StructureDefinition/national-data-opt-out"
+SHARING_BASIS = f"{BASE}/CodeSystem/sharing-basis"
+CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+LOINC = "http://loinc.org"
+
 SERVICE_TYPE = f"{BASE}/CodeSystem/service-type"
 PROVIDER_TYPE = f"{BASE}/CodeSystem/provider-type"
 COHORT = f"{BASE}/CodeSystem/cohort"

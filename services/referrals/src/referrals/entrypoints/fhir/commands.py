@@ -21,7 +21,7 @@ from ...domain.errors import InvalidRequest
 from ...domain.lifecycle import Action
 from ...domain.model import Patient, Referral
 from ...service_layer.handlers import SubmitReferral
-from . import codes, inbound
+from . import codes, identity, inbound
 
 _SNOMED_ID = re.compile(r"^[1-9][0-9]{5,17}$")
 _SERVICE_BY_SNOMED = {code: service for service, (code, _) in codes.SERVICE_TYPE_SNOMED.items()}
@@ -69,21 +69,12 @@ def submit(sr: inbound.ServiceRequest, patient: inbound.Patient | None) -> Submi
         reason_code=reason_code,
         reason_text=reason.text if reason else None,
         clinical_summary=sr.note[0].text if sr.note else None,
+        consent=identity.consent_given(sr),
     )
 
 
 def _patient(p: inbound.Patient) -> Patient:
-    nhs = None
-    for ident in p.identifier:
-        if ident.system != codes.NHS_NUMBER or not ident.value:
-            raise invalid(
-                "Patient.identifier[0]",
-                "nhs_number_only",
-                f"the only patient identifier taken is the NHS number ({codes.NHS_NUMBER})",
-            )
-        nhs = ident.value
-    name = p.name[0].full() if p.name else None
-    return Patient(p.address[0].postalCode, nhs, name, p.birthDate)
+    return identity.patient(p)
 
 
 def _service_type(code: inbound.CodeableConcept) -> ServiceType:
@@ -217,7 +208,15 @@ def update(current: Referral, sr: inbound.ServiceRequest) -> tuple[Action, dict[
         "reason_text": wanted.reason_text,
         "clinical_summary": wanted.clinical_summary,
     }
-    return Action.AMEND, {k: v for k, v in changes.items() if getattr(current, k) != v}
+    found = {k: v for k, v in changes.items() if getattr(current, k) != v}
+    given, now = wanted.consent, current.consent
+    if given is not None and (
+        now is None
+        or given.basis != now.basis
+        or (given.recorded_at is not None and given.recorded_at != now.recorded_at)
+    ):
+        found["consent"] = given  # a recorded basis stays unless another replaces it
+    return Action.AMEND, found
 
 
 def _cancellation(concept: inbound.CodeableConcept | None) -> dict[str, Any]:
@@ -267,7 +266,14 @@ def patient_changes(current: Referral, patient: inbound.Patient) -> dict[str, An
     wanted = _patient(patient)
     changes = {
         name: getattr(wanted, name)
-        for name in ("postcode", "nhs_number", "name", "birth_date")
+        for name in (
+            "postcode",
+            "nhs_number",
+            "name",
+            "birth_date",
+            "local_identifier",
+            "national_data_opt_out",
+        )
         if getattr(wanted, name) != getattr(current.patient, name)
     }
     return {"patient": changes} if changes else {}

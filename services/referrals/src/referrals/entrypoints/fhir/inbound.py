@@ -35,9 +35,17 @@ class CodeableConcept(Element):
         return next((c.code for c in self.coding if c.system == system and c.code), None)
 
 
+class Extension(Element):
+    url: str
+    valueCodeableConcept: CodeableConcept | None = None
+    valueBoolean: bool | None = None
+
+
 class Identifier(Element):
+    extension: list[Extension] = Field(default_factory=list, max_length=1)
     system: str | None = None
     value: str | None = None
+    assigner: Reference | None = None
 
 
 class Reference(Element):
@@ -64,11 +72,6 @@ class Meta(Element):
     profile: list[str] = Field(default_factory=list)
 
 
-class Extension(Element):
-    url: str
-    valueCodeableConcept: CodeableConcept | None = None
-
-
 class HumanName(Element):
     text: str | None = Field(default=None, max_length=200)
     family: str | None = None
@@ -86,7 +89,8 @@ class Patient(Element):
     resourceType: Literal["Patient"]
     id: FhirId | None = None
     meta: Meta | None = None
-    identifier: list[Identifier] = Field(default_factory=list, max_length=1)
+    extension: list[Extension] = Field(default_factory=list, max_length=1)
+    identifier: list[Identifier] = Field(default_factory=list, max_length=2)
     name: list[HumanName] = Field(default_factory=list, max_length=1)
     birthDate: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
     address: list[Address] = Field(min_length=1, max_length=1)
@@ -99,14 +103,33 @@ class PractitionerRole(Element):
     organization: Reference
 
 
+class Provision(Element):
+    type: Literal["permit"] | None = None
+
+
+class Consent(Element):
+    """The sharing basis, contained in the ServiceRequest (see ``identity.py``)."""
+
+    resourceType: Literal["Consent"]
+    id: FhirId
+    status: Literal["active"]
+    scope: CodeableConcept
+    category: list[CodeableConcept] = Field(min_length=1)
+    patient: Reference | None = None
+    dateTime: str | None = None
+    organization: list[Reference] = Field(default_factory=list, max_length=1)
+    policyRule: CodeableConcept | None = None
+    provision: Provision | None = None
+
+
 class ServiceRequest(Element):
     resourceType: Literal["ServiceRequest"]
     id: FhirId | None = None
     meta: Meta | None = None
     extension: list[Extension] = Field(default_factory=list, max_length=1)
-    contained: list[Annotated[Patient | PractitionerRole, Field(discriminator="resourceType")]] = (
-        Field(default_factory=list, max_length=2)
-    )
+    contained: list[
+        Annotated[Patient | PractitionerRole | Consent, Field(discriminator="resourceType")]
+    ] = Field(default_factory=list, max_length=3)
     status: Literal["active", "revoked", "completed", "draft", "on-hold", "entered-in-error"]
     intent: Literal["order"]
     category: list[CodeableConcept] = Field(default_factory=list)
@@ -119,8 +142,11 @@ class ServiceRequest(Element):
     occurrencePeriod: Period | None = None
     authoredOn: str | None = None
     note: list[Annotation] = Field(default_factory=list, max_length=1)
+    supportingInfo: list[Reference] = Field(default_factory=list, max_length=1)
 
-    def contained_resource(self, reference: str | None) -> Patient | PractitionerRole | None:
+    def contained_resource(
+        self, reference: str | None
+    ) -> Patient | PractitionerRole | Consent | None:
         if not reference or not reference.startswith("#"):
             return None
         return next((c for c in self.contained if c.id == reference[1:]), None)

@@ -39,6 +39,11 @@ ISSUE_CODES = {
 FIELD_EXPRESSIONS = {
     "patient.nhs_number": "Patient.identifier[0].value",
     "patient.postcode": "Patient.address[0].postalCode",
+    "patient.nhs_number_verification": "Patient.identifier[0].extension",
+    "patient.local_identifier.value": "Patient.identifier.value",
+    "patient.local_identifier.organisation": "Patient.identifier.assigner",
+    "consent": "ServiceRequest.supportingInfo",
+    "consent.recorded_at": "Consent.dateTime",
     "referrer.organisation": "ServiceRequest.requester",
     "reason_text": "Task.statusReason.text",
     "summary": "Task.output[0].valueCodeableConcept.text",

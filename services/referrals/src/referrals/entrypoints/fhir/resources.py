@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ...service_layer.versions import AssignmentVersion, ReferralVersion
-from . import codes
+from . import codes, identity
 
 Json = dict[str, Any]
 
@@ -86,6 +86,9 @@ def service_request(found: ReferralVersion) -> Json:
         resource["reasonCode"] = [reason]
     if r.clinical_summary:
         resource["note"] = [{"text": r.clinical_summary}]
+    if r.consent is not None:
+        resource["contained"].append(identity.consent(r.consent, r.id))
+        resource["supportingInfo"] = [{"reference": f"#{identity.CONSENT_ID}"}]
     system = codes.END_REASON_SYSTEMS.get(r.status)
     if system and (found.cancel_reason or found.end_code):
         concept: Json = {}
@@ -108,8 +111,10 @@ def patient(found: ReferralVersion) -> Json:
         "id": found.referral.id,
         "meta": meta(found.referral.version, found.updated_at),
     }
-    if p.nhs_number:
-        resource["identifier"] = [{"system": codes.NHS_NUMBER, "value": p.nhs_number}]
+    if extensions := identity.patient_extensions(p):
+        resource["extension"] = extensions
+    if identifiers := identity.identifiers(p):
+        resource["identifier"] = identifiers
     if p.name:
         resource["name"] = [{"text": p.name}]
     if p.birth_date:
