@@ -37,6 +37,10 @@ ETAG_PATTERN = r'^\s*(W/)?"?[0-9]{1,18}"?\s*$'
 """An ETag as we issue it ("3"), weak or bare forms accepted."""
 
 
+KEY_PATTERN = r"^[ -~]{1,255}$"
+"""An Idempotency-Key: 1-255 printable ASCII characters."""
+
+
 def parse_etag(value: str) -> int:
     return int(value.strip().removeprefix("W/").strip('"'))
 
@@ -62,7 +66,7 @@ async def get_idempotency_key(
             description="Unique per logical request (1-255 printable ASCII characters, a UUID "
             "is ideal); a retry with the same key and body gets the original result.",
             examples=["5f0c6e4e-52b4-4b0e-9d7e-6f2f7d1c8a11"],
-            pattern=r"^[ -~]{1,255}$",
+            pattern=KEY_PATTERN,
         ),
     ],
 ) -> str:

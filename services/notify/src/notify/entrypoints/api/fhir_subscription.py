@@ -11,7 +11,7 @@ update. Everything else is ignored."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,9 +19,10 @@ from rx_web.params import IsoDateTime
 
 from ...adapters.fhir import BACKPORT, instant
 from ...domain.errors import InvalidSubscription
-from ...domain.subscription import Channel, Content, Filters, Subscription
+from ...domain.subscription import MAX_HEADERS, Channel, Content, Filters, Subscription
 from ...domain.topics import Topic
 from ...service_layer.handlers import CreateSubscription
+from .schemas import ENDPOINT_RULES, HEADER_RULES, Endpoint, Header
 
 SUBSCRIPTION_PROFILE = BACKPORT + "backport-subscription"
 FILTER_CRITERIA = BACKPORT + "backport-filter-criteria"
@@ -54,11 +55,13 @@ class ChannelIn(BaseModel):
     id: str | None = Field(default=None, max_length=64)
     extension: list[Extension] = Field(default_factory=list, max_length=20)
     modifierExtension: list[Extension] = Field(default_factory=list, max_length=0)
-    type: str = Field(max_length=32)
-    endpoint: str | None = Field(default=None, max_length=2000)
-    payload: str | None = Field(default=None, max_length=100)
+    type: Literal["rest-hook"] = Field(description="Only rest-hook is offered.")
+    endpoint: Endpoint = Field(description=ENDPOINT_RULES)
+    payload: Literal["application/fhir+json", "application/json"] | None = None
     payload_element: Element | None = Field(default=None, alias="_payload")
-    header: list[str] = Field(default_factory=list, max_length=10)
+    header: list[Header] = Field(
+        default_factory=list, max_length=MAX_HEADERS, description=HEADER_RULES
+    )
 
 
 class SubscriptionResource(BaseModel):
@@ -109,7 +112,11 @@ class SubscriptionResource(BaseModel):
     contact: list[dict[str, Any]] = Field(default_factory=list, max_length=10)
     end: IsoDateTime | None = None
     reason: str | None = Field(default=None, max_length=500)
-    criteria: str = Field(max_length=500)
+    criteria: str = Field(
+        max_length=500,
+        json_schema_extra={"enum": [t.url for t in Topic]},
+        description="The topic's canonical URL.",
+    )
     criteria_element: Element | None = Field(default=None, alias="_criteria")
     error: str | None = Field(default=None, max_length=500)
     channel: ChannelIn

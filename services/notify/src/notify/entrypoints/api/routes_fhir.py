@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import WithJsonSchema
 from rx_contracts import new_id
 
 from ...adapters.fhir import notification_bundle, status_bundle
@@ -15,7 +16,7 @@ from ...adapters.notifications import NotificationType
 from ...domain.subscription import Channel, Content
 from ...service_layer import handlers
 from ...service_layer.unit_of_work import StoredResponse
-from .deps import CallerDep, ContainerDep, Uow, parse_etag
+from .deps import ETAG_PATTERN, KEY_PATTERN, CallerDep, ContainerDep, Uow, parse_etag
 from .fhir_subscription import (
     FHIR_JSON,
     SubscriptionResource,
@@ -61,7 +62,9 @@ def create_fhir_subscription(
     container: ContainerDep,
     request: Request,
     idempotency_key: Annotated[
-        str | None, Header(pattern=r"^[ -~]{1,255}$", description="Optional: makes a retry safe.")
+        str | None,
+        Header(pattern=KEY_PATTERN, description="Optional: makes a retry safe."),
+        WithJsonSchema({"type": "string", "pattern": KEY_PATTERN}),
     ] = None,
 ) -> JSONResponse:
     """Status starts 'requested'; once your endpoint answers the handshake (2xx) it is
@@ -138,7 +141,9 @@ def update_fhir_subscription(
     uow: Uow,
     container: ContainerDep,
     if_match: Annotated[
-        str | None, Header(pattern=r'^\s*(W/)?"?[0-9]{1,18}"?\s*$', description='W/"3"')
+        str | None,
+        Header(pattern=ETAG_PATTERN, description='Optional: the version you read, W/"3".'),
+        WithJsonSchema({"type": "string", "pattern": ETAG_PATTERN}),
     ] = None,
 ) -> FhirResponse:
     """Change the endpoint, payload, filters, heartbeat or headers, or set status 'off' or

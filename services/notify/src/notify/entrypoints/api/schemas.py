@@ -3,15 +3,41 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from rx_contracts import Priority, ReferralStatus, ServiceType
+from rx_web.params import on_strings
 
 from ...domain.subscription import MAX_HEADERS, MAX_TIMEOUT_SECONDS, Channel, Content, Status
 from ...domain.topics import Topic
 
 ENDPOINT_EXAMPLE = "https://ehr.example.org/referral-exchange/webhooks"
+ENDPOINT_PATTERN = (
+    r"^https://([A-Za-z0-9-]{1,63}\.)+[A-Za-z][A-Za-z0-9-]{0,62}(:[0-9]{1,4})?"
+    r"([/?][!-\"$-~]*)?$"
+)
+"""An https URL with a host name (no credentials, no fragment, no spaces)."""
+ENDPOINT_RULES = (
+    "https URL the events are POSTed to. The host name must resolve to public addresses only "
+    "(checked now and before every delivery; a schema cannot say that). Plain http, loopback "
+    "and the allow-listed private ranges are for development only and are outside this "
+    "pattern."
+)
+HEADER_PATTERN = r"^[A-Za-z0-9-]{1,64}:[ \t]*[ -~]{1,1024}$"
+HEADER_RULES = (
+    "Extra headers for your endpoint, 'Name: value' (e.g. an Authorization). Names the "
+    "platform sets are refused, which the pattern cannot say: Host, Content-*, "
+    "Transfer-Encoding, Connection, Upgrade, TE, Trailer, Keep-Alive, Proxy-*, Webhook-*, "
+    "CE-*, Cookie."
+)
+# The patterns are published, not enforced here: the domain checks the same rules and names
+# the one broken (https, address, no_credentials, header, reserved…).
+Endpoint = Annotated[
+    str,
+    Field(min_length=8, max_length=2000, json_schema_extra=on_strings(pattern=ENDPOINT_PATTERN)),
+]
+Header = Annotated[str, Field(json_schema_extra=on_strings(pattern=HEADER_PATTERN))]
 
 
 class FiltersIn(BaseModel):
@@ -42,23 +68,17 @@ class SubscriptionCreate(BaseModel):
     )
 
     topic: Topic = Field(description="referrals-offered (to us) or referrals-sent (by us).")
-    endpoint: str = Field(
-        min_length=8,
-        max_length=2000,
-        description="https URL the events are POSTed to (plain http only to loopback, in "
-        "development).",
-        examples=[ENDPOINT_EXAMPLE],
-    )
+    endpoint: Endpoint = Field(description=ENDPOINT_RULES, examples=[ENDPOINT_EXAMPLE])
     content: Content = Field(
         default=Content.ID_ONLY,
         description="empty (attributes only), id-only (the referral id) or full-resource "
         "(the event and the referral's state after it; never patient details).",
     )
     filters: FiltersIn = Field(default_factory=FiltersIn)
-    headers: list[str] = Field(
+    headers: list[Header] = Field(
         default_factory=list,
         max_length=MAX_HEADERS,
-        description="Extra headers for your endpoint, 'Name: value' (e.g. an Authorization).",
+        description=HEADER_RULES,
         examples=[["Authorization: Bearer your-receiver-token"]],
     )
     timeout_seconds: int = Field(default=10, ge=1, le=MAX_TIMEOUT_SECONDS)
@@ -73,10 +93,12 @@ class SubscriptionUpdate(BaseModel):
         json_schema_extra={"examples": [{"status": "active"}]},
     )
 
-    endpoint: str | None = Field(default=None, min_length=8, max_length=2000)
+    endpoint: Endpoint | None = Field(default=None, description=ENDPOINT_RULES)
     content: Content | None = None
     filters: FiltersIn | None = None
-    headers: list[str] | None = Field(default=None, max_length=MAX_HEADERS)
+    headers: list[Header] | None = Field(
+        default=None, max_length=MAX_HEADERS, description=HEADER_RULES
+    )
     timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS)
     status: Literal["active", "off"] | None = None
 
