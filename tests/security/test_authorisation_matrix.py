@@ -55,7 +55,14 @@ ROLES: dict[str, frozenset[Role]] = {
 }
 
 PUBLIC = frozenset(
-    {"GET /health", "GET /ready", "GET /ops", "GET /ops/", "GET /audit/checkpoint-keys"}
+    {
+        "GET /health",
+        "GET /ready",
+        "GET /metrics",  # counts only, no referral data; kept off the public network
+        "GET /ops",
+        "GET /ops/",
+        "GET /audit/checkpoint-keys",
+    }
 )
 """Routes answered without an identity: the probes, the ops console's page shell (HTML
 that holds no data; everything it shows comes from the ops-only API with the user's token),

@@ -3,7 +3,7 @@ request, for a FastAPI app (:mod:`rx_telemetry`)."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import Response
 from rx_telemetry.http import RequestMetrics
 from rx_telemetry.logs import RequestContext
@@ -18,11 +18,11 @@ def install_telemetry(app: FastAPI, service: str) -> None:
     last, so the counting middleware is outermost and sees the
     answers of authentication and rate limits too."""
 
-    async def metrics(_: Request) -> Response:
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
         body, content_type = render()
         return Response(body, media_type=content_type)
 
-    app.add_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
     settings = telemetry_settings()
     if settings.tracing:
         app.add_middleware(TraceContext)
