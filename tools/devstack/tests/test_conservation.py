@@ -87,8 +87,9 @@ class Run:
         self.sql(
             "referrals",
             "INSERT INTO referral (id, status, version, sequence, referrer_org, patient_postcode, "
-            "service_type, priority, care_home_resident, frailty, end_of_life, rejected_by, "
-            "created_at, due_at, updated_at) VALUES (:id, :status, 2, 1, 'B81001', 'BS5 0AA', "
+            "patient_nhs_number_verification, national_data_opt_out, service_type, priority, "
+            "care_home_resident, frailty, end_of_life, rejected_by, created_at, due_at, "
+            "updated_at) VALUES (:id, :status, 2, 1, 'B81001', 'BS5 0AA', 'absent', 0, "
             "'urgent-community-response', 'urgent', 0, 0, 0, '[]', :now, :now, :now)",
             {"id": rid, "status": status if routed else "submitted", "now": NOW},
         )
