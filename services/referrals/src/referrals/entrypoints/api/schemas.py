@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 from rx_contracts import (
     CancellationReason,
     CohortFlags,
@@ -24,11 +24,23 @@ from rx_web.params import on_strings
 
 from ...domain.lifecycle import Action
 from ...domain.patient import LocalIdentifier, Patient
-from ...domain.sharing import ConsentGiven
+from ...domain.sharing import CONSENT_REQUIRED, ConsentGiven
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _text_only(value: object) -> object:
+    """A JSON time is an RFC 3339 string: a number (read as seconds since 1970 by default)
+    is refused rather than guessed at."""
+    if not isinstance(value, str):
+        raise ValueError("give the time as an RFC 3339 string, for example 2026-12-03T09:30:00Z")
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(_text_only)]
+"""A date-time a caller sends: text only."""
 
 
 # What the identifier rules (domain/identifiers.py) accept, before they normalise it: written
@@ -71,9 +83,17 @@ class ReferrerIn(Strict):
 class LocalIdentifierIn(Strict):
     """An identifier the person has at one organisation, for a person without an NHS number."""
 
-    value: str = Field(min_length=1, max_length=64, examples=["SC-204817"])
+    value: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"\S",
+        examples=["SC-204817"],
+        description="Not only spaces; surrounding spaces are dropped.",
+    )
     organisation: str = Field(
-        description="ODS code of the organisation that issued it.", examples=["SCB01"]
+        description="ODS code of the organisation that issued it.",
+        examples=["SCB01"],
+        json_schema_extra=ODS_CODE,
     )
 
     def identifier(self) -> LocalIdentifier:
@@ -111,6 +131,29 @@ class PatientIn(Strict):
         json_schema_extra=POSTCODE,
     )
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            # The verification status agrees with the number (domain/patient.py): absent
+            # exactly when there is none.
+            "anyOf": [
+                {
+                    "required": ["nhs_number"],
+                    "properties": {
+                        "nhs_number": {"type": "string", "pattern": r"\d"},
+                        "nhs_number_verification": {"not": {"const": "absent"}},
+                    },
+                },
+                {
+                    "properties": {
+                        "nhs_number": {"not": {"type": "string", "pattern": r"\d"}},
+                        "nhs_number_verification": {"enum": [None, "absent"]},
+                    }
+                },
+            ]
+        },
+    )
+
     def patient(self) -> Patient:
         local = self.local_identifier
         return Patient(
@@ -136,7 +179,7 @@ class ConsentIn(Strict):
         max_length=64,
         description="Professional id of the practitioner who recorded it; yours by default.",
     )
-    recorded_at: datetime | None = Field(
+    recorded_at: Instant | None = Field(
         default=None, description="When it was recorded, with its offset; now by default."
     )
 
@@ -200,7 +243,16 @@ class ReferralCreate(Strict):
                     "cohort": {"frailty": True},
                     "reason": {"code": "129839007", "text": "Fall at home, no injury"},
                 }
-            ]
+            ],
+            # A service type that needs a sharing basis (domain/sharing.py) comes with one.
+            "anyOf": [
+                {
+                    "properties": {
+                        "service_type": {"not": {"enum": sorted(t.value for t in CONSENT_REQUIRED)}}
+                    }
+                },
+                {"required": ["consent"], "properties": {"consent": {"type": "object"}}},
+            ],
         },
     )
 
