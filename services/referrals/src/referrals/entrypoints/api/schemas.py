@@ -217,6 +217,10 @@ class ReasonIn(Strict):
     text: str | None = Field(default=None, max_length=2000, examples=["Fall at home, no injury"])
 
 
+NEEDS_CONSENT: list[Any] = sorted(t.value for t in CONSENT_REQUIRED)
+"""The service types a referral needs a recorded sharing basis for."""
+
+
 class ReferralCreate(Strict):
     """A new referral from a referrer organisation."""
 
@@ -246,11 +250,7 @@ class ReferralCreate(Strict):
             ],
             # A service type that needs a sharing basis (domain/sharing.py) comes with one.
             "anyOf": [
-                {
-                    "properties": {
-                        "service_type": {"not": {"enum": sorted(t.value for t in CONSENT_REQUIRED)}}
-                    }
-                },
+                {"properties": {"service_type": {"not": {"enum": NEEDS_CONSENT}}}},
                 {"required": ["consent"], "properties": {"consent": {"type": "object"}}},
             ],
         },
