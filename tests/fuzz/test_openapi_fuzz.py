@@ -209,7 +209,10 @@ SERVICES: dict[str, Callable[[str], FastAPI]] = {
 }
 
 
-ISSUER = TestIssuer(Path(tempfile.mkdtemp(prefix="rx-fuzz-issuer-")))
+with patch.dict(os.environ, {"RX_RATE_LIMIT_PER_SECOND": "0"}):
+    # Every 401 a case draws makes schemathesis fetch a new token: the issuer's own limit on
+    # token requests (per address, and all of these come from one) would refuse a long run.
+    ISSUER = TestIssuer(Path(tempfile.mkdtemp(prefix="rx-fuzz-issuer-")))
 """Real tokens, checked by the apps as in production (an in-process issuer)."""
 
 
