@@ -129,7 +129,8 @@ async def act(
             values["attachment_id"] = await _attach(api, referral_id, document, key)
         await api.act(referral_id, action, version, form.body(values), key)
     except ApiError as error:
-        if error.status in (413, 415) or (error.status == 422 and form.details):
+        on_form = error.status == 422 and form.details
+        if on_form or (error.document and error.status in (413, 415, 422)):
             # Shown field by field on the form, with what was typed (an uploaded document
             # is attached by now, and stays chosen).
             errors = error.field_errors() or {"": error.detail}
