@@ -1,6 +1,8 @@
 """The portal in headless Chromium against the whole platform, as people use it: a GP refers,
 a rapid response team sees the offer arrive live and rejects it with a reason, the next team
-accepts, starts and completes it, and the GP sees the outcome. Around that journey: another
+accepts, starts and completes it, and the GP sees the outcome. A team asks the GP a question,
+the GP answers it with a document, and the team accepts, sends an update and completes with
+an outcome. Around those journeys: another
 organisation's referral is not found, a form without its CSRF token is refused, an expired
 session goes back to sign-in, sign-out ends the sign-in at the issuer too. axe-core (served
 by the portal from its npm package) checks every page: no serious or critical violation."""
@@ -129,6 +131,11 @@ class Person:
         self.page.get_by_role("button", name=label).click()
         self.page.wait_for_selector("#done", timeout=WAIT_MS)
 
+    def open_form(self, action: str) -> None:
+        """The form of an action that asks for details, once it has loaded."""
+        self.page.click(f"[data-action={action}]")
+        self.page.wait_for_selector("#action-form")
+
     def close(self) -> None:
         assert self.errors == [], f"{self.username}'s pages threw: {self.errors}"
         self.context.close()
@@ -197,12 +204,11 @@ def test_a_referral_travels_from_gp_to_two_teams_and_back_with_its_outcome(
     offered = first.page.locator("#actions [data-action]").evaluate_all(
         "nodes => nodes.map(n => n.dataset.action)"
     )
-    assert offered == ["accept", "reject", "redirect"]
-    first.page.click("[data-action=redirect]")
-    first.page.wait_for_selector("#action-form")
+    assert offered == ["accept", "reject", "redirect", "request-info", "message"]
+    first.open_form("redirect")
     first.accessible("the redirect form")
     first.page.go_back()
-    first.page.click("[data-action=reject]")
+    first.open_form("reject")
     first.page.get_by_label("Other (say why below)").check()
     first.page.click("#action-form button[type=submit]")
     first.page.wait_for_selector("#reason_text-error")  # the API wants words for 'other'
@@ -219,7 +225,7 @@ def test_a_referral_travels_from_gp_to_two_teams_and_back_with_its_outcome(
     second.open_referral(referral_id)
     second.act("Accept referral")
     second.act("Start work")
-    second.page.click("[data-action=complete]")
+    second.open_form("complete")
     second.accessible("the complete form")
     second.page.get_by_label("Remained at home").check()
     second.page.fill("#summary", "Mobilising safely with a frame")
@@ -243,6 +249,82 @@ def test_a_referral_travels_from_gp_to_two_teams_and_back_with_its_outcome(
     gp.accessible("the sent worklist, filtered")
 
 
+def test_a_question_is_answered_then_the_team_updates_and_completes_with_an_outcome(
+    portal_stack: Stack, people: Callable[..., Person]
+) -> None:
+    gp = people(GP)
+    gp.sign_in("/referrals/new")
+    gp.page.fill("#patient-name", "Sam Jones")
+    gp.page.fill("#patient-postcode", "BS5 0AA")
+    gp.page.select_option("#service_type", "urgent-community-response")
+    gp.page.fill("#reason-text", "Confused since this morning")
+    gp.page.click("#create-form button[type=submit]")
+    gp.page.wait_for_selector("#done")
+    referral_id = gp.page.url.split("/referrals/")[1].split("?")[0]
+    gp.wait_for_status("Offered")
+
+    # The team asks before it accepts: the referral waits on the GP, its clock paused.
+    team = people(FIRST_TEAM)
+    team.sign_in(f"/referrals/{referral_id}")
+    team.open_form("request-info")
+    team.accessible("the question form")
+    team.page.fill("#question", "Is there a key safe, and its code?")
+    team.page.click("#action-form button[type=submit]")
+    team.page.wait_for_selector("#done")
+    assert "Question asked" in team.page.inner_text("#referral-status")
+    assert "Waiting for the referrer" in team.page.inner_text("#question-waiting")
+
+    # The GP's worklist says a question is waiting; the GP answers with a document.
+    row = f'#worklist-table tr[data-referral="{referral_id}"]'
+    gp.page.goto(f"{gp.portal}/worklist?view=sent")
+    gp.page.wait_for_selector(f"{row} [data-question-waiting]", timeout=WAIT_MS)
+    gp.accessible("the sent worklist with a question waiting")
+    gp.page.click(f"{row} a")
+    assert "key safe" in gp.page.inner_text("#question-waiting")
+    gp.open_form("provide-info")
+    gp.page.fill("#answer", "Key safe by the front door, code 4512")
+    gp.page.set_input_files("#document", files=[LETTER])
+    gp.accessible("the answer form")
+    gp.page.click("#action-form button[type=submit]")
+    gp.page.wait_for_selector("#done")
+    assert "Offered" in gp.page.inner_text("#referral-status"), "back to the same team"
+
+    # The team sees question and answer with who and when, accepts, sends an update (a
+    # refusal first, named at its field) and completes with an outcome of the service type.
+    team.open_referral(referral_id)
+    timeline = team.page.inner_text("#timeline")
+    assert "Is there a key safe" in timeline and "code 4512" in timeline
+    assert "from RXA01" in timeline and "from B81001" in timeline
+    assert team.page.locator("#timeline a", has_text=LETTER["name"]).count() == 1
+    team.accessible("a referral with a question answered")
+    team.act("Accept referral")
+    team.open_form("report-progress")
+    team.page.get_by_label("Other (describe below)").check()
+    team.page.click("#action-form button[type=submit]")
+    team.page.wait_for_selector("#text-error")  # 'other' needs words
+    team.accessible("the update form with an error")
+    team.page.get_by_label("Visit booked").check()
+    team.page.fill("#text", "Visit booked for 15:30 today")
+    team.page.click("#action-form button[type=submit]")
+    team.page.wait_for_selector("#done")
+    team.act("Start work")
+    team.open_form("complete")
+    outcomes = team.page.locator("#outcome input").evaluate_all("nodes => nodes.map(n => n.value)")
+    assert "remained-at-home" in outcomes and "package-of-care-arranged" not in outcomes
+    team.page.get_by_label("Remained at home").check()
+    team.page.fill("#summary", "Family staying overnight")
+    team.page.click("#action-form button[type=submit]")
+    team.page.wait_for_selector("#done")
+
+    gp.open_referral(referral_id)
+    assert "Remained at home" in gp.page.inner_text("#outcome")
+    updates = gp.page.locator("#timeline [data-action]").evaluate_all(
+        "items => items.map(i => i.dataset.action)"
+    )
+    assert updates == ["request-info", "provide-info", "report-progress"]
+    assert "Visit booked for 15:30 today" in gp.page.inner_text("#timeline")
+
+
 def test_the_referrer_amends_and_cancels_and_another_organisation_cannot_see_it(
     portal_stack: Stack, people: Callable[..., Person]
 ) -> None:
@@ -256,14 +338,14 @@ def test_the_referrer_amends_and_cancels_and_another_organisation_cannot_see_it(
     url = gp.page.url.split("?")[0]
     gp.wait_for_status("Offered")
 
-    gp.page.click("[data-action=amend]")
+    gp.open_form("amend")
     gp.accessible("the amend form")
     gp.page.select_option("#priority", "asap")
     gp.page.fill("#clinical_summary", "Carer unwell; needs a package of care today")
     gp.page.click("#action-form button[type=submit]")
     gp.page.wait_for_selector("#done")
     assert "Asap" in gp.page.inner_text("#referral-status")
-    gp.page.click("[data-action=cancel]")
+    gp.open_form("cancel")
     gp.page.click("#action-form button[type=submit]")
     gp.page.wait_for_selector("#reason_text-error")  # a cancellation says why
     gp.accessible("the cancel form with an error")

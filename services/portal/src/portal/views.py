@@ -18,6 +18,27 @@ STATUS_LABELS = {
     "info_requested": ("Question asked", "nhsuk-tag--yellow"),
     "failed": ("Not delivered", "nhsuk-tag--red"),
 }
+CONSENT_LABELS = {
+    "explicit-consent": "The patient consented",
+    "implied-direct-care": "Implied consent, for their direct care",
+    "best-interests": "In their best interests (they lack capacity)",
+    "safeguarding": "Safeguarding",
+}
+"""The bases for sharing the patient's details, as people read them."""
+ENDED = ("completed", "cancelled", "failed")
+"""Statuses a referral ends in: nothing is due any more."""
+STEP_LABELS = {
+    "request-info": "Question",
+    "provide-info": "Answer",
+    "message": "Message",
+    "report-progress": "Update",
+}
+"""History steps that say something to the other party, as the timeline names them."""
+ACTION_LABELS = {
+    **STEP_LABELS,
+    "record-nhs-number": "NHS number recorded",
+    "fail": "Not delivered",
+}
 PRIORITY_CLASSES = {
     "routine": "nhsuk-tag--grey",
     "urgent": "nhsuk-tag--orange",
@@ -31,6 +52,11 @@ def words(code: str | None) -> str:
     if not code:
         return ""
     return code.replace("-", " ").replace("_", " ").capitalize()
+
+
+def step_label(action: str) -> str:
+    """A history step's action as words: ``request-info`` → ``Question``."""
+    return ACTION_LABELS.get(action) or words(action)
 
 
 def parse_time(value: str | datetime) -> datetime:

@@ -18,6 +18,8 @@ class ApiError(Exception):
     title: str
     detail: str = ""
     errors: list[dict[str, Any]] = field(default_factory=list)
+    document: bool = False
+    """The refusal was of a document sent with a form (its upload), not of the form."""
 
     def __str__(self) -> str:
         return f"{self.status} {self.title}: {self.detail}"

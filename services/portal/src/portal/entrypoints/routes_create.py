@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from rx_contracts import Priority, ServiceType, SharingBasis
 
 from ..adapters.referrals_api import ApiError
+from ..views import CONSENT_LABELS
 from .web import ApiDep, FormDep, SessionDep, page
 
 router = APIRouter(include_in_schema=False)
@@ -22,12 +23,7 @@ COHORT = {
 CHOICES = {
     "service_type": [(t.value, t.value.replace("-", " ").capitalize()) for t in ServiceType],
     "priority": [(p.value, p.value.capitalize()) for p in Priority],
-    "consent": [
-        (SharingBasis.EXPLICIT_CONSENT.value, "The patient consented"),
-        (SharingBasis.IMPLIED_DIRECT_CARE.value, "Implied consent, for their direct care"),
-        (SharingBasis.BEST_INTERESTS.value, "In their best interests (they lack capacity)"),
-        (SharingBasis.SAFEGUARDING.value, "Safeguarding"),
-    ],
+    "consent": [(b.value, CONSENT_LABELS[b.value]) for b in SharingBasis],
 }
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
-from ..actions import ACTIONS, CHOICES, offered
+from ..actions import ACTIONS, ActionForm, choices_for, offered
 from ..adapters.referrals_api import ApiError
 from .web import ApiDep, FormDep, SessionDep, page
 
@@ -62,15 +62,41 @@ async def action_form(
     )
     if form is None or not form.details:
         return RedirectResponse(f"/referrals/{referral_id}", 303)
+    return await _action_page(request, session, api, referral, form, {}, {})
+
+
+async def _action_page(
+    request: Request,
+    session: SessionDep,
+    api: ApiDep,
+    referral: dict[str, Any],
+    form: ActionForm,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status: int = 200,
+) -> Response:
+    """An action's form; one that may carry a document lists the referral's attachments, and
+    an answer shows the question it answers."""
+    documents: list[tuple[str, str]] = []
+    question: list[dict[str, Any]] = []
+    if form.document:
+        attachments, history = await asyncio.gather(
+            api.attachments(referral["id"]), api.history(referral["id"])
+        )
+        documents = [(a["id"], a["filename"]) for a in attachments]
+        question = [s for s in history if s["action"] == "request-info"][-1:]
     return page(
         request,
         "action.html",
         session,
+        status,
         referral=referral,
         form=form,
-        choices=CHOICES,
-        values={},
-        errors={},
+        choices=choices_for(referral),
+        values=values,
+        errors=errors,
+        documents=documents,
+        question=question,
     )
 
 
@@ -97,23 +123,22 @@ async def act(
         version = int(values.get("version", ""))
     except ValueError:
         version = 0
+    key = values.get("idempotency_key", "")
     try:
-        await api.act(
-            referral_id, action, version, form.body(values), values.get("idempotency_key", "")
-        )
+        if form.document and (document := _chosen_file(fields)) is not None:
+            values["attachment_id"] = await _attach(api, referral_id, document, key)
+        await api.act(referral_id, action, version, form.body(values), key)
     except ApiError as error:
-        if error.status == 422 and form.details:
+        on_form = error.status == 422 and form.details
+        if on_form or (error.document and error.status in (413, 415, 422)):
+            # Shown field by field on the form, with what was typed (an uploaded document
+            # is attached by now, and stays chosen).
+            errors = error.field_errors() or {"": error.detail}
+            if error.document:
+                errors = {"document": error.detail or error.title}
             referral = await api.referral(referral_id)
-            return page(
-                request,
-                "action.html",
-                session,
-                422,
-                referral=referral,
-                form=form,
-                choices=CHOICES,
-                values=values,
-                errors=error.field_errors() or {"": error.detail},
+            return await _action_page(
+                request, session, api, referral, form, values, errors, error.status
             )
         if error.status in (409, 412, 403):
             # Someone else acted first, or the referral moved on: show it as it is now.
@@ -122,6 +147,28 @@ async def act(
             )
         raise
     return RedirectResponse(f"/referrals/{referral_id}?done={action}", 303)
+
+
+def _chosen_file(fields: dict[str, Any]) -> UploadFile | None:
+    document = fields.get("document")
+    return document if isinstance(document, UploadFile) and document.filename else None
+
+
+async def _attach(api: ApiDep, referral_id: str, document: UploadFile, key: str) -> str:
+    """Attach the document sent with a form; its id goes with the action. The key follows
+    the form's, so posting the same form twice attaches it once."""
+    try:
+        attached = await api.upload(
+            referral_id,
+            document.filename or "document",
+            document.content_type or "application/octet-stream",
+            await document.read(),
+            f"{key}-document" if key else "",
+        )
+    except ApiError as error:
+        error.document = True
+        raise
+    return str(attached["id"])
 
 
 def _conflict(error: ApiError) -> str:

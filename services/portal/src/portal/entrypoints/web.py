@@ -26,12 +26,19 @@ SESSION_KEY = "sid"
 def templates() -> Jinja2Templates:
     found = Jinja2Templates(directory=TEMPLATES)
     found.env.filters.update(
-        words=views.words, when=views.when, countdown=views.countdown, size=views.size
+        words=views.words,
+        when=views.when,
+        countdown=views.countdown,
+        size=views.size,
+        step_label=views.step_label,
     )
     found.env.globals.update(
         STATUS_LABELS=views.STATUS_LABELS,
         PRIORITY_CLASSES=views.PRIORITY_CLASSES,
         PLATFORM_ORG=views.PLATFORM_ORG,
+        STEP_LABELS=views.STEP_LABELS,
+        ENDED=views.ENDED,
+        CONSENT_LABELS=views.CONSENT_LABELS,
         is_overdue=views.is_overdue,
         new_key=lambda: str(uuid.uuid4()),
     )
