@@ -1,7 +1,8 @@
 """The ops console in headless Chromium against the whole platform: the page loads, an ops
 user signs in with the issuer (a wrong secret is refused), an entry appears live when a
-referral is posted, its journey opens, a subscription's delivery health shows, and the figures'
-charts render and follow the selection of an organisation, locality and cohort."""
+referral is posted, its journey (a question asked and answered, then acceptance) opens, a
+subscription's delivery health shows, and the figures' charts render and follow the selection
+of an organisation, locality and cohort."""
 
 from __future__ import annotations
 
@@ -40,10 +41,10 @@ def browser(chromium_executable: Path, tmp_path: Path) -> Iterator[BrowserContex
             context.close()
 
 
-def accept(stack: Stack, referral_id: str, org: str = "RXA01") -> None:
-    """The assigned rapid response team accepts, once routing has assigned it."""
+def act(stack: Stack, referral_id: str, client: str, action: str, body: dict[str, str]) -> None:
+    """``client`` takes ``action`` once routing has assigned the referral."""
     url = f"{stack.url('referrals')}/referrals/{referral_id}"
-    headers = as_client(stack, org.lower())
+    headers = as_client(stack, client)
     etag = wait_for(
         "the referral to be routed to the team",
         lambda: (
@@ -52,11 +53,29 @@ def accept(stack: Stack, referral_id: str, org: str = "RXA01") -> None:
         ),
     )
     response = httpx.post(
-        f"{url}/accept",
+        f"{url}/{action}",
+        json=body,
         headers={**headers, "If-Match": etag, "Idempotency-Key": str(uuid.uuid4())},
         timeout=10,
     )
     assert response.status_code == 200, response.text
+
+
+def ask_then_accept(stack: Stack, referral_id: str) -> None:
+    """The assigned rapid response team asks a question, the practice answers it, and the
+    team accepts."""
+    act(stack, referral_id, "rxa01", "request-info", {"question": "Is a carer at home?"})
+    url = f"{stack.url('referrals')}/referrals/{referral_id}"
+    gp = as_client(stack, "b81001")
+    etag = httpx.get(url, headers=gp, timeout=10).headers["ETag"]
+    response = httpx.post(
+        f"{url}/provide-info",
+        json={"answer": "Yes, her daughter."},
+        headers={**gp, "If-Match": etag, "Idempotency-Key": str(uuid.uuid4())},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    act(stack, referral_id, "rxa01", "accept", {})
 
 
 def test_the_console_shows_a_new_referral_live_and_charts_the_figures(
@@ -91,7 +110,7 @@ def test_the_console_shows_a_new_referral_live_and_charts_the_figures(
     referral_id = submit(stack)["id"]
     row = f'#stream tr[data-referral="{referral_id}"]'
     page.wait_for_selector(row, timeout=WAIT_MS)  # pushed over the stream, no reload
-    accept(stack, referral_id)
+    ask_then_accept(stack, referral_id)
     page.wait_for_selector(f"{row}[title='rx.referrals.ReferralAccepted.v1']", timeout=WAIT_MS)
 
     page.click(f"{row} a.referral")
@@ -103,7 +122,13 @@ def test_the_console_shows_a_new_referral_live_and_charts_the_figures(
     steps = page.locator("#timeline tbody tr td:nth-child(2)").all_inner_texts()
     assert "ReferralAccessed" in steps, "the team's read of the referral is on its timeline"
     journey = [step for step in steps if step != "ReferralAccessed"]
-    assert journey[:3] == ["ReferralSubmitted", "ReferralRouted", "ReferralAccepted"]
+    assert journey[:5] == [
+        "ReferralSubmitted",
+        "ReferralRouted",
+        "ReferralInfoRequested",
+        "ReferralInfoProvided",
+        "ReferralAccepted",
+    ]
 
     # Subscriptions' health, read from the notify API with the console's own token.
     subscription_row = f'#subscriptions tr[data-subscription="{subscription.json()["id"]}"]'
@@ -118,6 +143,9 @@ def test_the_console_shows_a_new_referral_live_and_charts_the_figures(
     assert "urgent-community-response" in page.inner_text("#chart-accept-service")
     assert "referrer → rapid-response" in page.inner_text("#chart-flows")
     assert "within 2 h" in page.inner_text("#chart-rapid")
+    assert "1 of 1 answered" in page.inner_text("#chart-questions")
+    assert "RXA01" in page.inner_text("#chart-questions")
+    assert "No data" in page.inner_text("#outcome-service"), "nothing has ended"
 
     # The figures of one organisation, locality or cohort.
     selection = page.locator("#figures-selection")

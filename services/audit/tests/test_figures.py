@@ -134,6 +134,16 @@ def fixture_events() -> list[tuple[str, Envelope]]:
     ]
 
 
+NO_QUESTIONS: dict[str, Any] = {
+    "referrals_asked": 0,
+    "questions": 0,
+    "answered": 0,
+    "unanswered": 0,
+    "median_seconds": None,
+    "p90_seconds": None,
+    "by_organisation": [],
+}
+
 EXPECTED_ALL: dict[str, Any] = {
     "time_to_accept": {
         "by_service_type": [
@@ -181,6 +191,33 @@ EXPECTED_ALL: dict[str, Any] = {
         {"state": "completed", "outcome": "referred-onward", "count": 1, "share": 1 / 3},
         {"state": "completed", "outcome": "remained-at-home", "count": 1, "share": 1 / 3},
     ],
+    "outcome_mix_by_service_type": [
+        {
+            "service_type": "social-care-assessment",
+            "state": "completed",
+            "outcome": "referred-onward",
+            "count": 1,
+            "share": 1.0,
+        },
+        {
+            "service_type": "urgent-community-response",
+            "state": "completed",
+            "outcome": "admitted-to-hospital",
+            "count": 1,
+            "share": 0.5,
+        },
+        {
+            "service_type": "urgent-community-response",
+            "state": "completed",
+            "outcome": "remained-at-home",
+            "count": 1,
+            "share": 0.5,
+        },
+    ],
+    # No questions, failures or cancellations here (see test_figures_loop.py).
+    "question_turnaround": NO_QUESTIONS,
+    "failures_by_organisation": [],
+    "cancellations_by_organisation": [],
     "outcomes_by_cohort": [
         {"cohort": "care-home-resident", "outcome": "admitted-to-hospital", "count": 1},
         {"cohort": "frailty", "outcome": "remained-at-home", "count": 1},
@@ -351,6 +388,10 @@ SOCIAL_CARE_ONLY: dict[str, Any] = {
         {"organisation": "SCA01", "reason": "outside-service-criteria", "count": 1}
     ],
     "outcome_mix": [{"state": "completed", "outcome": "referred-onward", "count": 1, "share": 1.0}],
+    "outcome_mix_by_service_type": EXPECTED_ALL["outcome_mix_by_service_type"][:1],
+    "question_turnaround": NO_QUESTIONS,
+    "failures_by_organisation": [],
+    "cancellations_by_organisation": [],
     "outcomes_by_cohort": [{"cohort": "none", "outcome": "referred-onward", "count": 1}],
     "outcomes_by_locality": [{"locality": "west", "outcome": "referred-onward", "count": 1}],
     "flows": [

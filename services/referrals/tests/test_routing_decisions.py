@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,6 +19,8 @@ from rx_contracts import (
     Priority,
     ProviderType,
     ReferralRerouted,
+    ReferralUnroutable,
+    RejectionReason,
     ServiceType,
     SlaBreached,
     decode,
@@ -188,3 +191,112 @@ def test_a_breach_that_no_longer_applies_changes_nothing(container, what, change
     before = handlers.get_referral(rid, GP, container.uow()).version
     deliver_routing_event(container, event)
     assert handlers.get_referral(rid, GP, container.uow()).version == before, what
+
+
+# ---- decisions answer one routing attempt --------------------------------------------------
+
+OPS = Caller("OPS01", frozenset({Role.OPS}))
+LOGGER = "referrals.service_layer.handlers"
+
+
+def decision(rid: str, sequence: int, org: str, attempt: int = 1):
+    """Routing's decision numbered ``sequence``: the number the referrals service reserved
+    after the step that sent the referral to routing."""
+    payload = examples.referral_routed(
+        rid, decision_id=f"d-{sequence}", sequence=sequence, attempt=attempt, assigned_org=org
+    )
+    return wrap(payload, source="/services/routing")
+
+
+def unroutable(rid: str, sequence: int):
+    payload = ReferralUnroutable(
+        referral_id=rid,
+        decision_id=f"d-{sequence}",
+        sequence=sequence,
+        service_type=ServiceType.URGENT_COMMUNITY_RESPONSE,
+        priority=Priority.URGENT,
+        locality="east",
+        reason="no active organisation serves this locality",
+        decided_at=datetime.now(UTC),
+    )
+    return wrap(payload, source="/services/routing")
+
+
+def rerouted_before_the_first_decision(container) -> str:
+    """Submitted (1, routing's decision 2 reserved), then re-routed by ops towards RXB02
+    before routing's first decision arrived (3, decision 4 reserved)."""
+    rid = submit(container)
+    handlers.transition(
+        rid,
+        Action.REROUTE,
+        OPS,
+        1,
+        container.uow(),
+        target_provider_type=None,
+        target_org="RXB02",
+        text="RXA01 is closed today",
+    )
+    return rid
+
+
+@pytest.mark.parametrize("late", ["routed", "unroutable"])
+def test_a_late_decision_for_an_earlier_attempt_is_ignored_visibly(
+    container, caplog: pytest.LogCaptureFixture, late: str
+) -> None:
+    rid = rerouted_before_the_first_decision(container)
+    stale = decision(rid, 2, "RXA01") if late == "routed" else unroutable(rid, 2)
+
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        deliver(container, stale)  # no PermanentError: a stale decision is not poison
+
+    referral = handlers.get_referral(rid, GP, container.uow())
+    assert (referral.status.value, referral.assigned_org, referral.version) == (
+        "submitted",
+        None,
+        2,
+    ), "the decision answered the attempt ops replaced"
+    with container.uow() as uow:
+        assert [h.action for h in uow.referrals.history(rid)] == ["submit", "reroute"]
+    [said] = [r for r in caplog.records if r.name == LOGGER and stale.id in r.getMessage()]
+    assert "stale" in said.getMessage() and "awaiting decision 4" in said.getMessage()
+
+    deliver(container, decision(rid, 4, "RXB02", attempt=2))  # the re-route's own decision
+    referral = handlers.get_referral(rid, GP, container.uow())
+    assert (referral.status.value, referral.assigned_org, referral.version) == (
+        "routed",
+        "RXB02",
+        3,
+    )
+
+
+def test_a_decision_still_answers_its_attempt_after_an_amendment_while_routing_decides(
+    container,
+) -> None:
+    rid = submit(container)
+    handlers.transition(rid, Action.AMEND, GP, 1, container.uow(), priority=Priority.STAT)
+
+    deliver(container, decision(rid, 2, "RXA01"))  # numbered before the amendment (3)
+
+    referral = handlers.get_referral(rid, GP, container.uow())
+    assert (referral.status.value, referral.assigned_org, referral.priority) == (
+        "routed",
+        "RXA01",
+        Priority.STAT,
+    )
+
+
+def test_a_decision_for_an_attempt_after_a_rejection_is_applied_and_the_first_is_not(
+    container,
+) -> None:
+    rid = submit(container)
+    deliver(container, decision(rid, 2, "RXA01"))
+    team = Caller("RXA01", frozenset({Role.PROVIDER}))
+    handlers.transition(
+        rid, Action.REJECT, team, 2, container.uow(), reason=RejectionReason.AT_CAPACITY, text=None
+    )  # 3, decision 4 reserved
+
+    deliver(container, decision(rid, 2, "RXA01"))  # the first decision, redelivered late
+    assert handlers.get_referral(rid, GP, container.uow()).status.value == "submitted"
+    deliver(container, decision(rid, 4, "RXA02", attempt=2))
+    referral = handlers.get_referral(rid, GP, container.uow())
+    assert (referral.status.value, referral.assigned_org) == ("routed", "RXA02")

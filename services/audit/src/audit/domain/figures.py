@@ -8,8 +8,13 @@ living in one locality (of the newest routing) or in one cohort:
 - rapid response: of the urgent community response referrals whose 2 hours are up or that
   were accepted, the share accepted within 2 hours of submission (the rest are pending);
 - rejections by reason code, and by the organisation that declined and its reason;
-- the outcome mix: how the referrals that ended did (each end state and outcome, with its
-  share of them all);
+- question turnaround: of the referrals whose assigned organisation asked the referrer a
+  question, how long answers took (median and 90th percentile, overall and per organisation
+  that asked) and how many questions are still unanswered;
+- failures (accepted, not delivered) by the organisation that failed and its reason code, and
+  cancellations by the organisation that cancelled and its reason code (null: text only);
+- the outcome mix: how the referrals that ended did (each end state with its outcome or
+  reason code, with its share of them all), overall and per service type;
 - outcomes of completed referrals by cohort (a referral in several cohorts counts in each;
   ``none`` for none) and by locality (of its last routing);
 - flows: each routing of a referral, from the provider type that held it before (``referrer``
@@ -186,6 +191,62 @@ def outcome_mix(selected: Selected, _now: datetime) -> list[dict[str, Any]]:
     return [{**row, "share": row["count"] / ended} for row in _counts(counts, ("state", "outcome"))]
 
 
+def outcome_mix_by_service_type(selected: Selected, _now: datetime) -> list[dict[str, Any]]:
+    counts = Counter(
+        (facts.service_type or "unknown", facts.ending.state, facts.ending.code)
+        for facts in selected
+        if facts.ending is not None
+    )
+    ended = Counter[str]()
+    for (service, _state, _code), count in counts.items():
+        ended[service] += count
+    rows = _counts(counts, ("service_type", "state", "outcome"))
+    rows.sort(key=lambda row: row["service_type"])  # stable: by count within each
+    return [{**row, "share": row["count"] / ended[row["service_type"]]} for row in rows]
+
+
+def question_turnaround(selected: Selected, _now: datetime) -> dict[str, Any]:
+    waits: list[float] = []
+    by_org: dict[str, list[float]] = defaultdict(list)
+    asked = questions = 0
+    for facts in selected:
+        found = facts.questions
+        asked += bool(found)
+        questions += len(found)
+        for question in found:
+            if question.answered_at is not None:
+                waited = (question.answered_at - question.asked.at).total_seconds()
+                waits.append(waited)
+                by_org[question.asked.organisation or "unknown"].append(waited)
+    waits.sort()
+    return {
+        "referrals_asked": asked,
+        "questions": questions,
+        "answered": len(waits),
+        "unanswered": questions - len(waits),
+        "median_seconds": percentile(waits, 0.5) if waits else None,
+        "p90_seconds": percentile(waits, 0.9) if waits else None,
+        "by_organisation": _durations(by_org),
+    }
+
+
+def _ends_by_organisation(selected: Selected, state: str) -> list[dict[str, Any]]:
+    counts = Counter(
+        (facts.ending.organisation or "unknown", facts.ending.code)
+        for facts in selected
+        if facts.ending is not None and facts.ending.state == state
+    )
+    return _counts(counts, ("organisation", "reason"))
+
+
+def failures_by_organisation(selected: Selected, _now: datetime) -> list[dict[str, Any]]:
+    return _ends_by_organisation(selected, "failed")
+
+
+def cancellations_by_organisation(selected: Selected, _now: datetime) -> list[dict[str, Any]]:
+    return _ends_by_organisation(selected, "cancelled")
+
+
 def outcomes_by_cohort(selected: Selected, _now: datetime) -> list[dict[str, Any]]:
     counts: Counter[tuple[str, ...]] = Counter()
     for facts in selected:
@@ -236,7 +297,11 @@ FIGURES: dict[str, Callable[[Selected, datetime], Any]] = {
     "rapid_response": rapid_response,
     "rejections_by_reason": rejections_by_reason,
     "rejections_by_organisation": rejections_by_organisation,
+    "question_turnaround": question_turnaround,
+    "failures_by_organisation": failures_by_organisation,
+    "cancellations_by_organisation": cancellations_by_organisation,
     "outcome_mix": outcome_mix,
+    "outcome_mix_by_service_type": outcome_mix_by_service_type,
     "outcomes_by_cohort": outcomes_by_cohort,
     "outcomes_by_locality": outcomes_by_locality,
     "flows": flows,

@@ -23,6 +23,9 @@ from rx_contracts import (
     ReferralAmended,
     ReferralCancelled,
     ReferralCompleted,
+    ReferralFailed,
+    ReferralInfoProvided,
+    ReferralInfoRequested,
     ReferralRejected,
     ReferralRouted,
     ReferralSubmitted,
@@ -50,12 +53,30 @@ class Rejection(NamedTuple):
 
 
 class Ending(NamedTuple):
-    """How a referral ended: its end state, and the outcome or reason code the event gave
-    (None when it gave none)."""
+    """How a referral ended: its end state, the outcome (completed) or reason code (cancelled,
+    failed) the event gave (None when it gave none), and the organisation that ended it."""
 
     state: str
     code: str | None
     at: datetime
+    organisation: str | None = None
+
+
+class Step(NamedTuple):
+    """A question asked or answered: its per-referral sequence number orders the two whatever
+    order they were folded in."""
+
+    sequence: int
+    at: datetime
+    organisation: str | None
+
+
+class Question(NamedTuple):
+    """A question the assigned organisation asked, and when the referrer answered it (None:
+    not answered)."""
+
+    asked: Step
+    answered_at: datetime | None
 
 
 @dataclass
@@ -72,6 +93,8 @@ class ReferralFacts:
     accepted_org: str | None = None
     rejections: list[Rejection] = field(default_factory=list)
     ending: Ending | None = None
+    asked: list[Step] = field(default_factory=list)
+    answered: list[Step] = field(default_factory=list)
     excluded: bool = False
     """Left out of every figure (see :meth:`FigureState.apply`)."""
 
@@ -95,6 +118,22 @@ class ReferralFacts:
         """Its ending, if it was completed with an outcome."""
         ending = self.ending
         return ending if ending is not None and ending.state == "completed" else None
+
+    @property
+    def questions(self) -> list[Question]:
+        """Each question asked, in order, with the answer that followed it (the lifecycle
+        allows one open question at a time, so an answer closes the latest one before it)."""
+        steps = sorted(
+            [(s, True) for s in self.asked] + [(s, False) for s in self.answered],
+            key=lambda item: (item[0].sequence, item[0].at),
+        )
+        found: list[Question] = []
+        for step, is_question in steps:
+            if is_question:
+                found.append(Question(step, None))
+            elif found and found[-1].answered_at is None:
+                found[-1] = found[-1]._replace(answered_at=step.at)
+        return found
 
 
 Fold = Callable[[ReferralFacts, datetime, dict[str, Any]], None]
@@ -145,13 +184,27 @@ def _rejected(facts: ReferralFacts, occurred: datetime, data: dict[str, Any]) ->
     )
 
 
-def _ended(state: str, code_field: str | None) -> Fold:
+def _step(occurred: datetime, data: dict[str, Any]) -> Step:
+    return Step(
+        int(data.get("sequence") or 0), _time(data.get("occurred_at"), occurred), _actor(data)
+    )
+
+
+def _info_requested(facts: ReferralFacts, occurred: datetime, data: dict[str, Any]) -> None:
+    facts.asked.append(_step(occurred, data))
+
+
+def _info_provided(facts: ReferralFacts, occurred: datetime, data: dict[str, Any]) -> None:
+    facts.answered.append(_step(occurred, data))
+
+
+def _ended(state: str, code_field: str) -> Fold:
     """A fold for an event that ends a referral; ``code_field`` names its outcome or reason
-    code, if it has one."""
+    code (which may be absent)."""
 
     def fold(facts: ReferralFacts, occurred: datetime, data: dict[str, Any]) -> None:
-        code = data.get(code_field) if code_field else None
-        facts.ending = Ending(state, code, _time(data.get("occurred_at"), occurred))
+        at = _time(data.get("occurred_at"), occurred)
+        facts.ending = Ending(state, data.get(code_field), at, _actor(data))
 
     return fold
 
@@ -164,11 +217,12 @@ FOLDS: dict[str, Fold] = {
     ReferralAccepted.EVENT_TYPE: _accepted,
     ReferralRejected.EVENT_TYPE: _rejected,
     ReferralCompleted.EVENT_TYPE: _ended("completed", "outcome"),
-    ReferralCancelled.EVENT_TYPE: _ended("cancelled", None),
+    ReferralCancelled.EVENT_TYPE: _ended("cancelled", "reason_code"),
+    ReferralFailed.EVENT_TYPE: _ended("failed", "reason_code"),
+    ReferralInfoRequested.EVENT_TYPE: _info_requested,
+    ReferralInfoProvided.EVENT_TYPE: _info_provided,
 }
-"""Event type → how it is folded in. The lifecycle's further events join here: a question
-asked and answered (for question turnaround), a failed end with its reason
-(``_ended("failed", …)``), a coded cancellation reason (the code field of ``cancelled``)."""
+"""Event type → how it is folded in."""
 
 RELEVANT = tuple(FOLDS)
 """The event types the figures are folded from."""

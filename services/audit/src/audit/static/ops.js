@@ -282,6 +282,23 @@ const Figures = {
       (parts.length ? `: ${parts.join(", ")}` : " (all)");
   },
 
+  /* rows as a table's body: columns(row) gives each cell's [text, class]. */
+  table(id, rows, columns) {
+    const body = document.querySelector(`#${id} tbody`);
+    const tr = (cells) => {
+      const row = document.createElement("tr");
+      row.append(...cells);
+      return row;
+    };
+    if (!rows.length) {
+      const empty = cell("No data yet.", "empty");
+      empty.colSpan = document.querySelectorAll(`#${id} thead th`).length;
+      body.replaceChildren(tr([empty]));
+      return;
+    }
+    body.replaceChildren(...rows.map((row) => tr(columns(row).map(([text, name]) => cell(text, name)))));
+  },
+
   draw(f) {
     const chart = (id) => document.querySelector(`#${id} .chart`);
     const rr = f.rapid_response;
@@ -296,9 +313,23 @@ const Figures = {
     Charts.bars(chart("chart-rejections"), counts(f.rejections_by_reason, (r) => r.reason), ["rejections"]);
     Charts.bars(chart("chart-rejections-org"),
       counts(f.rejections_by_organisation, (r) => `${r.organisation} · ${r.reason}`), ["rejections"]);
+    const qt = f.question_turnaround;
+    Charts.bars(chart("chart-questions"), qt.questions ? [
+      { label: `all: ${qt.answered} of ${qt.questions} answered, ${qt.referrals_asked} referrals`,
+        values: qt.answered ? [qt.median_seconds / 60, qt.p90_seconds / 60] : [0, 0] },
+      ...minutes(qt.by_organisation),
+    ] : [], ["median", "p90"]);
+    const reasons = (rows) => counts(rows, (r) => `${r.organisation} · ${r.reason || "no code"}`);
+    Charts.bars(chart("chart-failures"), reasons(f.failures_by_organisation), ["failed"]);
+    Charts.bars(chart("chart-cancellations"), reasons(f.cancellations_by_organisation), ["cancelled"]);
+    const percent = (share) => Math.round(share * 1000) / 10;
     Charts.bars(chart("chart-outcome-mix"), f.outcome_mix.map((r) => ({
       label: `${r.state}${r.outcome ? " · " + r.outcome : ""} (${r.count})`,
-      values: [Math.round(r.share * 1000) / 10] })), ["% of ended"]);
+      values: [percent(r.share)] })), ["% of ended"]);
+    this.table("outcome-service", f.outcome_mix_by_service_type, (r) => [
+      [r.service_type], [r.state], [r.outcome || "no code"], [String(r.count), "num"],
+      [`${percent(r.share)}%`, "num"],
+    ]);
     Charts.bars(chart("chart-cohort"), counts(f.outcomes_by_cohort, (r) => `${r.cohort} · ${r.outcome}`), ["referrals"]);
     Charts.bars(chart("chart-locality"), counts(f.outcomes_by_locality, (r) => `${r.locality} · ${r.outcome}`), ["referrals"]);
     Charts.bars(chart("chart-flows"), counts(f.flows, (r) => `${r.from} → ${r.to}`), ["routings"]);

@@ -31,6 +31,7 @@ from ..domain.caller import Caller, Party, Role
 from ..domain.errors import IllegalTransition, InvalidRequest, NotPermitted, ReferralNotFound
 from ..domain.lifecycle import TERMINAL, Action
 from ..domain.model import HistoryEntry, Patient, Referral
+from ..domain.routing_attempt import answers_current_attempt, awaited_decision
 from ..domain.sharing import ConsentGiven
 from .access import record_access
 from .unit_of_work import UnitOfWork
@@ -163,8 +164,9 @@ def worklist(query: WorklistQuery, caller: Caller, uow: UnitOfWork) -> list[Refe
 
 
 def apply_routing_decision(envelope: Envelope, uow: UnitOfWork) -> None:
-    """Record what routing decided (from routing.decisions.v1). Other event types on that
-    topic are not ours to act on and are ignored."""
+    """Record what routing decided (from routing.decisions.v1), if it answers the referral's
+    current routing attempt; a late decision for an attempt since replaced is logged and
+    ignored. Other event types on that topic are not ours to act on and are ignored."""
     payload = envelope.payload()
     if not isinstance(payload, ReferralRouted | ReferralUnroutable):
         return
@@ -176,6 +178,18 @@ def apply_routing_decision(envelope: Envelope, uow: UnitOfWork) -> None:
             # Cancelled or re-routed while routing decided: the decision is stale, not poison.
             log.info(
                 "ignoring %s for %s referral %s", envelope.type, referral.status.value, referral.id
+            )
+            return
+        awaited = awaited_decision(uow.referrals.history(referral.id))
+        if not answers_current_attempt(payload.sequence, awaited):
+            # Re-routed while routing decided: the decision answers the attempt ops replaced.
+            log.warning(
+                "ignoring stale %s %s for referral %s: it is decision %s, awaiting decision %s",
+                envelope.type,
+                envelope.id,
+                referral.id,
+                payload.sequence,
+                awaited,
             )
             return
         if isinstance(payload, ReferralRouted):

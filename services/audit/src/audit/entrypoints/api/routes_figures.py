@@ -42,9 +42,10 @@ def figures(
     ] = None,
 ) -> FiguresPublic:
     """Evaluation figures from the recorded events: time to acceptance, the rapid response
-    2-hour standard, rejections by reason and by organisation, the outcome mix, outcomes by
-    cohort and locality, flows between provider types and the daily trend, for the referrals
-    submitted in [since, until) — of one organisation (those it sent or holds or held), one
-    locality or one cohort, if asked."""
+    2-hour standard, rejections by reason and by organisation, question turnaround, failures
+    and cancellations by organisation and reason, the outcome mix (overall and per service
+    type), outcomes by cohort and locality, flows between provider types and the daily trend,
+    for the referrals submitted in [since, until) — of one organisation (those it sent or
+    holds or held), one locality or one cohort, if asked."""
     selection = Selection(since, until, organisation, locality, cohort)
     return FiguresPublic.model_validate(container.figures.figures(uow, selection))

@@ -149,13 +149,54 @@ class OrganisationRejections(BaseModel):
 class OutcomeShare(BaseModel):
     """How many of the referrals that ended, ended this way."""
 
-    state: str = Field(description="End state: completed or cancelled.", examples=["completed"])
+    state: str = Field(
+        description="End state: completed, failed or cancelled.", examples=["completed"]
+    )
     outcome: str | None = Field(
-        description="Outcome code of a completed referral; null where the event gave none "
-        "(a cancellation)."
+        description="Outcome code of a completed referral, or the reason code of a failed or "
+        "cancelled one; null where the event gave none (a cancellation with text only)."
     )
     count: int
     share: float = Field(description="count / every referral that ended.")
+
+
+class ServiceOutcomeShare(OutcomeShare):
+    """How many of the referrals of one service type that ended, ended this way."""
+
+    service_type: str = Field(examples=["urgent-community-response"])
+    share: float = Field(description="count / every referral of this service type that ended.")
+
+
+class AnswerDurations(BaseModel):
+    """Time from a question to its answer, for the questions one organisation asked."""
+
+    group: str = Field(description="ODS code of the organisation that asked.")
+    count: int = Field(description="Answered questions.")
+    median_seconds: float = Field(description="Median time to the answer.")
+    p90_seconds: float = Field(description="90th percentile (linear interpolation).")
+
+
+class QuestionTurnaround(BaseModel):
+    """Questions the assigned organisation asked the referrer (``info_requested``), and how
+    long the answers took."""
+
+    referrals_asked: int = Field(description="Referrals that had at least one question.")
+    questions: int = Field(description="Questions asked.")
+    answered: int = Field(description="Questions answered.")
+    unanswered: int = Field(description="Questions not answered (yet, or ever).")
+    median_seconds: float | None = Field(
+        description="Median time from question to answer; null when none was answered."
+    )
+    p90_seconds: float | None = Field(
+        description="90th percentile (linear interpolation); null when none was answered."
+    )
+    by_organisation: list[AnswerDurations]
+
+
+class EndReasonCount(BaseModel):
+    organisation: str = Field(description="ODS code of the organisation that ended it.")
+    reason: str | None = Field(description="Reason code; null where the event gave none.")
+    count: int
 
 
 class CohortOutcome(BaseModel):
@@ -207,7 +248,17 @@ class FiguresPublic(BaseModel):
     rapid_response: RapidResponse
     rejections_by_reason: list[ReasonCount]
     rejections_by_organisation: list[OrganisationRejections]
+    question_turnaround: QuestionTurnaround
+    failures_by_organisation: list[EndReasonCount] = Field(
+        description="Accepted referrals that could not be delivered, by the organisation and "
+        "its reason."
+    )
+    cancellations_by_organisation: list[EndReasonCount] = Field(
+        description="Cancelled referrals, by the organisation that cancelled (the referrer) "
+        "and its reason."
+    )
     outcome_mix: list[OutcomeShare]
+    outcome_mix_by_service_type: list[ServiceOutcomeShare]
     outcomes_by_cohort: list[CohortOutcome]
     outcomes_by_locality: list[LocalityOutcome]
     flows: list[Flow]
