@@ -108,7 +108,7 @@ def searchset(
     if next_link:
         links.append({"relation": "next", "url": next_link})
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
-    if entries:  # FHIR JSON has no empty arrays
+    if entries:  # FHIR JSON has no empty arrays: an empty searchset has no entry at all
         bundle["entry"] = entries
     return bundle
 
