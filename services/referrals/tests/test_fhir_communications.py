@@ -105,7 +105,8 @@ def test_question_answer_with_a_document_then_accept(
     )
     assert asked.status_code == 201, asked.text
     question = valid(fhir_validator, asked.json())
-    assert asked.headers["location"].endswith(f"/Communication/{question['id']}/_history/1")
+    assert asked.headers["location"].endswith(f"/fhir/R4/Communication/{question['id']}")
+    assert client.get(asked.headers["location"], headers=GP).json() == question
     assert question["sender"]["identifier"]["value"] == "RXA01"
     [task] = tasks_of(client, rid, TEAM)
     assert (task["status"], task["businessStatus"]["coding"][0]["code"]) == (

@@ -31,8 +31,8 @@ from .deps import (
 )
 from .outcomes import FhirProblem
 from .resources import etag
-from .routes_search import Params, entry, searchset
-from .writes import idempotent, location
+from .routes_search import Params, entry, full_url, searchset
+from .writes import idempotent
 
 router = APIRouter()
 
@@ -78,7 +78,9 @@ def _create(
         said = communications.from_step(referral_id, referral.pending[-1])
         answers = question if action is Action.PROVIDE_INFO else None
         resource = communications.communication(said, answers, _base(request))
-        headers = {"ETag": etag(1), "Location": location(request, resource)}
+        # Written once: no history to read, so the Location is the resource itself.
+        where = full_url(request, f"Communication/{resource['id']}")
+        headers = {"ETag": etag(1), "Location": where}
         return StoredResponse(201, resource, headers)
 
     return idempotent(
