@@ -8,9 +8,9 @@ attachment of the referral), an interim update's code as ``topic``, and an answe
 ``inResponseTo`` the question it answers. A Communication is written once and never changes:
 its id is the referral's id and the step's sequence number, its version is always 1.
 
-Interim updates are Communications rather than Task notes: like 360X's and the closed-loop
-platforms' status messages, each is a thing of its own (who said it, when, a code), which a
-subscriber can be told of and a search can list, where a note would only grow the Task."""
+Interim updates are Communications rather than Task notes: each is a thing of its own (who
+said it, when, a code), which a subscriber can be told of and a search can list, where a note
+would only grow the Task."""
 
 from __future__ import annotations
 
