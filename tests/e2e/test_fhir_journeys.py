@@ -11,7 +11,7 @@ from devstack.stack import Stack
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import MultipleResourcesFound
 
-from .conftest import gp, token, wait_for
+from .conftest import gp, timeline, token, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -190,3 +190,51 @@ def test_a_stale_version_is_refused_with_412(fhir_stack: Stack) -> None:
     with pytest.raises(MultipleResourcesFound) as refused:  # fhirpy's name for any 412
         move(fhir_stack, task, "RXA01", "in-progress")  # still the version before accepting
     assert "OperationOutcome" in str(refused.value)
+
+
+def communication(rid: str, kind: str, text: str, **more: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Communication",
+        "basedOn": [{"reference": f"ServiceRequest/{rid}"}],
+        "status": "completed",
+        "category": [{"coding": [{"system": f"{OURS}/communication-category", "code": kind}]}],
+        "payload": [{"contentString": text}],
+        **more,
+    }
+
+
+def test_a_question_is_answered_and_the_same_team_accepts_over_fhir(fhir_stack: Stack) -> None:
+    rid = refer(fhir_stack)
+    task = open_task(fhir_stack, rid, "RXA01")
+    ask = client(fhir_stack, "RXA01", **{"If-Match": f'W/"{task["meta"]["versionId"]}"'})
+    question = ask.execute(
+        "Communication", method="post", data=communication(rid, "question", "Key safe code?")
+    )
+    held = client(fhir_stack, "RXA01").reference("Task", task["id"]).to_resource()
+    assert held["status"] == "on-hold"
+
+    referrer = client(fhir_stack, "B81001")
+    found = referrer.resources("Communication").search(**{"based-on": f"ServiceRequest/{rid}"})
+    assert [c["id"] for c in found.fetch()] == [question["id"]]
+    version = referrer.reference("ServiceRequest", rid).to_resource()["meta"]["versionId"]
+    answer = communication(
+        rid,
+        "answer",
+        "4512",
+        inResponseTo=[{"reference": f"Communication/{question['id']}"}],
+    )
+    reply = client(fhir_stack, "B81001", **{"If-Match": f'W/"{version}"'}).execute(
+        "Communication", method="post", data=answer
+    )
+    assert reply["inResponseTo"] == answer["inResponseTo"]
+
+    offered = client(fhir_stack, "RXA01").reference("Task", task["id"]).to_resource()
+    assert offered["status"] == "requested", "the same team holds it again"
+    assert move(fhir_stack, offered, "RXA01", "accepted")["status"] == "accepted"
+    wanted = ["ReferralInfoRequested", "ReferralInfoProvided", "ReferralAccepted"]
+    wait_for(
+        "the question, the answer and the acceptance on the audit timeline",
+        lambda: [t for t in timeline(fhir_stack, rid) if t in wanted] == wanted,
+        timeout=30,
+        every=0.5,
+    )

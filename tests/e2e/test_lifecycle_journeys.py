@@ -80,6 +80,7 @@ def test_submitted_routed_accepted_started_completed(kafka_bootstrap, journeys_s
         "redirect",
         "request-info",
         "message",
+        "record-nhs-number",
     ]
     act(stack, rid, "RXA01", "accept")
     act(stack, rid, "RXA01", "start")

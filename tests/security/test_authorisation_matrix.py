@@ -92,7 +92,7 @@ OBJECT_ROUTES: dict[str, frozenset[str]] = {
     "referrals POST /referrals/{referral_id}/start": frozenset({"assigned"}),
     "referrals POST /referrals/{referral_id}/complete": frozenset({"assigned"}),
     "referrals POST /referrals/{referral_id}/reroute": frozenset({"ops"}),
-    "referrals POST /referrals/{referral_id}/record-nhs-number": frozenset({"referrer"}),
+    "referrals POST /referrals/{referral_id}/record-nhs-number": PARTIES,
     "referrals POST /referrals/{referral_id}/request-info": frozenset({"assigned"}),
     "referrals POST /referrals/{referral_id}/provide-info": frozenset({"referrer"}),
     "referrals POST /referrals/{referral_id}/message": frozenset({"referrer", "assigned"}),

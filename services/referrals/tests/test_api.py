@@ -281,6 +281,7 @@ def test_a_routed_referral_is_accepted_started_and_completed(
         "redirect",
         "request-info",
         "message",
+        "record-nhs-number",
     ]
     accepted = post(client, f"/referrals/{rid}/accept", TEAM, version=2)
     assert accepted.json()["status"] == "accepted" and accepted.headers["etag"] == '"3"'
@@ -345,7 +346,13 @@ def test_transition_errors(client: TestClient, db_url: str) -> None:
         ),
         409,
     )
-    assert wrong_state["allowed_actions"] == ["start", "message", "report-progress", "fail"]
+    assert wrong_state["allowed_actions"] == [
+        "start",
+        "message",
+        "report-progress",
+        "fail",
+        "record-nhs-number",
+    ]
     assert "accepted" in wrong_state["detail"]
     problem(post(client, "/referrals/no-such-id/accept", TEAM, version=1), 404)
 

@@ -12,7 +12,7 @@ from referrals.domain.assignments import AssignmentState, AssignmentStatus
 from referrals.domain.model import Referral
 from referrals.domain.patient import LocalIdentifier, Patient
 from referrals.domain.sharing import Consent
-from referrals.entrypoints.fhir import codes, resources
+from referrals.entrypoints.fhir import codes, communications, resources
 from referrals.service_layer.versions import AssignmentVersion, ReferralVersion
 from rx_contracts import (
     CohortFlags,
@@ -26,7 +26,7 @@ from rx_contracts import (
 )
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "fhir.md"
-ELEMENT = re.compile(r"`((?:ServiceRequest|Patient|Task)\.[A-Za-z]+)`")
+ELEMENT = re.compile(r"`((?:ServiceRequest|Patient|Task|Communication)\.[A-Za-z]+)`")
 NOW = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
 
 
@@ -79,6 +79,15 @@ def emitted() -> set[str]:
     built += [
         resources.task(AssignmentVersion("t1", "RXA01", "social-care", NOW, s, 3, NOW, referral))
         for s in states
+    ]
+    said = [
+        communications.Said("r1", 5, "question", "RXA01", NOW, "Key safe?", None, None),
+        communications.Said("r1", 6, "answer", "B81001", NOW, "Yes", None, "a1"),
+        communications.Said("r1", 9, "progress", "RXA01", NOW, None, "visit-booked", None),
+    ]
+    built += [
+        communications.communication(s, 5 if s.kind == "answer" else None, "http://x/")
+        for s in said
     ]
     return {f"{r['resourceType']}.{name}" for r in built for name in r if name != "resourceType"}
 

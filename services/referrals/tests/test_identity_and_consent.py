@@ -283,27 +283,47 @@ def test_without_an_nhs_number_with_consent_then_the_number_traced_later(
     assert traced.headers["etag"] == '"3"'
     patient = traced.json()["patient"]
     assert (patient["nhs_number"], patient["nhs_number_verification"]) == ("9434765919", "verified")
-    refused = post(
+    stranger = {"X-Organisation": "L81002", "X-Roles": "provider"}
+    unseen = post(
+        client,
+        f"/referrals/{rid}/record-nhs-number",
+        stranger,
+        {"nhs_number": "4010232137", "verification": "verified"},
+        version=3,
+    )
+    assert unseen.status_code == 404
+    # Social care, holding the referral, traces the person to another number: allowed, and
+    # its own event names social care as the one who recorded it.
+    retraced = post(
         client,
         f"/referrals/{rid}/record-nhs-number",
         SOCIAL_CARE,
-        {"nhs_number": "9434765919", "verification": "verified"},
+        {"nhs_number": "4010232137", "verification": "verified"},
         version=3,
     )
-    assert refused.status_code == 403
+    assert retraced.status_code == 200, retraced.text
+    assert retraced.json()["patient"]["nhs_number"] == "4010232137"
 
     history = client.get(f"/referrals/{rid}/history", headers=GP).json()
-    assert [(h["action"], h["reason_code"]) for h in history][-1] == (
-        "record-nhs-number",
-        "verified",
-    )
+    assert [(h["action"], h["actor_org"]) for h in history][-2:] == [
+        ("record-nhs-number", "B81001"),
+        ("record-nhs-number", "SCB01"),
+    ]
     events = outbox(db_url)
-    assert [name for name, _, _ in events] == ["ReferralSubmitted", "ReferralNhsNumberRecorded"]
-    submitted, recorded = events[0][1], events[1][1]
+    assert [name for name, _, _ in events] == [
+        "ReferralSubmitted",
+        "ReferralNhsNumberRecorded",
+        "ReferralNhsNumberRecorded",
+    ]
+    submitted, recorded, by_social_care = (e[1] for e in events)
     assert submitted["sharing"] == {"consent_recorded": True, "data_opt_out": False}
     assert (recorded["previous_verification"], recorded["verification"]) == ("absent", "verified")
+    assert (recorded["actor"]["organisation"], by_social_care["actor"]["organisation"]) == (
+        "B81001",
+        "SCB01",
+    )
     raw = b"".join(value for _, _, value in events)
-    for private in (b"9434765919", b"SC-204817", b"explicit-consent", b"Sam Jones"):
+    for private in (b"9434765919", b"4010232137", b"SC-204817", b"explicit-consent", b"Sam Jones"):
         assert private not in raw, "events carry flags, never identifiers or the basis"
     assert json.loads(events[1][2])["sharing"]["consent_recorded"] is True
 

@@ -73,10 +73,23 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("accepted", "referrer"): {"cancel", "message", "record-nhs-number"},
     ("in_progress", "referrer"): {"cancel", "message", "record-nhs-number"},
     ("unroutable", "referrer"): {"cancel", "message", "record-nhs-number"},
-    ("routed", "assigned"): {"accept", "reject", "redirect", "request-info", "message"},
-    ("info_requested", "assigned"): {"reject", "redirect", "message"},
-    ("accepted", "assigned"): {"start", "report-progress", "fail", "message"},
-    ("in_progress", "assigned"): {"complete", "report-progress", "fail", "message"},
+    ("routed", "assigned"): {
+        "accept",
+        "reject",
+        "redirect",
+        "request-info",
+        "message",
+        "record-nhs-number",
+    },
+    ("info_requested", "assigned"): {"reject", "redirect", "message", "record-nhs-number"},
+    ("accepted", "assigned"): {"start", "report-progress", "fail", "message", "record-nhs-number"},
+    ("in_progress", "assigned"): {
+        "complete",
+        "report-progress",
+        "fail",
+        "message",
+        "record-nhs-number",
+    },
     ("submitted", "ops"): {"reroute"},
     ("routed", "ops"): {"reroute"},
     ("info_requested", "ops"): {"reroute"},
@@ -92,7 +105,7 @@ OWNER = {
     "start": "assigned",
     "complete": "assigned",
     "reroute": "ops",
-    "record-nhs-number": "referrer",
+    "record-nhs-number": "referrer or assigned",
     "request-info": "assigned",
     "provide-info": "referrer",
     "message": "referrer or assigned",
@@ -305,7 +318,12 @@ def test_an_answer_puts_the_referral_back_with_the_same_organisation() -> None:
     referral = referral_in("routed")
     referral.request_info(CALLERS["assigned"], 4, NOW, "Is there a key safe?")
     assert (referral.status, referral.assigned_org) == (ReferralStatus.INFO_REQUESTED, ASSIGNED)
-    assert referral.allowed_actions(CALLERS["assigned"]) == ["reject", "redirect", "message"]
+    assert referral.allowed_actions(CALLERS["assigned"]) == [
+        "reject",
+        "redirect",
+        "message",
+        "record-nhs-number",
+    ]
     referral.provide_info(CALLERS["referrer"], 5, NOW, "Yes, code 4512", "att-1")
     question, answer = referral.pending
     assert question.note == "Is there a key safe?" and answer.note == "Yes, code 4512"

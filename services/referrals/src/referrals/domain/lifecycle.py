@@ -8,7 +8,7 @@ submitted ──routed──▶ routed ──accept──▶ accepted ──star
 accepted, in_progress ──fail──▶ failed (could not deliver); report-progress keeps the status
 cancel (referrer) from any state that is not an end (completed, cancelled, failed) ──▶ cancelled
 message (referrer or assigned) at any state that is not an end; the status stays
-record-nhs-number (referrer) at any state that is not an end; the status stays
+record-nhs-number (referrer or assigned) at any state that is not an end; the status stays
 """
 
 from __future__ import annotations
@@ -72,8 +72,10 @@ RULES: dict[Action, Rule] = {
     Action.MESSAGE: _rule((Party.REFERRER, Party.ASSIGNED), set(OPEN), None),
     Action.REPORT_PROGRESS: _rule(Party.ASSIGNED, WORKING, None),
     Action.FAIL: _rule(Party.ASSIGNED, WORKING, S.FAILED),
-    # Identity: the referrer adds a traced NHS number (or its verification) until the end.
-    Action.RECORD_NHS_NUMBER: _rule(Party.REFERRER, set(OPEN), None),
+    # Identity: whoever traces the person adds the NHS number (or its verification) until the
+    # end: the referrer, or the organisation holding the referral (social care often traces
+    # people referred without one). Each recording is its own event, naming who recorded it.
+    Action.RECORD_NHS_NUMBER: _rule((Party.REFERRER, Party.ASSIGNED), set(OPEN), None),
 }
 
 

@@ -416,9 +416,9 @@ class Referral:
         nhs_number: str,
         verification: NhsNumberVerification,
     ) -> None:
-        """The referrer records the person's NHS number (one referred without, traced later)
-        or a change of its verification: an amendment with its own event, allowed until the
-        referral ends."""
+        """The referrer or the assigned organisation records the person's NHS number (one
+        referred without, traced later) or a change of its verification: an amendment with
+        its own event (its actor says who recorded it), allowed until the referral ends."""
         self.check(Action.RECORD_NHS_NUMBER, caller, if_match)
         if verification is NhsNumberVerification.ABSENT:
             raise InvalidRequest(

@@ -172,7 +172,7 @@ def reroute_referral(call: Lifecycle, body: Reroute) -> JSONResponse:
 
 @router.post(
     "/record-nhs-number",
-    summary="Record the NHS number, traced after referral (referrer)",
+    summary="Record the NHS number, traced after referral (referrer or assigned organisation)",
     **OPERATION,
 )
 def record_nhs_number(call: Lifecycle, body: RecordNhsNumber) -> JSONResponse:

@@ -9,7 +9,9 @@ from fastapi.responses import JSONResponse
 from . import outcomes
 from .capability import capability_statement
 from .deps import BASE_PATH, fhir_response
+from .routes_communications import router as communications_router
 from .routes_messaging import router as messaging_router
+from .routes_patient import router as patient_router
 from .routes_read import router as read_router
 from .routes_search import router as search_router
 from .routes_tasks import router as tasks_router
@@ -36,6 +38,8 @@ def create_fhir_app() -> FastAPI:
     app.include_router(write_router)
     app.include_router(tasks_router)
     app.include_router(messaging_router)
+    app.include_router(patient_router)
+    app.include_router(communications_router)
     return app
 
 

@@ -24,13 +24,20 @@ SEARCH_PARAMS: dict[str, list[tuple[str, str, str]]] = {
         ("status", "token", "active, completed or revoked"),
         ("_lastUpdated", "date", "gt and lt only"),
     ],
+    "Communication": [
+        ("based-on", "reference", "the referral (ServiceRequest/{id}); required"),
+        ("category", "token", "question, answer, message or progress"),
+    ],
 }
 
 INTERACTIONS: dict[str, list[str]] = {
     "ServiceRequest": ["read", "vread", "search-type", "create", "update"],
     "Task": ["read", "vread", "search-type", "patch", "update"],
-    "Patient": ["read", "vread"],
+    "Patient": ["read", "vread", "update"],
+    "Communication": ["read", "search-type", "create"],
 }
+WRITTEN_ONCE = frozenset({"Communication"})
+"""Resources that never change after they are made: version 1, no history to read."""
 SYSTEM_INTERACTIONS = ["transaction"]
 OPERATIONS = {
     "process-message": "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message"
@@ -43,8 +50,8 @@ def capability_statement(software_version: str) -> dict[str, Any]:
     for kind, interactions in INTERACTIONS.items():
         resource: dict[str, Any] = {
             "type": kind,
-            "versioning": "versioned-update",
-            "readHistory": True,
+            "versioning": "versioned" if kind in WRITTEN_ONCE else "versioned-update",
+            "readHistory": kind not in WRITTEN_ONCE,
             "updateCreate": False,
             "conditionalCreate": False,
             "conditionalUpdate": False,
@@ -69,7 +76,10 @@ def capability_statement(software_version: str) -> dict[str, Any]:
                 "name": "Referral Exchange referrals service",
                 "version": software_version,
             },
-            "implementation": {"description": "Referrals as ServiceRequest and Task"},
+            "implementation": {
+                "description": "Referrals as ServiceRequest and Task; questions, answers, "
+                "messages and interim updates as Communication"
+            },
             "fhirVersion": "4.0.1",
             "format": ["application/fhir+json"],
             "patchFormat": ["application/json-patch+json"],

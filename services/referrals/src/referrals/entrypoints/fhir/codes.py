@@ -43,6 +43,8 @@ OUTCOME = f"{BASE}/CodeSystem/outcome"
 CANCELLATION_REASON = f"{BASE}/CodeSystem/cancellation-reason"
 FAILURE_REASON = f"{BASE}/CodeSystem/failure-reason"
 TASK_OUTPUT = f"{BASE}/CodeSystem/task-output"
+COMMUNICATION_CATEGORY = f"{BASE}/CodeSystem/communication-category"
+PROGRESS = f"{BASE}/CodeSystem/progress"
 
 REFERRAL_CATEGORY = {"system": SNOMED, "code": "3457005", "display": "Patient referral"}
 

@@ -171,3 +171,36 @@ def consent_given(sr: inbound.ServiceRequest) -> ConsentGiven | None:
         except ValueError as exc:
             raise InvalidRequest("Consent.dateTime", "datetime", "not a FHIR dateTime") from exc
     return ConsentGiven(SharingBasis(basis), None, recorded_at)
+
+
+_NOT_HERE = {
+    "name": "Patient.name",
+    "birth_date": "Patient.birthDate",
+    "postcode": "Patient.address",
+    "local_identifier": "Patient.identifier",
+    "national_data_opt_out": "Patient.extension",
+}
+"""What a Patient update may not change, by the element that carries it."""
+
+
+def nhs_number_recorded(current: Patient, sent: inbound.Patient) -> Json:
+    """What a PUT of the Patient records: the NHS number and its verification (UK Core's
+    extension; without it, present but not traced). Any other difference is refused naming
+    its element: the patient's other details are the referral's, amended by the referrer."""
+    wanted = patient(sent)
+    for name, element in _NOT_HERE.items():
+        if getattr(wanted, name) != getattr(current, name):
+            raise InvalidRequest(
+                element,
+                "not_recorded_here",
+                "a Patient update records the NHS number and its verification only; the "
+                "referrer amends other details through the ServiceRequest ($process-message)",
+            )
+    if wanted.nhs_number is None:
+        raise InvalidRequest(
+            "Patient.identifier",
+            "nhs_number_required",
+            f"a Patient update records an NHS number ({codes.NHS_NUMBER}) with its verification",
+        )
+    verification = wanted.nhs_number_verification or NhsNumberVerification.UNVERIFIED
+    return {"nhs_number": wanted.nhs_number, "verification": verification}

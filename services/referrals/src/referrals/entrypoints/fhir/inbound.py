@@ -208,6 +208,38 @@ class Task(Element):
         return concept.code_in(codes.OUTCOME), concept.text
 
 
+class Attachment(Element):
+    """A document sent with a message or an answer: the address of one already attached to
+    the referral (the JSON API's ``/referrals/{id}/attachments/{attachment id}``)."""
+
+    contentType: str | None = None
+    url: str = Field(min_length=1, max_length=1000)
+    title: str | None = None
+
+
+class CommunicationPayload(Element):
+    contentString: str | None = Field(default=None, min_length=1, max_length=2000)
+    contentAttachment: Attachment | None = None
+
+
+class Communication(Element):
+    """A question, an answer, a message or an interim update about a referral: ``basedOn``
+    its ServiceRequest, ``category`` which of the four, the words in ``payload``."""
+
+    resourceType: Literal["Communication"]
+    id: FhirId | None = None
+    meta: Meta | None = None
+    basedOn: list[Reference] = Field(min_length=1, max_length=1)
+    inResponseTo: list[Reference] = Field(default_factory=list, max_length=1)
+    status: Literal["completed"]
+    category: list[CodeableConcept] = Field(min_length=1, max_length=1)
+    subject: Reference | None = None
+    topic: CodeableConcept | None = None
+    sent: str | None = None
+    sender: Reference | None = None
+    payload: list[CommunicationPayload] = Field(default_factory=list, max_length=2)
+
+
 class MessageHeader(Element):
     """A BaRS-style message's header. Its routing details (sender, destination, source) are
     the message's envelope, not the referral's, and are not kept."""

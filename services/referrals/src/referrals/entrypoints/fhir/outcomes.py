@@ -47,6 +47,11 @@ FIELD_EXPRESSIONS = {
     "referrer.organisation": "ServiceRequest.requester",
     "reason_text": "Task.statusReason.text",
     "summary": "Task.output[0].valueCodeableConcept.text",
+    "question": "Communication.payload.contentString",
+    "answer": "Communication.payload.contentString",
+    "text": "Communication.payload.contentString",
+    "attachment_id": "Communication.payload.contentAttachment.url",
+    "nhs_number": "Patient.identifier.value",
     "body": "",
 }
 """The domain's field names as FHIR elements, where a domain rule names one."""

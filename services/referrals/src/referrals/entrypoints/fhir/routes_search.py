@@ -107,7 +107,10 @@ def searchset(
     links = [{"relation": "self", "url": str(request.url)}]
     if next_link:
         links.append({"relation": "next", "url": next_link})
-    return {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries}
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
+    if entries:  # FHIR JSON has no empty arrays: an empty searchset has no entry at all
+        bundle["entry"] = entries
+    return bundle
 
 
 def entry(request: Request, resource: dict[str, Any], mode: str = "match") -> dict[str, Any]:
