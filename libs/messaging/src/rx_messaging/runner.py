@@ -71,7 +71,7 @@ def run_relay(
     if publisher is None:
         signal.close()
         return
-    relay = OutboxRelay(engine, publisher)
+    relay = OutboxRelay(engine, publisher, name=name)
     published = OUTBOX_PUBLISHED.labels(name)
 
     def step() -> bool:
@@ -93,6 +93,7 @@ def run_relay(
             heartbeat=heartbeat_dir / f"{name}.alive",
         )
     finally:
+        relay.close()
         publisher.close()
         signal.close()
 
