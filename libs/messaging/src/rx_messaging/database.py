@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import create_engine
 
@@ -190,6 +190,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def end_session(connection: Connection) -> None:
+    """Close ``connection`` for good, never back to the pool: a pooled PostgreSQL session
+    would keep the session-level advisory locks it holds (``rx_messaging.slots``, ``.lease``)."""
+    with contextlib.suppress(Exception):
+        connection.invalidate()
+    with contextlib.suppress(Exception):
+        connection.close()
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -18,7 +18,6 @@ arrives in order and consumers drop the second by event id."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import math
@@ -27,6 +26,8 @@ from collections.abc import Callable
 
 from sqlalchemy import ColumnElement, func, text
 from sqlalchemy.engine import Connection, Engine
+
+from .database import end_session
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class SlotLeases:
                 )
                 connection.commit()
             except Exception:
-                self._discard(connection)
+                end_session(connection)
                 raise
             self._connection = connection
         return self._connection
@@ -133,7 +134,7 @@ class SlotLeases:
         """The connection failed: its session (and every lock) is gone or going."""
         if self._connection is not None:
             log.warning("%s lost its outbox slots %s", self.name, sorted(self.owned))
-            self._discard(self._connection)
+            end_session(self._connection)
         self._connection = None
         self.owned = frozenset()
         self._next_look = 0.0
@@ -141,14 +142,6 @@ class SlotLeases:
     def close(self) -> None:
         """Hand every slot back at once (closing the session releases its locks)."""
         if self._connection is not None:
-            self._discard(self._connection)
+            end_session(self._connection)
         self._connection = None
         self.owned = frozenset()
-
-    @staticmethod
-    def _discard(connection: Connection) -> None:
-        # Never back to the pool: a pooled session would keep holding the locks.
-        with contextlib.suppress(Exception):
-            connection.invalidate()
-        with contextlib.suppress(Exception):
-            connection.close()
