@@ -3,6 +3,7 @@ nothing is lost, and the slots of a relay that dies are taken over."""
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import signal
@@ -153,6 +154,20 @@ def test_one_relay_on_postgresql_still_publishes_every_slot(pg: Engine) -> None:
     assert pending_count(pg) == 0
 
 
+def test_a_relay_dropped_without_closing_hands_its_slots_back(pg: Engine) -> None:
+    relay = OutboxRelay(pg, InMemoryPublisher(InMemoryBroker()))
+    relay.relay_once()
+    assert relay.leases is not None and len(relay.leases.owned) == SLOTS
+    del relay
+    gc.collect()
+    successor = SlotLeases(pg, "successor")
+    try:
+        settle([successor], rounds=1)
+        assert successor.owned == set(range(SLOTS))
+    finally:
+        successor.close()
+
+
 # ---------------------------------------------------------------- relay processes, real broker
 
 _RELAY = textwrap.dedent(
@@ -267,15 +282,15 @@ def test_three_relay_processes_keep_each_referrals_order_through_kills_and_cut_c
         for name in ("relay_a", "relay_b", "relay_c"):
             relays.start(name)
         wait_for(
-            "three relays to share the slots", lambda: sorted(owners(pg).values()) == [4, 6, 6], 60
+            "three relays to share the slots", lambda: sorted(owners(pg).values()) == [4, 6, 6], 300
         )
         writer = threading.Thread(target=write)
         writer.start()
         try:
-            wait_for("150 events staged", lambda: written[0] > 150, 60)
+            wait_for("150 events staged", lambda: written[0] > 150, 180)
             relays.running["relay_a"].kill()  # SIGKILL: no chance to hand anything back
-            wait_for("two relays to take over", lambda: sorted(owners(pg).values()) == [8, 8], 30)
-            wait_for("300 events staged", lambda: written[0] > 300, 60)
+            wait_for("two relays to take over", lambda: sorted(owners(pg).values()) == [8, 8], 120)
+            wait_for("300 events staged", lambda: written[0] > 300, 180)
             with pg.connect() as admin:  # relay_b's connections cut: its session ends
                 admin.execute(
                     text(
@@ -283,14 +298,14 @@ def test_three_relay_processes_keep_each_referrals_order_through_kills_and_cut_c
                         " WHERE application_name = 'relay_b'"
                     )
                 )
-            wait_for("450 events staged", lambda: written[0] > 450, 60)
+            wait_for("450 events staged", lambda: written[0] > 450, 180)
         finally:
             stop_writing.set()
             writer.join()
-        wait_for("the outbox to drain", lambda: pending_count(pg) == 0, 60)
+        wait_for("the outbox to drain", lambda: pending_count(pg) == 0, 180)
         assert relays.running["relay_b"].poll() is None  # it reconnected and carried on
         wait_for(
-            "relay_b to own slots again", lambda: set(owners(pg)) == {"relay_b", "relay_c"}, 30
+            "relay_b to own slots again", lambda: set(owners(pg)) == {"relay_b", "relay_c"}, 120
         )
     finally:
         relays.stop_all()

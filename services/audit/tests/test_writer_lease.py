@@ -82,19 +82,19 @@ def test_two_audit_consumers_one_writer_and_the_standby_takes_over(
         )
     publisher = KafkaPublisher(kafka_bootstrap, client_id=prefix)
     try:
-        wait_for("one consumer to hold the writer lease", lambda: len(holder(engine)) == 1, 60)
+        wait_for("one consumer to hold the writer lease", lambda: len(holder(engine)) == 1, 300)
         [active] = holder(engine)
         standby = "audit_b" if active == "audit_a" else "audit_a"
         publisher.publish(topic, [encode(submitted(n)) for n in range(40)])
-        wait_for("the first events appended", lambda: entries(engine) == 40, 90)
+        wait_for("the first events appended", lambda: entries(engine) == 40, 180)
         assert holder(engine) == [active]
         # The standby stands by: it has not touched the chain, and is still running.
         assert processes[standby].poll() is None
         processes[active].send_signal(signal.SIGKILL)
         processes[active].wait(timeout=10)
-        wait_for("the standby to take the lease", lambda: holder(engine) == [standby], 30)
+        wait_for("the standby to take the lease", lambda: holder(engine) == [standby], 120)
         publisher.publish(topic, [encode(submitted(n)) for n in range(40, 80)])
-        wait_for("the standby to append the rest", lambda: entries(engine) >= 80, 120)
+        wait_for("the standby to append the rest", lambda: entries(engine) >= 80, 180)
     finally:
         publisher.close()
         for process in processes.values():

@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from .database import end_session, is_postgres
+from .database import end_session, is_postgres, unpooled
 from .worker import touch
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class Lease:
     """The lease of ``role`` in ``engine``'s database."""
 
     def __init__(self, engine: Engine, role: str) -> None:
-        self.engine, self.role = engine, role
+        self.engine, self.role = unpooled(engine), role
         self.key = zlib.crc32(role.encode()) & 0x7FFFFFFF
         self._connection: Connection | None = None
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from sqlalchemy import ColumnElement, func, text
 from sqlalchemy.engine import Connection, Engine
 
-from .database import end_session
+from .database import end_session, unpooled
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class SlotLeases:
     def __init__(
         self, engine: Engine, name: str = "relay", clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.engine, self.name, self.clock = engine, name, clock
+        self.engine, self.name, self.clock = unpooled(engine), name, clock
         self.owned: frozenset[int] = frozenset()
         self._connection: Connection | None = None
         self._next_look = 0.0
