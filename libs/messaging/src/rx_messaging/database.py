@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.pool import NullPool
 from sqlmodel import create_engine
 
 BUSY_TIMEOUT_S = 30
@@ -190,6 +191,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def unpooled(engine: Engine) -> Engine:
+    """An engine on ``engine``'s database whose connections are never pooled: closing one, or
+    dropping it unclosed, ends its database session, and with it the session-level advisory
+    locks it holds (``rx_messaging.slots``, ``.lease``). A pooled one would keep them."""
+    return create_engine(engine.url, poolclass=NullPool, hide_parameters=True)
+
+
+def end_session(connection: Connection) -> None:
+    """Close ``connection`` for good, never back to a pool (see :func:`unpooled`)."""
+    with contextlib.suppress(Exception):
+        connection.invalidate()
+    with contextlib.suppress(Exception):
+        connection.close()
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from .database import is_postgres
 from .ports import Publisher, WireRecord
+from .slots import SlotLeases, slot_column
 from .tables import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,9 @@ OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
 class OutboxRelay:
     """Moves outbox rows to the broker in id order, so one referral's events keep their order."""
 
-    def __init__(self, engine: Engine, publisher: Publisher, batch_size: int = 500) -> None:
+    def __init__(
+        self, engine: Engine, publisher: Publisher, batch_size: int = 500, name: str = "relay"
+    ) -> None:
         self.engine = engine
         self.publisher = publisher
         self.batch_size = batch_size
@@ -38,19 +41,21 @@ class OutboxRelay:
             .order_by(OUTBOX.c.id)
             .limit(batch_size)
         )
+        self.leases = SlotLeases(engine, name) if is_postgres(engine) else None
+        self._of_slots = self._pending.where(
+            slot_column(OUTBOX.c.key).in_(bindparam("slots", expanding=True))
+        )
 
     def relay_once(self) -> int:
         """Publish one batch; return how many rows were published (0 when idle).
 
-        PostgreSQL: rows are locked with SKIP LOCKED while publishing, so extra relays share
-        the work. SQLite: one relay per database; rows are read, published, then marked in a
-        second short transaction so the API is never blocked behind a slow broker."""
+        PostgreSQL: any number of relays share the outbox by key slots (``rx_messaging.slots``);
+        this one publishes the rows of the slots it owns, read and marked on the connection
+        that holds them. SQLite: one relay per database; rows are read, published, then marked
+        in a second short transaction so the API is never blocked behind a slow broker."""
+        if self.leases is not None:
+            return self._relay_owned(self.leases)
         with self.engine.connect() as conn:
-            if is_postgres(self.engine):
-                rows = list(conn.execute(self._pending.with_for_update(skip_locked=True)))
-                self._publish(rows)
-                self._mark_sent(conn, rows)
-                return len(rows)
             rows = list(conn.execute(self._pending))
             conn.rollback()
         if rows:
@@ -58,6 +63,30 @@ class OutboxRelay:
             with self.engine.connect() as conn:
                 self._mark_sent(conn, rows)
         return len(rows)
+
+    def _relay_owned(self, leases: SlotLeases) -> int:
+        slots = leases.refresh()
+        if not slots:
+            return 0  # a standby: every slot is owned by another relay
+        conn = leases.connection()
+        try:
+            rows = list(conn.execute(self._of_slots, {"slots": sorted(slots)}))
+            conn.rollback()
+        except Exception:
+            leases.lost()
+            raise
+        self._publish(rows)
+        try:
+            self._mark_sent(conn, rows)
+        except Exception:
+            leases.lost()
+            raise
+        return len(rows)
+
+    def close(self) -> None:
+        """Hand back this relay's slots (PostgreSQL) so the others take them over at once."""
+        if self.leases is not None:
+            self.leases.close()
 
     def _publish(self, rows: Sequence[Any]) -> None:
         by_topic: dict[str, list[WireRecord]] = defaultdict(list)

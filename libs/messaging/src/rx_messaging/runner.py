@@ -71,7 +71,7 @@ def run_relay(
     if publisher is None:
         signal.close()
         return
-    relay = OutboxRelay(engine, publisher)
+    relay = OutboxRelay(engine, publisher, name=name)
     published = OUTBOX_PUBLISHED.labels(name)
 
     def step() -> bool:
@@ -93,6 +93,7 @@ def run_relay(
             heartbeat=heartbeat_dir / f"{name}.alive",
         )
     finally:
+        relay.close()
         publisher.close()
         signal.close()
 
@@ -111,14 +112,17 @@ def run_consumer(
     after_batch: Callable[[], None] | None = None,
     stop: threading.Event | None = None,
     process: str | None = None,
+    serve: bool = True,
 ) -> None:
     """Consume ``topics`` (or ``pattern``) as ``group_id`` until SIGTERM/SIGINT (or ``stop``,
     if given, is set); poison records go to ``<topic>.dlq`` through a second producer with the
     same credentials. ``after_batch`` runs after each batch whose effects were committed.
-    ``process`` names the process in its metrics when the consumer is part of a larger one."""
+    ``process`` names the process in its metrics when the consumer is part of a larger one;
+    ``serve`` False: the caller serves the ops endpoints (a consumer started more than once)."""
     stop = stop or install_stop_signals()
     name = f"{service}-consumer"
-    serve_worker_ops(process or name, engine, bootstrap_servers)
+    if serve:
+        serve_worker_ops(process or name, engine, bootstrap_servers)
     source = _connect(
         lambda: KafkaRecordSource(
             bootstrap_servers,

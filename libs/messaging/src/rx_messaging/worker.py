@@ -67,7 +67,7 @@ def run_loop(
             continue
         backoff.reset()
         if heartbeat is not None:
-            _touch(heartbeat)
+            touch(heartbeat)
         if not busy and not stop.is_set():
             if idle_wait is not None:
                 idle_wait(idle_sleep)
@@ -76,7 +76,8 @@ def run_loop(
     log.info("%s stopped", name)
 
 
-def _touch(path: Path) -> None:
+def touch(path: Path) -> None:
+    """Mark the worker alive now (the heartbeat file's time)."""
     try:
         path.touch()
     except FileNotFoundError:

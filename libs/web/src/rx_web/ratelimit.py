@@ -3,8 +3,14 @@ Retry-After once a caller has used its burst and is sending faster than the sust
 
 The caller is the authenticated client (its token's client id; the organisation under the
 development scheme); requests without a valid identity are counted per remote address, so bad
-tokens cannot use up another client's allowance. Limits hold per API process: behind a load
-balancer with N processes a client may reach N times the rate."""
+tokens cannot use up another client's allowance.
+
+The buckets live in each API process's memory: no shared store, no database round trip per
+request, and a database outage cannot turn into refused requests. With N processes behind a
+load balancer (or N uvicorn workers), ``RX_RATE_LIMIT_PROCESSES=N`` gives each process 1/N of
+the rate and burst, so a client never gets more than the configured limit across all of them;
+when the balancer spreads a client's requests unevenly it gets somewhat less. Left at 1 with N
+processes, a client may reach N times the limit."""
 
 from __future__ import annotations
 
@@ -30,6 +36,15 @@ class RateLimitSettings(BaseSettings):
 
     per_second: float = Field(default=20, ge=0, description="Sustained rate per client; 0: off.")
     burst: int = Field(default=100, ge=1, description="Requests a client may send at once.")
+    processes: int = Field(
+        default=1,
+        ge=1,
+        description="API processes sharing the limit; each enforces 1/processes of it.",
+    )
+
+    def buckets(self) -> TokenBuckets:
+        """This process's share of the limit (see the module docstring)."""
+        return TokenBuckets(self.per_second / self.processes, max(self.burst / self.processes, 1))
 
 
 class TokenBuckets:
@@ -39,7 +54,7 @@ class TokenBuckets:
     def __init__(
         self,
         rate: float,
-        burst: int,
+        burst: float,
         max_keys: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -74,8 +89,8 @@ def client_key(scope: Scope) -> str:
 class RateLimit:
     """ASGI middleware; runs after :class:`rx_web.auth.Authenticate` has named the caller."""
 
-    def __init__(self, app: ASGIApp, buckets: TokenBuckets) -> None:
-        self.app, self.buckets = app, buckets
+    def __init__(self, app: ASGIApp, buckets: TokenBuckets, processes: int = 1) -> None:
+        self.app, self.buckets, self.processes = app, buckets, processes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") in EXEMPT_PATHS:
@@ -86,8 +101,10 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         retry_after = max(1, math.ceil(wait))
+        share = self.processes  # the client's whole limit, as configured
         detail = (
-            f"over {self.buckets.rate:g} requests/s (burst {self.buckets.burst}); "
+            f"over {self.buckets.rate * share:g} requests/s "
+            f"(burst {round(self.buckets.burst * share)}); "
             f"retry after {retry_after} s"
         )
         await send_problem(

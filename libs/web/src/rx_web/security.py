@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from .auth import AuthSettings, install_auth
 from .headers import SecurityHeaders
-from .ratelimit import RateLimit, RateLimitSettings, TokenBuckets
+from .ratelimit import RateLimit, RateLimitSettings
 from .settings import Environment
 
 
@@ -25,7 +25,7 @@ def install_security(
     Returns whether the rate limit is on."""
     limits = limits or RateLimitSettings()
     if limits.per_second > 0:
-        app.add_middleware(RateLimit, buckets=TokenBuckets(limits.per_second, limits.burst))
+        app.add_middleware(RateLimit, buckets=limits.buckets(), processes=limits.processes)
     if audience is not None:
         install_auth(app, audience, auth)
     app.add_middleware(SecurityHeaders, hsts=environment is Environment.PRODUCTION)

@@ -6,13 +6,16 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
 from rx_contracts import ChainCheckpointed, Envelope
 from rx_messaging.consumer import PermanentError
+from rx_messaging.lease import run_as_sole
 from rx_messaging.records import Record
-from rx_messaging.runner import run_consumer, run_relay
+from rx_messaging.runner import run_consumer, run_relay, serve_worker_ops
+from rx_messaging.worker import install_stop_signals
 from sqlmodel import Session
 
 from ..bootstrap import bootstrap
@@ -22,6 +25,9 @@ from ..service_layer import handlers
 from ..service_layer.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+WRITER_ROLE = "audit-chain-writer"
+"""The lease the appending consumer holds (``rx_messaging.lease``)."""
 
 
 def record_event(session: Session, envelope: Envelope, record: Record) -> None:
@@ -61,17 +67,33 @@ class CheckpointTimer:
 
 
 def consumer() -> None:
+    """The chain has one writer: on PostgreSQL the consumer holding the writer lease appends,
+    and any other waits as its standby (outside the consumer group) until the lease is free."""
     settings = get_settings()
     container = bootstrap(settings)
-    run_consumer(
-        "audit",
+    stop = install_stop_signals()
+    serve_worker_ops("audit-consumer", container.engine, settings.kafka_bootstrap_servers)
+
+    def append(until: threading.Event) -> None:
+        run_consumer(
+            "audit",
+            container.engine,
+            settings.kafka_bootstrap_servers,
+            settings.consumer_group,
+            record_event,
+            settings.heartbeat_dir,
+            pattern=settings.topic_pattern,
+            auth=settings.kafka_auth,
+            stop=until,
+            serve=False,
+        )
+
+    run_as_sole(
+        WRITER_ROLE,
         container.engine,
-        settings.kafka_bootstrap_servers,
-        settings.consumer_group,
-        record_event,
-        settings.heartbeat_dir,
-        pattern=settings.topic_pattern,
-        auth=settings.kafka_auth,
+        append,
+        stop,
+        heartbeat=settings.heartbeat_dir / "audit-consumer.alive",
     )
 
 

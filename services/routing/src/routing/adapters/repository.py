@@ -21,6 +21,7 @@ from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session
 
 from ..domain.decision import Decision, DecisionOutcome
+from ..domain.errors import CapacityTaken
 from ..domain.model import Case, CaseStatus
 from ..domain.sla import Holder
 from .tables import CaseRow, DecisionRow, OrganisationLoadRow, table
@@ -92,6 +93,23 @@ def _load_up(insert: Any) -> Any:
 
 
 _LOAD_UP = {"postgresql": _load_up(postgresql.insert), "sqlite": _load_up(sqlite.insert)}
+
+
+def _claim(insert: Any) -> Any:
+    """One more referral for an organisation's day only while its count is under
+    ``capacity``: the check and the increment are one statement, so concurrent consumers
+    cannot both take the last place (the loser updates no row)."""
+    statement = insert(_LOADS).values(
+        ods_code=bindparam("ods_code"), day=bindparam("day"), assigned=1
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["ods_code", "day"],
+        set_={"assigned": _LOADS.c.assigned + 1},
+        where=_LOADS.c.assigned < bindparam("capacity"),
+    )
+
+
+_CLAIM = {"postgresql": _claim(postgresql.insert), "sqlite": _claim(sqlite.insert)}
 
 _UNWRITTEN = "routing.unwritten"
 """session.info key of the transaction's :class:`_Unwritten`."""
@@ -212,13 +230,20 @@ class CaseRepository:
             count = loads.known[key] = stored + loads.added.get(key, 0)  # plus what is unwritten
         return count
 
-    def change_load(self, ods_code: str, day: date, change: int) -> None:
+    def change_load(
+        self, ods_code: str, day: date, change: int, capacity: int | None = None
+    ) -> None:
         """Count one more (``change`` 1) or one fewer (-1) referral for an organisation's day.
-        One more is kept in memory and written when the write buffer flushes (the next referral
-        of the batch reads it from memory for the daily capacity); one fewer (a release, rare) is
+        One more for an organisation with a ``capacity`` claims its place at once (see
+        ``_claim``; CapacityTaken if another process took the last one since the load was
+        read); without one it is kept in memory and written when the write buffer flushes (the
+        next referral of the batch reads it from memory); one fewer (a release, rare) is
         written at once, after what was kept."""
         loads = self._unwritten
         key = (ods_code, day.isoformat())
+        if change > 0 and capacity is not None:
+            self._claim(key, capacity)
+            return
         if change < 0:
             conn = self.session.connection()
             loads.write_loads(conn)
@@ -229,6 +254,19 @@ class CaseRepository:
             loads.known[key] += change
         loads.added[key] = loads.added.get(key, 0) + change
         write_buffer(self.session).on_flush(_UNWRITTEN, loads.write_loads)
+
+    def _claim(self, key: tuple[str, str], capacity: int) -> None:
+        loads = self._unwritten
+        conn = self.session.connection()
+        loads.write_loads(conn)  # what was kept for it while it had no capacity, first
+        params = {"ods_code": key[0], "day": key[1], "capacity": capacity}
+        if capacity < 1 or fastsql.execute(conn, _CLAIM[conn.dialect.name], params).rowcount != 1:
+            loads.known.pop(key, None)  # read again: it is fuller than this transaction saw
+            raise CapacityTaken(
+                f"{key[0]} reached its daily capacity of {capacity} for {key[1]} meanwhile"
+            )
+        if key in loads.known:
+            loads.known[key] += 1
 
     def position(self, referral_id: str) -> tuple[Holder, int | None]:
         """Who holds the referral now (None, None: nobody, or no case) and its sequence as

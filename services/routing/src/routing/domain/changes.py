@@ -74,6 +74,9 @@ class LoadChanged:
     organisation: str
     day: date
     change: int
+    capacity: int | None = None
+    """The organisation's daily capacity when it was given the referral: the place is claimed
+    only while the day's count is under it, whoever else is routing at the same time."""
 
 
 @dataclass(slots=True)

@@ -72,6 +72,14 @@ class IllegalTransition(RoutingError):
     title = "Transition not allowed"
 
 
+class CapacityTaken(RoutingError):
+    """Another routing process took an organisation's last place of the day between this one
+    reading the day's load and claiming a place: the event is applied again and routes on."""
+
+    status = 409
+    title = "Capacity taken"
+
+
 class Collector:
     """Gathers every broken rule of an input, so one answer names them all."""
 

@@ -335,7 +335,7 @@ class Case:
         was_unroutable = self.status is CaseStatus.UNROUTABLE
         self.assigned_org, self.provider_type = org.ods_code, org.provider_type
         self.status = CaseStatus.OPEN
-        self._change_load(org.ods_code, local_day(now), 1)
+        self._change_load(org.ods_code, local_day(now), 1, org.daily_capacity)
         policy = directory.policy(self.service_type, self.priority)
         if policy is not None:
             self._start_clock(policy, ClockKind.ACCEPTANCE, now)
@@ -441,8 +441,10 @@ class Case:
     def _stop_clocks(self, kinds: tuple[ClockKind, ...], reason: str, at: datetime) -> None:
         self.changes.append(ClocksStopped(kinds, reason, at))
 
-    def _change_load(self, organisation: str, day: date, change: int) -> None:
-        self.changes.append(LoadChanged(organisation, day, change))
+    def _change_load(
+        self, organisation: str, day: date, change: int, capacity: int | None = None
+    ) -> None:
+        self.changes.append(LoadChanged(organisation, day, change, capacity))
         key = (organisation, day)
         self._load_changes[key] = self._load_changes.get(key, 0) + change
 

@@ -110,7 +110,7 @@ class UnitOfWork:
         elif isinstance(change, ClocksStopped):
             self.clocks.stop(rid, change.kinds, change.reason, change.at)
         elif isinstance(change, LoadChanged):
-            self.cases.change_load(change.organisation, change.day, change.change)
+            self.cases.change_load(change.organisation, change.day, change.change, change.capacity)
         elif isinstance(change, Decided):
             envelope = self.publish(change.event, change.topics, change.decision.decided_at)
             self.cases.add_decision(change.decision, envelope.id)
