@@ -123,7 +123,8 @@ def json_body_schema(app: FastAPI, info: RouteInfo) -> dict[str, Any] | None:
     if "application/json" not in content:
         return None
     schema = _resolve(content["application/json"].get("schema", {}), document)
-    if "anyOf" in schema:  # an optional body: Model | None
+    if "anyOf" in schema and "type" not in schema:  # an optional body: Model | None
+        # (an object's own anyOf, a rule between its fields, leaves it an object)
         options = [_resolve(s, document) for s in schema["anyOf"]]
         schema = next((s for s in options if s.get("type") == "object"), {})
     return schema if schema.get("type") == "object" else None
