@@ -2,11 +2,15 @@
 # Both set themselves up on a fresh machine (Python env, Kafka broker jars) and are fast later.
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
+# make run DB=postgres REPLICAS=2: the production shape (docs/development.md)
+DB := sqlite
+REPLICAS := 1
 
 .PHONY: help setup run test fuzz reliability lint schemas broker-start broker-stop clean
 
 help:
 	@echo "make run     start broker + referrals/routing/audit services with demo data (Ctrl-C stops all)"
+	@echo "             make run DB=postgres REPLICAS=2: every service on PostgreSQL, 2 processes per role"
 	@echo "make test    run every test against a real Kafka broker"
 	@echo "make fuzz    the long form of the API fuzz tests (500 generated cases per operation)"
 	@echo "make reliability  the long form of the fault tests (more load, 3 rounds, 20 s broker outage)"
@@ -17,7 +21,7 @@ setup:
 	@scripts/bootstrap
 
 run: setup
-	@$(PY) -m devstack.run
+	@$(PY) -m devstack.run --db $(DB) --replicas $(REPLICAS)
 
 test: setup
 	@$(PY) -m pytest $(ARGS)
