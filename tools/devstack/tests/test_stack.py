@@ -61,6 +61,14 @@ def test_with_replicas_every_role_has_numbered_processes_and_apis_their_own_port
     worker_ports = {stack.ops_url(n) for n, spec in names.items() if not spec.is_api}
     assert len(worker_ports) == sum(1 for spec in names.values() if not spec.is_api)
     assert BALANCER.name in stack.names()
+    portal = [
+        stack.env(spec, n)["PORTAL_SESSION_SECRET"]
+        for n, spec in names.items()
+        if spec.service == "portal"
+    ]
+    assert len(portal) == 2 and portal[0] == portal[1], (
+        "a session signed by one is good at the other"
+    )
     assert Stack(tmp_path, "127.0.0.1:9").names() == ["issuer-api", *(s.name for s in PROCESSES)]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -210,6 +211,8 @@ class Stack:
     service's API processes listen on ports of their own behind the balancer on its port."""
     api_ports: dict[str, int] = field(default_factory=dict)
     """API process name -> the port it listens on itself (only with several replicas)."""
+    session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    """The portal's cookie key, one for all its processes (each would make its own)."""
 
     def __post_init__(self) -> None:
         if self.replicas < 1:
@@ -295,6 +298,8 @@ class Stack:
             env["AUDIT_CONSOLE_NOTIFY_URL"] = self.url("notify")
         if spec.service == "portal":
             env.update(portal_environment(urls={s: self.url(s) for s in self.ports}))
+            if self.replicas > 1:
+                env.setdefault("PORTAL_SESSION_SECRET", self.session_secret)
         return env
 
     def start(self, timeout: float = 60) -> None:
