@@ -6,7 +6,7 @@ PY := .venv/bin/python
 DB := sqlite
 REPLICAS := 1
 
-.PHONY: help setup run test fuzz reliability lint schemas broker-start broker-stop clean
+.PHONY: help setup run test fuzz reliability production-shape lint schemas broker-start broker-stop clean
 
 help:
 	@echo "make run     start broker + referrals/routing/audit services with demo data (Ctrl-C stops all)"
@@ -14,6 +14,7 @@ help:
 	@echo "make test    run every test against a real Kafka broker"
 	@echo "make fuzz    the long form of the API fuzz tests (500 generated cases per operation)"
 	@echo "make reliability  the long form of the fault tests (more load, 3 rounds, 20 s broker outage)"
+	@echo "make production-shape  every e2e and fault test on PostgreSQL, 2 processes per role"
 	@echo "make lint    ruff + mypy"
 	@echo "make schemas regenerate contracts/schemas from the Pydantic models"
 
@@ -31,6 +32,9 @@ fuzz: setup
 
 reliability: setup
 	@RX_RELIABILITY=full $(PY) -m pytest tests/reliability -s $(ARGS)
+
+production-shape: setup
+	@$(PY) -m pytest --stack-db postgres --stack-replicas 2 tests/e2e tests/reliability $(ARGS)
 
 lint: setup
 	@.venv/bin/ruff format --check . && .venv/bin/ruff check . && .venv/bin/mypy contracts/src libs/*/src services/*/src tools/devstack/src tools/issuer/src

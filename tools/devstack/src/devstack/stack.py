@@ -386,8 +386,13 @@ class Stack:
         raise StackError(f"{name} did not answer {url} in time:\n{self.tail(name)}")
 
     def dead(self) -> list[str]:
-        """Names of processes that have exited."""
-        return [name for name, proc in self.procs.items() if proc.poll() is not None]
+        """Names of processes that have exited; with replicas, also the role's name once
+        every process of it has (as :meth:`named` reads it)."""
+        gone = [name for name, proc in self.procs.items() if proc.poll() is not None]
+        if self.replicas > 1:
+            roles = {self.spec_of(name).name for name in gone if name in self.processes()}
+            gone += sorted(r for r in roles if set(self.named(r)) <= set(gone))
+        return gone
 
     def named(self, name: str) -> list[str]:
         """The processes ``name`` means: that process, or every process of a role
