@@ -27,7 +27,8 @@ from .test_walking_skeleton import (  # noqa: F401
     test_a_referral_reaches_the_provider_topic_and_the_audit_log_once_in_order,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
+# Starting thirty processes on PostgreSQL takes minutes on a busy machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.timeout(900)]
 
 PRODUCTION = StackShape("postgres", 2)
 

@@ -22,7 +22,9 @@ from devstack.pytest_plugin import StackShape
 from .conftest import Rig, start_rig
 from .test_faults_under_load import WORKERS, more_accepted
 
-pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
+# Thirty processes and PostgreSQL start, load runs and drains: more than the default 300 s
+# on a busy machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.timeout(900)]
 
 PRODUCTION = StackShape("postgres", 2)
 CAPACITY = {"RXA01": 4}
