@@ -14,7 +14,7 @@ help:
 	@echo "make test    run every test against a real Kafka broker"
 	@echo "make fuzz    the long form of the API fuzz tests (500 generated cases per operation)"
 	@echo "make reliability  the long form of the fault tests (more load, 3 rounds, 20 s broker outage)"
-	@echo "make production-shape  every e2e and fault test on PostgreSQL, 2 processes per role"
+	@echo "make production-shape  the e2e and fault tests on PostgreSQL, 2 processes per role"
 	@echo "make lint    ruff + mypy"
 	@echo "make schemas regenerate contracts/schemas from the Pydantic models"
 
