@@ -336,14 +336,28 @@ def summarise(
 
 
 def median_of(runs: list[dict[str, Any]], *path: str) -> float | None:
+    """The median of the figure at ``path`` over the runs that have it."""
     values = []
     for run in runs:
         value: Any = run
         for key in path:
-            value = value[key]
+            value = value.get(key) if isinstance(value, dict) else None
         if value is not None:
             values.append(float(value))
     return statistics.median(values) if values else None
+
+
+def add_roles(results: Results) -> None:
+    """CPU-ms per journey per role (``referrals-api`` summing ``referrals-api.1`` and ``.2``),
+    so stacks with one and several processes per role compare column by column."""
+    for by_rate in results.values():
+        for runs in by_rate.values():
+            for run in runs:
+                roles: dict[str, float] = {}
+                for name, ms_ in run["cpu"]["ms_per_journey"].items():
+                    role = name.rsplit(".", 1)[0] if name[-1:].isdigit() else name
+                    roles[role] = roles.get(role, 0.0) + ms_
+                run["cpu"]["by_role"] = roles
 
 
 def ms(runs: list[dict[str, Any]], *path: str) -> str:
@@ -356,6 +370,7 @@ Results = dict[str, dict[float, list[dict[str, Any]]]]
 
 
 def table(results: Results) -> str:
+    add_roles(results)
     head = (
         f"{'variant':>12} {'rate/s':>7} {'201/s':>6} {'API p50':>8} {'p99':>6} "
         f"{'→provider p50':>14} {'p99':>6} {'→audit p50':>11} {'p99':>6} {'lag@end':>8} "
@@ -375,18 +390,18 @@ def table(results: Results) -> str:
                 f"{'yes' if all(r['conserved'] for r in runs) else 'NO':>9} "
                 f"{'yes' if all(r['held'] for r in runs) else 'no':>5}"
             )
-    lines.append("\nCPU-ms per journey by process (medians over rounds):")
+    lines.append("\nCPU-ms per journey by role, every process of it (medians over rounds):")
     names = sorted(
         {
             n
             for by_rate in results.values()
             for runs in by_rate.values()
             for r in runs
-            for n in r["cpu"]["ms_per_journey"]
+            for n in r["cpu"]["by_role"]
         },
         key=lambda n: (
             -max(
-                median_of(runs, "cpu", "ms_per_journey", n) or 0
+                median_of(runs, "cpu", "by_role", n) or 0
                 for by_rate in results.values()
                 for runs in by_rate.values()
             )
@@ -395,9 +410,7 @@ def table(results: Results) -> str:
     lines.append(f"{'variant':>12} {'rate/s':>7} " + " ".join(f"{n[:15]:>15}" for n in names))
     for variant, by_rate in results.items():
         for rate, runs in by_rate.items():
-            cells = " ".join(
-                f"{median_of(runs, 'cpu', 'ms_per_journey', n) or 0:>15.1f}" for n in names
-            )
+            cells = " ".join(f"{median_of(runs, 'cpu', 'by_role', n) or 0:>15.1f}" for n in names)
             lines.append(f"{variant[:12]:>12} {rate:>7g} {cells}")
     return "\n".join(lines)
 
@@ -462,18 +475,19 @@ def chart(results: Results, path: Path) -> None:
 
 
 def cpu_bars(ax: Any, results: Results) -> None:
-    """Stacked bars: CPU-ms per journey by process, one bar per variant and rate."""
+    """Stacked bars: CPU-ms per journey by role, one bar per variant and rate."""
+    add_roles(results)
     bars = [
         (f"{v}\n{r:g}/s", runs) for v, by_rate in results.items() for r, runs in by_rate.items()
     ]
     names: dict[str, float] = {}
     for _, runs in bars:
-        for n in runs[0]["cpu"]["ms_per_journey"]:
-            names[n] = max(names.get(n, 0), median_of(runs, "cpu", "ms_per_journey", n) or 0)
+        for n in runs[0]["cpu"]["by_role"]:
+            names[n] = max(names.get(n, 0), median_of(runs, "cpu", "by_role", n) or 0)
     order = sorted(names, key=lambda n: -names[n])
     bottoms = [0.0] * len(bars)
     for n in order:
-        heights = [median_of(runs, "cpu", "ms_per_journey", n) or 0 for _, runs in bars]
+        heights = [median_of(runs, "cpu", "by_role", n) or 0 for _, runs in bars]
         ax.bar(range(len(bars)), heights, bottom=bottoms, label=n)
         bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
     ax.axhline(30, color="k", linestyle=":", label="goal (30 ms)")
