@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         count = len(stack.processes())
         say(f"starting the token issuer, {count} service processes and demo data")
-        stack.start(timeout=60 * args.replicas)
+        stack.start(timeout=120 * args.replicas)  # a busy machine starts thirty processes slowly
         print_summary(stack, bootstrap, root / "kafka" / credentials.FILE_NAME, passwords)
         while not stop.is_set():
             dead = stack.dead()
