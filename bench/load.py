@@ -22,6 +22,12 @@ is held when >= 95% of the offered referrals were accepted within the load windo
 is under --p99-ms, the lag at the end of the load is under three seconds' worth of events, and
 everything is conserved. Medians over --rounds. Chart and numbers go to --out.
 
+--shapes runs the stack in each of the given shapes in the same session, one after the
+other per rate: ``sqlite`` (the default, `make run`), ``postgres`` (every service on a
+PostgreSQL database of its own, on a server started for the run, its CPU counted like the
+other processes') and ``postgres:2`` (two processes of every role, the APIs behind the
+local balancer, whose CPU counts too).
+
 --ref REV (repeatable) measures git revisions beside the working tree in the same session:
 each is frozen (``snapshot.py``) and each run is a child process with that code first on
 PYTHONPATH (services, broker settings and load driver alike), the variants alternating per
@@ -29,7 +35,8 @@ round (A/B/A/B). --profile records the --profile-top busiest processes for --pro
 s, --profile-at s into the load: flame graphs and collapsed stacks into --out/profiles.
 
     .venv/bin/python bench/load.py [--rates 10,20,40] [--duration 60] [--rounds 1]
-        [--think 0.5,3] [--p99-ms 500] [--idle 20] [--ref main] [--profile] [--out bench/results]
+        [--think 0.5,3] [--p99-ms 500] [--idle 20] [--shapes sqlite,postgres,postgres:2]
+        [--ref main] [--profile] [--out bench/results]
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,8 +59,9 @@ from devstack.broker import Broker, ensure_jars
 from devstack.conservation import ConservationCheck, Databases, verify_with_api
 from devstack.load import Endpoints, Journey, LoadConfig, LoadDriver
 from devstack.ports import free_ports
+from devstack.postgres import PostgresError, PostgresServer, ensure_postgres_installed
 from devstack.providers import Tokens
-from devstack.stack import DEFAULT_PORTS, Stack
+from devstack.stack import DEFAULT_PORTS, Stack, StackError, postgres_databases
 from devstack.topics import ensure_topics
 from load_cpu import BROKER, CpuLedger, Profiler
 from load_observe import AuditWatcher, LagSampler
@@ -85,17 +94,58 @@ def lift_capacities(stack: Stack, tokens: Tokens) -> None:
         put.raise_for_status()
 
 
-def start_stack(workdir: Path, exits: ExitStack) -> tuple[Broker, Stack]:
+def parse_shape(text: str) -> tuple[str, int]:
+    """``sqlite`` / ``postgres`` / ``postgres:2`` -> (database, processes per role)."""
+    db, _, replicas = text.partition(":")
+    if db not in ("sqlite", "postgres") or not (replicas or "1").isdigit():
+        raise ValueError(f"a shape is sqlite or postgres, optionally :N processes; not {text!r}")
+    return db, int(replicas or 1)
+
+
+def start_postgres(exits: ExitStack) -> PostgresServer:
+    """A PostgreSQL server of this run's own (data under /tmp: as root it runs as
+    ``postgres``, which cannot enter the run's private temp dir), dropped afterwards."""
+    data_dir = Path(tempfile.mkdtemp(prefix="rx-load-pg-"))
+    exits.callback(shutil.rmtree, data_dir, True)
+    [port] = free_ports(1)
+    server = PostgresServer(data_dir, port=port, bin_dir=ensure_postgres_installed())
+    exits.callback(server.stop)
+    server.start(timeout=240)
+    return server
+
+
+def process_group(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2])
+
+
+def start_stack(
+    workdir: Path, exits: ExitStack, shape: str = "sqlite"
+) -> tuple[Broker, Stack, dict[str, int]]:
+    """Broker, stack, and the process groups of what else the run started (PostgreSQL)."""
+    db, replicas = parse_shape(shape)
     broker_port, controller_port = free_ports(2)
     broker = Broker(workdir / "kafka", port=broker_port, controller_port=controller_port)
     exits.callback(broker.stop)  # also when interrupted while it starts
     broker.start(timeout=240)  # a busy shared machine can take minutes
     ensure_topics(broker.bootstrap_servers, all_topics())
+    databases: dict[str, str] = {}
+    others: dict[str, int] = {}
+    if db == "postgres":
+        server = start_postgres(exits)
+        databases = postgres_databases(server.url())
+        others["postgresql"] = process_group(server.pid or 0)
     ports = dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True))
-    stack = Stack(workdir / "stack", broker.bootstrap_servers, ports=ports, group_prefix="load-")
+    stack = Stack(
+        workdir / "stack",
+        broker.bootstrap_servers,
+        ports=ports,
+        group_prefix="load-",
+        databases=databases,
+        replicas=replicas,
+    )
     exits.callback(stack.stop)
-    stack.start(timeout=240)
-    return broker, stack
+    stack.start(timeout=240 * replicas)
+    return broker, stack, others
 
 
 def one_run(rate: float, args: argparse.Namespace, label: str) -> dict[str, Any]:
@@ -104,11 +154,11 @@ def one_run(rate: float, args: argparse.Namespace, label: str) -> dict[str, Any]
         tempfile.TemporaryDirectory(prefix="rx-load-", ignore_cleanup_errors=True) as tmp,
         ExitStack() as exits,
     ):
-        print(f"{label}: starting broker and stack …", flush=True)
-        broker, stack = start_stack(Path(tmp), exits)
+        print(f"{label}: starting broker and stack ({args.shape}) …", flush=True)
+        broker, stack, others = start_stack(Path(tmp), exits, args.shape)
         tokens = Tokens(stack.url("issuer"))
         lift_capacities(stack, tokens)
-        leaders = {name: proc.pid for name, proc in stack.procs.items()}
+        leaders = {name: proc.pid for name, proc in stack.procs.items()} | others
         ledger = CpuLedger(leaders | {BROKER: broker.pid or 0})
         time.sleep(5)  # start-up work (JIT, first metadata, group joins) settles
         ledger.mark("idle")
@@ -162,7 +212,7 @@ def one_run(rate: float, args: argparse.Namespace, label: str) -> dict[str, Any]
         if profiler is not None:
             profiler.join()
         check = ConservationCheck(
-            Databases.sqlite_in(Path(tmp) / "stack"),
+            Databases.of(Path(tmp) / "stack", stack.databases),
             verify_with_api(
                 stack.url("audit"), {"Authorization": f"Bearer {tokens.get('ops', 'audit')}"}
             ),
@@ -286,14 +336,28 @@ def summarise(
 
 
 def median_of(runs: list[dict[str, Any]], *path: str) -> float | None:
+    """The median of the figure at ``path`` over the runs that have it."""
     values = []
     for run in runs:
         value: Any = run
         for key in path:
-            value = value[key]
+            value = value.get(key) if isinstance(value, dict) else None
         if value is not None:
             values.append(float(value))
     return statistics.median(values) if values else None
+
+
+def add_roles(results: Results) -> None:
+    """CPU-ms per journey per role (``referrals-api`` summing ``referrals-api.1`` and ``.2``),
+    so stacks with one and several processes per role compare column by column."""
+    for by_rate in results.values():
+        for runs in by_rate.values():
+            for run in runs:
+                roles: dict[str, float] = {}
+                for name, ms_ in run["cpu"]["ms_per_journey"].items():
+                    role = name.rsplit(".", 1)[0] if name[-1:].isdigit() else name
+                    roles[role] = roles.get(role, 0.0) + ms_
+                run["cpu"]["by_role"] = roles
 
 
 def ms(runs: list[dict[str, Any]], *path: str) -> str:
@@ -306,8 +370,9 @@ Results = dict[str, dict[float, list[dict[str, Any]]]]
 
 
 def table(results: Results) -> str:
+    add_roles(results)
     head = (
-        f"{'variant':>10} {'rate/s':>7} {'201/s':>6} {'API p50':>8} {'p99':>6} "
+        f"{'variant':>12} {'rate/s':>7} {'201/s':>6} {'API p50':>8} {'p99':>6} "
         f"{'→provider p50':>14} {'p99':>6} {'→audit p50':>11} {'p99':>6} {'lag@end':>8} "
         f"{'CPU ms/journey':>15} {'idle cores':>10} {'conserved':>9} {'held':>5}"
     )
@@ -315,7 +380,7 @@ def table(results: Results) -> str:
     for variant, by_rate in results.items():
         for rate, runs in by_rate.items():
             lines.append(
-                f"{variant[:10]:>10} {rate:>7g} {median_of(runs, 'throughput') or 0:>6.1f} "
+                f"{variant[:12]:>12} {rate:>7g} {median_of(runs, 'throughput') or 0:>6.1f} "
                 f"{ms(runs, 'api_ms', 'p50'):>8} {ms(runs, 'api_ms', 'p99'):>6} "
                 f"{ms(runs, 'to_provider_ms', 'p50'):>14} {ms(runs, 'to_provider_ms', 'p99'):>6} "
                 f"{ms(runs, 'to_audit_ms', 'p50'):>11} {ms(runs, 'to_audit_ms', 'p99'):>6} "
@@ -325,30 +390,28 @@ def table(results: Results) -> str:
                 f"{'yes' if all(r['conserved'] for r in runs) else 'NO':>9} "
                 f"{'yes' if all(r['held'] for r in runs) else 'no':>5}"
             )
-    lines.append("\nCPU-ms per journey by process (medians over rounds):")
+    lines.append("\nCPU-ms per journey by role, every process of it (medians over rounds):")
     names = sorted(
         {
             n
             for by_rate in results.values()
             for runs in by_rate.values()
             for r in runs
-            for n in r["cpu"]["ms_per_journey"]
+            for n in r["cpu"]["by_role"]
         },
         key=lambda n: (
             -max(
-                median_of(runs, "cpu", "ms_per_journey", n) or 0
+                median_of(runs, "cpu", "by_role", n) or 0
                 for by_rate in results.values()
                 for runs in by_rate.values()
             )
         ),
     )
-    lines.append(f"{'variant':>10} {'rate/s':>7} " + " ".join(f"{n[:15]:>15}" for n in names))
+    lines.append(f"{'variant':>12} {'rate/s':>7} " + " ".join(f"{n[:15]:>15}" for n in names))
     for variant, by_rate in results.items():
         for rate, runs in by_rate.items():
-            cells = " ".join(
-                f"{median_of(runs, 'cpu', 'ms_per_journey', n) or 0:>15.1f}" for n in names
-            )
-            lines.append(f"{variant[:10]:>10} {rate:>7g} {cells}")
+            cells = " ".join(f"{median_of(runs, 'cpu', 'by_role', n) or 0:>15.1f}" for n in names)
+            lines.append(f"{variant[:12]:>12} {rate:>7g} {cells}")
     return "\n".join(lines)
 
 
@@ -412,18 +475,19 @@ def chart(results: Results, path: Path) -> None:
 
 
 def cpu_bars(ax: Any, results: Results) -> None:
-    """Stacked bars: CPU-ms per journey by process, one bar per variant and rate."""
+    """Stacked bars: CPU-ms per journey by role, one bar per variant and rate."""
+    add_roles(results)
     bars = [
         (f"{v}\n{r:g}/s", runs) for v, by_rate in results.items() for r, runs in by_rate.items()
     ]
     names: dict[str, float] = {}
     for _, runs in bars:
-        for n in runs[0]["cpu"]["ms_per_journey"]:
-            names[n] = max(names.get(n, 0), median_of(runs, "cpu", "ms_per_journey", n) or 0)
+        for n in runs[0]["cpu"]["by_role"]:
+            names[n] = max(names.get(n, 0), median_of(runs, "cpu", "by_role", n) or 0)
     order = sorted(names, key=lambda n: -names[n])
     bottoms = [0.0] * len(bars)
     for n in order:
-        heights = [median_of(runs, "cpu", "ms_per_journey", n) or 0 for _, runs in bars]
+        heights = [median_of(runs, "cpu", "by_role", n) or 0 for _, runs in bars]
         ax.bar(range(len(bars)), heights, bottom=bottoms, label=n)
         bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
     ax.axhline(30, color="k", linestyle=":", label="goal (30 ms)")
@@ -441,7 +505,7 @@ def run_variant(
     argv = [sys.executable, __file__, "--child", str(out), "--label", label, "--rates", f"{rate:g}"]
     argv += ["--duration", str(args.duration), "--think", ",".join(map(str, args.think))]
     argv += ["--p99-ms", str(args.p99_ms), "--drain-timeout", str(args.drain_timeout)]
-    argv += ["--idle", str(args.idle), "--out", str(args.out)]
+    argv += ["--idle", str(args.idle), "--out", str(args.out), "--shapes", args.shape]
     if args.profile:
         argv += ["--profile", "--profile-at", str(args.profile_at)]
         argv += ["--profile-top", str(args.profile_top)]
@@ -471,6 +535,11 @@ def main() -> int:
     parser.add_argument("--p99-ms", type=float, default=500, help="API p99 for 'held'")
     parser.add_argument("--drain-timeout", type=float, default=300)
     parser.add_argument("--idle", type=float, default=20, help="idle CPU measured for this long")
+    parser.add_argument(
+        "--shapes",
+        default="sqlite",
+        help="comma-separated: sqlite, postgres, postgres:N (N processes per role)",
+    )
     parser.add_argument("--ref", action="append", default=[], help="also measure this revision")
     parser.add_argument("--profile", action="store_true", help="flame graphs under load")
     parser.add_argument("--profile-at", type=float, default=20, help="seconds into the load")
@@ -482,11 +551,15 @@ def main() -> int:
     args = parser.parse_args()
     args.think = tuple(float(x) for x in args.think.split(","))
     rates = [float(r) for r in args.rates.split(",")]
+    shapes = args.shapes.split(",")
+    for shape in shapes:
+        parse_shape(shape)
     # Every referral comes from three practices and goes to a handful of teams: the per-client
     # rate limit (20/s) would measure itself, not the platform. The stacks inherit this.
     os.environ["RX_RATE_LIMIT_PER_SECOND"] = "0"
     ensure_jars(progress=print)
     if args.child is not None:
+        args.shape = shapes[0]
         args.child.write_text(json.dumps(one_run(rates[0], args, args.label)))
         return 0
     results: Results = {}
@@ -499,12 +572,22 @@ def main() -> int:
                 print(f"{name}: code frozen (sources digest {digest})")
         else:
             variants["tree"] = None
-        results = {name: {rate: [] for rate in rates} for name in variants}
+        # A variant is a revision in a shape; both named when there is more than one.
+        runs_of = {
+            (name if len(shapes) == 1 else shape if name == "tree" else f"{name} {shape}"): (
+                name,
+                shape,
+            )
+            for name in variants
+            for shape in shapes
+        }
+        results = {key: {rate: [] for rate in rates} for key in runs_of}
         for n in range(args.rounds):
             for rate in rates:
-                order = list(variants) if n % 2 == 0 else list(reversed(variants))
-                for name in order:
-                    label = f"round {n + 1}/{args.rounds} {name} {rate:g}/s"
+                order = list(runs_of) if n % 2 == 0 else list(reversed(runs_of))
+                for key in order:
+                    name, args.shape = runs_of[key]
+                    label = f"round {n + 1}/{args.rounds} {key} {rate:g}/s"
                     pythonpath = variants[name]
                     try:
                         run = (
@@ -512,12 +595,12 @@ def main() -> int:
                             if pythonpath is None
                             else run_variant(pythonpath, rate, args, label, Path(code))
                         )
-                    except subprocess.CalledProcessError as exc:
+                    except (subprocess.CalledProcessError, StackError, PostgresError) as exc:
                         # A stack that would not start on a busy machine: that run is missing
                         # from the medians, the others still count.
                         print(f"{label}: run failed ({exc}); left out", flush=True)
                         continue
-                    results[name][rate].append(run)
+                    results[key][rate].append(run)
                     save(results, args.out)  # a long session keeps what it measured so far
     results = {v: {r: runs for r, runs in by.items() if runs} for v, by in results.items()}
     print("\nmedians over rounds:\n" + table(results))

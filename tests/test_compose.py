@@ -35,10 +35,11 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 INIT_SCRIPT = ROOT / "infra" / "postgres" / "init-databases.sh"
+LB_CONFIG = ROOT / "infra" / "lb" / "nginx.conf"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-INFRASTRUCTURE = ("kafka", "kafka-topics", "kafka-access", "postgres", "prometheus")
+INFRASTRUCTURE = ("kafka", "kafka-topics", "kafka-access", "postgres", "prometheus", "lb")
 SPECS = (*SETUP_STEPS, *PROCESSES)
 """The services' processes and steps; the issuer (no database, no Kafka) has tests of its own."""
 ALL_SPECS = (ISSUER, *SPECS)
@@ -271,13 +272,19 @@ def test_the_portal_signs_people_in_at_the_issuer_and_calls_the_api(services):
     published = DEFAULT_PORTS["issuer"]
     assert issuer["ISSUER_PUBLIC_URL"].endswith(f":{published}"), issuer["ISSUER_PUBLIC_URL"]
     assert env["PORTAL_URL"].endswith(f":{DEFAULT_PORTS['portal']}")
-    assert env["PORTAL_REFERRALS_URL"] == f"http://referrals-api:{DEFAULT_PORTS['referrals']}"
+    assert env["PORTAL_REFERRALS_URL"] == f"http://lb:{DEFAULT_PORTS['referrals']}", (
+        "portal-api: calls the referrals API through the load balancer, like everyone"
+    )
     assert env["RX_ENV"] == issuer["RX_ENV"]
     assert dependencies(service_of(services, "portal-api")) == {
         "postgres": HEALTHY,
         ISSUER.name: HEALTHY,
         "referrals-api": HEALTHY,
+        "lb": HEALTHY,
     }
+    assert env["PORTAL_SESSION_SECRET"], (
+        "portal-api: its replicas need one session secret, or each refuses the others' cookies"
+    )
 
 
 @pytest.mark.parametrize("spec", [s for s in PROCESSES if s.service not in WEB_APPS], ids=_ids)
@@ -374,12 +381,29 @@ def test_init_script_creates_one_role_per_database_and_is_mounted(services):
 # ---- health and start order ------------------------------------------------------------------
 
 
+def lb_routes() -> dict[int, str]:
+    """Port the load balancer listens on -> the ``host:port`` its upstream resolves."""
+    text = LB_CONFIG.read_text()
+    upstreams = dict(
+        re.findall(r"upstream\s+([\w-]+)\s*\{[^}]*?server\s+([\w.-]+:\d+)\s+resolve", text)
+    )
+    servers = re.findall(
+        r"listen\s+(\d+);\s*location\s*/\s*\{\s*proxy_pass\s+http://([\w-]+);", text
+    )
+    return {int(port): upstreams[name] for port, name in servers if name in upstreams}
+
+
 @pytest.mark.parametrize("spec", APIS, ids=_ids)
-def test_api_publishes_its_port_and_has_a_healthcheck(services, spec):
+def test_api_sits_behind_the_load_balancer_on_its_port_and_has_a_healthcheck(services, spec):
     service = service_of(services, spec.name)
     port = DEFAULT_PORTS[spec.service]
-    assert port in container_ports(service), (
-        f"{spec.name}: does not publish container port {port} (ports: {service.get('ports')})"
+    assert not container_ports(service), (
+        f"{spec.name}: publishes {service.get('ports')}; its replicas would fight over the host "
+        "port: the load balancer publishes it"
+    )
+    assert port in container_ports(service_of(services, "lb")), f"lb: does not publish {port}"
+    assert lb_routes().get(port) == f"{spec.name}:{port}", (
+        f"{LB_CONFIG.name}: port {port} is not routed to {spec.name}:{port} ({lb_routes()})"
     )
     command = " ".join(healthcheck_argv(service))
     assert command, f"{spec.name}: has no healthcheck"
@@ -389,6 +413,38 @@ def test_api_publishes_its_port_and_has_a_healthcheck(services, spec):
     assert not re.search(r"\b(curl|wget)\b", command), (
         f"{spec.name}: healthcheck uses curl/wget, which python:3.11-slim does not have"
     )
+
+
+@pytest.mark.parametrize("spec", PROCESSES, ids=_ids)
+def test_every_api_and_worker_runs_several_replicas(services, spec):
+    replicas = (service_of(services, spec.name).get("deploy") or {}).get("replicas", 1)
+    assert int(replicas) >= 2, f"{spec.name}: deploy.replicas is {replicas}, not several"
+
+
+def test_the_issuer_and_setup_steps_run_once(services):
+    for spec in (ISSUER, *SETUP_STEPS):
+        replicas = (service_of(services, spec.name).get("deploy") or {}).get("replicas", 1)
+        assert int(replicas) == 1, f"{spec.name}: one signing key file / one-off step"
+
+
+def test_the_load_balancer_config_is_mounted_and_it_has_a_healthcheck(services):
+    lb = service_of(services, "lb")
+    mounts = [interpolate(v).split(":") for v in lb.get("volumes") or [] if isinstance(v, str)]
+    assert ["./infra/lb/nginx.conf", "/etc/nginx/nginx.conf", "ro"] in mounts
+    command = " ".join(healthcheck_argv(lb))
+    assert re.search(r"127\.0\.0\.1:(\d+)/healthz", command), command
+    port = re.search(r"127\.0\.0\.1:(\d+)/healthz", command)
+    assert port is not None and f"listen {port.group(1)}" in LB_CONFIG.read_text()
+    assert sorted(lb_routes()) == sorted(DEFAULT_PORTS[s.service] for s in APIS), (
+        "every API port, and only those, goes through the load balancer"
+    )
+
+
+def test_replicated_notify_workers_do_not_share_a_lease_name(services):
+    for name in ("notify-worker", "notify-relay"):
+        assert "NOTIFY_WORKER_NAME" not in environment(service_of(services, name)), (
+            f"{name}: a fixed NOTIFY_WORKER_NAME makes its replicas take each other's leases"
+        )
 
 
 @pytest.mark.parametrize("spec", WORKERS, ids=_ids)

@@ -1,4 +1,5 @@
-"""Fixtures that run the real service processes (the same ones `make run` starts)."""
+"""Fixtures that run the real service processes (the same ones `make run` starts), in the
+shape ``--stack-db`` / ``--stack-replicas`` choose (SQLite, one process per role by default)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import httpx
 import pytest
 from devstack.polling import wait_for  # noqa: F401  (the e2e tests import it from here)
 from devstack.ports import free_ports
-from devstack.stack import DEFAULT_PORTS, ISSUER, PROCESSES, Stack
+from devstack.pytest_plugin import StackShape, stack_databases
+from devstack.stack import DEFAULT_PORTS, Stack
 from devstack.topics import ensure_topics
 from issuer.clients import demo_secret
 from kafka import KafkaConsumer
@@ -27,33 +29,57 @@ REFERRAL = {
 }
 
 
+def shaped_stack(
+    request: pytest.FixtureRequest,
+    data_dir: Path,
+    bootstrap_servers: str,
+    shape: StackShape,
+    group_prefix: str,
+) -> Stack:
+    """A stack (not started) of ``shape`` on free ports: its databases are dropped when the
+    requesting fixture is torn down."""
+    ensure_topics(bootstrap_servers, all_topics())
+    tag = uuid.uuid4().hex[:8]
+    return Stack(
+        data_dir,
+        bootstrap_servers,
+        ports=dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True)),
+        group_prefix=f"{group_prefix}{tag}-",
+        databases=stack_databases(request, shape.db, f"e2e_{tag}_"),
+        replicas=shape.replicas,
+    )
+
+
+def print_tails(stack: Stack) -> None:
+    for name in stack.names():
+        print(f"\n--- {name} ---\n{stack.tail(name)}")
+
+
 @pytest.fixture
 def stack_factory(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Callable[[str], Stack]]:
-    """Start the whole platform against a broker; stops everything at teardown and, if the
-    test failed, prints every process's log tail."""
+    tmp_path: Path, request: pytest.FixtureRequest, stack_shape: StackShape
+) -> Iterator[Callable[..., Stack]]:
+    """Start the whole platform against a broker (in ``shape``, the session's by default);
+    stops everything at teardown and, if the test failed, prints every process's log tail."""
     stacks: list[Stack] = []
 
-    def start(bootstrap_servers: str) -> Stack:
-        ensure_topics(bootstrap_servers, all_topics())
-        ports = dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True))
-        stack = Stack(
+    def start(bootstrap_servers: str, shape: StackShape | None = None) -> Stack:
+        stack = shaped_stack(
+            request,
             tmp_path / f"stack{len(stacks)}",
             bootstrap_servers,
-            ports=ports,
-            group_prefix=f"e2e-{uuid.uuid4().hex[:8]}-",
+            shape or stack_shape,
+            "e2e-",
         )
         stacks.append(stack)
-        stack.start(timeout=90)
+        stack.start(timeout=90 * stack.replicas)
         return stack
 
     yield start
     failed = getattr(request.node, "rep_call", None)
     for stack in stacks:
         if failed is not None and failed.failed:
-            for spec in (ISSUER, *PROCESSES):
-                print(f"\n--- {spec.name} ---\n{stack.tail(spec.name)}")
+            print_tails(stack)
         stack.stop()
 
 

@@ -1,6 +1,8 @@
 """The fault tests: one stack of the real processes under a steady load of journeys, faults
 injected, then the conservation check. ``RX_RELIABILITY=full`` (``make reliability``) runs
-the long form: more load, more rounds, a 20 s broker outage."""
+the long form: more load, more rounds, a 20 s broker outage. The stacks take the session's
+shape (``--stack-db postgres --stack-replicas 2``: every service on PostgreSQL, two processes
+per role)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from devstack.conservation import ConservationCheck, Databases, Report, verify_w
 from devstack.load import Endpoints, LoadConfig, LoadDriver
 from devstack.ports import free_ports
 from devstack.providers import Tokens
-from devstack.stack import DEFAULT_PORTS, ISSUER, PROCESSES, Stack
+from devstack.pytest_plugin import StackShape, stack_databases
+from devstack.stack import DEFAULT_PORTS, Stack
 from devstack.topics import ensure_topics
 from rx_contracts.topics import all_topics
 
@@ -81,26 +84,37 @@ class Rig:
 
     def tails(self) -> str:
         return "\n".join(
-            f"--- {spec.name} ---\n{self.stack.tail(spec.name, 15)}"
-            for spec in (ISSUER, *PROCESSES)
+            f"--- {name} ---\n{self.stack.tail(name, 15)}" for name in self.stack.names()
         )
 
 
-def start_rig(broker: Broker, data_dir: Path) -> Rig:
-    """Start the whole platform against a broker (no rate limits: the load is the point)."""
+def start_rig(
+    broker: Broker,
+    data_dir: Path,
+    request: pytest.FixtureRequest,
+    shape: StackShape,
+) -> Rig:
+    """Start the whole platform against a broker (no rate limits: the load is the point) in
+    ``shape``; its databases go when ``request``'s fixture is torn down."""
     bootstrap_servers = broker.bootstrap_servers
     ensure_topics(bootstrap_servers, all_topics())
     ports = dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True))
+    tag = uuid.uuid4().hex[:8]
     stack = Stack(
-        data_dir, bootstrap_servers, ports=ports, group_prefix=f"rel-{uuid.uuid4().hex[:8]}-"
+        data_dir,
+        bootstrap_servers,
+        ports=ports,
+        group_prefix=f"rel-{tag}-",
+        databases=stack_databases(request, shape.db, f"rel_{tag}_"),
+        replicas=shape.replicas,
     )
     with pytest.MonkeyPatch.context() as env:
         env.setenv("RX_RATE_LIMIT_PER_SECOND", "0")
-        stack.start(timeout=90)
+        stack.start(timeout=90 * shape.replicas)
     tokens = Tokens(stack.url("issuer"))
     ops = {"Authorization": f"Bearer {tokens.get('ops', 'audit')}"}
     check = ConservationCheck(
-        Databases.sqlite_in(data_dir),
+        Databases.of(data_dir, stack.databases),
         verify_with_api(stack.url("audit"), ops),
         bootstrap_servers=bootstrap_servers,
     )
@@ -108,10 +122,15 @@ def start_rig(broker: Broker, data_dir: Path) -> Rig:
 
 
 @pytest.fixture(scope="module")
-def rig(module_broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+def rig(
+    module_broker: Broker,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+    stack_shape: StackShape,
+) -> Iterator[Rig]:
     """One stack for a module's fault tests, on a broker of its own (a test may kill it):
     starting a stack costs more than the faults do."""
-    rig = start_rig(module_broker, tmp_path_factory.mktemp("reliability"))
+    rig = start_rig(module_broker, tmp_path_factory.mktemp("reliability"), request, stack_shape)
     try:
         yield rig
     finally:

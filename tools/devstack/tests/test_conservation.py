@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from audit.adapters.migrate import MIGRATIONS as AUDIT
-from devstack.conservation import ChainVerdict, ConservationCheck, Databases, Report
+from devstack.conservation import ChainVerdict, ConservationCheck, Databases, Report, out_of_order
 from referrals.adapters.migrate import MIGRATIONS as REFERRALS
 from routing.adapters.migrate import MIGRATIONS as ROUTING
 from rx_messaging.database import make_engine
@@ -113,12 +113,38 @@ class Run:
             {"r": rid, "s": sequence, "e": event_id, "now": NOW},
         )
 
-    def decision(self, rid: str, attempt: int, event_id: str) -> None:
+    def decision(
+        self,
+        rid: str,
+        attempt: int,
+        event_id: str,
+        org: str | None = None,
+        released: bool = False,
+        at: datetime = NOW,
+    ) -> None:
         self.sql(
             "routing",
-            "INSERT INTO routing_decision (id, referral_id, attempt, outcome, decided_at, event_id) "
-            "VALUES (:id, :r, :a, 'routed', :now, :e)",
-            {"id": str(uuid.uuid4()), "r": rid, "a": attempt, "now": NOW, "e": event_id},
+            "INSERT INTO routing_decision (id, referral_id, attempt, outcome, assigned_org, "
+            "decided_at, event_id, released_at) VALUES (:id, :r, :a, 'routed', :org, :at, :e, "
+            ":released)",
+            {
+                "id": str(uuid.uuid4()),
+                "r": rid,
+                "a": attempt,
+                "org": org,
+                "at": at,
+                "e": event_id,
+                "released": NOW if released else None,
+            },
+        )
+
+    def organisation(self, ods_code: str, daily_capacity: int | None) -> None:
+        self.sql(
+            "routing",
+            "INSERT INTO organisation (ods_code, name, provider_type, localities, "
+            "daily_capacity, active, updated_at) VALUES (:o, 'x', 'rapid-response', '[]', :c, "
+            "1, :now)",
+            {"o": ods_code, "c": daily_capacity, "now": NOW},
         )
 
     def check(self, accepted: list[str], chain: ChainVerdict | None = None) -> Report:
@@ -215,6 +241,38 @@ def test_other_stacks_referrals_in_shared_databases_are_out_of_scope(run: Run) -
     run.audit(str(uuid.uuid4()), foreign, "referrals.events.v1", SUBMITTED, 1)
     report = run.check([ours])
     assert report.ok, report.summary()
+
+
+def test_an_organisation_given_more_than_its_daily_capacity_is_reported(run: Run) -> None:
+    run.organisation("RXA01", 2)
+    run.organisation("RXA02", None)  # no capacity: never over it
+    rids = [run.referral() for _ in range(3)]
+    for rid in rids:
+        run.decision(rid, 2, str(uuid.uuid4()), org="RXA02")
+    run.decision(rids[0], 3, str(uuid.uuid4()), org="RXA01")
+    run.decision(rids[1], 3, str(uuid.uuid4()), org="RXA01", released=True)  # rejected it
+    run.decision(rids[2], 3, str(uuid.uuid4()), org="RXA01")
+    assert run.check(rids).over_capacity == [], "two held, one released: within capacity 2"
+
+    late = run.referral()
+    # 23:30 UTC on 23 November is still the 23rd in London (GMT): the same day.
+    run.decision(late, 2, str(uuid.uuid4()), org="RXA01", at=NOW.replace(hour=23, minute=30))
+    report = run.check([*rids, late])
+    assert report.over_capacity == ["RXA01 on 2026-11-23: 3 given, capacity 2"]
+    assert "over capacity: RXA01 on 2026-11-23: 3 given, capacity 2" in report.problems()
+
+    run.sql("routing", "INSERT INTO organisation_load VALUES ('RXA01', '2026-11-24', 5)", {})
+    assert "RXA01 on 2026-11-24: 5 counted, capacity 2" in run.check(rids).over_capacity
+
+
+def test_a_referrals_events_in_another_order_than_committed_are_out_of_order() -> None:
+    committed = {"r1": ["a", "b", "c"], "r2": ["d", "e"], "r3": ["f", "g"]}
+    seen = {
+        "r1": ["a", "b", "a", "b", "c"],  # republished after a relay died: still in order
+        "r2": ["e", "d"],
+        "r3": ["f"],  # g missing: the missing check's business
+    }
+    assert out_of_order(committed, seen) == ["r2"]
 
 
 # ---- deliveries (the notify database) -------------------------------------------------------

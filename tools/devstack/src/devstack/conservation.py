@@ -10,6 +10,11 @@ and benchmarks to print:
 - no duplicate effects: one history row per referral and sequence, one routing decision per
   referral and attempt, one audit entry per event id and per referral event sequence;
 - the audit chain verifies;
+- per-referral order: on every provider topic, each referral's events arrive in the order
+  routing committed them (its outbox order; a republished duplicate after the first copy does
+  not count against it);
+- capacity: no organisation was given more referrals on a local day than its daily capacity
+  (counting both routing's load counter and its decisions not released);
 - with the notify database: every lifecycle event in scope reached notify and none is still
   held back waiting for its predecessor; each subscription's event numbers run 1..N with no
   gap and no event numbered twice; and every active subscription's endpoint acknowledged all
@@ -26,11 +31,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from kafka import KafkaConsumer, TopicPartition
@@ -42,6 +49,9 @@ from sqlalchemy.engine import Engine, make_url
 SAMPLE = 5
 """How many ids a problem line shows."""
 
+LONDON = ZoneInfo("Europe/London")
+"""Daily capacity is counted per local day."""
+
 
 @dataclass(frozen=True)
 class Databases:
@@ -52,6 +62,18 @@ class Databases:
     audit: str
     notify: str | None = None
     """The notify service's, when its deliveries are to be checked too."""
+
+    @classmethod
+    def of(cls, data_dir: Path, urls: Mapping[str, str]) -> Databases:
+        """A stack's databases: ``urls`` (service -> URL, e.g. PostgreSQL) where given, the
+        SQLite files a :class:`devstack.stack.Stack` keeps in ``data_dir`` otherwise."""
+        files = cls.sqlite_in(data_dir)
+        return cls(
+            urls.get("referrals", files.referrals),
+            urls.get("routing", files.routing),
+            urls.get("audit", files.audit),
+            notify=urls.get("notify", files.notify),
+        )
 
     @classmethod
     def sqlite_in(cls, data_dir: Path) -> Databases:
@@ -94,6 +116,11 @@ class Report:
     topics_read: bool = False
     deliveries: dict[str, int] = field(default_factory=dict)
     """With notify: subscriptions, events numbered for them, acknowledged, kept in error."""
+    out_of_order: dict[str, list[str]] = field(default_factory=dict)
+    """Provider topic -> referrals whose events arrived in another order than committed."""
+    over_capacity: list[str] = field(default_factory=list)
+    """``<org> on <day>: <n> given, capacity <c>`` for every day an organisation was given
+    more than its daily capacity."""
 
     @property
     def ok(self) -> bool:
@@ -114,6 +141,12 @@ class Report:
         lines += [
             f"{n} {service} outbox rows unpublished" for service, n in self.pending.items() if n
         ]
+        lines += [
+            f"{len(ids)} referrals out of order on {topic}: {', '.join(ids[:SAMPLE])}"
+            for topic, ids in self.out_of_order.items()
+            if ids
+        ]
+        lines += [f"over capacity: {line}" for line in self.over_capacity]
         if self.chain is None:
             lines.append("the audit chain was not verified")
         elif not self.chain.ok:
@@ -201,6 +234,7 @@ class ConservationCheck:
         engines = {name: read_only_engine(getattr(self.databases, name)) for name in names}
         try:
             report = _check_databases(engines, accepted_ids)
+            report.over_capacity = _over_capacity(engines["routing"])
             if "notify" in engines:
                 _check_notify(engines, accepted_ids | _scope_of(self.databases.referrals), report)
         finally:
@@ -211,30 +245,36 @@ class ConservationCheck:
             return report  # still draining: reading topics and the chain can wait
         if read_topics and self.bootstrap_servers:
             expected = self._expected_on_provider_topics()
-            seen = read_events(self.bootstrap_servers, list(expected), self.kafka_auth)
-            for topic, ids in expected.items():
-                counts = seen.get(topic, Counter())
-                report.missing[topic] = sorted(i for i in ids if not counts[i])
-                report.wire_duplicates[topic] = sum(1 for i in ids if counts[i] > 1)
+            seen = read_in_order(self.bootstrap_servers, list(expected), self.kafka_auth)
+            for topic, committed in expected.items():
+                read = seen.get(topic, TopicRead())
+                ids = {event_id for order in committed.values() for event_id in order}
+                report.missing[topic] = sorted(i for i in ids if not read.counts[i])
+                report.wire_duplicates[topic] = sum(1 for i in ids if read.counts[i] > 1)
+                report.out_of_order[topic] = out_of_order(committed, read.order)
             report.topics_read = True
         report.chain = self.chain()
         return report
 
-    def _expected_on_provider_topics(self) -> dict[str, set[str]]:
-        """Provider topic -> event ids routing staged for it, for the referrals in scope."""
+    def _expected_on_provider_topics(self) -> dict[str, dict[str, list[str]]]:
+        """Provider topic -> referral -> the event ids routing staged for it, in the order it
+        committed them, for the referrals in scope."""
         scope = _scope_of(self.databases.referrals)
         engine = read_only_engine(self.databases.routing)
         try:
             with engine.connect() as conn:
                 rows = conn.execute(
-                    text("SELECT event_id, topic, key FROM outbox WHERE topic LIKE 'provider.%'")
+                    text(
+                        "SELECT event_id, topic, key FROM outbox "
+                        "WHERE topic LIKE 'provider.%' ORDER BY id"
+                    )
                 ).all()
         finally:
             engine.dispose()
-        expected: dict[str, set[str]] = {}
+        expected: dict[str, dict[str, list[str]]] = {}
         for event_id, topic, key in rows:
             if _text(key) in scope:
-                expected.setdefault(topic, set()).add(event_id)
+                expected.setdefault(topic, {}).setdefault(_text(key), []).append(event_id)
         return expected
 
     def wait(
@@ -262,6 +302,59 @@ class ConservationCheck:
             if time.monotonic() + every > deadline:
                 return report
             time.sleep(every)
+
+
+def out_of_order(committed: Mapping[str, list[str]], seen: Mapping[str, list[str]]) -> list[str]:
+    """Referrals whose events, as first seen on a topic, are not in their committed order
+    (events not seen at all are the missing check's business, not this one's)."""
+    wrong = []
+    for key, order in committed.items():
+        first_seen = list(dict.fromkeys(e for e in seen.get(key, []) if e in set(order)))
+        arrived = set(first_seen)
+        if first_seen != [e for e in order if e in arrived]:
+            wrong.append(key)
+    return sorted(wrong)
+
+
+def _over_capacity(routing: Engine) -> list[str]:
+    """Each organisation-day given more than the organisation's daily capacity: by routing's
+    own counter, and by its routing decisions not released (rejected, redirected, re-routed
+    or timed out), counted per Europe/London day."""
+    with routing.connect() as conn:
+        capacity: dict[str, int] = dict(
+            conn.execute(
+                text(
+                    "SELECT ods_code, daily_capacity FROM organisation "
+                    "WHERE daily_capacity IS NOT NULL"
+                )
+            ).all()
+        )
+        counted = conn.execute(text("SELECT ods_code, day, assigned FROM organisation_load")).all()
+        held = conn.execute(
+            text(
+                "SELECT assigned_org, decided_at FROM routing_decision "
+                "WHERE outcome = 'routed' AND released_at IS NULL AND assigned_org IS NOT NULL"
+            )
+        ).all()
+    given: Counter[tuple[str, str]] = Counter()
+    for org, decided_at in held:
+        given[(org, _london_day(decided_at))] += 1
+    lines = []
+    for org, day, assigned in counted:
+        if org in capacity and assigned > capacity[org]:
+            lines.append(f"{org} on {day}: {assigned} counted, capacity {capacity[org]}")
+    for (org, day), n in sorted(given.items()):
+        if org in capacity and n > capacity[org]:
+            lines.append(f"{org} on {day}: {n} given, capacity {capacity[org]}")
+    return lines
+
+
+def _london_day(at: datetime | str) -> str:
+    if isinstance(at, str):  # SQLite hands back text
+        at = datetime.fromisoformat(at)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(LONDON).date().isoformat()
 
 
 def _scope_of(referrals_url: str) -> set[str]:
@@ -422,6 +515,15 @@ def _check_notify(engines: Mapping[str, Engine], scope: set[str], report: Report
     }
 
 
+@dataclass
+class TopicRead:
+    """What a topic holds: how many times each event id is on it, and each key's event ids in
+    the order they are on it (one key stays on one partition)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    order: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+
 def read_events(
     bootstrap_servers: str,
     topics: list[str],
@@ -430,7 +532,19 @@ def read_events(
 ) -> dict[str, Counter[str]]:
     """Topic -> how many times each event id (``ce_id`` header) is on it, read from the start
     to the current end by a fresh consumer per topic."""
-    seen: dict[str, Counter[str]] = {}
+    read = read_in_order(bootstrap_servers, topics, auth, timeout)
+    return {topic: what.counts for topic, what in read.items()}
+
+
+def read_in_order(
+    bootstrap_servers: str,
+    topics: list[str],
+    auth: Mapping[str, KafkaAuth] | None = None,
+    timeout: float = 30,
+) -> dict[str, TopicRead]:
+    """Topic -> :class:`TopicRead`, read from the start to the current end by a fresh
+    consumer per topic."""
+    seen: dict[str, TopicRead] = {}
     for topic in topics:
         # Assigned partitions, no group: nothing is committed and no group ACL is needed.
         consumer = KafkaConsumer(
@@ -446,12 +560,12 @@ def read_events(
     return seen
 
 
-def _read_to_end(consumer: KafkaConsumer, topic: str, deadline: float) -> Counter[str]:
+def _read_to_end(consumer: KafkaConsumer, topic: str, deadline: float) -> TopicRead:
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
     end = consumer.end_offsets(partitions)
-    counts: Counter[str] = Counter()
+    read = TopicRead()
     while any(consumer.position(tp) < end[tp] for tp in partitions):
         if time.monotonic() > deadline:
             raise TimeoutError(f"reading {topic} to its end took too long")
@@ -459,5 +573,7 @@ def _read_to_end(consumer: KafkaConsumer, topic: str, deadline: float) -> Counte
             for record in records:
                 headers = dict(record.headers or [])
                 if "ce_id" in headers:
-                    counts[headers["ce_id"].decode()] += 1
-    return counts
+                    event_id = headers["ce_id"].decode()
+                    read.counts[event_id] += 1
+                    read.order[_text(record.key)].append(event_id)
+    return read

@@ -36,6 +36,7 @@ __all__ = [
     "PostgresServer",
     "create_database",
     "drop_database",
+    "ensure_databases",
     "ensure_postgres_installed",
     "find_bin_dir",
     "server_version",
@@ -184,6 +185,27 @@ def drop_database(server_url: str, name: str) -> None:
             )
     except psycopg.Error as exc:
         raise PostgresError(f"cannot drop database {name!r}: {exc}") from exc
+
+
+def ensure_databases(server_url: str, names: Sequence[str]) -> dict[str, str]:
+    """Create those of ``names`` the server does not have yet; name -> its SQLAlchemy URL
+    (a restart keeps what the databases hold)."""
+    import psycopg
+
+    for name in names:
+        _check_name(name)
+    try:
+        with psycopg.connect(_libpq_url(server_url), autocommit=True, connect_timeout=10) as conn:
+            rows = conn.execute("SELECT datname FROM pg_database").fetchall()
+    except psycopg.Error as exc:
+        raise PostgresError(f"cannot list databases: {exc}") from exc
+    existing = {row[0] for row in rows}
+    return {
+        name: _with_database(server_url, name)
+        if name in existing
+        else create_database(server_url, name)
+        for name in names
+    }
 
 
 # --------------------------------------------------------------------------- server

@@ -17,6 +17,10 @@
 - ``database_url`` (function, parametrized ``sqlite`` / ``postgresql``): a fresh, empty
   database for each test, so database code is proven on both engines the services support.
   The server starts only when a test actually gets the ``postgresql`` variant.
+- ``stack_shape`` (session): the databases and processes per role the end-to-end and fault
+  tests run their stacks with — SQLite and one process by default; ``--stack-db postgres
+  --stack-replicas 2`` runs them all in the production shape (docs/development.md).
+  :func:`stack_databases` gives a stack its databases in that shape.
 - ``chromium_executable`` (session): path of Debian's Chromium for browser tests (installed on
   first use); launch it with ``devstack.chromium.CHROMIUM_ARGS``.
 - ``fhir_validator`` (session, started on first use): one HAPI FHIR instance validator process
@@ -65,6 +69,7 @@ from devstack.postgres import (
     server_version,
 )
 from devstack.sasl import ADMIN, CONTROLLER, BrokerSecurity
+from devstack.stack import postgres_databases
 from devstack.topics import TopicError, cluster_info, ensure_topics
 
 BrokerFactory = Callable[..., Broker]
@@ -410,6 +415,70 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     finally:
         with contextlib.suppress(PostgresError):
             drop_database(server_url, name)
+
+
+# --------------------------------------------------------------------------- stack shape
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("stack shape", "how the end-to-end and fault tests run the platform")
+    group.addoption(
+        "--stack-db",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="the services' databases in end-to-end and fault tests (default sqlite)",
+    )
+    group.addoption(
+        "--stack-replicas",
+        type=int,
+        default=1,
+        help="processes per role in end-to-end and fault tests (default 1)",
+    )
+
+
+@dataclass(frozen=True)
+class StackShape:
+    """What a test stack runs on: ``sqlite`` or ``postgres``, and processes per role."""
+
+    db: str = "sqlite"
+    replicas: int = 1
+
+    @property
+    def label(self) -> str:
+        return f"{self.db} x{self.replicas}"
+
+
+@pytest.fixture(scope="session")
+def stack_shape(request: pytest.FixtureRequest) -> StackShape:
+    """The shape chosen on the command line (``--stack-db``, ``--stack-replicas``)."""
+    replicas = int(request.config.getoption("--stack-replicas"))
+    if replicas < 1:
+        pytest.fail("--stack-replicas must be at least 1", pytrace=False)
+    return StackShape(str(request.config.getoption("--stack-db")), replicas)
+
+
+def stack_databases(request: pytest.FixtureRequest, db: str, prefix: str) -> dict[str, str]:
+    """The databases of a test stack: none named for ``sqlite`` (the stack keeps files), or a
+    fresh PostgreSQL database per service on ``postgres_server``, dropped when the requesting
+    fixture or test is torn down. ``prefix``: lower-case letters, digits and ``_``."""
+    if db == "sqlite":
+        return {}
+    server_url: str = request.getfixturevalue("postgres_server")
+    error = ""
+    try:
+        urls = postgres_databases(server_url, prefix)
+    except PostgresError as exc:
+        error = str(exc)
+    if error:
+        pytest.fail(error, pytrace=False)
+
+    def drop() -> None:
+        for service in urls:
+            with contextlib.suppress(PostgresError):
+                drop_database(server_url, prefix + service)
+
+    request.addfinalizer(drop)
+    return urls
 
 
 # --------------------------------------------------------------------------- Chromium

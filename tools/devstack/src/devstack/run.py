@@ -8,16 +8,25 @@ devstack.access, passwords generated on first start into .run/kafka/credentials.
 Service databases live in .run/data, the issuer's signing keys in .run/data/issuer.
 RX_RUN_DIR moves .run elsewhere; ISSUER_PORT, REFERRALS_PORT, ROUTING_PORT, AUDIT_PORT,
 NOTIFY_PORT and PORTAL_PORT move the APIs and the portal; the workers' metrics ports follow the
-APIs' (the standard ones with the standard API ports, free ones otherwise)."""
+APIs' (the standard ones with the standard API ports, free ones otherwise).
+
+The production shape, ``make run DB=postgres REPLICAS=2`` (``python -m devstack.run --db
+postgres --replicas 2``): every service on a PostgreSQL database of its own, on a server this
+command installs (first time) and starts with its data under .run/postgres on 127.0.0.1:5433
+(RX_POSTGRES_PORT), or on the server RX_POSTGRES_URL names (a role that may create databases);
+and N processes of every role, each service's API processes behind a small balancer on the
+service's usual port."""
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rx_config.kafka_auth import SCRAM_SHA_512, KafkaAuth
@@ -27,8 +36,9 @@ from rx_contracts.vocabulary import ProviderType
 from . import credentials
 from .access import SERVICES, plan, provider_principal, secure_topics
 from .broker import Broker, BrokerError, repo_root
+from .postgres import PostgresError, PostgresServer
 from .sasl import ADMIN, CONTROLLER, BrokerSecurity
-from .stack import DEFAULT_METRICS_PORTS, DEFAULT_PORTS, PROCESSES, WEB_APPS, Stack, StackError
+from .stack import DEFAULT_PORTS, WEB_APPS, Stack, StackError, postgres_databases
 from .topics import ensure_topics
 
 EXAMPLE = """\
@@ -66,7 +76,49 @@ def local_broker(data_dir: Path, port: int, secured: bool) -> tuple[Broker, dict
     return Broker(data_dir, port=port, security=security), passwords
 
 
-def main() -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.run", description="Run the whole platform until Ctrl-C."
+    )
+    parser.add_argument(
+        "--db",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="the services' databases (default sqlite: files under .run/data)",
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="processes per role (default 1)",
+    )
+    args = parser.parse_args(argv)
+    if args.replicas < 1:
+        parser.error("--replicas must be at least 1")
+    return args
+
+
+def start_postgres(root: Path) -> tuple[PostgresServer | None, str]:
+    """The PostgreSQL server ``make run`` uses: RX_POSTGRES_URL's, or one it starts (and
+    later stops) under .run/postgres; returns (the server it started, a server URL)."""
+    external = os.environ.get("RX_POSTGRES_URL")
+    if external:
+        say("using the PostgreSQL server of RX_POSTGRES_URL")
+        return None, external
+    port = int(os.environ.get("RX_POSTGRES_PORT") or 5433)
+    server = PostgresServer(root / "postgres", port=port)
+    if server.is_running():
+        raise PostgresError(
+            f"a PostgreSQL server is already running from {server.data_dir}; stop it with "
+            f"`python -m devstack.postgres stop --data-dir {server.data_dir}`"
+        )
+    say(f"starting PostgreSQL on 127.0.0.1:{port} (data {server.data_dir})")
+    server.start(timeout=120)
+    return server, server.url("postgres")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     root = Path(os.environ.get("RX_RUN_DIR") or repo_root() / ".run")
     ports = {s: int(os.environ.get(f"{s.upper()}_PORT", p)) for s, p in DEFAULT_PORTS.items()}
     stop = threading.Event()
@@ -74,6 +126,7 @@ def main() -> int:
         signal.signal(sig, lambda *_: stop.set())
 
     broker: Broker | None = None
+    postgres: PostgresServer | None = None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     stack: Stack | None = None
     service_auth: dict[str, KafkaAuth] = {}
@@ -94,9 +147,22 @@ def main() -> int:
             service_auth = {s: KafkaAuth.sasl(s, passwords[s]) for s in SERVICES}
         else:
             ensure_topics(bootstrap, all_topics(), auth=KafkaAuth.from_env())
-        stack = Stack(root / "data", bootstrap, ports=ports, kafka_auth=service_auth)
-        say(f"starting the token issuer, {len(PROCESSES)} service processes and demo data")
-        stack.start(timeout=60)
+        databases: dict[str, str] = {}
+        if args.db == "postgres":
+            postgres, server_url = start_postgres(root)
+            databases = postgres_databases(server_url)
+            say(f"one PostgreSQL database per service: {', '.join(databases)}")
+        stack = Stack(
+            root / ("data" if args.db == "sqlite" else "data-postgres"),
+            bootstrap,
+            ports=ports,
+            kafka_auth=service_auth,
+            databases=databases,
+            replicas=args.replicas,
+        )
+        count = len(stack.processes())
+        say(f"starting the token issuer, {count} service processes and demo data")
+        stack.start(timeout=120 * args.replicas)  # a busy machine starts thirty processes slowly
         print_summary(stack, bootstrap, root / "kafka" / credentials.FILE_NAME, passwords)
         while not stop.is_set():
             dead = stack.dead()
@@ -106,7 +172,7 @@ def main() -> int:
                 return 1
             stop.wait(1)
         return 0
-    except (BrokerError, StackError, ValueError) as exc:
+    except (BrokerError, PostgresError, StackError, ValueError) as exc:
         say(str(exc))
         return 1
     finally:
@@ -115,6 +181,8 @@ def main() -> int:
             stack.stop()
         if broker is not None:
             broker.stop()
+        if postgres is not None:
+            postgres.stop()
         say("stopped everything this command started")
 
 
@@ -131,9 +199,19 @@ def print_summary(
         print(
             f"  {service:<10} API    {url}   docs {url}/docs   health {url}/health  ready {url}/ready"
         )
+    databases = ", ".join(f"{s}: {_shown(u)}" for s, u in stack.databases.items()) or "SQLite files"
+    print(f"  databases           {databases}")
+    if stack.replicas > 1:
+        print(
+            f"  {stack.replicas} processes per role; each API port is a balancer over its API processes:"
+        )
+        for name, spec in stack.processes().items():
+            if spec.is_api:
+                print(f"    {name:<22} {stack.ops_url(name)}")
     print("  worker processes serve /metrics, /health and /ready (the APIs on their own ports):")
-    for name in DEFAULT_METRICS_PORTS:
-        print(f"    {name:<20} {stack.ops_url(name)}/metrics")
+    for name, spec in stack.processes().items():
+        if not spec.is_api:
+            print(f"    {name:<22} {stack.ops_url(name)}/metrics")
     print(f"  token endpoint      {urls['issuer']}/oauth2/token   (demo clients: docs/security.md)")
     print(f"  ops console         {urls['audit']}/ops")
     print(f"  portal              {urls['portal']}   (sign in as a demo user: docs/portal.md)")
@@ -151,6 +229,11 @@ def print_summary(
     print("Try it:")
     print(EXAMPLE.format(**urls))
     print(flush=True)
+
+
+def _shown(url: str) -> str:
+    """A database URL without its password."""
+    return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)
 
 
 def print_provider_access(bootstrap: str, credentials_file: Path) -> None:

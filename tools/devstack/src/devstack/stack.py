@@ -1,10 +1,15 @@
 """The local stack's processes: what runs, with which settings. ``make run`` and the
-end-to-end tests start exactly these; the compose test checks docker-compose.yml has them too."""
+end-to-end tests start exactly these; the compose test checks docker-compose.yml has them too.
+
+By default one process per role on SQLite files. The production shape is a choice of the
+same stack: ``databases`` (one PostgreSQL database per service) and ``replicas`` (N processes
+of every role; a service's API processes sit behind :mod:`devstack.balancer` on its port)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -90,6 +95,12 @@ DEFAULT_METRICS_PORTS: Mapping[str, int] = {
 """Where each worker process serves /metrics, /health and /ready (APIs serve them on their own
 port). RX_METRICS_PORT tells a worker its port."""
 
+DATABASE_SERVICES: tuple[str, ...] = ("referrals", "routing", "audit", "notify", "portal")
+"""Services with a database of their own (the issuer keeps only its signing keys)."""
+
+BALANCER = ProcessSpec("devstack", "balancer")
+"""Spreads each service's port over its API processes when there are several."""
+
 WEB_APPS = frozenset({"portal"})
 """Services that serve people's browsers and call the APIs: no Kafka, no workers."""
 
@@ -107,13 +118,15 @@ def service_environment(
     group_prefix: str = "",
     auth: KafkaAuth | None = None,
     issuer_url: str | None = None,
+    database_url: str | None = None,
 ) -> dict[str, str]:
     """The settings a service's processes get (each service reads its own prefix; ``auth`` is
     the service's own Kafka principal, if the broker wants one), and the shared RX_* ones:
-    development mode, and the issuer whose tokens it accepts."""
+    development mode, and the issuer whose tokens it accepts. ``database_url``: the service's
+    database, a SQLite file in ``data_dir`` by default."""
     prefix = service.upper()
     env = {
-        f"{prefix}_DATABASE_URL": f"sqlite:///{data_dir / (service + '.db')}",
+        f"{prefix}_DATABASE_URL": database_url or f"sqlite:///{data_dir / (service + '.db')}",
         f"{prefix}_PORT": str(port),
         f"{prefix}_HOST": "127.0.0.1",
         "RX_ENV": "development",
@@ -163,6 +176,15 @@ def portal_environment(*, urls: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def postgres_databases(server_url: str, prefix: str = "") -> dict[str, str]:
+    """Service -> the URL of its own PostgreSQL database ``<prefix><service>`` on the server of
+    ``server_url``, created if missing."""
+    from .postgres import ensure_databases
+
+    urls = ensure_databases(server_url, [prefix + service for service in DATABASE_SERVICES])
+    return {service: urls[prefix + service] for service in DATABASE_SERVICES}
+
+
 class StackError(RuntimeError):
     """A process of the stack failed to start or died; the message has its log tail."""
 
@@ -181,30 +203,65 @@ class Stack:
     metrics_ports: Mapping[str, int] | None = None
     """Worker process name -> its metrics port; by default the standard ports for a stack on
     the standard API ports, free ones otherwise (tests run stacks side by side)."""
+    databases: Mapping[str, str] = field(default_factory=dict)
+    """Service -> its database URL (e.g. PostgreSQL); services not named get a SQLite file in
+    ``data_dir``."""
+    replicas: int = 1
+    """Processes per role. With more than one, process names end in ``.1``, ``.2`` … and a
+    service's API processes listen on ports of their own behind the balancer on its port."""
+    api_ports: dict[str, int] = field(default_factory=dict)
+    """API process name -> the port it listens on itself (only with several replicas)."""
+    session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    """The portal's cookie key, one for all its processes (each would make its own)."""
 
     def __post_init__(self) -> None:
+        if self.replicas < 1:
+            raise ValueError(f"replicas must be at least 1, not {self.replicas}")
+        workers = [name for name, spec in self.processes().items() if not spec.is_api]
         if self.metrics_ports is None:
-            if dict(self.ports) == dict(DEFAULT_PORTS):
+            if dict(self.ports) == dict(DEFAULT_PORTS) and self.replicas == 1:
                 self.metrics_ports = dict(DEFAULT_METRICS_PORTS)
             else:
-                names = list(DEFAULT_METRICS_PORTS)
-                self.metrics_ports = dict(zip(names, free_ports(len(names)), strict=True))
+                self.metrics_ports = dict(zip(workers, free_ports(len(workers)), strict=True))
+        if self.replicas > 1 and not self.api_ports:
+            apis = [name for name, spec in self.processes().items() if spec.is_api]
+            self.api_ports = dict(zip(apis, free_ports(len(apis)), strict=True))
+
+    def instance_names(self, spec: ProcessSpec) -> list[str]:
+        """The names of ``spec``'s processes: its own name with one replica."""
+        if self.replicas == 1 or spec in (ISSUER, BALANCER):
+            return [spec.name]
+        return [f"{spec.name}.{i}" for i in range(1, self.replicas + 1)]
+
+    def processes(self) -> dict[str, ProcessSpec]:
+        """Process name -> what it runs, for every long-running service process."""
+        return {name: spec for spec in PROCESSES for name in self.instance_names(spec)}
+
+    def spec_of(self, name: str) -> ProcessSpec:
+        if name == ISSUER.name:
+            return ISSUER
+        if name == BALANCER.name:
+            return BALANCER
+        return self.processes()[name]
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
 
     def ops_url(self, name: str) -> str:
         """Where process ``name`` serves /metrics, /health and /ready."""
-        spec = next(s for s in PROCESSES if s.name == name)
+        spec = self.spec_of(name)
         if spec.is_api:
-            return self.url(spec.service)
+            port = self.api_ports.get(name)
+            return f"http://127.0.0.1:{port}" if port else self.url(spec.service)
         assert self.metrics_ports is not None
         return f"http://127.0.0.1:{self.metrics_ports[name]}"
 
     def log_file(self, name: str) -> Path:
         return self.data_dir / "logs" / f"{name}.log"
 
-    def env(self, spec: ProcessSpec) -> dict[str, str]:
+    def env(self, spec: ProcessSpec, name: str | None = None) -> dict[str, str]:
+        """The environment of ``spec``'s process ``name`` (its only one by default)."""
+        name = name or self.instance_names(spec)[0]
         env = dict(os.environ)
         if spec == ISSUER:
             env.update(
@@ -224,12 +281,15 @@ class Stack:
                 group_prefix=self.group_prefix,
                 auth=self.kafka_auth.get(spec.service) if spec.uses_kafka else None,
                 issuer_url=self.url("issuer"),
+                database_url=self.databases.get(spec.service),
             )
         )
-        if not spec.is_api and self.metrics_ports and spec.name in self.metrics_ports:
-            env["RX_METRICS_PORT"] = str(self.metrics_ports[spec.name])
+        if name in self.api_ports:
+            env[f"{spec.service.upper()}_PORT"] = str(self.api_ports[name])
+        if not spec.is_api and self.metrics_ports and name in self.metrics_ports:
+            env["RX_METRICS_PORT"] = str(self.metrics_ports[name])
         if spec.service == "audit":
-            targets = [f"{self.ops_url(s.name)}/metrics" for s in PROCESSES]
+            targets = [f"{self.ops_url(n)}/metrics" for n in self.processes()]
             env["AUDIT_METRICS_TARGETS"] = ",".join(targets)
         if spec.service == "notify":
             env["NOTIFY_REFERRALS_FHIR_BASE"] = f"{self.url('referrals')}/fhir/R4"
@@ -238,14 +298,23 @@ class Stack:
             env["AUDIT_CONSOLE_NOTIFY_URL"] = self.url("notify")
         if spec.service == "portal":
             env.update(portal_environment(urls={s: self.url(s) for s in self.ports}))
+            if self.replicas > 1:
+                env.setdefault("PORTAL_SESSION_SECRET", self.session_secret)
         return env
 
     def start(self, timeout: float = 60) -> None:
         """Start the issuer, run the setup steps, start every process, wait until each API
-        answers /health."""
+        answers /health. If anything fails, whatever was started is stopped again."""
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> None:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.start_process(ISSUER)
-        self._wait_healthy(ISSUER, time.monotonic() + timeout)
+        self._wait_healthy(ISSUER.name, self.url("issuer"), time.monotonic() + timeout)
         for step in SETUP_STEPS:
             with self.log_file(step.name).open("ab") as log:
                 done = subprocess.run(
@@ -253,55 +322,101 @@ class Stack:
                 )
             if done.returncode != 0:
                 raise StackError(f"{step.name} failed:\n{self.tail(step.name)}")
-        for spec in PROCESSES:
-            self.start_process(spec)
+        for name, spec in self.processes().items():
+            self.start_process(spec, name=name)
+        if self.api_ports:
+            self.start_process(BALANCER)
         deadline = time.monotonic() + timeout
-        for spec in PROCESSES:
+        for name, spec in self.processes().items():
             if spec.is_api:
-                self._wait_healthy(spec, deadline)
+                self._wait_healthy(name, self.ops_url(name), deadline)
+        if self.api_ports:
+            for service in {spec.service for spec in PROCESSES if spec.is_api}:
+                self._wait_healthy(BALANCER.name, self.url(service), deadline)
 
-    def start_process(self, spec: ProcessSpec, extra_env: Mapping[str, str] | None = None) -> None:
-        log = self.log_file(spec.name).open("ab")
-        self.procs[spec.name] = subprocess.Popen(
-            spec.argv,
-            env={**self.env(spec), **(extra_env or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+    def _balancer_argv(self) -> list[str]:
+        routes: dict[int, list[str]] = {}
+        for name, port in self.api_ports.items():
+            routes.setdefault(self.ports[self.spec_of(name).service], []).append(str(port))
+        return [
+            sys.executable,
+            "-m",
+            "devstack.balancer",
+            *(f"{port}={','.join(backends)}" for port, backends in routes.items()),
+        ]
 
-    def _wait_healthy(self, spec: ProcessSpec, deadline: float) -> None:
-        url = self.url(spec.service) + "/health"
+    def start_process(
+        self,
+        spec: ProcessSpec,
+        extra_env: Mapping[str, str] | None = None,
+        *,
+        name: str | None = None,
+    ) -> None:
+        name = name or self.instance_names(spec)[0]
+        if spec == BALANCER:
+            self.procs[name] = self._popen(name, self._balancer_argv(), None)
+            return
+        env = {**self.env(spec, name), **(extra_env or {})}
+        self.procs[name] = self._popen(name, spec.argv, env)
+
+    def _popen(
+        self, name: str, argv: list[str], env: Mapping[str, str] | None
+    ) -> subprocess.Popen[bytes]:
+        with self.log_file(name).open("ab") as log:
+            return subprocess.Popen(
+                argv,
+                env=dict(env) if env is not None else None,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def _wait_healthy(self, name: str, base_url: str, deadline: float) -> None:
+        url = base_url + "/health"
         while time.monotonic() < deadline:
-            proc = self.procs[spec.name]
+            proc = self.procs[name]
             if proc.poll() is not None:
-                raise StackError(
-                    f"{spec.name} exited with {proc.returncode}:\n{self.tail(spec.name)}"
-                )
+                raise StackError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
             try:
                 if httpx.get(url, timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise StackError(f"{spec.name} did not answer {url} in time:\n{self.tail(spec.name)}")
+        raise StackError(f"{name} did not answer {url} in time:\n{self.tail(name)}")
 
     def dead(self) -> list[str]:
-        """Names of processes that have exited."""
-        return [name for name, proc in self.procs.items() if proc.poll() is not None]
+        """Names of processes that have exited; with replicas, also the role's name once
+        every process of it has (as :meth:`named` reads it)."""
+        gone = [name for name, proc in self.procs.items() if proc.poll() is not None]
+        if self.replicas > 1:
+            roles = {self.spec_of(name).name for name in gone if name in self.processes()}
+            gone += sorted(r for r in roles if set(self.named(r)) <= set(gone))
+        return gone
+
+    def named(self, name: str) -> list[str]:
+        """The processes ``name`` means: that process, or every process of a role
+        (``referrals-relay`` is ``referrals-relay.1`` and ``.2`` with two replicas)."""
+        if name in self.names():
+            return [name]
+        every = [n for n, spec in self.processes().items() if spec.name == name]
+        if not every:
+            raise KeyError(f"no process {name!r} in this stack")
+        return every
 
     def kill(self, name: str) -> None:
-        """SIGKILL one process (fault tests)."""
-        proc = self.procs[name]
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        """SIGKILL a process, or every process of a role (fault tests)."""
+        for one in self.named(name):
+            proc = self.procs[one]
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
     def restart(self, name: str, extra_env: Mapping[str, str] | None = None) -> None:
-        """Start a process again (after ``kill``); ``extra_env`` adds settings to this start
-        only (e.g. a fault to inject)."""
-        spec = next(s for s in (ISSUER, *PROCESSES) if s.name == name)
-        self.start_process(spec, extra_env)
+        """Start a process (or every process of a role) again after ``kill``; ``extra_env``
+        adds settings to this start only (e.g. a fault to inject)."""
+        for one in self.named(name):
+            self.start_process(self.spec_of(one), extra_env, name=one)
 
     def stop(self, timeout: float = 10) -> None:
         """SIGTERM every process group, then SIGKILL what is left; leaves nothing running."""
@@ -323,6 +438,10 @@ class Stack:
         except FileNotFoundError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+    def names(self) -> list[str]:
+        """Every process this stack runs, the issuer and (with replicas) the balancer too."""
+        return [ISSUER.name, *self.processes(), *([BALANCER.name] if self.api_ports else [])]
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
