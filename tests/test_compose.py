@@ -421,6 +421,21 @@ def test_every_api_and_worker_runs_several_replicas(services, spec):
     assert int(replicas) >= 2, f"{spec.name}: deploy.replicas is {replicas}, not several"
 
 
+RATE_LIMITED = [p for p in PROCESSES if p.is_api and p.service != "portal"]
+"""The APIs with per-client rate limits (the portal's callers are people behind the issuer)."""
+
+
+@pytest.mark.parametrize("spec", RATE_LIMITED, ids=_ids)
+def test_each_api_replica_allows_its_share_of_the_rate_limit(services, spec):
+    service = service_of(services, spec.name)
+    replicas = int((service.get("deploy") or {}).get("replicas", 1))
+    shares = int((service.get("environment") or {}).get("RX_RATE_LIMIT_PROCESSES", 1))
+    assert shares == replicas, (
+        f"{spec.name}: {replicas} replicas each allowing 1/{shares} of the rate limit: a client "
+        f"would get {replicas / shares:g} times the limit"
+    )
+
+
 def test_the_issuer_and_setup_steps_run_once(services):
     for spec in (ISSUER, *SETUP_STEPS):
         replicas = (service_of(services, spec.name).get("deploy") or {}).get("replicas", 1)

@@ -286,6 +286,10 @@ class Stack:
         )
         if name in self.api_ports:
             env[f"{spec.service.upper()}_PORT"] = str(self.api_ports[name])
+        if spec.is_api and self.replicas > 1:
+            # Each API process counts its own callers: a share of the limit each keeps a
+            # client within the limit across all of them (docs/security.md).
+            env.setdefault("RX_RATE_LIMIT_PROCESSES", str(self.replicas))
         if not spec.is_api and self.metrics_ports and name in self.metrics_ports:
             env["RX_METRICS_PORT"] = str(self.metrics_ports[name])
         if spec.service == "audit":
