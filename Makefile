@@ -28,7 +28,7 @@ test: setup
 	@$(PY) -m pytest $(ARGS)
 
 fuzz: setup
-	@RX_FUZZ_EXAMPLES=$${RX_FUZZ_EXAMPLES:-500} RX_FUZZ_RANDOM=1 $(PY) -m pytest tests/fuzz $(ARGS)
+	@RX_FUZZ_EXAMPLES=$${RX_FUZZ_EXAMPLES:-500} RX_FUZZ_RANDOM=1 $(PY) -m pytest tests/fuzz --timeout 3600 $(ARGS)
 
 reliability: setup
 	@RX_RELIABILITY=full $(PY) -m pytest tests/reliability -s $(ARGS)

@@ -56,6 +56,15 @@ def test_urls_are_https_with_a_host_and_nothing_hidden() -> None:
             parse_endpoint(url, STRICT)
 
 
+@pytest.mark.parametrize(
+    "url", ["https://-f6.A*/hook", "https://ehr_1.example.org/", "https://ehr.exämple.org/"]
+)
+def test_a_host_that_is_not_a_host_name_is_refused_naming_the_host(url: str) -> None:
+    with pytest.raises(InvalidSubscription) as refused:
+        parse_endpoint(url, STRICT)
+    assert refused.value.rule == "host"
+
+
 def test_allow_lists_are_refused_outside_development(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RX_ENV", "production")
     with pytest.raises(ValueError, match="NOTIFY_ALLOW_LOOPBACK"):

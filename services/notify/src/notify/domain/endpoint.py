@@ -8,6 +8,7 @@ allow-listed private ranges are for development only (``Settings``)."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urlsplit
 
@@ -91,6 +92,10 @@ class Endpoint:
             return None
 
 
+HOST_NAME = re.compile(r"[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})*")
+"""A host name as the resolver takes it (lower case here; no other characters)."""
+
+
 def parse_endpoint(url: str, policy: EndpointPolicy, field_name: str = "endpoint") -> Endpoint:
     """Check the URL's form (and its address, if the host is a literal one); raise
     InvalidSubscription naming the rule it breaks."""
@@ -114,6 +119,12 @@ def parse_endpoint(url: str, policy: EndpointPolicy, field_name: str = "endpoint
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
         raise InvalidSubscription(field_name, "url", "spaces and control characters are refused")
     endpoint = Endpoint(url, scheme, host, port or (443 if scheme == "https" else 80))
+    if endpoint.literal_address is None and not HOST_NAME.fullmatch(host):
+        raise InvalidSubscription(
+            field_name,
+            "host",
+            f"'{host}' is not a host name: dot-separated labels of letters, digits and hyphens",
+        )
     loopback_name = host in LOOPBACK_NAMES
     if scheme == "http":
         literal = endpoint.literal_address
