@@ -82,6 +82,14 @@ CONFIG = schemathesis.Config.from_dict(
             # Our answers to a missing required header: 428 for If-Match (RFC 6585), 400 for
             # Idempotency-Key, 401 for the access token.
             "missing_required_header": {"expected-statuses": [400, 401, 428]},
+            # Bad input is refused with any of schemathesis' usual answers, or 413 when it is
+            # also larger than the service's body limit (checked before anything reads it).
+            "negative_data_rejection": {
+                "expected-statuses": [
+                    *(400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429),
+                    "5xx",
+                ]
+            },
             # Every status an operation answers is one its OpenAPI lists (on by default, as
             # every other check; named here because the contract depends on it).
             "status_code_conformance": {"enabled": True},
