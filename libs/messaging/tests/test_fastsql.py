@@ -12,6 +12,8 @@ from rx_messaging import fastsql
 from rx_messaging.database import make_engine
 from rx_messaging.outbox import OUTBOX
 from rx_messaging.tables import OutboxMessage
+from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -97,3 +99,24 @@ def test_rows_written_in_one_executemany_read_back_as_core_inserts_do(db: Engine
         assert by_fast.created_at == row["created_at"]
         assert by_fast.created_at.utcoffset() == timedelta(0)
         assert by_fast.headers == row["headers"]
+
+
+def test_rows_fetched_on_the_drivers_cursor_read_as_sqlalchemys_results_do(db: Engine) -> None:
+    rows = outbox_rows(50)
+    with Session(db) as session:
+        session.connection().execute(OUTBOX.insert(), rows)
+        session.commit()
+    names = ("event_id", "topic", "key", "value", "headers", "created_at", "sent_at")
+    query = sa_select(*(OUTBOX.c[name] for name in names)).where(
+        OUTBOX.c.topic == bindparam("topic")
+    )
+    with Session(db) as session:
+        conn = session.connection()
+        fast = fastsql.fetch_rows(conn, query, {"topic": "a.v1"})
+        core = [tuple(row) for row in conn.execute(query, {"topic": "a.v1"})]
+        nothing = fastsql.fetch_rows(conn, query, {"topic": "none.v1"})
+    assert len(fast) == 50
+    assert fast == core
+    assert nothing == []
+    assert isinstance(fast[0][names.index("headers")], list)
+    assert isinstance(fast[0][names.index("created_at")], datetime)

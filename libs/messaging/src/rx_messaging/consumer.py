@@ -14,16 +14,18 @@ takes its queued rows with it."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rx_contracts import Envelope, EnvelopeError, decode
 from rx_contracts.topics import dead_letter_topic
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from . import fastsql
 from .buffer import write_buffer
 from .ports import Publisher, RecordSource
 from .records import Record
@@ -33,12 +35,20 @@ log = logging.getLogger(__name__)
 
 INBOX: Table = InboxMessage.__table__  # type: ignore[attr-defined]
 
-_APPLIED = select(INBOX.c.event_id).where(
-    INBOX.c.consumer == bindparam("consumer"),
-    INBOX.c.event_id.in_(bindparam("event_ids", expanding=True)),
-)
-"""Which of a batch's event ids this consumer already applied (one statement object, so
-SQLAlchemy compiles it once rather than per batch)."""
+_APPLIED_MAX = 256
+"""The most event ids one inbox lookup asks about (a longer batch asks in chunks)."""
+
+
+@functools.cache
+def _applied(size: int) -> Select[tuple[str]]:
+    """Which of ``size`` event ids (``id0``…) this consumer already applied. One statement
+    per power-of-two size, the ids padded to it by repeating the last: a handful of
+    statements, each compiled once and run on the driver's cursor, however batches vary."""
+    return select(INBOX.c.event_id).where(
+        INBOX.c.consumer == bindparam("consumer"),
+        INBOX.c.event_id.in_([bindparam(f"id{i}") for i in range(size)]),
+    )
+
 
 Handler = Callable[[Session, Envelope, Record], None]
 """Applies one event's effects inside the given session; must not commit it. Several events
@@ -206,8 +216,15 @@ class InboxConsumer:
         ids = [e.id for _, e in decoded if isinstance(e, Envelope)]
         if not ids:
             return set()
-        found = session.connection().execute(_APPLIED, {"consumer": self.name, "event_ids": ids})
-        return set(found.scalars())
+        conn = session.connection()
+        found: set[str] = set()
+        for start in range(0, len(ids), _APPLIED_MAX):
+            chunk = ids[start : start + _APPLIED_MAX]
+            size = 1 << (len(chunk) - 1).bit_length()
+            params = {f"id{i}": chunk[min(i, len(chunk) - 1)] for i in range(size)}
+            raw = fastsql.execute(conn, _applied(size), {"consumer": self.name, **params})
+            found.update(row[0] for row in raw.fetchall())
+        return found
 
     def _inbox_row(self, envelope: Envelope, record: Record) -> dict[str, object]:
         return {

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
-from sqlalchemy import LargeBinary, Table, bindparam, insert
+from sqlalchemy import LargeBinary, Select, Table, bindparam, insert
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -187,6 +187,44 @@ def execute_many(
     if rows:
         query = compiled(statement, conn.dialect)
         cursor(conn).executemany(query.sql, query.params_many(rows))
+
+
+def fetch_rows(
+    conn: Connection, statement: Select[Any], params: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """Rows of a query as tuples (in the order of its columns), each value converted as
+    SQLAlchemy's result would convert it (a JSON column's text to its value, SQLite's
+    datetime text to a datetime)."""
+    raw = execute(conn, statement, params)
+    rows = raw.fetchall()
+    if not rows:
+        return []
+    coltypes = tuple(column[1] for column in raw.description)
+    convert = _result_processors(statement, conn.dialect, coltypes)
+    if not convert:
+        return [tuple(row) for row in rows]
+    out = []
+    for row in rows:
+        values = list(row)
+        for index, process in convert:
+            values[index] = process(values[index])
+        out.append(tuple(values))
+    return out
+
+
+@functools.cache
+def _result_processors(
+    statement: Select[Any], dialect: Dialect, coltypes: tuple[Any, ...]
+) -> tuple[tuple[int, Processor], ...]:
+    """Per selected column that needs one, the conversion SQLAlchemy's result applies."""
+    found = []
+    for index, (column, coltype) in enumerate(
+        zip(statement.selected_columns, coltypes, strict=True)
+    ):
+        process = column.type._cached_result_processor(dialect, coltype)
+        if process is not None:
+            found.append((index, process))
+    return tuple(found)
 
 
 def fetch_tuples(

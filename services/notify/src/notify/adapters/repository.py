@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rx_contracts import new_id
-from sqlalchemy import and_, func, or_, select, update
+from rx_messaging import fastsql
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlmodel import Session
 
 from ..domain.referral import LifecycleEvent, ReferralView
@@ -172,34 +173,82 @@ class SubscriptionRepository:
         ]
 
 
+_VIEW_FIELDS = (
+    "referrer_org",
+    "service_type",
+    "priority",
+    "status",
+    "assigned_org",
+    "provider_type",
+    "applied_sequence",
+    "entries",
+    "decided",
+    "held",
+)
+"""The read model's columns besides its key (``ReferralView``'s fields)."""
+_VIEW = select(*(REFERRAL.c[name] for name in _VIEW_FIELDS)).where(
+    REFERRAL.c.referral_id == bindparam("referral_id")
+)
+_VIEW_INSERT = fastsql.insert_into(REFERRAL, ("referral_id", *_VIEW_FIELDS, "updated_at"))
+_VIEW_UPDATE = (
+    update(REFERRAL)
+    .where(REFERRAL.c.referral_id == bindparam("key"))
+    .values({name: bindparam(name) for name in (*_VIEW_FIELDS, "updated_at")})
+)
+_EVENT_INSERT = fastsql.insert_into(
+    EVENT,
+    (
+        "event_id",
+        "type",
+        "kind",
+        "referral_id",
+        "source",
+        "time",
+        "data",
+        "placement",
+        "sequence",
+        "state",
+        "received_at",
+        "applied_at",
+    ),
+)
+_EVENT_PLACED = (
+    update(EVENT)
+    .where(EVENT.c.event_id == bindparam("key"))
+    .values({name: bindparam(name) for name in ("placement", "sequence", "state", "applied_at")})
+)
+_HELD = select(
+    EVENT.c.event_id,
+    EVENT.c.type,
+    EVENT.c.kind,
+    EVENT.c.referral_id,
+    EVENT.c.data,
+    EVENT.c.time,
+    EVENT.c.source,
+).where(EVENT.c.referral_id == bindparam("referral_id"), EVENT.c.placement == "held")
+_RECEIVERS = select(*SUBSCRIPTION.c).where(
+    SUBSCRIPTION.c.status != Status.OFF.value, SUBSCRIPTION.c.deleted_at.is_(None)
+)
+_SUBSCRIPTION_COLUMNS = tuple(column.name for column in SUBSCRIPTION.c)
+
+
 class ReferralRepository:
     """The referral read model and the events notify holds or applied. Ingestion's hot path:
-    plain Core statements on the session's connection (no ORM identity map or flushes), and
-    the subscriptions that can receive anything read once per transaction."""
+    statements built once and run on the driver's cursor (``rx_messaging.fastsql``), in the
+    session's transaction; the subscriptions that can receive anything read once per
+    transaction."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.connection = session.connection()
 
     def view(self, referral_id: str) -> ReferralView | None:
-        row = self.connection.execute(
-            select(REFERRAL).where(REFERRAL.c.referral_id == referral_id)
-        ).first()
-        if row is None:
+        rows = fastsql.fetch_rows(self.connection, _VIEW, {"referral_id": referral_id})
+        if not rows:
             return None
-        return ReferralView(
-            referral_id=row.referral_id,
-            referrer_org=row.referrer_org,
-            service_type=row.service_type,
-            priority=row.priority,
-            status=row.status,
-            assigned_org=row.assigned_org,
-            provider_type=row.provider_type,
-            applied_sequence=row.applied_sequence,
-            entries=list(row.entries),
-            decided=row.decided,
-            held=row.held,
-        )
+        values = dict(zip(_VIEW_FIELDS, rows[0], strict=True))
+        values["entries"] = list(values["entries"])
+        return ReferralView(referral_id=referral_id, **values)
 
     def save_view(self, view: ReferralView, new: bool = False) -> None:
         values = {
@@ -216,13 +265,11 @@ class ReferralRepository:
             "updated_at": utcnow(),
         }
         if new:
-            self.connection.execute(
-                REFERRAL.insert().values(referral_id=view.referral_id, **values)
+            fastsql.execute(
+                self.connection, _VIEW_INSERT, {"referral_id": view.referral_id, **values}
             )
         else:
-            self.connection.execute(
-                update(REFERRAL).where(REFERRAL.c.referral_id == view.referral_id).values(**values)
-            )
+            fastsql.execute(self.connection, _VIEW_UPDATE, {"key": view.referral_id, **values})
 
     def store(
         self,
@@ -235,56 +282,55 @@ class ReferralRepository:
         """Record an event as held, applied (with the referral's state after it) or stale."""
         applied_at = utcnow() if placement != "held" else None
         if was_held:
-            self.connection.execute(
-                update(EVENT)
-                .where(EVENT.c.event_id == event.event_id)
-                .values(placement=placement, sequence=sequence, state=state, applied_at=applied_at)
+            fastsql.execute(
+                self.connection,
+                _EVENT_PLACED,
+                {
+                    "key": event.event_id,
+                    "placement": placement,
+                    "sequence": sequence,
+                    "state": state,
+                    "applied_at": applied_at,
+                },
             )
             return
-        self.connection.execute(
-            EVENT.insert().values(
-                event_id=event.event_id,
-                type=event.type,
-                kind=event.kind.value,
-                referral_id=event.referral_id,
-                source=event.source,
-                time=event.time,
-                data=event.data,
-                placement=placement,
-                sequence=sequence,
-                state=state,
-                received_at=utcnow(),
-                applied_at=applied_at,
-            )
+        fastsql.execute(
+            self.connection,
+            _EVENT_INSERT,
+            {
+                "event_id": event.event_id,
+                "type": event.type,
+                "kind": event.kind.value,
+                "referral_id": event.referral_id,
+                "source": event.source,
+                "time": event.time,
+                "data": event.data,
+                "placement": placement,
+                "sequence": sequence,
+                "state": state,
+                "received_at": utcnow(),
+                "applied_at": applied_at,
+            },
         )
 
     def held(self, referral_id: str) -> list[LifecycleEvent]:
-        rows = self.connection.execute(
-            select(EVENT).where(EVENT.c.referral_id == referral_id, EVENT.c.placement == "held")
-        ).all()
+        rows = fastsql.fetch_rows(self.connection, _HELD, {"referral_id": referral_id})
         found = [
-            LifecycleEvent(
-                r.event_id, r.type, Kind(r.kind), r.referral_id, r.data, aware(r.time), r.source
-            )
-            for r in rows
+            LifecycleEvent(event_id, type_, Kind(kind), referral, data, aware(time), source)
+            for event_id, type_, kind, referral, data, time, source in rows
         ]
         return sorted(found, key=lambda e: (e.sequence or 0, e.time))
 
     def receivers(self) -> dict[str, list[Subscription]]:
         """Subscriptions that can be numbered events (not off, not deleted), by organisation;
         read once per transaction."""
-        cached: dict[str, list[Subscription]] | None = self.session.info.get(_RECEIVERS)
+        cached: dict[str, list[Subscription]] | None = self.session.info.get(_RECEIVERS_KEY)
         if cached is None:
             cached = {}
-            rows = self.connection.execute(
-                select(SUBSCRIPTION).where(
-                    SUBSCRIPTION.c.status != Status.OFF.value, SUBSCRIPTION.c.deleted_at.is_(None)
-                )
-            ).mappings()
-            for row in rows:
-                subscription = to_domain(dict(row))
+            for row in fastsql.fetch_rows(self.connection, _RECEIVERS, {}):
+                subscription = to_domain(dict(zip(_SUBSCRIPTION_COLUMNS, row, strict=True)))
                 cached.setdefault(subscription.organisation, []).append(subscription)
-            self.session.info[_RECEIVERS] = cached
+            self.session.info[_RECEIVERS_KEY] = cached
         return cached
 
     def number(self, subscription_ids: list[str], event_id: str) -> list[tuple[str, int]]:
@@ -315,7 +361,7 @@ class ReferralRepository:
         return [(sid, number) for sid, number in numbered]
 
 
-_RECEIVERS = "notify.receivers"
+_RECEIVERS_KEY = "notify.receivers"
 
 
 def due_condition(now: datetime) -> Any:

@@ -1,0 +1,216 @@
+"""The notify worker's ingestion CPU per event, in process: the consumer pipeline
+(InboxConsumer → notify's handler, as ``python -m notify worker`` runs it) fed from the
+in-memory broker instead of Kafka, so what is measured is notify's work alone.
+
+Each measurement is a fresh subprocess: --journeys referral journeys (submitted, routed,
+accepted, started, completed: five events each) go into an in-memory topic of 3 partitions,
+then the consumer applies them into a fresh, migrated SQLite file, in one of three shapes:
+
+- ``alone``: one event per poll batch, as at low rates (each event its own transaction), and no
+  subscription at all (the common case: nothing to number);
+- ``subscribed``: one event per batch, the referrer subscribed to its sent referrals (every
+  event numbered once);
+- ``backlog``: poll batches of 200 (a consumer catching up), no subscription.
+
+Measured: this process's CPU time (``time.process_time``: the machine is shared and its speed
+drifts) from the end of the first batch (statement compilation excluded) to the last, per
+event. The delivery loop does not run here.
+
+The code under test is frozen first (``snapshot.py``): the working tree, and with --ref REV
+that git revision as well; each round measures every variant once per shape, alternating the
+order, and reports each one's CPU µs per event and the working tree's ratio to REV. Medians
+over --rounds.
+
+    .venv/bin/python bench/notify_ingest.py [--journeys 300] [--rounds 5] [--ref main]
+    .venv/bin/python bench/notify_ingest.py --profile [--shape alone]   # py-spy, the working tree
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pyspy import print_heaviest
+from snapshot import ROOT, snapshot
+
+TOPIC = "referrals.events.v1"
+SHAPES = {"alone": (1, False), "subscribed": (1, True), "backlog": (200, False)}
+"""Shape → (records per poll batch, whether the referrer subscribes)."""
+
+
+def measure(journeys: int, shape: str, workdir: Path) -> dict[str, Any]:
+    """In the subprocess: apply the journeys' events and report CPU µs per event."""
+    sys.path.insert(0, str(ROOT / "services" / "notify"))
+    import notify
+    from notify.bootstrap import bootstrap
+    from notify.config import Settings
+    from notify.domain.caller import Caller
+    from notify.domain.subscription import Channel, Content, Filters
+    from notify.domain.topics import Topic
+    from notify.entrypoints.workers import handle_event
+    from notify.service_layer import handlers
+    from rx_contracts import Role, encode
+    from rx_messaging.consumer import InboxConsumer
+    from rx_messaging.fake import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
+    from sqlalchemy import text
+    from tests.journeys import GP, Journey
+
+    batch, subscribed = SHAPES[shape]
+    broker = InMemoryBroker()
+    broker.create_topic(TOPIC, 3)
+    broker.create_topic(f"{TOPIC}.dlq", 1)
+    records = []
+    for _ in range(journeys):
+        j = Journey()
+        for envelope in (j.submitted(), j.routed(), j.accepted(), j.started(), j.completed()):
+            records.append(encode(envelope))
+    InMemoryPublisher(broker).publish(TOPIC, records)
+    settings = Settings(database_url=f"sqlite:///{workdir / f'notify-{uuid.uuid4().hex[:8]}.db'}")
+    container = bootstrap(settings, resolver=lambda host, port: ["93.184.216.34"])
+    if subscribed:
+        handlers.create_subscription(
+            handlers.CreateSubscription(
+                channel=Channel.WEBHOOK,
+                topic=Topic.SENT,
+                endpoint="https://gp.example.org/hook",
+                content=Content.FULL_RESOURCE,
+                filters=Filters.of(),
+            ),
+            Caller(GP, frozenset({Role.PROVIDER})),
+            container.uow(),
+            container.checks,
+        )
+    source = InMemoryRecordSource(broker, "bench-notify", topics=[TOPIC], max_records=batch)
+    consumer = InboxConsumer(
+        "notify", source, container.engine, handle_event, InMemoryPublisher(broker)
+    )
+    count = len(records)
+    first = consumer.consume_once(0)  # statement compilation: not timed
+    handled, started = first.applied, time.process_time()
+    while handled < count:
+        result = consumer.consume_once(0)
+        if not result.applied:
+            raise RuntimeError(f"stopped after {handled} of {count} events: {result}")
+        handled += result.applied
+    cpu = time.process_time() - started
+    with container.engine.connect() as conn:
+        stored = {
+            name: conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
+            for name in ("notify_event", "notify_referral", "notify_notification", "inbox")
+        }
+    container.engine.dispose()
+    if stored["notify_event"] != count or stored["notify_notification"] != (
+        count if subscribed else 0
+    ):
+        raise RuntimeError(f"not every event stored or numbered: {stored}")
+    timed = count - first.applied
+    return {
+        "events": timed,
+        "cpu_us_per_event": 1e6 * cpu / timed,
+        "stored": stored,
+        "code": str(Path(notify.__file__).parent),
+    }
+
+
+def run_variant(
+    pythonpath: str, journeys: int, shape: str, workdir: Path, spy: Sequence[str] = ()
+) -> dict[str, Any]:
+    """One measurement in a fresh subprocess with ``pythonpath`` first on the path."""
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    command = [*spy, sys.executable, __file__, "--child", "--journeys", str(journeys)]
+    done = subprocess.run(
+        [*command, "--shape", shape, "--workdir", str(workdir)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"measurement failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    report = [line for line in done.stdout.splitlines() if line.startswith("{")][-1]
+    result: dict[str, Any] = json.loads(report)
+    if not any(result["code"].startswith(path) for path in pythonpath.split(os.pathsep)):
+        raise RuntimeError(f"measured {result['code']}, not the frozen copy")
+    return result
+
+
+def profile(pythonpath: str, journeys: int, shape: str, workdir: Path, out: Path) -> None:
+    """py-spy (the GIL-holding thread) over one measurement; the heaviest functions while
+    the consumer works (set-up left out)."""
+    raw = out / f"notify_ingest.{shape}.pyspy.txt"
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    options = ["record", "--gil", "--format", "raw", "--rate", "250", "--output", str(raw), "--"]
+    result = run_variant(pythonpath, journeys, shape, workdir, [spy, *options])
+    print(f"{result['cpu_us_per_event']:.0f} µs CPU per event (under py-spy)")
+    print_heaviest(raw, within="consume_once")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--journeys", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--shapes", default=",".join(SHAPES), help="of " + ", ".join(SHAPES))
+    parser.add_argument("--shape", default="alone", help="the shape --profile measures")
+    parser.add_argument("--ref", help="also measure this git revision, e.g. main")
+    parser.add_argument("--profile", action="store_true", help="py-spy the working tree")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.journeys, args.shape, args.workdir)))
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    shapes = args.shapes.split(",")
+    with tempfile.TemporaryDirectory(prefix="notify-ingest-") as tmp:
+        variants: dict[str, str] = {}
+        for name, rev in [("tree", None), *([(args.ref, args.ref)] if args.ref else [])]:
+            variants[name], digest = snapshot(rev, Path(tmp) / name.replace("/", "_") / "src")
+            print(f"{name}: sources frozen (digest {digest})", flush=True)
+        if args.profile:
+            profile(variants["tree"], args.journeys, args.shape, Path(tmp), args.out)
+            return 0
+        rounds: dict[str, list[dict[str, float]]] = {shape: [] for shape in shapes}
+        for n in range(args.rounds):
+            order = list(variants) if n % 2 == 0 else list(reversed(variants))
+            for shape in shapes:
+                got = {
+                    name: run_variant(variants[name], args.journeys, shape, Path(tmp))
+                    for name in order
+                }
+                rounds[shape].append({name: r["cpu_us_per_event"] for name, r in got.items()})
+                line = "  ".join(f"{name} {rounds[shape][-1][name]:.0f} µs" for name in variants)
+                if args.ref:
+                    ratio = rounds[shape][-1]["tree"] / rounds[shape][-1][args.ref]
+                    line += f"  ratio tree/{args.ref} {ratio:.2f}"
+                print(f"round {n + 1}/{args.rounds} {shape}: {line}", flush=True)
+    summary: dict[str, Any] = {"journeys": args.journeys, "shapes": {}}
+    print(f"\nmedians over {args.rounds} rounds of {args.journeys} journeys (CPU µs per event):")
+    for shape, results in rounds.items():
+        medians = {v: statistics.median(r[v] for r in results) for v in variants}
+        entry: dict[str, Any] = {"median_cpu_us_per_event": medians}
+        text = ", ".join(f"{v} {us:.0f}" for v, us in medians.items())
+        if args.ref:
+            entry["median_ratio"] = statistics.median(r["tree"] / r[args.ref] for r in results)
+            text += f"; ratio tree/{args.ref} {entry['median_ratio']:.2f}"
+        summary["shapes"][shape] = entry
+        print(f"  {shape}: {text}")
+    (args.out / "notify_ingest.json").write_text(
+        json.dumps({"summary": summary, "rounds": rounds}, indent=2) + "\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
