@@ -4,13 +4,15 @@ later writes the buffer first."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from rx_contracts import ClockKind, Priority, ProviderType, ServiceType
+from rx_messaging import fastsql
 from rx_messaging.buffer import flush_buffer, write_buffer
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Update, bindparam, func, select, update
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
@@ -38,6 +40,21 @@ _SAVE = (
         }
     )
 )
+
+
+@functools.cache
+def _stop(kinds: int) -> Update:
+    """Stop a referral's running clocks of ``kinds`` kinds (``kind0``…): one statement per
+    number of kinds, built and compiled once."""
+    return (
+        update(_CLOCKS)
+        .where(
+            _CLOCKS.c.referral_id == bindparam("referral_id"),
+            _CLOCKS.c.kind.in_([bindparam(f"kind{i}") for i in range(kinds)]),
+            _CLOCKS.c.stopped_at.is_(None),
+        )
+        .values(stopped_at=bindparam("at"), stop_reason=bindparam("reason"), next_fire_at=None)
+    )
 
 
 class ClockRepository:
@@ -72,15 +89,14 @@ class ClockRepository:
 
     def stop(self, referral_id: str, kinds: Sequence[ClockKind], reason: str, at: datetime) -> None:
         """Stop the referral's running clocks of ``kinds``."""
+        if not kinds:
+            return
         flush_buffer(self.session)  # clocks started earlier in this transaction may be queued
-        self.session.connection().execute(
-            update(_CLOCKS)
-            .where(
-                _CLOCKS.c.referral_id == referral_id,
-                _CLOCKS.c.kind.in_([k.value for k in kinds]),
-                _CLOCKS.c.stopped_at.is_(None),
-            )
-            .values(stopped_at=at, stop_reason=reason, next_fire_at=None)
+        params = {f"kind{i}": kind.value for i, kind in enumerate(kinds)}
+        fastsql.execute(
+            self.session.connection(),
+            _stop(len(kinds)),
+            {"referral_id": referral_id, "at": at, "reason": reason, **params},
         )
 
     def get(self, clock_id: str) -> SlaClock | None:
