@@ -59,7 +59,7 @@ def measure(journeys: int, shape: str, workdir: Path) -> dict[str, Any]:
     from notify.domain.caller import Caller
     from notify.domain.subscription import Channel, Content, Filters
     from notify.domain.topics import Topic
-    from notify.entrypoints.workers import handle_event
+    from notify.entrypoints import workers
     from notify.service_layer import handlers
     from rx_contracts import Role, encode
     from rx_messaging.consumer import InboxConsumer
@@ -93,9 +93,11 @@ def measure(journeys: int, shape: str, workdir: Path) -> dict[str, Any]:
             container.checks,
         )
     source = InMemoryRecordSource(broker, "bench-notify", topics=[TOPIC], max_records=batch)
-    consumer = InboxConsumer(
-        "notify", source, container.engine, handle_event, InMemoryPublisher(broker)
-    )
+    if hasattr(workers, "Ingestion"):
+        handler = workers.Ingestion(lambda: None).handle
+    else:  # a revision from before it
+        handler = workers.handle_event  # type: ignore[attr-defined]
+    consumer = InboxConsumer("notify", source, container.engine, handler, InMemoryPublisher(broker))
     count = len(records)
     first = consumer.consume_once(0)  # statement compilation: not timed
     handled, started = first.applied, time.process_time()

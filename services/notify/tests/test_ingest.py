@@ -13,6 +13,7 @@ from notify.config import Settings
 from notify.domain.caller import Caller
 from notify.domain.subscription import Channel, Content, Filters
 from notify.domain.topics import Topic
+from notify.entrypoints.workers import Ingestion
 from notify.service_layer import handlers
 from notify.service_layer.handlers import CreateSubscription
 from notify.service_layer.ingest import ingest
@@ -246,3 +247,26 @@ def test_with_numbered_decisions_a_change_made_while_routing_decided_waits_for_i
     feed(container, routed)
     assert kinds(container, sent) == ["submitted", "routed", "amended"]
     assert kinds(container, team) == ["routed", "amended"]
+
+
+def test_the_worker_wakes_delivery_only_after_a_batch_that_numbered_something(
+    container: Container,
+) -> None:
+    wakes: list[int] = []
+    ingestion = Ingestion(lambda: wakes.append(1))
+
+    def batch(*envelopes: Envelope) -> None:
+        with Session(container.engine) as session:
+            for envelope in envelopes:
+                ingestion.handle(session, envelope, None)  # type: ignore[arg-type]
+            session.commit()
+        ingestion.after_batch()
+
+    j = Journey()
+    batch(j.submitted(), j.routed())
+    assert wakes == []  # nobody subscribed: nothing to deliver
+    subscribe(container, GP, Topic.SENT)
+    batch(j.accepted())
+    assert wakes == [1]
+    batch()
+    assert wakes == [1]  # that batch's notifications were woken for once

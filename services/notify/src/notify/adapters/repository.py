@@ -230,6 +230,15 @@ _RECEIVERS = select(*SUBSCRIPTION.c).where(
     SUBSCRIPTION.c.status != Status.OFF.value, SUBSCRIPTION.c.deleted_at.is_(None)
 )
 _SUBSCRIPTION_COLUMNS = tuple(column.name for column in SUBSCRIPTION.c)
+_NUMBER = (
+    update(SUBSCRIPTION)
+    .where(SUBSCRIPTION.c.id == bindparam("key"))
+    .values(events_since_start=SUBSCRIPTION.c.events_since_start + 1)
+    .returning(SUBSCRIPTION.c.id, SUBSCRIPTION.c.events_since_start)
+)
+_NOTIFICATION_INSERT = fastsql.insert_into(
+    NOTIFICATION, ("subscription_id", "event_number", "id", "event_id", "created_at")
+)
 
 
 class ReferralRepository:
@@ -338,15 +347,16 @@ class ReferralRepository:
         counter and the notification row are written together, so numbers have no gaps."""
         if not subscription_ids:
             return []
-        numbered = self.connection.execute(
-            update(SUBSCRIPTION)
-            .where(SUBSCRIPTION.c.id.in_(subscription_ids))
-            .values(events_since_start=SUBSCRIPTION.c.events_since_start + 1)
-            .returning(SUBSCRIPTION.c.id, SUBSCRIPTION.c.events_since_start)
-        ).all()
+        # One subscription at a time, in id order: concurrent ingestion (PostgreSQL) locks
+        # the counters in the same order.
+        numbered: list[tuple[str, int]] = []
+        for sid in sorted(set(subscription_ids)):
+            raw = fastsql.execute(self.connection, _NUMBER, {"key": sid})
+            numbered.extend((str(row[0]), int(row[1])) for row in raw.fetchall())
         now = utcnow()
-        self.connection.execute(
-            NOTIFICATION.insert(),
+        fastsql.execute_many(
+            self.connection,
+            _NOTIFICATION_INSERT,
             [
                 {
                     "subscription_id": sid,
@@ -358,7 +368,7 @@ class ReferralRepository:
                 for sid, number in numbered
             ],
         )
-        return [(sid, number) for sid, number in numbered]
+        return numbered
 
 
 _RECEIVERS_KEY = "notify.receivers"

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -45,9 +46,25 @@ def touch(path: Path) -> None:
     path.touch()
 
 
-def handle_event(session: Session, envelope: Envelope, _record: Record) -> None:
-    """Inbox handler: the event's effects in the consumer's transaction."""
-    ingest(session, envelope)
+class Ingestion:
+    """The consumer's handler and its after-batch hook: delivery is woken after a batch that
+    numbered notifications, not after every batch (most events are nobody's to hear)."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+        self._numbered = False
+        """Set by a batch that numbered something; an abandoned or failed batch leaves it set,
+        which costs one needless wake-up and never a missed one."""
+
+    def handle(self, session: Session, envelope: Envelope, _record: Record) -> None:
+        """Inbox handler: the event's effects in the consumer's transaction."""
+        if ingest(session, envelope):
+            self._numbered = True
+
+    def after_batch(self) -> None:
+        if self._numbered:
+            self._numbered = False
+            self._wake()
 
 
 def dispatcher(settings: Settings, container: Container) -> Dispatcher:
@@ -81,6 +98,7 @@ def worker() -> None:
     container = bootstrap(settings)
     stop = install_stop_signals()
     loop = dispatcher(settings, container)
+    ingestion = Ingestion(loop.wake)
     alive = settings.heartbeat_dir / "notify-worker.alive"
     delivery = threading.Thread(
         target=lambda: asyncio.run(loop.run(heartbeat=partial(touch, alive))),
@@ -93,11 +111,11 @@ def worker() -> None:
             container.engine,
             settings.kafka_bootstrap_servers,
             settings.consumer_group,
-            handle_event,
+            ingestion.handle,
             settings.heartbeat_dir,
             topics=TOPICS,
             auth=settings.kafka_auth,
-            after_batch=loop.wake,
+            after_batch=ingestion.after_batch,
             stop=stop,
             process="notify-worker",
         )
