@@ -32,6 +32,7 @@ The contract:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -117,12 +118,20 @@ def write_buffer(session: Session) -> WriteBuffer:
     """The buffer of ``session``, made (and tied to its transaction events) on first use."""
     buffer: WriteBuffer | None = session.info.get(_KEY)
     if buffer is None:
+        _listen()
         buffer = session.info[_KEY] = WriteBuffer(session)
-        event.listen(session, "after_transaction_create", _before_savepoint)
-        event.listen(session, "before_commit", _before_commit)
-        event.listen(session, "after_soft_rollback", _after_rollback)
-        event.listen(session, "after_transaction_end", _after_transaction_end)
     return buffer
+
+
+@functools.cache
+def _listen() -> None:
+    """Tie every session's buffer to its transaction events: listeners on the Session class,
+    registered once, that pass over sessions without a buffer (listeners added per session
+    cost more than a consumer's whole batch of one event)."""
+    event.listen(Session, "after_transaction_create", _before_savepoint)
+    event.listen(Session, "before_commit", _before_commit)
+    event.listen(Session, "after_soft_rollback", _after_rollback)
+    event.listen(Session, "after_transaction_end", _after_transaction_end)
 
 
 def flush_buffer(session: Session) -> None:
@@ -143,29 +152,34 @@ def _by_columns(rows: list[Mapping[str, Any]]) -> dict[tuple[str, ...], list[Map
     return groups
 
 
-def _buffer(session: Session) -> WriteBuffer:
-    buffer: WriteBuffer = session.info[_KEY]
-    return buffer
-
-
 def _before_savepoint(session: Session, transaction: SessionTransaction) -> None:
     # A savepoint's SAVEPOINT statement is emitted lazily, after this event (and after the
     # ORM flushed its own pending objects): rows queued so far are written on the enclosing
     # level's connection, outside the savepoint, so rolling the savepoint back can drop
     # exactly the rows queued inside it.
-    buffer = _buffer(session)
-    if transaction.nested and buffer.pending and transaction.parent is not None:
+    buffer: WriteBuffer | None = session.info.get(_KEY)
+    if (
+        buffer is not None
+        and transaction.nested
+        and buffer.pending
+        and transaction.parent is not None
+    ):
         buffer._write(transaction.parent.connection(None))
 
 
 def _before_commit(session: Session) -> None:
-    _buffer(session).flush()  # fires for a savepoint's release too
+    buffer: WriteBuffer | None = session.info.get(_KEY)
+    if buffer is not None:
+        buffer.flush()  # fires for a savepoint's release too
 
 
 def _after_rollback(session: Session, _previous: SessionTransaction) -> None:
-    _buffer(session).discard()
+    buffer: WriteBuffer | None = session.info.get(_KEY)
+    if buffer is not None:
+        buffer.discard()
 
 
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:  # closed without commit or rollback (session.close())
-        _buffer(session).discard()
+    buffer: WriteBuffer | None = session.info.get(_KEY)
+    if buffer is not None and transaction.parent is None:
+        buffer.discard()  # closed without commit or rollback (session.close())

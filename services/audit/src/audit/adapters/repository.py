@@ -8,6 +8,7 @@ is read once per transaction and cached in the session."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,11 @@ _STATEMENTS = {
     ),
     "new head": insert(HEAD).values({c.name: bindparam(c.name) for c in HEAD.c}),
 }
+
+_HEAD = select(
+    HEAD.c.chain_id, HEAD.c.sequence, HEAD.c.hash, HEAD.c.event_sequence, HEAD.c.checkpoint_sequence
+).where(HEAD.c.id == 1)
+_HEAD_LOCKED = _HEAD.with_for_update()
 
 _PAIR: dict[str, Any] = {
     "organisation": bindparam("organisation"),
@@ -93,10 +99,7 @@ class ChainRepository:
         cached: _SessionHead | None = session.info.get(_HEAD_KEY)
         if cached is not None:
             return cached.head
-        if not session.info.get(_HEAD_KEY + ".listening"):
-            event.listen(session, "after_soft_rollback", _forget_head)
-            event.listen(session, "after_transaction_end", _forget_head_at_the_end)
-            session.info[_HEAD_KEY + ".listening"] = True
+        _listen()
         head = self.stored_head(lock=True)
         cached = (
             _SessionHead(head, True) if head is not None else _SessionHead(Head.new_chain(), False)
@@ -143,14 +146,7 @@ class ChainRepository:
     def stored_head(self, *, lock: bool = False) -> Head | None:
         """The head row, or None for an empty chain. ``lock``: hold the row (PostgreSQL)
         until the transaction ends."""
-        query = select(
-            HEAD.c.chain_id,
-            HEAD.c.sequence,
-            HEAD.c.hash,
-            HEAD.c.event_sequence,
-            HEAD.c.checkpoint_sequence,
-        ).where(HEAD.c.id == 1)
-        row = self._session.execute(query.with_for_update() if lock else query).first()
+        row = self._session.execute(_HEAD_LOCKED if lock else _HEAD).first()
         if row is None:
             return None
         return Head(
@@ -173,6 +169,14 @@ class ChainRepository:
         bind = self._session.get_bind()
         assert isinstance(bind, Engine)
         return scan(bind, chunk)
+
+
+@functools.cache
+def _listen() -> None:
+    """Listeners on the Session class, registered once (per session they cost more than a
+    batch of one event); sessions without a head pass through them."""
+    event.listen(Session, "after_soft_rollback", _forget_head)
+    event.listen(Session, "after_transaction_end", _forget_head_at_the_end)
 
 
 def _forget_head(session: Session, *_: Any) -> None:

@@ -8,6 +8,7 @@ batch that needs one of them writes the buffer first."""
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from rx_messaging.buffer import flush_buffer, write_buffer
 from sqlalchemy import bindparam, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.orm import Session as SessionClass
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session
 
@@ -157,10 +159,29 @@ class _Unwritten:
 def _unwritten(session: Session) -> _Unwritten:
     kept: _Unwritten | None = session.info.get(_UNWRITTEN)
     if kept is None:
+        _listen()
         kept = session.info[_UNWRITTEN] = _Unwritten()
-        event.listen(session, "after_soft_rollback", kept.forget)
-        event.listen(session, "after_transaction_end", kept.ended)
     return kept
+
+
+@functools.cache
+def _listen() -> None:
+    """Listeners on the Session class, registered once (per session they cost more than a
+    batch of one event), that pass over sessions keeping nothing unwritten."""
+    event.listen(SessionClass, "after_soft_rollback", _forget_unwritten)
+    event.listen(SessionClass, "after_transaction_end", _unwritten_ended)
+
+
+def _forget_unwritten(session: Session, *_: object) -> None:
+    kept: _Unwritten | None = session.info.get(_UNWRITTEN)
+    if kept is not None:
+        kept.forget()
+
+
+def _unwritten_ended(session: Session, transaction: SessionTransaction) -> None:
+    kept: _Unwritten | None = session.info.get(_UNWRITTEN)
+    if kept is not None:
+        kept.ended(session, transaction)
 
 
 class CaseRepository:
