@@ -5,7 +5,7 @@ writes), without the broker and the network.
 
 Each measurement is a fresh subprocess: --count events (whole journeys, as
 ``audit_ingest.py`` publishes them) go into an in-memory topic of 3 partitions, then the
-consumer appends them, poll batch by poll batch (200 records), to a fresh, migrated SQLite
+consumer appends them, poll batch by poll batch (--batch records, 200 unless told), to a fresh, migrated SQLite
 file. Measured: this process's CPU time (``time.process_time``; the machine is shared and its
 speed drifts, wall time says less) from the end of the first batch (statement compilation is
 excluded) to the last, per event. The chain is verified afterwards.
@@ -15,7 +15,7 @@ git revision as well; each round measures every variant once, alternating the or
 reports each one's CPU µs per event and the working tree's ratio to REV in that round. Medians
 over --rounds.
 
-    .venv/bin/python bench/audit_cpu.py [--count 20000] [--rounds 7] [--ref main]
+    .venv/bin/python bench/audit_cpu.py [--count 20000] [--rounds 7] [--ref main] [--batch 200]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from snapshot import ROOT, snapshot
 TOPIC = "referrals.events.v1"
 
 
-def measure(count: int, workdir: Path) -> dict[str, Any]:
+def measure(count: int, workdir: Path, batch: int = 200) -> dict[str, Any]:
     """In the subprocess: append ``count`` events and report CPU µs per event."""
     import audit
     from audit.bootstrap import bootstrap
@@ -60,7 +60,7 @@ def measure(count: int, workdir: Path) -> dict[str, Any]:
     InMemoryPublisher(broker).publish(TOPIC, [encode(e) for _source, e in events(count)])
     database = workdir / f"audit-{uuid.uuid4().hex[:8]}.db"
     engine = bootstrap(Settings(database_url=f"sqlite:///{database}")).engine
-    source = InMemoryRecordSource(broker, "bench-audit", topics=[TOPIC])
+    source = InMemoryRecordSource(broker, "bench-audit", topics=[TOPIC], max_records=batch)
     consumer = InboxConsumer("audit", source, engine, record_event, InMemoryPublisher(broker))
     first = consumer.consume_once(0)  # statement compilation, the head's first read: not timed
     handled, started = first.applied, time.process_time()
@@ -84,10 +84,10 @@ def measure(count: int, workdir: Path) -> dict[str, Any]:
     }
 
 
-def run_variant(pythonpath: str, count: int, workdir: Path) -> dict[str, Any]:
+def run_variant(pythonpath: str, count: int, workdir: Path, batch: int) -> dict[str, Any]:
     """One measurement in a fresh subprocess with ``pythonpath`` first on the path."""
     env = {**os.environ, "PYTHONPATH": pythonpath}
-    command = [sys.executable, __file__, "--child", "--count", str(count)]
+    command = [sys.executable, __file__, "--child", "--count", str(count), "--batch", str(batch)]
     done = subprocess.run(
         [*command, "--workdir", str(workdir)], env=env, capture_output=True, text=True
     )
@@ -104,12 +104,15 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--ref", help="also measure this git revision, e.g. main")
+    parser.add_argument(
+        "--batch", type=int, default=200, help="records per poll batch (1: as at low rates)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.count, args.workdir)))
+        print(json.dumps(measure(args.count, args.workdir, args.batch)))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="audit-cpu-") as tmp:
@@ -120,7 +123,10 @@ def main() -> int:
         rounds: list[dict[str, float]] = []
         for n in range(args.rounds):
             order = list(variants) if n % 2 == 0 else list(reversed(variants))
-            got = {name: run_variant(variants[name], args.count, Path(tmp)) for name in order}
+            got = {
+                name: run_variant(variants[name], args.count, Path(tmp), args.batch)
+                for name in order
+            }
             rounds.append({name: r["cpu_us_per_event"] for name, r in got.items()})
             line = "  ".join(f"{name} {rounds[-1][name]:.1f} µs" for name in variants)
             if args.ref:

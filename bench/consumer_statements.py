@@ -6,7 +6,10 @@ is built now, in one process on one database, alternating: CPU µs per call.
   the statement built once per number of kinds and run on the driver's cursor;
 - ``inbox lookup``: the inbox's "which of this batch's event ids were applied already" for a
   batch of one event (every batch at low rates) — an expanding IN compiled per call, against
-  one statement per power-of-two size on the driver's cursor.
+  one statement per power-of-two size on the driver's cursor;
+- ``buffer set-up``: a batch's session getting its write buffer (every consumer, every
+  batch) — four listeners added to the session, against listeners on the Session class
+  registered once.
 
 Each round runs --calls calls of each variant (order alternating between rounds), each call in
 its own transaction as a consumer's batch of one; CPU is ``time.process_time``. Medians and the
@@ -113,6 +116,29 @@ def inbox_lookup(engine: Any, calls: int, rounds: int) -> list[dict[str, float]]
     return _rounds(engine, calls, rounds, {"old": old, "new": new}, None)
 
 
+def buffer_setup(engine: Any, calls: int, rounds: int) -> list[dict[str, float]]:
+    from rx_messaging import buffer
+    from sqlalchemy import event
+    from sqlmodel import Session
+
+    def old(_: str) -> None:
+        with Session(engine) as session:
+            session.info["bench.buffer"] = object()
+            event.listen(session, "after_transaction_create", buffer._before_savepoint)
+            event.listen(session, "before_commit", buffer._before_commit)
+            event.listen(session, "after_soft_rollback", buffer._after_rollback)
+            event.listen(session, "after_transaction_end", buffer._after_transaction_end)
+            session.begin()
+            session.commit()
+
+    def new(_: str) -> None:
+        with Session(engine) as session:
+            buffer.write_buffer(session)
+            session.commit()
+
+    return _rounds(engine, calls, rounds, {"old": old, "new": new}, None)
+
+
 def _rounds(
     engine: Any,
     calls: int,
@@ -158,7 +184,12 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="consumer-statements-") as tmp:
         container = prepare_database(Path(tmp) / "routing.db")
-        for what, run in (("clock stop", clock_stop), ("inbox lookup", inbox_lookup)):
+        measured = (
+            ("clock stop", clock_stop),
+            ("inbox lookup", inbox_lookup),
+            ("buffer set-up", buffer_setup),
+        )
+        for what, run in measured:
             rounds = run(container.engine, args.calls, args.rounds)
             for n, got in enumerate(rounds, 1):
                 print(
