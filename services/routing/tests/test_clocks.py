@@ -21,6 +21,7 @@ from rx_contracts import (
     ReferralStatus,
     ServiceType,
 )
+from rx_messaging.wake import CLOCKS, commit_signal
 from sqlmodel import Session, select
 
 from .support import MONDAY_10AM, outbox, short_types, submitted, transition
@@ -251,6 +252,36 @@ def test_the_worker_sleeps_until_the_next_deadline_but_never_past_its_bound(
     waits: list[float] = []
     w.step(waits.append)
     assert waits == [0.5] and ("routing.sla.v1", "SlaBreached") in clock_events(container)
+
+
+def test_a_started_or_resumed_clock_wakes_the_sleeping_worker(container, deliver, clock) -> None:
+    woken = commit_signal(container.engine, CLOCKS)  # what ``python -m routing clock`` waits on
+    try:
+        woken.wait(0)  # PostgreSQL: LISTEN before anything commits
+        deliver(submitted("r-1"))
+        assert woken.wait(10), "a new clock may be due before the worker's next deadline"
+        paused = transition(
+            ReferralInfoRequested,
+            "r-1",
+            status=ReferralStatus.INFO_REQUESTED,
+            assigned_org="RXA01",
+            at=clock.now(),
+        )
+        deliver(paused)
+        woken.wait(0)
+        deliver(
+            transition(
+                ReferralInfoProvided,
+                "r-1",
+                holder="B81001",
+                status=ReferralStatus.ROUTED,
+                assigned_org="RXA01",
+                at=clock.now(),
+            )
+        )
+        assert woken.wait(10), "a resumed clock has a new deadline"
+    finally:
+        woken.close()
 
 
 def test_firing_survives_a_new_worker_and_never_fires_twice(container, deliver, clock) -> None:

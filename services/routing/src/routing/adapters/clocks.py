@@ -1,6 +1,8 @@
 """Mapping SLA clocks to and from their rows. New clocks are queued in the session's write
 buffer (the consumer writes a batch's new clocks with one insert); whatever changes clocks
-later writes the buffer first."""
+later writes the buffer first. A transaction that starts or changes a clock wakes the clock
+worker when it commits (``rx_messaging.wake``), so the worker sleeps until the next deadline
+it knows of instead of looking for new ones on a timer."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 
 from rx_contracts import ClockKind, Priority, ProviderType, ServiceType
 from rx_messaging.buffer import flush_buffer, write_buffer
+from rx_messaging.wake import CLOCKS, announce
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Row
 from sqlmodel import Session
@@ -69,6 +72,7 @@ class ClockRepository:
                 "next_fire_at": clock.next_fire_at,
             },
         )
+        announce(self.session, CLOCKS)
 
     def stop(self, referral_id: str, kinds: Sequence[ClockKind], reason: str, at: datetime) -> None:
         """Stop the referral's running clocks of ``kinds``."""
@@ -119,6 +123,7 @@ class ClockRepository:
                 "next_fire_at": clock.next_fire_at,
             },
         )
+        announce(self.session, CLOCKS)  # resumed: it may be due before the worker wakes
 
     def next_due(self) -> datetime | None:
         """When the earliest live clock needs attention (an index lookup)."""

@@ -13,6 +13,7 @@ from rx_contracts.topics import REFERRAL_EVENTS
 from rx_messaging.consumer import PermanentError
 from rx_messaging.records import Record
 from rx_messaging.runner import run_consumer, run_relay, serve_worker_ops
+from rx_messaging.wake import CLOCKS, commit_signal
 from rx_messaging.worker import install_stop_signals, run_loop
 from sqlmodel import Session
 
@@ -65,16 +66,20 @@ def consumer() -> None:
 def clock() -> None:
     settings = get_settings()
     container = bootstrap(settings)
-    stop = install_stop_signals()
+    # Woken by commits that start or change a clock; otherwise asleep until the next deadline.
+    signal = commit_signal(container.engine, CLOCKS)
+    stop = install_stop_signals(on_stop=signal.interrupt)
     serve_worker_ops("routing-clock", container.engine)
     add_clock_probe(container.engine)
-    worker = ClockWorker(
-        container.uow, container.clock, settings.clock_max_sleep_seconds, settings.clock_batch
-    )
-    run_loop(
-        "routing-clock",
-        lambda: worker.step(stop.wait),
-        stop,
-        idle_sleep=0,
-        heartbeat=settings.heartbeat_dir / "routing-clock.alive",
-    )
+    bound = settings.clock_fallback_seconds if signal.wakes else settings.clock_max_sleep_seconds
+    worker = ClockWorker(container.uow, container.clock, bound, settings.clock_batch)
+    try:
+        run_loop(
+            "routing-clock",
+            lambda: worker.step(signal.wait),
+            stop,
+            idle_sleep=0,
+            heartbeat=settings.heartbeat_dir / "routing-clock.alive",
+        )
+    finally:
+        signal.close()
