@@ -22,12 +22,6 @@ class Settings(ServiceSettings):
         "where commits cannot wake it (a second clock worker on one SQLite file, another OS); "
         "it wakes earlier for the next known deadline.",
     )
-    clock_fallback_seconds: float = Field(
-        default=10,
-        gt=0,
-        description="Longest the clock worker sleeps where a commit that starts or changes a "
-        "clock wakes it: the most a lost wake-up can delay a clock.",
-    )
     clock_batch: int = Field(default=200, ge=1, description="Clocks fired per transaction.")
 
 

@@ -2,8 +2,9 @@
 
 Deadlines live in the database, so clocks survive restarts of any process. The worker fires
 what is due, then sleeps until the earliest next deadline (an index lookup) or until a commit
-that started or changed a clock wakes it (``rx_messaging.wake``), but never longer than its
-bound: ``clock_fallback_seconds``, or ``clock_max_sleep_seconds`` where commits cannot wake it.
+that started or resumed a clock due soon wakes it (``rx_messaging.wake``), but never longer
+than its bound: ``adapters.clocks.LOOK_EVERY``, or ``clock_max_sleep_seconds`` where commits
+cannot wake it.
 Time comes from the injected clock and waiting from the injected ``wait``: tests move a fake
 clock instead of sleeping."""
 

@@ -18,6 +18,7 @@ from rx_messaging.worker import install_stop_signals, run_loop
 from sqlmodel import Session
 
 from ..adapters.clock_metrics import add_clock_probe
+from ..adapters.clocks import LOOK_EVERY
 from ..bootstrap import Container, bootstrap
 from ..config import get_settings
 from ..domain.errors import CaseNotFound, IllegalTransition
@@ -66,12 +67,13 @@ def consumer() -> None:
 def clock() -> None:
     settings = get_settings()
     container = bootstrap(settings)
-    # Woken by commits that start or change a clock; otherwise asleep until the next deadline.
+    # Woken by commits that start or resume a clock due soon; else asleep until the next
+    # deadline, looking again at least every LOOK_EVERY.
     signal = commit_signal(container.engine, CLOCKS)
     stop = install_stop_signals(on_stop=signal.interrupt)
     serve_worker_ops("routing-clock", container.engine)
     add_clock_probe(container.engine)
-    bound = settings.clock_fallback_seconds if signal.wakes else settings.clock_max_sleep_seconds
+    bound = LOOK_EVERY.total_seconds() if signal.wakes else settings.clock_max_sleep_seconds
     worker = ClockWorker(container.uow, container.clock, bound, settings.clock_batch)
     try:
         run_loop(
