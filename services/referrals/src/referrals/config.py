@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 from rx_web.settings import Environment, ServiceSettings
 
+
 SQLITE_API_THREADS = 2
 
 
