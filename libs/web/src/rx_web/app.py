@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-from anyio import to_thread
 from fastapi import FastAPI
 from rx_telemetry.metrics import PROBES
 from rx_telemetry.pool import add_pool_probe
@@ -33,24 +32,16 @@ def service_app(
     max_body_size: int | None = None,
     larger_bodies: Mapping[str, int] | None = None,
     auth: AuthSettings | None = None,
-    worker_threads: int | None = None,
 ) -> FastAPI:
     """An app whose container (engine, …) is built at startup by ``build``, not at import,
     and disposed at shutdown. Routes reach it as ``request.app.state.container``. Bodies
     over ``max_body_size`` bytes are refused with 413 before they are read in full.
 
     Callers authenticate with bearer tokens for the audience ``service`` (``RX_*`` settings,
-    see :mod:`rx_web.auth`; ``auth`` overrides them), and are rate-limited per client.
-
-    ``worker_threads`` bounds the threads the sync routes run in (anyio's default: 40). A
-    service whose requests all queue for one writer (SQLite) wants few: a request then waits
-    in the event loop for a thread, instead of in a thread for the writer's lock, where every
-    hand-off is a thread switch."""
+    see :mod:`rx_web.auth`; ``auth`` overrides them), and are rate-limited per client."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if worker_threads is not None:
-            to_thread.current_default_thread_limiter().total_tokens = worker_threads
         app.state.container = build()
         add_pool_probe(app.state.container.engine, f"{service}-api")
         yield

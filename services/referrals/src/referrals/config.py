@@ -9,9 +9,6 @@ from pydantic_settings import SettingsConfigDict
 from rx_web.settings import Environment, ServiceSettings
 
 
-SQLITE_API_THREADS = 2
-
-
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="REFERRALS_", extra="ignore")
 
@@ -19,12 +16,6 @@ class Settings(ServiceSettings):
     port: int = 8001
     consumer_group: str = "referrals"
     max_body_bytes: int = 1_000_000
-    api_threads: int | None = Field(
-        default=None,
-        ge=1,
-        description="Threads the API's routes run in. Default: 2 on SQLite, where every "
-        "request that writes queues for the one writer anyway; anyio's 40 otherwise.",
-    )
     fault_exit_after_commit: bool = Field(
         default=False,
         validation_alias="RX_FAULT_EXIT_AFTER_COMMIT",
@@ -40,12 +31,6 @@ class Settings(ServiceSettings):
                 "it kills the API on purpose; it exists for the reliability tests"
             )
         return self
-
-    def worker_threads(self) -> int | None:
-        """:attr:`api_threads`, or its default for the database (None: anyio's)."""
-        if self.api_threads is not None:
-            return self.api_threads
-        return SQLITE_API_THREADS if self.database_url.startswith("sqlite") else None
 
 
 @lru_cache

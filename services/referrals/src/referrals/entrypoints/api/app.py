@@ -28,7 +28,6 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         lambda: container or bootstrap(settings),
         max_body_size=settings.max_body_bytes,
         larger_bodies={UPLOAD_PATH: MAX_ATTACHMENT_BYTES + 1024},
-        worker_threads=settings.worker_threads(),
     )
 
     @app.exception_handler(ReferralError)
