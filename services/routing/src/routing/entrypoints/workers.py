@@ -75,12 +75,21 @@ def clock() -> None:
     add_clock_probe(container.engine)
     bound = LOOK_EVERY.total_seconds() if signal.wakes else settings.clock_max_sleep_seconds
     worker = ClockWorker(container.uow, container.clock, bound, settings.clock_batch)
+
+    pause = [0.0]
+
+    def fire() -> bool:
+        worker.fire_due()
+        pause[0] = worker.seconds_until_next()
+        return False  # then the heartbeat, then the wait: sleeps may be long
+
     try:
         run_loop(
             "routing-clock",
-            lambda: worker.step(signal.wait),
+            fire,
             stop,
             idle_sleep=0,
+            idle_wait=lambda _: signal.wait(pause[0]),
             heartbeat=settings.heartbeat_dir / "routing-clock.alive",
         )
     finally:
