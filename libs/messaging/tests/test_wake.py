@@ -13,7 +13,7 @@ from rx_contracts import examples, wrap
 from rx_messaging.database import make_engine
 from rx_messaging.outbox import add_to_outbox, queue_outbox
 from rx_messaging.runner import run_relay
-from rx_messaging.wake import CommitSignal, commit_signal
+from rx_messaging.wake import CLOCKS, CommitSignal, announce, commit_signal
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
@@ -73,6 +73,25 @@ def test_a_commit_without_outbox_rows_wakes_nobody(db: Engine, signal_of: Commit
         session.connection()
         session.commit()
     assert not signal_of.wait(0.3)
+
+
+def test_each_channel_wakes_only_its_own_waiter(db: Engine, signal_of: CommitSignal) -> None:
+    clocks = commit_signal(db, CLOCKS)
+    try:
+        clocks.wait(0)
+        with Session(db) as session:
+            session.connection()
+            announce(session, CLOCKS)
+            session.commit()
+        assert clocks.wait(WAIT)
+        assert not signal_of.wait(0.3), "no outbox rows: the relay sleeps on"
+        with Session(db) as session:
+            add_to_outbox(session, make_event(), [TOPIC])
+            announce(session, CLOCKS)
+            session.commit()
+        assert signal_of.wait(WAIT) and clocks.wait(WAIT), "one commit, both announced"
+    finally:
+        clocks.close()
 
 
 def test_interrupt_ends_a_wait_without_a_commit(db: Engine, signal_of: CommitSignal) -> None:

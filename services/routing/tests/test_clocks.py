@@ -21,6 +21,7 @@ from rx_contracts import (
     ReferralStatus,
     ServiceType,
 )
+from rx_messaging.wake import CLOCKS, commit_signal
 from sqlmodel import Session, select
 
 from .support import MONDAY_10AM, outbox, short_types, submitted, transition
@@ -251,6 +252,40 @@ def test_the_worker_sleeps_until_the_next_deadline_but_never_past_its_bound(
     waits: list[float] = []
     w.step(waits.append)
     assert waits == [0.5] and ("routing.sla.v1", "SlaBreached") in clock_events(container)
+
+
+def test_a_clock_due_soon_wakes_the_sleeping_worker_and_one_due_later_waits_for_its_look(
+    container, deliver, clock
+) -> None:
+    clock.current = datetime.now(UTC)  # the wake-up compares deadlines with the real time
+    woken = commit_signal(container.engine, CLOCKS)  # what ``python -m routing clock`` waits on
+    try:
+        woken.wait(0)  # PostgreSQL: LISTEN before anything commits
+        deliver(submitted("r-later", at=clock.now()))  # first warning in 22.5 minutes
+        assert not woken.wait(0.5), "found by the worker's next look, long before it is due"
+        admin.put_policy(
+            admin.PolicyData(UCR, Priority.STAT, 2, None, None, False), container.uow()
+        )
+        deliver(submitted("r-soon", at=clock.now(), priority=Priority.STAT))  # due in 2 s
+        assert woken.wait(10), "due before the worker would look again"
+    finally:
+        woken.close()
+
+
+def test_a_resumed_clock_due_soon_wakes_the_sleeping_worker(container, deliver, clock) -> None:
+    woken = commit_signal(container.engine, CLOCKS)
+    try:
+        woken.wait(0)
+        deliver(submitted("r-1"))
+        asked = dict(status=ReferralStatus.INFO_REQUESTED, assigned_org="RXA01", at=clock.now())
+        deliver(transition(ReferralInfoRequested, "r-1", **asked))
+        woken.wait(0)  # whatever the start woke: now asleep
+        clock.advance(hours=1)
+        answered = dict(status=ReferralStatus.ROUTED, assigned_org="RXA01", at=clock.now())
+        deliver(transition(ReferralInfoProvided, "r-1", holder="B81001", **answered))
+        assert woken.wait(10), "resumed with a deadline long past in the real time: due now"
+    finally:
+        woken.close()
 
 
 def test_firing_survives_a_new_worker_and_never_fires_twice(container, deliver, clock) -> None:

@@ -14,7 +14,10 @@ Writers (API requests, consumers, the clock) call :func:`announce` when they sta
 - Anything else (another OS or database): the relay polls.
 
 Either way the relay still looks every ``fallback`` seconds, so a lost wake-up costs latency,
-never an event: the outbox table stays the only source of truth."""
+never an event: the outbox table stays the only source of truth.
+
+The same goes for other work a commit can make due sooner, on a channel of its own (the routing
+service's SLA clocks: :data:`CLOCKS`), announced with ``announce(session, channel)``."""
 
 from __future__ import annotations
 
@@ -35,17 +38,23 @@ from sqlalchemy.orm import Session
 log = logging.getLogger(__name__)
 
 CHANNEL = "rx_outbox"
-"""PostgreSQL notification channel (one per database: each service has its own)."""
+"""The outbox relay's channel (one per database: each service has its own)."""
+CLOCKS = "rx_clocks"
+"""The SLA clock worker's channel: a clock was started or changed."""
 
 _PENDING = "rx_messaging.wake.pending"
 _hooked = False
 _sender: socket.socket | None = None
 
 
-def announce(session: Session) -> None:
-    """This transaction staged outbox rows: wake the relay once it commits."""
-    if not session.info.get(_PENDING):
-        session.info[_PENDING] = True
+def announce(session: Session, channel: str = CHANNEL) -> None:
+    """This transaction staged outbox rows (or other work for ``channel``'s waiter): wake the
+    relay (the waiter) once it commits."""
+    pending: set[str] | None = session.info.get(_PENDING)
+    if pending is None:
+        pending = session.info[_PENDING] = set()
+    if channel not in pending:
+        pending.add(channel)
         _hook_sessions()
 
 
@@ -69,24 +78,26 @@ def _before_commit(session: Session) -> None:
         connection = session.connection()
         if connection.dialect.name == "postgresql":
             # Queued with the transaction: delivered when it commits, dropped if it does not.
-            connection.exec_driver_sql(f"NOTIFY {CHANNEL}")
+            for channel in sorted(session.info[_PENDING]):
+                connection.exec_driver_sql(f"NOTIFY {channel}")
 
 
 def _after_commit(session: Session) -> None:
     if session.info.get(_PENDING) and _outermost(session):
-        session.info[_PENDING] = False
+        channels = session.info.pop(_PENDING)
         bind = session.get_bind()
         if bind.dialect.name == "sqlite":
-            _send(bind.engine.url.database)
+            for channel in channels:
+                _send(bind.engine.url.database, channel)
 
 
 def _after_rollback(session: Session, previous: Any) -> None:
     if previous.parent is None:  # the whole transaction: nothing of it will be published
-        session.info[_PENDING] = False
+        session.info.pop(_PENDING, None)
 
 
-def _send(database: str | None) -> None:
-    address = _address(database)
+def _send(database: str | None, channel: str = CHANNEL) -> None:
+    address = _address(database, channel)
     if address is None:
         return
     global _sender
@@ -99,12 +110,13 @@ def _send(database: str | None) -> None:
         pass  # no relay listening, or it has wake-ups queued already: it will look anyway
 
 
-def _address(database: str | None) -> bytes | None:
-    """The abstract socket name for a SQLite file (None: in memory, or not Linux)."""
+def _address(database: str | None, channel: str = CHANNEL) -> bytes | None:
+    """The abstract socket name of ``channel`` for a SQLite file (None: in memory, or not
+    Linux)."""
     if not database or database == ":memory:" or not sys.platform.startswith("linux"):
         return None
     digest = hashlib.blake2b(str(Path(database).resolve()).encode(), digest_size=12).hexdigest()
-    return b"\0rx-outbox-" + digest.encode()
+    return f"\0{channel.replace('_', '-')}-{digest}".encode()
 
 
 class CommitSignal(Protocol):
@@ -191,9 +203,10 @@ class _Datagrams(_Waiter):
 class _Notifications(_Waiter):
     """PostgreSQL: LISTEN on a connection of the relay's own, reconnecting after a failure."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, channel: str = CHANNEL) -> None:
         super().__init__()
         self._engine = engine
+        self._channel = channel
         self._connection: Any = None
 
     def _connect(self) -> Any:
@@ -203,10 +216,10 @@ class _Notifications(_Waiter):
                 connection: Any = raw.dbapi_connection
                 raw.detach()  # ours for good, not the pool's
                 connection.autocommit = True
-                connection.execute(f"LISTEN {CHANNEL}")
+                connection.execute(f"LISTEN {self._channel}")
                 self._connection = connection
             except Exception as exc:  # the database is away: poll until it is back
-                log.warning("outbox wake-ups: cannot LISTEN (%s); polling meanwhile", exc)
+                log.warning("%s wake-ups: cannot LISTEN (%s); polling", self._channel, exc)
         return self._connection
 
     def _sources(self) -> list[Any]:
@@ -232,12 +245,12 @@ class _Notifications(_Waiter):
         super().close()
 
 
-def commit_signal(engine: Engine) -> CommitSignal:
-    """What a relay for ``engine``'s outbox waits on: wake-ups from committing writers where
-    the database and platform allow, else plain polling."""
+def commit_signal(engine: Engine, channel: str = CHANNEL) -> CommitSignal:
+    """What a relay for ``engine``'s outbox (or another waiter on ``channel``) waits on:
+    wake-ups from committing writers where the database and platform allow, else polling."""
     if engine.dialect.name == "postgresql":
-        return _Notifications(engine)
-    address = _address(engine.url.database) if engine.dialect.name == "sqlite" else None
+        return _Notifications(engine, channel)
+    address = _address(engine.url.database, channel) if engine.dialect.name == "sqlite" else None
     if address is None:
         return _Polling()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -245,7 +258,7 @@ def commit_signal(engine: Engine) -> CommitSignal:
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        log.warning("outbox wake-ups: %s (another relay on this database?); polling", exc)
+        log.warning("%s wake-ups: %s (another waiter on this database?); polling", channel, exc)
         return _Polling()
     sock.setblocking(False)
     return _Datagrams(sock)

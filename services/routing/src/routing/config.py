@@ -18,7 +18,8 @@ class Settings(ServiceSettings):
     clock_max_sleep_seconds: float = Field(
         default=0.5,
         gt=0,
-        description="Longest the clock worker sleeps before looking for new or due clocks; "
+        description="Longest the clock worker sleeps before looking for new or due clocks "
+        "where commits cannot wake it (a second clock worker on one SQLite file, another OS); "
         "it wakes earlier for the next known deadline.",
     )
     clock_batch: int = Field(default=200, ge=1, description="Clocks fired per transaction.")

@@ -65,11 +65,14 @@ KAFKA_JVM_FLAGS: tuple[str, ...] = (
     "-Djava.awt.headless=true",
 )
 # The development broker shares two cores with a dozen processes and keeps little in its heap:
-# the serial collector has no concurrent GC threads working beside the application
-# (bench/RESULTS.md, "Cost per journey").
+# the serial collector has no concurrent GC threads working beside the application, and only
+# the quick compiler (C1) runs: the optimising one (C2) spends minutes of CPU after every start
+# on code that a broker carrying a few hundred records a second hardly needs faster
+# (bench/RESULTS.md, "Cost per journey" and "API, relays and broker").
 DEV_JVM_FLAGS: tuple[str, ...] = (
     "-server",
     "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
     "-Djava.awt.headless=true",
 )
 _MIN_HEAP = "256m"

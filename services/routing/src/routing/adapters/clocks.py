@@ -1,17 +1,23 @@
 """Mapping SLA clocks to and from their rows. New clocks are queued in the session's write
 buffer (the consumer writes a batch's new clocks with one insert); whatever changes clocks
-later writes the buffer first."""
+later writes the buffer first.
+
+The clock worker sleeps until the next deadline it knows of, but looks again at least every
+:data:`LOOK_EVERY`; a transaction that starts or resumes a clock due sooner than that wakes it
+when it commits (``rx_messaging.wake``). A clock due later is found by the next look, in
+time: most clocks are minutes or hours away, so most commits wake nobody."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rx_contracts import ClockKind, Priority, ProviderType, ServiceType
 from rx_messaging import fastsql
 from rx_messaging.buffer import flush_buffer, write_buffer
+from rx_messaging.wake import CLOCKS, announce
 from sqlalchemy import Update, bindparam, func, select, update
 from sqlalchemy.engine import Row
 from sqlmodel import Session
@@ -19,6 +25,10 @@ from sqlmodel import Session
 from ..domain.sla import SlaClock
 from .repository import chunks
 from .tables import ClockRow, table
+
+LOOK_EVERY = timedelta(seconds=10)
+"""The longest the clock worker sleeps where commits can wake it."""
+_WAKE_WITHIN = 2 * LOOK_EVERY  # a margin for a worker slow to look again
 
 _CLOCKS = table(ClockRow)
 _CLOCK = select(_CLOCKS).where(_CLOCKS.c.id == bindparam("clock_id"))
@@ -86,6 +96,7 @@ class ClockRepository:
                 "next_fire_at": clock.next_fire_at,
             },
         )
+        self._wake_if_soon(clock)
 
     def stop(self, referral_id: str, kinds: Sequence[ClockKind], reason: str, at: datetime) -> None:
         """Stop the referral's running clocks of ``kinds``."""
@@ -135,6 +146,12 @@ class ClockRepository:
                 "next_fire_at": clock.next_fire_at,
             },
         )
+        self._wake_if_soon(clock)  # resumed: it may be due before the worker looks again
+
+    def _wake_if_soon(self, clock: SlaClock) -> None:
+        due = clock.next_fire_at
+        if due is not None and due - datetime.now(UTC) < _WAKE_WITHIN:
+            announce(self.session, CLOCKS)
 
     def next_due(self) -> datetime | None:
         """When the earliest live clock needs attention (an index lookup)."""

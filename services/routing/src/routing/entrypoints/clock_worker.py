@@ -1,8 +1,10 @@
 """The clock worker (``python -m routing clock``): fires SLA warnings and breaches on time.
 
 Deadlines live in the database, so clocks survive restarts of any process. The worker fires
-what is due, then sleeps until the earliest next deadline (an index lookup), but never longer
-than ``clock_max_sleep_seconds``, so clocks started meanwhile by the consumer are seen in time.
+what is due, then sleeps until the earliest next deadline (an index lookup) or until a commit
+that started or resumed a clock due soon wakes it (``rx_messaging.wake``), but never longer
+than its bound: ``adapters.clocks.LOOK_EVERY``, or ``clock_max_sleep_seconds`` where commits
+cannot wake it.
 Time comes from the injected clock and waiting from the injected ``wait``: tests move a fake
 clock instead of sleeping."""
 

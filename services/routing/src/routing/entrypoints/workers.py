@@ -13,10 +13,12 @@ from rx_contracts.topics import REFERRAL_EVENTS
 from rx_messaging.consumer import PermanentError
 from rx_messaging.records import Record
 from rx_messaging.runner import run_consumer, run_relay, serve_worker_ops
+from rx_messaging.wake import CLOCKS, commit_signal
 from rx_messaging.worker import install_stop_signals, run_loop
 from sqlmodel import Session
 
 from ..adapters.clock_metrics import add_clock_probe
+from ..adapters.clocks import LOOK_EVERY
 from ..bootstrap import Container, bootstrap
 from ..config import get_settings
 from ..domain.errors import CaseNotFound, IllegalTransition
@@ -65,16 +67,30 @@ def consumer() -> None:
 def clock() -> None:
     settings = get_settings()
     container = bootstrap(settings)
-    stop = install_stop_signals()
+    # Woken by commits that start or resume a clock due soon; else asleep until the next
+    # deadline, looking again at least every LOOK_EVERY.
+    signal = commit_signal(container.engine, CLOCKS)
+    stop = install_stop_signals(on_stop=signal.interrupt)
     serve_worker_ops("routing-clock", container.engine)
     add_clock_probe(container.engine)
-    worker = ClockWorker(
-        container.uow, container.clock, settings.clock_max_sleep_seconds, settings.clock_batch
-    )
-    run_loop(
-        "routing-clock",
-        lambda: worker.step(stop.wait),
-        stop,
-        idle_sleep=0,
-        heartbeat=settings.heartbeat_dir / "routing-clock.alive",
-    )
+    bound = LOOK_EVERY.total_seconds() if signal.wakes else settings.clock_max_sleep_seconds
+    worker = ClockWorker(container.uow, container.clock, bound, settings.clock_batch)
+
+    pause = [0.0]
+
+    def fire() -> bool:
+        worker.fire_due()
+        pause[0] = worker.seconds_until_next()
+        return False  # then the heartbeat, then the wait: sleeps may be long
+
+    try:
+        run_loop(
+            "routing-clock",
+            fire,
+            stop,
+            idle_sleep=0,
+            idle_wait=lambda _: signal.wait(pause[0]),
+            heartbeat=settings.heartbeat_dir / "routing-clock.alive",
+        )
+    finally:
+        signal.close()

@@ -1,0 +1,148 @@
+"""The outbox relay's own CPU per cycle, in process: at low rates a relay is woken by each
+commit and publishes that commit's rows alone, so its cost per journey is its cost per cycle
+times the commits (issue 21).
+
+Each measurement is a fresh subprocess on a fresh, migrated SQLite file (the engine as the
+services make it: WAL, the process's transaction lock). Per cycle a writer commits one event
+(--topics rows, as a referral's event or a routing decision with its provider copy) through
+``rx_messaging.outbox`` in a session of its own (not timed), then ``OutboxRelay.relay_once``
+reads, publishes to the in-memory broker and marks the rows sent (timed with
+``time.process_time``: this process's CPU, not wall time on a shared machine). Kafka's client
+and the broker are left out: they are the same in every variant. The first --warmup cycles
+(statement compilation) are not timed; every row must be published exactly once.
+
+The code under test is frozen first (``snapshot.py``): the working tree, and with --ref REV that
+git revision as well; each round measures every variant once, alternating the order, and
+reports CPU µs per cycle and the tree's ratio to REV. Medians over --rounds.
+
+    .venv/bin/python bench/relay_cpu.py [--cycles 2000] [--rounds 7] [--ref main]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from snapshot import ROOT, snapshot
+
+TOPICS = ("routing.decisions.v1", "provider.rapid-response.v1")
+
+
+def measure(cycles: int, warmup: int, topics: int, workdir: Path) -> dict[str, Any]:
+    """In the subprocess: ``warmup + cycles`` commit-then-relay cycles; CPU µs per cycle."""
+    import rx_messaging
+    from rx_contracts import examples, wrap
+    from rx_messaging.database import make_engine
+    from rx_messaging.fake import InMemoryBroker, InMemoryPublisher
+    from rx_messaging.outbox import add_to_outbox
+    from rx_messaging.relay import OutboxRelay
+    from rx_messaging.tables import OutboxMessage, tables_of
+    from sqlalchemy import text
+    from sqlmodel import Session, SQLModel
+
+    engine = make_engine(f"sqlite:///{workdir / f'relay-{uuid.uuid4().hex[:8]}.db'}")
+    SQLModel.metadata.create_all(engine, tables=tables_of(OutboxMessage))
+    broker = InMemoryBroker()
+    for topic in TOPICS:
+        broker.create_topic(topic, 3)
+    relay = OutboxRelay(engine, InMemoryPublisher(broker))
+    spent = 0.0
+    for n in range(warmup + cycles):
+        event = wrap(examples.referral_submitted(f"r-{n}"), source="/bench")
+        with Session(engine) as session:
+            add_to_outbox(session, event, TOPICS[:topics])
+            session.commit()
+        started = time.process_time()
+        sent = relay.relay_once()
+        if n >= warmup:
+            spent += time.process_time() - started
+        if sent != topics:
+            raise RuntimeError(f"cycle {n} published {sent} rows, expected {topics}")
+    with engine.connect() as conn:
+        pending = conn.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")).scalar()
+    published = sum(len(broker.records(topic)) for topic in TOPICS[:topics])
+    engine.dispose()
+    if pending or published != (warmup + cycles) * topics:
+        raise RuntimeError(f"{pending} rows left unsent, {published} published")
+    return {
+        "cycles": cycles,
+        "cpu_us_per_cycle": 1e6 * spent / cycles,
+        "code": str(Path(rx_messaging.__file__).parent),
+    }
+
+
+def run_variant(pythonpath: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """One measurement in a fresh subprocess with ``pythonpath`` first on the path."""
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    command = [sys.executable, __file__, "--child", "--cycles", str(args.cycles)]
+    command += ["--warmup", str(args.warmup), "--topics", str(args.topics)]
+    done = subprocess.run(
+        [*command, "--workdir", str(workdir)], env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"measurement failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    if not any(result["code"].startswith(path) for path in pythonpath.split(os.pathsep)):
+        raise RuntimeError(f"measured {result['code']}, not the frozen copy")
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cycles", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--topics", type=int, choices=(1, 2), default=1, help="rows per commit")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--ref", help="also measure this git revision, e.g. main")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.cycles, args.warmup, args.topics, args.workdir)))
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="relay-cpu-") as tmp:
+        variants: dict[str, str] = {}
+        for name, rev in [("tree", None), *([(args.ref, args.ref)] if args.ref else [])]:
+            variants[name], digest = snapshot(rev, Path(tmp) / name.replace("/", "_") / "src")
+            print(f"{name}: sources frozen (digest {digest})", flush=True)
+        rounds: list[dict[str, float]] = []
+        for n in range(args.rounds):
+            order = list(variants) if n % 2 == 0 else list(reversed(variants))
+            got = {name: run_variant(variants[name], args, Path(tmp)) for name in order}
+            rounds.append({name: r["cpu_us_per_cycle"] for name, r in got.items()})
+            line = "  ".join(f"{name} {rounds[-1][name]:.1f} µs" for name in variants)
+            if args.ref:
+                line += f"  ratio tree/{args.ref} {rounds[-1]['tree'] / rounds[-1][args.ref]:.3f}"
+            print(f"round {n + 1}/{args.rounds}: {line}", flush=True)
+    summary: dict[str, Any] = {
+        "cycles": args.cycles,
+        "rows_per_cycle": args.topics,
+        "median_cpu_us_per_cycle": {v: statistics.median(r[v] for r in rounds) for v in variants},
+    }
+    if args.ref:
+        summary["median_ratio"] = statistics.median(r["tree"] / r[args.ref] for r in rounds)
+    print(
+        f"\nmedian CPU µs per cycle over {len(rounds)} rounds of {args.cycles:,} cycles: "
+        + ", ".join(f"{v} {us:.1f}" for v, us in summary["median_cpu_us_per_cycle"].items())
+        + (f"; ratio tree/{args.ref} {summary['median_ratio']:.3f}" if args.ref else "")
+    )
+    (args.out / "relay_cpu.json").write_text(
+        json.dumps({"summary": summary, "rounds": rounds}, indent=2) + "\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
