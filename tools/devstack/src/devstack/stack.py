@@ -105,8 +105,8 @@ WEB_APPS = frozenset({"portal"})
 """Services that serve people's browsers and call the APIs: no Kafka, no workers."""
 
 ISSUER = ProcessSpec("issuer", "api")
-"""The token issuer (demo clients, development only): started first, since every API fetches
-its signing keys."""
+"""The token issuer (demo clients, development only): a stack counts as started once it answers
+too, since every API fetches its signing keys on its first call."""
 
 
 def service_environment(
@@ -307,8 +307,9 @@ class Stack:
         return env
 
     def start(self, timeout: float = 60) -> None:
-        """Start the issuer, run the setup steps, start every process, wait until each API
-        answers /health. If anything fails, whatever was started is stopped again."""
+        """Start the issuer and every process (a service with setup steps once they are done),
+        wait until each API answers /health. If anything fails, whatever was started is
+        stopped again. ``timeout``: for the setup steps, then again for the APIs to answer."""
         try:
             self._start(timeout)
         except BaseException:
@@ -316,21 +317,39 @@ class Stack:
             raise
 
     def _start(self, timeout: float) -> None:
+        # Starting a process is mostly its imports, so everything that does not wait on the
+        # setup steps starts at once: the issuer, the steps, every other service's processes.
+        # A service with a setup step starts once its steps are done (they fill its database).
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + timeout
         self.start_process(ISSUER)
-        self._wait_healthy(ISSUER.name, self.url("issuer"), time.monotonic() + timeout)
-        for step in SETUP_STEPS:
-            with self.log_file(step.name).open("ab") as log:
-                done = subprocess.run(
-                    step.argv, env=self.env(step), stdout=log, stderr=log, timeout=timeout
-                )
-            if done.returncode != 0:
-                raise StackError(f"{step.name} failed:\n{self.tail(step.name)}")
+        steps = {
+            step.name: self._popen(step.name, step.argv, self.env(step)) for step in SETUP_STEPS
+        }
+        waiting = {step.service for step in SETUP_STEPS}
         for name, spec in self.processes().items():
-            self.start_process(spec, name=name)
+            if spec.service not in waiting:
+                self.start_process(spec, name=name)
+        try:
+            for name, step in steps.items():
+                try:
+                    returncode = step.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    raise StackError(f"{name} did not finish in time:\n{self.tail(name)}") from None
+                if returncode != 0:
+                    raise StackError(f"{name} failed:\n{self.tail(name)}")
+        finally:
+            for step in steps.values():
+                if step.poll() is None:
+                    _signal_group(step, signal.SIGKILL)
+                    step.wait()
+        for name, spec in self.processes().items():
+            if spec.service in waiting:
+                self.start_process(spec, name=name)
         if self.api_ports:
             self.start_process(BALANCER)
         deadline = time.monotonic() + timeout
+        self._wait_healthy(ISSUER.name, self.url("issuer"), deadline)
         for name, spec in self.processes().items():
             if spec.is_api:
                 self._wait_healthy(name, self.ops_url(name), deadline)
