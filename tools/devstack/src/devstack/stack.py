@@ -218,14 +218,26 @@ class Stack:
         if self.replicas < 1:
             raise ValueError(f"replicas must be at least 1, not {self.replicas}")
         workers = [name for name, spec in self.processes().items() if not spec.is_api]
+        apis = [name for name, spec in self.processes().items() if spec.is_api]
+        wanted: list[str] = []
         if self.metrics_ports is None:
             if dict(self.ports) == dict(DEFAULT_PORTS) and self.replicas == 1:
                 self.metrics_ports = dict(DEFAULT_METRICS_PORTS)
             else:
-                self.metrics_ports = dict(zip(workers, free_ports(len(workers)), strict=True))
+                wanted += workers
         if self.replicas > 1 and not self.api_ports:
-            apis = [name for name, spec in self.processes().items() if spec.is_api]
-            self.api_ports = dict(zip(apis, free_ports(len(apis)), strict=True))
+            wanted += apis
+        # One choice for all of them, none of the services' ports: ports chosen apart could
+        # be the same one, and the second process to bind it would exit.
+        taken = set(self.ports.values())
+        chosen = (
+            [p for p in free_ports(len(wanted) + len(taken)) if p not in taken] if wanted else []
+        )
+        ports = dict(zip(wanted, chosen, strict=False))
+        if self.metrics_ports is None:
+            self.metrics_ports = {name: ports[name] for name in workers}
+        if self.replicas > 1 and not self.api_ports:
+            self.api_ports = {name: ports[name] for name in apis}
 
     def instance_names(self, spec: ProcessSpec) -> list[str]:
         """The names of ``spec``'s processes: its own name with one replica."""
