@@ -126,7 +126,8 @@ def shared_stack(_shared_stacks: SharedStack) -> Stack:
 
 
 def _on_shared_stack(item: pytest.Item) -> bool:
-    return "shared_stack" in getattr(item, "fixturenames", ())
+    # The fixture behind it, not its name: a module may give ``shared_stack`` its own stack.
+    return "_shared_stacks" in getattr(item, "fixturenames", ())
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
