@@ -57,35 +57,41 @@ def test_the_alert_rules_are_valid_and_fire_as_their_tests_expect(tool: Path) ->
     assert all(f"alertname: {name}" in tested for name in names), "every rule has a test"
 
 
-def test_every_compose_process_is_scraped_where_it_serves_metrics() -> None:
+def scraped() -> dict[str, str]:
+    """``name:port`` -> the ``process`` label of what Prometheus scrapes there: every address
+    a name resolves to (DNS service discovery), labelled with the name itself."""
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
-    scraped = {
-        target: group["labels"]["process"]
-        for job in config["scrape_configs"]
-        for group in job["static_configs"]
-        for target in group["targets"]
-    }
+    targets: dict[str, str] = {}
+    for job in config["scrape_configs"]:
+        assert "static_configs" not in job, "a fixed target would scrape one replica of many"
+        assert {"source_labels": ["__meta_dns_name"], "target_label": "process"} in job[
+            "relabel_configs"
+        ], "each target is labelled with its process's name"
+        for group in job["dns_sd_configs"]:
+            assert group["type"] == "A", "every container of a name, not one of them"
+            targets |= {f"{name}:{group['port']}": name for name in group["names"]}
+    return targets
+
+
+def test_every_replica_of_every_compose_process_is_scraped_where_it_serves_metrics() -> None:
+    targets = scraped()
     services = COMPOSE["services"]
     common = COMPOSE["x-common-env"]
     assert (common["RX_METRICS_HOST"], str(common["RX_METRICS_PORT"])) == ("0.0.0.0", WORKER_PORT)
     for spec in PROCESSES:
         assert spec.name in services, f"{spec.name} is not in docker-compose.yml"
         port = str(DEFAULT_PORTS[spec.service]) if spec.is_api else WORKER_PORT
-        assert scraped.get(f"{spec.name}:{port}") == spec.name, f"{spec.name}:{port} not scraped"
-    assert len(scraped) == len(PROCESSES), f"scraped but not a process: {scraped}"
+        assert targets.get(f"{spec.name}:{port}") == spec.name, f"{spec.name}:{port} not scraped"
+    assert len(targets) == len(PROCESSES), f"scraped but not a process: {targets}"
     assert "prometheus" in services
     mounts = services["prometheus"]["volumes"]
     assert "./infra/prometheus:/etc/prometheus:ro" in mounts
 
 
-def test_the_console_reads_the_same_targets_prometheus_scrapes() -> None:
-    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
-    scraped = {
-        t for job in config["scrape_configs"] for g in job["static_configs"] for t in g["targets"]
-    }
+def test_the_console_reads_the_same_processes_prometheus_scrapes() -> None:
     raw = COMPOSE["services"]["audit-api"]["environment"]["AUDIT_METRICS_TARGETS"]
     targets = {re.sub(r"^http://|/metrics$", "", t.strip()) for t in raw.split(",")}
-    assert targets == scraped
+    assert targets == set(scraped())
 
 
 def test_the_dashboard_asks_only_for_series_the_platform_exports() -> None:

@@ -3,6 +3,7 @@ shape ``--stack-db`` / ``--stack-replicas`` choose (SQLite, one process per role
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -48,6 +49,109 @@ def shaped_stack(
         databases=stack_databases(request, shape.db, f"e2e_{tag}_"),
         replicas=shape.replicas,
     )
+
+
+@contextlib.contextmanager
+def running_stack(
+    request: pytest.FixtureRequest,
+    data_dir: Path,
+    bootstrap_servers: str,
+    group_prefix: str,
+    timeout: float = 90,
+) -> Iterator[Stack]:
+    """A started stack in the session's shape (``--stack-db`` / ``--stack-replicas``), for a
+    module's fixture or the shared stack; stopped afterwards, also after a start that failed
+    half-way.
+    ``timeout``: for each process per role."""
+    shape: StackShape = request.getfixturevalue("stack_shape")
+    stack = shaped_stack(request, data_dir, bootstrap_servers, shape, group_prefix)
+    try:
+        stack.start(timeout=timeout * stack.replicas)
+        yield stack
+    finally:
+        stack.stop()
+
+
+class SharedStack:
+    """One stack for the journey tests that need nothing special of a stack (each uses its own
+    referrals): started when the first of them asks, stopped after the last one, so the
+    journeys do not each pay for starting a platform. Tests that change the platform's
+    settings, kill its processes or want its broker to themselves start their own."""
+
+    def __init__(
+        self, request: pytest.FixtureRequest, bootstrap_servers: str, data_dir: Callable[[], Path]
+    ) -> None:
+        self._request = request
+        self._bootstrap_servers = bootstrap_servers
+        self._data_dir = data_dir
+        self._running = contextlib.ExitStack()
+        self._stack: Stack | None = None
+
+    def get(self) -> Stack:
+        if self._stack is None:
+            self._stack = self._running.enter_context(
+                running_stack(self._request, self._data_dir(), self._bootstrap_servers, "shared-")
+            )
+        return self._stack
+
+    @property
+    def running(self) -> Stack | None:
+        return self._stack
+
+    def close(self) -> None:
+        self._stack = None
+        self._running.close()
+
+
+_SHARED = pytest.StashKey[SharedStack]()
+
+
+@pytest.fixture(scope="session")
+def _shared_stacks(
+    request: pytest.FixtureRequest, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedStack]:
+    shared = SharedStack(request, kafka_bootstrap, lambda: tmp_path_factory.mktemp("shared"))
+    request.config.stash[_SHARED] = shared
+    try:
+        yield shared
+    finally:
+        shared.close()
+
+
+@pytest.fixture
+def shared_stack(_shared_stacks: SharedStack) -> Stack:
+    """The running shared stack (:class:`SharedStack`) on ``kafka_bootstrap``, in the session's
+    shape."""
+    return _shared_stacks.get()
+
+
+def _on_shared_stack(item: pytest.Item) -> bool:
+    # The fixture behind it, not its name: a module may give ``shared_stack`` its own stack.
+    return "_shared_stacks" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests on the shared stack run one after another (in their order), where the first
+    of them was, so the stack runs only while they do."""
+    users = [item for item in items if _on_shared_stack(item)]
+    if users:
+        first = items.index(users[0])
+        others = [item for item in items if not _on_shared_stack(item)]
+        items[:] = others[:first] + users + others[first:]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After a failed test on the shared stack, print every process's log tail; stop the
+    stack once no test after this one uses it."""
+    shared = item.config.stash.get(_SHARED, None)
+    if shared is None or not _on_shared_stack(item):
+        return
+    failed = getattr(item, "rep_call", None)
+    if shared.running is not None and failed is not None and failed.failed:
+        print_tails(shared.running)
+    if nextitem is None or not _on_shared_stack(nextitem):
+        shared.close()
 
 
 def print_tails(stack: Stack) -> None:

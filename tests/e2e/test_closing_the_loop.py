@@ -12,7 +12,16 @@ import httpx
 import pytest
 from devstack.stack import Stack
 
-from .conftest import REFERRAL, as_client, gp, read_topic, submit, timeline, wait_for
+from .conftest import (
+    REFERRAL,
+    as_client,
+    gp,
+    read_topic,
+    running_stack,
+    submit,
+    timeline,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -20,23 +29,12 @@ CLOCK_EVENTS = {"SlaWarning", "SlaBreached"}
 
 
 @pytest.fixture(scope="module")
-def loop_stack(kafka_bootstrap, tmp_path_factory):
+def loop_stack(kafka_bootstrap, tmp_path_factory, request):
     """One stack for this module (each test uses its own referrals), with an acceptance
     limit of seconds for asap urgent community response referrals only."""
-    from devstack.ports import free_ports
-    from devstack.stack import DEFAULT_PORTS
-    from devstack.topics import ensure_topics
-    from rx_contracts.topics import all_topics
-
-    ensure_topics(kafka_bootstrap, all_topics())
-    stack = Stack(
-        tmp_path_factory.mktemp("loop"),
-        kafka_bootstrap,
-        ports=dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True)),
-        group_prefix=f"loop-{uuid.uuid4().hex[:8]}-",
-    )
-    try:
-        stack.start(timeout=240)
+    with running_stack(
+        request, tmp_path_factory.mktemp("loop"), kafka_bootstrap, "loop-", timeout=240
+    ) as stack:
         policy = httpx.put(
             f"{stack.url('routing')}/sla-policies/urgent-community-response/asap",
             json={"accept_within_seconds": 12, "warn_at_fraction": 0.9, "auto_reroute": True},
@@ -44,8 +42,6 @@ def loop_stack(kafka_bootstrap, tmp_path_factory):
         )
         assert policy.status_code == 200, policy.text
         yield stack
-    finally:
-        stack.stop()  # also after a start that failed half-way: no process is left behind
 
 
 def read(stack: Stack, rid: str, org: str) -> dict[str, Any]:

@@ -19,23 +19,10 @@ OURS = "https://referral-exchange.example/fhir/CodeSystem"
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 
 
-@pytest.fixture(scope="module")
-def fhir_stack(kafka_bootstrap, tmp_path_factory):
-    from devstack.ports import free_ports
-    from devstack.stack import DEFAULT_PORTS
-    from devstack.topics import ensure_topics
-    from rx_contracts.topics import all_topics
-
-    ensure_topics(kafka_bootstrap, all_topics())
-    stack = Stack(
-        tmp_path_factory.mktemp("fhir"),
-        kafka_bootstrap,
-        ports=dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True)),
-        group_prefix="fhir-",
-    )
-    stack.start(timeout=90)
-    yield stack
-    stack.stop()
+@pytest.fixture
+def fhir_stack(shared_stack: Stack) -> Stack:
+    """The shared stack (each journey uses its own referrals)."""
+    return shared_stack
 
 
 def client(stack: Stack, org: str, **headers: str) -> SyncFHIRClient:

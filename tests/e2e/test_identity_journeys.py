@@ -37,25 +37,10 @@ REFERRAL: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-def identity_stack(kafka_bootstrap, tmp_path_factory):
-    from devstack.ports import free_ports
-    from devstack.stack import DEFAULT_PORTS
-    from devstack.topics import ensure_topics
-    from rx_contracts.topics import all_topics
-
-    ensure_topics(kafka_bootstrap, all_topics())
-    stack = Stack(
-        tmp_path_factory.mktemp("identity"),
-        kafka_bootstrap,
-        ports=dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True)),
-        group_prefix=f"identity-{uuid.uuid4().hex[:6]}-",
-    )
-    try:
-        stack.start(timeout=300)  # a generous start on a busy machine
-        yield stack
-    finally:
-        stack.stop()  # also after a failed start, so no process is left consuming
+@pytest.fixture
+def identity_stack(shared_stack: Stack) -> Stack:
+    """The shared stack (the journey uses its own referral and person)."""
+    return shared_stack
 
 
 def read(stack: Stack, rid: str, org: str) -> dict[str, Any]:

@@ -23,24 +23,10 @@ from .conftest import (
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
 
-@pytest.fixture(scope="module")
-def journeys_stack(kafka_bootstrap, tmp_path_factory):
-    """One stack for this module's journeys (each uses its own referrals)."""
-    from devstack.ports import free_ports
-    from devstack.stack import DEFAULT_PORTS
-    from devstack.topics import ensure_topics
-    from rx_contracts.topics import all_topics
-
-    ensure_topics(kafka_bootstrap, all_topics())
-    stack = Stack(
-        tmp_path_factory.mktemp("journeys"),
-        kafka_bootstrap,
-        ports=dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True)),
-        group_prefix="journeys-",
-    )
-    stack.start(timeout=90)
-    yield stack
-    stack.stop()
+@pytest.fixture
+def journeys_stack(shared_stack: Stack) -> Stack:
+    """The shared stack (each journey uses its own referrals)."""
+    return shared_stack
 
 
 def read(stack: Stack, rid: str, org: str) -> dict[str, Any]:

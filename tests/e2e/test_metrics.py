@@ -21,24 +21,27 @@ SUBMITTED = "rx.referrals.ReferralSubmitted.v1"
 
 
 def scrape(stack: Stack) -> dict[str, Series]:
-    found = {}
-    for spec in PROCESSES:
-        response = httpx.get(f"{stack.ops_url(spec.name)}/metrics", timeout=10)
-        assert response.status_code == 200, f"{spec.name}: {response.status_code}"
+    """Each role's figures (``referrals-api`` …): with several processes of a role, all of
+    theirs, each sample labelled with its ``process``."""
+    found: dict[str, Series] = {spec.name: {} for spec in PROCESSES}
+    for name, spec in stack.processes().items():
+        response = httpx.get(f"{stack.ops_url(name)}/metrics", timeout=10)
+        assert response.status_code == 200, f"{name}: {response.status_code}"
         assert response.headers["content-type"].startswith("text/plain")
-        found[spec.name] = parse(response.text)
+        for (sample, labels), value in parse(response.text).items():
+            found[spec.name][(sample, labels | {("process", name)})] = value
     return found
 
 
 def test_every_process_logs_json_lines_with_its_service_and_role(
-    kafka_bootstrap, stack_factory
+    kafka_bootstrap, shared_stack
 ) -> None:
-    stack = stack_factory(kafka_bootstrap)
+    stack = shared_stack
     rid = submit(stack)["id"]
     wait_for("routing in the audit log", lambda: len(audit_entries(stack, rid)) >= 2)
-    for spec in PROCESSES:
-        lines = stack.log_file(spec.name).read_text().splitlines()
-        assert lines, f"{spec.name} logged nothing"
+    for name, spec in stack.processes().items():
+        lines = stack.log_file(name).read_text().splitlines()
+        assert lines, f"{name} logged nothing"
         for line in lines:
             entry = json.loads(line)
             assert (entry["service"], entry["role"]) == (spec.service, spec.role), line
@@ -46,10 +49,10 @@ def test_every_process_logs_json_lines_with_its_service_and_role(
 
 
 def test_every_process_serves_metrics_that_move_with_referrals(
-    kafka_bootstrap, stack_factory
+    kafka_bootstrap, shared_stack
 ) -> None:
-    stack = stack_factory(kafka_bootstrap)
-    workers = [spec.name for spec in PROCESSES if not spec.is_api]
+    stack = shared_stack
+    workers = [name for name, spec in stack.processes().items() if not spec.is_api]
     for name in workers:
         url = stack.ops_url(name)
         assert url != stack.url(name.split("-")[0]), "a worker has a port of its own"
@@ -59,7 +62,7 @@ def test_every_process_serves_metrics_that_move_with_referrals(
             lambda u=url: (r := httpx.get(f"{u}/ready", timeout=5)).is_success and r,
         )
         assert ready.json()["database"] == "ok"
-        if name != "routing-clock":
+        if not name.startswith("routing-clock"):
             assert ready.json()["broker"] == "ok"
     before = scrape(stack)
 
@@ -99,7 +102,9 @@ def test_every_process_serves_metrics_that_move_with_referrals(
     assert grew("routing-relay", "rx_outbox_published_total") >= 6, "decision + provider copy"
     for relay in ("referrals-relay", "routing-relay", "audit-relay"):
         for name in ("rx_outbox_backlog", "rx_outbox_oldest_age_seconds"):
-            assert [labels for labels, _ in samples(after[relay], name)] == [{"relay": relay}]
+            assert [labels for labels, _ in samples(after[relay], name)] == [
+                {"relay": relay, "process": process} for process in stack.named(relay)
+            ]
     assert (
         grew("routing-consumer", "rx_consumer_event_duration_seconds_count", event_type=SUBMITTED)
         == 3

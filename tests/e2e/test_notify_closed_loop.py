@@ -20,23 +20,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
 
 
-@pytest.fixture(scope="module")
-def loop_stack(kafka_bootstrap, tmp_path_factory):
-    from devstack.ports import free_ports
-    from devstack.stack import DEFAULT_PORTS
-    from devstack.topics import ensure_topics
-    from rx_contracts.topics import all_topics
-
-    ensure_topics(kafka_bootstrap, all_topics())
-    stack = Stack(
-        tmp_path_factory.mktemp("closed-loop"),
-        kafka_bootstrap,
-        ports=dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True)),
-        group_prefix=f"loop-{uuid.uuid4().hex[:8]}-",
-    )
-    stack.start(timeout=90)
-    yield stack
-    stack.stop()
+@pytest.fixture
+def loop_stack(shared_stack: Stack) -> Stack:
+    """The shared stack (the loop uses its own subscriptions and referral)."""
+    return shared_stack
 
 
 def subscribe_webhook(stack: Stack, org: str, receiver: Receiver) -> dict[str, Any]:

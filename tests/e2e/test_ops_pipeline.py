@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from devstack.chromium import CHROMIUM_ARGS
-from devstack.stack import PROCESSES
 from issuer.clients import demo_secret
 from kafka import KafkaProducer
 from playwright.sync_api import BrowserContext, Page, sync_playwright
@@ -62,7 +61,8 @@ def test_the_pipeline_panel_shows_lag_backlog_dead_letters_and_clocks(
 
     page.locator("#pipeline-lag tbody td", has_text=REFERRAL_EVENTS).first.wait_for(timeout=WAIT_MS)
     relays = page.locator("#pipeline-outbox tbody tr td:first-child").all_inner_texts()
-    assert sorted(relays) == sorted(s.name for s in PROCESSES if s.role == "relay")
+    processes = stack.processes().values()  # with replicas, each role's processes
+    assert sorted(relays) == sorted(s.name for s in processes if s.role == "relay")
     dead = page.locator("#pipeline-dead-letters tbody tr", has_text=REFERRAL_EVENTS)
     dead.first.wait_for(timeout=WAIT_MS)
     groups = [row.split("\t")[0] for row in dead.all_inner_texts()]
@@ -71,7 +71,7 @@ def test_the_pipeline_panel_shows_lag_backlog_dead_letters_and_clocks(
     pending = int(page.inner_text("#pipeline-sla tbody tr td:first-child"))
     assert pending >= 2, "each routed referral runs an acceptance clock"
     status = page.inner_text("#pipeline-status")
-    every = len(PROCESSES)
+    every = len(processes)
     assert status.startswith(f"{every}/{every} processes") and "dead letter" in status
     page.screenshot(path=str(tmp_path / "ops-pipeline.png"), full_page=True)
     assert errors == [], f"the page threw: {errors}"

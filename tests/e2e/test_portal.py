@@ -23,7 +23,7 @@ from devstack.stack import ProcessSpec, Stack
 from issuer.users import demo_password
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from .conftest import wait_for
+from .conftest import running_stack, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -41,23 +41,13 @@ LETTER: Any = {
 
 
 @pytest.fixture(scope="module")
-def portal_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    from devstack.stack import DEFAULT_PORTS
-    from devstack.topics import ensure_topics
-    from rx_contracts.topics import all_topics
-
-    ensure_topics(kafka_bootstrap, all_topics())
-    stack = Stack(
-        tmp_path_factory.mktemp("portal"),
-        kafka_bootstrap,
-        ports=dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True)),
-        group_prefix="portal-",
-    )
-    try:
-        stack.start(timeout=120)
+def portal_stack(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Stack]:
+    with running_stack(
+        request, tmp_path_factory.mktemp("portal"), kafka_bootstrap, "portal-", timeout=120
+    ) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="module")

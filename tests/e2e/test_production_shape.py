@@ -9,7 +9,7 @@ e2e suite runs in this shape with ``--stack-db postgres --stack-replicas 2``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -48,9 +48,9 @@ def journeys_stack(
 
 
 @pytest.fixture
-def stack_factory(journeys_stack: Stack) -> Callable[..., Stack]:
-    """The walking skeleton asks for a stack of its own; here it gets the module's."""
-    return lambda bootstrap_servers, shape=None: journeys_stack
+def shared_stack(journeys_stack: Stack) -> Stack:
+    """The walking skeleton takes the shared stack; here it gets the module's."""
+    return journeys_stack
 
 
 def stored_in(url: str, referral_id: str) -> bool:

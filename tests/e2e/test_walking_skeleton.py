@@ -16,9 +16,9 @@ ROUTED = "rx.routing.ReferralRouted.v1"
 
 
 def test_a_referral_reaches_the_provider_topic_and_the_audit_log_once_in_order(
-    kafka_bootstrap, stack_factory
+    kafka_bootstrap, shared_stack
 ) -> None:
-    stack = stack_factory(kafka_bootstrap)
+    stack = shared_stack
     referral = submit(stack)
     rid = referral["id"]
     assert referral["status"] == "submitted"
@@ -79,8 +79,8 @@ def test_a_referral_reaches_the_provider_topic_and_the_audit_log_once_in_order(
     assert verified["entries"] >= 2 and verified["first_broken"] is None
 
 
-def test_every_service_answers_health_ready_and_openapi(kafka_bootstrap, stack_factory) -> None:
-    stack = stack_factory(kafka_bootstrap)
+def test_every_service_answers_health_ready_and_openapi(kafka_bootstrap, shared_stack) -> None:
+    stack = shared_stack
     for service in ("issuer", "referrals", "routing", "audit"):
         base = stack.url(service)
         assert httpx.get(f"{base}/health").json()["status"] == "ok"

@@ -71,6 +71,9 @@ class ProviderTopics:
             for p in sorted(self.consumer.partitions_for_topic(topic) or ())
         ]
         self.consumer.assign(self.partitions)
+        # The topics are at least once (a relay publishes again what it cannot know was
+        # written, e.g. across a broker outage): a provider acts on each offer once.
+        self._offers: set[tuple[str, str, int]] = set()
 
     def ready(self) -> None:
         """Pin the start to the topics' current end before any referral is sent."""
@@ -79,7 +82,8 @@ class ProviderTopics:
             self.consumer.position(tp)
 
     def poll(self) -> list[tuple[str, str, int]]:
-        """(referral id, assigned organisation, attempt) of each ReferralRouted read."""
+        """(referral id, assigned organisation, attempt) of each ReferralRouted read, once
+        each (a record delivered again is left out)."""
         routed = []
         for records in self.consumer.poll(timeout_ms=200).values():
             for record in records:
@@ -88,7 +92,10 @@ class ProviderTopics:
                     continue
                 with contextlib.suppress(ValueError, KeyError):
                     data = json.loads(record.value)
-                    routed.append((data["referral_id"], data["assigned_org"], int(data["attempt"])))
+                    offer = (data["referral_id"], data["assigned_org"], int(data["attempt"]))
+                    if offer not in self._offers:
+                        self._offers.add(offer)
+                        routed.append(offer)
         return routed
 
     def close(self) -> None:

@@ -105,8 +105,8 @@ WEB_APPS = frozenset({"portal"})
 """Services that serve people's browsers and call the APIs: no Kafka, no workers."""
 
 ISSUER = ProcessSpec("issuer", "api")
-"""The token issuer (demo clients, development only): started first, since every API fetches
-its signing keys."""
+"""The token issuer (demo clients, development only): a stack counts as started once it answers
+too, since every API fetches its signing keys on its first call."""
 
 
 def service_environment(
@@ -218,14 +218,26 @@ class Stack:
         if self.replicas < 1:
             raise ValueError(f"replicas must be at least 1, not {self.replicas}")
         workers = [name for name, spec in self.processes().items() if not spec.is_api]
+        apis = [name for name, spec in self.processes().items() if spec.is_api]
+        wanted: list[str] = []
         if self.metrics_ports is None:
             if dict(self.ports) == dict(DEFAULT_PORTS) and self.replicas == 1:
                 self.metrics_ports = dict(DEFAULT_METRICS_PORTS)
             else:
-                self.metrics_ports = dict(zip(workers, free_ports(len(workers)), strict=True))
+                wanted += workers
         if self.replicas > 1 and not self.api_ports:
-            apis = [name for name, spec in self.processes().items() if spec.is_api]
-            self.api_ports = dict(zip(apis, free_ports(len(apis)), strict=True))
+            wanted += apis
+        # One choice for all of them, none of the services' ports: ports chosen apart could
+        # be the same one, and the second process to bind it would exit.
+        taken = set(self.ports.values())
+        chosen = (
+            [p for p in free_ports(len(wanted) + len(taken)) if p not in taken] if wanted else []
+        )
+        ports = dict(zip(wanted, chosen, strict=False))
+        if self.metrics_ports is None:
+            self.metrics_ports = {name: ports[name] for name in workers}
+        if self.replicas > 1 and not self.api_ports:
+            self.api_ports = {name: ports[name] for name in apis}
 
     def instance_names(self, spec: ProcessSpec) -> list[str]:
         """The names of ``spec``'s processes: its own name with one replica."""
@@ -307,8 +319,9 @@ class Stack:
         return env
 
     def start(self, timeout: float = 60) -> None:
-        """Start the issuer, run the setup steps, start every process, wait until each API
-        answers /health. If anything fails, whatever was started is stopped again."""
+        """Start the issuer and every process (a service with setup steps once they are done),
+        wait until each API answers /health. If anything fails, whatever was started is
+        stopped again. ``timeout``: for the setup steps, then again for the APIs to answer."""
         try:
             self._start(timeout)
         except BaseException:
@@ -316,21 +329,39 @@ class Stack:
             raise
 
     def _start(self, timeout: float) -> None:
+        # Starting a process is mostly its imports, so everything that does not wait on the
+        # setup steps starts at once: the issuer, the steps, every other service's processes.
+        # A service with a setup step starts once its steps are done (they fill its database).
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + timeout
         self.start_process(ISSUER)
-        self._wait_healthy(ISSUER.name, self.url("issuer"), time.monotonic() + timeout)
-        for step in SETUP_STEPS:
-            with self.log_file(step.name).open("ab") as log:
-                done = subprocess.run(
-                    step.argv, env=self.env(step), stdout=log, stderr=log, timeout=timeout
-                )
-            if done.returncode != 0:
-                raise StackError(f"{step.name} failed:\n{self.tail(step.name)}")
+        steps = {
+            step.name: self._popen(step.name, step.argv, self.env(step)) for step in SETUP_STEPS
+        }
+        waiting = {step.service for step in SETUP_STEPS}
         for name, spec in self.processes().items():
-            self.start_process(spec, name=name)
+            if spec.service not in waiting:
+                self.start_process(spec, name=name)
+        try:
+            for name, step in steps.items():
+                try:
+                    returncode = step.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    raise StackError(f"{name} did not finish in time:\n{self.tail(name)}") from None
+                if returncode != 0:
+                    raise StackError(f"{name} failed:\n{self.tail(name)}")
+        finally:
+            for step in steps.values():
+                if step.poll() is None:
+                    _signal_group(step, signal.SIGKILL)
+                    step.wait()
+        for name, spec in self.processes().items():
+            if spec.service in waiting:
+                self.start_process(spec, name=name)
         if self.api_ports:
             self.start_process(BALANCER)
         deadline = time.monotonic() + timeout
+        self._wait_healthy(ISSUER.name, self.url("issuer"), deadline)
         for name, spec in self.processes().items():
             if spec.is_api:
                 self._wait_healthy(name, self.ops_url(name), deadline)
