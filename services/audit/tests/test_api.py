@@ -111,6 +111,11 @@ def test_entries_are_filtered_by_referral_organisation_type_and_time(client: Tes
     }
     assert ids(**window) == [("r-1", "ReferralRouted"), ("r-2", "ReferralRouted")]
 
+    # A mistyped type is named in the answer rather than matching nothing.
+    typo = client.get("/audit/entries", params={"type": "ReferralRouted"}, headers=OPS)
+    assert typo.status_code == 422
+    assert typo.json()["errors"][0]["field"] == "query.type.0"
+
 
 def test_pages_follow_the_cursor_to_the_end_without_gaps_or_repeats(client: TestClient) -> None:
     record_all(engine_of(client), [submitted(n) for n in range(1, 8)])

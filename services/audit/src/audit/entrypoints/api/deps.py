@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Annotated, TypeAlias
 
 from fastapi import Depends, Query, Request
+from pydantic import StringConstraints
 from rx_contracts import Identity, Role
 from rx_web.identity import require_roles
 from rx_web.params import IsoDateTime
@@ -32,6 +33,10 @@ async def get_uow(request: Request) -> UnitOfWork:
 
 
 ODS_OR_PLATFORM = r"^[A-Z0-9]{2,10}$"
+EventType: TypeAlias = Annotated[
+    str, StringConstraints(pattern=r"^rx\.[a-z]+\.[A-Za-z]+\.v[0-9]+$")
+]
+"""A CloudEvents type as the contracts name them: rx.<service>.<EventName>.v<version>."""
 """An ODS code, or RX (the platform)."""
 
 OrganisationParam = Annotated[
@@ -50,8 +55,12 @@ async def get_entry_filter(
     referral_id: Annotated[str | None, Query(description="Only this referral's events.")] = None,
     organisation: OrganisationParam = None,
     type: Annotated[
-        list[str] | None,
-        Query(description="Only events of these CloudEvents types (repeat for several)."),
+        list[EventType] | None,
+        Query(
+            description="Only events of these CloudEvents types (repeat for several), such as "
+            "rx.referrals.ReferralSubmitted.v1; anything not shaped like an event type is "
+            "refused with 422."
+        ),
     ] = None,
     since: Annotated[
         IsoDateTime | None, Query(description="Events that happened at or after this time.")

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from rx_contracts import NhsNumberVerification
+
 from ...domain.caller import Caller
 from ...domain.lifecycle import Action
 from ...service_layer import handlers
@@ -180,7 +182,10 @@ def record_nhs_number(call: Lifecycle, body: RecordNhsNumber) -> JSONResponse:
     which carries the verification, never the number): add the NHS number of a person referred
     without one, or record that it is now verified. Allowed until the referral ends."""
     return call.act(
-        Action.RECORD_NHS_NUMBER, body, nhs_number=body.nhs_number, verification=body.verification
+        Action.RECORD_NHS_NUMBER,
+        body,
+        nhs_number=body.nhs_number,
+        verification=NhsNumberVerification(body.verification),
     )
 
 

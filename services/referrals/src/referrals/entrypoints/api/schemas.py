@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
@@ -293,11 +294,22 @@ class ReferralAmend(Strict):
     )
 
 
+class RecordedVerification(StrEnum):
+    """The verifications a recorded NHS number can have: ``absent`` means there is none."""
+
+    VERIFIED = NhsNumberVerification.VERIFIED.value
+    UNVERIFIED = NhsNumberVerification.UNVERIFIED.value
+
+
 class RecordNhsNumber(Strict):
     """The person's NHS number, traced after referral, or a change of its verification."""
 
-    nhs_number: str = Field(description="10-digit NHS number.", examples=["9434765919"])
-    verification: NhsNumberVerification = Field(
+    nhs_number: str = Field(
+        description=f"NHS number: {NHS_NUMBER_RULE.replace('; empty: none', '')}",
+        examples=["9434765919"],
+        json_schema_extra=on_strings(pattern=r"^( *\d){10} *$", format="nhs-number"),
+    )
+    verification: RecordedVerification = Field(
         description="verified (traced on PDS) or unverified (present but not traced)."
     )
 
