@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-
 from rx_contracts import NhsNumberVerification
 
 from ...domain.caller import Caller
