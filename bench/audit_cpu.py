@@ -22,18 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from snapshot import ROOT, snapshot
+from ab import alternate, drain, freeze, row_counts, run_child, summarise, write_results
+from snapshot import ROOT
 
 TOPIC = "referrals.events.v1"
 
@@ -62,41 +59,18 @@ def measure(count: int, workdir: Path, batch: int = 200) -> dict[str, Any]:
     engine = bootstrap(Settings(database_url=f"sqlite:///{database}")).engine
     source = InMemoryRecordSource(broker, "bench-audit", topics=[TOPIC], max_records=batch)
     consumer = InboxConsumer("audit", source, engine, record_event, InMemoryPublisher(broker))
-    first = consumer.consume_once(0)  # statement compilation, the head's first read: not timed
-    handled, started = first.applied, time.process_time()
-    while handled < count:
-        result = consumer.consume_once(0)
-        if not result.applied:
-            raise RuntimeError(f"stopped after {handled} of {count} events: {result}")
-        handled += result.applied
-    cpu = time.process_time() - started
+    timed, cpu = drain(consumer, count)
+    stored = row_counts(engine, ["audit_entry"])["audit_entry"]
     with engine.connect() as conn:
-        stored = conn.execute(text("SELECT count(*) FROM audit_entry")).scalar_one()
         last = conn.execute(text("SELECT sequence, hash FROM audit_chain_head")).one()
     engine.dispose()
     if stored != count or last[0] != count:
         raise RuntimeError(f"{stored} entries stored (head at {last[0]}), expected {count}")
-    timed = count - first.applied
     return {
         "events": timed,
         "cpu_us_per_event": 1e6 * cpu / timed,
         "code": str(Path(audit.__file__).parent),
     }
-
-
-def run_variant(pythonpath: str, count: int, workdir: Path, batch: int) -> dict[str, Any]:
-    """One measurement in a fresh subprocess with ``pythonpath`` first on the path."""
-    env = {**os.environ, "PYTHONPATH": pythonpath}
-    command = [sys.executable, __file__, "--child", "--count", str(count), "--batch", str(batch)]
-    done = subprocess.run(
-        [*command, "--workdir", str(workdir)], env=env, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"measurement failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-    if not any(result["code"].startswith(path) for path in pythonpath.split(os.pathsep)):
-        raise RuntimeError(f"measured {result['code']}, not the frozen copy")
-    return result
 
 
 def main() -> int:
@@ -116,36 +90,18 @@ def main() -> int:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="audit-cpu-") as tmp:
-        variants: dict[str, str] = {}
-        for name, rev in [("tree", None), *([(args.ref, args.ref)] if args.ref else [])]:
-            variants[name], digest = snapshot(rev, Path(tmp) / name.replace("/", "_") / "src")
-            print(f"{name}: sources frozen (digest {digest})", flush=True)
-        rounds: list[dict[str, float]] = []
-        for n in range(args.rounds):
-            order = list(variants) if n % 2 == 0 else list(reversed(variants))
-            got = {
-                name: run_variant(variants[name], args.count, Path(tmp), args.batch)
-                for name in order
-            }
-            rounds.append({name: r["cpu_us_per_event"] for name, r in got.items()})
-            line = "  ".join(f"{name} {rounds[-1][name]:.1f} µs" for name in variants)
-            if args.ref:
-                line += f"  ratio tree/{args.ref} {rounds[-1]['tree'] / rounds[-1][args.ref]:.3f}"
-            print(f"round {n + 1}/{args.rounds}: {line}", flush=True)
-    summary: dict[str, Any] = {
-        "count": args.count,
-        "median_cpu_us_per_event": {v: statistics.median(r[v] for r in rounds) for v in variants},
-    }
-    if args.ref:
-        summary["median_ratio"] = statistics.median(r["tree"] / r[args.ref] for r in rounds)
-    print(
-        f"\nmedian CPU µs per event over {len(rounds)} rounds of {args.count:,} events: "
-        + ", ".join(f"{v} {us:.1f}" for v, us in summary["median_cpu_us_per_event"].items())
-        + (f"; ratio tree/{args.ref} {summary['median_ratio']:.3f}" if args.ref else "")
-    )
-    (args.out / "audit_cpu.json").write_text(
-        json.dumps({"summary": summary, "rounds": rounds}, indent=2) + "\n"
-    )
+        options = ["--count", str(args.count), "--batch", str(args.batch), "--workdir", tmp]
+        rounds = alternate(
+            freeze(args.ref, Path(tmp)),
+            args.rounds,
+            lambda pythonpath: run_child(__file__, pythonpath, options),
+            "cpu_us_per_event",
+            ref=args.ref,
+        )
+    summary, line = summarise(rounds, args.ref, "median_cpu_us_per_event")
+    summary["count"] = args.count
+    print(f"\nmedian CPU µs per event over {len(rounds)} rounds of {args.count:,} events: {line}")
+    write_results(args.out / "audit_cpu.json", summary, rounds)
     return 0
 
 

@@ -17,8 +17,8 @@ drifts) from the end of the first batch (statement compilation excluded) to the 
 event. The delivery loop does not run here.
 
 The code under test is frozen first (``snapshot.py``): the working tree, and with --ref REV
-that git revision as well; each round measures every variant once per shape, alternating the
-order, and reports each one's CPU µs per event and the working tree's ratio to REV. Medians
+that git revision as well; shape by shape, each round measures every variant once, alternating
+the order, and reports each one's CPU µs per event and the working tree's ratio to REV. Medians
 over --rounds.
 
     .venv/bin/python bench/notify_ingest.py [--journeys 300] [--rounds 5] [--ref main]
@@ -29,21 +29,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pyspy import print_heaviest
-from snapshot import ROOT, snapshot
+from ab import alternate, drain, freeze, row_counts, run_child, summarise, write_results
+from pyspy import print_heaviest, record_gil
+from snapshot import ROOT
 
 TOPIC = "referrals.events.v1"
 SHAPES = {"alone": (1, False), "subscribed": (1, True), "backlog": (200, False)}
@@ -64,7 +60,6 @@ def measure(journeys: int, shape: str, workdir: Path) -> dict[str, Any]:
     from rx_contracts import Role, encode
     from rx_messaging.consumer import InboxConsumer
     from rx_messaging.fake import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
-    from sqlalchemy import text
     from tests.journeys import GP, Journey
 
     batch, subscribed = SHAPES[shape]
@@ -99,25 +94,14 @@ def measure(journeys: int, shape: str, workdir: Path) -> dict[str, Any]:
         handler = workers.handle_event  # type: ignore[attr-defined]
     consumer = InboxConsumer("notify", source, container.engine, handler, InMemoryPublisher(broker))
     count = len(records)
-    first = consumer.consume_once(0)  # statement compilation: not timed
-    handled, started = first.applied, time.process_time()
-    while handled < count:
-        result = consumer.consume_once(0)
-        if not result.applied:
-            raise RuntimeError(f"stopped after {handled} of {count} events: {result}")
-        handled += result.applied
-    cpu = time.process_time() - started
-    with container.engine.connect() as conn:
-        stored = {
-            name: conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
-            for name in ("notify_event", "notify_referral", "notify_notification", "inbox")
-        }
+    timed, cpu = drain(consumer, count)
+    tables = ["notify_event", "notify_referral", "notify_notification", "inbox"]
+    stored = row_counts(container.engine, tables)
     container.engine.dispose()
     if stored["notify_event"] != count or stored["notify_notification"] != (
         count if subscribed else 0
     ):
         raise RuntimeError(f"not every event stored or numbered: {stored}")
-    timed = count - first.applied
     return {
         "events": timed,
         "cpu_us_per_event": 1e6 * cpu / timed,
@@ -126,34 +110,12 @@ def measure(journeys: int, shape: str, workdir: Path) -> dict[str, Any]:
     }
 
 
-def run_variant(
-    pythonpath: str, journeys: int, shape: str, workdir: Path, spy: Sequence[str] = ()
-) -> dict[str, Any]:
-    """One measurement in a fresh subprocess with ``pythonpath`` first on the path."""
-    env = {**os.environ, "PYTHONPATH": pythonpath}
-    command = [*spy, sys.executable, __file__, "--child", "--journeys", str(journeys)]
-    done = subprocess.run(
-        [*command, "--shape", shape, "--workdir", str(workdir)],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"measurement failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    report = [line for line in done.stdout.splitlines() if line.startswith("{")][-1]
-    result: dict[str, Any] = json.loads(report)
-    if not any(result["code"].startswith(path) for path in pythonpath.split(os.pathsep)):
-        raise RuntimeError(f"measured {result['code']}, not the frozen copy")
-    return result
-
-
 def profile(pythonpath: str, journeys: int, shape: str, workdir: Path, out: Path) -> None:
     """py-spy (the GIL-holding thread) over one measurement; the heaviest functions while
     the consumer works (set-up left out)."""
     raw = out / f"notify_ingest.{shape}.pyspy.txt"
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    options = ["record", "--gil", "--format", "raw", "--rate", "250", "--output", str(raw), "--"]
-    result = run_variant(pythonpath, journeys, shape, workdir, [spy, *options])
+    options = ["--journeys", str(journeys), "--shape", shape, "--workdir", str(workdir)]
+    result = run_child(__file__, pythonpath, options, record_gil(raw))
     print(f"{result['cpu_us_per_event']:.0f} µs CPU per event (under py-spy)")
     print_heaviest(raw, within="consume_once")
 
@@ -176,41 +138,30 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     shapes = args.shapes.split(",")
     with tempfile.TemporaryDirectory(prefix="notify-ingest-") as tmp:
-        variants: dict[str, str] = {}
-        for name, rev in [("tree", None), *([(args.ref, args.ref)] if args.ref else [])]:
-            variants[name], digest = snapshot(rev, Path(tmp) / name.replace("/", "_") / "src")
-            print(f"{name}: sources frozen (digest {digest})", flush=True)
+        variants = freeze(args.ref, Path(tmp))
         if args.profile:
             profile(variants["tree"], args.journeys, args.shape, Path(tmp), args.out)
             return 0
-        rounds: dict[str, list[dict[str, float]]] = {shape: [] for shape in shapes}
-        for n in range(args.rounds):
-            order = list(variants) if n % 2 == 0 else list(reversed(variants))
-            for shape in shapes:
-                got = {
-                    name: run_variant(variants[name], args.journeys, shape, Path(tmp))
-                    for name in order
-                }
-                rounds[shape].append({name: r["cpu_us_per_event"] for name, r in got.items()})
-                line = "  ".join(f"{name} {rounds[shape][-1][name]:.0f} µs" for name in variants)
-                if args.ref:
-                    ratio = rounds[shape][-1]["tree"] / rounds[shape][-1][args.ref]
-                    line += f"  ratio tree/{args.ref} {ratio:.2f}"
-                print(f"round {n + 1}/{args.rounds} {shape}: {line}", flush=True)
+        rounds: dict[str, list[dict[str, float]]] = {}
+        for shape in shapes:
+            options = ["--journeys", str(args.journeys), "--shape", shape, "--workdir", tmp]
+            rounds[shape] = alternate(
+                variants,
+                args.rounds,
+                partial(run_child, __file__, options=options),
+                "cpu_us_per_event",
+                ref=args.ref,
+                digits=0,
+                label=f" {shape}",
+            )
     summary: dict[str, Any] = {"journeys": args.journeys, "shapes": {}}
     print(f"\nmedians over {args.rounds} rounds of {args.journeys} journeys (CPU µs per event):")
     for shape, results in rounds.items():
-        medians = {v: statistics.median(r[v] for r in results) for v in variants}
-        entry: dict[str, Any] = {"median_cpu_us_per_event": medians}
-        text = ", ".join(f"{v} {us:.0f}" for v, us in medians.items())
-        if args.ref:
-            entry["median_ratio"] = statistics.median(r["tree"] / r[args.ref] for r in results)
-            text += f"; ratio tree/{args.ref} {entry['median_ratio']:.2f}"
-        summary["shapes"][shape] = entry
-        print(f"  {shape}: {text}")
-    (args.out / "notify_ingest.json").write_text(
-        json.dumps({"summary": summary, "rounds": rounds}, indent=2) + "\n"
-    )
+        summary["shapes"][shape], line = summarise(
+            results, args.ref, "median_cpu_us_per_event", digits=0
+        )
+        print(f"  {shape}: {line}")
+    write_results(args.out / "notify_ingest.json", summary, rounds)
     return 0
 
 

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import re
+import shutil
+import sys
 from pathlib import Path
 
 _LINE = re.compile(r":\d+\)$")
+
+
+def record_gil(raw: Path) -> list[str]:
+    """The command line that runs a program under py-spy, sampling the thread that holds the
+    GIL 250 times a second into ``raw`` (collapsed stacks): put it before the program's own."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return [spy, "record", "--gil", "--format", "raw", "--rate", "250", "--output", str(raw), "--"]
 
 
 def print_heaviest(raw: Path, top: int = 40, within: str | None = None) -> None:

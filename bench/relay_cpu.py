@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from snapshot import ROOT, snapshot
+from ab import alternate, freeze, run_child, summarise, write_results
+from snapshot import ROOT
 
 TOPICS = ("routing.decisions.v1", "provider.rapid-response.v1")
 
@@ -81,22 +79,6 @@ def measure(cycles: int, warmup: int, topics: int, workdir: Path) -> dict[str, A
     }
 
 
-def run_variant(pythonpath: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    """One measurement in a fresh subprocess with ``pythonpath`` first on the path."""
-    env = {**os.environ, "PYTHONPATH": pythonpath}
-    command = [sys.executable, __file__, "--child", "--cycles", str(args.cycles)]
-    command += ["--warmup", str(args.warmup), "--topics", str(args.topics)]
-    done = subprocess.run(
-        [*command, "--workdir", str(workdir)], env=env, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"measurement failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-    if not any(result["code"].startswith(path) for path in pythonpath.split(os.pathsep)):
-        raise RuntimeError(f"measured {result['code']}, not the frozen copy")
-    return result
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cycles", type=int, default=2000)
@@ -113,34 +95,19 @@ def main() -> int:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="relay-cpu-") as tmp:
-        variants: dict[str, str] = {}
-        for name, rev in [("tree", None), *([(args.ref, args.ref)] if args.ref else [])]:
-            variants[name], digest = snapshot(rev, Path(tmp) / name.replace("/", "_") / "src")
-            print(f"{name}: sources frozen (digest {digest})", flush=True)
-        rounds: list[dict[str, float]] = []
-        for n in range(args.rounds):
-            order = list(variants) if n % 2 == 0 else list(reversed(variants))
-            got = {name: run_variant(variants[name], args, Path(tmp)) for name in order}
-            rounds.append({name: r["cpu_us_per_cycle"] for name, r in got.items()})
-            line = "  ".join(f"{name} {rounds[-1][name]:.1f} µs" for name in variants)
-            if args.ref:
-                line += f"  ratio tree/{args.ref} {rounds[-1]['tree'] / rounds[-1][args.ref]:.3f}"
-            print(f"round {n + 1}/{args.rounds}: {line}", flush=True)
-    summary: dict[str, Any] = {
-        "cycles": args.cycles,
-        "rows_per_cycle": args.topics,
-        "median_cpu_us_per_cycle": {v: statistics.median(r[v] for r in rounds) for v in variants},
-    }
-    if args.ref:
-        summary["median_ratio"] = statistics.median(r["tree"] / r[args.ref] for r in rounds)
-    print(
-        f"\nmedian CPU µs per cycle over {len(rounds)} rounds of {args.cycles:,} cycles: "
-        + ", ".join(f"{v} {us:.1f}" for v, us in summary["median_cpu_us_per_cycle"].items())
-        + (f"; ratio tree/{args.ref} {summary['median_ratio']:.3f}" if args.ref else "")
-    )
-    (args.out / "relay_cpu.json").write_text(
-        json.dumps({"summary": summary, "rounds": rounds}, indent=2) + "\n"
-    )
+        options = ["--cycles", str(args.cycles), "--warmup", str(args.warmup)]
+        options += ["--topics", str(args.topics), "--workdir", tmp]
+        rounds = alternate(
+            freeze(args.ref, Path(tmp)),
+            args.rounds,
+            lambda pythonpath: run_child(__file__, pythonpath, options),
+            "cpu_us_per_cycle",
+            ref=args.ref,
+        )
+    summary, line = summarise(rounds, args.ref, "median_cpu_us_per_cycle")
+    summary.update(cycles=args.cycles, rows_per_cycle=args.topics)
+    print(f"\nmedian CPU µs per cycle over {len(rounds)} rounds of {args.cycles:,} cycles: {line}")
+    write_results(args.out / "relay_cpu.json", summary, rounds)
     return 0
 
 

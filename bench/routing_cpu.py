@@ -22,22 +22,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pyspy import print_heaviest
-from snapshot import ROOT, snapshot
+from ab import alternate, drain, freeze, row_counts, run_child, summarise, write_results
+from pyspy import print_heaviest, record_gil
+from snapshot import ROOT
 
 TOPIC = "referrals.events.v1"
 
@@ -49,7 +44,6 @@ def measure(count: int, workdir: Path) -> dict[str, Any]:
     from routing_backlog import prepare_database, referral_records
     from rx_messaging.consumer import InboxConsumer
     from rx_messaging.fake import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
-    from sqlalchemy import text
 
     broker = InMemoryBroker()
     broker.create_topic(TOPIC, 3)
@@ -64,21 +58,9 @@ def measure(count: int, workdir: Path) -> dict[str, Any]:
         partial(handle_referral_event, container),
         InMemoryPublisher(broker),
     )
-    first = consumer.consume_once(0)  # directory load, statement compilation: not timed
-    handled, started = first.applied, time.process_time()
-    while handled < count:
-        result = consumer.consume_once(0)
-        if not result.applied:
-            raise RuntimeError(f"stopped after {handled} of {count} events: {result}")
-        handled += result.applied
-    cpu = time.process_time() - started
-    with container.engine.connect() as conn:
-        stored = {
-            name: conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
-            for name in ("routing_decision", "sla_clock", "outbox", "inbox")
-        }
+    timed, cpu = drain(consumer, count)  # the first batch (directory load) is not timed
+    stored = row_counts(container.engine, ["routing_decision", "sla_clock", "outbox", "inbox"])
     container.engine.dispose()
-    timed = count - first.applied
     return {
         "events": timed,
         "cpu_us_per_event": 1e6 * cpu / timed,
@@ -87,32 +69,12 @@ def measure(count: int, workdir: Path) -> dict[str, Any]:
     }
 
 
-def run_variant(
-    pythonpath: str, count: int, workdir: Path, spy: Sequence[str] = ()
-) -> dict[str, Any]:
-    """One measurement in a fresh subprocess with ``pythonpath`` first on the path."""
-    env = {**os.environ, "PYTHONPATH": pythonpath}
-    command = [*spy, sys.executable, __file__, "--child", "--count", str(count)]
-    done = subprocess.run(
-        [*command, "--workdir", str(workdir)], env=env, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"measurement failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    # The last JSON line (py-spy prints its own lines after the child's).
-    report = [line for line in done.stdout.splitlines() if line.startswith("{")][-1]
-    result: dict[str, Any] = json.loads(report)
-    if not any(result["code"].startswith(path) for path in pythonpath.split(os.pathsep)):
-        raise RuntimeError(f"measured {result['code']}, not the frozen copy")
-    return result
-
-
 def profile(pythonpath: str, count: int, workdir: Path, out: Path) -> None:
     """py-spy (the GIL-holding thread) over one measurement; the heaviest functions while
     the consumer works (set-up left out)."""
     raw = out / "routing_cpu.pyspy.txt"
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    options = ["record", "--gil", "--format", "raw", "--rate", "250", "--output", str(raw), "--"]
-    result = run_variant(pythonpath, count, workdir, [spy, *options])
+    options = ["--count", str(count), "--workdir", str(workdir)]
+    result = run_child(__file__, pythonpath, options, record_gil(raw))
     print(f"{result['cpu_us_per_event']:.0f} µs CPU per event (under py-spy)")
     print_heaviest(raw, within="consume_once")
 
@@ -132,38 +94,24 @@ def main() -> int:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="routing-cpu-") as tmp:
-        variants: dict[str, str] = {}
-        for name, rev in [("tree", None), *([(args.ref, args.ref)] if args.ref else [])]:
-            variants[name], digest = snapshot(rev, Path(tmp) / name.replace("/", "_") / "src")
-            print(f"{name}: sources frozen (digest {digest})", flush=True)
+        variants = freeze(args.ref, Path(tmp))
         if args.profile:
             profile(variants["tree"], args.count, Path(tmp), args.out)
             return 0
-        rounds: list[dict[str, float]] = []
-        for n in range(args.rounds):
-            order = list(variants) if n % 2 == 0 else list(reversed(variants))
-            got = {name: run_variant(variants[name], args.count, Path(tmp)) for name in order}
-            rounds.append({name: r["cpu_us_per_event"] for name, r in got.items()})
-            line = "  ".join(f"{name} {rounds[-1][name]:.0f} µs" for name in variants)
-            if args.ref:
-                line += f"  ratio tree/{args.ref} {rounds[-1]['tree'] / rounds[-1][args.ref]:.2f}"
-            print(
-                f"round {n + 1}/{args.rounds}: {line}  stored {got['tree']['stored']}", flush=True
-            )
-    summary: dict[str, Any] = {
-        "count": args.count,
-        "median_cpu_us_per_event": {v: statistics.median(r[v] for r in rounds) for v in variants},
-    }
-    if args.ref:
-        summary["median_ratio"] = statistics.median(r["tree"] / r[args.ref] for r in rounds)
-    print(
-        f"\nmedian CPU µs per event over {len(rounds)} rounds of {args.count:,} events: "
-        + ", ".join(f"{v} {us:.0f}" for v, us in summary["median_cpu_us_per_event"].items())
-        + (f"; ratio tree/{args.ref} {summary['median_ratio']:.2f}" if args.ref else "")
-    )
-    (args.out / "routing_cpu.json").write_text(
-        json.dumps({"summary": summary, "rounds": rounds}, indent=2) + "\n"
-    )
+        options = ["--count", str(args.count), "--workdir", tmp]
+        rounds = alternate(
+            variants,
+            args.rounds,
+            lambda pythonpath: run_child(__file__, pythonpath, options),
+            "cpu_us_per_event",
+            ref=args.ref,
+            digits=0,
+            note=lambda got: f"stored {got['tree']['stored']}",
+        )
+    summary, line = summarise(rounds, args.ref, "median_cpu_us_per_event", digits=0)
+    summary["count"] = args.count
+    print(f"\nmedian CPU µs per event over {len(rounds)} rounds of {args.count:,} events: {line}")
+    write_results(args.out / "routing_cpu.json", summary, rounds)
     return 0
 
 
