@@ -32,7 +32,7 @@ local balancer, whose CPU counts too).
 each is frozen (``snapshot.py``) and each run is a child process with that code first on
 PYTHONPATH (services, broker settings and load driver alike), the variants alternating per
 round (A/B/A/B). --profile records the --profile-top busiest processes for --profile-duration
-s, --profile-at s into the load: flame graphs and collapsed stacks into --out/profiles.
+s, --profile-at s into the load: flame graphs and collapsed stacks into --out/profiles/<run>.
 
     .venv/bin/python bench/load.py [--rates 10,20,40] [--duration 60] [--rounds 1]
         [--think 0.5,3] [--p99-ms 500] [--idle 20] [--shapes sqlite,postgres,postgres:2]
@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -171,7 +172,12 @@ def one_run(rate: float, args: argparse.Namespace, label: str) -> dict[str, Any]
         endpoints = Endpoints(stack.url("referrals"), stack.url("issuer"), broker.bootstrap_servers)
         load = LoadDriver(endpoints, config, tokens=tokens)
         profiler = (
-            Profiler(ledger.leaders, args.out / "profiles", args.profile_top, args.profile_duration)
+            Profiler(
+                ledger.leaders,
+                args.out / "profiles" / re.sub(r"[^\w.]+", "-", label).strip("-"),
+                args.profile_top,
+                args.profile_duration,
+            )
             if args.profile
             else None
         )
