@@ -32,7 +32,7 @@ local balancer, whose CPU counts too).
 each is frozen (``snapshot.py``) and each run is a child process with that code first on
 PYTHONPATH (services, broker settings and load driver alike), the variants alternating per
 round (A/B/A/B). --profile records the --profile-top busiest processes for --profile-duration
-s, --profile-at s into the load: flame graphs and collapsed stacks into --out/profiles.
+s, --profile-at s into the load: flame graphs and collapsed stacks into --out/profiles/<run>.
 
     .venv/bin/python bench/load.py [--rates 10,20,40] [--duration 60] [--rounds 1]
         [--think 0.5,3] [--p99-ms 500] [--idle 20] [--shapes sqlite,postgres,postgres:2]
@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -64,7 +65,7 @@ from devstack.providers import Tokens
 from devstack.stack import DEFAULT_PORTS, Stack, StackError, postgres_databases
 from devstack.topics import ensure_topics
 from load_cpu import BROKER, CpuLedger, Profiler
-from load_observe import AuditWatcher, LagSampler
+from load_observe import AuditWatcher, LagSampler, batch_sizes, relay_cycles
 from rx_contracts.topics import all_topics
 from snapshot import snapshot
 
@@ -171,7 +172,12 @@ def one_run(rate: float, args: argparse.Namespace, label: str) -> dict[str, Any]
         endpoints = Endpoints(stack.url("referrals"), stack.url("issuer"), broker.bootstrap_servers)
         load = LoadDriver(endpoints, config, tokens=tokens)
         profiler = (
-            Profiler(ledger.leaders, args.out / "profiles", args.profile_top, args.profile_duration)
+            Profiler(
+                ledger.leaders,
+                args.out / "profiles" / re.sub(r"[^\w.]+", "-", label).strip("-"),
+                args.profile_top,
+                args.profile_duration,
+            )
             if args.profile
             else None
         )
@@ -226,7 +232,22 @@ def one_run(rate: float, args: argparse.Namespace, label: str) -> dict[str, Any]
         )
         cpu = cpu_figures(ledger, len(load.accepted()))
         print(f"{label}: {describe_cpu(cpu)}", flush=True)
-        return {**result, "cpu": cpu, "loadavg_1m": loadavg}
+        databases = Databases.of(Path(tmp) / "stack", stack.databases)
+        cycles = relay_cycles(
+            {"referrals": databases.referrals, "routing": databases.routing}
+            | {"audit": databases.audit, "notify": databases.notify or ""}
+        )
+        print(f"{label}: {describe_cycles(cycles)}", flush=True)
+        workers = [n for n in stack.procs if any(w in n for w in ("relay", "consumer", "worker"))]
+        batches = batch_sizes(stack.ops_url(name) for name in workers) if workers else {}
+        print(f"{label}: records per batch {json.dumps(batches)}", flush=True)
+        return {
+            **result,
+            "cpu": cpu,
+            "relay_cycles": cycles,
+            "batches": batches,
+            "loadavg_1m": loadavg,
+        }
 
 
 def caught_up(lag: LagSampler, deadline: float) -> None:
@@ -272,6 +293,15 @@ def describe_cpu(cpu: dict[str, Any]) -> str:
         f"CPU {cpu['ms_per_journey_total']:.1f} ms per journey ({parts}); "
         f"{cpu['load_cores_total']:.2f} cores under load, {cpu['idle_cores_total']:.3f} idle; "
         f"load generator {cpu['generator_cores']:.2f} cores"
+    )
+
+
+def describe_cycles(cycles: dict[str, dict[str, float]]) -> str:
+    return "relay cycles: " + "; ".join(
+        f"{service} {c['records']:.0f} records in {c['cycles']:.0f} cycles "
+        f"({c['records_per_cycle']:.2f} per cycle, max {c['max_per_cycle']:.0f}, "
+        f"{100 * c['single_record_cycles']:.0f}% single)"
+        for service, c in cycles.items()
     )
 
 
@@ -412,6 +442,14 @@ def table(results: Results) -> str:
         for rate, runs in by_rate.items():
             cells = " ".join(f"{median_of(runs, 'cpu', 'by_role', n) or 0:>15.1f}" for n in names)
             lines.append(f"{variant[:12]:>12} {rate:>7g} {cells}")
+    lines.append("\nOutbox records per relay cycle (each round):")
+    for variant, by_rate in results.items():
+        for rate, runs in by_rate.items():
+            for run in runs:
+                if run.get("relay_cycles"):
+                    lines.append(
+                        f"{variant[:12]:>12} {rate:>7g} {describe_cycles(run['relay_cycles'])}"
+                    )
     return "\n".join(lines)
 
 

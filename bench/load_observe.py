@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable
 
 import httpx
+import sqlalchemy
 from kafka import KafkaAdminClient, KafkaConsumer
 
 ROUTED = "rx.routing.ReferralRouted.v1"
@@ -99,3 +100,62 @@ class AuditWatcher:
                             self.seen.setdefault(entry["referral_id"], time.monotonic())
             except httpx.HTTPError:
                 self._stop.wait(0.5)  # reconnect, from the last entry seen
+
+
+def relay_cycles(databases: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Per service's outbox: rows published, relay cycles that published them and records per
+    cycle. A relay marks every row of one cycle with the same ``sent_at``, so the cycles are
+    the distinct ``sent_at`` values (the same in older revisions: measured on both sides)."""
+    figures: dict[str, dict[str, float]] = {}
+    for service, url in databases.items():
+        if not url:
+            continue
+        engine = sqlalchemy.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                sizes = [
+                    n
+                    for (n,) in conn.execute(
+                        sqlalchemy.text(
+                            "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL GROUP BY sent_at"
+                        )
+                    )
+                ]
+        except sqlalchemy.exc.DBAPIError:
+            continue  # no outbox in this service's database
+        finally:
+            engine.dispose()
+        if sizes:
+            sizes.sort()
+            figures[service] = {
+                "records": sum(sizes),
+                "cycles": len(sizes),
+                "records_per_cycle": sum(sizes) / len(sizes),
+                "median_per_cycle": sizes[len(sizes) // 2],
+                "max_per_cycle": sizes[-1],
+                "single_record_cycles": sum(1 for n in sizes if n == 1) / len(sizes),
+            }
+    return figures
+
+
+def batch_sizes(metrics_urls: Iterable[str]) -> dict[str, dict[str, float]]:
+    """Records per relay cycle and per consumer batch from the workers' own histograms
+    (``rx_outbox_batch_records``, ``rx_consumer_batch_records``; revisions without them give
+    nothing): per relay or group, how many batches and their mean size."""
+    sums: dict[str, dict[str, float]] = {}
+    for url in metrics_urls:
+        try:
+            body = httpx.get(f"{url}/metrics", timeout=10).text
+        except httpx.HTTPError:
+            continue
+        for line in body.splitlines():
+            for family in ("rx_outbox_batch_records", "rx_consumer_batch_records"):
+                for part in ("_sum", "_count"):
+                    if line.startswith(family + part + "{"):
+                        name = line.split('"')[1]
+                        sums.setdefault(name, {})[part[1:]] = float(line.rsplit(" ", 1)[1])
+    return {
+        name: {"batches": f["count"], "records_per_batch": f["sum"] / f["count"]}
+        for name, f in sums.items()
+        if f.get("count")
+    }

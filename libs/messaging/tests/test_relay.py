@@ -41,6 +41,25 @@ def test_rows_are_published_once_with_the_same_event_id_on_every_topic(broker, e
     assert pending_count(engine) == 0
 
 
+class _Sends(InMemoryPublisher):
+    """Counts the sends the relay makes (each one acknowledged as a whole)."""
+
+    sends = 0
+
+    def publish_many(self, batches, timeout: float = 15) -> None:
+        self.sends += 1
+        super().publish_many(batches, timeout)
+
+
+def test_one_cycle_sends_every_topics_rows_at_once(broker, engine) -> None:
+    """One acknowledgement to wait for per cycle, however many topics its rows go to."""
+    stage(engine, make_event("r-1"), make_event("r-2"), topics=(TOPIC, OTHER))
+    publisher = _Sends(broker)
+    assert OutboxRelay(engine, publisher).relay_once() == 4
+    assert publisher.sends == 1
+    assert len(broker.records(TOPIC)) == len(broker.records(OTHER)) == 2
+
+
 def test_one_referrals_events_keep_their_order(broker, engine) -> None:
     events = [make_event("r-7") for _ in range(5)]
     stage(engine, *events)

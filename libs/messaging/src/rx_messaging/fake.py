@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import threading
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .records import PublishError, Record
@@ -62,6 +62,14 @@ class InMemoryPublisher:
     ) -> None:
         for key, value, headers in records:
             self.broker.append(topic, key, value, headers)
+
+    def publish_many(
+        self,
+        batches: Mapping[str, Sequence[tuple[bytes, bytes, list[tuple[str, bytes]]]]],
+        timeout: float = 15,
+    ) -> None:
+        for topic, records in batches.items():
+            self.publish(topic, records, timeout)
 
     def close(self) -> None:
         pass

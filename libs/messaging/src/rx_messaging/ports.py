@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from .records import Record
@@ -15,6 +15,14 @@ class Publisher(Protocol):
         """Publish all or raise PublishError."""
 
     def close(self) -> None: ...
+
+
+class BatchPublisher(Publisher, Protocol):
+    def publish_many(
+        self, batches: Mapping[str, Sequence[WireRecord]], timeout: float = 15
+    ) -> None:
+        """Publish every topic's records in one go (one acknowledgement to wait for, not one
+        per topic); all or raise PublishError."""
 
 
 class RecordSource(Protocol):

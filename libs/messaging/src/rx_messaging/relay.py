@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from . import fastsql
 from .database import is_postgres
-from .ports import Publisher, WireRecord
+from .ports import BatchPublisher, WireRecord
 from .slots import SlotLeases, slot_column
 from .tables import OutboxMessage
 
@@ -34,7 +34,7 @@ class OutboxRelay:
     """Moves outbox rows to the broker in id order, so one referral's events keep their order."""
 
     def __init__(
-        self, engine: Engine, publisher: Publisher, batch_size: int = 500, name: str = "relay"
+        self, engine: Engine, publisher: BatchPublisher, batch_size: int = 500, name: str = "relay"
     ) -> None:
         self.engine = engine
         self.publisher = publisher
@@ -106,13 +106,12 @@ class OutboxRelay:
             self.leases.close()
 
     def _publish(self, rows: Sequence[Any]) -> None:
-        """Publish ``(id, topic, key, value, headers)`` rows, one call per topic."""
+        """Publish ``(id, topic, key, value, headers)`` rows in one send, flushed once."""
         by_topic: dict[str, list[WireRecord]] = defaultdict(list)
         for _id, topic, key, value, stored_headers in rows:
             headers = [(name, text.encode()) for name, text in stored_headers]
             by_topic[topic].append((key, value, headers))
-        for topic, records in by_topic.items():
-            self.publisher.publish(topic, records)
+        self.publisher.publish_many(by_topic)
 
     @staticmethod
     def _mark_sent(conn: Connection, rows: Sequence[Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from rx_config.kafka_auth import KafkaAuth
-from rx_telemetry.metrics import OUTBOX_PUBLISHED
+from rx_telemetry.metrics import OUTBOX_BATCH_RECORDS, OUTBOX_PUBLISHED
 from rx_telemetry.ops import serve_ops
 from rx_telemetry.pool import add_pool_probe
 from sqlalchemy.engine import Engine
@@ -27,7 +28,7 @@ from .telemetry import (
     database_check,
     observed,
 )
-from .wake import commit_signal
+from .wake import CommitSignal, commit_signal
 from .worker import Backoff, install_stop_signals, run_loop
 
 T = TypeVar("T")
@@ -40,6 +41,15 @@ on another machine): the latency of the rare event that was not announced."""
 POLL_S = 0.05
 """How often a relay that cannot be woken (another OS, a second relay on one SQLite file)
 looks at its outbox."""
+GATHER_ENV = "RX_RELAY_GATHER_MS"
+GATHER_MS = 10.0
+"""How long a woken relay waits before it reads its outbox, so that the commits of the next
+few milliseconds leave with the first in one produce request (one fetch answered per consumer
+group, one batch in each consumer) instead of one each. Every hop through a relay takes this
+much longer: a journey to the provider passes two relays."""
+GATHER_MAX_MS = 100.0
+"""The most ``RX_RELAY_GATHER_MS`` may say: beyond it the delay is the latency goal's, not a
+batching detail."""
 
 
 def run_relay(
@@ -51,12 +61,15 @@ def run_relay(
     auth: KafkaAuth | None = None,
     before_each: Callable[[], bool] | None = None,
     fallback_poll: float = FALLBACK_POLL_S,
+    gather: float | None = None,
 ) -> None:
     """Publish the service's outbox until SIGTERM/SIGINT. Survives the broker being down.
 
     ``before_each`` runs before every relay step (e.g. a timer that stages outbox rows); it
     returns True when it did work. Between batches the relay sleeps until a writer's commit
-    wakes it (``rx_messaging.wake``), looking anyway every ``fallback_poll`` seconds."""
+    wakes it (``rx_messaging.wake``), looking anyway every ``fallback_poll`` seconds; once
+    woken it gathers for ``gather`` seconds (``RX_RELAY_GATHER_MS`` unless given)."""
+    gather = gather_seconds() if gather is None else gather
     signal = commit_signal(engine)
     stop = install_stop_signals(on_stop=signal.interrupt)
     name = f"{service}-relay"
@@ -73,12 +86,14 @@ def run_relay(
         return
     relay = OutboxRelay(engine, publisher, name=name)
     published = OUTBOX_PUBLISHED.labels(name)
+    batch_records = OUTBOX_BATCH_RECORDS.labels(name)
 
     def step() -> bool:
         staged = before_each() if before_each is not None else False
         sent = relay.relay_once()
         if sent:
             published.inc(sent)
+            batch_records.observe(sent)
         # A short batch emptied the outbox: wait for the next wake-up (a commit made while
         # this batch was out is one already) instead of reading an empty outbox again.
         return sent >= relay.batch_size or staged
@@ -89,13 +104,41 @@ def run_relay(
             step,
             stop,
             idle_sleep=fallback_poll if signal.wakes else POLL_S,
-            idle_wait=signal.wait,
+            idle_wait=gathering(signal, stop, gather) if signal.wakes else signal.wait,
             heartbeat=heartbeat_dir / f"{name}.alive",
         )
     finally:
         relay.close()
         publisher.close()
         signal.close()
+
+
+def gather_seconds() -> float:
+    """``RX_RELAY_GATHER_MS`` in seconds (``GATHER_MS`` when unset); 0 turns gathering off."""
+    text = os.environ.get(GATHER_ENV, "").strip()
+    try:
+        ms = float(text) if text else GATHER_MS
+    except ValueError:
+        raise ValueError(f"{GATHER_ENV} must be a number of milliseconds, not {text!r}") from None
+    if not 0 <= ms <= GATHER_MAX_MS:
+        raise ValueError(f"{GATHER_ENV} must be between 0 and {GATHER_MAX_MS:g} ms, not {text}")
+    return ms / 1000
+
+
+def gathering(
+    signal: CommitSignal, stop: threading.Event, gather: float
+) -> Callable[[float], bool]:
+    """The relay's idle wait: until a commit wakes it, then ``gather`` seconds more, so the
+    commits made meanwhile are read and published with the first. Their wake-ups are drained
+    then: each was sent after its commit, so the read that follows sees its rows."""
+
+    def wait(timeout: float) -> bool:
+        woke = signal.wait(timeout)
+        if woke and gather > 0 and not stop.wait(gather):
+            signal.wait(0)
+        return woke
+
+    return wait
 
 
 def run_consumer(

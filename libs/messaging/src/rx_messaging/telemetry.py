@@ -12,6 +12,7 @@ from typing import Any
 from rx_contracts import Envelope
 from rx_telemetry import logs
 from rx_telemetry.metrics import (
+    CONSUMER_BATCH_RECORDS,
     CONSUMER_EVENT_SECONDS,
     CONSUMER_EVENTS,
     DEAD_LETTERS,
@@ -149,13 +150,18 @@ def observed(handler: Handler, group: str) -> Handler:
 
 
 def count_batch(group: str) -> Callable[[BatchResult], None]:
-    """Adds a batch's outcomes to ``rx_consumer_events{group, outcome}``."""
+    """Adds a batch's outcomes to ``rx_consumer_events{group, outcome}`` and its size to
+    ``rx_consumer_batch_records{group}``."""
     applied, duplicates, dead = (
         CONSUMER_EVENTS.labels(group, outcome)
         for outcome in ("applied", "duplicate", "dead_lettered")
     )
+    sizes = CONSUMER_BATCH_RECORDS.labels(group)
 
     def count(result: BatchResult) -> None:
+        settled = result.applied + result.duplicates + result.dead_lettered
+        if settled:
+            sizes.observe(settled)
         if result.applied:
             applied.inc(result.applied)
         if result.duplicates:

@@ -43,13 +43,26 @@ HTTP_LATENCY = Histogram(
     ["service", "method", "route"],
     buckets=_LATENCY_BUCKETS,
 )
+_BATCH_BUCKETS = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500)
 OUTBOX_PUBLISHED = Counter(
     "rx_outbox_published", "Outbox rows published to Kafka by a relay.", ["relay"]
+)
+OUTBOX_BATCH_RECORDS = Histogram(
+    "rx_outbox_batch_records",
+    "Outbox rows a relay published in one cycle (one acknowledged send), cycles with any.",
+    ["relay"],
+    buckets=_BATCH_BUCKETS,
 )
 CONSUMER_EVENTS = Counter(
     "rx_consumer_events",
     "Records a consumer group settled: applied, duplicate (already applied) or dead_lettered.",
     ["group", "outcome"],
+)
+CONSUMER_BATCH_RECORDS = Histogram(
+    "rx_consumer_batch_records",
+    "Records a consumer group settled in one poll batch (one transaction, one offset commit).",
+    ["group"],
+    buckets=_BATCH_BUCKETS,
 )
 CONSUMER_EVENT_SECONDS = Histogram(
     "rx_consumer_event_duration_seconds",
