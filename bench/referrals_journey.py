@@ -138,7 +138,7 @@ def run_variant(pythonpath: str, args: argparse.Namespace, workdir: Path) -> dic
     if done.returncode != 0:
         raise RuntimeError(f"measurement failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     if args.profile:
-        print_heaviest(raw, top=60, within="entrypoints/api/routes_")
+        print_heaviest(raw, top=60, within="get_request_handler")
     last = [line for line in done.stdout.splitlines() if line.startswith("{")][-1]
     result: dict[str, Any] = json.loads(last)
     if not any(result["code"].startswith(path) for path in pythonpath.split(os.pathsep)):
