@@ -198,7 +198,7 @@ class ReferralRepository:
 def _update_of(columns: tuple[str, ...]) -> Any:
     """``UPDATE referral SET columns… WHERE id = :key``, one statement object per column set
     (so its compiled form is cached)."""
-    values = {name: bindparam(name) for name in columns}
+    values: dict[str, Any] = {name: bindparam(name) for name in columns}
     return update(REFERRAL).where(REFERRAL.c.id == bindparam("key")).values(values)
 
 
