@@ -3,6 +3,8 @@ until the outer commit, which stores the change, its event and the response toge
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from referrals.adapters.idempotency import IdempotentResponse, StoredResponse
 from referrals.bootstrap import bootstrap
@@ -10,8 +12,10 @@ from referrals.config import Settings
 from referrals.domain.caller import Caller, Role
 from referrals.domain.model import Patient
 from referrals.service_layer import handlers
+from referrals.service_layer.unit_of_work import UnitOfWork
 from rx_contracts import CohortFlags, Priority, ServiceType
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
 GP = Caller("B81001", frozenset({Role.PROVIDER}))
 CMD = handlers.SubmitReferral(
@@ -68,3 +72,29 @@ def test_a_key_already_claimed_stores_nothing_of_the_second_change(container) ->
     with container.uow() as after:
         assert after.referrals.get(two.id) is None
         assert after.idempotency_keys.get("B81001", "k-2") == remembered("k-2", one.id)
+
+
+def test_two_changes_in_one_transaction_each_keep_the_version_they_replace(container) -> None:
+    """A consumer changes a referral twice in one transaction (two events of one batch): the
+    second change starts from the first's result, and both versions replaced stay readable."""
+    referral = handlers.submit_referral(CMD, GP, container.uow())
+    now = datetime.now(UTC)
+    with Session(container.engine, expire_on_commit=False) as session:
+        for priority in (Priority.ASAP, Priority.STAT):
+            with UnitOfWork.joining(session) as uow:
+                loaded = uow.referrals.get(referral.id, for_update=True)
+                assert loaded is not None
+                loaded.amend(GP, loaded.version, now, priority=priority)
+                uow.commit()
+        session.commit()
+    with container.uow() as after:
+        current = after.referrals.get(referral.id)
+        kept = [after.ledger.referral_at(referral.id, version) for version in (1, 2)]
+    assert current is not None
+    assert (current.version, current.priority) == (3, Priority.STAT)
+    assert [(k[0].version, k[0].priority) for k in kept if k] == [
+        (1, Priority.URGENT),
+        (2, Priority.ASAP),
+    ]
+    assert kept[0] and kept[0][0].patient == referral.patient
+    assert kept[0][0].created_at == referral.created_at

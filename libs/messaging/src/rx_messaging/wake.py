@@ -22,6 +22,7 @@ service's SLA clocks: :data:`CLOCKS`), announced with ``announce(session, channe
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -115,8 +116,19 @@ def _address(database: str | None, channel: str = CHANNEL) -> bytes | None:
     Linux)."""
     if not database or database == ":memory:" or not sys.platform.startswith("linux"):
         return None
+    if not os.path.isabs(database):
+        return _socket_name(database, channel)  # from the working directory of the moment
+    return _socket_name_of_absolute(database, channel)
+
+
+def _socket_name(database: str, channel: str) -> bytes:
     digest = hashlib.blake2b(str(Path(database).resolve()).encode(), digest_size=12).hexdigest()
     return f"\0{channel.replace('_', '-')}-{digest}".encode()
+
+
+_socket_name_of_absolute = functools.lru_cache(maxsize=64)(_socket_name)
+"""Worked out once per file and channel: a writer sends after every commit, and resolving the
+path costs a system call per component of it."""
 
 
 class CommitSignal(Protocol):

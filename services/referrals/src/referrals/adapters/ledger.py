@@ -8,7 +8,7 @@ assignment (``referral_assignment``, current state) has a row in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -82,26 +82,26 @@ class Ledger:
 
     # ---- writing (the unit of work, before it saves the referral) --------------------------
 
-    def record(self, referral: Referral) -> None:
-        """Keep the version ``referral`` is about to supersede, and apply its pending steps to
-        its assignments. A new referral (nothing superseded, no assignment yet) costs nothing.
+    def record(self, referral: Referral, loaded: Callable[[str], Mapping[str, Any]]) -> None:
+        """Keep the version ``referral`` is about to supersede (its row as ``loaded`` gives
+        it), and apply its pending steps to its assignments. A new referral (nothing
+        superseded, no assignment yet) costs nothing.
 
         Straight to the driver (rx_messaging.fastsql), as the repository's inserts: this runs
         in every change of every referral, the consumers' included."""
         before = referral.version - len(referral.pending)
         if before == 0:
             return
-        row = self.session.get(ReferralRow, referral.id)  # loaded already: no query
-        assert row is not None, "a referral with history has a row"
+        row = loaded(referral.id)
         conn = self.session.connection()
         snapshot = {
             "referral_id": referral.id,
             "version": before,
-            "state": {c.key: _json_safe(getattr(row, c.key)) for c in REFERRAL.columns},
-            "updated_at": row.updated_at,
+            "state": {c.key: _json_safe(row[c.key]) for c in REFERRAL.columns},
+            "updated_at": row["updated_at"],
         }
         fastsql.execute(conn, fastsql.insert_into(REFERRAL_VERSION, tuple(snapshot)), snapshot)
-        current = self._open_assignment(conn, referral.id) if row.status in HELD else None
+        current = self._open_assignment(conn, referral.id) if row["status"] in HELD else None
         versions: list[dict[str, Any]] = []
         for offset, step in enumerate(referral.pending, start=1):
             state = assignments.after(step, current[1] if current else None)

@@ -3,9 +3,13 @@ worklist queries."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from types import SimpleNamespace
+from typing import Any
 
 from rx_contracts import (
     CohortFlags,
@@ -18,17 +22,22 @@ from rx_contracts import (
     SharingBasis,
 )
 from rx_messaging import fastsql
-from sqlalchemy import Table, and_, or_
+from sqlalchemy import Table, and_, bindparam, or_, update
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from ..domain.attachments import Attachment
 from ..domain.model import HistoryEntry, Referral
 from ..domain.patient import LocalIdentifier, Patient
 from ..domain.sharing import Consent
-from .tables import AttachmentRow, ReferralRow, TransitionRow
+from .tables import AccessRecordRow, AttachmentRow, ReferralRow, TransitionRow
 
 REFERRAL: Table = ReferralRow.__table__  # type: ignore[attr-defined]
 TRANSITION: Table = TransitionRow.__table__  # type: ignore[attr-defined]
+ACCESS: Table = AccessRecordRow.__table__  # type: ignore[attr-defined]
+_COLUMNS = tuple(column.key for column in REFERRAL.columns)
+_BY_ID = core_select(*REFERRAL.columns).where(REFERRAL.c.id == bindparam("referral_id"))
+_BY_ID_LOCKED = _BY_ID.with_for_update()
 
 
 class View(StrEnum):
@@ -56,9 +65,9 @@ class ReferralRepository:
         self.session = session
         self.seen: dict[str, Referral] = {}
         self._new: set[str] = set()
-        self._rows: dict[str, ReferralRow] = {}
-        """Rows loaded, held so the session's (weak) identity map keeps them: saving, and the
-        ledger's copy of the version being replaced, then find them without a query."""
+        self._rows: dict[str, dict[str, Any]] = {}
+        """Each referral's row as loaded (column → value): what saving compares with, and the
+        ledger's copy of the version being replaced."""
 
     def add(self, referral: Referral) -> None:
         self.seen[referral.id] = referral
@@ -67,13 +76,24 @@ class ReferralRepository:
     def get(self, referral_id: str, *, for_update: bool = False) -> Referral | None:
         """Load a referral; ``for_update`` locks its row (PostgreSQL) so concurrent
         transitions serialise and the version check stays honest."""
-        row = self.session.get(ReferralRow, referral_id, with_for_update=for_update or None)
-        if row is None:
+        # Straight to the driver (rx_messaging.fastsql), with a statement built once: every
+        # transition and every read loads its referral, and SQLAlchemy's ORM load (identity
+        # map, instance state, statement cache key) costs several times the query itself.
+        # Nothing here is then an ORM object: saving writes the changed columns itself.
+        query = _BY_ID_LOCKED if for_update else _BY_ID
+        found = fastsql.fetch_rows(self.session.connection(), query, {"referral_id": referral_id})
+        if not found:
             return None
+        row = dict(zip(_COLUMNS, found[0], strict=True))
         self._rows[referral_id] = row
-        referral = _to_domain(row)
+        referral = _to_domain(SimpleNamespace(**row))
         self.seen[referral.id] = referral
         return referral
+
+    def loaded(self, referral_id: str) -> Mapping[str, Any]:
+        """The referral's row as :meth:`get` loaded it in this unit of work (column → value,
+        as SQLAlchemy would give them): the version a change is about to replace."""
+        return self._rows[referral_id]
 
     def save(self, referral: Referral) -> None:
         """Write the aggregate's current state (called by the unit of work on commit)."""
@@ -87,18 +107,29 @@ class ReferralRepository:
             )
             self._new.discard(referral.id)
             return
-        row = self.session.get(ReferralRow, referral.id)
-        assert row is not None, "a loaded referral has a row"
-        row.sqlmodel_update(_to_row_fields(referral))
-        row.updated_at = now
-        self.session.add(row)
-        self.session.flush()  # before history rows that point at it
+        # Loaded by get(): only the columns that changed, straight to the driver as well.
+        before = self._rows[referral.id]
+        changed = {k: v for k, v in _to_row_fields(referral).items() if before.get(k) != v}
+        changed["updated_at"] = now
+        statement = _update_of(tuple(changed))
+        fastsql.execute(self.session.connection(), statement, {"key": referral.id, **changed})
+        self._rows[referral.id] = {**before, **changed}
 
     def add_transitions(self, rows: list[dict[str, object]]) -> None:
         """Append history lines (straight to the driver: they are never updated)."""
         if rows:
             conn = self.session.connection()
             fastsql.execute_many(conn, fastsql.insert_into(TRANSITION, tuple(rows[0])), rows)
+
+    def updated_at(self, referral_id: str) -> datetime:
+        """When the referral loaded by :meth:`get` was last written."""
+        updated: datetime = self._rows[referral_id]["updated_at"]
+        return updated
+
+    def add_access(self, values: dict[str, Any]) -> None:
+        """Record a read of a referral's patient data (``referral_access``; never updated)."""
+        conn = self.session.connection()
+        fastsql.execute(conn, fastsql.insert_into(ACCESS, tuple(values)), values)
 
     def history(self, referral_id: str) -> list[HistoryEntry]:
         query = select(TransitionRow).where(TransitionRow.referral_id == referral_id)
@@ -163,6 +194,14 @@ class ReferralRepository:
         return [_to_domain(row) for row in self.session.exec(query)]
 
 
+@functools.cache
+def _update_of(columns: tuple[str, ...]) -> Any:
+    """``UPDATE referral SET columns… WHERE id = :key``, one statement object per column set
+    (so its compiled form is cached)."""
+    values: dict[str, Any] = {name: bindparam(name) for name in columns}
+    return update(REFERRAL).where(REFERRAL.c.id == bindparam("key")).values(values)
+
+
 def _attachment(row: AttachmentRow) -> Attachment:
     return Attachment(
         id=row.id,
@@ -213,7 +252,7 @@ def _to_row_fields(r: Referral) -> dict[str, object]:
     }
 
 
-def _to_domain(row: ReferralRow) -> Referral:
+def _to_domain(row: ReferralRow | SimpleNamespace) -> Referral:
     return Referral(
         id=row.id,
         referrer_org=row.referrer_org,
@@ -261,7 +300,7 @@ def _identity_and_consent_fields(r: Referral) -> dict[str, object]:
     }
 
 
-def _patient(row: ReferralRow) -> Patient:
+def _patient(row: Any) -> Patient:
     local = (
         LocalIdentifier(row.patient_local_id, row.patient_local_id_org)
         if row.patient_local_id and row.patient_local_id_org
@@ -278,7 +317,7 @@ def _patient(row: ReferralRow) -> Patient:
     )
 
 
-def _consent(row: ReferralRow) -> Consent | None:
+def _consent(row: Any) -> Consent | None:
     if row.consent_basis is None or row.consent_recorded_at is None:
         return None
     return Consent(

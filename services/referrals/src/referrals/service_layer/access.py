@@ -10,7 +10,6 @@ from rx_contracts import AccessedData, ReferralAccessed, new_id, wrap
 from rx_contracts.topics import REFERRAL_ACCESS
 from rx_messaging.outbox import add_to_outbox
 
-from ..adapters.tables import AccessRecordRow
 from ..domain.caller import Caller
 from .unit_of_work import SOURCE, UnitOfWork
 
@@ -35,18 +34,18 @@ def record_access(
         accessed_at=now or datetime.now(UTC),
     )
     envelope = wrap(event, source=SOURCE, correlation_id=uow.correlation_id)
-    uow.session.add(
-        AccessRecordRow(
-            id=event.access_id,
-            referral_id=referral_id,
-            organisation=caller.organisation,
-            practitioner=caller.practitioner,
-            client_id=caller.client_id,
-            roles=",".join(event.roles),
-            accessed=accessed.value,
-            attachment_id=attachment_id,
-            event_id=envelope.id,
-            at=event.accessed_at,
-        )
+    uow.referrals.add_access(
+        {
+            "id": event.access_id,
+            "referral_id": referral_id,
+            "organisation": caller.organisation,
+            "practitioner": caller.practitioner,
+            "client_id": caller.client_id,
+            "roles": ",".join(event.roles),
+            "accessed": accessed.value,
+            "attachment_id": attachment_id,
+            "event_id": envelope.id,
+            "at": event.accessed_at,
+        }
     )
     add_to_outbox(uow.session, envelope, [REFERRAL_ACCESS])

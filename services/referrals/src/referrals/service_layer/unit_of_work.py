@@ -91,7 +91,8 @@ class UnitOfWork:
             return
         staged = [self._stage(r) for r in self.referrals.seen.values() if r.pending]
         for referral, history, outbox in staged:
-            self.ledger.record(referral)  # before save: it keeps the version being replaced
+            # Before save: it keeps the version being replaced.
+            self.ledger.record(referral, self.referrals.loaded)
             self.referrals.save(referral)
             insert_outbox_rows(self.session, outbox)
             self.referrals.add_transitions(history)

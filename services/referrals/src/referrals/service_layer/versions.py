@@ -166,13 +166,16 @@ def _referral_at(
 
 
 def _current(uow: UnitOfWork, referral_id: str) -> ReferralVersion:
-    row = uow.session.get(ReferralRow, referral_id)
-    assert row is not None
-    return _version_of(uow, row)
+    """The referral as ``uow.referrals.get`` loaded it just now."""
+    referral = uow.referrals.seen[referral_id]
+    return _version_with(uow, referral, _utc(uow.referrals.updated_at(referral_id)))
 
 
 def _version_of(uow: UnitOfWork, row: ReferralRow) -> ReferralVersion:
-    referral, updated_at = _with_updated(row)
+    return _version_with(uow, *_with_updated(row))
+
+
+def _version_with(uow: UnitOfWork, referral: Referral, updated_at: datetime) -> ReferralVersion:
     ending = _ENDING_ACTIONS.get(referral.status)
     if ending is None:
         return ReferralVersion(referral, updated_at)

@@ -31,32 +31,39 @@ ETAG_PATTERN = r'^\s*(W/)?"?[0-9]{1,18}"?\s*$'
 """An ETag as we issue it ("3"), weak or bare forms accepted."""
 
 
-async def get_if_match(
-    if_match: Annotated[
-        str,
-        Header(
-            description='The ETag of the version you read, e.g. "3".',
-            examples=['"3"'],
-            pattern=ETAG_PATTERN,
-        ),
-    ],
-) -> int:
-    """The version the caller based its change on. Without one the change is refused with 428
-    (see ``rx_web.problems``); one that is not an ETag with 422 naming the header."""
+# Declared by parameter name (if_match, idempotency_key): FastAPI reads the header of that
+# name with hyphens, and names it so in a validation error.
+IfMatchHeader = Annotated[
+    str,
+    Header(
+        description='The ETag of the version you read, e.g. "3".',
+        examples=['"3"'],
+        pattern=ETAG_PATTERN,
+    ),
+]
+IdempotencyKeyHeader = Annotated[
+    str,
+    Header(
+        description="Unique per logical request (1-255 printable ASCII characters, a UUID "
+        "is ideal); a retry with the same key and body gets the original result.",
+        examples=["5f0c6e4e-52b4-4b0e-9d7e-6f2f7d1c8a11"],
+        pattern=r"^[ -~]{1,255}$",
+    ),
+]
+
+
+def version_of(if_match: str) -> int:
+    """The version in an If-Match the header's pattern accepted."""
     return int(if_match.strip().removeprefix("W/").strip('"'))
 
 
-async def get_idempotency_key(
-    idempotency_key: Annotated[
-        str,
-        Header(
-            description="Unique per logical request (1-255 printable ASCII characters, a UUID "
-            "is ideal); a retry with the same key and body gets the original result.",
-            examples=["5f0c6e4e-52b4-4b0e-9d7e-6f2f7d1c8a11"],
-            pattern=r"^[ -~]{1,255}$",
-        ),
-    ],
-) -> str:
+async def get_if_match(if_match: IfMatchHeader) -> int:
+    """The version the caller based its change on. Without one the change is refused with 428
+    (see ``rx_web.problems``); one that is not an ETag with 422 naming the header."""
+    return version_of(if_match)
+
+
+async def get_idempotency_key(idempotency_key: IdempotencyKeyHeader) -> str:
     """The caller's key for this request: without one 400 (see ``rx_web.problems``), one
     that breaks the documented pattern 422 naming the header."""
     return idempotency_key

@@ -7,7 +7,7 @@ import binascii
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from rx_contracts import Priority, ReferralStatus, ServiceType
 from rx_web.params import IsoDateTime, on_strings
@@ -90,13 +90,13 @@ def create_referral(
     summary="Read one referral",
     responses={**PROBLEMS, 200: {"description": "The referral", "links": referral_links()}},
 )
-def read_referral(
-    referral_id: str, caller: CallerDep, uow: Uow, response: Response
-) -> ReferralPublic:
+def read_referral(referral_id: str, caller: CallerDep, uow: Uow) -> JSONResponse:
     """The referral with its ETag (send it back as If-Match) and the actions open to you."""
     referral = handlers.get_referral(referral_id, caller, uow)
-    response.headers["ETag"] = etag(referral)
-    return to_public(referral, caller)
+    # Rendered here, as the POSTs' answers are: a model returned would be validated again
+    # against response_model, in another hop to the thread pool.
+    body = to_public(referral, caller).model_dump(mode="json")
+    return JSONResponse(body, headers={"ETag": etag(referral)})
 
 
 @router.get(

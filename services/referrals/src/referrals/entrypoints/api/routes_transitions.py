@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from rx_contracts import NhsNumberVerification
+from rx_web.identity import IdentityDep
 
 from ...domain.caller import Caller
 from ...domain.lifecycle import Action
 from ...service_layer import handlers
-from .deps import CallerDep, IdempotencyKey, IfMatch
+from .deps import IdempotencyKeyHeader, IfMatchHeader, version_of
 from .idempotency import run_once
 from .links import referral_links
 from .presenters import referral_response
@@ -81,9 +82,17 @@ class LifecycleRequest:
 
 
 async def lifecycle_request(
-    referral_id: str, caller: CallerDep, key: IdempotencyKey, if_match: IfMatch, request: Request
+    referral_id: str,
+    identity: IdentityDep,
+    idempotency_key: IdempotencyKeyHeader,
+    if_match: IfMatchHeader,
+    request: Request,
 ) -> LifecycleRequest:
-    return LifecycleRequest(referral_id, caller, key, if_match, request)
+    """The headers read here rather than through ``deps.get_caller``, ``get_idempotency_key``
+    and ``get_if_match`` (the same declarations, so the same checks, problems and API
+    documentation): each dependency FastAPI solves costs more than what it does."""
+    caller = Caller.of(identity)
+    return LifecycleRequest(referral_id, caller, idempotency_key, version_of(if_match), request)
 
 
 Lifecycle = Annotated[LifecycleRequest, Depends(lifecycle_request)]
