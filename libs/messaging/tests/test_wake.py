@@ -225,9 +225,11 @@ def test_a_gathering_time_that_is_not_a_few_milliseconds_is_refused(
         gather_seconds()
 
 
-def test_gathering_is_set_in_milliseconds_and_zero_turns_it_off(
+def test_gathering_is_off_unless_set_in_milliseconds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv(GATHER_ENV, raising=False)
+    assert gather_seconds() == 0
     monkeypatch.setenv(GATHER_ENV, "20")
     assert gather_seconds() == pytest.approx(0.02)
     monkeypatch.setenv(GATHER_ENV, "0")

@@ -42,11 +42,13 @@ POLL_S = 0.05
 """How often a relay that cannot be woken (another OS, a second relay on one SQLite file)
 looks at its outbox."""
 GATHER_ENV = "RX_RELAY_GATHER_MS"
-GATHER_MS = 10.0
+GATHER_MS = 0.0
 """How long a woken relay waits before it reads its outbox, so that the commits of the next
 few milliseconds leave with the first in one produce request (one fetch answered per consumer
 group, one batch in each consumer) instead of one each. Every hop through a relay takes this
-much longer: a journey to the provider passes two relays."""
+much longer: a journey to the provider passes two relays. Off unless set: at tens of
+referrals a second a journey's commits are tens of milliseconds apart, so a few milliseconds
+gather little, and under backlog a relay's batches grow by themselves."""
 GATHER_MAX_MS = 100.0
 """The most ``RX_RELAY_GATHER_MS`` may say: beyond it the delay is the latency goal's, not a
 batching detail."""
