@@ -59,6 +59,10 @@ NHS_NUMBER_RULE = (
 )
 
 
+WORDS: dict[str, Any] = {"pattern": r"\S"}
+"""Text the domain refuses when it is only spaces: at least one other character."""
+
+
 def text_required_for_other(code: str, text: str) -> dict[str, Any]:
     """``text`` must say something when ``code`` is 'other' (as the domain checks)."""
     return {
@@ -410,7 +414,18 @@ class Cancel(Strict):
         json_schema_extra={
             "examples": [
                 {"reason_code": "recovered", "reason_text": "Mobilising again after a night's rest"}
-            ]
+            ],
+            # As the domain checks: a reason_code other than 'other', or words in reason_text.
+            "anyOf": [
+                {
+                    "required": ["reason_code"],
+                    "properties": {"reason_code": {"type": "string", "not": {"const": "other"}}},
+                },
+                {
+                    "required": ["reason_text"],
+                    "properties": {"reason_text": {"type": "string", "pattern": r"\S"}},
+                },
+            ],
         },
     )
 
@@ -436,7 +451,10 @@ class Reroute(Strict):
 
 class RequestInfo(Strict):
     question: str = Field(
-        min_length=1, max_length=2000, description="What the referrer should answer."
+        min_length=1,
+        max_length=2000,
+        description="What the referrer should answer (not only spaces).",
+        json_schema_extra=WORDS,
     )
 
     model_config = ConfigDict(
@@ -446,7 +464,12 @@ class RequestInfo(Strict):
 
 
 class ProvideInfo(Strict):
-    answer: str = Field(min_length=1, max_length=2000, description="The referrer's answer.")
+    answer: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="The referrer's answer (not only spaces).",
+        json_schema_extra=WORDS,
+    )
     attachment_id: str | None = Field(
         default=None,
         max_length=64,
@@ -460,7 +483,12 @@ class ProvideInfo(Strict):
 
 
 class MessageIn(Strict):
-    text: str = Field(min_length=1, max_length=2000, description="The note.")
+    text: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="The note (not only spaces).",
+        json_schema_extra=WORDS,
+    )
     attachment_id: str | None = Field(
         default=None,
         max_length=64,
