@@ -14,6 +14,7 @@ from rx_messaging.consumer import InboxConsumer, PermanentError, TransientError
 from rx_messaging.database import make_engine
 from rx_messaging.fake import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
 from rx_messaging.records import PublishError
+from rx_messaging.runner import COMMIT_INTERVAL_ENV, commit_interval_seconds
 from rx_messaging.tables import InboxMessage
 from sqlmodel import Session, SQLModel, func, select
 
@@ -373,3 +374,19 @@ def test_no_interval_commits_every_batch(broker, engine) -> None:
     publish(broker, make_event("r-1"))
     c.consume_once()
     assert committed(broker) == 1
+
+
+@pytest.mark.parametrize("text", ["soon", "-1", "60001"])
+def test_a_commit_interval_that_is_not_a_sensible_number_is_refused(monkeypatch, text) -> None:
+    monkeypatch.setenv(COMMIT_INTERVAL_ENV, text)
+    with pytest.raises(ValueError, match=COMMIT_INTERVAL_ENV):
+        commit_interval_seconds()
+
+
+def test_the_commit_interval_is_a_second_unless_set(monkeypatch) -> None:
+    monkeypatch.delenv(COMMIT_INTERVAL_ENV, raising=False)
+    assert commit_interval_seconds() == 1.0
+    monkeypatch.setenv(COMMIT_INTERVAL_ENV, "250")
+    assert commit_interval_seconds() == pytest.approx(0.25)
+    monkeypatch.setenv(COMMIT_INTERVAL_ENV, "0")
+    assert commit_interval_seconds() == 0

@@ -168,6 +168,7 @@ def run_consumer(
     same credentials. ``after_batch`` runs after each batch whose effects were committed.
     ``process`` names the process in its metrics when the consumer is part of a larger one;
     ``serve`` False: the caller serves the ops endpoints (a consumer started more than once)."""
+    interval = commit_interval_seconds()  # a bad setting fails before anything connects
     stop = stop or install_stop_signals()
     name = f"{service}-consumer"
     if serve:
@@ -201,7 +202,7 @@ def run_consumer(
         observed(handler, group_id),
         CountedDeadLetters(dlq, group_id),
         on_batch=count_batch(group_id),
-        commit_interval=commit_interval_seconds(),
+        commit_interval=interval,
     )
 
     def step() -> bool:
