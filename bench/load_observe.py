@@ -24,6 +24,8 @@ class LagSampler:
         self.groups = list(groups)
         self.every = every
         self.samples: list[tuple[float, dict[str, int]]] = []
+        self.committed: list[tuple[float, int]] = []
+        """Per sample: the records every group has committed, summed (how fast they consume)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -43,21 +45,34 @@ class LagSampler:
         try:
             while not self._stop.wait(self.every):
                 try:
-                    self.samples.append((time.monotonic(), self._sample(admin, ends)))
+                    lags, done = self._sample(admin, ends)
+                    now = time.monotonic()
+                    self.samples.append((now, lags))
+                    self.committed.append((now, done))
                 except Exception:  # kafka-python raises KeyError on stale metadata, too
                     continue  # a sample missed is a gap in the chart, not a failed run
         finally:
             ends.close()
             admin.close()
 
-    def _sample(self, admin: KafkaAdminClient, ends: KafkaConsumer) -> dict[str, int]:
+    def _sample(self, admin: KafkaAdminClient, ends: KafkaConsumer) -> tuple[dict[str, int], int]:
         lags: dict[str, int] = {}
+        done = 0
         offsets = admin.list_group_offsets({group: None for group in self.groups})
         for group in self.groups:
             committed = offsets.get(group) or {}
             end = ends.end_offsets(list(committed)) if committed else {}
             lags[group] = sum(max(0, end[tp] - meta.offset) for tp, meta in committed.items())
-        return lags
+            done += sum(meta.offset for meta in committed.values())
+        return lags, done
+
+    def consumed_per_second(self, since: float, until: float) -> float:
+        """Records committed per second by all the groups together, over the samples between
+        ``since`` and ``until``."""
+        window = [(t, n) for t, n in self.committed if since <= t <= until]
+        if len(window) < 2 or window[-1][0] <= window[0][0]:
+            return 0.0
+        return (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
 
 
 class AuditWatcher:

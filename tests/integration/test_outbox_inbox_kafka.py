@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 from devstack.topics import ensure_topics
+from kafka import KafkaConsumer
+from kafka.structs import TopicPartition
 from rx_contracts import encode, examples, wrap
 from rx_contracts.topics import dead_letter_topic
 from rx_messaging.consumer import InboxConsumer
@@ -117,3 +120,53 @@ def test_an_event_delivered_twice_is_applied_once_and_poison_is_parked(
         publisher.close()
     assert [r.key for r in got] == [b"r-bad"]
     assert b"CloudEvents" in dict(got[0].headers)["dlq_error"]
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> int:
+    """How many records of ``topic`` the group's committed offsets cover, asked of the broker."""
+    # A consumer that never subscribes does not join the group, so it starts no rebalance.
+    reader = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=group)
+    try:
+        return sum(reader.committed(TopicPartition(topic, p)) or 0 for p in range(3))
+    finally:
+        reader.close()
+
+
+def test_a_member_losing_partitions_in_a_rebalance_commits_them_first(
+    kafka_bootstrap, unique_topic, engine
+) -> None:
+    publisher = KafkaPublisher(kafka_bootstrap, client_id="it-rebalance")
+    try:
+        publisher.publish(unique_topic, [encode(event(f"r-{i}")) for i in range(9)])
+    finally:
+        publisher.close()
+    group = f"it-{uuid.uuid4().hex[:8]}"
+    applied: list[str] = []
+    dlq = KafkaPublisher(kafka_bootstrap, client_id="it-dlq")
+    first = KafkaRecordSource(kafka_bootstrap, group, topics=[unique_topic])
+    consumer = InboxConsumer(
+        "it", first, engine, lambda s, env, r: applied.append(env.id), dlq, commit_interval=60
+    )
+    second: KafkaRecordSource | None = None
+    try:
+        drain(consumer, lambda: len(applied) >= 9)
+        assert committed_offsets(kafka_bootstrap, group, unique_topic) == 0  # still waiting
+        second = KafkaRecordSource(kafka_bootstrap, group, topics=[unique_topic])
+        stop = threading.Event()
+        joining = threading.Thread(
+            target=lambda: [second.poll(0.2) for _ in iter(stop.is_set, True)]
+        )
+        joining.start()
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not second._consumer.assignment():
+                assert first.poll(0.2) == []  # the rebalance happens inside this poll
+        finally:
+            stop.set()
+            joining.join()
+        assert committed_offsets(kafka_bootstrap, group, unique_topic) == 9
+    finally:
+        if second is not None:
+            second.close()
+        first.close()
+        dlq.close()

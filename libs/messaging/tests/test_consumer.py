@@ -14,6 +14,7 @@ from rx_messaging.consumer import InboxConsumer, PermanentError, TransientError
 from rx_messaging.database import make_engine
 from rx_messaging.fake import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
 from rx_messaging.records import PublishError
+from rx_messaging.runner import COMMIT_INTERVAL_ENV, commit_interval_seconds
 from rx_messaging.tables import InboxMessage
 from sqlmodel import Session, SQLModel, func, select
 
@@ -287,3 +288,105 @@ def test_a_record_whose_queued_rows_cannot_be_written_is_retried_alone(broker, e
     with Session(engine) as s:
         assert list(s.exec(select(Effect.event_id))) == [first.id]
         assert list(s.exec(select(InboxMessage.event_id))) == [first.id]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def paced(broker, engine, clock, interval=1.0) -> tuple[InboxConsumer, InMemoryRecordSource]:
+    source = InMemoryRecordSource(broker, "g", topics=[TOPIC])
+    c = InboxConsumer(
+        "g",
+        source,
+        engine,
+        write_effect,
+        InMemoryPublisher(broker),
+        commit_interval=interval,
+        clock=clock,
+    )
+    return c, source
+
+
+def committed(broker) -> int:
+    """How many records of TOPIC the group's committed offsets cover."""
+    return sum(offset for (group, _, _), offset in broker.committed.items() if group == "g")
+
+
+def test_offsets_wait_for_the_interval_not_each_batch(broker, engine) -> None:
+    clock = Clock()
+    c, _ = paced(broker, engine, clock)
+    for n in range(3):
+        publish(broker, make_event(f"r-{n}"))
+        assert c.consume_once().applied == 1
+        assert committed(broker) == (3 if n == 2 else 0)  # the third came 1 s after the first
+        clock.now += 0.5
+    publish(broker, make_event("r-3"))
+    c.consume_once()
+    assert committed(broker) == 3  # a new interval began after the commit
+
+
+def test_an_idle_poll_commits_what_was_settled(broker, engine) -> None:
+    c, _ = paced(broker, engine, Clock())
+    publish(broker, make_event("r-1"), make_event("r-2"))
+    c.consume_once()
+    assert committed(broker) == 0
+    assert c.consume_once().applied == 0  # nothing new
+    assert committed(broker) == 2
+
+
+def test_stopping_commits_what_was_settled(broker, engine) -> None:
+    c, _ = paced(broker, engine, Clock())
+    publish(broker, make_event("r-1"))
+    c.consume_once()
+    c.close()
+    assert committed(broker) == 1
+    result = consumer(broker, engine).consume_once()  # the next process starts after it
+    assert (result.applied, result.duplicates) == (0, 0)
+
+
+def test_a_rebalance_commits_the_revoked_partitions_and_forgets_them(broker, engine) -> None:
+    c, source = paced(broker, engine, Clock())
+    publish(broker, make_event("r-1"), make_event("r-2"))
+    c.consume_once()
+    source.rebalance()
+    assert committed(broker) == 2
+    broker.committed.clear()  # the new owner's business now
+    c.close()
+    assert broker.committed == {}  # nothing of the revoked partitions committed again
+
+
+def test_a_crash_before_the_commit_redelivers_as_no_ops(broker, engine) -> None:
+    c, _ = paced(broker, engine, Clock())
+    publish(broker, make_event("r-1"))
+    c.consume_once()  # settled, offsets not yet committed; the process dies here
+    result = consumer(broker, engine).consume_once()
+    assert (result.applied, result.duplicates) == (0, 1)
+    assert effects(engine) == ["r-1"]
+
+
+def test_no_interval_commits_every_batch(broker, engine) -> None:
+    c, _ = paced(broker, engine, Clock(), interval=0)
+    publish(broker, make_event("r-1"))
+    c.consume_once()
+    assert committed(broker) == 1
+
+
+@pytest.mark.parametrize("text", ["soon", "-1", "60001"])
+def test_a_commit_interval_that_is_not_a_sensible_number_is_refused(monkeypatch, text) -> None:
+    monkeypatch.setenv(COMMIT_INTERVAL_ENV, text)
+    with pytest.raises(ValueError, match=COMMIT_INTERVAL_ENV):
+        commit_interval_seconds()
+
+
+def test_the_commit_interval_is_a_second_unless_set(monkeypatch) -> None:
+    monkeypatch.delenv(COMMIT_INTERVAL_ENV, raising=False)
+    assert commit_interval_seconds() == 1.0
+    monkeypatch.setenv(COMMIT_INTERVAL_ENV, "250")
+    assert commit_interval_seconds() == pytest.approx(0.25)
+    monkeypatch.setenv(COMMIT_INTERVAL_ENV, "0")
+    assert commit_interval_seconds() == 0

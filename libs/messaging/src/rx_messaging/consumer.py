@@ -1,6 +1,13 @@
 """Idempotent consumers: a poll batch's effects and inbox rows commit in one transaction, then
 the offsets are committed. Redeliveries are no-ops; poison goes to ``<topic>.dlq``.
 
+Offsets are committed at most every ``commit_interval`` seconds, and whenever the consumer goes
+idle, stops, or loses partitions in a rebalance: not after every batch. At low rates every event
+is a batch of its own, and each offset commit is a round trip plus an append by the broker's
+group coordinator. Committing less often weakens nothing: a batch's effects and inbox rows are
+durable before its offsets are even queued, so what a crash redelivers the inbox turns into
+no-ops; it only bounds how much a new owner reads again.
+
 One transaction per batch instead of per event: a consumer catching up on a backlog pays for one
 commit (one fsync, one SQLite write-lock hand-over) per few hundred events. A batch is first
 applied straight through; if any of its events fails, that transaction is abandoned and the
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -34,6 +42,9 @@ from .tables import InboxMessage, utcnow
 log = logging.getLogger(__name__)
 
 INBOX: Table = InboxMessage.__table__  # type: ignore[attr-defined]
+
+COMMIT_INTERVAL_S = 1.0
+"""How long settled offsets may wait before they are committed while records keep coming."""
 
 _APPLIED_MAX = 256
 """The most event ids one inbox lookup asks about (a longer batch asks in chunks)."""
@@ -101,14 +112,26 @@ class InboxConsumer:
         handler: Handler,
         dlq: Publisher,
         on_batch: Callable[[BatchResult], None] | None = None,
+        *,
+        commit_interval: float = COMMIT_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``on_batch`` hears each durable batch's outcome (metrics)."""
+        """``on_batch`` hears each durable batch's outcome (metrics). Offsets wait at most
+        ``commit_interval`` seconds (0: committed after every batch) while records keep
+        coming; they are committed at once when a poll finds nothing, on :meth:`close`, and
+        for partitions taken away in a rebalance."""
         self.on_batch = on_batch
         self.name = name
         self.source = source
         self.engine = engine
         self.handler = handler
         self.dlq = dlq
+        self.commit_interval = commit_interval
+        self._clock = clock
+        self._pending: dict[tuple[str, int], int] = {}
+        """Settled (topic, partition) → next offset to read, not committed yet."""
+        self._due = 0.0
+        source.when_revoked(self._revoked)
 
     def step(self, timeout: float = 0.5) -> bool:
         """One worker-loop step: True if records were handled; TransientError after a
@@ -122,20 +145,22 @@ class InboxConsumer:
         """Poll one batch and process it in one transaction.
 
         Order of durability: effects + inbox rows commit, then poison goes to the DLQ, then the
-        offsets are committed. A crash anywhere in between means redelivery, which the inbox
-        turns into no-ops (and a poison record is parked again: at-least-once in the DLQ too).
-        A transient failure rewinds that record's partition (the rest of its batch there waits)
-        so it is tried again on the next poll. If the batch cannot be made durable (its commit,
-        the DLQ or the offset commit fails), every partition is rewound to the batch's first
-        record, so nothing is skipped."""
+        offsets are queued for the next offset commit (see :meth:`_settled`). A crash anywhere
+        in between means redelivery, which the inbox turns into no-ops (and a poison record is
+        parked again: at-least-once in the DLQ too). A transient failure rewinds that record's
+        partition (the rest of its batch there waits) so it is tried again on the next poll.
+        If the batch cannot be made durable (its commit, the DLQ or an offset commit it
+        triggers fails), every partition is rewound to the batch's first record, so nothing is
+        skipped. A poll that finds nothing commits the offsets still queued."""
         records = self.source.poll(timeout)
         if not records:
+            self.commit_offsets()  # idle: the progress so far becomes visible (lag 0)
             return BatchResult()
         try:
             batch = self._apply(records)
             for record, error in batch.dead:
                 self._dead_letter(record, error)
-            self.source.commit(batch.positions)
+            self._settled(batch.positions)
         except Exception:
             self._rewind(records)
             raise
@@ -144,6 +169,38 @@ class InboxConsumer:
         if self.on_batch is not None:
             self.on_batch(batch.result)
         return batch.result
+
+    def commit_offsets(self) -> None:
+        """Commit every settled offset not committed yet (kept queued if the commit fails)."""
+        if self._pending:
+            self.source.commit(self._pending)
+            self._pending = {}
+
+    def close(self) -> None:
+        """Commit what is settled before the consumer stops; a failure only means the next
+        owner reads those records again (no-ops). The source stays open: it is the caller's."""
+        try:
+            self.commit_offsets()
+        except Exception as exc:
+            log.warning("%s: offsets not committed on stop: %s", self.name, exc)
+
+    def _settled(self, positions: dict[tuple[str, int], int]) -> None:
+        """Queue a durable batch's positions; commit them all once the oldest has waited
+        ``commit_interval``."""
+        if not positions:
+            return
+        now = self._clock()
+        if not self._pending:
+            self._due = now + self.commit_interval
+        self._pending.update(positions)
+        if now >= self._due:
+            self.commit_offsets()
+
+    def _revoked(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """A rebalance takes ``partitions`` away (between batches): hand back what this member
+        settled on them for the source to commit now, so their new owner starts there, and
+        forget them, so no later commit moves the new owner's offsets back."""
+        return {tp: self._pending.pop(tp) for tp in partitions if tp in self._pending}
 
     def _apply(self, records: list[Record]) -> _Batch:
         decoded: list[tuple[Record, Envelope | EnvelopeError]] = []

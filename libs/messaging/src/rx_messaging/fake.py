@@ -10,6 +10,7 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .ports import Revoked
 from .records import PublishError, Record
 
 
@@ -94,6 +95,7 @@ class InMemoryRecordSource:
         self._pattern = re.compile(pattern) if pattern else None
         self._max = max_records
         self._positions: dict[tuple[str, int], int] = {}
+        self._revoked: Revoked | None = None
 
     def _assigned(self) -> list[tuple[str, int]]:
         names = [n for n in self.broker.topics if self._pattern and self._pattern.fullmatch(n)]
@@ -118,6 +120,17 @@ class InMemoryRecordSource:
 
     def seek(self, topic: str, partition: int, offset: int) -> None:
         self._positions[(topic, partition)] = offset
+
+    def when_revoked(self, callback: Revoked) -> None:
+        self._revoked = callback
+
+    def rebalance(self) -> None:
+        """What a rebalance does to this member, as Kafka does it (eager): every partition is
+        revoked (the callback hears them first and the offsets it returns are committed),
+        and reading resumes from the committed offsets."""
+        if self._revoked is not None:
+            self.commit(self._revoked(self._assigned()))
+        self._positions.clear()
 
     def close(self) -> None:
         self._positions.clear()

@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from rx_config.kafka_auth import KafkaAuth
 
+from .ports import Revoked
 from .records import PublishError, Record
 
 
@@ -110,11 +111,13 @@ class KafkaRecordSource:
         config.update(overrides)
         self._consumer = KafkaConsumer(**config)
         self._committed: dict[tuple[str, int], int] = {}
+        self._revoked: Revoked | None = None
+        listener = _Revocations(self)
         if pattern is not None:
             re.compile(pattern)
-            self._consumer.subscribe(pattern=pattern)
+            self._consumer.subscribe(pattern=pattern, listener=listener)
         else:
-            self._consumer.subscribe(topics=list(topics))
+            self._consumer.subscribe(topics=list(topics), listener=listener)
 
     def poll(self, timeout: float) -> list[Record]:
         batches = self._consumer.poll(timeout_ms=int(timeout * 1000))
@@ -127,12 +130,7 @@ class KafkaRecordSource:
     def commit(self, positions: dict[tuple[str, int], int]) -> None:
         """Commit ``(topic, partition) -> next offset to read``."""
         if positions:
-            self._consumer.commit(
-                {
-                    TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
-                    for (t, p), o in positions.items()
-                }
-            )
+            self._consumer.commit(_offsets(positions))
             self._committed.update(positions)
 
     def lag(self) -> dict[tuple[str, int], int]:
@@ -154,5 +152,41 @@ class KafkaRecordSource:
         """Re-read from ``offset`` (used to retry a record whose effects failed)."""
         self._consumer.seek(TopicPartition(topic, partition), offset)
 
+    def when_revoked(self, callback: Revoked) -> None:
+        """``callback`` runs inside :meth:`poll` (or :meth:`close`) when partitions are about
+        to be taken away; the offsets it returns are committed before the group rejoins, while
+        they still count."""
+        self._revoked = callback
+
     def close(self) -> None:
         self._consumer.close(autocommit=False)
+
+
+def _offsets(positions: dict[tuple[str, int], int]) -> dict[TopicPartition, OffsetAndMetadata]:
+    return {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in positions.items()}
+
+
+class _Revocations(AsyncConsumerRebalanceListener):  # type: ignore[misc]
+    """kafka-python calls a rebalance listener on its I/O thread, where the consumer's blocking
+    ``commit`` refuses to run; the asynchronous listener awaits the coordinator's own offset
+    commit coroutine instead (the one kafka-python's auto-commit uses before a rebalance)."""
+
+    def __init__(self, source: KafkaRecordSource) -> None:
+        self._source = source
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        if self._source._revoked is None:
+            return
+        positions = self._source._revoked([(tp.topic, tp.partition) for tp in revoked])
+        if positions:
+            coordinator = self._source._consumer._coordinator
+            await coordinator._commit_offsets_sync_async(_offsets(positions))
+            self._source._committed.update(positions)
+
+    async def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
+        # Evicted: the partitions may have a new owner already, so nothing is committed.
+        if self._source._revoked is not None:
+            self._source._revoked([(tp.topic, tp.partition) for tp in lost])
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        pass

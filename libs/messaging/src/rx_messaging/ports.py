@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from .records import Record
 
 WireRecord = tuple[bytes, bytes, list[tuple[str, bytes]]]
+Revoked = Callable[[list[tuple[str, int]]], dict[tuple[str, int], int]]
+"""Told the partitions a rebalance takes away; returns offsets to commit for them first."""
 
 
 class Publisher(Protocol):
@@ -31,5 +33,9 @@ class RecordSource(Protocol):
     def commit(self, positions: dict[tuple[str, int], int]) -> None: ...
 
     def seek(self, topic: str, partition: int, offset: int) -> None: ...
+
+    def when_revoked(self, callback: Revoked) -> None:
+        """Have ``callback`` hear the (topic, partition)s a rebalance is about to take away and
+        commit the offsets it returns for them while this member still owns them."""
 
     def close(self) -> None: ...

@@ -16,7 +16,7 @@ from rx_telemetry.ops import serve_ops
 from rx_telemetry.pool import add_pool_probe
 from sqlalchemy.engine import Engine
 
-from .consumer import Handler, InboxConsumer
+from .consumer import COMMIT_INTERVAL_S, Handler, InboxConsumer
 from .kafka import KafkaPublisher, KafkaRecordSource
 from .relay import OutboxRelay
 from .telemetry import (
@@ -52,6 +52,10 @@ gather little, and under backlog a relay's batches grow by themselves."""
 GATHER_MAX_MS = 100.0
 """The most ``RX_RELAY_GATHER_MS`` may say: beyond it the delay is the latency goal's, not a
 batching detail."""
+COMMIT_INTERVAL_ENV = "RX_CONSUMER_COMMIT_INTERVAL_MS"
+COMMIT_INTERVAL_MAX_MS = 60_000.0
+"""The most ``RX_CONSUMER_COMMIT_INTERVAL_MS`` may say: beyond it a stopped or crashed member's
+successor reads too much again."""
 
 
 def run_relay(
@@ -164,6 +168,7 @@ def run_consumer(
     same credentials. ``after_batch`` runs after each batch whose effects were committed.
     ``process`` names the process in its metrics when the consumer is part of a larger one;
     ``serve`` False: the caller serves the ops endpoints (a consumer started more than once)."""
+    interval = commit_interval_seconds()  # a bad setting fails before anything connects
     stop = stop or install_stop_signals()
     name = f"{service}-consumer"
     if serve:
@@ -197,6 +202,7 @@ def run_consumer(
         observed(handler, group_id),
         CountedDeadLetters(dlq, group_id),
         on_batch=count_batch(group_id),
+        commit_interval=interval,
     )
 
     def step() -> bool:
@@ -214,8 +220,26 @@ def run_consumer(
             heartbeat=heartbeat_dir / f"{name}.alive",
         )
     finally:
+        consumer.close()
         source.close()
         dlq.close()
+
+
+def commit_interval_seconds() -> float:
+    """``RX_CONSUMER_COMMIT_INTERVAL_MS`` in seconds (``COMMIT_INTERVAL_S`` when unset); 0
+    commits offsets after every batch."""
+    text = os.environ.get(COMMIT_INTERVAL_ENV, "").strip()
+    try:
+        ms = float(text) if text else COMMIT_INTERVAL_S * 1000
+    except ValueError:
+        raise ValueError(
+            f"{COMMIT_INTERVAL_ENV} must be a number of milliseconds, not {text!r}"
+        ) from None
+    if not 0 <= ms <= COMMIT_INTERVAL_MAX_MS:
+        raise ValueError(
+            f"{COMMIT_INTERVAL_ENV} must be between 0 and {COMMIT_INTERVAL_MAX_MS:g} ms, not {text}"
+        )
+    return ms / 1000
 
 
 def serve_worker_ops(process: str, engine: Engine, bootstrap_servers: str | None = None) -> None:
