@@ -4,7 +4,7 @@ in-memory broker instead of Kafka, so what is measured is routing's work alone.
 
 Each measurement is a fresh subprocess: --count ReferralSubmitted events (as
 ``routing_backlog.py`` produces them) go into an in-memory topic of 3 partitions, then the
-consumer applies them, poll batch by poll batch (200 records), into a fresh, migrated, seeded
+consumer applies them, poll batch by poll batch (--batch records, 200 unless told), into a fresh, migrated, seeded
 SQLite file (daily capacities lifted). Measured: this process's CPU time (``time.process_time``,
 not wall time: the machine is shared and its speed drifts) from the end of the first batch (the
 directory load and statement compilation are excluded) to the last, per event.
@@ -14,7 +14,7 @@ that git revision as well; each round measures every variant once, alternating t
 reports each one's CPU µs per event and the working tree's ratio to REV in that round. Medians
 over --rounds.
 
-    .venv/bin/python bench/routing_cpu.py [--count 4000] [--rounds 5] [--ref main]
+    .venv/bin/python bench/routing_cpu.py [--count 4000] [--rounds 5] [--ref main] [--batch 1]
     .venv/bin/python bench/routing_cpu.py --profile [--count 8000]   # py-spy, the working tree
 """
 
@@ -37,7 +37,7 @@ from snapshot import ROOT
 TOPIC = "referrals.events.v1"
 
 
-def measure(count: int, workdir: Path) -> dict[str, Any]:
+def measure(count: int, workdir: Path, batch: int = 200) -> dict[str, Any]:
     """In the subprocess: apply ``count`` events and report CPU µs per event."""
     import routing
     from routing.entrypoints.workers import handle_referral_event
@@ -50,7 +50,7 @@ def measure(count: int, workdir: Path) -> dict[str, Any]:
     broker.create_topic(f"{TOPIC}.dlq", 1)
     InMemoryPublisher(broker).publish(TOPIC, list(referral_records(count)))
     container = prepare_database(workdir / f"routing-{uuid.uuid4().hex[:8]}.db")
-    source = InMemoryRecordSource(broker, "bench-routing", topics=[TOPIC])
+    source = InMemoryRecordSource(broker, "bench-routing", topics=[TOPIC], max_records=batch)
     consumer = InboxConsumer(
         "routing",
         source,
@@ -69,11 +69,11 @@ def measure(count: int, workdir: Path) -> dict[str, Any]:
     }
 
 
-def profile(pythonpath: str, count: int, workdir: Path, out: Path) -> None:
+def profile(pythonpath: str, count: int, workdir: Path, out: Path, batch: int = 200) -> None:
     """py-spy (the GIL-holding thread) over one measurement; the heaviest functions while
     the consumer works (set-up left out)."""
     raw = out / "routing_cpu.pyspy.txt"
-    options = ["--count", str(count), "--workdir", str(workdir)]
+    options = ["--count", str(count), "--workdir", str(workdir), "--batch", str(batch)]
     result = run_child(__file__, pythonpath, options, record_gil(raw))
     print(f"{result['cpu_us_per_event']:.0f} µs CPU per event (under py-spy)")
     print_heaviest(raw, within="consume_once")
@@ -84,21 +84,24 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=4000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--ref", help="also measure this git revision, e.g. main")
+    parser.add_argument(
+        "--batch", type=int, default=200, help="records per poll batch (1: as at low rates)"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the working tree")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.count, args.workdir)))
+        print(json.dumps(measure(args.count, args.workdir, args.batch)))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="routing-cpu-") as tmp:
         variants = freeze(args.ref, Path(tmp))
         if args.profile:
-            profile(variants["tree"], args.count, Path(tmp), args.out)
+            profile(variants["tree"], args.count, Path(tmp), args.out, args.batch)
             return 0
-        options = ["--count", str(args.count), "--workdir", tmp]
+        options = ["--count", str(args.count), "--workdir", tmp, "--batch", str(args.batch)]
         rounds = alternate(
             variants,
             args.rounds,
