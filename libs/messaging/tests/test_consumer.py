@@ -444,3 +444,15 @@ def test_a_connection_the_database_ended_costs_one_retried_batch_and_nothing_is_
             failures += 1
     assert failures <= 1
     assert effects(db) == ["r-1", "r-2"]
+
+
+def test_a_batch_never_joins_a_transaction_left_open_on_the_kept_connection(broker, db) -> None:
+    c = consumer(broker, db)
+    publish(broker, make_event("r-1"))
+    c.consume_once()
+    c._connection.begin()  # type: ignore[union-attr]  # however it came about
+    publish(broker, make_event("r-2"))
+    assert c.consume_once().applied == 1
+    _lock_effects_at_once(db)
+    assert effects(db) == ["r-1", "r-2"]
+    c.close()

@@ -202,6 +202,11 @@ class InboxConsumer:
         The session begins the transaction with its first statement and owns it: its commit
         commits it, and closing it uncommitted rolls it back; the connection stays open."""
         connection = self._connection
+        if connection is not None and connection.in_transaction():
+            # A session would join that transaction and leave its commit to whoever began it:
+            # never let a batch's commit be anything but a commit.
+            self._drop_connection()
+            connection = None
         if connection is None or connection.closed or connection.invalidated:
             connection = self._connection = self.engine.connect()
         return Session(bind=connection, expire_on_commit=False)
