@@ -96,7 +96,7 @@ def _serialise_transactions(engine: Engine, path: str | None) -> None:
 
         return done
 
-    dialect.do_begin = begin  # type: ignore[method-assign]
+    dialect.do_begin = begin  # type: ignore[method-assign,assignment]
     dialect.do_commit = finish(commit)  # type: ignore[method-assign]
     dialect.do_rollback = finish(rollback)  # type: ignore[method-assign]
     if checkpointer is not None:

@@ -39,7 +39,7 @@ _CASE = (
     .where(_CASES.c.referral_id == bindparam("referral_id"))
     .with_for_update(of=_CASES)  # PostgreSQL: events of one referral apply one at a time
 )
-_CASE_KEYS = tuple(column.key for column in _CASE.selected_columns)
+_CASE_KEYS = tuple(str(column.key) for column in _CASE.selected_columns)
 _CASE_CHANGING = (
     "priority",
     "cohorts",
