@@ -22,12 +22,14 @@ from notify.domain.endpoint import Endpoint, EndpointPolicy
 from notify.domain.subscription import Channel, Content, RetryPolicy, Status
 from notify.domain.topics import Topic
 from notify.entrypoints.dispatcher import Dispatcher
-from notify.entrypoints.workers import dispatcher
+from notify.entrypoints.workers import dispatcher, pass_wakeups
 from notify.service_layer import handlers
 from notify.service_layer.delivery import Deliveries
 from notify.service_layer.handlers import CreateSubscription
 from notify.service_layer.ingest import ingest
+from notify.service_layer.unit_of_work import DELIVERY
 from rx_contracts import Envelope, Role
+from rx_messaging.wake import commit_signal
 from sqlmodel import Session
 
 from .journeys import GP, TEAM, Journey
@@ -217,6 +219,38 @@ def test_a_subscription_turns_error_after_the_retry_period_and_resumes_on_resend
     assert numbers(receiver) == [1, 2, 3]
     assert status() is Status.ACTIVE
     receiver.stop()
+
+
+def test_an_idle_worker_acts_on_another_process_s_resend_at_once(
+    settings: Settings, container: Container, start: Callable[..., Running]
+) -> None:
+    """The API's commit wakes an idle worker: no look at the database every second, and a
+    resend is not left waiting for the next look (30 s here)."""
+    receiver = Receiver().start()
+    sid, _ = subscribe(container, GP, Topic.SENT, receiver.url)
+    signal = commit_signal(container.engine, DELIVERY)
+    assert signal.wakes, "SQLite on Linux: commits wake the worker"
+    loop = dispatcher(settings.model_copy(update={"idle_poll_seconds": 30.0}), container, signal)
+    assert loop.idle_poll == 30.0
+    worker = start(loop)
+    stop = threading.Event()
+    passing = threading.Thread(target=pass_wakeups, args=(signal, loop.wake, stop), daemon=True)
+    passing.start()
+    try:
+        j = Journey()
+        feed(container, worker.loop, j.submitted(), j.routed())
+        wait_for("the first deliveries", lambda: len(receiver.received()) == 2, timeout=30)
+        time.sleep(0.3)  # the loop is asleep now, until its next look in 30 s
+        handlers.resend(sid, Caller(GP, frozenset({Role.PROVIDER})), 1, container.uow())
+        wait_for("the resent events", lambda: len(receiver.received()) == 4, timeout=10)
+        assert numbers(receiver) == [1, 2]
+    finally:
+        stop.set()
+        signal.interrupt()
+        passing.join(timeout=5)
+        signal.close()
+        receiver.stop()
+    assert not passing.is_alive()
 
 
 def test_both_secrets_sign_during_a_rotation_overlap(

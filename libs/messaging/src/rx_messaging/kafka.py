@@ -14,6 +14,10 @@ from rx_config.kafka_auth import KafkaAuth
 from .ports import Revoked
 from .records import PublishError, Record
 
+CLIENT_METRICS_OFF: dict[str, object] = {"metrics_enabled": False}
+"""kafka-python's own metrics (sensors updated on every request, response and record, in pure
+Python) are read by nothing here: the platform's metrics are its own (``rx_telemetry``)."""
+
 
 class KafkaPublisher:
     """Publishes records and waits for the broker's acknowledgement of each batch.
@@ -38,6 +42,7 @@ class KafkaPublisher:
             "retries": 5,
             "request_timeout_ms": 10_000,
             "max_block_ms": 10_000,
+            **CLIENT_METRICS_OFF,
         }
         config.update(overrides)
         self._producer = KafkaProducer(**config)
@@ -107,6 +112,7 @@ class KafkaRecordSource:
             # default (45 s) stalls the stream that long after a crash (tests/reliability).
             # Heartbeats come from a background thread, so slow batches do not count against it.
             "session_timeout_ms": 10_000,
+            **CLIENT_METRICS_OFF,
         }
         config.update(overrides)
         self._consumer = KafkaConsumer(**config)

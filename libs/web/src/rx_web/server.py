@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO
 
 from rx_telemetry.logs import JsonFormatter
 from rx_telemetry.settings import telemetry_settings
@@ -41,10 +41,7 @@ def serve(app_factory: str, host: str, port: int) -> None:
     """Serve ``module:factory`` (a zero-argument app factory) on host:port."""
     import uvicorn
 
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: list[Any] | None = None) -> None:
-            await super().startup(sockets)
-            freeze_startup_heap()
+    from .uvicorn_server import ApiServer
 
     # log_config=None: uvicorn's loggers propagate to the root handler configure_logging set
     # up, so its error tracebacks are scrubbed like everything else.
@@ -57,7 +54,7 @@ def serve(app_factory: str, host: str, port: int) -> None:
         access_log=False,
         log_config=None,
     )
-    Server(config).run()
+    ApiServer(config).run()
 
 
 def freeze_startup_heap() -> None:

@@ -33,6 +33,15 @@ class Settings(ServiceSettings):
     checkpoint_interval_s: float = Field(
         default=10.0, gt=0, description="How often the relay publishes the head, if it moved."
     )
+    consumer_gather_ms: float = Field(
+        default=200.0,
+        ge=0,
+        le=1000,
+        description="After each batch the consumer waits this long before reading on, so the "
+        "events arriving meanwhile are fetched and appended together: at low rates nearly "
+        "every event would otherwise be a fetch and a transaction of its own. Entries reach "
+        "the chain up to twice this much later; 0 reads on at once.",
+    )
     stream_poll_s: float = Field(
         default=0.25, gt=0, description="How often a live stream looks for new entries."
     )

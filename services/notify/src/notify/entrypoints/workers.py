@@ -6,7 +6,10 @@
 
 The worker's ingestion (the consumer, main thread) and delivery (an asyncio loop, own thread)
 share only the database; ingestion wakes delivery when it committed new notifications, so a
-notification leaves within milliseconds, and delivery goes on while the broker is away."""
+notification leaves within milliseconds, and delivery goes on while the broker is away. Other
+processes' changes to subscriptions (the API's) wake delivery when they commit; an idle worker
+otherwise sleeps until its next scheduled retry, heartbeat or lease expiry, looking at the
+database at least every ``LOOK_EVERY`` seconds in case a wake-up was lost."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from rx_contracts import Envelope
 from rx_contracts.topics import REFERRAL_EVENTS, ROUTING_DECISIONS, ROUTING_SLA
 from rx_messaging.records import Record
 from rx_messaging.runner import run_consumer, run_relay
+from rx_messaging.wake import CommitSignal, commit_signal
 from rx_messaging.worker import install_stop_signals
 from sqlmodel import Session
 
@@ -33,11 +37,14 @@ from ..config import Settings, get_settings
 from ..domain.subscription import RetryPolicy
 from ..service_layer.delivery import Deliveries
 from ..service_layer.ingest import ingest
+from ..service_layer.unit_of_work import DELIVERY
 from .dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
 TOPICS = [REFERRAL_EVENTS, ROUTING_DECISIONS, ROUTING_SLA]
+LOOK_EVERY = 10.0
+"""Seconds between an idle worker's looks at the database when commits wake it."""
 
 
 def touch(path: Path) -> None:
@@ -67,8 +74,12 @@ class Ingestion:
             self._wake()
 
 
-def dispatcher(settings: Settings, container: Container) -> Dispatcher:
-    """The delivery loop as the worker runs it (tests build it the same way)."""
+def dispatcher(
+    settings: Settings, container: Container, signal: CommitSignal | None = None
+) -> Dispatcher:
+    """The delivery loop as the worker runs it (tests build it the same way). With a
+    ``signal`` that wakes on commits, an idle loop looks at most every ``LOOK_EVERY`` seconds
+    (or ``idle_poll_seconds``, if longer) instead of every ``idle_poll_seconds``."""
     deliveries = Deliveries(
         container.uow,
         owner=settings.worker_name or socket.gethostname(),
@@ -87,7 +98,11 @@ def dispatcher(settings: Settings, container: Container) -> Dispatcher:
         sender,
         Bases(f"{settings.public_url.rstrip('/')}/fhir/R4", settings.referrals_fhir_base),
         max_in_flight=settings.max_in_flight,
-        idle_poll=settings.idle_poll_seconds,
+        idle_poll=(
+            max(settings.idle_poll_seconds, LOOK_EVERY)
+            if signal is not None and signal.wakes
+            else settings.idle_poll_seconds
+        ),
         timeout=settings.delivery_timeout_seconds,
     )
 
@@ -96,8 +111,9 @@ def worker() -> None:
     settings = get_settings()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     container = bootstrap(settings)
-    stop = install_stop_signals()
-    loop = dispatcher(settings, container)
+    signal = commit_signal(container.engine, DELIVERY)
+    stop = install_stop_signals(on_stop=signal.interrupt)
+    loop = dispatcher(settings, container, signal)
     ingestion = Ingestion(loop.wake)
     alive = settings.heartbeat_dir / "notify-worker.alive"
     delivery = threading.Thread(
@@ -105,6 +121,9 @@ def worker() -> None:
         name="notify-delivery",
     )
     delivery.start()
+    threading.Thread(
+        target=pass_wakeups, args=(signal, loop.wake, stop), name="notify-wakeups", daemon=True
+    ).start()
     try:
         run_consumer(
             "notify",
@@ -120,8 +139,19 @@ def worker() -> None:
             process="notify-worker",
         )
     finally:
+        stop.set()
+        signal.interrupt()
         loop.stop()
         delivery.join(timeout=30)
+        signal.close()
+
+
+def pass_wakeups(signal: CommitSignal, wake: Callable[[], None], stop: threading.Event) -> None:
+    """Hand the delivery loop every wake-up other processes' commits send (blocks in the
+    signal's wait, so an idle worker costs nothing here)."""
+    while signal.wakes and not stop.is_set():
+        if signal.wait(LOOK_EVERY):
+            wake()
 
 
 def relay() -> None:

@@ -1,6 +1,7 @@
 """Unit of work: one database transaction holding subscription changes, the events they
 recorded (written to the outbox on commit, for ``notify.subscriptions.v1``) and, for a POST with
-an Idempotency-Key, the response to replay."""
+an Idempotency-Key, the response to replay. A commit that changed a subscription wakes the
+delivery workers (its handshake, a resend or a reactivation may be due now)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 from rx_contracts import wrap
 from rx_contracts.topics import NOTIFY_SUBSCRIPTIONS
 from rx_messaging.outbox import add_to_outbox
+from rx_messaging.wake import announce
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -20,6 +22,8 @@ from ..adapters.repository import ReferralRepository, SubscriptionRepository
 from ..adapters.tables import IdempotencyRow
 
 SOURCE = "/services/notify"
+DELIVERY = "rx_delivery"
+"""The delivery workers' wake-up channel (``rx_messaging.wake``)."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ class UnitOfWork:
         rendered from ``result``."""
         for subscription in self.subscriptions.seen.values():
             self.subscriptions.save(subscription)
+            if subscription.changes:
+                announce(self.session, DELIVERY)
             for payload in subscription.changes:
                 envelope = wrap(payload, source=SOURCE, correlation_id=self.correlation_id)
                 add_to_outbox(self.session, envelope, [NOTIFY_SUBSCRIPTIONS])
