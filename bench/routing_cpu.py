@@ -3,8 +3,9 @@
 in-memory broker instead of Kafka, so what is measured is routing's work alone.
 
 Each measurement is a fresh subprocess: --count ReferralSubmitted events (as
-``routing_backlog.py`` produces them) go into an in-memory topic of 3 partitions, then the
-consumer applies them, poll batch by poll batch (200 records), into a fresh, migrated, seeded
+``routing_backlog.py`` produces them; with --journeys each followed by its referral's
+acceptance, start and completion) go into an in-memory topic of 3 partitions, then the
+consumer applies them, poll batch by poll batch (--batch records, 200 unless told), into a fresh, migrated, seeded
 SQLite file (daily capacities lifted). Measured: this process's CPU time (``time.process_time``,
 not wall time: the machine is shared and its speed drifts) from the end of the first batch (the
 directory load and statement compilation are excluded) to the last, per event.
@@ -14,7 +15,8 @@ that git revision as well; each round measures every variant once, alternating t
 reports each one's CPU µs per event and the working tree's ratio to REV in that round. Medians
 over --rounds.
 
-    .venv/bin/python bench/routing_cpu.py [--count 4000] [--rounds 5] [--ref main]
+    .venv/bin/python bench/routing_cpu.py [--count 4000] [--rounds 5] [--ref main] [--batch 1]
+        [--journeys]
     .venv/bin/python bench/routing_cpu.py --profile [--count 8000]   # py-spy, the working tree
 """
 
@@ -37,7 +39,54 @@ from snapshot import ROOT
 TOPIC = "referrals.events.v1"
 
 
-def measure(count: int, workdir: Path) -> dict[str, Any]:
+def journeys(count: int) -> list[Any]:
+    """``count`` events: each referral submitted (as ``referral_records`` makes them), then
+    accepted, started and completed by the organisation routing gives it, one referral after
+    another (each later event loads the referral's case, stops a clock and is forwarded)."""
+    from datetime import UTC, datetime
+
+    from routing_backlog import referral_records
+    from rx_contracts import (
+        Actor,
+        Outcome,
+        ProviderType,
+        ReferralAccepted,
+        ReferralCompleted,
+        ReferralStarted,
+        ReferralStatus,
+        encode,
+        wrap,
+    )
+
+    steps = (
+        (ReferralAccepted, ReferralStatus.ACCEPTED, {}),
+        (ReferralStarted, ReferralStatus.IN_PROGRESS, {}),
+        (ReferralCompleted, ReferralStatus.COMPLETED, {"outcome": Outcome.REMAINED_AT_HOME}),
+    )
+    out: list[Any] = []
+    for submitted in referral_records((count + 3) // 4):
+        out.append(submitted)
+        rid = submitted[0].decode()
+        for n, (event, status, extra) in enumerate(steps, start=3):
+            payload = event(
+                referral_id=rid,
+                sequence=n,
+                version=n,
+                actor=Actor(organisation="RXA01"),
+                status=status,
+                referrer_org="B81001",
+                assigned_org="RXA01",
+                provider_type=ProviderType.RAPID_RESPONSE,
+                service_type="urgent-community-response",
+                priority="urgent",
+                occurred_at=datetime.now(UTC),
+                **extra,
+            )
+            out.append(tuple(encode(wrap(payload, source="/bench"))))
+    return out[:count]
+
+
+def measure(count: int, workdir: Path, batch: int = 200, journey: bool = False) -> dict[str, Any]:
     """In the subprocess: apply ``count`` events and report CPU µs per event."""
     import routing
     from routing.entrypoints.workers import handle_referral_event
@@ -48,9 +97,10 @@ def measure(count: int, workdir: Path) -> dict[str, Any]:
     broker = InMemoryBroker()
     broker.create_topic(TOPIC, 3)
     broker.create_topic(f"{TOPIC}.dlq", 1)
-    InMemoryPublisher(broker).publish(TOPIC, list(referral_records(count)))
+    records = journeys(count) if journey else list(referral_records(count))
+    InMemoryPublisher(broker).publish(TOPIC, records)
     container = prepare_database(workdir / f"routing-{uuid.uuid4().hex[:8]}.db")
-    source = InMemoryRecordSource(broker, "bench-routing", topics=[TOPIC])
+    source = InMemoryRecordSource(broker, "bench-routing", topics=[TOPIC], max_records=batch)
     consumer = InboxConsumer(
         "routing",
         source,
@@ -69,11 +119,11 @@ def measure(count: int, workdir: Path) -> dict[str, Any]:
     }
 
 
-def profile(pythonpath: str, count: int, workdir: Path, out: Path) -> None:
+def profile(pythonpath: str, count: int, workdir: Path, out: Path, batch: int = 200) -> None:
     """py-spy (the GIL-holding thread) over one measurement; the heaviest functions while
     the consumer works (set-up left out)."""
     raw = out / "routing_cpu.pyspy.txt"
-    options = ["--count", str(count), "--workdir", str(workdir)]
+    options = ["--count", str(count), "--workdir", str(workdir), "--batch", str(batch)]
     result = run_child(__file__, pythonpath, options, record_gil(raw))
     print(f"{result['cpu_us_per_event']:.0f} µs CPU per event (under py-spy)")
     print_heaviest(raw, within="consume_once")
@@ -84,21 +134,30 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=4000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--ref", help="also measure this git revision, e.g. main")
+    parser.add_argument(
+        "--batch", type=int, default=200, help="records per poll batch (1: as at low rates)"
+    )
+    parser.add_argument(
+        "--journeys",
+        action="store_true",
+        help="whole journeys (submitted, accepted, started, completed), not submissions only",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the working tree")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.count, args.workdir)))
+        print(json.dumps(measure(args.count, args.workdir, args.batch, args.journeys)))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="routing-cpu-") as tmp:
         variants = freeze(args.ref, Path(tmp))
         if args.profile:
-            profile(variants["tree"], args.count, Path(tmp), args.out)
+            profile(variants["tree"], args.count, Path(tmp), args.out, args.batch)
             return 0
-        options = ["--count", str(args.count), "--workdir", tmp]
+        options = ["--count", str(args.count), "--workdir", tmp, "--batch", str(args.batch)]
+        options += ["--journeys"] if args.journeys else []
         rounds = alternate(
             variants,
             args.rounds,

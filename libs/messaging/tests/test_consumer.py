@@ -390,3 +390,69 @@ def test_the_commit_interval_is_a_second_unless_set(monkeypatch) -> None:
     assert commit_interval_seconds() == pytest.approx(0.25)
     monkeypatch.setenv(COMMIT_INTERVAL_ENV, "0")
     assert commit_interval_seconds() == 0
+
+
+def _lock_effects_at_once(engine) -> None:
+    """Take the effects table for writing from another connection without waiting: fails if
+    any transaction (the consumer's included) still holds it or SQLite's write lock."""
+    if engine.dialect.name == "sqlite":
+        other = sqlite3.connect(engine.url.database, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        return
+    with engine.connect() as other:
+        other.exec_driver_sql("LOCK TABLE test_effect IN ACCESS EXCLUSIVE MODE NOWAIT")
+        other.rollback()
+
+
+def test_between_batches_the_consumer_holds_no_transaction_and_stopping_frees_its_connection(
+    broker, db
+) -> None:
+    c = consumer(broker, db)
+    for n in range(3):
+        publish(broker, make_event(f"r-{n}"))
+        assert c.consume_once().applied == 1
+        _lock_effects_at_once(db)  # committed, nothing left open on the kept connection
+    assert effects(db) == ["r-0", "r-1", "r-2"]
+    c.close()
+    assert db.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_connection_the_database_ended_costs_one_retried_batch_and_nothing_is_lost(
+    broker, db
+) -> None:
+    c = consumer(broker, db)
+    publish(broker, make_event("r-1"))
+    assert c.consume_once().applied == 1
+    with db.connect() as admin:  # the server ends the consumer's session (a restart, a kill)
+        ended = admin.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).all()
+        assert ended
+    publish(broker, make_event("r-2"))
+    failures = 0
+    for _ in range(2):  # at most the one batch on the ended session fails, and is read again
+        try:
+            if c.consume_once().applied == 1:
+                break
+        except Exception:
+            failures += 1
+    assert failures <= 1
+    assert effects(db) == ["r-1", "r-2"]
+
+
+def test_a_batch_never_joins_a_transaction_left_open_on_the_kept_connection(broker, db) -> None:
+    c = consumer(broker, db)
+    publish(broker, make_event("r-1"))
+    c.consume_once()
+    c._connection.begin()  # type: ignore[union-attr]  # however it came about
+    publish(broker, make_event("r-2"))
+    assert c.consume_once().applied == 1
+    _lock_effects_at_once(db)
+    assert effects(db) == ["r-1", "r-2"]
+    c.close()

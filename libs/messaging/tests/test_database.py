@@ -3,6 +3,7 @@ the database file by a background checkpointer, outside that lock, without growi
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from rx_messaging import database
 from rx_messaging.database import make_engine
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 PAGE = 4096
@@ -124,4 +126,30 @@ def test_a_transaction_kept_waiting_past_the_busy_timeout_fails_as_a_pool_timeou
             with pytest.raises(PoolTimeout, match="database busy"), engine.begin() as waiter:
                 waiter.exec_driver_sql("INSERT INTO t VALUES (1)")
     finally:
+        engine.dispose()
+
+
+def test_a_write_lock_held_by_another_process_fails_the_begin_as_sqlalchemy_error_and_frees_the_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process (here a plain sqlite3 connection) holding SQLite's write lock past the
+    busy timeout: the BEGIN fails as SQLAlchemy's OperationalError (what callers catch), and the
+    process's transaction slot is free again, so the next transaction goes through."""
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 0.1)
+    path = tmp_path / "locked.db"
+    engine = make_engine(f"sqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(OperationalError, match="locked"), engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        other.execute("COMMIT")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT x FROM t").scalars().all() == [2]
+    finally:
+        other.close()
         engine.dispose()

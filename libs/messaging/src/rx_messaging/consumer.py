@@ -14,6 +14,14 @@ applied straight through; if any of its events fails, that transaction is abando
 batch applied again with each event in its own SAVEPOINT, so the failure rolls back only its
 own effects (poison to the DLQ; a transient failure retried from that event on).
 
+A batch's transaction runs on a connection the consumer keeps from one batch to the next (a
+fresh one after any failure that escapes a batch, and closed with the consumer), in a session
+that expires nothing at its commit (nothing reads its objects afterwards): at low rates every
+event is a batch of its own, and a pool checkout and check-in (on PostgreSQL, with its liveness
+ping) and the ORM's end-of-transaction bookkeeping cost more than the inbox's two statements.
+The transaction itself is exactly as before: begun by the batch's first statement, committed
+once with every effect and inbox row of the batch.
+
 Append-only rows (inbox rows here; outbox, decision or audit rows in handlers) go through the
 session's write buffer (``rx_messaging.buffer``): one ``executemany`` per table per batch on the
 fast path, and per record inside its savepoint on the careful path, so a record rolled back
@@ -30,7 +38,7 @@ from dataclasses import dataclass, field
 from rx_contracts import Envelope, EnvelopeError, decode
 from rx_contracts.topics import dead_letter_topic
 from sqlalchemy import Select, Table, bindparam, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from . import fastsql
@@ -131,6 +139,8 @@ class InboxConsumer:
         self._pending: dict[tuple[str, int], int] = {}
         """Settled (topic, partition) → next offset to read, not committed yet."""
         self._due = 0.0
+        self._connection: Connection | None = None
+        """Kept between batches (see the module's docstring); None until the next batch."""
         source.when_revoked(self._revoked)
 
     def step(self, timeout: float = 0.5) -> bool:
@@ -163,6 +173,7 @@ class InboxConsumer:
             self._settled(batch.positions)
         except Exception:
             self._rewind(records)
+            self._drop_connection()  # whatever failed, the next batch starts on a fresh one
             raise
         for (topic, partition), offset in batch.retry_from.items():
             self.source.seek(topic, partition, offset)
@@ -178,11 +189,35 @@ class InboxConsumer:
 
     def close(self) -> None:
         """Commit what is settled before the consumer stops; a failure only means the next
-        owner reads those records again (no-ops). The source stays open: it is the caller's."""
+        owner reads those records again (no-ops). The source stays open: it is the caller's;
+        the database connection kept between batches is closed."""
         try:
             self.commit_offsets()
         except Exception as exc:
             log.warning("%s: offsets not committed on stop: %s", self.name, exc)
+        self._drop_connection()
+
+    def _session(self) -> Session:
+        """A session for one batch's transaction, on the connection kept between batches.
+        The session begins the transaction with its first statement and owns it: its commit
+        commits it, and closing it uncommitted rolls it back; the connection stays open."""
+        connection = self._connection
+        if connection is not None and connection.in_transaction():
+            # A session would join that transaction and leave its commit to whoever began it:
+            # never let a batch's commit be anything but a commit.
+            self._drop_connection()
+            connection = None
+        if connection is None or connection.closed or connection.invalidated:
+            connection = self._connection = self.engine.connect()
+        return Session(bind=connection, expire_on_commit=False)
+
+    def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()  # back to the pool, which resets (or discards) it
+            except Exception as exc:
+                log.warning("%s: database connection not closed cleanly: %s", self.name, exc)
 
     def _settled(self, positions: dict[tuple[str, int], int]) -> None:
         """Queue a durable batch's positions; commit them all once the oldest has waited
@@ -221,7 +256,7 @@ class InboxConsumer:
         (inbox rows and the handlers') written once per table just before the commit. Any
         failure abandons the whole transaction (``_RecordFailed``)."""
         batch = _Batch()
-        with Session(self.engine) as session:
+        with self._session() as session:
             buffer = write_buffer(session)
             seen = self._already_applied(session, decoded)
             for record, envelope in decoded:
@@ -251,7 +286,7 @@ class InboxConsumer:
         """The careful path: each record in a savepoint; poison is parked, a transient failure
         stops its partition there (the records before it still commit)."""
         batch = _Batch()
-        with Session(self.engine) as session:
+        with self._session() as session:
             seen = self._already_applied(session, decoded)
             for record, envelope in decoded:
                 tp = (record.topic, record.partition)

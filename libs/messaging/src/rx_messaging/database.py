@@ -58,23 +58,29 @@ def _serialise_transactions(engine: Engine, path: str | None) -> None:
     does it better — SQLite's busy handler sleeps in steps of up to 100 ms, which under
     concurrent requests costs far more than the transactions themselves. The lock is released
     after COMMIT/ROLLBACK has run (the dialect's methods, not the events, which fire before).
-    After a COMMIT the lock is released first, then the checkpointer is told (see there)."""
+    After a COMMIT the lock is released first, then the checkpointer is told (see there).
+
+    BEGIN IMMEDIATE is the dialect's ``do_begin`` (a no-op for pysqlite), sent on the driver's
+    connection: every transaction of every process starts here, and a statement through the
+    Connection costs several times the BEGIN itself. A driver error is still wrapped as
+    SQLAlchemy's (``do_begin`` runs inside the Connection's error handling)."""
     lock = threading.Lock()
     checkpointer = _Checkpointer(path, lock) if path else None
     holders: set[int] = set()
     dialect = engine.dialect
     commit, rollback = dialect.do_commit, dialect.do_rollback
 
-    def begin(conn: Any) -> None:
+    def begin(connection: Any) -> None:
+        dbapi_connection = connection.dbapi_connection  # the pool's proxy: its driver connection
         # Same bound as SQLite's busy timeout: a stuck holder becomes an error, not a hang.
         if not lock.acquire(timeout=BUSY_TIMEOUT_S):
             raise DatabaseBusy(f"database busy: no transaction slot within {BUSY_TIMEOUT_S}s")
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            dbapi_connection.execute("BEGIN IMMEDIATE")
         except BaseException:
             lock.release()
             raise
-        holders.add(id(conn.connection.dbapi_connection))
+        holders.add(id(dbapi_connection))
 
     def finish(end: Any) -> Any:
         def done(dbapi_connection: Any) -> None:
@@ -90,7 +96,7 @@ def _serialise_transactions(engine: Engine, path: str | None) -> None:
 
         return done
 
-    event.listen(engine, "begin", begin)
+    dialect.do_begin = begin  # type: ignore[method-assign,assignment]
     dialect.do_commit = finish(commit)  # type: ignore[method-assign]
     dialect.do_rollback = finish(rollback)  # type: ignore[method-assign]
     if checkpointer is not None:

@@ -146,12 +146,15 @@ class ChainRepository:
     def stored_head(self, *, lock: bool = False) -> Head | None:
         """The head row, or None for an empty chain. ``lock``: hold the row (PostgreSQL)
         until the transaction ends."""
-        row = self._session.execute(_HEAD_LOCKED if lock else _HEAD).first()
-        if row is None:
+        # On the driver (rx_messaging.fastsql): the consumer reads the head once per batch,
+        # which at low rates is once per event, and the ORM session's execute costs several
+        # times the query.
+        conn = self._session.connection()
+        rows = fastsql.fetch_rows(conn, _HEAD_LOCKED if lock else _HEAD, {})
+        if not rows:
             return None
-        return Head(
-            row.chain_id, row.sequence, row.hash, row.event_sequence, row.checkpoint_sequence
-        )
+        chain_id, sequence, hash_, event_sequence, checkpoint_sequence = rows[0]
+        return Head(chain_id, sequence, hash_, event_sequence, checkpoint_sequence)
 
     def mark_checkpointed(self, sequence: int) -> None:
         """Record that a checkpoint covering ``sequence`` was staged."""

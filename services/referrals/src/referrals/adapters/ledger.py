@@ -39,6 +39,10 @@ _UPDATE_ASSIGNMENT = (
     .values({name: bindparam(name) for name in (*_FIELDS, "version", "open", "updated_at")})
 )
 
+_REFERRAL_KEYS = tuple(column.key for column in REFERRAL.columns)
+_AS_IS = frozenset({str, int, bool, float, type(None)})
+"""Value classes stored in a version's JSON state unchanged (most of a referral's columns)."""
+
 Cursor = tuple[datetime, str]
 """(updated_at, id) of the last item already seen."""
 
@@ -97,7 +101,7 @@ class Ledger:
         snapshot = {
             "referral_id": referral.id,
             "version": before,
-            "state": {c.key: _json_safe(row[c.key]) for c in REFERRAL.columns},
+            "state": {key: _json_safe(row[key]) for key in _REFERRAL_KEYS},
             "updated_at": row["updated_at"],
         }
         fastsql.execute(conn, fastsql.insert_into(REFERRAL_VERSION, tuple(snapshot)), snapshot)
@@ -257,6 +261,8 @@ def _fields(state: AssignmentState) -> dict[str, Any]:
 
 
 def _json_safe(value: Any) -> Any:
+    if value.__class__ in _AS_IS:
+        return value
     if isinstance(value, datetime):
         return _utc(value).isoformat()
     if isinstance(value, Sequence) and not isinstance(value, str):

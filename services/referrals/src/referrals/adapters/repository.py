@@ -38,6 +38,22 @@ ACCESS: Table = AccessRecordRow.__table__  # type: ignore[attr-defined]
 _COLUMNS = tuple(column.key for column in REFERRAL.columns)
 _BY_ID = core_select(*REFERRAL.columns).where(REFERRAL.c.id == bindparam("referral_id"))
 _BY_ID_LOCKED = _BY_ID.with_for_update()
+_HISTORY = (
+    core_select(
+        TRANSITION.c.sequence,
+        TRANSITION.c.action,
+        TRANSITION.c.to_status,
+        TRANSITION.c.actor_org,
+        TRANSITION.c.actor_practitioner,
+        TRANSITION.c.reason_code,
+        TRANSITION.c.note,
+        TRANSITION.c.at,
+        TRANSITION.c.event_id,
+        TRANSITION.c.attachment_id,
+    )
+    .where(TRANSITION.c.referral_id == bindparam("referral_id"))
+    .order_by(TRANSITION.c.sequence)
+)
 
 
 class View(StrEnum):
@@ -132,21 +148,34 @@ class ReferralRepository:
         fastsql.execute(conn, fastsql.insert_into(ACCESS, tuple(values)), values)
 
     def history(self, referral_id: str) -> list[HistoryEntry]:
-        query = select(TransitionRow).where(TransitionRow.referral_id == referral_id)
+        """The referral's steps in sequence order (on the driver, as :meth:`get`: the
+        consumer reads it for every routing decision)."""
+        rows = fastsql.fetch_rows(self.session.connection(), _HISTORY, {"referral_id": referral_id})
         return [
             HistoryEntry(
-                sequence=row.sequence,
-                action=row.action,
-                to_status=ReferralStatus(row.to_status),
-                actor_org=row.actor_org,
-                actor_practitioner=row.actor_practitioner,
-                reason_code=row.reason_code,
-                note=row.note,
-                at=row.at,
-                event_id=row.event_id,
-                attachment_id=row.attachment_id,
+                sequence=sequence,
+                action=action,
+                to_status=ReferralStatus(to_status),
+                actor_org=actor_org,
+                actor_practitioner=actor_practitioner,
+                reason_code=reason_code,
+                note=note,
+                at=at,
+                event_id=event_id,
+                attachment_id=attachment_id,
             )
-            for row in self.session.exec(query.order_by(col(TransitionRow.sequence)))
+            for (
+                sequence,
+                action,
+                to_status,
+                actor_org,
+                actor_practitioner,
+                reason_code,
+                note,
+                at,
+                event_id,
+                attachment_id,
+            ) in rows
         ]
 
     def add_attachment(self, attachment: Attachment) -> None:

@@ -24,9 +24,10 @@ def handle_routing_event(session: Session, envelope: Envelope, _record: Record) 
     """Inbox handler for both routing topics: decisions, and clock breaches that call for an
     automatic re-route."""
     try:
+        payload = envelope.payload()  # validated once for both handlers
         uow = UnitOfWork.joining(session, envelope.correlationid)
-        handlers.apply_routing_decision(envelope, uow)
-        handlers.apply_sla_breach(envelope, uow)
+        handlers.apply_routing_decision(envelope, uow, payload)
+        handlers.apply_sla_breach(envelope, uow, payload=payload)
     except (ReferralNotFound, IllegalTransition) as exc:
         raise PermanentError(str(exc)) from exc
 

@@ -15,6 +15,7 @@ from rx_contracts import (
     ClockKind,
     CohortFlags,
     Envelope,
+    Payload,
     Priority,
     ReferralRouted,
     ReferralStatus,
@@ -163,11 +164,15 @@ def worklist(query: WorklistQuery, caller: Caller, uow: UnitOfWork) -> list[Refe
         return uow.referrals.worklist(query)
 
 
-def apply_routing_decision(envelope: Envelope, uow: UnitOfWork) -> None:
+def apply_routing_decision(
+    envelope: Envelope, uow: UnitOfWork, payload: Payload | None = None
+) -> None:
     """Record what routing decided (from routing.decisions.v1), if it answers the referral's
     current routing attempt; a late decision for an attempt since replaced is logged and
-    ignored. Other event types on that topic are not ours to act on and are ignored."""
-    payload = envelope.payload()
+    ignored. Other event types on that topic are not ours to act on and are ignored.
+    ``payload``: the envelope's, if the caller validated it already."""
+    if payload is None:
+        payload = envelope.payload()
     if not isinstance(payload, ReferralRouted | ReferralUnroutable):
         return
     with uow:
@@ -205,11 +210,18 @@ def apply_routing_decision(envelope: Envelope, uow: UnitOfWork) -> None:
         uow.commit()
 
 
-def apply_sla_breach(envelope: Envelope, uow: UnitOfWork, now: datetime | None = None) -> None:
+def apply_sla_breach(
+    envelope: Envelope,
+    uow: UnitOfWork,
+    now: datetime | None = None,
+    payload: Payload | None = None,
+) -> None:
     """Re-route, as the platform, a referral whose acceptance clock ran out when its policy
     asks for that (from routing.sla.v1). A no-op when the organisation accepted in time or
-    the referral has moved on; other clock events are not ours to act on."""
-    payload = envelope.payload()
+    the referral has moved on; other clock events are not ours to act on. ``payload``: the
+    envelope's, if the caller validated it already."""
+    if payload is None:
+        payload = envelope.payload()
     if not (
         isinstance(payload, SlaBreached)
         and payload.kind is ClockKind.ACCEPTANCE

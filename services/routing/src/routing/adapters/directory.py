@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from rx_contracts import Priority, ProviderType, ServiceType
+from rx_messaging import fastsql
 from sqlalchemy import func, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -29,6 +30,7 @@ from .tables import (
 )
 
 _VERSIONS = table(DirectoryVersionRow)
+_VERSION = sa_select(_VERSIONS.c.version).where(_VERSIONS.c.id == 1)
 
 
 class DirectoryRepository:
@@ -46,8 +48,10 @@ class DirectoryRepository:
 
     def version(self) -> int:
         """The directory's version; 0 for a database nobody has loaded anything into."""
-        query = sa_select(_VERSIONS.c.version).where(_VERSIONS.c.id == 1)
-        return int(self.session.connection().execute(query).scalar() or 0)
+        # Built once and run on the driver (rx_messaging.fastsql): the consumer reads it once
+        # per batch, which at low rates is once per event.
+        found = fastsql.execute(self.session.connection(), _VERSION, {}).fetchone()
+        return int(found[0] or 0) if found is not None else 0
 
     def bump(self) -> None:
         """Move the version on, in this transaction (with the change it announces)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from datetime import date, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from rx_contracts import Priority, ProviderType, ServiceType
@@ -38,6 +39,7 @@ _CASE = (
     .where(_CASES.c.referral_id == bindparam("referral_id"))
     .with_for_update(of=_CASES)  # PostgreSQL: events of one referral apply one at a time
 )
+_CASE_KEYS = tuple(str(column.key) for column in _CASE.selected_columns)
 _CASE_CHANGING = (
     "priority",
     "cohorts",
@@ -202,10 +204,12 @@ class CaseRepository:
     def get(self, referral_id: str) -> Case | None:
         """The referral's case, locked for the transaction."""
         self._written(referral_id)
-        row = self.session.connection().execute(_CASE, {"referral_id": referral_id}).first()
-        if row is None:
+        # On the driver (rx_messaging.fastsql): every later event of a referral loads its case.
+        conn = self.session.connection()
+        found = fastsql.fetch_rows(conn, _CASE, {"referral_id": referral_id})
+        if not found:
             return None
-        case = _to_case(row)
+        case = _to_case(SimpleNamespace(**dict(zip(_CASE_KEYS, found[0], strict=True))))
         self.seen.append(case)
         return case
 
@@ -375,7 +379,7 @@ def _case_changes(c: Case) -> dict[str, Any]:
     return {"key": c.referral_id, **{name: row[name] for name in _CASE_CHANGING}}
 
 
-def _to_case(row: Row[Any]) -> Case:
+def _to_case(row: Row[Any] | SimpleNamespace) -> Case:
     return Case(
         referral_id=row.referral_id,
         service_type=ServiceType(row.service_type),
