@@ -1,5 +1,4 @@
-"""Request dependencies: who is calling, the unit of work, If-Match and Idempotency-Key; and
-where a route's transaction runs (:func:`in_transaction`).
+"""Request dependencies: who is calling, the unit of work, If-Match and Idempotency-Key.
 
 All ``async def`` although none awaits: FastAPI would run a plain ``def`` dependency in its
 thread pool, and that hand-over costs more than these functions do."""
@@ -8,11 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
-from fastapi.concurrency import run_in_threadpool
 from rx_web.identity import IdentityDep
 
 from ...domain.caller import Caller
@@ -22,24 +19,6 @@ from ...service_layer.unit_of_work import UnitOfWork
 async def get_caller(identity: IdentityDep) -> Caller:
     """The authenticated caller (see ``rx_web.identity``) as the domain sees it."""
     return Caller.of(identity)
-
-
-T = TypeVar("T")
-
-
-async def in_transaction(request: Request, work: Callable[[], T]) -> T:
-    """Run ``work`` (a handler call with its unit of work: one short transaction) for an
-    ``async def`` route, and return its result.
-
-    On SQLite the process runs one transaction at a time (``rx_messaging.database``), so a
-    worker thread buys no parallelism: the work runs here, on the event loop, without the
-    hand-over to the thread pool and back, which costs more CPU than a short transaction.
-    While it waits for the database, requests of this process wait as they would for the
-    transaction lock. On PostgreSQL transactions run side by side and wait on the network:
-    they go to the thread pool, as in a plain ``def`` route."""
-    if request.app.state.container.engine.dialect.name == "sqlite":
-        return work()
-    return await run_in_threadpool(work)
 
 
 async def get_uow(request: Request) -> UnitOfWork:
