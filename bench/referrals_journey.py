@@ -19,7 +19,11 @@ alternating the order, and reports the app's CPU ms per journey and the tree's r
 over --rounds. ``--profile`` records the tree once with py-spy instead and prints the heaviest
 functions on the event loop's side of the requests and in the worker threads running the routes.
 
-    .venv/bin/python bench/referrals_journey.py [--journeys 300] [--rounds 5] [--ref main]
+With --concurrency N the timed journeys run N at a time, one client thread each, as under
+load (the app's CPU is then the process's less every client thread's).
+
+    .venv/bin/python bench/referrals_journey.py [--journeys 300] [--rounds 5] [--ref main] \
+        [--concurrency 1]
 """
 
 from __future__ import annotations
