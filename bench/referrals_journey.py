@@ -19,7 +19,11 @@ alternating the order, and reports the app's CPU ms per journey and the tree's r
 over --rounds. ``--profile`` records the tree once with py-spy instead and prints the heaviest
 functions on the event loop's side of the requests and in the worker threads running the routes.
 
-    .venv/bin/python bench/referrals_journey.py [--journeys 300] [--rounds 5] [--ref main]
+With --concurrency N the timed journeys run N at a time, one client thread each, as under
+load (the app's CPU is then the process's less every client thread's).
+
+    .venv/bin/python bench/referrals_journey.py [--journeys 300] [--rounds 5] [--ref main] \
+        [--concurrency 1]
 """
 
 from __future__ import annotations
@@ -58,9 +62,13 @@ STEPS = (
 )
 
 
-def measure(journeys: int, warmup: int, workdir: Path) -> dict[str, Any]:
-    """In the subprocess: ``warmup + journeys`` journeys; CPU ms per journey."""
+def measure(journeys: int, warmup: int, workdir: Path, concurrency: int = 1) -> dict[str, Any]:
+    """In the subprocess: ``warmup + journeys`` journeys; CPU ms per journey. With
+    ``concurrency`` above 1, the timed journeys run that many at a time (one client thread
+    each, sharing the app), as under load: the routes' worker threads then hand the GIL and
+    the process's SQLite transaction lock between them."""
     os.environ.update(RX_ENV="development", RX_AUTH="dev-headers", RX_RATE_LIMIT_PER_SECOND="0")
+    import threading
     from datetime import UTC, datetime
 
     import referrals
@@ -84,33 +92,72 @@ def measure(journeys: int, warmup: int, workdir: Path) -> dict[str, Any]:
             headers["If-Match"] = f'"{version}"'
         return client.post(path, json=body, headers=headers)
 
+    def route(rid: str, n: int) -> None:
+        """Routing's decision, recorded as the referrals consumer records it."""
+        with container.uow() as uow:
+            found = uow.referrals.get(rid)
+            assert found is not None
+            found.record_routing("RXA01", ProviderType.RAPID_RESPONSE, datetime.now(UTC), f"ev-{n}")
+            uow.commit()
+
+    def journey(client: TestClient, n: int) -> float:
+        """One journey; returns the CPU of this thread spent on routing's step (not the
+        app's)."""
+        rid = expect(post(client, "/referrals", GP, BODY, None), 201)["id"]
+        before = time.thread_time()
+        route(rid, n)
+        routing = time.thread_time() - before
+        read = client.get(f"/referrals/{rid}", headers=TEAM)
+        version = int(expect(read, 200)["version"])
+        for action, body, status in STEPS:
+            got = expect(post(client, f"/referrals/{rid}/{action}", TEAM, body, version), 200)
+            if got["status"] != status or got["version"] != version + 1:
+                raise RuntimeError(f"{action}: {got['status']} v{got['version']}")
+            version += 1
+        return routing
+
     spent = client_spent = 0.0
     with TestClient(create_app(settings)) as client:
-        for n in range(warmup + journeys):
-            timed = n >= warmup
-            started, client_started = time.process_time(), time.thread_time()
-            rid = expect(post(client, "/referrals", GP, BODY, None), 201)["id"]
-            middle, client_middle = time.process_time(), time.thread_time()
-            with container.uow() as uow:
-                found = uow.referrals.get(rid)
-                assert found is not None
-                found.record_routing(
-                    "RXA01", ProviderType.RAPID_RESPONSE, datetime.now(UTC), f"ev-{n}"
-                )
-                uow.commit()
-            resumed, client_resumed = time.process_time(), time.thread_time()
-            read = client.get(f"/referrals/{rid}", headers=TEAM)
-            version = int(expect(read, 200)["version"])
-            for action, body, status in STEPS:
-                got = expect(post(client, f"/referrals/{rid}/{action}", TEAM, body, version), 200)
-                if got["status"] != status or got["version"] != version + 1:
-                    raise RuntimeError(f"{action}: {got['status']} v{got['version']}")
-                version += 1
-            if timed:
-                spent += (middle - started) + (time.process_time() - resumed)
-                client_spent += (client_middle - client_started) + (
-                    time.thread_time() - client_resumed
-                )
+        for n in range(warmup):
+            journey(client, n)
+        if concurrency <= 1:
+            for n in range(warmup, warmup + journeys):
+                started, client_started = time.process_time(), time.thread_time()
+                routing = journey(client, n)
+                # Routing's step ran in this thread: out of both figures.
+                spent += time.process_time() - started - routing
+                client_spent += time.thread_time() - client_started - routing
+        else:
+            client_times: list[float] = []
+            failures: list[BaseException] = []
+            ready = threading.Barrier(concurrency + 1)
+
+            def worker(first: int) -> None:
+                ready.wait()
+                own = 0.0
+                try:
+                    for n in range(first, warmup + journeys, concurrency):
+                        started = time.thread_time()
+                        journey(client, n)
+                        # Routing's step ran in this thread too: not the app's either.
+                        own += time.thread_time() - started
+                except BaseException as exc:  # reported once every thread is done
+                    failures.append(exc)
+                client_times.append(own)
+
+            threads = [
+                threading.Thread(target=worker, args=(warmup + i,)) for i in range(concurrency)
+            ]
+            for thread in threads:
+                thread.start()
+            started = time.process_time()
+            ready.wait()
+            for thread in threads:
+                thread.join()
+            spent = time.process_time() - started
+            if failures:
+                raise failures[0]
+            client_spent = sum(client_times)
     return {
         "journeys": journeys,
         "cpu_ms_per_journey": 1e3 * spent / journeys,
@@ -124,6 +171,7 @@ def run_variant(pythonpath: str, args: argparse.Namespace, workdir: Path) -> dic
     env = {**os.environ, "PYTHONPATH": pythonpath}
     command = [sys.executable, __file__, "--child", "--journeys", str(args.journeys)]
     command += ["--warmup", str(args.warmup), "--workdir", str(workdir)]
+    command += ["--concurrency", str(args.concurrency)]
     raw = args.out / "referrals_journey.pyspy.txt"
     if args.profile:
         # Every thread (the routes run in Starlette's thread pool), idle ones left out.
@@ -160,6 +208,9 @@ def main() -> int:
     parser.add_argument("--journeys", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="journeys in flight at once (client threads)"
+    )
     parser.add_argument("--ref", help="also measure this git revision, e.g. main")
     parser.add_argument("--profile", action="store_true", help="py-spy the tree, once")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -167,7 +218,7 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.journeys, args.warmup, args.workdir)))
+        print(json.dumps(measure(args.journeys, args.warmup, args.workdir, args.concurrency)))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="referrals-journey-") as tmp:

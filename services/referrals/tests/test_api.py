@@ -635,3 +635,18 @@ def test_a_coded_cancellation_reaches_the_event(client: TestClient, db_url: str)
     )
     assert cancelled.json()["status"] == "cancelled"
     assert events(db_url)[-1].payload().reason_code == "recovered"
+
+
+def test_requests_in_flight_are_counted_back_down_whatever_the_answer(
+    client: TestClient, db_url: str
+) -> None:
+    """Alone, a journey's transaction runs on the event loop; a count left behind by an
+    error would send every later one to the thread pool."""
+    referral = routed(client, db_url)
+    accept = f"/referrals/{referral['id']}/accept"
+    assert post(client, accept, TEAM, None).status_code == 428
+    assert client.get(f"/referrals/{uuid.uuid4()}", headers=TEAM).status_code == 404
+    assert post(client, accept, TEAM, None, version=99).status_code == 412
+    accepted = post(client, accept, TEAM, None, version=referral["version"])
+    assert accepted.status_code == 200, accepted.text
+    assert client.app.state.in_flight.count == 0  # type: ignore[attr-defined]

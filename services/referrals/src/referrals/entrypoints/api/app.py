@@ -12,6 +12,7 @@ from ...config import Settings, get_settings
 from ...domain.attachments import MAX_BYTES as MAX_ATTACHMENT_BYTES
 from ...domain.errors import ReferralError
 from ..fhir.app import mount as mount_fhir
+from .deps import CountInFlight, InFlight
 from .routes_attachments import UPLOAD_PATH
 from .routes_attachments import router as attachments_router
 from .routes_referrals import router as referrals_router
@@ -34,6 +35,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     async def _domain_error(request: Request, exc: ReferralError) -> JSONResponse:
         return problem_response(exc.status, exc.title, str(exc), request.url.path, **exc.extra())
 
+    app.state.in_flight = InFlight()  # see deps.in_transaction
+    app.add_middleware(CountInFlight, in_flight=app.state.in_flight)
     app.include_router(referrals_router)
     app.include_router(transitions_router)
     app.include_router(attachments_router)

@@ -1,4 +1,5 @@
-"""Request dependencies: who is calling, the unit of work, If-Match and Idempotency-Key.
+"""Request dependencies: who is calling, the unit of work, If-Match and Idempotency-Key; and
+where a route's transaction runs (:func:`in_transaction`).
 
 All ``async def`` although none awaits: FastAPI would run a plain ``def`` dependency in its
 thread pool, and that hand-over costs more than these functions do."""
@@ -7,10 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from rx_web.identity import IdentityDep
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...domain.caller import Caller
 from ...service_layer.unit_of_work import UnitOfWork
@@ -19,6 +23,53 @@ from ...service_layer.unit_of_work import UnitOfWork
 async def get_caller(identity: IdentityDep) -> Caller:
     """The authenticated caller (see ``rx_web.identity``) as the domain sees it."""
     return Caller.of(identity)
+
+
+T = TypeVar("T")
+
+
+class InFlight:
+    """How many HTTP requests the app is answering now (kept by :class:`CountInFlight`)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+class CountInFlight:
+    """Pure ASGI middleware keeping an :class:`InFlight` count, for :func:`in_transaction`."""
+
+    def __init__(self, app: ASGIApp, in_flight: InFlight) -> None:
+        self.app, self.in_flight = app, in_flight
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.in_flight.count += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight.count -= 1
+
+
+async def in_transaction(request: Request, work: Callable[[], T]) -> T:
+    """Run ``work`` (a handler call with its unit of work: one short transaction) for an
+    ``async def`` route, and return its result.
+
+    On SQLite the process runs one transaction at a time (``rx_messaging.database``). When
+    this is the only request being answered, the work runs here, on the event loop: the
+    hand-over to a worker thread and back would cost more CPU than a short transaction, and
+    there is nothing to overlap with. With other requests in flight, and always on
+    PostgreSQL (transactions side by side, waiting on the network), it goes to the thread
+    pool as in a plain ``def`` route, so the others' HTTP work goes on meanwhile."""
+    in_flight: InFlight | None = getattr(request.app.state, "in_flight", None)
+    if (
+        in_flight is not None
+        and in_flight.count <= 1
+        and request.app.state.container.engine.dialect.name == "sqlite"
+    ):
+        return work()
+    return await run_in_threadpool(work)
 
 
 async def get_uow(request: Request) -> UnitOfWork:

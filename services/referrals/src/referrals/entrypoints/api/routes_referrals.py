@@ -17,7 +17,7 @@ from ...adapters.idempotency import StoredResponse
 from ...adapters.repository import View, WorklistQuery
 from ...domain.model import Referral
 from ...service_layer import handlers
-from .deps import CallerDep, IdempotencyKey, Uow
+from .deps import CallerDep, IdempotencyKey, Uow, in_transaction
 from .idempotency import run_once
 from .links import referral_links
 from .presenters import etag, referral_response, to_public, to_summary
@@ -50,7 +50,7 @@ IDEMPOTENT_POST: dict[int | str, dict[str, Any]] = {
         403: {"description": "You may only refer for your own organisation"},
     },
 )
-def create_referral(
+async def create_referral(
     body: ReferralCreate, caller: CallerDep, key: IdempotencyKey, request: Request
 ) -> JSONResponse:
     """Store the referral and its ReferralSubmitted event together; routing picks it up from
@@ -73,14 +73,18 @@ def create_referral(
         location = request.url_for("read_referral", referral_id=referral.id)
         return referral_response(referral, caller, 201, str(location))
 
-    return run_once(
+    payload = body.model_dump(mode="json")
+    return await in_transaction(
         request,
-        caller,
-        key,
-        body.model_dump(mode="json"),
-        None,
-        lambda uow: handlers.submit_referral(cmd, caller, uow),
-        created,
+        lambda: run_once(
+            request,
+            caller,
+            key,
+            payload,
+            None,
+            lambda uow: handlers.submit_referral(cmd, caller, uow),
+            created,
+        ),
     )
 
 
@@ -90,9 +94,13 @@ def create_referral(
     summary="Read one referral",
     responses={**PROBLEMS, 200: {"description": "The referral", "links": referral_links()}},
 )
-def read_referral(referral_id: str, caller: CallerDep, uow: Uow) -> JSONResponse:
+async def read_referral(
+    referral_id: str, caller: CallerDep, uow: Uow, request: Request
+) -> JSONResponse:
     """The referral with its ETag (send it back as If-Match) and the actions open to you."""
-    referral = handlers.get_referral(referral_id, caller, uow)
+    referral = await in_transaction(
+        request, lambda: handlers.get_referral(referral_id, caller, uow)
+    )
     # Rendered here, as the POSTs' answers are: a model returned would be validated again
     # against response_model, in another hop to the thread pool.
     body = to_public(referral, caller).model_dump(mode="json")

@@ -14,7 +14,7 @@ from rx_web.identity import IdentityDep
 from ...domain.caller import Caller
 from ...domain.lifecycle import Action
 from ...service_layer import handlers
-from .deps import IdempotencyKeyHeader, IfMatchHeader, version_of
+from .deps import IdempotencyKeyHeader, IfMatchHeader, in_transaction, version_of
 from .idempotency import run_once
 from .links import referral_links
 from .presenters import referral_response
@@ -65,19 +65,22 @@ class LifecycleRequest:
     if_match: int
     request: Request
 
-    def act(self, action: Action, body: BaseModel | None, **details: Any) -> JSONResponse:
+    async def act(self, action: Action, body: BaseModel | None, **details: Any) -> JSONResponse:
         """Run ``action`` at most once for this Idempotency-Key; answer with the referral."""
         payload = body.model_dump(mode="json", exclude_unset=True) if body is not None else {}
-        return run_once(
+        return await in_transaction(
             self.request,
-            self.caller,
-            self.key,
-            payload,
-            self.if_match,
-            lambda uow: handlers.transition(
-                self.referral_id, action, self.caller, self.if_match, uow, **details
+            lambda: run_once(
+                self.request,
+                self.caller,
+                self.key,
+                payload,
+                self.if_match,
+                lambda uow: handlers.transition(
+                    self.referral_id, action, self.caller, self.if_match, uow, **details
+                ),
+                lambda referral: referral_response(referral, self.caller),
             ),
-            lambda referral: referral_response(referral, self.caller),
         )
 
 
@@ -99,7 +102,7 @@ Lifecycle = Annotated[LifecycleRequest, Depends(lifecycle_request)]
 
 
 @router.post("/amend", summary="Amend before acceptance (referrer)", **OPERATION)
-def amend_referral(call: Lifecycle, body: ReferralAmend) -> JSONResponse:
+async def amend_referral(call: Lifecycle, body: ReferralAmend) -> JSONResponse:
     """Change priority, cohort, reason, clinical summary or patient details (not the
     postcode) while the referral is submitted or routed. Creates a new version."""
     changes: dict[str, Any] = {
@@ -118,19 +121,19 @@ def amend_referral(call: Lifecycle, body: ReferralAmend) -> JSONResponse:
             changes["patient"]["local_identifier"] = body.patient.local_identifier.identifier()
     if body.consent is not None:
         changes["consent"] = body.consent.given()
-    return call.act(Action.AMEND, body, **changes)
+    return await call.act(Action.AMEND, body, **changes)
 
 
 @router.post("/accept", summary="Accept (assigned organisation)", **OPERATION)
-def accept_referral(call: Lifecycle, body: Empty | None = None) -> JSONResponse:
+async def accept_referral(call: Lifecycle, body: Empty | None = None) -> JSONResponse:
     """Your organisation takes the referral on. It must be routed to you."""
-    return call.act(Action.ACCEPT, body)
+    return await call.act(Action.ACCEPT, body)
 
 
 @router.post("/reject", summary="Decline with a reason (assigned organisation)", **OPERATION)
-def reject_referral(call: Lifecycle, body: Reject) -> JSONResponse:
+async def reject_referral(call: Lifecycle, body: Reject) -> JSONResponse:
     """Back to routing, which will not choose your organisation for this referral again."""
-    return call.act(Action.REJECT, body, reason=body.reason_code, text=body.reason_text)
+    return await call.act(Action.REJECT, body, reason=body.reason_code, text=body.reason_text)
 
 
 @router.post(
@@ -138,9 +141,9 @@ def reject_referral(call: Lifecycle, body: Reject) -> JSONResponse:
     summary="Redirect to another type or organisation (assigned organisation)",
     **OPERATION,
 )
-def redirect_referral(call: Lifecycle, body: Redirect) -> JSONResponse:
+async def redirect_referral(call: Lifecycle, body: Redirect) -> JSONResponse:
     """Back to routing, towards the provider type or organisation you name."""
-    return call.act(
+    return await call.act(
         Action.REDIRECT,
         body,
         target_provider_type=body.target_provider_type,
@@ -150,28 +153,28 @@ def redirect_referral(call: Lifecycle, body: Redirect) -> JSONResponse:
 
 
 @router.post("/start", summary="Start work (assigned organisation)", **OPERATION)
-def start_referral(call: Lifecycle, body: Empty | None = None) -> JSONResponse:
+async def start_referral(call: Lifecycle, body: Empty | None = None) -> JSONResponse:
     """Work with the patient has begun. The referral must be accepted."""
-    return call.act(Action.START, body)
+    return await call.act(Action.START, body)
 
 
 @router.post("/complete", summary="Complete with an outcome (assigned organisation)", **OPERATION)
-def complete_referral(call: Lifecycle, body: Complete) -> JSONResponse:
+async def complete_referral(call: Lifecycle, body: Complete) -> JSONResponse:
     """Finish the referral; work must have started."""
-    return call.act(Action.COMPLETE, body, outcome=body.outcome, summary=body.summary)
+    return await call.act(Action.COMPLETE, body, outcome=body.outcome, summary=body.summary)
 
 
 @router.post("/cancel", summary="Withdraw (referrer)", **OPERATION)
-def cancel_referral(call: Lifecycle, body: Cancel) -> JSONResponse:
+async def cancel_referral(call: Lifecycle, body: Cancel) -> JSONResponse:
     """The referrer withdraws the referral, from any status but an end (completed, cancelled,
     failed), with a coded reason, text, or both."""
-    return call.act(Action.CANCEL, body, text=body.reason_text, reason=body.reason_code)
+    return await call.act(Action.CANCEL, body, text=body.reason_text, reason=body.reason_code)
 
 
 @router.post("/reroute", summary="Send back to routing (ops)", **OPERATION)
-def reroute_referral(call: Lifecycle, body: Reroute) -> JSONResponse:
+async def reroute_referral(call: Lifecycle, body: Reroute) -> JSONResponse:
     """Ops only: re-route an unroutable or stuck referral, optionally to a named target."""
-    return call.act(
+    return await call.act(
         Action.REROUTE,
         body,
         target_provider_type=body.target_provider_type,
@@ -185,11 +188,11 @@ def reroute_referral(call: Lifecycle, body: Reroute) -> JSONResponse:
     summary="Record the NHS number, traced after referral (referrer or assigned organisation)",
     **OPERATION,
 )
-def record_nhs_number(call: Lifecycle, body: RecordNhsNumber) -> JSONResponse:
+async def record_nhs_number(call: Lifecycle, body: RecordNhsNumber) -> JSONResponse:
     """An amendment of the person's identity with its own event (ReferralNhsNumberRecorded,
     which carries the verification, never the number): add the NHS number of a person referred
     without one, or record that it is now verified. Allowed until the referral ends."""
-    return call.act(
+    return await call.act(
         Action.RECORD_NHS_NUMBER,
         body,
         nhs_number=body.nhs_number,
@@ -203,36 +206,38 @@ def record_nhs_number(call: Lifecycle, body: RecordNhsNumber) -> JSONResponse:
 @router.post(
     "/request-info", summary="Ask the referrer a question (assigned organisation)", **OPERATION
 )
-def request_info(call: Lifecycle, body: RequestInfo) -> JSONResponse:
+async def request_info(call: Lifecycle, body: RequestInfo) -> JSONResponse:
     """Before accepting: the referral waits in ``info_requested`` (still yours, acceptance
     clock paused) until the referrer answers."""
-    return call.act(Action.REQUEST_INFO, body, question=body.question)
+    return await call.act(Action.REQUEST_INFO, body, question=body.question)
 
 
 @router.post("/provide-info", summary="Answer the question (referrer)", **OPERATION)
-def provide_info(call: Lifecycle, body: ProvideInfo) -> JSONResponse:
+async def provide_info(call: Lifecycle, body: ProvideInfo) -> JSONResponse:
     """The referral goes back to ``routed`` with the same organisation; its acceptance clock
     runs on. Upload a document first (``/attachments``) to send it with the answer."""
-    return call.act(Action.PROVIDE_INFO, body, answer=body.answer, attachment_id=body.attachment_id)
+    return await call.act(
+        Action.PROVIDE_INFO, body, answer=body.answer, attachment_id=body.attachment_id
+    )
 
 
 @router.post("/message", summary="Add a note (referrer or assigned organisation)", **OPERATION)
-def add_message(call: Lifecycle, body: MessageIn) -> JSONResponse:
+async def add_message(call: Lifecycle, body: MessageIn) -> JSONResponse:
     """A note to the other party at any status but an end; the status stays. It appears in
     the history and reaches the other party as an event."""
-    return call.act(Action.MESSAGE, body, text=body.text, attachment_id=body.attachment_id)
+    return await call.act(Action.MESSAGE, body, text=body.text, attachment_id=body.attachment_id)
 
 
 @router.post(
     "/report-progress", summary="Send an interim update (assigned organisation)", **OPERATION
 )
-def report_progress(call: Lifecycle, body: ReportProgress) -> JSONResponse:
+async def report_progress(call: Lifecycle, body: ReportProgress) -> JSONResponse:
     """Between acceptance and the end: what has happened so far; the status stays."""
-    return call.act(Action.REPORT_PROGRESS, body, code=body.progress_code, text=body.text)
+    return await call.act(Action.REPORT_PROGRESS, body, code=body.progress_code, text=body.text)
 
 
 @router.post("/fail", summary="End as not delivered (assigned organisation)", **OPERATION)
-def fail_referral(call: Lifecycle, body: Fail) -> JSONResponse:
+async def fail_referral(call: Lifecycle, body: Fail) -> JSONResponse:
     """Accepted but could not be delivered (failed contact, did not attend): the referral
     ends ``failed``, distinct from ``completed``."""
-    return call.act(Action.FAIL, body, reason=body.reason_code, text=body.reason_text)
+    return await call.act(Action.FAIL, body, reason=body.reason_code, text=body.reason_text)
