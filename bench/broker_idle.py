@@ -28,11 +28,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from audit.config import EVERY_V1_TOPIC
 from devstack.broker import DEV_JVM_FLAGS, KAFKA_JVM_FLAGS, Broker, ensure_jars, free_ports
 from devstack.jvm_profile import cpu_by_pool, thread_cpu, thread_names
 from devstack.topics import ensure_topics
 from machine import cpu_seconds
-from rx_contracts.topics import EVERY_V1_TOPIC, REFERRAL_EVENTS, all_topics
+from rx_contracts.topics import REFERRAL_EVENTS, all_topics
 from rx_messaging.kafka import KafkaPublisher, KafkaRecordSource
 
 NOW = "now"

@@ -72,6 +72,7 @@ class Profiler:
     def __init__(self, leaders: Mapping[str, int], out: Path, top: int, duration: float) -> None:
         self.leaders, self.out, self.top, self.duration = dict(leaders), out, top, duration
         self.written: list[Path] = []
+        self.keep_recording = False  # the broker's .jfr, for Mission Control or `jfr print`
         self._thread: threading.Thread | None = None
 
     def start(self, busiest: list[str]) -> None:
@@ -135,7 +136,8 @@ class Profiler:
                 time.sleep(self.duration)
             pools = cpu_by_pool(before, thread_cpu(pid), thread_names(pid))
             printed = execution_samples(recording)
-            recording.unlink()  # megabytes of binary: the stacks and the pools below are kept
+            if not self.keep_recording:
+                recording.unlink()  # megabytes of binary: the stacks and pools below are kept
         except ProfileError as exc:
             print(f"JFR on {name} failed: {exc}", flush=True)
             return

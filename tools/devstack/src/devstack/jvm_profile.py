@@ -123,8 +123,13 @@ def _frame_name(frame: Mapping[str, object]) -> str:
         return "?"
     owner = method.get("type")
     type_name = owner.get("name") if isinstance(owner, Mapping) else None
-    # Class names come as jdk/internal/misc/Unsafe; a semicolon would split the frame.
-    return f"{str(type_name or '?').replace('/', '.')}.{method.get('name')}".replace(";", ":")
+    # Class names come as jdk/internal/misc/Unsafe; a semicolon would split the frame; hidden
+    # classes (lambdas) carry an address that differs per run: Foo$$Lambda$12+0x7f…/123.
+    name = f"{str(type_name or '?').replace('/', '.')}.{method.get('name')}"
+    return _HIDDEN_CLASS_SUFFIX.sub("", name).replace(";", ":")
+
+
+_HIDDEN_CLASS_SUFFIX = re.compile(r"(\$\d+)?\+0x[0-9a-fA-F]+([/.]\d+)?")
 
 
 def thread_cpu(pid: int) -> dict[int, float]:
