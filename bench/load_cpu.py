@@ -13,15 +13,6 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from devstack.jvm_profile import (
-    ProfileError,
-    collapse,
-    cpu_by_pool,
-    execution_samples,
-    flight_recording,
-    thread_cpu,
-    thread_names,
-)
 from flamegraph import write_svg
 from pyspy import print_heaviest
 
@@ -129,6 +120,17 @@ class Profiler:
         """The broker: Flight Recorder's execution samples (Java code running), and the CPU of
         each of its thread pools over the same window (the JIT compiler, the collector and
         threads in native code are not in the samples)."""
+        # Imported here: with --ref, an older revision's devstack (without it) comes first.
+        from devstack.jvm_profile import (
+            ProfileError,
+            collapse,
+            cpu_by_pool,
+            execution_samples,
+            flight_recording,
+            thread_cpu,
+            thread_names,
+        )
+
         pid = self.leaders[name]
         try:
             before = thread_cpu(pid)
