@@ -1,14 +1,19 @@
-"""The development broker's own CPU with each JVM and broker setting, idle and under a steady
-trickle of produce + fetch, so each setting is measured on its own (issue 21).
+"""The development broker's own CPU with each JVM and broker setting, idle and under traffic
+shaped like the stack's, so each setting is measured on its own against the broker as it is
+now (issue 21).
 
 Per round and variant (alternating order): a fresh broker on free ports with the platform's
-topics, --settle s for start-up work, then its CPU (from /proc) over --idle s with three
-consumer groups long-polling (as the services' consumers do), then over --busy s while a
-producer sends --rate small records/s (acks=all, idempotent) that the three groups read.
-Also reported: the broker's CPU from its start until the idle window (start-up, topics, group
-joins, the JIT compilers' first work) and in all, since a development broker lives minutes.
+topics, --settle s for start-up work, then its CPU (from /proc) over --idle s with --groups
+consumer groups long-polling as the services' consumers do (the platform's own Kafka client,
+one of them a pattern subscription to every topic as the audit consumer's, offsets committed
+at most every second), then over --busy s while a producer (idempotent, acks=all) sends --rate
+records/s one at a time, each acknowledged before the next, as a relay at low rates does.
+Each variant's CPU is also split by thread pool (/proc per thread, named by the JVM's thread
+dump), so the pools a setting changes show beside the total. The ratio column is the median
+over rounds of each variant's figure against the broker as it is now in the same round.
 
-    .venv/bin/python bench/broker_idle.py [--rounds 2] [--idle 30] [--busy 30] [--rate 100]
+    .venv/bin/python bench/broker_idle.py [--rounds 3] [--idle 30] [--busy 30] [--rate 60] \
+        [--only NAME …] [--pools 8]
 """
 
 from __future__ import annotations
@@ -23,40 +28,71 @@ import time
 from pathlib import Path
 from typing import Any
 
+from audit.config import EVERY_V1_TOPIC
 from devstack.broker import DEV_JVM_FLAGS, KAFKA_JVM_FLAGS, Broker, ensure_jars, free_ports
+from devstack.jvm_profile import cpu_by_pool, thread_cpu, thread_names
 from devstack.topics import ensure_topics
-from kafka import KafkaConsumer, KafkaProducer
 from machine import cpu_seconds
 from rx_contracts.topics import REFERRAL_EVENTS, all_topics
+from rx_messaging.kafka import KafkaPublisher, KafkaRecordSource
 
+NOW = "now"
 OLD_IDLE = {"metadata.max.idle.interval.ms": "500"}
 # The development broker's flags before it stopped at the quick compiler (C1); DEV_JVM_FLAGS
 # are these plus -XX:TieredStopAtLevel=1.
 SERIAL_C2: tuple[str, ...] = ("-server", "-XX:+UseSerialGC", "-Djava.awt.headless=true")
 VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    NOW: (DEV_JVM_FLAGS, {}),
+    # Earlier settings, as run in bench/RESULTS.md ("Cost per journey", "API, relays and
+    # broker").
     "before (G1, no-op 500 ms)": (KAFKA_JVM_FLAGS, OLD_IDLE),
     "G1, no-op 5 s": (KAFKA_JVM_FLAGS, {}),
     "Serial, no-op 500 ms": (SERIAL_C2, OLD_IDLE),
     "after (Serial, no-op 5 s)": (SERIAL_C2, {}),
-    # Names as run in bench/RESULTS.md, "API, relays and broker": the C2 variant is the row
-    # above, the C1 one the development broker's flags now.
     "Serial, C2 (before C1 only)": (SERIAL_C2, {}),
     "after + C1 only": (DEV_JVM_FLAGS, {}),
+    # Candidates for the development broker (issue 21, "the broker's share of a journey").
+    "heartbeat 1 s": (DEV_JVM_FLAGS, {"broker.heartbeat.interval.ms": "1000"}),
+    "no metadata no-op": (DEV_JVM_FLAGS, {"metadata.max.idle.interval.ms": "0"}),
+    "1 io + 1 network thread": (
+        DEV_JVM_FLAGS,
+        {"num.io.threads": "1", "num.network.threads": "1"},
+    ),
+    "1 coordinator thread each": (
+        DEV_JVM_FLAGS,
+        {"group.coordinator.threads": "1", "share.coordinator.threads": "1"},
+    ),
+    "no perf data": ((*DEV_JVM_FLAGS, "-XX:-UsePerfData"), {}),
+    # The development broker before the candidates above that helped were taken up.
+    "before (heartbeat 500 ms, 4 io, 2 network, 4 coordinator threads, perf data)": (
+        tuple(flag for flag in DEV_JVM_FLAGS if flag != "-XX:-UsePerfData"),
+        {
+            "broker.heartbeat.interval.ms": "500",
+            "num.io.threads": "4",
+            "num.network.threads": "2",
+            "group.coordinator.threads": "4",
+        },
+    ),
 }
 
 
-def consume(bootstrap: str, group: str, stop: threading.Event) -> None:
-    consumer = KafkaConsumer(
-        REFERRAL_EVENTS,
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=5000,
+def consume(bootstrap: str, group: str, stop: threading.Event, pattern: bool) -> None:
+    """A service's consumer loop: poll, commit at most every second and when idle."""
+    source = KafkaRecordSource(
+        bootstrap,
+        group,
+        **({"pattern": EVERY_V1_TOPIC} if pattern else {"topics": [REFERRAL_EVENTS]}),
     )
+    positions: dict[tuple[str, int], int] = {}
+    committed = time.monotonic()
     while not stop.is_set():
-        if consumer.poll(timeout_ms=1000):
-            consumer.commit()
-    consumer.close()
+        records = source.poll(1.0)
+        for record in records:
+            positions[(record.topic, record.partition)] = record.offset + 1
+        if positions and (not records or time.monotonic() - committed >= 1.0):
+            source.commit(positions)
+            positions, committed = {}, time.monotonic()
+    source.close()
 
 
 def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -68,65 +104,89 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
         )
         broker.start(timeout=240)  # a busy shared machine can take minutes
         try:
-            ensure_topics(broker.bootstrap_servers, all_topics())
+            bootstrap = broker.bootstrap_servers
+            ensure_topics(bootstrap, all_topics())
             stop = threading.Event()
             readers = [
-                threading.Thread(target=consume, args=(broker.bootstrap_servers, f"g{i}", stop))
-                for i in range(3)
+                threading.Thread(target=consume, args=(bootstrap, f"g{i}", stop, i == 0))
+                for i in range(args.groups)
             ]
             for reader in readers:
                 reader.start()
             time.sleep(args.settle)
             pid = broker.pid or 0
-            cpu0, t0 = cpu_seconds(pid), time.monotonic()
-            started = cpu0
+            cpu0, threads0, t0 = cpu_seconds(pid), thread_cpu(pid), time.monotonic()
             time.sleep(args.idle)
-            cpu1, t1 = cpu_seconds(pid), time.monotonic()
-            producer = KafkaProducer(
-                bootstrap_servers=broker.bootstrap_servers, acks="all", enable_idempotence=True
-            )
+            cpu1, threads1, t1 = cpu_seconds(pid), thread_cpu(pid), time.monotonic()
+            publisher = KafkaPublisher(bootstrap, "bench-relay")
             sent, start = 0, time.monotonic()
             while time.monotonic() - start < args.busy:
-                producer.send(REFERRAL_EVENTS, key=str(sent).encode(), value=b"x" * 600)
-                producer.flush()
+                publisher.publish(REFERRAL_EVENTS, [(str(sent).encode(), b"x" * 600, [])])
                 sent += 1
                 time.sleep(max(0.0, start + sent / args.rate - time.monotonic()))
-            cpu2 = cpu_seconds(pid)
-            producer.close()
+            cpu2, threads2 = cpu_seconds(pid), thread_cpu(pid)
+            names = thread_names(pid)
+            publisher.close()
             stop.set()
             for reader in readers:
                 reader.join()
         finally:
             broker.stop()
+    idle_s = t1 - t0
     return {
         "variant": name,
-        "idle_cores": (cpu1 - cpu0) / (t1 - t0),
+        "idle_cores": (cpu1 - cpu0) / idle_s,
         "busy_ms_per_record": 1000 * (cpu2 - cpu1) / max(sent, 1),
         "records": sent,
-        "start_cpu_s": started,
+        "start_cpu_s": cpu0,
         "total_cpu_s": cpu2,
+        "idle_pools": {p: s / idle_s for p, s in cpu_by_pool(threads0, threads1, names).items()},
+        "busy_pools": {
+            p: 1000 * s / max(sent, 1) for p, s in cpu_by_pool(threads1, threads2, names).items()
+        },
     }
+
+
+def ratio_to_now(runs: list[dict[str, Any]], name: str, key: str) -> float | None:
+    """Median over rounds of ``name``'s figure over the broker-as-now's figure in that round."""
+    now = {r["round"]: r[key] for r in runs if r["variant"] == NOW}
+    ratios = [
+        r[key] / now[r["round"]] for r in runs if r["variant"] == name and now.get(r["round"])
+    ]
+    return statistics.median(ratios) if ratios else None
+
+
+def pool_medians(mine: list[dict[str, Any]], key: str) -> dict[str, float]:
+    pools = {pool for r in mine for pool in r[key]}
+    medians = {p: statistics.median(r[key].get(p, 0.0) for r in mine) for p in pools}
+    return dict(sorted(medians.items(), key=lambda item: -item[1]))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--settle", type=float, default=20)
     parser.add_argument("--idle", type=float, default=30)
     parser.add_argument("--busy", type=float, default=30)
-    parser.add_argument("--rate", type=float, default=100)
-    parser.add_argument("--only", action="append", help="variant names to run")
+    parser.add_argument("--rate", type=float, default=60, help="records/s, one per request")
+    parser.add_argument("--groups", type=int, default=4, help="consumer groups reading")
+    parser.add_argument("--only", action="append", help="variant names to run (now is added)")
+    parser.add_argument("--pools", type=int, default=8, help="thread pools listed per variant")
+    parser.add_argument("--out", type=Path, help="every run as JSON")
     args = parser.parse_args()
     ensure_jars(progress=print)
-    names = args.only or list(VARIANTS)
+    names = [NOW, *[n for n in args.only if n != NOW]] if args.only else list(VARIANTS)
     runs: list[dict[str, Any]] = []
     for n in range(args.rounds):
         for name in names if n % 2 == 0 else reversed(names):
-            runs.append(measure(name, args))
-            print(json.dumps(runs[-1]), flush=True)
+            runs.append(measure(name, args) | {"round": n})
+            summary = {k: v for k, v in runs[-1].items() if not k.endswith("pools")}
+            print(json.dumps(summary), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps({"argv": sys.argv, "runs": runs}, indent=1))
     print(
-        f"\n{'variant':<28} {'idle cores':>10} {'CPU ms per record':>18} "
-        f"{'CPU s to settle':>16} {'CPU s in all':>13}"
+        f"\n{'variant':<28} {'idle cores':>10} {'ratio':>6} {'CPU ms per record':>18} "
+        f"{'ratio':>6} {'CPU s to settle':>16} {'CPU s in all':>13}"
     )
     for name in names:
         mine = [r for r in runs if r["variant"] == name]
@@ -134,7 +194,21 @@ def main() -> int:
         busy = statistics.median(r["busy_ms_per_record"] for r in mine)
         start = statistics.median(r["start_cpu_s"] for r in mine)
         total = statistics.median(r["total_cpu_s"] for r in mine)
-        print(f"{name:<28} {idle:>10.3f} {busy:>18.2f} {start:>16.1f} {total:>13.1f}")
+        idle_ratio = ratio_to_now(runs, name, "idle_cores") or float("nan")
+        busy_ratio = ratio_to_now(runs, name, "busy_ms_per_record") or float("nan")
+        print(
+            f"{name:<28} {idle:>10.4f} {idle_ratio:>6.2f} {busy:>18.3f} {busy_ratio:>6.2f} "
+            f"{start:>16.1f} {total:>13.1f}"
+        )
+    for name in names:
+        mine = [r for r in runs if r["variant"] == name]
+        print(f"\n{name}: thread pools, median cores idle | CPU ms per record busy")
+        idle_pools, busy_pools = pool_medians(mine, "idle_pools"), pool_medians(mine, "busy_pools")
+        for pool in list(dict.fromkeys([*idle_pools, *busy_pools]))[: args.pools * 2]:
+            if pool in list(idle_pools)[: args.pools] or pool in list(busy_pools)[: args.pools]:
+                print(
+                    f"  {pool:<64} {idle_pools.get(pool, 0):>8.4f} | {busy_pools.get(pool, 0):>7.3f}"
+                )
     return 0
 
 

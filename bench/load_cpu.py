@@ -5,14 +5,11 @@ for the broker), drawn as flame graphs (``flamegraph.py``)."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -66,6 +63,7 @@ class Profiler:
     def __init__(self, leaders: Mapping[str, int], out: Path, top: int, duration: float) -> None:
         self.leaders, self.out, self.top, self.duration = dict(leaders), out, top, duration
         self.written: list[Path] = []
+        self.keep_recording = False  # the broker's .jfr, for Mission Control or `jfr print`
         self._thread: threading.Thread | None = None
 
     def start(self, busiest: list[str]) -> None:
@@ -119,39 +117,39 @@ class Profiler:
         self._render(name, raw)
 
     def _jfr(self, name: str) -> None:
-        pid, recording = str(self.leaders[name]), self.out / f"{name}.jfr"
-        jcmd, jfr = shutil.which("jcmd"), shutil.which("jfr")
-        if jcmd is None or jfr is None:
-            print("no jcmd/jfr on PATH: the broker is not profiled", flush=True)
-            return
-        subprocess.run(
-            [jcmd, pid, "JFR.start", "name=rx-load", "settings=profile", f"filename={recording}"],
-            capture_output=True,
-            check=False,
+        """The broker: Flight Recorder's execution samples (Java code running), and the CPU of
+        each of its thread pools over the same window (the JIT compiler, the collector and
+        threads in native code are not in the samples)."""
+        # Imported here: with --ref, an older revision's devstack (without it) comes first.
+        from devstack.jvm_profile import (
+            ProfileError,
+            collapse,
+            cpu_by_pool,
+            execution_samples,
+            flight_recording,
+            thread_cpu,
+            thread_names,
         )
-        time.sleep(self.duration)
-        subprocess.run([jcmd, pid, "JFR.stop", "name=rx-load"], capture_output=True, check=False)
-        if not recording.exists():
-            print(f"JFR on {name} wrote nothing", flush=True)
+
+        pid = self.leaders[name]
+        try:
+            before = thread_cpu(pid)
+            with flight_recording(pid, self.out / f"{name}.jfr", name="rx-load") as recording:
+                time.sleep(self.duration)
+            pools = cpu_by_pool(before, thread_cpu(pid), thread_names(pid))
+            printed = execution_samples(recording)
+            if not self.keep_recording:
+                recording.unlink()  # megabytes of binary: the stacks and pools below are kept
+        except ProfileError as exc:
+            print(f"JFR on {name} failed: {exc}", flush=True)
             return
-        printed = subprocess.run(
-            [
-                jfr,
-                "print",
-                "--json",
-                "--stack-depth",
-                "128",
-                "--events",
-                "ExecutionSample",
-                str(recording),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        threads = self.out / f"{name}.threads.txt"
+        threads.write_text(describe_pools(pools, self.duration))
+        self.written.append(threads)
         raw = self.out / f"{name}.collapsed.txt"
-        raw.write_text(collapse_jfr(printed.stdout))
+        raw.write_text(collapse(printed))
         self._render(name, raw)
+        print(f"\n== {name}: CPU by thread pool\n{threads.read_text()}", end="", flush=True)
 
     def _render(self, name: str, raw: Path) -> None:
         svg = raw.with_name(f"{name}.svg")
@@ -161,13 +159,11 @@ class Profiler:
         print_heaviest(raw, top=24)
 
 
-def collapse_jfr(text: str) -> str:
-    """``jfr print --json`` execution samples as collapsed stacks (root first, counted)."""
-    if not text.strip():
-        return ""
-    stacks: Counter[str] = Counter()
-    for event in json.loads(text)["recording"]["events"]:
-        frames = event["values"]["stackTrace"]["frames"]
-        names = [f"{f['method']['type']['name']}.{f['method']['name']}" for f in reversed(frames)]
-        stacks[";".join(names)] += 1
-    return "".join(f"{stack} {n}\n" for stack, n in stacks.most_common())
+def describe_pools(pools: Mapping[str, float], seconds: float, top: int = 30) -> str:
+    """CPU per thread pool over a window, busiest first: cores and share of the process."""
+    total = sum(pools.values()) or 1.0
+    lines = [f"{'thread pool':<60} {'cores':>7} {'share':>6}"]
+    for pool, spent in sorted(pools.items(), key=lambda item: -item[1])[:top]:
+        lines.append(f"{pool:<60} {spent / seconds:>7.4f} {spent / total:>6.1%}")
+    lines.append(f"{'all threads':<60} {total / seconds:>7.4f}")
+    return "\n".join(lines) + "\n"

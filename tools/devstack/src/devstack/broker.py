@@ -69,10 +69,13 @@ KAFKA_JVM_FLAGS: tuple[str, ...] = (
 # the quick compiler (C1) runs: the optimising one (C2) spends minutes of CPU after every start
 # on code that a broker carrying a few hundred records a second hardly needs faster
 # (bench/RESULTS.md, "Cost per journey" and "API, relays and broker").
+# No hsperfdata: the JVM samples its performance counters into a shared file every 50 ms for
+# tools that list JVMs (jps); jcmd and Flight Recorder still attach by pid.
 DEV_JVM_FLAGS: tuple[str, ...] = (
     "-server",
     "-XX:+UseSerialGC",
     "-XX:TieredStopAtLevel=1",
+    "-XX:-UsePerfData",
     "-Djava.awt.headless=true",
 )
 _MIN_HEAP = "256m"
@@ -297,13 +300,19 @@ class Broker:
             # expires (default 9 s) and the restarted broker waits for that; 2 s is plenty on
             # one machine.
             "broker.session.timeout.ms": "2000",
-            "broker.heartbeat.interval.ms": "500",
+            # At most half the session timeout (Kafka checks); the broker and its controller
+            # share this process, so a heartbeat is only late when both are starved.
+            "broker.heartbeat.interval.ms": "1000",
             # Misspelt topic names fail instead of silently creating empty topics.
             "auto.create.topics.enable": "false",
             # The log cleaner preallocates 128 MB of heap by default; 16 MB is plenty here.
             "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
-            "num.network.threads": "2",
-            "num.io.threads": "4",
+            # One thread each: a development broker's requests are small and a long-polling
+            # fetch waits in purgatory, not on a thread; fewer threads wake on their timers
+            # (request handlers and network threads every 300 ms) and hand work over less.
+            "num.network.threads": "1",
+            "num.io.threads": "1",
+            "group.coordinator.threads": "1",
             # The controller appends a no-op record to the metadata log this often to show it is
             # alive (default 500 ms), each one written and flushed: most of an idle broker's
             # work. One node has nobody to show it to.
