@@ -53,6 +53,11 @@ COMPARES_FIELDS = (
     "rule ids are unique within a set, a replay window ends after it starts"
 )
 
+ATTACHED_FIRST = (
+    "a document named in an answer or a message must have been uploaded to that referral "
+    "first, which no schema can say"
+)
+
 EVENT_RANGE = (
     "a range of event numbers whose first is not after its last, which JSON Schema cannot say "
     "between two query parameters"
@@ -107,6 +112,8 @@ CONFIG = schemathesis.Config.from_dict(
                 ("worklist", ISSUED_CURSOR),
                 ("entries", ISSUED_CURSOR),
                 ("amend_referral", LOOKS_UP_STORED_DATA),
+                ("provide_info", ATTACHED_FIRST),
+                ("add_message", ATTACHED_FIRST),
                 ("put_locality", LOOKS_UP_STORED_DATA),
                 ("create_organisation", f"{LOOKS_UP_STORED_DATA}; {COMPARES_FIELDS}"),
                 ("replace_organisation", f"{LOOKS_UP_STORED_DATA}; {COMPARES_FIELDS}"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import sys
@@ -55,19 +54,6 @@ def serve(app_factory: str, host: str, port: int) -> None:
         log_config=None,
     )
     ApiServer(config).run()
-
-
-def freeze_startup_heap() -> None:
-    """Move everything built at startup out of the garbage collector's sight.
-
-    A started service holds a great many long-lived objects (modules, FastAPI's and
-    pydantic's schemas, SQLAlchemy's tables and compiled caches). Every full collection walks
-    all of them with the GIL held, and requests queue behind the pause (bench/RESULTS.md).
-    ``gc.freeze()`` puts them in the permanent generation, so a full collection walks only
-    what was made since.
-    Called once, in the serving process, after its startup; never in tests."""
-    gc.collect()
-    gc.freeze()
 
 
 def run_process(service: str, argv: list[str], roles: dict[str, Callable[[], None]]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from types import FrameType
 from typing import Any
 
@@ -17,7 +18,7 @@ class ApiServer(uvicorn.Server):
     """Woken by a stop signal instead of looking for one ten times a second: an idle API
     process wakes once a second (to refresh the Date header), a tenth of the CPU uvicorn's own
     loop costs it when nothing happens. Freezes the startup heap once serving
-    (:func:`rx_web.server.freeze_startup_heap`) unless ``freeze_heap`` is False."""
+    (:func:`freeze_startup_heap`) unless ``freeze_heap`` is False."""
 
     freeze_heap = True
     _stop: asyncio.Event | None = None
@@ -26,8 +27,6 @@ class ApiServer(uvicorn.Server):
     async def startup(self, sockets: list[Any] | None = None) -> None:
         await super().startup(sockets)
         if self.freeze_heap:
-            from .server import freeze_startup_heap
-
             freeze_startup_heap()
 
     async def main_loop(self) -> None:
@@ -44,3 +43,16 @@ class ApiServer(uvicorn.Server):
         super().handle_exit(sig, frame)
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
+
+
+def freeze_startup_heap() -> None:
+    """Move everything built at startup out of the garbage collector's sight.
+
+    A started service holds a great many long-lived objects (modules, FastAPI's and
+    pydantic's schemas, SQLAlchemy's tables and compiled caches). Every full collection walks
+    all of them with the GIL held, and requests queue behind the pause (bench/RESULTS.md).
+    ``gc.freeze()`` puts them in the permanent generation, so a full collection walks only
+    what was made since.
+    Called once, in the serving process, after its startup; never in tests."""
+    gc.collect()
+    gc.freeze()
