@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rx_messaging import database
@@ -153,3 +154,38 @@ def test_a_write_lock_held_by_another_process_fails_the_begin_as_sqlalchemy_erro
     finally:
         other.close()
         engine.dispose()
+
+
+def test_processes_opening_a_new_database_together_all_start(tmp_path: Path) -> None:
+    """Every process of a service opens the same new SQLite file at its first start; each
+    switches it to WAL. None may fail with "database is locked" (a consumer dying at start)."""
+    failures: list[BaseException] = []
+    for round_ in range(25):
+        url = f"sqlite:///{tmp_path}/new-{round_}.db"
+        engines = [make_engine(url) for _ in range(4)]
+        start = threading.Barrier(len(engines))
+
+        def open_and_write(engine: Any, n: int, start: threading.Barrier = start) -> None:
+            start.wait()
+            try:
+                with engine.begin() as connection:
+                    connection.execute(text("CREATE TABLE IF NOT EXISTS t (n INTEGER)"))
+                    connection.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+            except BaseException as error:
+                failures.append(error)
+
+        threads = [
+            threading.Thread(target=open_and_write, args=(engine, n))
+            for n, engine in enumerate(engines)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with engines[0].connect() as connection:
+            mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+            rows = connection.execute(text("SELECT count(*) FROM t")).scalar()
+        for engine in engines:
+            engine.dispose()
+        assert not failures, f"round {round_}: {failures[0]!r}"
+        assert (mode, rows) == ("wal", len(engines))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -191,12 +192,29 @@ class _Checkpointer:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (see above)
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+    _enter_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA wal_autocheckpoint={INLINE_CHECKPOINT_PAGES}")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _enter_wal(cursor: sqlite3.Cursor, retry_s: float = 0.01) -> None:
+    """Switch a new database to WAL (a no-op once it is). Several processes opening a database
+    not yet in WAL (every process of a service at its first start) can each hold a read lock
+    while wanting the exclusive one; SQLite then answers "database is locked" at once instead
+    of waiting (a deadlock its busy handler cannot resolve), so the switch is tried again until
+    the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(retry_s)
 
 
 def unpooled(engine: Engine) -> Engine:
