@@ -12,10 +12,8 @@ import pytest
 from prometheus_client import REGISTRY
 from rx_contracts import examples, wrap
 from rx_messaging.database import make_engine
-from rx_messaging.fake import InMemoryBroker, InMemoryPublisher
 from rx_messaging.outbox import add_to_outbox, queue_outbox
-from rx_messaging.relay import OutboxRelay
-from rx_messaging.runner import GATHER_ENV, gather_seconds, gathering, run_relay
+from rx_messaging.runner import run_relay
 from rx_messaging.wake import CLOCKS, CommitSignal, announce, commit_signal
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
@@ -171,66 +169,3 @@ def test_the_relay_publishes_a_commit_long_before_its_fallback_poll(
     assert len(recorder.published) == 1
     cycles = REGISTRY.get_sample_value("rx_outbox_batch_records_count", {"relay": "test-relay"})
     assert cycles is not None and cycles >= 1
-
-
-def test_a_woken_relay_publishes_the_commits_of_its_gathering_time_in_one_batch(
-    engine: Engine,
-) -> None:
-    """Two commits a moment apart leave in one cycle, and the second's wake-up does not make
-    the relay read its emptied outbox once more."""
-    broker = InMemoryBroker()
-    broker.create_topic(TOPIC, 3)
-    relay = OutboxRelay(engine, InMemoryPublisher(broker))
-    waiter = commit_signal(engine)
-
-    def commit() -> None:
-        with Session(engine) as session:
-            add_to_outbox(session, make_event(), [TOPIC])
-            session.commit()
-
-    try:
-        commit()
-        threading.Timer(0.1, commit).start()
-        assert gathering(waiter, threading.Event(), gather=3.0)(WAIT)
-        assert relay.relay_once() == 2
-        assert len(broker.records(TOPIC)) == 2
-        assert not waiter.wait(0.3)
-    finally:
-        waiter.close()
-
-
-def test_a_stop_ends_the_gathering_at_once(engine: Engine) -> None:
-    waiter = commit_signal(engine)
-    stop = threading.Event()
-    stop.set()
-    try:
-        with Session(engine) as session:
-            add_to_outbox(session, make_event(), [TOPIC])
-            session.commit()
-        finished = threading.Event()
-        threading.Thread(
-            target=lambda: (gathering(waiter, stop, gather=3600)(WAIT), finished.set())
-        ).start()
-        assert finished.wait(WAIT)
-    finally:
-        waiter.close()
-
-
-@pytest.mark.parametrize("text", ["fast", "-1", "101"])
-def test_a_gathering_time_that_is_not_a_few_milliseconds_is_refused(
-    text: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(GATHER_ENV, text)
-    with pytest.raises(ValueError, match=GATHER_ENV):
-        gather_seconds()
-
-
-def test_gathering_is_off_unless_set_in_milliseconds(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv(GATHER_ENV, raising=False)
-    assert gather_seconds() == 0
-    monkeypatch.setenv(GATHER_ENV, "20")
-    assert gather_seconds() == pytest.approx(0.02)
-    monkeypatch.setenv(GATHER_ENV, "0")
-    assert gather_seconds() == 0

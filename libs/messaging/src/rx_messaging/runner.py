@@ -28,8 +28,8 @@ from .telemetry import (
     database_check,
     observed,
 )
-from .wake import CommitSignal, commit_signal
-from .worker import Backoff, install_stop_signals, run_loop
+from .wake import commit_signal
+from .worker import Backoff, Cycle, install_stop_signals, run_loop
 
 T = TypeVar("T")
 
@@ -41,17 +41,6 @@ on another machine): the latency of the rare event that was not announced."""
 POLL_S = 0.05
 """How often a relay that cannot be woken (another OS, a second relay on one SQLite file)
 looks at its outbox."""
-GATHER_ENV = "RX_RELAY_GATHER_MS"
-GATHER_MS = 0.0
-"""How long a woken relay waits before it reads its outbox, so that the commits of the next
-few milliseconds leave with the first in one produce request (one fetch answered per consumer
-group, one batch in each consumer) instead of one each. Every hop through a relay takes this
-much longer: a journey to the provider passes two relays. Off unless set: at tens of
-referrals a second a journey's commits are tens of milliseconds apart, so a few milliseconds
-gather little, and under backlog a relay's batches grow by themselves."""
-GATHER_MAX_MS = 100.0
-"""The most ``RX_RELAY_GATHER_MS`` may say: beyond it the delay is the latency goal's, not a
-batching detail."""
 COMMIT_INTERVAL_ENV = "RX_CONSUMER_COMMIT_INTERVAL_MS"
 COMMIT_INTERVAL_MAX_MS = 60_000.0
 """The most ``RX_CONSUMER_COMMIT_INTERVAL_MS`` may say: beyond it a stopped or crashed member's
@@ -67,15 +56,17 @@ def run_relay(
     auth: KafkaAuth | None = None,
     before_each: Callable[[], bool] | None = None,
     fallback_poll: float = FALLBACK_POLL_S,
-    gather: float | None = None,
+    pace: float = 0.0,
 ) -> None:
     """Publish the service's outbox until SIGTERM/SIGINT. Survives the broker being down.
 
     ``before_each`` runs before every relay step (e.g. a timer that stages outbox rows); it
     returns True when it did work. Between batches the relay sleeps until a writer's commit
-    wakes it (``rx_messaging.wake``), looking anyway every ``fallback_poll`` seconds; once
-    woken it gathers for ``gather`` seconds (``RX_RELAY_GATHER_MS`` unless given)."""
-    gather = gather_seconds() if gather is None else gather
+    wakes it (``rx_messaging.wake``), looking anyway every ``fallback_poll`` seconds. ``pace``
+    seconds: a cycle that published something is followed by the next no earlier than
+    ``pace`` after it started (``rx_messaging.worker.Pacing``), so under load the commits of
+    that time leave together in one produce request; a commit after a quiet spell leaves at
+    once."""
     signal = commit_signal(engine)
     stop = install_stop_signals(on_stop=signal.interrupt)
     name = f"{service}-relay"
@@ -94,15 +85,17 @@ def run_relay(
     published = OUTBOX_PUBLISHED.labels(name)
     batch_records = OUTBOX_BATCH_RECORDS.labels(name)
 
-    def step() -> bool:
+    def step() -> Cycle:
         staged = before_each() if before_each is not None else False
         sent = relay.relay_once()
         if sent:
             published.inc(sent)
             batch_records.observe(sent)
+        if sent >= relay.batch_size or staged:
+            return Cycle.MORE
         # A short batch emptied the outbox: wait for the next wake-up (a commit made while
         # this batch was out is one already) instead of reading an empty outbox again.
-        return sent >= relay.batch_size or staged
+        return Cycle.DONE if sent else Cycle.IDLE
 
     try:
         run_loop(
@@ -110,41 +103,14 @@ def run_relay(
             step,
             stop,
             idle_sleep=fallback_poll if signal.wakes else POLL_S,
-            idle_wait=gathering(signal, stop, gather) if signal.wakes else signal.wait,
+            idle_wait=signal.wait,
             heartbeat=heartbeat_dir / f"{name}.alive",
+            pace=pace,
         )
     finally:
         relay.close()
         publisher.close()
         signal.close()
-
-
-def gather_seconds() -> float:
-    """``RX_RELAY_GATHER_MS`` in seconds (``GATHER_MS`` when unset); 0 turns gathering off."""
-    text = os.environ.get(GATHER_ENV, "").strip()
-    try:
-        ms = float(text) if text else GATHER_MS
-    except ValueError:
-        raise ValueError(f"{GATHER_ENV} must be a number of milliseconds, not {text!r}") from None
-    if not 0 <= ms <= GATHER_MAX_MS:
-        raise ValueError(f"{GATHER_ENV} must be between 0 and {GATHER_MAX_MS:g} ms, not {text}")
-    return ms / 1000
-
-
-def gathering(
-    signal: CommitSignal, stop: threading.Event, gather: float
-) -> Callable[[float], bool]:
-    """The relay's idle wait: until a commit wakes it, then ``gather`` seconds more, so the
-    commits made meanwhile are read and published with the first. Their wake-ups are drained
-    then: each was sent after its commit, so the read that follows sees its rows."""
-
-    def wait(timeout: float) -> bool:
-        woke = signal.wait(timeout)
-        if woke and gather > 0 and not stop.wait(gather):
-            signal.wait(0)
-        return woke
-
-    return wait
 
 
 def run_consumer(
@@ -162,7 +128,7 @@ def run_consumer(
     stop: threading.Event | None = None,
     process: str | None = None,
     serve: bool = True,
-    gather: float = 0.0,
+    pace: float = 0.0,
 ) -> None:
     """Consume ``topics`` (or ``pattern``) as ``group_id`` until SIGTERM/SIGINT (or ``stop``,
     if given, is set); poison records go to ``<topic>.dlq`` through a second producer with the
@@ -170,11 +136,11 @@ def run_consumer(
     ``process`` names the process in its metrics when the consumer is part of a larger one;
     ``serve`` False: the caller serves the ops endpoints (a consumer started more than once).
 
-    ``gather`` seconds: after a batch, wait that long before polling again, so the records
-    that arrive meanwhile come in one fetch and are applied in one batch instead of one by
-    one (each fetch and each batch has a fixed cost). Only for consumers nobody waits on
-    record by record: it adds up to twice ``gather`` to each record's way through. An idle
-    consumer is not affected (it waits in its poll)."""
+    ``pace`` seconds: after a batch, the next poll starts no earlier than ``pace`` after the
+    previous one did (``rx_messaging.worker.Pacing``), so the records that arrive meanwhile
+    come in one fetch and are applied in one batch instead of one by one (each fetch and each
+    batch has a fixed cost). It adds up to ``pace`` to a record's way through under load; a
+    record after a quiet spell is handled at once (the consumer waits in its poll)."""
     interval = commit_interval_seconds()  # a bad setting fails before anything connects
     stop = stop or install_stop_signals()
     name = f"{service}-consumer"
@@ -216,8 +182,6 @@ def run_consumer(
         busy = consumer.step(timeout=1.0)
         if busy and after_batch is not None:
             after_batch()
-        if busy and gather > 0:
-            stop.wait(gather)
         return busy
 
     try:
@@ -227,6 +191,7 @@ def run_consumer(
             stop,
             idle_sleep=0,  # poll() itself waits for records
             heartbeat=heartbeat_dir / f"{name}.alive",
+            pace=pace,
         )
     finally:
         consumer.close()

@@ -37,10 +37,11 @@ class Settings(ServiceSettings):
         default=200.0,
         ge=0,
         le=1000,
-        description="After each batch the consumer waits this long before reading on, so the "
-        "events arriving meanwhile are fetched and appended together: at low rates nearly "
-        "every event would otherwise be a fetch and a transaction of its own. Entries reach "
-        "the chain up to twice this much later; 0 reads on at once.",
+        description="The consumer's pacing: after a batch it reads on no earlier than this "
+        "long after that batch's poll began, so the events arriving meanwhile are fetched and "
+        "appended together: at low rates nearly every event would otherwise be a fetch and a "
+        "transaction of its own. Entries reach the chain up to twice this much later; 0 reads "
+        "on at once.",
     )
     stream_poll_s: float = Field(
         default=0.25, gt=0, description="How often a live stream looks for new entries."

@@ -6,7 +6,10 @@ from functools import lru_cache
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
+from rx_messaging.worker import pace_setting
 from rx_web.settings import Environment, ServiceSettings
+
+CONSUMER_PACE_MS = 20.0
 
 
 class Settings(ServiceSettings):
@@ -16,6 +19,7 @@ class Settings(ServiceSettings):
     port: int = 8005
     consumer_group: str = "notify"
     max_body_bytes: int = 100_000
+    consumer_pace_ms: float = pace_setting(CONSUMER_PACE_MS, "worker's ingestion")
     public_url: str = Field(
         default="http://127.0.0.1:8005",
         description="This service's address as subscribers reach it: FHIR references to "

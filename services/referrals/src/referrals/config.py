@@ -6,7 +6,11 @@ from functools import lru_cache
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
+from rx_messaging.worker import pace_setting
 from rx_web.settings import Environment, ServiceSettings
+
+RELAY_PACE_MS = 20.0
+CONSUMER_PACE_MS = 20.0
 
 
 class Settings(ServiceSettings):
@@ -16,6 +20,8 @@ class Settings(ServiceSettings):
     port: int = 8001
     consumer_group: str = "referrals"
     max_body_bytes: int = 1_000_000
+    relay_pace_ms: float = pace_setting(RELAY_PACE_MS, "relay")
+    consumer_pace_ms: float = pace_setting(CONSUMER_PACE_MS, "consumer of routing decisions")
     fault_exit_after_commit: bool = Field(
         default=False,
         validation_alias="RX_FAULT_EXIT_AFTER_COMMIT",

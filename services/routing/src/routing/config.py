@@ -6,7 +6,11 @@ from functools import lru_cache
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+from rx_messaging.worker import pace_setting
 from rx_web.settings import ServiceSettings
+
+RELAY_PACE_MS = 20.0
+CONSUMER_PACE_MS = 20.0
 
 
 class Settings(ServiceSettings):
@@ -15,6 +19,8 @@ class Settings(ServiceSettings):
     database_url: str = "sqlite:///.data/routing.db"
     port: int = 8002
     consumer_group: str = "routing"
+    relay_pace_ms: float = pace_setting(RELAY_PACE_MS, "relay")
+    consumer_pace_ms: float = pace_setting(CONSUMER_PACE_MS, "consumer of referral events")
     clock_max_sleep_seconds: float = Field(
         default=0.5,
         gt=0,

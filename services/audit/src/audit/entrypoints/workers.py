@@ -86,7 +86,7 @@ def consumer() -> None:
             auth=settings.kafka_auth,
             stop=until,
             serve=False,
-            gather=settings.consumer_gather_ms / 1000,
+            pace=settings.consumer_gather_ms / 1000,
         )
 
     run_as_sole(

@@ -137,6 +137,7 @@ def worker() -> None:
             after_batch=ingestion.after_batch,
             stop=stop,
             process="notify-worker",
+            pace=settings.consumer_pace_ms / 1000,
         )
     finally:
         stop.set()

@@ -41,6 +41,7 @@ def relay() -> None:
         settings.kafka_bootstrap_servers,
         settings.heartbeat_dir,
         auth=settings.kafka_auth,
+        pace=settings.relay_pace_ms / 1000,
     )
 
 
@@ -56,4 +57,5 @@ def consumer() -> None:
         settings.heartbeat_dir,
         topics=[ROUTING_DECISIONS, ROUTING_SLA],
         auth=settings.kafka_auth,
+        pace=settings.consumer_pace_ms / 1000,
     )

@@ -46,6 +46,7 @@ def relay() -> None:
         settings.kafka_bootstrap_servers,
         settings.heartbeat_dir,
         auth=settings.kafka_auth,
+        pace=settings.relay_pace_ms / 1000,
     )
 
 
@@ -61,6 +62,7 @@ def consumer() -> None:
         settings.heartbeat_dir,
         topics=[REFERRAL_EVENTS],
         auth=settings.kafka_auth,
+        pace=settings.consumer_pace_ms / 1000,
     )
 
 
