@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from rx_contracts import Priority, ReferralStatus, ServiceType
 from rx_web.params import IsoDateTime, on_strings
 from rx_web.problems import Problem
@@ -17,7 +17,7 @@ from ...adapters.idempotency import StoredResponse
 from ...adapters.repository import View, WorklistQuery
 from ...domain.model import Referral
 from ...service_layer import handlers
-from .deps import CallerDep, IdempotencyKey, Uow, in_transaction
+from .deps import CallerDep, IdempotencyKeyHeader, Uow, get_uow, in_transaction
 from .idempotency import run_once
 from .links import referral_links
 from .presenters import etag, referral_response, to_public, to_summary
@@ -51,7 +51,10 @@ IDEMPOTENT_POST: dict[int | str, dict[str, Any]] = {
     },
 )
 async def create_referral(
-    body: ReferralCreate, caller: CallerDep, key: IdempotencyKey, request: Request
+    body: ReferralCreate,
+    caller: CallerDep,
+    idempotency_key: IdempotencyKeyHeader,
+    request: Request,
 ) -> JSONResponse:
     """Store the referral and its ReferralSubmitted event together; routing picks it up from
     ``referrals.events.v1``. Works while Kafka is down: the event waits in the outbox.
@@ -79,7 +82,7 @@ async def create_referral(
         lambda: run_once(
             request,
             caller,
-            key,
+            idempotency_key,
             payload,
             None,
             lambda uow: handlers.submit_referral(cmd, caller, uow),
@@ -94,17 +97,16 @@ async def create_referral(
     summary="Read one referral",
     responses={**PROBLEMS, 200: {"description": "The referral", "links": referral_links()}},
 )
-async def read_referral(
-    referral_id: str, caller: CallerDep, uow: Uow, request: Request
-) -> JSONResponse:
+async def read_referral(referral_id: str, caller: CallerDep, request: Request) -> Response:
     """The referral with its ETag (send it back as If-Match) and the actions open to you."""
+    uow = await get_uow(request)  # not a dependency: one level fewer to solve
     referral = await in_transaction(
         request, lambda: handlers.get_referral(referral_id, caller, uow)
     )
-    # Rendered here, as the POSTs' answers are: a model returned would be validated again
-    # against response_model, in another hop to the thread pool.
-    body = to_public(referral, caller).model_dump(mode="json")
-    return JSONResponse(body, headers={"ETag": etag(referral)})
+    # Rendered here, once, as the POSTs' answers are: a model returned would be validated
+    # again against response_model, in another hop to the thread pool.
+    body = to_public(referral, caller).model_dump_json()
+    return Response(body, media_type="application/json", headers={"ETag": etag(referral)})
 
 
 @router.get(
