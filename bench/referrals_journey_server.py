@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from referrals_journey import BODY, GP, STEPS, TEAM
 from pyspy import print_heaviest
+from referrals_journey import BODY, GP, STEPS, TEAM
 from snapshot import ROOT, snapshot
 
 
