@@ -23,25 +23,22 @@ _bearer = HTTPBearer(
 )
 
 
-BearerToken = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-"""The bearer token, declared for the API documentation (the middleware has read it)."""
-PractitionerHeader = Annotated[
-    str | None,
-    Header(
-        alias="X-Practitioner",
-        description="Professional id of the person acting, as your system knows them.",
-        examples=["G1234567"],
-        pattern=PRACTITIONER_PATTERN,
-    ),
-]
-"""X-Practitioner, declared for the API documentation (the middleware has read it)."""
-
-
-async def identity_of(request: Request) -> Identity:
-    """The identity the :class:`~rx_web.auth.Authenticate` middleware found for ``request``;
-    401 problem+json when it is missing or not valid here. For a dependency that declares
-    :data:`BearerToken` and :data:`PractitionerHeader` itself rather than depending on
-    :func:`get_identity`: each dependency level FastAPI solves costs more than this does."""
+async def get_identity(
+    request: Request,
+    _token: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+    _practitioner: Annotated[
+        str | None,
+        Header(
+            alias="X-Practitioner",
+            description="Professional id of the person acting, as your system knows them.",
+            examples=["G1234567"],
+            pattern=PRACTITIONER_PATTERN,
+        ),
+    ] = None,
+) -> Identity:
+    """The caller's identity; 401 problem+json when it is missing or not valid here.
+    (``_token`` and ``_practitioner`` are declared for the API documentation; the
+    :class:`~rx_web.auth.Authenticate` middleware has read them already.)"""
     outcome = getattr(request.state, STATE_KEY, None)
     if outcome is None:  # an app without the middleware (a bare test app)
         authenticator: Authenticator = request.app.state.authenticator
@@ -49,17 +46,6 @@ async def identity_of(request: Request) -> Identity:
     if isinstance(outcome, Problem):
         raise outcome
     return outcome
-
-
-async def get_identity(
-    request: Request,
-    _token: BearerToken = None,
-    _practitioner: PractitionerHeader = None,
-) -> Identity:
-    """The caller's identity; 401 problem+json when it is missing or not valid here.
-    (``_token`` and ``_practitioner`` are declared for the API documentation; the
-    :class:`~rx_web.auth.Authenticate` middleware has read them already.)"""
-    return await identity_of(request)
 
 
 IdentityDep = Annotated[Identity, Depends(get_identity)]

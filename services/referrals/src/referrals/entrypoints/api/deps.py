@@ -13,20 +13,16 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
-from rx_web.identity import BearerToken, PractitionerHeader, identity_of
+from rx_web.identity import IdentityDep
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...domain.caller import Caller
 from ...service_layer.unit_of_work import UnitOfWork
 
 
-async def get_caller(
-    request: Request, _token: BearerToken = None, _practitioner: PractitionerHeader = None
-) -> Caller:
-    """The authenticated caller (see ``rx_web.identity``) as the domain sees it. The token and
-    X-Practitioner are declared here, as ``rx_web.identity.get_identity`` declares them,
-    rather than through that dependency: one dependency level fewer on every route."""
-    return Caller.of(await identity_of(request))
+async def get_caller(identity: IdentityDep) -> Caller:
+    """The authenticated caller (see ``rx_web.identity``) as the domain sees it."""
+    return Caller.of(identity)
 
 
 T = TypeVar("T")

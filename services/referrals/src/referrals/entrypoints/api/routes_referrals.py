@@ -17,7 +17,7 @@ from ...adapters.idempotency import StoredResponse
 from ...adapters.repository import View, WorklistQuery
 from ...domain.model import Referral
 from ...service_layer import handlers
-from .deps import CallerDep, IdempotencyKeyHeader, Uow, get_uow, in_transaction
+from .deps import CallerDep, IdempotencyKey, Uow, get_uow, in_transaction
 from .idempotency import run_once
 from .links import referral_links
 from .presenters import etag, referral_response, to_public, to_summary
@@ -51,10 +51,7 @@ IDEMPOTENT_POST: dict[int | str, dict[str, Any]] = {
     },
 )
 async def create_referral(
-    body: ReferralCreate,
-    caller: CallerDep,
-    idempotency_key: IdempotencyKeyHeader,
-    request: Request,
+    body: ReferralCreate, caller: CallerDep, key: IdempotencyKey, request: Request
 ) -> JSONResponse:
     """Store the referral and its ReferralSubmitted event together; routing picks it up from
     ``referrals.events.v1``. Works while Kafka is down: the event waits in the outbox.
@@ -82,7 +79,7 @@ async def create_referral(
         lambda: run_once(
             request,
             caller,
-            idempotency_key,
+            key,
             payload,
             None,
             lambda uow: handlers.submit_referral(cmd, caller, uow),

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from rx_contracts import NhsNumberVerification
-from rx_web.identity import BearerToken, PractitionerHeader, identity_of
+from rx_web.identity import IdentityDep
 from rx_web.responses import JSONResponse
 
 from ...domain.caller import Caller
@@ -86,16 +86,15 @@ class LifecycleRequest:
 
 async def lifecycle_request(
     referral_id: str,
+    identity: IdentityDep,
     idempotency_key: IdempotencyKeyHeader,
     if_match: IfMatchHeader,
     request: Request,
-    _token: BearerToken = None,
-    _practitioner: PractitionerHeader = None,
 ) -> LifecycleRequest:
     """The headers read here rather than through ``deps.get_caller``, ``get_idempotency_key``
     and ``get_if_match`` (the same declarations, so the same checks, problems and API
     documentation): each dependency FastAPI solves costs more than what it does."""
-    caller = Caller.of(await identity_of(request))
+    caller = Caller.of(identity)
     return LifecycleRequest(referral_id, caller, idempotency_key, version_of(if_match), request)
 
 
