@@ -6,6 +6,7 @@ process (CPU time, medians of rounds, old and new alternating):
   ``model_dump`` then ``json.dumps`` against ``model_dump_json``;
 - a JSON column's text (the stored response, a superseded version): ``json.dumps`` against
   ``referrals.bootstrap.json_text``;
+- a SQLite transaction in an ORM Session against one on a bare Connection (not changed);
 - FastAPI's dependency solving, over ASGI in process with a bare app: what a dependency level
   costs, and what the identity dependency does (the "before" of those lines is the cheaper
   route, the "after" the dearer).
@@ -39,7 +40,8 @@ def _timed(fn: Callable[[], Any], n: int) -> float:
 
 def _compare(name: str, old: Callable[[], Any], new: Callable[[], Any], args: Any) -> None:
     old(), new()
-    olds, news = [], []
+    olds: list[float] = []
+    news: list[float] = []
     for r in range(args.rounds):
         pair = [(olds, old), (news, new)] if r % 2 == 0 else [(news, new), (olds, old)]
         for into, fn in pair:
@@ -193,6 +195,37 @@ def dependencies(args: Any) -> None:
     _compare("bare app GET: one level / IdentityDep", call("/one/1"), call("/identity/1"), args)
 
 
+def transactions(args: Any) -> None:
+    """One SQLite transaction of one INSERT as the API's unit of work opens it (an ORM
+    Session, its connection, commit, close) against a bare ``Connection`` of the same engine
+    (``rx_messaging.database.make_engine``: BEGIN IMMEDIATE and the process's lock either
+    way). Not changed: what a Session would save."""
+    import tempfile
+
+    from rx_messaging.database import make_engine
+    from sqlmodel import Session
+
+    with tempfile.TemporaryDirectory(prefix="api-parts-") as tmp:
+        engine = make_engine(f"sqlite:///{tmp}/parts.db")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (a INTEGER)")
+
+        def session() -> None:
+            s = Session(engine, expire_on_commit=False)
+            s.connection().exec_driver_sql("INSERT INTO t VALUES (1)")
+            s.commit()
+            s.close()
+
+        def connection() -> None:
+            with engine.connect() as conn:
+                conn.begin()
+                conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+                conn.commit()
+
+        _compare("a transaction: Session / bare Connection", session, connection, args)
+        engine.dispose()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -201,6 +234,7 @@ def main() -> int:
     os.environ.setdefault("RX_ENV", "development")
     render(args)
     dependencies(args)
+    transactions(args)
     return 0
 
 
