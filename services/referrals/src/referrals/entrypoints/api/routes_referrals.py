@@ -17,7 +17,7 @@ from ...adapters.idempotency import StoredResponse
 from ...adapters.repository import View, WorklistQuery
 from ...domain.model import Referral
 from ...service_layer import handlers
-from .deps import CallerDep, IdempotencyKey, Uow, get_uow, in_transaction
+from .deps import CallerDep, IdempotencyKey, Uow, in_transaction
 from .idempotency import run_once
 from .links import referral_links
 from .presenters import etag, referral_response, to_public, to_summary
@@ -94,9 +94,10 @@ async def create_referral(
     summary="Read one referral",
     responses={**PROBLEMS, 200: {"description": "The referral", "links": referral_links()}},
 )
-async def read_referral(referral_id: str, caller: CallerDep, request: Request) -> Response:
+async def read_referral(
+    referral_id: str, caller: CallerDep, uow: Uow, request: Request
+) -> Response:
     """The referral with its ETag (send it back as If-Match) and the actions open to you."""
-    uow = await get_uow(request)  # not a dependency: one level fewer to solve
     referral = await in_transaction(
         request, lambda: handlers.get_referral(referral_id, caller, uow)
     )
