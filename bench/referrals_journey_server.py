@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pyspy import print_heaviest
 from referrals_journey import BODY, GP, STEPS, TEAM
 from snapshot import ROOT, snapshot
 
@@ -124,12 +126,22 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             threading.Thread(target=worker, args=(args.warmup + i,))
             for i in range(args.concurrency)
         ]
+        spy = None
+        if args.profile:
+            # Every thread's on-CPU samples over the timed journeys, as collapsed stacks.
+            command = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid"]
+            command += [str(server.pid), "--format", "raw", "--rate", "250", "--output"]
+            spy = subprocess.Popen([*command, str(args.profile)], stdout=subprocess.DEVNULL)
+            time.sleep(1)
         before, started = _cpu_seconds(server.pid), time.perf_counter()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         spent, wall = _cpu_seconds(server.pid) - before, time.perf_counter() - started
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
         if failures:
             raise failures[0]
     finally:
@@ -164,11 +176,22 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=1, help="journeys in flight at once")
     parser.add_argument("--ref", help="also measure this git revision, e.g. main")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run the working tree once under py-spy, collapsed stacks into this file",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args)))
+        return 0
+    if args.profile:
+        with tempfile.TemporaryDirectory(prefix="referrals-server-") as tmp:
+            args.workdir = Path(tmp)
+            print(json.dumps(measure(args)))
+        print_heaviest(args.profile)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="referrals-server-") as tmp:

@@ -223,6 +223,25 @@ def test_a_retry_with_the_same_key_and_body_gets_the_original_response(
     assert len(outbox(db_url)) == 1, "one referral, one event"
 
 
+def test_text_beyond_ascii_reads_back_the_same_as_written_and_as_replayed(
+    client: TestClient,
+) -> None:
+    """Answers are UTF-8 JSON; a retry is answered from the stored response (a JSON column)
+    and a read from the referral row: each carries the text exactly as the caller sent it."""
+    text = 'Zoë O’Brien — fell at 3 °C, "dizzy"; 日本語 \\ \u2028 end'
+    body = {**BODY, "clinical_summary": text, "patient": {**BODY["patient"], "name": "Zoë Ó"}}
+    first = post(client, "/referrals", GP, body, key="utf-8")
+    again = post(client, "/referrals", GP, body, key="utf-8")
+    read = client.get(f"/referrals/{first.json()['id']}", headers=GP)
+    for answer in (first, again, read):
+        assert answer.headers["content-type"] == "application/json"
+        assert json.loads(answer.content.decode("utf-8"))["clinical_summary"] == text
+        assert "Zoë Ó".encode() in answer.content, "UTF-8, not \\u escapes"
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content
+    assert read.json() == first.json()
+
+
 def test_the_same_key_with_another_body_is_refused(client: TestClient, db_url: str) -> None:
     post(client, "/referrals", GP, BODY, key="retry-2")
     body = problem(post(client, "/referrals", GP, {**BODY, "priority": "stat"}, key="retry-2"), 422)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import pydantic_core
 from rx_messaging.database import make_engine
 from sqlalchemy.engine import Engine
 
@@ -22,8 +24,14 @@ class Container:
     uow: Callable[[], UnitOfWork]
 
 
+def json_text(value: Any) -> str:
+    """JSON columns' text (stored responses, superseded versions) written by pydantic-core:
+    the same JSON as ``json.dumps``, non-ASCII characters as UTF-8 rather than escapes."""
+    return pydantic_core.to_json(value).decode()
+
+
 def bootstrap(settings: Settings, engine: Engine | None = None) -> Container:
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url, json_serializer=json_text)
     migrate.upgrade(engine)  # each process: a no-op once the database is at head
     sessions = session_factory(engine)
     # The reliability tests' fault (development only): the hook is installed here or not at all.

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
 from rx_web.problems import Problem
+from rx_web.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from ...adapters.idempotency import IdempotentResponse, StoredResponse
@@ -32,7 +32,7 @@ def run_once(
     time did. ``present`` renders the handler's result; that response is stored with the
     change, in one transaction (see ``service_layer.unit_of_work``)."""
     new_uow: Callable[[], UnitOfWork] = request.app.state.container.uow
-    fp = fingerprint(request.method, request.url.path, if_match, body)
+    fp = fingerprint(request.method, url_path(request), if_match, body)
     uow = new_uow()
     uow.correlation_id = request.headers.get("x-correlation-id")
     try:
@@ -54,6 +54,12 @@ def run_once(
             raise
         return _replay(done, fp)
     return JSONResponse(response.body, status_code=response.status_code, headers=response.headers)
+
+
+def url_path(request: Request) -> str:
+    """``request.url.path`` (as Starlette escapes it) without building the whole URL."""
+    path: str = request.scope["path"]
+    return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
 
 
 def _replay(done: IdempotentResponse, fp: str) -> JSONResponse:

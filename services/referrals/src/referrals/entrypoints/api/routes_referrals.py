@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from rx_contracts import Priority, ReferralStatus, ServiceType
 from rx_web.params import IsoDateTime, on_strings
 from rx_web.problems import Problem
@@ -96,15 +96,15 @@ async def create_referral(
 )
 async def read_referral(
     referral_id: str, caller: CallerDep, uow: Uow, request: Request
-) -> JSONResponse:
+) -> Response:
     """The referral with its ETag (send it back as If-Match) and the actions open to you."""
     referral = await in_transaction(
         request, lambda: handlers.get_referral(referral_id, caller, uow)
     )
-    # Rendered here, as the POSTs' answers are: a model returned would be validated again
-    # against response_model, in another hop to the thread pool.
-    body = to_public(referral, caller).model_dump(mode="json")
-    return JSONResponse(body, headers={"ETag": etag(referral)})
+    # Rendered here, once, as the POSTs' answers are: a model returned would be validated
+    # again against response_model, in another hop to the thread pool.
+    body = to_public(referral, caller).model_dump_json()
+    return Response(body, media_type="application/json", headers={"ETag": etag(referral)})
 
 
 @router.get(

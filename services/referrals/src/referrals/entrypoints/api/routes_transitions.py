@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from rx_contracts import NhsNumberVerification
 from rx_web.identity import IdentityDep
+from rx_web.responses import JSONResponse
 
 from ...domain.caller import Caller
 from ...domain.lifecycle import Action

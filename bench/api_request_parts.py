@@ -1,0 +1,242 @@
+"""The referrals API's per-request pieces changed for issue 21, old way against new, in one
+process (CPU time, medians of rounds, old and new alternating):
+
+- rendering a referral's answer: ``json.dumps`` (Starlette's ``JSONResponse``) against
+  pydantic-core (``rx_web.responses.JSONResponse``), and for ``GET /referrals/{id}``
+  ``model_dump`` then ``json.dumps`` against ``model_dump_json``;
+- a JSON column's text (the stored response, a superseded version): ``json.dumps`` against
+  ``referrals.bootstrap.json_text``;
+- a SQLite transaction in an ORM Session against one on a bare Connection (not changed);
+- FastAPI's dependency solving, over ASGI in process with a bare app: what a dependency level
+  costs, and what the identity dependency does (the "before" of those lines is the cheaper
+  route, the "after" the dearer).
+
+    .venv/bin/python bench/api_request_parts.py [--rounds 7] [--n 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def _timed(fn: Callable[[], Any], n: int) -> float:
+    """CPU µs per call of ``fn`` over ``n`` calls."""
+    started = time.process_time()
+    for _ in range(n):
+        fn()
+    return 1e6 * (time.process_time() - started) / n
+
+
+def _compare(name: str, old: Callable[[], Any], new: Callable[[], Any], args: Any) -> None:
+    old(), new()
+    olds: list[float] = []
+    news: list[float] = []
+    for r in range(args.rounds):
+        pair = [(olds, old), (news, new)] if r % 2 == 0 else [(news, new), (olds, old)]
+        for into, fn in pair:
+            into.append(_timed(fn, args.n))
+    o, n = statistics.median(olds), statistics.median(news)
+    ratios = [b / a for a, b in zip(olds, news, strict=True)]
+    print(
+        f"{name}: before {o:.1f} µs, after {n:.1f} µs, saved {o - n:.1f} µs "
+        f"(median ratio {statistics.median(ratios):.3f})",
+        flush=True,
+    )
+
+
+def _referral_body() -> tuple[Any, dict[str, Any]]:
+    """A referral as ``to_public`` renders it after ``complete``, and its JSON-mode dict."""
+    from datetime import UTC, datetime
+
+    from referrals.domain.caller import Caller
+    from referrals.domain.model import Referral
+    from referrals.entrypoints.api.presenters import to_public
+    from referrals.entrypoints.api.schemas import ReferralCreate
+    from referrals_journey import BODY
+    from rx_contracts import Identity, ProviderType, Role
+
+    gp = Caller.of(Identity(organisation="B81001", roles=frozenset({Role.PROVIDER})))
+    now = datetime.now(UTC)
+    create = ReferralCreate.model_validate(BODY)
+    referral = Referral.submit(
+        referral_id="0192d1c4-0000-7000-8000-000000000001",
+        caller=gp,
+        referrer_org="B81001",
+        patient=create.patient.patient(),
+        service_type=create.service_type,
+        priority=create.priority,
+        cohort=create.cohort.flags(),
+        reason_code=None,
+        reason_text="falls",
+        clinical_summary=create.clinical_summary,
+        now=now,
+    )
+    referral.record_routing("RXA01", ProviderType.RAPID_RESPONSE, now, "ev-1")
+    model = to_public(referral, gp)
+    return model, model.model_dump(mode="json")
+
+
+def render(args: Any) -> None:
+    from fastapi.responses import JSONResponse as Before
+    from referrals.bootstrap import json_text
+    from referrals.entrypoints.api.idempotency import url_path
+    from rx_web.responses import JSONResponse as After
+    from starlette.requests import Request
+
+    model, body = _referral_body()
+    path = "/referrals/0192d1c4-0000-7000-8000-000000000001/accept"
+    headers = [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json")]
+    scope = {"type": "http", "path": path, "headers": headers, "query_string": b""}
+    scope |= {"server": ("127.0.0.1", 8000), "scheme": "http", "root_path": ""}
+
+    def request() -> Request:
+        return Request(scope)  # a new one each time: a request caches its URL
+
+    assert Before(body).body == After(body).body
+    _compare(
+        "POST answer (JSONResponse of the body)", lambda: Before(body), lambda: After(body), args
+    )
+    _compare(
+        "GET answer (the model to bytes)",
+        lambda: json.dumps(
+            model.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")
+        ).encode(),
+        model.model_dump_json,
+        args,
+    )
+    _compare("JSON column text", lambda: json.dumps(body), lambda: json_text(body), args)
+    _compare(
+        "the fingerprint's path", lambda: request().url.path, lambda: url_path(request()), args
+    )
+
+
+def dependencies(args: Any) -> None:
+    """What FastAPI's dependency solving costs per request in this version: a route with no
+    dependency against one with one level (which reads the identity), one level against three,
+    and one level against ``rx_web.identity.IdentityDep`` (``get_identity`` with the bearer
+    scheme and X-Practitioner declared for the API documentation)."""
+    from fastapi import Depends, FastAPI, Request
+    from fastapi.responses import Response
+    from rx_contracts import Identity, Role
+    from rx_web.auth import STATE_KEY
+    from rx_web.identity import IdentityDep
+
+    async def level1(request: Request) -> Identity:
+        outcome: Identity = request.state.identity
+        return outcome
+
+    async def level2(identity: Annotated[Identity, Depends(level1)]) -> Identity:
+        return identity
+
+    async def level3(identity: Annotated[Identity, Depends(level2)]) -> Identity:
+        return identity
+
+    app = FastAPI()
+
+    @app.get("/none/{rid}")
+    async def none(rid: str, request: Request) -> Response:
+        return Response(b"{}")
+
+    @app.get("/one/{rid}")
+    async def one(rid: str, caller: Annotated[Identity, Depends(level1)]) -> Response:
+        return Response(b"{}")
+
+    @app.get("/three/{rid}")
+    async def three(rid: str, caller: Annotated[Identity, Depends(level3)]) -> Response:
+        return Response(b"{}")
+
+    @app.get("/identity/{rid}")
+    async def identity_route(rid: str, caller: IdentityDep) -> Response:
+        return Response(b"{}")
+
+    identity = Identity(organisation="RXA01", roles=frozenset({Role.PROVIDER}))
+    loop = asyncio.new_event_loop()
+
+    async def send(message: Any) -> None:
+        pass
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    def call(path: str) -> Callable[[], None]:
+        def once() -> None:
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "GET",
+                "scheme": "http",
+                "path": path,
+                "raw_path": path.encode(),
+                "query_string": b"",
+                "root_path": "",
+                "headers": [(b"authorization", b"Bearer x"), (b"x-practitioner", b"N7654321")],
+                "client": ("127.0.0.1", 1),
+                "server": ("127.0.0.1", 80),
+                "state": {STATE_KEY: identity, "identity": identity},
+            }
+            loop.run_until_complete(app(scope, receive, send))
+
+        return once
+
+    _compare("bare app GET: no dependency / one level", call("/none/1"), call("/one/1"), args)
+    _compare("bare app GET: one level / three levels", call("/one/1"), call("/three/1"), args)
+    _compare("bare app GET: one level / IdentityDep", call("/one/1"), call("/identity/1"), args)
+
+
+def transactions(args: Any) -> None:
+    """One SQLite transaction of one INSERT as the API's unit of work opens it (an ORM
+    Session, its connection, commit, close) against a bare ``Connection`` of the same engine
+    (``rx_messaging.database.make_engine``: BEGIN IMMEDIATE and the process's lock either
+    way). Not changed: what a Session would save."""
+    import tempfile
+
+    from rx_messaging.database import make_engine
+    from sqlmodel import Session
+
+    with tempfile.TemporaryDirectory(prefix="api-parts-") as tmp:
+        engine = make_engine(f"sqlite:///{tmp}/parts.db")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (a INTEGER)")
+
+        def session() -> None:
+            s = Session(engine, expire_on_commit=False)
+            s.connection().exec_driver_sql("INSERT INTO t VALUES (1)")
+            s.commit()
+            s.close()
+
+        def connection() -> None:
+            with engine.connect() as conn:
+                conn.begin()
+                conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+                conn.commit()
+
+        _compare("a transaction: Session / bare Connection", session, connection, args)
+        engine.dispose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--n", type=int, default=2000)
+    args = parser.parse_args()
+    os.environ.setdefault("RX_ENV", "development")
+    render(args)
+    dependencies(args)
+    transactions(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
