@@ -51,7 +51,7 @@ class OpsServer:
         if self._thread.is_alive():
             shutdown = threading.Thread(target=self._server.shutdown, daemon=True)
             shutdown.start()
-            host, port = self._server.server_address[:2]
+            host, port = str(self._server.server_address[0]), self.port
             while shutdown.is_alive():
                 # Wakes the loop from its wait; it sees the stop request and exits.
                 with contextlib.suppress(OSError), socket.create_connection((host, port), 1):
