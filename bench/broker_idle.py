@@ -9,7 +9,10 @@ one of them a pattern subscription to every topic as the audit consumer's, offse
 at most every second), then over --busy s while a producer (idempotent, acks=all) sends --rate
 records/s one at a time, each acknowledged before the next, as a relay at low rates does.
 Each variant's CPU is also split by thread pool (/proc per thread, named by the JVM's thread
-dump), so the pools a setting changes show beside the total. The ratio column is the median
+dump), so the pools a setting changes show beside the total. The broker's total comes from
+its threads' ``schedstat`` (nanoseconds; the live threads only), the pools' from the clock tick.
+Client variants (``CLIENTS``) change the consumers instead of the broker; the consumers' own
+idle CPU (this process's, whose main thread only sleeps meanwhile) is reported beside. The ratio column is the median
 over rounds of each variant's figure against the broker as it is now in the same round.
 
     .venv/bin/python bench/broker_idle.py [--rounds 3] [--idle 30] [--busy 30] [--rate 60] \
@@ -32,7 +35,7 @@ from audit.config import EVERY_V1_TOPIC
 from devstack.broker import DEV_JVM_FLAGS, KAFKA_JVM_FLAGS, Broker, ensure_jars, free_ports
 from devstack.jvm_profile import cpu_by_pool, thread_cpu, thread_names
 from devstack.topics import ensure_topics
-from machine import cpu_seconds
+from machine import run_seconds
 from rx_contracts.topics import REFERRAL_EVENTS, all_topics
 from rx_messaging.kafka import KafkaPublisher, KafkaRecordSource
 
@@ -63,6 +66,14 @@ VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
         {"group.coordinator.threads": "1", "share.coordinator.threads": "1"},
     ),
     "no perf data": ((*DEV_JVM_FLAGS, "-XX:-UsePerfData"), {}),
+    # The quick compiler compiles a method after 10 times as many calls and loops: fewer
+    # methods compiled after the start, so less compiling while idle.
+    "JIT thresholds x10": ((*DEV_JVM_FLAGS, "-XX:CompileThresholdScaling=10"), {}),
+    # Every partition's high watermark is written to a checkpoint file this often (5 s).
+    "high watermark checkpoint 30 s": (
+        DEV_JVM_FLAGS,
+        {"replica.high.watermark.checkpoint.interval.ms": "30000"},
+    ),
     # The development broker before the candidates above that helped were taken up.
     "before (heartbeat 500 ms, 4 io, 2 network, 4 coordinator threads, perf data)": (
         tuple(flag for flag in DEV_JVM_FLAGS if flag != "-XX:-UsePerfData"),
@@ -74,19 +85,48 @@ VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
         },
     ),
 }
+CLIENTS_AS_MAIN = "clients as f7b0d94 (metadata every 10 s in every consumer)"
+POLL_5S = "consumer loop polls 5 s"
 
 
-def consume(bootstrap: str, group: str, stop: threading.Event, pattern: bool) -> None:
+class Clients:
+    """How the benchmark's consumers are set up: overrides of ``KafkaRecordSource``'s settings
+    (for the fixed-topic groups, and for the pattern group) and the loop's poll timeout."""
+
+    def __init__(
+        self,
+        topics: dict[str, Any] | None = None,
+        pattern: dict[str, Any] | None = None,
+        poll: float = 1.0,
+    ) -> None:
+        self.topics, self.pattern, self.poll = topics or {}, pattern or {}, poll
+
+
+# The clients' variants run against the development broker as it is now (VARIANTS[NOW]).
+CLIENTS: dict[str, Clients] = {
+    NOW: Clients(),
+    # Before every consumer but the pattern subscription kept kafka-python's 5-minute refresh.
+    CLIENTS_AS_MAIN: Clients(topics={"metadata_max_age_ms": 10_000}),
+    # The services' consumer loop (rx_messaging.runner) polls with a 1 s timeout.
+    POLL_5S: Clients(poll=5.0),
+}
+for _name in CLIENTS:
+    VARIANTS.setdefault(_name, VARIANTS[NOW])
+
+
+def consume(
+    bootstrap: str, group: str, stop: threading.Event, pattern: bool, clients: Clients
+) -> None:
     """A service's consumer loop: poll, commit at most every second and when idle."""
-    source = KafkaRecordSource(
-        bootstrap,
-        group,
-        **({"pattern": EVERY_V1_TOPIC} if pattern else {"topics": [REFERRAL_EVENTS]}),
+    source = (
+        KafkaRecordSource(bootstrap, group, pattern=EVERY_V1_TOPIC, **clients.pattern)
+        if pattern
+        else KafkaRecordSource(bootstrap, group, topics=[REFERRAL_EVENTS], **clients.topics)
     )
     positions: dict[tuple[str, int], int] = {}
     committed = time.monotonic()
     while not stop.is_set():
-        records = source.poll(1.0)
+        records = source.poll(clients.poll)
         for record in records:
             positions[(record.topic, record.partition)] = record.offset + 1
         if positions and (not records or time.monotonic() - committed >= 1.0):
@@ -97,6 +137,7 @@ def consume(bootstrap: str, group: str, stop: threading.Event, pattern: bool) ->
 
 def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     flags, config = VARIANTS[name]
+    clients = CLIENTS.get(name, CLIENTS[NOW])
     with tempfile.TemporaryDirectory(prefix="rx-broker-idle-") as tmp:
         port, controller = free_ports(2)
         broker = Broker(
@@ -108,23 +149,25 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
             ensure_topics(bootstrap, all_topics())
             stop = threading.Event()
             readers = [
-                threading.Thread(target=consume, args=(bootstrap, f"g{i}", stop, i == 0))
+                threading.Thread(target=consume, args=(bootstrap, f"g{i}", stop, i == 0, clients))
                 for i in range(args.groups)
             ]
             for reader in readers:
                 reader.start()
             time.sleep(args.settle)
             pid = broker.pid or 0
-            cpu0, threads0, t0 = cpu_seconds(pid), thread_cpu(pid), time.monotonic()
+            own0 = time.process_time()  # the consumers' threads: this thread only sleeps
+            cpu0, threads0, t0 = run_seconds(pid), thread_cpu(pid), time.monotonic()
             time.sleep(args.idle)
-            cpu1, threads1, t1 = cpu_seconds(pid), thread_cpu(pid), time.monotonic()
+            cpu1, threads1, t1 = run_seconds(pid), thread_cpu(pid), time.monotonic()
+            own1 = time.process_time()
             publisher = KafkaPublisher(bootstrap, "bench-relay")
             sent, start = 0, time.monotonic()
             while time.monotonic() - start < args.busy:
                 publisher.publish(REFERRAL_EVENTS, [(str(sent).encode(), b"x" * 600, [])])
                 sent += 1
                 time.sleep(max(0.0, start + sent / args.rate - time.monotonic()))
-            cpu2, threads2 = cpu_seconds(pid), thread_cpu(pid)
+            cpu2, threads2 = run_seconds(pid), thread_cpu(pid)
             names = thread_names(pid)
             publisher.close()
             stop.set()
@@ -136,6 +179,7 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "variant": name,
         "idle_cores": (cpu1 - cpu0) / idle_s,
+        "clients_idle_cores": (own1 - own0) / idle_s,
         "busy_ms_per_record": 1000 * (cpu2 - cpu1) / max(sent, 1),
         "records": sent,
         "start_cpu_s": cpu0,
@@ -186,7 +230,8 @@ def main() -> int:
         args.out.write_text(json.dumps({"argv": sys.argv, "runs": runs}, indent=1))
     print(
         f"\n{'variant':<28} {'idle cores':>10} {'ratio':>6} {'CPU ms per record':>18} "
-        f"{'ratio':>6} {'CPU s to settle':>16} {'CPU s in all':>13}"
+        f"{'ratio':>6} {'CPU s to settle':>16} {'CPU s in all':>13} {'clients idle':>12} "
+        f"{'ratio':>6}"
     )
     for name in names:
         mine = [r for r in runs if r["variant"] == name]
@@ -196,9 +241,11 @@ def main() -> int:
         total = statistics.median(r["total_cpu_s"] for r in mine)
         idle_ratio = ratio_to_now(runs, name, "idle_cores") or float("nan")
         busy_ratio = ratio_to_now(runs, name, "busy_ms_per_record") or float("nan")
+        clients = statistics.median(r["clients_idle_cores"] for r in mine)
+        clients_ratio = ratio_to_now(runs, name, "clients_idle_cores") or float("nan")
         print(
             f"{name:<28} {idle:>10.4f} {idle_ratio:>6.2f} {busy:>18.3f} {busy_ratio:>6.2f} "
-            f"{start:>16.1f} {total:>13.1f}"
+            f"{start:>16.1f} {total:>13.1f} {clients:>12.4f} {clients_ratio:>6.2f}"
         )
     for name in names:
         mine = [r for r in runs if r["variant"] == name]

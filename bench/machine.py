@@ -18,6 +18,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def run_seconds(pid: int) -> float:
+    """CPU time of a process's live threads in nanoseconds' resolution (``schedstat``), for
+    the few milliseconds an idle process spends, which the clock tick of :func:`cpu_seconds`
+    (10 ms) blurs."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
 def machine_busy_seconds() -> float:
     """CPU time spent by everything on the machine (including steal), from /proc/stat."""
     user, nice, system, _idle, _iowait, irq, softirq, steal = map(

@@ -4,6 +4,7 @@ the worker's /metrics, /health and /ready."""
 from __future__ import annotations
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from rx_telemetry.http import RequestMetrics
@@ -75,3 +76,13 @@ def test_a_worker_is_ready_only_when_every_check_passes() -> None:
         assert metrics.status_code == 200 and "rx_http_requests" in metrics.text
     finally:
         server.stop()
+
+
+def test_stopping_a_worker_closes_its_ops_endpoints() -> None:
+    server = OpsServer("test-worker", {}).start()
+    url = f"http://127.0.0.1:{server.port}"
+    assert httpx.get(f"{url}/health").status_code == 200
+    server.stop()  # the idle loop waits up to an hour between its own stop checks
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/health", timeout=2)
+    assert not server._thread.is_alive()

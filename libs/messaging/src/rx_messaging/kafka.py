@@ -19,6 +19,11 @@ CLIENT_METRICS_OFF: dict[str, object] = {"metrics_enabled": False}
 Python) are read by nothing here: the platform's metrics are its own (``rx_telemetry``)."""
 
 
+PATTERN_METADATA_MAX_AGE_MS = 10_000
+"""How soon a pattern subscription (the audit consumer's) notices a new topic."""
+TOPICS_METADATA_MAX_AGE_MS = 300_000
+
+
 class KafkaPublisher:
     """Publishes records and waits for the broker's acknowledgement of each batch.
 
@@ -106,8 +111,16 @@ class KafkaRecordSource:
             # A fetch is answered as soon as any record arrives (fetch_min_bytes=1), so a long
             # wait costs no latency; it only spares an idle consumer and the broker a fetch
             # round trip every 500 ms (kafka-python's default).
+            # Not longer: while a fetch waits, no other fetch goes to that broker, so partitions
+            # newly assigned (a rebalance after a crash) or sought back (a retry) wait for it.
             "fetch_max_wait_ms": 5_000,
-            "metadata_max_age_ms": 10_000,  # pattern subscriptions notice new topics soon
+            # A pattern subscription sees new topics (a provider's) only when it refreshes its
+            # metadata; a fixed topic list needs no periodic refresh (kafka-python refreshes on
+            # errors and disconnects itself), so it keeps the client's default of 5 minutes
+            # instead of a metadata request every 10 s to an idle broker.
+            "metadata_max_age_ms": PATTERN_METADATA_MAX_AGE_MS
+            if pattern is not None
+            else TOPICS_METADATA_MAX_AGE_MS,
             # A worker that dies holds its partitions until its session expires; kafka-python's
             # default (45 s) stalls the stream that long after a crash (tests/reliability).
             # Heartbeats come from a background thread, so slow batches do not count against it.

@@ -6,8 +6,10 @@ the broker accepts connections)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +18,8 @@ from .metrics import render
 from .settings import telemetry_settings
 
 log = logging.getLogger(__name__)
+
+_STOP_CHECK_SECONDS = 3600.0
 
 Check = Callable[[], None]
 """Raises if what it checks is not reachable."""
@@ -30,7 +34,12 @@ class OpsServer:
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"{process}-ops", daemon=True
+            target=self._server.serve_forever,
+            # The interval is only how often the loop looks for a stop request (the default
+            # wakes an idle worker twice a second); stop() wakes it with a connection instead.
+            kwargs={"poll_interval": _STOP_CHECK_SECONDS},
+            name=f"{process}-ops",
+            daemon=True,
         )
 
     def start(self) -> OpsServer:
@@ -39,7 +48,15 @@ class OpsServer:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():
+            shutdown = threading.Thread(target=self._server.shutdown, daemon=True)
+            shutdown.start()
+            host, port = str(self._server.server_address[0]), self.port
+            while shutdown.is_alive():
+                # Wakes the loop from its wait; it sees the stop request and exits.
+                with contextlib.suppress(OSError), socket.create_connection((host, port), 1):
+                    pass
+                shutdown.join(0.05)
         self._server.server_close()
 
     def readiness(self) -> tuple[int, dict[str, str]]:
