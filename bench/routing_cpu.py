@@ -16,7 +16,7 @@ reports each one's CPU µs per event and the working tree's ratio to REV in that
 over --rounds.
 
     .venv/bin/python bench/routing_cpu.py [--count 4000] [--rounds 5] [--ref main] [--batch 1]
-        [--journeys]
+        [--journeys | --mixed]
     .venv/bin/python bench/routing_cpu.py --profile [--count 8000]   # py-spy, the working tree
 """
 
@@ -39,10 +39,15 @@ from snapshot import ROOT
 TOPIC = "referrals.events.v1"
 
 
-def journeys(count: int) -> list[Any]:
+def journeys(count: int, mixed: bool = False) -> list[Any]:
     """``count`` events: each referral submitted (as ``referral_records`` makes them), then
     accepted, started and completed by the organisation routing gives it, one referral after
-    another (each later event loads the referral's case, stops a clock and is forwarded)."""
+    another (each later event loads the referral's case, stops a clock and is forwarded).
+    ``mixed``: as a steady stream of journeys arrives, each referral's steps six waves apart
+    (referral i submitted, i-6 accepted, i-12 started, i-18 completed, then i+1 submitted,
+    …): a poll batch of up to 8 (the in-memory source reads the topic's 3 partitions one
+    after the other) holds referrals at different steps and no referral twice (its next step
+    comes after a round trip through the referrals service)."""
     from datetime import UTC, datetime
 
     from routing_backlog import referral_records
@@ -83,10 +88,21 @@ def journeys(count: int) -> list[Any]:
                 **extra,
             )
             out.append(tuple(encode(wrap(payload, source="/bench"))))
+    if mixed:
+        by_journey = [out[i : i + 4] for i in range(0, len(out), 4)]
+        waves = len(by_journey) + 18
+        out = [
+            by_journey[wave - 6 * step][step]
+            for wave in range(waves)
+            for step in range(4)
+            if 0 <= wave - 6 * step < len(by_journey)
+        ]
     return out[:count]
 
 
-def measure(count: int, workdir: Path, batch: int = 200, journey: bool = False) -> dict[str, Any]:
+def measure(
+    count: int, workdir: Path, batch: int = 200, journey: bool = False, mixed: bool = False
+) -> dict[str, Any]:
     """In the subprocess: apply ``count`` events and report CPU µs per event."""
     import routing
     from routing.entrypoints.workers import handle_referral_event
@@ -97,7 +113,7 @@ def measure(count: int, workdir: Path, batch: int = 200, journey: bool = False) 
     broker = InMemoryBroker()
     broker.create_topic(TOPIC, 3)
     broker.create_topic(f"{TOPIC}.dlq", 1)
-    records = journeys(count) if journey else list(referral_records(count))
+    records = journeys(count, mixed) if journey or mixed else list(referral_records(count))
     InMemoryPublisher(broker).publish(TOPIC, records)
     container = prepare_database(workdir / f"routing-{uuid.uuid4().hex[:8]}.db")
     source = InMemoryRecordSource(broker, "bench-routing", topics=[TOPIC], max_records=batch)
@@ -119,11 +135,14 @@ def measure(count: int, workdir: Path, batch: int = 200, journey: bool = False) 
     }
 
 
-def profile(pythonpath: str, count: int, workdir: Path, out: Path, batch: int = 200) -> None:
+def profile(
+    pythonpath: str, count: int, workdir: Path, out: Path, batch: int, journey: str | None
+) -> None:
     """py-spy (the GIL-holding thread) over one measurement; the heaviest functions while
     the consumer works (set-up left out)."""
     raw = out / "routing_cpu.pyspy.txt"
     options = ["--count", str(count), "--workdir", str(workdir), "--batch", str(batch)]
+    options += [journey] if journey else []
     result = run_child(__file__, pythonpath, options, record_gil(raw))
     print(f"{result['cpu_us_per_event']:.0f} µs CPU per event (under py-spy)")
     print_heaviest(raw, within="consume_once")
@@ -142,22 +161,30 @@ def main() -> int:
         action="store_true",
         help="whole journeys (submitted, accepted, started, completed), not submissions only",
     )
+    parser.add_argument(
+        "--mixed",
+        action="store_true",
+        help="whole journeys, interleaved as a steady stream (each batch mixes referrals at "
+        "different steps, as a paced consumer reads them)",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the working tree")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.count, args.workdir, args.batch, args.journeys)))
+        print(json.dumps(measure(args.count, args.workdir, args.batch, args.journeys, args.mixed)))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="routing-cpu-") as tmp:
         variants = freeze(args.ref, Path(tmp))
         if args.profile:
-            profile(variants["tree"], args.count, Path(tmp), args.out, args.batch)
+            shape = "--mixed" if args.mixed else "--journeys" if args.journeys else None
+            profile(variants["tree"], args.count, Path(tmp), args.out, args.batch, shape)
             return 0
         options = ["--count", str(args.count), "--workdir", tmp, "--batch", str(args.batch)]
         options += ["--journeys"] if args.journeys else []
+        options += ["--mixed"] if args.mixed else []
         rounds = alternate(
             variants,
             args.rounds,

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from ..domain.sla import SlaClock
-from .repository import chunks
+from .repository import chunks, unwritten_referrals
 from .tables import ClockRow, table
 
 LOOK_EVERY = timedelta(seconds=10)
@@ -96,13 +96,18 @@ class ClockRepository:
                 "next_fire_at": clock.next_fire_at,
             },
         )
+        unwritten_referrals(self.session).add(clock.referral_id)
         self._wake_if_soon(clock)
 
     def stop(self, referral_id: str, kinds: Sequence[ClockKind], reason: str, at: datetime) -> None:
-        """Stop the referral's running clocks of ``kinds``."""
+        """Stop the referral's running clocks of ``kinds``. The write buffer is written first
+        only if it holds a clock of this referral: otherwise the batch's queued rows (other
+        referrals' cases and clocks, the inbox and outbox rows) stay queued for one insert per
+        table, where a flush per lifecycle event would write them event by event."""
         if not kinds:
             return
-        flush_buffer(self.session)  # clocks started earlier in this transaction may be queued
+        if referral_id in unwritten_referrals(self.session):
+            flush_buffer(self.session)  # its clocks started earlier in this transaction
         params = {f"kind{i}": kind.value for i, kind in enumerate(kinds)}
         fastsql.execute(
             self.session.connection(),

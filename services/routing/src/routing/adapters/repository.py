@@ -127,7 +127,7 @@ class _Unwritten:
     - ``known``: organisations' day loads, each read once (stored count plus what this
       transaction added), and ``added``: the additions not written yet, one adding upsert per
       (organisation, day) at the flush;
-    - ``referrals``: referrals with a case or decision queued in the write buffer.
+    - ``referrals``: referrals with a case, decision or clock queued in the write buffer.
 
     A rollback (of a savepoint or of the transaction) forgets all of it: what was added or
     queued inside it is gone (the buffer writes everything queued before a savepoint begins,
@@ -156,6 +156,12 @@ class _Unwritten:
             rows = [{"ods_code": o, "day": d, "added": n} for (o, d), n in self.added.items()]
             self.added = {}
             fastsql.execute_many(conn, _LOAD_UP[conn.dialect.name], rows)
+
+
+def unwritten_referrals(session: Session) -> set[str]:
+    """The referrals with a case, decision or clock queued in ``session``'s write buffer and
+    not written yet: a statement about one of them must write the buffer first."""
+    return _unwritten(session).referrals
 
 
 def _unwritten(session: Session) -> _Unwritten:
