@@ -4,12 +4,14 @@ in-memory broker instead of Kafka, so what is measured is notify's work alone.
 
 Each measurement is a fresh subprocess: --journeys referral journeys (submitted, routed,
 accepted, started, completed: five events each) go into an in-memory topic of 3 partitions,
-then the consumer applies them into a fresh, migrated SQLite file, in one of three shapes:
+then the consumer applies them into a fresh, migrated SQLite file, in one of these shapes:
 
 - ``alone``: one event per poll batch, as at low rates (each event its own transaction), and no
   subscription at all (the common case: nothing to number);
 - ``subscribed``: one event per batch, the referrer subscribed to its sent referrals (every
   event numbered once);
+- ``paced`` and ``paced-subscribed``: poll batches of 8, as a paced worker reads them at 40
+  journeys/s, without and with the subscription;
 - ``backlog``: poll batches of 200 (a consumer catching up), no subscription.
 
 Measured: this process's CPU time (``time.process_time``: the machine is shared and its speed
@@ -42,7 +44,13 @@ from pyspy import print_heaviest, record_gil
 from snapshot import ROOT
 
 TOPIC = "referrals.events.v1"
-SHAPES = {"alone": (1, False), "subscribed": (1, True), "backlog": (200, False)}
+SHAPES = {
+    "alone": (1, False),
+    "subscribed": (1, True),
+    "paced": (8, False),
+    "paced-subscribed": (8, True),
+    "backlog": (200, False),
+}
 """Shape → (records per poll batch, whether the referrer subscribes)."""
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 from rx_messaging import fastsql
 from rx_messaging.database import make_engine
 from rx_messaging.outbox import OUTBOX
@@ -45,6 +46,20 @@ def test_datetimes_take_the_shortcut_to_exactly_sqlalchemys_sqlite_text() -> Non
     by_sqlalchemy, index = sqlalchemy_processor("created_at"), query.names.index("created_at")
     for at in instants(5000):
         assert query.params({"created_at": at, "key": b"k"})[index] == by_sqlalchemy(at), at
+
+
+def test_datetimes_parsed_by_pydantic_take_the_shortcut_to_the_same_text() -> None:
+    """Events' instants come from pydantic, in its own tzinfo class: at offset zero and not."""
+    adapter = TypeAdapter(datetime)
+    statement = fastsql.insert_into(OUTBOX, ("created_at", "key"))
+    query = fastsql.compiled(statement, SQLITE)
+    by_sqlalchemy, index = sqlalchemy_processor("created_at"), query.names.index("created_at")
+    for at in instants(500):
+        for text in (at.isoformat(), at.astimezone(UTC).isoformat().replace("+00:00", "Z")):
+            parsed = adapter.validate_python(text)
+            assert query.params({"created_at": parsed, "key": b"k"})[index] == by_sqlalchemy(
+                parsed
+            ), text
 
 
 def test_bytes_go_to_sqlite_as_the_same_blob_sqlalchemy_would_store() -> None:
@@ -117,6 +132,10 @@ def test_rows_fetched_on_the_drivers_cursor_read_as_sqlalchemys_results_do(db: E
         nothing = fastsql.fetch_rows(conn, query, {"topic": "none.v1"})
     assert len(fast) == 50
     assert fast == core
+    for by_fast, by_core in zip(fast, core, strict=True):
+        for at, expected in zip(by_fast[5:], by_core[5:], strict=True):  # the datetimes
+            assert (at is None) is (expected is None)
+            assert at is None or at.tzinfo is expected.tzinfo is UTC
     assert nothing == []
     assert isinstance(fast[0][names.index("headers")], list)
     assert isinstance(fast[0][names.index("created_at")], datetime)
