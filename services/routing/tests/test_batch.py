@@ -139,6 +139,58 @@ def test_a_journey_in_one_batch_ends_as_it_does_event_by_event(container, delive
     assert ProviderType.ACUTE.value in {t.split(".")[1] for t, _ in batched["outbox"]}
 
 
+def mixed(prefix: str) -> tuple[list[Envelope], list[Envelope]]:
+    """Two referrals submitted, then a batch as a paced consumer reads one under load: a third
+    referral submitted among later steps of the first two, the second rejected and routed
+    again (its new clock queued, then stopped in the same batch), the third accepted (its
+    clocks queued in the same batch)."""
+    a, b, c = (f"{prefix}-{name}" for name in "abc")
+    accepted = {"status": ReferralStatus.ACCEPTED, "assigned_org": "RXA01"}
+    first = [submitted(a), submitted(b)]
+    batch = [
+        transition(ReferralAccepted, a, **accepted),
+        submitted(c),
+        transition(ReferralStarted, a, status=ReferralStatus.IN_PROGRESS),
+        transition(
+            ReferralRejected, b, rejected_by="RXA01", reason_code=RejectionReason.FAILED_CONTACT
+        ),
+        transition(ReferralAccepted, c, **accepted),
+        transition(
+            ReferralAccepted,
+            b,
+            holder="RXA02",
+            status=ReferralStatus.ACCEPTED,
+            assigned_org="RXA02",
+        ),
+        transition(
+            ReferralCompleted,
+            a,
+            status=ReferralStatus.COMPLETED,
+            outcome=Outcome.REMAINED_AT_HOME,
+        ),
+    ]
+    return first, batch
+
+
+def test_a_batch_of_referrals_at_different_steps_ends_as_event_by_event(container, deliver) -> None:
+    first, batch = mixed("each")
+    for envelope in first + batch:
+        deliver(envelope)
+
+    first, batch = mixed("batch")
+    for group in (first, batch):
+        with Session(container.engine) as session:  # one transaction, as a poll batch
+            for envelope in group:
+                consume(container, session, envelope)
+            session.commit()
+
+    for name in "abc":
+        assert state(container, f"batch-{name}") == state(container, f"each-{name}"), name
+    clocks = state(container, "batch-b")["clocks"]
+    assert [reason for _, _, reason, _, _ in clocks].count(None) == 1  # the response clock
+    assert all(reason for _, _, reason, _, _ in state(container, "batch-a")["clocks"])
+
+
 def test_a_referral_submitted_twice_in_one_batch_is_routed_once(container) -> None:
     with Session(container.engine) as session:  # its case is still queued at the second
         for envelope in (submitted("twice"), submitted("twice"), submitted("once")):
