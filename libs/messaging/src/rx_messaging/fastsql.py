@@ -185,31 +185,6 @@ def _day(value: datetime) -> str:
     return day
 
 
-def _result_shortcut(type_: TypeEngine[Any], dialect: Dialect, process: Processor) -> Processor:
-    """A faster ``process`` (a column's result conversion) for the commonest stored value,
-    checked as :func:`_shortcut` is: SQLite's text of a UTCDateTime, read back as an aware UTC
-    datetime by the standard library's parser instead of SQLAlchemy's parser and the
-    decorator's conversion."""
-    if dialect.name != "sqlite" or not isinstance(type_, UTCDateTime):
-        return process
-
-    def shortcut(value: Any) -> Any:
-        if value.__class__ is str and len(value) == 26:
-            return datetime.fromisoformat(value).replace(tzinfo=UTC)
-        return process(value)  # NULL, another form: SQLAlchemy decides
-
-    samples = [
-        sample.isoformat(" ", "microseconds")[:26]
-        for sample in _SQLITE_TEXT_SAMPLES
-        if sample.utcoffset() == timedelta(0)
-    ]
-    for sample in [*samples, "2026-11-22 09:30:15", None]:
-        got, expected = shortcut(sample), process(sample)
-        if got != expected or (got is not None and got.tzinfo is not expected.tzinfo):
-            return process
-    return shortcut
-
-
 @functools.cache
 def insert_into(table: Table, columns: tuple[str, ...]) -> ClauseElement:
     """``INSERT INTO table (columns…) VALUES (…)``, one statement object per column set (so
@@ -273,7 +248,7 @@ def _result_processors(
     ):
         process = column.type._cached_result_processor(dialect, coltype)
         if process is not None:
-            found.append((index, _result_shortcut(column.type, dialect, process)))
+            found.append((index, process))
     return tuple(found)
 
 
