@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer
@@ -13,6 +15,8 @@ from rx_config.kafka_auth import KafkaAuth
 
 from .ports import Revoked
 from .records import PublishError, Record
+
+log = logging.getLogger(__name__)
 
 CLIENT_METRICS_OFF: dict[str, object] = {"metrics_enabled": False}
 """kafka-python's own metrics (sensors updated on every request, response and record, in pure
@@ -130,6 +134,10 @@ class KafkaRecordSource:
         config.update(overrides)
         self._consumer = KafkaConsumer(**config)
         self._committed: dict[tuple[str, int], int] = {}
+        self._wake = threading.Condition()
+        self._woken = False
+        self._poller: int | None = None
+        """The thread inside :meth:`poll`, if any."""
         self._revoked: Revoked | None = None
         listener = _Revocations(self)
         if pattern is not None:
@@ -139,7 +147,22 @@ class KafkaRecordSource:
             self._consumer.subscribe(topics=list(topics), listener=listener)
 
     def poll(self, timeout: float) -> list[Record]:
-        batches = self._consumer.poll(timeout_ms=int(timeout * 1000))
+        """Records as soon as any arrive, or none after ``timeout`` seconds, or none at once
+        after :meth:`wakeup`."""
+        with self._wake:
+            if self._woken:
+                self._woken = False
+                return []
+            self._poller = threading.get_ident()
+        try:
+            batches = self._consumer.poll(timeout_ms=int(timeout * 1000))
+        except _Woken:
+            return []  # whatever the wait was for goes on in the client's I/O thread
+        finally:
+            with self._wake:
+                self._poller = None
+                self._woken = False
+                self._wake.notify_all()
         return [
             Record(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or []))
             for records in batches.values()
@@ -171,6 +194,29 @@ class KafkaRecordSource:
         """Re-read from ``offset`` (used to retry a record whose effects failed)."""
         self._consumer.seek(TopicPartition(topic, partition), offset)
 
+    def wakeup(self) -> None:
+        """End a :meth:`poll` waiting in another thread at once (it returns no records), or
+        the next one if none is under way: a stop request need not wait out a long poll.
+
+        kafka-python 3.0 has no ``KafkaConsumer.wakeup`` (the Java client's): a caller waits
+        in its network selector's ``run`` for a task of the client's I/O thread, and
+        ``_fail_pending_waiters`` (what the selector itself does when it stops) ends that wait
+        with an exception while the task goes on in the I/O thread, so the client's state is
+        left as it was. Only waits of this consumer's own calls are ended, and only while a
+        poll is under way; a poll that had not reached its wait yet is interrupted again
+        until it returns."""
+        interrupt = getattr(getattr(self._consumer, "_net", None), "_fail_pending_waiters", None)
+        with self._wake:
+            self._woken = True
+            while self._poller is not None:
+                if interrupt is None:
+                    log.warning("this kafka-python cannot end a poll early; it ends on time")
+                    return
+                interrupt(_Woken())
+                if self._poller == threading.get_ident():
+                    return  # called inside the poll itself (a signal handler): it ends later
+                self._wake.wait(WAKEUP_RETRY_S)
+
     def when_revoked(self, callback: Revoked) -> None:
         """``callback`` runs inside :meth:`poll` (or :meth:`close`) when partitions are about
         to be taken away; the offsets it returns are committed before the group rejoins, while
@@ -179,6 +225,15 @@ class KafkaRecordSource:
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
+
+
+class _Woken(Exception):
+    """Ends a wait inside kafka-python's poll (:meth:`KafkaRecordSource.wakeup`)."""
+
+
+WAKEUP_RETRY_S = 0.02
+"""How soon :meth:`KafkaRecordSource.wakeup` interrupts a poll again that had not begun to
+wait the first time (only while a stop is under way)."""
 
 
 def _offsets(positions: dict[tuple[str, int], int]) -> dict[TopicPartition, OffsetAndMetadata]:
