@@ -8,7 +8,8 @@ import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 
-from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+import kafka.errors as kafka_errors
+from kafka import AsyncConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from rx_config.kafka_auth import KafkaAuth
@@ -87,6 +88,96 @@ class KafkaPublisher:
 
     def close(self) -> None:
         self._producer.close(timeout=5)
+
+
+class DeadLetterPublisher:
+    """Parks poison records on ``<topic>.dlq``, creating that topic the first time it is missing.
+
+    A topic is meant to be created with its dead-letter topic (``rx_contracts.topics``, the
+    topic jobs, devstack), but one created otherwise (by hand, by a tool) may lack it, and a
+    consumer that reads it (the audit consumer reads every ``*.v<N>`` topic) would otherwise
+    retry the poison record's batch forever: nothing after it applied. So before its first
+    record to a dead-letter topic, this publisher looks the topic up and creates it if it is
+    missing (one partition, the broker's replication factor). On a broker with ACLs the
+    services may not create topics: then the batch is retried, with the error saying which
+    topic to create. One look-up per dead-letter topic and process: poison is rare."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        client_id: str,
+        *,
+        auth: KafkaAuth | None = None,
+        **overrides: object,
+    ) -> None:
+        self._publisher = KafkaPublisher(bootstrap_servers, client_id, auth=auth, **overrides)
+        self._admin: dict[str, object] = {
+            "bootstrap_servers": bootstrap_servers.split(","),
+            "client_id": client_id,
+            **(auth or KafkaAuth()).client_config(),
+            "request_timeout_ms": 10_000,
+        }
+        self._present: set[str] = set()
+
+    def publish(
+        self,
+        topic: str,
+        records: Sequence[tuple[bytes, bytes, list[tuple[str, bytes]]]],
+        timeout: float = 15,
+    ) -> None:
+        if topic not in self._present:
+            self._ensure(topic)
+            self._present.add(topic)
+        self._publisher.publish(topic, records, timeout)
+
+    def close(self) -> None:
+        self._publisher.close()
+
+    def _ensure(self, topic: str) -> None:
+        # Built in two steps: a kafka-python 3.0 client whose constructor fails (no broker)
+        # leaves its I/O thread running, and this is retried with every retry of the batch.
+        admin = KafkaAdminClient.__new__(KafkaAdminClient)
+        try:
+            admin.__init__(**self._admin)  # type: ignore[misc]
+        except Exception as exc:
+            _close_unbuilt(admin)
+            raise PublishError(f"looking up the dead-letter topic {topic} failed: {exc!r}") from exc
+        try:
+            [found] = admin.describe_topics([topic])
+            error = kafka_errors.for_code(found["error_code"])
+            if error is kafka_errors.NoError:
+                return
+            if error is kafka_errors.UnknownTopicOrPartitionError:
+                result = admin.create_topics(
+                    {topic: {"num_partitions": 1, "replication_factor": -1}},
+                    timeout_ms=10_000,
+                    raise_errors=False,
+                )
+                [created] = result["topics"]
+                error = kafka_errors.for_code(created["error_code"])
+                if error in (kafka_errors.NoError, kafka_errors.TopicAlreadyExistsError):
+                    admin.wait_for_topics([topic], timeout_ms=10_000)
+                    log.warning("created the missing dead-letter topic %s", topic)
+                    return
+            raise PublishError(
+                f"the dead-letter topic {topic} is missing and could not be created "
+                f"({error.__name__}): create it with its topic ({topic.removesuffix('.dlq')})"
+            )
+        except KafkaError as exc:
+            raise PublishError(f"creating the dead-letter topic {topic} failed: {exc!r}") from exc
+        finally:
+            admin.close()
+
+
+def _close_unbuilt(admin: KafkaAdminClient) -> None:
+    """Stop the I/O thread and sockets of an admin client whose constructor raised."""
+    client, net = getattr(admin, "_client", None), getattr(admin, "_net", None)
+    for close in (getattr(client, "close", None), getattr(net, "stop", None)):
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                log.debug("closing a half-built admin client", exc_info=True)
 
 
 class KafkaRecordSource:

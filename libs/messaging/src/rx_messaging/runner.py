@@ -17,7 +17,7 @@ from rx_telemetry.pool import add_pool_probe
 from sqlalchemy.engine import Engine
 
 from .consumer import COMMIT_INTERVAL_S, Handler, InboxConsumer
-from .kafka import KafkaPublisher, KafkaRecordSource
+from .kafka import DeadLetterPublisher, KafkaPublisher, KafkaRecordSource
 from .relay import OutboxRelay
 from .telemetry import (
     CountedDeadLetters,
@@ -140,7 +140,8 @@ def run_consumer(
 ) -> None:
     """Consume ``topics`` (or ``pattern``) as ``group_id`` until SIGTERM/SIGINT (or ``stop``,
     if given, is set); poison records go to ``<topic>.dlq`` through a second producer with the
-    same credentials. ``after_batch`` runs after each batch whose effects were committed.
+    same credentials, which creates that topic if it is missing and it may
+    (``rx_messaging.kafka.DeadLetterPublisher``). ``after_batch`` runs after each batch whose effects were committed.
     ``process`` names the process in its metrics when the consumer is part of a larger one;
     ``serve`` False: the caller serves the ops endpoints (a consumer started more than once).
 
@@ -171,7 +172,7 @@ def run_consumer(
         bootstrap_servers,
     )
     dlq = _connect(
-        lambda: KafkaPublisher(bootstrap_servers, client_id=f"{name}-dlq", auth=auth),
+        lambda: DeadLetterPublisher(bootstrap_servers, client_id=f"{name}-dlq", auth=auth),
         stop,
         name,
         bootstrap_servers,
