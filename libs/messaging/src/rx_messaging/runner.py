@@ -46,8 +46,10 @@ IDLE_POLL_S = 5.0
 and so does a stop request (the poll is woken); settled offsets still go out when due (the poll
 is cut short for them). So the length only decides how often an idle consumer goes round its
 loop: each round is a few hand-offs to kafka-python's I/O thread and a heartbeat file touched.
-Not longer than a fetch's own wait (``fetch_max_wait_ms``, 5 s): kafka-python goes round its
-own loop then anyway, and the heartbeat file must stay well inside the health check's 30 s."""
+1 s cost an idle consumer 1.4 times the CPU of 5 s; 15 s saved little more (0.92 of it):
+inside one poll kafka-python goes round its own loop at each group heartbeat (3 s) and each
+fetch's end (``fetch_max_wait_ms``, 5 s) anyway. The heartbeat file stays well inside the
+health check's 30 s (bench/RESULTS.md, "An idle consumer's long poll")."""
 COMMIT_INTERVAL_ENV = "RX_CONSUMER_COMMIT_INTERVAL_MS"
 COMMIT_INTERVAL_MAX_MS = 60_000.0
 """The most ``RX_CONSUMER_COMMIT_INTERVAL_MS`` may say: beyond it a stopped or crashed member's
