@@ -38,6 +38,7 @@ from devstack.topics import ensure_topics
 from machine import run_seconds
 from rx_contracts.topics import REFERRAL_EVENTS, all_topics
 from rx_messaging.kafka import KafkaPublisher, KafkaRecordSource
+from rx_messaging.runner import IDLE_POLL_S
 
 NOW = "now"
 OLD_IDLE = {"metadata.max.idle.interval.ms": "500"}
@@ -87,6 +88,9 @@ VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
 }
 CLIENTS_AS_MAIN = "clients as f7b0d94 (metadata every 10 s in every consumer)"
 POLL_5S = "consumer loop polls 5 s"
+POLL_1S = "consumer loop polls 1 s (as before)"
+POLL_15S = "consumer loop polls 15 s"
+POLL_15S_FETCH_15S = "consumer loop polls 15 s, fetches wait 15 s"
 
 
 class Clients:
@@ -97,7 +101,7 @@ class Clients:
         self,
         topics: dict[str, Any] | None = None,
         pattern: dict[str, Any] | None = None,
-        poll: float = 1.0,
+        poll: float = IDLE_POLL_S,
     ) -> None:
         self.topics, self.pattern, self.poll = topics or {}, pattern or {}, poll
 
@@ -107,8 +111,13 @@ CLIENTS: dict[str, Clients] = {
     NOW: Clients(),
     # Before every consumer but the pattern subscription kept kafka-python's 5-minute refresh.
     CLIENTS_AS_MAIN: Clients(topics={"metadata_max_age_ms": 10_000}),
-    # The services' consumer loop (rx_messaging.runner) polls with a 1 s timeout.
+    # The services' consumer loop (rx_messaging.runner) polled with a 1 s timeout before.
+    POLL_1S: Clients(poll=1.0),
     POLL_5S: Clients(poll=5.0),
+    POLL_15S: Clients(poll=15.0),
+    POLL_15S_FETCH_15S: Clients(
+        topics={"fetch_max_wait_ms": 15_000}, pattern={"fetch_max_wait_ms": 15_000}, poll=15.0
+    ),
 }
 for _name in CLIENTS:
     VARIANTS.setdefault(_name, VARIANTS[NOW])
@@ -126,7 +135,9 @@ def consume(
     positions: dict[tuple[str, int], int] = {}
     committed = time.monotonic()
     while not stop.is_set():
-        records = source.poll(clients.poll)
+        # As the services' consumer: a long poll is cut short while offsets wait for their commit.
+        due = committed + 1.0 - time.monotonic() if positions else clients.poll
+        records = source.poll(min(clients.poll, max(due, 0.0)))
         for record in records:
             positions[(record.topic, record.partition)] = record.offset + 1
         if positions and (not records or time.monotonic() - committed >= 1.0):

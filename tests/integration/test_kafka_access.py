@@ -33,7 +33,7 @@ from rx_contracts.topics import REFERRAL_EVENTS, ROUTING_ADMIN, dead_letter_topi
 from rx_contracts.vocabulary import ProviderType
 from rx_messaging.consumer import InboxConsumer, PermanentError
 from rx_messaging.database import make_engine
-from rx_messaging.kafka import KafkaPublisher, KafkaRecordSource
+from rx_messaging.kafka import DeadLetterPublisher, KafkaPublisher, KafkaRecordSource
 from rx_messaging.outbox import add_to_outbox
 from rx_messaging.records import PublishError, Record
 from rx_messaging.relay import OutboxRelay
@@ -287,7 +287,11 @@ def test_the_relay_and_inbox_consumer_work_as_their_services_principals_from_env
         topics=[REFERRAL_EVENTS],
         auth=routing.kafka_auth,
     )
-    dlq = KafkaPublisher(routing.kafka_bootstrap_servers, "routing-dlq", auth=routing.kafka_auth)
+    # As the services' consumer parks poison: the dead-letter topic is looked up first, which
+    # its WRITE right allows (it exists, created with its topic by the admin).
+    dlq = DeadLetterPublisher(
+        routing.kafka_bootstrap_servers, "routing-dlq", auth=routing.kafka_auth
+    )
     consumer = InboxConsumer("routing", source, engine, handle, dlq)
     dead = 0
     try:
@@ -319,3 +323,21 @@ def test_the_relay_and_inbox_consumer_work_as_their_services_principals_from_env
     finally:
         admin_reader.close()
     assert poison.encode() in found
+
+
+def test_a_service_may_not_create_a_missing_dead_letter_topic_and_says_which(
+    secured_kafka: SecuredKafka,
+) -> None:
+    """Under ACLs only the admin creates topics (each with its dead-letter topic): a service
+    that meets a missing one is refused, and its error names the topic to create."""
+    missing = dead_letter_topic(f"acl-nodlq-{uuid.uuid4().hex[:8]}")
+    dlq = DeadLetterPublisher(
+        secured_kafka.bootstrap_servers, "routing-dlq", auth=secured_kafka.auth("routing")
+    )
+    try:
+        with pytest.raises(PublishError, match=f"dead-letter topic {missing} is missing"):
+            dlq.publish(missing, [(b"k", b"poison", [])])
+    finally:
+        dlq.close()
+    with admin_client(secured_kafka.bootstrap_servers, auth=secured_kafka.admin) as admin:
+        assert missing not in admin.list_topics()

@@ -38,9 +38,12 @@ def provider_topic(provider_type: ProviderType | str) -> str:
     return f"provider.{ProviderType(provider_type).value}.v1"
 
 
+DEAD_LETTER_SUFFIX = ".dlq"
+
+
 def dead_letter_topic(topic: str) -> str:
     """Where a consumer of ``topic`` parks messages it can never process."""
-    return f"{topic}.dlq"
+    return f"{topic}{DEAD_LETTER_SUFFIX}"
 
 
 def all_topics() -> dict[str, int]:

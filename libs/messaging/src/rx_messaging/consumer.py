@@ -162,7 +162,7 @@ class InboxConsumer:
         If the batch cannot be made durable (its commit, the DLQ or an offset commit it
         triggers fails), every partition is rewound to the batch's first record, so nothing is
         skipped. A poll that finds nothing commits the offsets still queued."""
-        records = self.source.poll(timeout)
+        records = self.source.poll(self._poll_timeout(timeout))
         if not records:
             self.commit_offsets()  # idle: the progress so far becomes visible (lag 0)
             return BatchResult()
@@ -218,6 +218,13 @@ class InboxConsumer:
                 connection.close()  # back to the pool, which resets (or discards) it
             except Exception as exc:
                 log.warning("%s: database connection not closed cleanly: %s", self.name, exc)
+
+    def _poll_timeout(self, timeout: float) -> float:
+        """``timeout``, cut short while settled offsets wait: a poll that finds nothing
+        commits them, so they go out when due however long an idle poll may wait."""
+        if not self._pending:
+            return timeout
+        return min(timeout, max(self._due - self._clock(), 0.0))
 
     def _settled(self, positions: dict[tuple[str, int], int]) -> None:
         """Queue a durable batch's positions; commit them all once the oldest has waited

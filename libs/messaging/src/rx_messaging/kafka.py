@@ -3,16 +3,21 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 
-from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+import kafka.errors as kafka_errors
+from kafka import AsyncConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from rx_config.kafka_auth import KafkaAuth
 
 from .ports import Revoked
 from .records import PublishError, Record
+
+log = logging.getLogger(__name__)
 
 CLIENT_METRICS_OFF: dict[str, object] = {"metrics_enabled": False}
 """kafka-python's own metrics (sensors updated on every request, response and record, in pure
@@ -85,6 +90,96 @@ class KafkaPublisher:
         self._producer.close(timeout=5)
 
 
+class DeadLetterPublisher:
+    """Parks poison records on ``<topic>.dlq``, creating that topic the first time it is missing.
+
+    A topic is meant to be created with its dead-letter topic (``rx_contracts.topics``, the
+    topic jobs, devstack), but one created otherwise (by hand, by a tool) may lack it, and a
+    consumer that reads it (the audit consumer reads every ``*.v<N>`` topic) would otherwise
+    retry the poison record's batch forever: nothing after it applied. So before its first
+    record to a dead-letter topic, this publisher looks the topic up and creates it if it is
+    missing (one partition, the broker's replication factor). On a broker with ACLs the
+    services may not create topics: then the batch is retried, with the error saying which
+    topic to create. One look-up per dead-letter topic and process: poison is rare."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        client_id: str,
+        *,
+        auth: KafkaAuth | None = None,
+        **overrides: object,
+    ) -> None:
+        self._publisher = KafkaPublisher(bootstrap_servers, client_id, auth=auth, **overrides)
+        self._admin: dict[str, object] = {
+            "bootstrap_servers": bootstrap_servers.split(","),
+            "client_id": client_id,
+            **(auth or KafkaAuth()).client_config(),
+            "request_timeout_ms": 10_000,
+        }
+        self._present: set[str] = set()
+
+    def publish(
+        self,
+        topic: str,
+        records: Sequence[tuple[bytes, bytes, list[tuple[str, bytes]]]],
+        timeout: float = 15,
+    ) -> None:
+        if topic not in self._present:
+            self._ensure(topic)
+            self._present.add(topic)
+        self._publisher.publish(topic, records, timeout)
+
+    def close(self) -> None:
+        self._publisher.close()
+
+    def _ensure(self, topic: str) -> None:
+        # Built in two steps: a kafka-python 3.0 client whose constructor fails (no broker)
+        # leaves its I/O thread running, and this is retried with every retry of the batch.
+        admin = KafkaAdminClient.__new__(KafkaAdminClient)
+        try:
+            admin.__init__(**self._admin)  # type: ignore[misc]
+        except Exception as exc:
+            _close_unbuilt(admin)
+            raise PublishError(f"looking up the dead-letter topic {topic} failed: {exc!r}") from exc
+        try:
+            [found] = admin.describe_topics([topic])
+            error = kafka_errors.for_code(found["error_code"])
+            if error is kafka_errors.NoError:
+                return
+            if error is kafka_errors.UnknownTopicOrPartitionError:
+                result = admin.create_topics(
+                    {topic: {"num_partitions": 1, "replication_factor": -1}},
+                    timeout_ms=10_000,
+                    raise_errors=False,
+                )
+                [created] = result["topics"]
+                error = kafka_errors.for_code(created["error_code"])
+                if error in (kafka_errors.NoError, kafka_errors.TopicAlreadyExistsError):
+                    admin.wait_for_topics([topic], timeout_ms=10_000)
+                    log.warning("created the missing dead-letter topic %s", topic)
+                    return
+            raise PublishError(
+                f"the dead-letter topic {topic} is missing and could not be created "
+                f"({error.__name__}): create it with its topic ({topic.removesuffix('.dlq')})"
+            )
+        except KafkaError as exc:
+            raise PublishError(f"creating the dead-letter topic {topic} failed: {exc!r}") from exc
+        finally:
+            admin.close()
+
+
+def _close_unbuilt(admin: KafkaAdminClient) -> None:
+    """Stop the I/O thread and sockets of an admin client whose constructor raised."""
+    client, net = getattr(admin, "_client", None), getattr(admin, "_net", None)
+    for close in (getattr(client, "close", None), getattr(net, "stop", None)):
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                log.debug("closing a half-built admin client", exc_info=True)
+
+
 class KafkaRecordSource:
     """A consumer group member. Offsets are committed only when the caller says so, after
     the effects of the records are durably stored."""
@@ -130,6 +225,10 @@ class KafkaRecordSource:
         config.update(overrides)
         self._consumer = KafkaConsumer(**config)
         self._committed: dict[tuple[str, int], int] = {}
+        self._wake = threading.Condition()
+        self._woken = False
+        self._poller: int | None = None
+        """The thread inside :meth:`poll`, if any."""
         self._revoked: Revoked | None = None
         listener = _Revocations(self)
         if pattern is not None:
@@ -139,7 +238,22 @@ class KafkaRecordSource:
             self._consumer.subscribe(topics=list(topics), listener=listener)
 
     def poll(self, timeout: float) -> list[Record]:
-        batches = self._consumer.poll(timeout_ms=int(timeout * 1000))
+        """Records as soon as any arrive, or none after ``timeout`` seconds, or none at once
+        after :meth:`wakeup`."""
+        with self._wake:
+            if self._woken:
+                self._woken = False
+                return []
+            self._poller = threading.get_ident()
+        try:
+            batches = self._consumer.poll(timeout_ms=int(timeout * 1000))
+        except _Woken:
+            return []  # whatever the wait was for goes on in the client's I/O thread
+        finally:
+            with self._wake:
+                self._poller = None
+                self._woken = False
+                self._wake.notify_all()
         return [
             Record(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or []))
             for records in batches.values()
@@ -171,6 +285,29 @@ class KafkaRecordSource:
         """Re-read from ``offset`` (used to retry a record whose effects failed)."""
         self._consumer.seek(TopicPartition(topic, partition), offset)
 
+    def wakeup(self) -> None:
+        """End a :meth:`poll` waiting in another thread at once (it returns no records), or
+        the next one if none is under way: a stop request need not wait out a long poll.
+
+        kafka-python 3.0 has no ``KafkaConsumer.wakeup`` (the Java client's): a caller waits
+        in its network selector's ``run`` for a task of the client's I/O thread, and
+        ``_fail_pending_waiters`` (what the selector itself does when it stops) ends that wait
+        with an exception while the task goes on in the I/O thread, so the client's state is
+        left as it was. Only waits of this consumer's own calls are ended, and only while a
+        poll is under way; a poll that had not reached its wait yet is interrupted again
+        until it returns."""
+        interrupt = getattr(getattr(self._consumer, "_net", None), "_fail_pending_waiters", None)
+        with self._wake:
+            self._woken = True
+            while self._poller is not None:
+                if interrupt is None:
+                    log.warning("this kafka-python cannot end a poll early; it ends on time")
+                    return
+                interrupt(_Woken())
+                if self._poller == threading.get_ident():
+                    return  # called inside the poll itself (a signal handler): it ends later
+                self._wake.wait(WAKEUP_RETRY_S)
+
     def when_revoked(self, callback: Revoked) -> None:
         """``callback`` runs inside :meth:`poll` (or :meth:`close`) when partitions are about
         to be taken away; the offsets it returns are committed before the group rejoins, while
@@ -179,6 +316,15 @@ class KafkaRecordSource:
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
+
+
+class _Woken(Exception):
+    """Ends a wait inside kafka-python's poll (:meth:`KafkaRecordSource.wakeup`)."""
+
+
+WAKEUP_RETRY_S = 0.02
+"""How soon :meth:`KafkaRecordSource.wakeup` interrupts a poll again that had not begun to
+wait the first time (only while a stop is under way)."""
 
 
 def _offsets(positions: dict[tuple[str, int], int]) -> dict[TopicPartition, OffsetAndMetadata]:

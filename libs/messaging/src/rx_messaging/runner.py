@@ -17,7 +17,7 @@ from rx_telemetry.pool import add_pool_probe
 from sqlalchemy.engine import Engine
 
 from .consumer import COMMIT_INTERVAL_S, Handler, InboxConsumer
-from .kafka import KafkaPublisher, KafkaRecordSource
+from .kafka import DeadLetterPublisher, KafkaPublisher, KafkaRecordSource
 from .relay import OutboxRelay
 from .telemetry import (
     CountedDeadLetters,
@@ -41,6 +41,15 @@ on another machine): the latency of the rare event that was not announced."""
 POLL_S = 0.05
 """How often a relay that cannot be woken (another OS, a second relay on one SQLite file)
 looks at its outbox."""
+IDLE_POLL_S = 5.0
+"""How long a consumer's poll waits for records. A record that arrives ends the wait at once,
+and so does a stop request (the poll is woken); settled offsets still go out when due (the poll
+is cut short for them). So the length only decides how often an idle consumer goes round its
+loop: each round is a few hand-offs to kafka-python's I/O thread and a heartbeat file touched.
+1 s cost an idle consumer 1.4 times the CPU of 5 s; 15 s saved little more (0.92 of it):
+inside one poll kafka-python goes round its own loop at each group heartbeat (3 s) and each
+fetch's end (``fetch_max_wait_ms``, 5 s) anyway. The heartbeat file stays well inside the
+health check's 30 s (bench/RESULTS.md, "An idle consumer's long poll")."""
 COMMIT_INTERVAL_ENV = "RX_CONSUMER_COMMIT_INTERVAL_MS"
 COMMIT_INTERVAL_MAX_MS = 60_000.0
 """The most ``RX_CONSUMER_COMMIT_INTERVAL_MS`` may say: beyond it a stopped or crashed member's
@@ -129,10 +138,12 @@ def run_consumer(
     process: str | None = None,
     serve: bool = True,
     pace: float = 0.0,
+    idle_poll: float = IDLE_POLL_S,
 ) -> None:
     """Consume ``topics`` (or ``pattern``) as ``group_id`` until SIGTERM/SIGINT (or ``stop``,
     if given, is set); poison records go to ``<topic>.dlq`` through a second producer with the
-    same credentials. ``after_batch`` runs after each batch whose effects were committed.
+    same credentials, which creates that topic if it is missing and it may
+    (``rx_messaging.kafka.DeadLetterPublisher``). ``after_batch`` runs after each batch whose effects were committed.
     ``process`` names the process in its metrics when the consumer is part of a larger one;
     ``serve`` False: the caller serves the ops endpoints (a consumer started more than once).
 
@@ -140,7 +151,10 @@ def run_consumer(
     previous one did (``rx_messaging.worker.Pacing``), so the records that arrive meanwhile
     come in one fetch and are applied in one batch instead of one by one (each fetch and each
     batch has a fixed cost). It adds up to ``pace`` to a record's way through under load; a
-    record after a quiet spell is handled at once (the consumer waits in its poll)."""
+    record after a quiet spell is handled at once (the consumer waits in its poll).
+
+    ``idle_poll`` seconds: how long one poll waits for records (``IDLE_POLL_S``); a stop
+    request wakes it at once."""
     interval = commit_interval_seconds()  # a bad setting fails before anything connects
     stop = stop or install_stop_signals()
     name = f"{service}-consumer"
@@ -160,7 +174,7 @@ def run_consumer(
         bootstrap_servers,
     )
     dlq = _connect(
-        lambda: KafkaPublisher(bootstrap_servers, client_id=f"{name}-dlq", auth=auth),
+        lambda: DeadLetterPublisher(bootstrap_servers, client_id=f"{name}-dlq", auth=auth),
         stop,
         name,
         bootstrap_servers,
@@ -178,8 +192,12 @@ def run_consumer(
         commit_interval=interval,
     )
 
+    threading.Thread(
+        target=_wake_on_stop, args=(stop, source), name=f"{name}-stop", daemon=True
+    ).start()
+
     def step() -> bool:
-        busy = consumer.step(timeout=1.0)
+        busy = consumer.step(timeout=idle_poll)
         if busy and after_batch is not None:
             after_batch()
         return busy
@@ -197,6 +215,13 @@ def run_consumer(
         consumer.close()
         source.close()
         dlq.close()
+
+
+def _wake_on_stop(stop: threading.Event, source: KafkaRecordSource) -> None:
+    """End the consumer's poll as soon as ``stop`` is set, from whatever thread set it (a
+    signal handler, a lost writer lease): blocked in ``wait``, it costs nothing meanwhile."""
+    stop.wait()
+    source.wakeup()
 
 
 def commit_interval_seconds() -> float:

@@ -16,6 +16,7 @@ from typing import Any
 import kafka.errors as kafka_errors
 from kafka import KafkaAdminClient
 from rx_config.kafka_auth import KafkaAuth
+from rx_contracts.topics import DEAD_LETTER_SUFFIX, dead_letter_topic
 
 from .errors import BrokerError
 
@@ -109,8 +110,15 @@ def ensure_topics(
     topics: Mapping[str, int],
     timeout: float = 30,
     auth: KafkaAuth | None = None,
+    *,
+    dead_letters: bool = True,
 ) -> None:
     """Create the missing topics (name -> partitions, replication 1) and wait until usable.
+
+    Each topic comes with its dead-letter topic (``<topic>.dlq``, one partition) unless it is
+    one itself or ``dead_letters`` is False: a consumer of a topic parks poison there, and
+    retries the batch while it cannot (``rx_messaging.kafka.DeadLetterPublisher`` creates a
+    missing one only where the broker lets it).
 
     Idempotent: topics that already exist are left as they are (a different partition count
     is logged as a warning, never changed, because adding partitions re-maps keys). Returns
@@ -118,6 +126,11 @@ def ensure_topics(
     """
     if not topics:
         return
+    if dead_letters:
+        topics = {
+            **{dead_letter_topic(n): 1 for n in topics if not n.endswith(DEAD_LETTER_SUFFIX)},
+            **topics,
+        }
     for name, partitions in topics.items():
         if partitions < 1:
             raise ValueError(f"topic {name!r}: partitions must be >= 1, got {partitions}")
