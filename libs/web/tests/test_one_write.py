@@ -59,7 +59,7 @@ def base_url() -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=CountingProtocol, log_level="critical"
+        app, host="127.0.0.1", port=port, http=CountingProtocol, log_config=None
     )
     server = ApiServer(config)
     server.freeze_heap = False
