@@ -319,7 +319,7 @@ async def app(scope, receive, send):
     await send({{"type": "http.response.start", "status": 200, "headers": headers}})
     await send({{"type": "http.response.body", "body": b"x" * 300}})
 uvicorn.Server(uvicorn.Config(app, port={port}, http={protocol}, log_config=None,
-    lifespan="off", access_log=False)).run()
+    lifespan="off", access_log=False, timeout_keep_alive=3600)).run()
 """
     return subprocess.Popen([sys.executable, "-c", code])
 
@@ -359,7 +359,10 @@ def one_write(args: Any) -> None:
                 sock.sendall(request)
                 got = b""
                 while not got.endswith(b"x" * 300):
-                    got += sock.recv(65536)
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        raise RuntimeError(f"{name}: the server closed the connection")
+                    got += chunk
 
             return once
 
@@ -395,13 +398,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--n", type=int, default=2000)
+    parts = {
+        "render": render,
+        "dependencies": dependencies,
+        "transactions": transactions,
+        "edge": edge,
+        "one_write": one_write,
+    }
+    parser.add_argument("--parts", nargs="*", choices=list(parts), default=list(parts))
     args = parser.parse_args()
     os.environ.setdefault("RX_ENV", "development")
-    render(args)
-    dependencies(args)
-    transactions(args)
-    edge(args)
-    one_write(args)
+    for name in args.parts:
+        parts[name](args)
     return 0
 
 
