@@ -6,7 +6,13 @@ process (CPU time, medians of rounds, old and new alternating):
   ``model_dump`` then ``json.dumps`` against ``model_dump_json``;
 - a JSON column's text (the stored response, a superseded version): ``json.dumps`` against
   ``referrals.bootstrap.json_text``;
-- a SQLite transaction in an ORM Session against one on a bare Connection (not changed);
+- a SQLite transaction staging an outbox row: in an ORM Session (the unit of work before)
+  against the unit of work's bare connection (``referrals.adapters.transaction``), wake-up
+  included;
+- the edge of a service's stack: request metrics, log ids, trace hop and security headers as
+  four middlewares (before) against one layer (``rx_web.metrics.Edge``), over ASGI in process;
+- uvicorn answering over loopback (a server process each, keep-alive client here): its
+  httptools protocol against ``rx_web.uvicorn_server.OneWriteProtocol``, the server's CPU;
 - FastAPI's dependency solving, over ASGI in process with a bare app: what a dependency level
   costs, and what the identity dependency does (the "before" of those lines is the cheaper
   route, the "after" the dearer).
@@ -196,45 +202,214 @@ def dependencies(args: Any) -> None:
 
 
 def transactions(args: Any) -> None:
-    """One SQLite transaction of one INSERT as the API's unit of work opens it (an ORM
-    Session, its connection, commit, close) against a bare ``Connection`` of the same engine
-    (``rx_messaging.database.make_engine``: BEGIN IMMEDIATE and the process's lock either
-    way). Not changed: what a Session would save."""
+    """One SQLite transaction staging one outbox row as the unit of work does it: an ORM
+    Session (its connection, ``insert_outbox_rows``, commit, close) against the bare
+    connection of ``referrals.adapters.transaction.Transaction``; the same engine
+    (``rx_messaging.database.make_engine``: BEGIN IMMEDIATE and the process's lock either way)
+    and the same wake-up after the commit."""
+    import itertools
     import tempfile
 
+    from referrals.adapters.transaction import Transaction
+    from rx_contracts import examples, wrap
     from rx_messaging.database import make_engine
-    from sqlmodel import Session
+    from rx_messaging.outbox import insert_outbox_rows, outbox_rows
+    from rx_messaging.tables import OutboxMessage
+    from sqlmodel import Session, SQLModel
+
+    row = outbox_rows(wrap(examples.referral_submitted("r-1"), source="/bench"), ["x"])[0]
+    ids = itertools.count()
+
+    def rows() -> list[dict[str, Any]]:
+        return [{**row, "event_id": f"e-{next(ids)}"}]  # the key is (event id, topic)
 
     with tempfile.TemporaryDirectory(prefix="api-parts-") as tmp:
         engine = make_engine(f"sqlite:///{tmp}/parts.db")
-        with engine.begin() as conn:
-            conn.exec_driver_sql("CREATE TABLE t (a INTEGER)")
+        SQLModel.metadata.create_all(engine, tables=[OutboxMessage.__table__])  # type: ignore[attr-defined]
 
         def session() -> None:
             s = Session(engine, expire_on_commit=False)
-            s.connection().exec_driver_sql("INSERT INTO t VALUES (1)")
+            insert_outbox_rows(s, rows())
             s.commit()
             s.close()
 
         def connection() -> None:
-            with engine.connect() as conn:
-                conn.begin()
-                conn.exec_driver_sql("INSERT INTO t VALUES (1)")
-                conn.commit()
+            t = Transaction(engine)
+            t.insert_outbox_rows(rows())
+            t.commit()
 
-        _compare("a transaction: Session / bare Connection", session, connection, args)
+        _compare("a transaction: Session / bare connection", session, connection, args)
         engine.dispose()
+
+
+def edge(args: Any) -> None:
+    """A bare app's GET over ASGI in process: behind the four edge middlewares as installed
+    before (request metrics outermost, log ids, trace hop, security headers) against
+    ``rx_web.metrics.Edge`` doing the same in one layer."""
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+    from rx_telemetry.http import RequestMetrics
+    from rx_telemetry.logs import RequestContext
+    from rx_telemetry.tracing import TraceContext
+    from rx_web.headers import SecureHeaders, SecurityHeaders
+    from rx_web.metrics import Edge
+
+    def app(layers: list[tuple[Any, dict[str, Any]]]) -> Any:
+        bare = FastAPI()
+
+        @bare.get("/r/{referral_id}")
+        async def read(referral_id: str) -> Response:
+            return Response(b'{"id":"1"}', media_type="application/json")
+
+        for cls, options in layers:
+            bare.add_middleware(cls, **options)
+        return bare
+
+    before = app(
+        [
+            (SecurityHeaders, {}),
+            (TraceContext, {}),
+            (RequestContext, {}),
+            (RequestMetrics, {"service": "bench"}),
+        ]
+    )
+    after = app(
+        [(Edge, {"service": "bench", "log_ids": True, "trace": True, "headers": SecureHeaders()})]
+    )
+    scope = {"type": "http", "method": "GET", "path": "/r/1", "raw_path": b"/r/1"}
+    scope |= {"root_path": "", "query_string": b"", "http_version": "1.1", "scheme": "http"}
+    scope |= {"headers": [(b"host", b"x"), (b"x-correlation-id", b"c-1")]}
+    scope |= {"server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1)}
+    loop = asyncio.new_event_loop()
+    answers: list[Any] = []
+
+    async def send(message: Any) -> None:
+        answers.append(message)
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    def call(asgi: Any) -> Callable[[], None]:
+        def once() -> None:
+            answers.clear()
+            loop.run_until_complete(asgi(dict(scope), receive, send))
+
+        return once
+
+    call(before)()
+    first = answers[0]["headers"]
+    call(after)()
+    assert answers[0]["headers"] == first, "the same headers either way"
+    _compare("a GET behind the edge: four layers / one", call(before), call(after), args)
+    loop.close()
+
+
+def _serve(protocol: str, port: int) -> Any:
+    """A uvicorn server process with ``protocol`` answering a fixed JSON body."""
+    import subprocess
+
+    code = f"""
+import uvicorn
+from rx_web.uvicorn_server import OneWriteProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"300")]
+    await send({{"type": "http.response.start", "status": 200, "headers": headers}})
+    await send({{"type": "http.response.body", "body": b"x" * 300}})
+uvicorn.Server(uvicorn.Config(app, port={port}, http={protocol}, log_config=None,
+    lifespan="off", access_log=False, timeout_keep_alive=3600)).run()
+"""
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def one_write(args: Any) -> None:
+    """uvicorn over loopback: the server process's CPU per answer, its httptools protocol
+    (headers and body written separately) against ``OneWriteProtocol`` (one write), a
+    keep-alive client here sending one request at a time."""
+    import socket
+    from pathlib import Path as _Path
+
+    def cpu(pid: int) -> float:
+        fields = _Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    servers = {}
+    for name in ("HttpToolsProtocol", "OneWriteProtocol"):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        servers[name] = (_serve(name, port), port)
+    try:
+        clients = {}
+        for name, (_process, port) in servers.items():
+            for _ in range(200):
+                try:
+                    clients[name] = socket.create_connection(("127.0.0.1", port))
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+        def run(name: str) -> Callable[[], None]:
+            sock = clients[name]
+
+            def once() -> None:
+                sock.sendall(request)
+                got = b""
+                while not got.endswith(b"x" * 300):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        raise RuntimeError(f"{name}: the server closed the connection")
+                    got += chunk
+
+            return once
+
+        n = args.n * 3
+        results: dict[str, list[float]] = {name: [] for name in servers}
+        for r in range(args.rounds):
+            order = list(servers) if r % 2 == 0 else list(reversed(servers))
+            for name in order:
+                process = servers[name][0]
+                before = cpu(process.pid)
+                once = run(name)
+                for _ in range(n):
+                    once()
+                results[name].append(1e6 * (cpu(process.pid) - before) / n)
+        o = statistics.median(results["HttpToolsProtocol"])
+        w = statistics.median(results["OneWriteProtocol"])
+        ratios = [
+            b / a
+            for a, b in zip(results["HttpToolsProtocol"], results["OneWriteProtocol"], strict=True)
+        ]
+        print(
+            f"uvicorn answer, server CPU: two writes {o:.1f} µs, one write {w:.1f} µs, "
+            f"saved {o - w:.1f} µs (median ratio {statistics.median(ratios):.3f})",
+            flush=True,
+        )
+    finally:
+        for process, _port in servers.values():
+            process.terminate()
+            process.wait()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--n", type=int, default=2000)
+    parts = {
+        "render": render,
+        "dependencies": dependencies,
+        "transactions": transactions,
+        "edge": edge,
+        "one_write": one_write,
+    }
+    parser.add_argument("--parts", nargs="*", choices=list(parts), default=list(parts))
     args = parser.parse_args()
     os.environ.setdefault("RX_ENV", "development")
-    render(args)
-    dependencies(args)
-    transactions(args)
+    for name in args.parts:
+        parts[name](args)
     return 0
 
 

@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 from rx_contracts import examples, wrap
+from rx_messaging import fastsql, wake
 from rx_messaging.database import make_engine
-from rx_messaging.outbox import add_to_outbox, queue_outbox
+from rx_messaging.outbox import OUTBOX, add_to_outbox, outbox_rows, queue_outbox
 from rx_messaging.runner import run_relay
 from rx_messaging.wake import CLOCKS, CommitSignal, announce, commit_signal
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel
 
-from .conftest import TABLES, make_event
+from .conftest import TABLES, make_event, pending_count
 
 TOPIC = "referrals.events.v1"
 WAIT = 10.0
@@ -93,6 +94,41 @@ def test_each_channel_wakes_only_its_own_waiter(db: Engine, signal_of: CommitSig
         assert signal_of.wait(WAIT) and clocks.wait(WAIT), "one commit, both announced"
     finally:
         clocks.close()
+
+
+def _stage_on(connection: Connection) -> None:
+    """Outbox rows inserted on a bare connection, announced as the referrals API does."""
+    rows = outbox_rows(make_event(), [TOPIC])
+    fastsql.execute_many(connection, fastsql.insert_into(OUTBOX, tuple(rows[0])), rows)
+    announce(connection)
+
+
+def test_a_bare_connection_wakes_the_relay_once_its_commit_is_done(
+    db: Engine, signal_of: CommitSignal
+) -> None:
+    with db.connect() as connection:
+        connection.begin()
+        _stage_on(connection)
+        assert not signal_of.wait(0.3), "not committed yet: nothing to publish"
+        wake.commit(connection)
+    assert signal_of.wait(WAIT)
+    assert pending_count(db) == 1
+
+
+def test_a_bare_connection_rolled_back_wakes_nobody_then_or_later(
+    db: Engine, signal_of: CommitSignal
+) -> None:
+    with db.connect() as connection:
+        connection.begin()
+        _stage_on(connection)
+        connection.rollback()
+        connection.begin()  # the same DBAPI connection: the announcement is not carried over
+        wake.commit(connection)
+    with db.connect() as connection:  # nor to its next user from the pool
+        connection.begin()
+        wake.commit(connection)
+    assert not signal_of.wait(0.3)
+    assert pending_count(db) == 0
 
 
 def test_interrupt_ends_a_wait_without_a_commit(db: Engine, signal_of: CommitSignal) -> None:

@@ -14,6 +14,7 @@ from referrals.domain.model import Patient
 from referrals.service_layer import handlers
 from referrals.service_layer.unit_of_work import UnitOfWork
 from rx_contracts import CohortFlags, Priority, ServiceType
+from rx_messaging.wake import commit_signal
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -98,3 +99,22 @@ def test_two_changes_in_one_transaction_each_keep_the_version_they_replace(conta
     ]
     assert kept[0] and kept[0][0].patient == referral.patient
     assert kept[0][0].created_at == referral.created_at
+
+
+def test_the_relay_wakes_when_a_change_commits_and_not_for_one_that_failed(container) -> None:
+    """The unit of work's transaction (a bare connection) announces its outbox rows: the
+    relay waiting on the database wakes once the change is committed, not for a rollback."""
+    waiter = commit_signal(container.engine)
+    try:
+        waiter.wait(0)  # PostgreSQL: LISTEN now
+        with pytest.raises(RuntimeError), container.uow() as uow:
+            handlers.submit_referral(CMD, GP, uow)
+            raise RuntimeError("rendering the response failed")
+        assert not waiter.wait(0.3), "rolled back: nothing to publish"
+        uow = container.uow()
+        with uow:
+            referral = handlers.submit_referral(CMD, GP, uow)
+            uow.commit(remember=remembered("k-wake", referral.id))
+        assert waiter.wait(10)
+    finally:
+        waiter.close()

@@ -17,7 +17,11 @@ Either way the relay still looks every ``fallback`` seconds, so a lost wake-up c
 never an event: the outbox table stays the only source of truth.
 
 The same goes for other work a commit can make due sooner, on a channel of its own (the routing
-service's SLA clocks: :data:`CLOCKS`), announced with ``announce(session, channel)``."""
+service's SLA clocks: :data:`CLOCKS`), announced with ``announce(session, channel)``.
+
+A transaction on a bare ``Connection`` (no Session around it: the referrals API's) announces
+with ``announce(connection)`` and commits with :func:`commit`, which sends the wake-ups once the
+commit is done; PostgreSQL's NOTIFY goes out in the transaction at once."""
 
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -45,12 +49,16 @@ CLOCKS = "rx_clocks"
 
 _PENDING = "rx_messaging.wake.pending"
 _hooked = False
+_hooked_connections = False
 _sender: socket.socket | None = None
 
 
-def announce(session: Session, channel: str = CHANNEL) -> None:
+def announce(session: Session | Connection, channel: str = CHANNEL) -> None:
     """This transaction staged outbox rows (or other work for ``channel``'s waiter): wake the
-    relay (the waiter) once it commits."""
+    relay (the waiter) once it commits (a bare connection's: committed by :func:`commit`)."""
+    if isinstance(session, Connection):
+        _announce_on(session, channel)
+        return
     pending: set[str] | None = session.info.get(_PENDING)
     if pending is None:
         pending = session.info[_PENDING] = set()
@@ -68,6 +76,46 @@ def _hook_sessions() -> None:
         event.listen(Session, "after_commit", _after_commit)
         event.listen(Session, "after_soft_rollback", _after_rollback)
         _hooked = True
+
+
+def _announce_on(connection: Connection, channel: str) -> None:
+    # Kept with the DBAPI connection (``Connection.info``), which outlives this Connection in
+    # the pool: emptied when the transaction ends (commit() or the listeners below).
+    pending: set[str] | None = connection.info.get(_PENDING)
+    if pending is None:
+        pending = connection.info[_PENDING] = set()
+        _hook_connections()
+    if channel not in pending:
+        pending.add(channel)
+        if connection.dialect.name == "postgresql":
+            # Queued with the transaction: delivered when it commits, dropped if it does not.
+            connection.exec_driver_sql(f"NOTIFY {channel}")
+
+
+def commit(connection: Connection) -> None:
+    """Commit ``connection``'s transaction, then wake the waiters it announced (SQLite; on
+    PostgreSQL its NOTIFYs are delivered by the commit itself)."""
+    pending: set[str] | None = connection.info.pop(_PENDING, None)
+    connection.commit()
+    if pending and connection.dialect.name == "sqlite":
+        database = connection.engine.url.database
+        for channel in pending:
+            _send(database, channel)
+
+
+def _hook_connections() -> None:
+    """Forget a bare connection's announcements when its transaction ends other than through
+    :func:`commit` (a rollback, or a commit of its own: the relay then finds the rows when
+    it next looks), so none is carried into the next transaction on that DBAPI connection."""
+    global _hooked_connections
+    if not _hooked_connections:
+        event.listen(Engine, "commit", _forget)
+        event.listen(Engine, "rollback", _forget)
+        _hooked_connections = True
+
+
+def _forget(connection: Connection) -> None:
+    connection.info.pop(_PENDING, None)
 
 
 def _outermost(session: Session) -> bool:

@@ -36,13 +36,18 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            if scope.get("root_path") and template != "unmatched":
-                template = scope["root_path"] + template
-            counter, latency = self._children(scope["method"], template, status)
-            counter.inc()
-            latency.observe(time.perf_counter() - started)
+            self.record(scope, status, started)
+
+    def record(self, scope: dict[str, Any], status: int, started: float) -> None:
+        """Count the request answered with ``status`` and time it since ``started``
+        (``time.perf_counter()``), under its route's template."""
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        if scope.get("root_path") and template != "unmatched":
+            template = scope["root_path"] + template
+        counter, latency = self._children(scope["method"], template, status)
+        counter.inc()
+        latency.observe(time.perf_counter() - started)
 
     def _children(self, method: str, route: str, status: int) -> tuple[Any, Any]:
         """The labelled children, cached: ``labels()`` itself costs more than the update."""

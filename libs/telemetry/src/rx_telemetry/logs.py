@@ -51,11 +51,21 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token = _REQUEST.set(scope)
+        token = enter_request(scope)
         try:
             await self.app(scope, receive, send)
         finally:
-            _REQUEST.reset(token)
+            leave_request(token)
+
+
+def enter_request(scope: dict[str, Any]) -> Token[dict[str, Any] | None]:
+    """Records logged from now on (in this context) carry the ids of the request ``scope``;
+    until :func:`leave_request` with the returned token (what :class:`RequestContext` does)."""
+    return _REQUEST.set(scope)
+
+
+def leave_request(token: Token[dict[str, Any] | None]) -> None:
+    _REQUEST.reset(token)
 
 
 def _request_ids(scope: dict[str, Any]) -> dict[str, str]:

@@ -18,7 +18,7 @@ import random
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 from opentelemetry import trace
@@ -68,19 +68,33 @@ class TraceContext:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or recording():
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        inbound = None
-        for name, value in scope.get("headers") or ():
-            if name == b"traceparent":
-                inbound = value.decode("latin-1").strip().lower()
-                break
-        token = _CURRENT.set(_hop(inbound))
+        token = enter_request(scope)
         try:
             await self.app(scope, receive, send)
         finally:
-            _CURRENT.reset(token)
+            leave_request(token)
+
+
+def enter_request(scope: dict[str, Any]) -> Token[str | None] | None:
+    """What :class:`TraceContext` does as a request comes in: without a tracer provider, the
+    request's hop (its inbound ``traceparent`` continued, or a new trace) becomes current
+    until :func:`leave_request`; with one, nothing (None)."""
+    if recording():
+        return None
+    inbound = None
+    for name, value in scope.get("headers") or ():
+        if name == b"traceparent":
+            inbound = value.decode("latin-1").strip().lower()
+            break
+    return _CURRENT.set(_hop(inbound))
+
+
+def leave_request(token: Token[str | None] | None) -> None:
+    if token is not None:
+        _CURRENT.reset(token)
 
 
 def configure_tracing(process: str) -> None:

@@ -13,12 +13,14 @@ from rx_telemetry.pool import add_pool_probe
 from sqlalchemy.engine import Engine
 
 from .auth import AuthSettings
+from .headers import SecureHeaders
 from .health import health_router
 from .limits import BodySizeLimit
 from .metrics import install_telemetry
 from .openapi import document_common_answers
 from .problems import install_problem_handlers
 from .security import install_security
+from .settings import Environment
 
 
 class HasEngine(Protocol):
@@ -60,9 +62,10 @@ def service_app(
     if max_body_size is not None:
         app.add_middleware(BodySizeLimit, max_bytes=max_body_size, larger=larger_bodies)
     auth = auth or AuthSettings()
-    rate_limited = install_security(app, auth.env, audience=service, auth=auth)
+    # The security headers go on in the telemetry's layer (one layer, the same place).
+    rate_limited = install_security(app, auth.env, audience=service, auth=auth, headers=False)
     document_common_answers(app, rate_limited, body_limited=max_body_size is not None)
     install_problem_handlers(app)
     app.include_router(health_router(service, lambda: app.state.container.engine))
-    install_telemetry(app, service)
+    install_telemetry(app, service, SecureHeaders(hsts=auth.env is Environment.PRODUCTION))
     return app

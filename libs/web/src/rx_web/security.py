@@ -18,15 +18,18 @@ def install_security(
     audience: str | None = None,
     auth: AuthSettings | None = None,
     limits: RateLimitSettings | None = None,
+    headers: bool = True,
 ) -> bool:
     """Add, innermost first: the per-client rate limit, authentication for ``audience`` (none
-    for an app that authenticates its callers itself, like the issuer) and security headers.
-    Authentication sits outside the rate limit so that requests are counted per client.
-    Returns whether the rate limit is on."""
+    for an app that authenticates its callers itself, like the issuer) and security headers
+    (unless ``headers`` is False: a service adds them with its telemetry, in one layer, see
+    :func:`rx_web.metrics.install_telemetry`). Authentication sits outside the rate limit so
+    that requests are counted per client. Returns whether the rate limit is on."""
     limits = limits or RateLimitSettings()
     if limits.per_second > 0:
         app.add_middleware(RateLimit, buckets=limits.buckets(), processes=limits.processes)
     if audience is not None:
         install_auth(app, audience, auth)
-    app.add_middleware(SecurityHeaders, hsts=environment is Environment.PRODUCTION)
+    if headers:
+        app.add_middleware(SecurityHeaders, hsts=environment is Environment.PRODUCTION)
     return limits.per_second > 0

@@ -40,7 +40,7 @@ def serve(app_factory: str, host: str, port: int) -> None:
     """Serve ``module:factory`` (a zero-argument app factory) on host:port."""
     import uvicorn
 
-    from .uvicorn_server import ApiServer
+    from .uvicorn_server import ApiServer, http_protocol
 
     # log_config=None: uvicorn's loggers propagate to the root handler configure_logging set
     # up, so its error tracebacks are scrubbed like everything else.
@@ -49,6 +49,7 @@ def serve(app_factory: str, host: str, port: int) -> None:
         factory=True,
         host=host,
         port=port,
+        http=http_protocol(),
         log_level="warning",
         access_log=False,
         log_config=None,

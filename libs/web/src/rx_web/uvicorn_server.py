@@ -10,6 +10,11 @@ from typing import Any
 
 import uvicorn
 
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+except ImportError:  # pragma: no cover - httptools is a dependency; h11 serves without it
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+
 TICK_SECONDS = 1.0
 """How often an API process's server loop wakes when nothing happens (uvicorn's: 0.1 s)."""
 
@@ -56,3 +61,60 @@ def freeze_startup_heap() -> None:
     Called once, in the serving process, after its startup; never in tests."""
     gc.collect()
     gc.freeze()
+
+
+class _HeadWithBody:
+    """A response's transport as one request's cycle sees it: the status line and headers of
+    an answer with a Content-Length are held back and go out with its first body write, one
+    ``write`` (one system call, one TCP segment) instead of two. Anything else (chunked, HEAD,
+    no body) is written as uvicorn writes it; closing first writes what is held, so an answer
+    cut short (the app failing after its start) ends as it did before."""
+
+    __slots__ = ("_cycle", "_head_seen", "_held", "_transport")
+
+    def __init__(self, transport: Any, cycle: Any) -> None:
+        self._transport, self._cycle = transport, cycle
+        self._held: bytes | None = None
+        self._head_seen = False
+
+    def write(self, data: bytes) -> None:
+        if self._held is not None:
+            data, self._held = self._held + data, None
+        elif not self._head_seen and self._cycle.response_started:
+            # uvicorn's first write once the response has started is its status and headers.
+            self._head_seen = True
+            cycle = self._cycle
+            if cycle.chunked_encoding is False and cycle.scope["method"] != "HEAD":
+                self._held = data
+                return
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._transport.write(held)
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return bool(self._transport.is_closing())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+if HttpToolsProtocol is not None:
+
+    class OneWriteProtocol(HttpToolsProtocol):
+        """uvicorn's httptools protocol, each answer with a Content-Length written in one
+        ``write`` (:class:`_HeadWithBody`): uvicorn writes its headers and body separately,
+        and over loopback each write's TCP work is charged to the server (bench/RESULTS.md)."""
+
+        def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+            cycle.transport = _HeadWithBody(cycle.transport, cycle)  # type: ignore[assignment]
+            super()._start_asgi_task(cycle, app)
+
+
+def http_protocol() -> Any:
+    """The HTTP protocol API processes serve with: :class:`OneWriteProtocol` where httptools
+    is installed, else uvicorn's own choice."""
+    return OneWriteProtocol if HttpToolsProtocol is not None else "auto"

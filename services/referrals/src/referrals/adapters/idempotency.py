@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from .tables import IdempotencyRow
+from .transaction import Transaction
 
 IDEMPOTENCY: Table = IdempotencyRow.__table__  # type: ignore[attr-defined]
 _BY_KEY = select(
@@ -42,7 +43,7 @@ class IdempotentResponse:
 
 
 class IdempotencyKeys:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session | Transaction) -> None:
         self.session = session
 
     def get(self, organisation: str, key: str) -> IdempotentResponse | None:

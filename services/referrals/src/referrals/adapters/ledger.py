@@ -23,6 +23,7 @@ from ..domain.assignments import AssignmentState, AssignmentStatus
 from ..domain.model import Referral
 from .repository import REFERRAL, _to_domain, _utc
 from .tables import AssignmentRow, AssignmentVersionRow, ReferralRow, ReferralVersionRow
+from .transaction import Transaction
 
 REFERRAL_VERSION: Table = ReferralVersionRow.__table__  # type: ignore[attr-defined]
 ASSIGNMENT: Table = AssignmentRow.__table__  # type: ignore[attr-defined]
@@ -81,7 +82,7 @@ class ReferralQuery:
 
 
 class Ledger:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session | Transaction) -> None:
         self.session = session
 
     # ---- writing (the unit of work, before it saves the referral) --------------------------

@@ -31,6 +31,7 @@ from ..domain.model import HistoryEntry, Referral
 from ..domain.patient import LocalIdentifier, Patient
 from ..domain.sharing import Consent
 from .tables import AccessRecordRow, AttachmentRow, ReferralRow, TransitionRow
+from .transaction import Transaction
 
 REFERRAL: Table = ReferralRow.__table__  # type: ignore[attr-defined]
 TRANSITION: Table = TransitionRow.__table__  # type: ignore[attr-defined]
@@ -77,7 +78,7 @@ class WorklistQuery:
 
 
 class ReferralRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session | Transaction) -> None:
         self.session = session
         self.seen: dict[str, Referral] = {}
         self._new: set[str] = set()

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 from rx_contracts import AccessedData, ReferralAccessed, new_id, wrap
 from rx_contracts.topics import REFERRAL_ACCESS
-from rx_messaging.outbox import add_to_outbox
 
 from ..domain.caller import Caller
 from .unit_of_work import SOURCE, UnitOfWork
@@ -48,4 +47,4 @@ def record_access(
             "at": event.accessed_at,
         }
     )
-    add_to_outbox(uow.session, envelope, [REFERRAL_ACCESS])
+    uow.add_to_outbox(envelope, [REFERRAL_ACCESS])

@@ -23,11 +23,11 @@ process queues for) lasts just the inserts and the commit."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from rx_contracts import wrap
+from rx_contracts import Envelope, wrap
 from rx_contracts.topics import REFERRAL_EVENTS
 from rx_messaging.outbox import insert_outbox_rows, outbox_rows
 from sqlalchemy.engine import Engine
@@ -36,6 +36,7 @@ from sqlmodel import Session
 from ..adapters.idempotency import IdempotencyKeys, IdempotentResponse
 from ..adapters.ledger import Ledger
 from ..adapters.repository import ReferralRepository
+from ..adapters.transaction import Transaction
 from ..domain.model import Referral
 
 SOURCE = "/services/referrals"
@@ -43,7 +44,9 @@ SOURCE = "/services/referrals"
 
 class UnitOfWork:
     def __init__(
-        self, session_factory: Callable[[], Session], correlation_id: str | None = None
+        self,
+        session_factory: Callable[[], Session | Transaction],
+        correlation_id: str | None = None,
     ) -> None:
         self._session_factory = session_factory
         self.correlation_id = correlation_id
@@ -94,7 +97,7 @@ class UnitOfWork:
             # Before save: it keeps the version being replaced.
             self.ledger.record(referral, self.referrals.loaded)
             self.referrals.save(referral)
-            insert_outbox_rows(self.session, outbox)
+            self.insert_outbox_rows(outbox)
             self.referrals.add_transitions(history)
             referral.pending.clear()
         if remember is not None:
@@ -103,6 +106,17 @@ class UnitOfWork:
             self.session.commit()
         else:
             self.session.flush()
+
+    def add_to_outbox(self, envelope: Envelope, topics: Iterable[str]) -> None:
+        """Stage ``envelope`` for each of ``topics`` in this transaction
+        (``rx_messaging.outbox.add_to_outbox``)."""
+        self.insert_outbox_rows(outbox_rows(envelope, topics))
+
+    def insert_outbox_rows(self, rows: list[dict[str, Any]]) -> None:
+        if isinstance(self.session, Transaction):
+            self.session.insert_outbox_rows(rows)
+        else:
+            insert_outbox_rows(self.session, rows)
 
     def _stage(
         self, referral: Referral
@@ -134,5 +148,6 @@ class UnitOfWork:
         return referral, history, outbox
 
 
-def session_factory(engine: Engine) -> Callable[[], Session]:
-    return lambda: Session(engine, expire_on_commit=False)
+def session_factory(engine: Engine) -> Callable[[], Transaction]:
+    """Each unit of work's transaction: on a bare connection (``adapters.transaction``)."""
+    return lambda: Transaction(engine)
