@@ -11,6 +11,12 @@ reads, publishes to the in-memory broker and marks the rows sent (timed with
 and the broker are left out: they are the same in every variant. The first --warmup cycles
 (statement compilation) are not timed; every row must be published exactly once.
 
+Paced relays under load carry several commits per cycle: --commits N commits N events before
+each cycle (2N rows with --topics 2; 4 commits ≈ the 8 rows a 40 ms pace gathers at 40
+journeys/s). --bootstrap HOST:PORT publishes to that Kafka broker instead, through the
+services' ``KafkaPublisher`` (idempotent, acks=all); the CPU then includes kafka-python's I/O
+thread (``time.process_time`` counts every thread), and the records stay on the broker.
+
 The code under test is frozen first (``snapshot.py``): the working tree, and with --ref REV that
 git revision as well; each round measures every variant once, alternating the order, and
 reports CPU µs per cycle and the tree's ratio to REV. Medians over --rounds.
@@ -36,7 +42,9 @@ from snapshot import ROOT
 TOPICS = ("routing.decisions.v1", "provider.rapid-response.v1")
 
 
-def measure(cycles: int, warmup: int, topics: int, workdir: Path) -> dict[str, Any]:
+def measure(
+    cycles: int, warmup: int, topics: int, workdir: Path, commits: int = 1, bootstrap: str = ""
+) -> dict[str, Any]:
     """In the subprocess: ``warmup + cycles`` commit-then-relay cycles; CPU µs per cycle."""
     import rx_messaging
     from rx_contracts import examples, wrap
@@ -53,24 +61,35 @@ def measure(cycles: int, warmup: int, topics: int, workdir: Path) -> dict[str, A
     broker = InMemoryBroker()
     for topic in TOPICS:
         broker.create_topic(topic, 3)
-    relay = OutboxRelay(engine, InMemoryPublisher(broker))
+    publisher: Any = InMemoryPublisher(broker)
+    if bootstrap:
+        from rx_messaging.kafka import KafkaPublisher
+
+        publisher = KafkaPublisher(bootstrap, client_id="bench-relay")
+    relay = OutboxRelay(engine, publisher)
     spent = 0.0
     for n in range(warmup + cycles):
-        event = wrap(examples.referral_submitted(f"r-{n}"), source="/bench")
-        with Session(engine) as session:
-            add_to_outbox(session, event, TOPICS[:topics])
-            session.commit()
+        for c in range(commits):
+            event = wrap(examples.referral_submitted(f"r-{n}-{c}"), source="/bench")
+            with Session(engine) as session:
+                add_to_outbox(session, event, TOPICS[:topics])
+                session.commit()
         started = time.process_time()
         sent = relay.relay_once()
         if n >= warmup:
             spent += time.process_time() - started
-        if sent != topics:
-            raise RuntimeError(f"cycle {n} published {sent} rows, expected {topics}")
+        if sent != topics * commits:
+            raise RuntimeError(f"cycle {n} published {sent} rows, expected {topics * commits}")
     with engine.connect() as conn:
         pending = conn.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")).scalar()
-    published = sum(len(broker.records(topic)) for topic in TOPICS[:topics])
+    expected = (warmup + cycles) * topics * commits
+    if bootstrap:
+        publisher.close()
+        published = expected  # every cycle's rows were acknowledged (else relay_once raised)
+    else:
+        published = sum(len(broker.records(topic)) for topic in TOPICS[:topics])
     engine.dispose()
-    if pending or published != (warmup + cycles) * topics:
+    if pending or published != expected:
         raise RuntimeError(f"{pending} rows left unsent, {published} published")
     return {
         "cycles": cycles,
@@ -84,6 +103,8 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--topics", type=int, choices=(1, 2), default=1, help="rows per commit")
+    parser.add_argument("--commits", type=int, default=1, help="commits per cycle")
+    parser.add_argument("--bootstrap", default="", help="a Kafka broker (else in memory)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--ref", help="also measure this git revision, e.g. main")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -91,12 +112,16 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.cycles, args.warmup, args.topics, args.workdir)))
+        got = measure(
+            args.cycles, args.warmup, args.topics, args.workdir, args.commits, args.bootstrap
+        )
+        print(json.dumps(got))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="relay-cpu-") as tmp:
         options = ["--cycles", str(args.cycles), "--warmup", str(args.warmup)]
         options += ["--topics", str(args.topics), "--workdir", tmp]
+        options += ["--commits", str(args.commits), "--bootstrap", args.bootstrap]
         rounds = alternate(
             freeze(args.ref, Path(tmp)),
             args.rounds,
@@ -105,7 +130,8 @@ def main() -> int:
             ref=args.ref,
         )
     summary, line = summarise(rounds, args.ref, "median_cpu_us_per_cycle")
-    summary.update(cycles=args.cycles, rows_per_cycle=args.topics)
+    summary.update(cycles=args.cycles, rows_per_cycle=args.topics * args.commits)
+    summary.update(broker="kafka" if args.bootstrap else "in memory")
     print(f"\nmedian CPU µs per cycle over {len(rounds)} rounds of {args.cycles:,} cycles: {line}")
     write_results(args.out / "relay_cpu.json", summary, rounds)
     return 0

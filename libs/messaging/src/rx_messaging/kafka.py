@@ -56,6 +56,11 @@ class KafkaPublisher:
         }
         config.update(overrides)
         self._producer = KafkaProducer(**config)
+        # kafka-python wakes its I/O thread for every new batch (one per partition) a send
+        # opens; a publish_many flushes right after its sends, and that wakes it once for all.
+        self._sender = self._producer._sender
+        self._quiet: int | None = None  # the thread whose sends leave the I/O thread asleep
+        self._sender.wakeup = self._wakeup
 
     def publish(
         self,
@@ -75,16 +80,27 @@ class KafkaPublisher:
         """:meth:`publish` for several topics, flushed once: the records of every topic go
         out in one produce request to a one-node cluster, instead of one request per topic."""
         try:
-            futures = [
-                self._producer.send(topic, key=key, value=value, headers=headers)
-                for topic, records in batches.items()
-                for key, value, headers in records
-            ]
-            self._producer.flush(timeout=timeout)
+            # Only topics whose partitions are known: a send that must wait for metadata
+            # needs the I/O thread awake to fetch it.
+            if all(self._producer.partitions_for(topic) for topic in batches):
+                self._quiet = threading.get_ident()
+            try:
+                futures = [
+                    self._producer.send(topic, key=key, value=value, headers=headers)
+                    for topic, records in batches.items()
+                    for key, value, headers in records
+                ]
+            finally:
+                self._quiet = None
+            self._producer.flush(timeout=timeout)  # wakes the I/O thread: all go out at once
             for future in futures:
                 future.get(timeout=timeout)
         except KafkaError as exc:
             raise PublishError(f"publishing to {', '.join(batches)} failed: {exc!r}") from exc
+
+    def _wakeup(self) -> None:
+        if self._quiet != threading.get_ident():
+            type(self._sender).wakeup(self._sender)
 
     def close(self) -> None:
         self._producer.close(timeout=5)
