@@ -9,7 +9,7 @@ from pydantic_settings import SettingsConfigDict
 from rx_messaging.worker import pace_setting
 from rx_web.settings import Environment, ServiceSettings
 
-CONSUMER_PACE_MS = 40.0
+CONSUMER_PACE_MS = 80.0
 
 
 class Settings(ServiceSettings):

@@ -9,8 +9,8 @@ from pydantic_settings import SettingsConfigDict
 from rx_messaging.worker import pace_setting
 from rx_web.settings import ServiceSettings
 
-RELAY_PACE_MS = 40.0
-CONSUMER_PACE_MS = 40.0
+RELAY_PACE_MS = 80.0
+CONSUMER_PACE_MS = 80.0
 
 
 class Settings(ServiceSettings):
