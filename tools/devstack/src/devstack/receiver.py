@@ -67,6 +67,11 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:
+                    # The sender went away mid-request (a worker killed between the
+                    # headers and the body): a real endpoint never sees that as a delivery.
+                    self.close_connection = True
+                    return
                 with receiver._lock:
                     receiver.attempts += 1
                     mode = receiver.mode
