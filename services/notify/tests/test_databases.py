@@ -49,3 +49,19 @@ def test_numbers_leases_and_acknowledgements_on_each_engine(container: Container
         partly = uow.subscriptions.get(jobs[1].subscription.id)
         assert done is not None and done.backlog == 0
         assert partly is not None and partly.delivered_through == 4 and partly.failures == 1
+
+
+def test_events_that_came_before_any_subscription_are_placed_on_each_engine(
+    container: Container,
+) -> None:
+    """Stored unplaced while nobody could hear of them, placed (and numbered for nobody)
+    when the referral's next event comes for a subscriber."""
+    j, later = Journey(), Journey()
+    feed(container, j.submitted(), j.routed(), later.routed())  # later's routed waits
+    sent = subscribe(container, GP, Topic.SENT)
+    feed(container, j.accepted(), later.submitted())
+    assert received(container, sent) == [
+        (1, "accepted", j.id),
+        (2, "submitted", later.id),
+        (3, "routed", later.id),
+    ]

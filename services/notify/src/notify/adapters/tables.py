@@ -14,6 +14,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+PENDING = "pending"
+"""An event's placement while it waits, unplaced, for a subscription that may hear of its
+referral."""
+
+
 class SubscriptionRow(SQLModel, table=True):
     """A subscription, its event counter and its delivery state (see domain.subscription)."""
 
@@ -87,7 +92,8 @@ class LifecycleEventRow(SQLModel, table=True):
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     state: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     placement: str = Field(max_length=16)
-    """held, apply, late or stale (see domain.referral.Placement)."""
+    """held, apply, late or stale (see domain.referral.Placement), or pending: stored while no
+    subscription could hear of anything, placed when one may (``service_layer.ingest``)."""
     received_at: datetime = Field(default_factory=utcnow)
     applied_at: datetime | None = None
 
