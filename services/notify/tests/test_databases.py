@@ -57,9 +57,10 @@ def test_events_that_came_before_any_subscription_are_placed_on_each_engine(
     """Stored unplaced while nobody could hear of them, placed (and numbered for nobody)
     when the referral's next event comes for a subscriber."""
     j, later = Journey(), Journey()
-    feed(container, j.submitted(), j.routed(), later.routed())  # later's routed waits
+    first, second = later.submitted(), later.routed()
+    feed(container, j.submitted(), j.routed(), second)  # second waits for its predecessor
     sent = subscribe(container, GP, Topic.SENT)
-    feed(container, j.accepted(), later.submitted())
+    feed(container, j.accepted(), first)
     assert received(container, sent) == [
         (1, "accepted", j.id),
         (2, "submitted", later.id),
