@@ -10,6 +10,7 @@ from typing import Any
 
 from rx_contracts import new_id
 from rx_messaging import fastsql
+from rx_messaging.buffer import write_buffer
 from sqlalchemy import and_, bindparam, exists, func, literal_column, or_, select, update
 from sqlmodel import Session
 
@@ -19,8 +20,8 @@ from ..domain.topics import Kind, Topic
 from .notifications import NumberedEvent
 from .tables import (
     EVENT,
-    PENDING,
     NOTIFICATION,
+    PENDING,
     REFERRAL,
     SUBSCRIPTION,
     SubscriptionRow,
@@ -291,9 +292,7 @@ class ReferralRepository:
 
     def view_and_pending(self, referral_id: str) -> tuple[ReferralView | None, bool]:
         """The view, and whether the referral has events stored unplaced (``PENDING``)."""
-        rows = fastsql.fetch_rows(
-            self.connection, _VIEW_AND_PENDING, {"referral_id": referral_id}
-        )
+        rows = fastsql.fetch_rows(self.connection, _VIEW_AND_PENDING, {"referral_id": referral_id})
         values = rows[0]
         found = values[:-1] if values[0] is not None else None
         return self._to_view(referral_id, found), bool(values[-1])
@@ -325,7 +324,7 @@ class ReferralRepository:
         if not new and self._saved.get(view.referral_id) == current:
             return
         self._saved[view.referral_id] = current
-        values = dict(zip(_VIEW_FIELDS, current, strict=True))
+        values: dict[str, Any] = dict(zip(_VIEW_FIELDS, current, strict=True))
         values["updated_at"] = utcnow()
         if new:
             fastsql.execute(
@@ -380,6 +379,26 @@ class ReferralRepository:
                 "state": state if keep else None,
                 "received_at": now,
                 "applied_at": applied_at,
+            },
+        )
+
+    def keep_pending(self, event: LifecycleEvent) -> None:
+        """Store an event unplaced (``PENDING``), through the transaction's write buffer: one
+        insert a batch. Nothing reads it back in this transaction: it is placed only in one
+        with subscriptions to number for."""
+        write_buffer(self.session).add(
+            EVENT,
+            {
+                "event_id": event.event_id,
+                "type": event.type,
+                "kind": event.kind.value,
+                "referral_id": event.referral_id,
+                "source": event.source,
+                "time": event.time,
+                "data": event.data,
+                "placement": PENDING,
+                "sequence": event.sequence,
+                "received_at": utcnow(),
             },
         )
 

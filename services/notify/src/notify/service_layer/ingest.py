@@ -16,7 +16,6 @@ from rx_messaging.consumer import PermanentError
 from sqlmodel import Session
 
 from ..adapters.repository import ReferralRepository
-from ..adapters.tables import PENDING
 from ..domain.referral import Change, LifecycleEvent, Placement, ReferralView, apply, place
 from ..domain.topics import DECISIONS, EVENT_KINDS, TOPIC_KINDS, Topic
 
@@ -62,7 +61,7 @@ def ingest(session: Session, envelope: Envelope) -> int:
         return 0
     referrals = ReferralRepository.of(session)
     if not referrals.receivers():
-        referrals.store(event, PENDING, event.sequence, None)
+        referrals.keep_pending(event)
         return 0
     view, pending = referrals.view_and_pending(event.referral_id)
     if pending:
