@@ -38,21 +38,25 @@ def to_domain(row: SubscriptionRow | Mapping[str, Any]) -> Subscription:
     values: dict[str, Any] = {
         f.name: get(f.name) for f in fields(Subscription) if f.name not in _DOMAIN_ONLY
     }
-    filters = get("filters") or {}
     values["channel"] = Channel(values["channel"])
     values["topic"] = Topic(values["topic"])
     values["status"] = Status(values["status"])
     values["content"] = Content(values["content"])
-    values["filters"] = Filters(
-        tuple(filters.get("status", ())),
-        tuple(filters.get("service_type", ())),
-        tuple(filters.get("priority", ())),
-    )
+    values["filters"] = _filters(get("filters"))
     values["headers"] = tuple(values["headers"] or ())
     for name, value in values.items():
         if isinstance(value, datetime):
             values[name] = aware(value)
     return Subscription(**values)
+
+
+def _filters(stored: dict[str, list[str]] | None) -> Filters:
+    found = stored or {}
+    return Filters(
+        tuple(found.get("status", ())),
+        tuple(found.get("service_type", ())),
+        tuple(found.get("priority", ())),
+    )
 
 
 def aware(value: datetime) -> datetime:
@@ -250,10 +254,12 @@ _PENDING = (
     .where(EVENT.c.referral_id == bindparam("referral_id"), EVENT.c.placement == PENDING)
     .order_by(EVENT.c.received_at, EVENT.c.event_id)
 )
-_RECEIVERS = select(*SUBSCRIPTION.c).where(
-    SUBSCRIPTION.c.status != Status.OFF.value, SUBSCRIPTION.c.deleted_at.is_(None)
-)
-_SUBSCRIPTION_COLUMNS = tuple(column.name for column in SUBSCRIPTION.c)
+_RECEIVERS = select(
+    SUBSCRIPTION.c.id, SUBSCRIPTION.c.organisation, SUBSCRIPTION.c.topic, SUBSCRIPTION.c.filters
+).where(SUBSCRIPTION.c.status != Status.OFF.value, SUBSCRIPTION.c.deleted_at.is_(None))
+Receivers = dict[tuple[str, Topic], list[tuple[str, Filters]]]
+"""(organisation, topic) → the ids and filters of its subscriptions that can be numbered
+events."""
 _NUMBER = (
     update(SUBSCRIPTION)
     .where(SUBSCRIPTION.c.id == bindparam("key"))
@@ -410,15 +416,16 @@ class ReferralRepository:
         """The referral's events stored unplaced, in the order they came."""
         return _events(fastsql.fetch_rows(self.connection, _PENDING, {"referral_id": referral_id}))
 
-    def receivers(self) -> dict[str, list[Subscription]]:
-        """Subscriptions that can be numbered events (not off, not deleted), by organisation;
-        read once per transaction."""
-        cached: dict[str, list[Subscription]] | None = self.session.info.get(_RECEIVERS_KEY)
+    def receivers(self) -> Receivers:
+        """Subscriptions that can be numbered events (not off, not deleted), by organisation
+        and topic, with their filters; read once per transaction."""
+        cached: Receivers | None = self.session.info.get(_RECEIVERS_KEY)
         if cached is None:
             cached = {}
-            for row in fastsql.fetch_rows(self.connection, _RECEIVERS, {}):
-                subscription = to_domain(dict(zip(_SUBSCRIPTION_COLUMNS, row, strict=True)))
-                cached.setdefault(subscription.organisation, []).append(subscription)
+            for sid, organisation, topic, filters in fastsql.fetch_rows(
+                self.connection, _RECEIVERS, {}
+            ):
+                cached.setdefault((organisation, Topic(topic)), []).append((sid, _filters(filters)))
             self.session.info[_RECEIVERS_KEY] = cached
         return cached
 

@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from ..adapters.repository import ReferralRepository
 from ..domain.referral import Change, LifecycleEvent, Placement, ReferralView, apply, place
-from ..domain.topics import DECISIONS, EVENT_KINDS, TOPIC_KINDS, Topic
+from ..domain.topics import DECISIONS, EVENT_KINDS, TOPIC_KINDS, Kind, Topic
 
 log = logging.getLogger(__name__)
 
@@ -145,17 +145,22 @@ def _offer(
 
 
 def _receivers(referrals: ReferralRepository, change: Change) -> list[str]:
-    """The subscriptions that hear of ``change``: entitled on their topic, of a kind it
-    carries, passing their filters."""
+    """The subscriptions that hear of ``change``: on a topic that carries its kind, entitled
+    to the referral on that topic, passing their filters (``Subscription.receives``; the off
+    ones are not among the receivers)."""
     receivers = referrals.receivers()
     if not receivers:
         return []
-    kind = change.event.kind
     return [
-        subscription.id
-        for topic in Topic
-        if kind in TOPIC_KINDS[topic]
+        sid
+        for topic in _TOPICS[change.event.kind]
         for organisation in change.entitled(topic)
-        for subscription in receivers.get(organisation, ())
-        if subscription.topic is topic and subscription.receives(kind, change.after)
+        for sid, filters in receivers.get((organisation, topic), ())
+        if filters.passes(change.after)
     ]
+
+
+_TOPICS: dict[Kind, tuple[Topic, ...]] = {
+    kind: tuple(topic for topic in Topic if kind in TOPIC_KINDS[topic]) for kind in Kind
+}
+"""The topics that carry each kind of event."""
