@@ -11,7 +11,22 @@ from typing import Any
 from rx_contracts import new_id
 from rx_messaging import fastsql
 from rx_messaging.buffer import write_buffer
-from sqlalchemy import and_, bindparam, exists, func, literal_column, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    MetaData,
+    Table,
+    TypeDecorator,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
 from ..domain.referral import LifecycleEvent, ReferralView
@@ -257,6 +272,41 @@ _PENDING = (
 _RECEIVERS = select(
     SUBSCRIPTION.c.id, SUBSCRIPTION.c.organisation, SUBSCRIPTION.c.topic, SUBSCRIPTION.c.filters
 ).where(SUBSCRIPTION.c.status != Status.OFF.value, SUBSCRIPTION.c.deleted_at.is_(None))
+
+
+class _JSONText(TypeDecorator[Any]):
+    """A JSON column's value given as JSON text already (a record's value as it came): written
+    as it is, not serialised again (PostgreSQL's driver still casts it to json)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+
+_PENDING_COLUMNS = (
+    "event_id",
+    "type",
+    "kind",
+    "referral_id",
+    "source",
+    "time",
+    "data",
+    "placement",
+    "sequence",
+    "received_at",
+)
+_PENDING_ROWS = Table(
+    EVENT.name,
+    MetaData(),
+    *(
+        Column(name, _JSONText() if name == "data" else EVENT.c[name].type)
+        for name in _PENDING_COLUMNS
+    ),
+)
+"""The event table as a pending event is written to it: its ``data`` the record's own JSON
+text (the record's value is the event's data, CloudEvents' binary mode)."""
 Receivers = dict[tuple[str, Topic], list[tuple[str, Filters]]]
 """(organisation, topic) → the ids and filters of its subscriptions that can be numbered
 events."""
@@ -388,25 +438,28 @@ class ReferralRepository:
             },
         )
 
-    def keep_pending(self, event: LifecycleEvent) -> None:
+    def keep_pending(self, event: LifecycleEvent, data_json: str | None = None) -> None:
         """Store an event unplaced (``PENDING``), through the transaction's write buffer: one
         insert a batch. Nothing reads it back in this transaction: it is placed only in one
-        with subscriptions to number for."""
-        write_buffer(self.session).add(
-            EVENT,
-            {
-                "event_id": event.event_id,
-                "type": event.type,
-                "kind": event.kind.value,
-                "referral_id": event.referral_id,
-                "source": event.source,
-                "time": event.time,
-                "data": event.data,
-                "placement": PENDING,
-                "sequence": event.sequence,
-                "received_at": utcnow(),
-            },
-        )
+        with subscriptions to number for. ``data_json``: its data as the JSON text it came in,
+        stored as it is instead of serialising ``event.data`` again."""
+        values = {
+            "event_id": event.event_id,
+            "type": event.type,
+            "kind": event.kind.value,
+            "referral_id": event.referral_id,
+            "source": event.source,
+            "time": event.time,
+            "data": event.data,
+            "placement": PENDING,
+            "sequence": event.sequence,
+            "received_at": utcnow(),
+        }
+        if data_json is None:
+            write_buffer(self.session).add(EVENT, values)
+        else:
+            values["data"] = data_json
+            write_buffer(self.session).add(_PENDING_ROWS, values)
 
     def held(self, referral_id: str) -> list[LifecycleEvent]:
         rows = fastsql.fetch_rows(self.connection, _HELD, {"referral_id": referral_id})

@@ -44,10 +44,11 @@ def lifecycle_event(envelope: Envelope) -> LifecycleEvent | None:
     )
 
 
-def ingest(session: Session, envelope: Envelope) -> int:
+def ingest(session: Session, envelope: Envelope, data_json: str | None = None) -> int:
     """Apply one event (and whatever it unblocks); returns how many notifications it made.
     A repeat of an event already stored (the same event on a second topic) is dropped by the
-    consumer's inbox before it gets here.
+    consumer's inbox before it gets here. ``data_json``: the event's data as the JSON text it
+    came in (the record's value), if the caller has it.
 
     While no subscription can receive anything (none, or every one off or deleted, as this
     transaction first read them), the event is only stored, ``pending``: nobody can hear of
@@ -61,7 +62,7 @@ def ingest(session: Session, envelope: Envelope) -> int:
         return 0
     referrals = ReferralRepository.of(session)
     if not referrals.receivers():
-        referrals.keep_pending(event)
+        referrals.keep_pending(event, data_json)
         return 0
     view, pending = referrals.view_and_pending(event.referral_id)
     if pending:
