@@ -76,8 +76,9 @@ class NotificationRow(SQLModel, table=True):
 
 
 class LifecycleEventRow(SQLModel, table=True):
-    """A referral event notify received, once: held until its turn, then applied (with the
-    referral's state after it, which its notifications show), or found stale."""
+    """A referral event notify received, once: pending while nobody could hear of it, held
+    until its turn, then applied (with its payload and the referral's state after it, which
+    its notifications show; neither kept when it was numbered for nobody), or found stale."""
 
     __tablename__ = "notify_event"
 
