@@ -12,6 +12,8 @@ then the consumer applies them into a fresh, migrated SQLite file, in one of the
   event numbered once);
 - ``paced`` and ``paced-subscribed``: poll batches of 8, as a paced worker reads them at 40
   journeys/s, without and with the subscription;
+- ``paced-other``: batches of 8, one subscription, of an organisation none of the referrals
+  concerns (subscriptions exist, none hears of these events);
 - ``backlog``: poll batches of 200 (a consumer catching up), no subscription.
 
 Measured: this process's CPU time (``time.process_time``: the machine is shared and its speed
@@ -44,14 +46,18 @@ from pyspy import print_heaviest, record_gil
 from snapshot import ROOT
 
 TOPIC = "referrals.events.v1"
+OTHER = "L81002"
+"""An organisation that neither sends nor receives the bench's referrals."""
 SHAPES = {
-    "alone": (1, False),
-    "subscribed": (1, True),
-    "paced": (8, False),
-    "paced-subscribed": (8, True),
-    "backlog": (200, False),
+    "alone": (1, None),
+    "subscribed": (1, "referrer"),
+    "paced": (8, None),
+    "paced-subscribed": (8, "referrer"),
+    "paced-other": (8, OTHER),
+    "backlog": (200, None),
 }
-"""Shape → (records per poll batch, whether the referrer subscribes)."""
+"""Shape → (records per poll batch, who subscribes to sent referrals: the referrer, another
+organisation, or nobody)."""
 
 
 def measure(journeys: int, shape: str, workdir: Path) -> dict[str, Any]:
@@ -83,15 +89,16 @@ def measure(journeys: int, shape: str, workdir: Path) -> dict[str, Any]:
     settings = Settings(database_url=f"sqlite:///{workdir / f'notify-{uuid.uuid4().hex[:8]}.db'}")
     container = bootstrap(settings, resolver=lambda host, port: ["93.184.216.34"])
     if subscribed:
+        organisation = GP if subscribed == "referrer" else subscribed
         handlers.create_subscription(
             handlers.CreateSubscription(
                 channel=Channel.WEBHOOK,
                 topic=Topic.SENT,
-                endpoint="https://gp.example.org/hook",
+                endpoint=f"https://{organisation.lower()}.example.org/hook",
                 content=Content.FULL_RESOURCE,
                 filters=Filters.of(),
             ),
-            Caller(GP, frozenset({Role.PROVIDER})),
+            Caller(organisation, frozenset({Role.PROVIDER})),
             container.uow(),
             container.checks,
         )
@@ -107,7 +114,7 @@ def measure(journeys: int, shape: str, workdir: Path) -> dict[str, Any]:
     stored = row_counts(container.engine, tables)
     container.engine.dispose()
     if stored["notify_event"] != count or stored["notify_notification"] != (
-        count if subscribed else 0
+        count if subscribed == "referrer" else 0
     ):
         raise RuntimeError(f"not every event stored or numbered: {stored}")
     return {

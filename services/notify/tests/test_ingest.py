@@ -270,3 +270,83 @@ def test_the_worker_wakes_delivery_only_after_a_batch_that_numbered_something(
     assert wakes == [1]
     batch()
     assert wakes == [1]  # that batch's notifications were woken for once
+
+
+def test_a_subscription_made_mid_stream_hears_every_event_applied_after_it_from_one(
+    container: Container,
+) -> None:
+    """A subscription hears of the events applied by ingestion after its creation committed,
+    numbered from 1, however far its referrals had got: entitled and filtered by what was
+    applied before it (an offer made before it), and an event held before it is heard when
+    the step it waited for comes after it."""
+    before, held_early, waiting = Journey(), Journey(), Journey()
+    submitted, routed = held_early.submitted(), held_early.routed()
+    feed(
+        container,
+        before.submitted(),
+        before.routed(TEAM),  # offered to TEAM before anyone subscribed
+        routed,  # its referral's first step has not come yet: held back
+        waiting.submitted(),
+    )
+    step_two = waiting.routed(TEAM)
+    accepted_early = waiting.accepted()
+    feed(container, accepted_early)  # waits for step 2
+    sent = subscribe(container, GP, Topic.SENT)
+    offered = subscribe(container, TEAM, Topic.OFFERED)
+    feed(container, before.accepted(), submitted, step_two, before.completed())
+    assert received(container, sent) == [
+        (1, "accepted", before.id),
+        (2, "submitted", held_early.id),
+        (3, "routed", held_early.id),
+        (4, "routed", waiting.id),
+        (5, "accepted", waiting.id),
+        (6, "completed", before.id),
+    ]
+    assert received(container, offered) == [
+        (1, "accepted", before.id),
+        (2, "routed", held_early.id),
+        (3, "routed", waiting.id),
+        (4, "accepted", waiting.id),
+        (5, "completed", before.id),
+    ]
+    with container.uow() as uow:
+        shown = uow.subscriptions.notifications(sent, 1, 6)
+    # What a notification shows: the event's payload and the referral after it.
+    assert [(e.data["sequence"], e.state["status"]) for e in shown] == [
+        (3, "accepted"),
+        (1, "submitted"),
+        (2, "routed"),
+        (2, "routed"),
+        (3, "accepted"),
+        (4, "completed"),
+    ]
+    assert [e.state["assigned_org"] for e in shown] == [TEAM, None, TEAM, TEAM, TEAM, TEAM]
+
+
+def test_events_nobody_could_hear_of_are_placed_in_the_order_they_came(
+    container: Container,
+) -> None:
+    """Placed later, events that came while nobody was subscribed end where they would have:
+    a cancellation that took an unnumbered decision's turn still wins over the decision."""
+    j = Journey()
+    submitted = j.submitted()
+    routed = j.routed(sequence=False)
+    j.sequence -= 1  # the cancel took the number
+    cancelled = j.cancelled()
+    feed(container, submitted, cancelled, routed)
+    sent = subscribe(container, GP, Topic.SENT)
+    breach = j.breached(at_sequence=2)  # a clock event: not on the sent topic
+    feed(container, breach)
+    assert kinds(container, sent) == []
+    with Session(container.engine) as session:
+        view = session.get(ReferralViewRow, j.id)
+        assert view is not None and view.status == "cancelled"
+        placements = {
+            e.event_id: e.placement for e in session.exec(select(LifecycleEventRow)).all()
+        }
+    assert placements == {
+        submitted.id: "apply",
+        cancelled.id: "apply",
+        routed.id: "stale",
+        breach.id: "apply",
+    }

@@ -10,7 +10,23 @@ from typing import Any
 
 from rx_contracts import new_id
 from rx_messaging import fastsql
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from rx_messaging.buffer import write_buffer
+from sqlalchemy import (
+    JSON,
+    Column,
+    MetaData,
+    Table,
+    TypeDecorator,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
 from ..domain.referral import LifecycleEvent, ReferralView
@@ -20,6 +36,7 @@ from .notifications import NumberedEvent
 from .tables import (
     EVENT,
     NOTIFICATION,
+    PENDING,
     REFERRAL,
     SUBSCRIPTION,
     SubscriptionRow,
@@ -36,21 +53,25 @@ def to_domain(row: SubscriptionRow | Mapping[str, Any]) -> Subscription:
     values: dict[str, Any] = {
         f.name: get(f.name) for f in fields(Subscription) if f.name not in _DOMAIN_ONLY
     }
-    filters = get("filters") or {}
     values["channel"] = Channel(values["channel"])
     values["topic"] = Topic(values["topic"])
     values["status"] = Status(values["status"])
     values["content"] = Content(values["content"])
-    values["filters"] = Filters(
-        tuple(filters.get("status", ())),
-        tuple(filters.get("service_type", ())),
-        tuple(filters.get("priority", ())),
-    )
+    values["filters"] = _filters(get("filters"))
     values["headers"] = tuple(values["headers"] or ())
     for name, value in values.items():
         if isinstance(value, datetime):
             values[name] = aware(value)
     return Subscription(**values)
+
+
+def _filters(stored: dict[str, list[str]] | None) -> Filters:
+    found = stored or {}
+    return Filters(
+        tuple(found.get("status", ())),
+        tuple(found.get("service_type", ())),
+        tuple(found.get("priority", ())),
+    )
 
 
 def aware(value: datetime) -> datetime:
@@ -189,6 +210,20 @@ _VIEW_FIELDS = (
 _VIEW = select(*(REFERRAL.c[name] for name in _VIEW_FIELDS)).where(
     REFERRAL.c.referral_id == bindparam("referral_id")
 )
+_PENDING_EXISTS = (
+    exists()
+    .where(EVENT.c.referral_id == bindparam("referral_id"), EVENT.c.placement == PENDING)
+    .label("pending")
+)
+_VIEW_AND_PENDING = select(
+    *(REFERRAL.c[name] for name in _VIEW_FIELDS), _PENDING_EXISTS
+).select_from(
+    select(literal_column("1").label("one"))
+    .subquery()
+    .outerjoin(REFERRAL, REFERRAL.c.referral_id == bindparam("referral_id"))
+)
+"""The view (its columns all null if there is none yet) and whether events of the referral
+wait, unplaced, from a time nobody could hear of them: one row always, one statement."""
 _VIEW_INSERT = fastsql.insert_into(REFERRAL, ("referral_id", *_VIEW_FIELDS, "updated_at"))
 _VIEW_UPDATE = (
     update(REFERRAL)
@@ -217,7 +252,7 @@ _EVENT_PLACED = (
     .where(EVENT.c.event_id == bindparam("key"))
     .values({name: bindparam(name) for name in ("placement", "sequence", "state", "applied_at")})
 )
-_HELD = select(
+_EVENT_COLUMNS = (
     EVENT.c.event_id,
     EVENT.c.type,
     EVENT.c.kind,
@@ -225,11 +260,56 @@ _HELD = select(
     EVENT.c.data,
     EVENT.c.time,
     EVENT.c.source,
-).where(EVENT.c.referral_id == bindparam("referral_id"), EVENT.c.placement == "held")
-_RECEIVERS = select(*SUBSCRIPTION.c).where(
-    SUBSCRIPTION.c.status != Status.OFF.value, SUBSCRIPTION.c.deleted_at.is_(None)
 )
-_SUBSCRIPTION_COLUMNS = tuple(column.name for column in SUBSCRIPTION.c)
+_HELD = select(*_EVENT_COLUMNS).where(
+    EVENT.c.referral_id == bindparam("referral_id"), EVENT.c.placement == "held"
+)
+_PENDING = (
+    select(*_EVENT_COLUMNS)
+    .where(EVENT.c.referral_id == bindparam("referral_id"), EVENT.c.placement == PENDING)
+    .order_by(EVENT.c.received_at, EVENT.c.event_id)
+)
+_RECEIVERS = select(
+    SUBSCRIPTION.c.id, SUBSCRIPTION.c.organisation, SUBSCRIPTION.c.topic, SUBSCRIPTION.c.filters
+).where(SUBSCRIPTION.c.status != Status.OFF.value, SUBSCRIPTION.c.deleted_at.is_(None))
+
+
+class _JSONText(TypeDecorator[Any]):
+    """A JSON column's value given as JSON text already (a record's value as it came): written
+    as it is, not serialised again (PostgreSQL's driver still casts it to json)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+
+_PENDING_COLUMNS = (
+    "event_id",
+    "type",
+    "kind",
+    "referral_id",
+    "source",
+    "time",
+    "data",
+    "placement",
+    "sequence",
+    "received_at",
+)
+_PENDING_ROWS = Table(
+    EVENT.name,
+    MetaData(),
+    *(
+        Column(name, _JSONText() if name == "data" else EVENT.c[name].type)
+        for name in _PENDING_COLUMNS
+    ),
+)
+"""The event table as a pending event is written to it: its ``data`` the record's own JSON
+text (the record's value is the event's data, CloudEvents' binary mode)."""
+Receivers = dict[tuple[str, Topic], list[tuple[str, Filters]]]
+"""(organisation, topic) → the ids and filters of its subscriptions that can be numbered
+events."""
 _NUMBER = (
     update(SUBSCRIPTION)
     .where(SUBSCRIPTION.c.id == bindparam("key"))
@@ -250,29 +330,58 @@ class ReferralRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.connection = session.connection()
+        self._saved: dict[str, tuple[Any, ...]] = {}
+        """Per referral, its view's values as last read or written in this transaction."""
+
+    @classmethod
+    def of(cls, session: Session) -> ReferralRepository:
+        """The session's repository (one per transaction: a consumer's session lives for one
+        poll batch)."""
+        found: ReferralRepository | None = session.info.get(_REPOSITORY_KEY)
+        if found is None:
+            found = session.info[_REPOSITORY_KEY] = cls(session)
+        return found
 
     def view(self, referral_id: str) -> ReferralView | None:
         rows = fastsql.fetch_rows(self.connection, _VIEW, {"referral_id": referral_id})
-        if not rows:
+        return self._to_view(referral_id, rows[0] if rows else None)
+
+    def view_and_pending(self, referral_id: str) -> tuple[ReferralView | None, bool]:
+        """The view, and whether the referral has events stored unplaced (``PENDING``)."""
+        rows = fastsql.fetch_rows(self.connection, _VIEW_AND_PENDING, {"referral_id": referral_id})
+        values = rows[0]
+        found = values[:-1] if values[0] is not None else None
+        return self._to_view(referral_id, found), bool(values[-1])
+
+    def _to_view(self, referral_id: str, row: tuple[Any, ...] | None) -> ReferralView | None:
+        if row is None:
+            self._saved.pop(referral_id, None)
             return None
-        values = dict(zip(_VIEW_FIELDS, rows[0], strict=True))
+        self._saved[referral_id] = row
+        values = dict(zip(_VIEW_FIELDS, row, strict=True))
         values["entries"] = list(values["entries"])
         return ReferralView(referral_id=referral_id, **values)
 
     def save_view(self, view: ReferralView, new: bool = False) -> None:
-        values = {
-            "referrer_org": view.referrer_org,
-            "service_type": view.service_type,
-            "priority": view.priority,
-            "status": view.status,
-            "assigned_org": view.assigned_org,
-            "provider_type": view.provider_type,
-            "applied_sequence": view.applied_sequence,
-            "entries": list(view.entries),
-            "decided": view.decided,
-            "held": view.held,
-            "updated_at": utcnow(),
-        }
+        """Write the view, unless nothing in it changed since it was read or written (a clock
+        event, a stale decision)."""
+        current = (
+            view.referrer_org,
+            view.service_type,
+            view.priority,
+            view.status,
+            view.assigned_org,
+            view.provider_type,
+            view.applied_sequence,
+            list(view.entries),
+            view.decided,
+            view.held,
+        )
+        if not new and self._saved.get(view.referral_id) == current:
+            return
+        self._saved[view.referral_id] = current
+        values: dict[str, Any] = dict(zip(_VIEW_FIELDS, current, strict=True))
+        values["updated_at"] = utcnow()
         if new:
             fastsql.execute(
                 self.connection, _VIEW_INSERT, {"referral_id": view.referral_id, **values}
@@ -286,11 +395,18 @@ class ReferralRepository:
         placement: str,
         sequence: int | None,
         state: dict[str, Any] | None,
-        was_held: bool = False,
+        stored: bool = False,
+        *,
+        keep: bool = True,
     ) -> None:
-        """Record an event as held, applied (with the referral's state after it) or stale."""
-        applied_at = utcnow() if placement != "held" else None
-        if was_held:
+        """Record an event as pending, held, applied or stale (``stored``: its row exists,
+        pending or held, and is updated). Its payload (``data``) and the referral's state after
+        it are what its notifications show, and a pending or held event is placed from its row
+        later: with ``keep`` False (applied or stale, numbered for nobody) a new row keeps
+        neither, only that the event came and where it was placed."""
+        now = utcnow()
+        applied_at = now if placement not in ("held", PENDING) else None
+        if stored:
             fastsql.execute(
                 self.connection,
                 _EVENT_PLACED,
@@ -298,7 +414,7 @@ class ReferralRepository:
                     "key": event.event_id,
                     "placement": placement,
                     "sequence": sequence,
-                    "state": state,
+                    "state": state if keep else None,
                     "applied_at": applied_at,
                 },
             )
@@ -313,32 +429,56 @@ class ReferralRepository:
                 "referral_id": event.referral_id,
                 "source": event.source,
                 "time": event.time,
-                "data": event.data,
+                "data": event.data if keep else _NOT_KEPT,
                 "placement": placement,
                 "sequence": sequence,
-                "state": state,
-                "received_at": utcnow(),
+                "state": state if keep else None,
+                "received_at": now,
                 "applied_at": applied_at,
             },
         )
 
+    def keep_pending(self, event: LifecycleEvent, data_json: str | None = None) -> None:
+        """Store an event unplaced (``PENDING``), through the transaction's write buffer: one
+        insert a batch. Nothing reads it back in this transaction: it is placed only in one
+        with subscriptions to number for. ``data_json``: its data as the JSON text it came in,
+        stored as it is instead of serialising ``event.data`` again."""
+        values = {
+            "event_id": event.event_id,
+            "type": event.type,
+            "kind": event.kind.value,
+            "referral_id": event.referral_id,
+            "source": event.source,
+            "time": event.time,
+            "data": event.data,
+            "placement": PENDING,
+            "sequence": event.sequence,
+            "received_at": utcnow(),
+        }
+        if data_json is None:
+            write_buffer(self.session).add(EVENT, values)
+        else:
+            values["data"] = data_json
+            write_buffer(self.session).add(_PENDING_ROWS, values)
+
     def held(self, referral_id: str) -> list[LifecycleEvent]:
         rows = fastsql.fetch_rows(self.connection, _HELD, {"referral_id": referral_id})
-        found = [
-            LifecycleEvent(event_id, type_, Kind(kind), referral, data, aware(time), source)
-            for event_id, type_, kind, referral, data, time, source in rows
-        ]
-        return sorted(found, key=lambda e: (e.sequence or 0, e.time))
+        return sorted(_events(rows), key=lambda e: (e.sequence or 0, e.time))
 
-    def receivers(self) -> dict[str, list[Subscription]]:
-        """Subscriptions that can be numbered events (not off, not deleted), by organisation;
-        read once per transaction."""
-        cached: dict[str, list[Subscription]] | None = self.session.info.get(_RECEIVERS_KEY)
+    def pending(self, referral_id: str) -> list[LifecycleEvent]:
+        """The referral's events stored unplaced, in the order they came."""
+        return _events(fastsql.fetch_rows(self.connection, _PENDING, {"referral_id": referral_id}))
+
+    def receivers(self) -> Receivers:
+        """Subscriptions that can be numbered events (not off, not deleted), by organisation
+        and topic, with their filters; read once per transaction."""
+        cached: Receivers | None = self.session.info.get(_RECEIVERS_KEY)
         if cached is None:
             cached = {}
-            for row in fastsql.fetch_rows(self.connection, _RECEIVERS, {}):
-                subscription = to_domain(dict(zip(_SUBSCRIPTION_COLUMNS, row, strict=True)))
-                cached.setdefault(subscription.organisation, []).append(subscription)
+            for sid, organisation, topic, filters in fastsql.fetch_rows(
+                self.connection, _RECEIVERS, {}
+            ):
+                cached.setdefault((organisation, Topic(topic)), []).append((sid, _filters(filters)))
             self.session.info[_RECEIVERS_KEY] = cached
         return cached
 
@@ -371,7 +511,17 @@ class ReferralRepository:
         return numbered
 
 
+def _events(rows: list[tuple[Any, ...]]) -> list[LifecycleEvent]:
+    return [
+        LifecycleEvent(event_id, type_, Kind(kind), referral, data, aware(time), source)
+        for event_id, type_, kind, referral, data, time, source in rows
+    ]
+
+
 _RECEIVERS_KEY = "notify.receivers"
+_REPOSITORY_KEY = "notify.referrals"
+_NOT_KEPT: dict[str, Any] = {}
+"""An event's ``data`` when no notification will show it (the column is not null)."""
 
 
 def due_condition(now: datetime) -> Any:

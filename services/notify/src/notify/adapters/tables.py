@@ -14,6 +14,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+PENDING = "pending"
+"""An event's placement while it waits, unplaced, for a subscription that may hear of its
+referral."""
+
+
 class SubscriptionRow(SQLModel, table=True):
     """A subscription, its event counter and its delivery state (see domain.subscription)."""
 
@@ -71,8 +76,9 @@ class NotificationRow(SQLModel, table=True):
 
 
 class LifecycleEventRow(SQLModel, table=True):
-    """A referral event notify received, once: held until its turn, then applied (with the
-    referral's state after it, which its notifications show), or found stale."""
+    """A referral event notify received, once: pending while nobody could hear of it, held
+    until its turn, then applied (with its payload and the referral's state after it, which
+    its notifications show; neither kept when it was numbered for nobody), or found stale."""
 
     __tablename__ = "notify_event"
 
@@ -87,7 +93,8 @@ class LifecycleEventRow(SQLModel, table=True):
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     state: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     placement: str = Field(max_length=16)
-    """held, apply, late or stale (see domain.referral.Placement)."""
+    """held, apply, late or stale (see domain.referral.Placement), or pending: stored while no
+    subscription could hear of anything, placed when one may (``service_layer.ingest``)."""
     received_at: datetime = Field(default_factory=utcnow)
     applied_at: datetime | None = None
 

@@ -63,9 +63,12 @@ class Ingestion:
         """Set by a batch that numbered something; an abandoned or failed batch leaves it set,
         which costs one needless wake-up and never a missed one."""
 
-    def handle(self, session: Session, envelope: Envelope, _record: Record) -> None:
-        """Inbox handler: the event's effects in the consumer's transaction."""
-        if ingest(session, envelope):
+    def handle(self, session: Session, envelope: Envelope, record: Record) -> None:
+        """Inbox handler: the event's effects in the consumer's transaction. The record's
+        value is the event's data as JSON (CloudEvents' binary mode, which ``decode`` parsed
+        it as), stored as it is when the event is kept for later."""
+        data_json = record.value.decode() if record is not None and record.value else None
+        if ingest(session, envelope, data_json):
             self._numbered = True
 
     def after_batch(self) -> None:

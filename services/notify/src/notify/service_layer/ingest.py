@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from ..adapters.repository import ReferralRepository
 from ..domain.referral import Change, LifecycleEvent, Placement, ReferralView, apply, place
-from ..domain.topics import DECISIONS, EVENT_KINDS, TOPIC_KINDS, Topic
+from ..domain.topics import DECISIONS, EVENT_KINDS, TOPIC_KINDS, Kind, Topic
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +44,46 @@ def lifecycle_event(envelope: Envelope) -> LifecycleEvent | None:
     )
 
 
-def ingest(session: Session, envelope: Envelope) -> int:
+def ingest(session: Session, envelope: Envelope, data_json: str | None = None) -> int:
     """Apply one event (and whatever it unblocks); returns how many notifications it made.
     A repeat of an event already stored (the same event on a second topic) is dropped by the
-    consumer's inbox before it gets here."""
+    consumer's inbox before it gets here. ``data_json``: the event's data as the JSON text it
+    came in (the record's value), if the caller has it.
+
+    While no subscription can receive anything (none, or every one off or deleted, as this
+    transaction first read them), the event is only stored, ``pending``: nobody can hear of
+    it, and placing it can wait. The referral's pending events are placed, in the order they
+    came and numbered for nobody, before its next event is applied in a transaction that has
+    subscriptions to number for; so a subscription hears of exactly the events applied in
+    transactions that read the subscriptions after it was created, as if every event had been
+    placed when it came."""
     event = lifecycle_event(envelope)
     if event is None:
         return 0
-    referrals = ReferralRepository(session)
-    view = referrals.view(event.referral_id)
-    made, view = _offer(referrals, view, event, new=view is None)
+    referrals = ReferralRepository.of(session)
+    if not referrals.receivers():
+        referrals.keep_pending(event, data_json)
+        return 0
+    view, pending = referrals.view_and_pending(event.referral_id)
+    if pending:
+        for earlier in referrals.pending(event.referral_id):
+            _, view = _arrive(referrals, view, earlier, stored=True, heard=False)
+    made, view = _arrive(referrals, view, event)
+    return made
+
+
+def _arrive(
+    referrals: ReferralRepository,
+    view: ReferralView | None,
+    event: LifecycleEvent,
+    *,
+    stored: bool = False,
+    heard: bool = True,
+) -> tuple[int, ReferralView | None]:
+    """Place one event, then the held ones it may have unblocked. ``stored``: the event has
+    its row (pending); ``heard`` False: what it applies is numbered for nobody (it came while
+    nobody could hear of it)."""
+    made, view = _offer(referrals, view, event, new=view is None, stored=stored, heard=heard)
     # An applied event may be what held ones were waiting for.
     while view is not None and view.held:
         ready = [
@@ -62,9 +92,9 @@ def ingest(session: Session, envelope: Envelope) -> int:
         if not ready:
             break
         view.held -= 1
-        count, view = _offer(referrals, view, ready[0], was_held=True)
+        count, view = _offer(referrals, view, ready[0], stored=True, heard=heard)
         made += count
-    return made
+    return made, view
 
 
 def _offer(
@@ -73,11 +103,12 @@ def _offer(
     event: LifecycleEvent,
     *,
     new: bool = False,
-    was_held: bool = False,
+    stored: bool = False,
+    heard: bool = True,
 ) -> tuple[int, ReferralView | None]:
     placement = place(view, event)
     if placement is Placement.HOLD:
-        referrals.store(event, "held", event.sequence, None)
+        referrals.store(event, "held", event.sequence, None, stored)
         if view is not None:
             view.held += 1
             referrals.save_view(view)
@@ -88,7 +119,7 @@ def _offer(
         if view is not None:
             referrals.save_view(view)
         log.info("%s for referral %s is stale; nothing to tell", event.type, event.referral_id)
-        referrals.store(event, "stale", event.sequence, None, was_held)
+        referrals.store(event, "stale", event.sequence, None, stored, keep=False)
         return 0, view
     if placement is Placement.LATE:
         log.warning(
@@ -103,20 +134,34 @@ def _offer(
         view = ReferralView.submitted(event)
         # Events held before the referral's first one arrived are counted now.
         view.held = len(referrals.held(event.referral_id))
-    referrals.store(event, placement.value, change.sequence, change.after, was_held)
+    chosen = _receivers(referrals, change) if heard else []
+    # The payload and state are kept for the notifications that will show them: an event
+    # numbered for nobody now never is later (a subscription hears of what is applied after
+    # it was made).
+    referrals.store(
+        event, placement.value, change.sequence, change.after, stored, keep=bool(chosen)
+    )
     referrals.save_view(view, new=new)
-    return _fan_out(referrals, change), view
+    return len(referrals.number(chosen, event.event_id)), view
 
 
-def _fan_out(referrals: ReferralRepository, change: Change) -> int:
-    kind = change.event.kind
+def _receivers(referrals: ReferralRepository, change: Change) -> list[str]:
+    """The subscriptions that hear of ``change``: on a topic that carries its kind, entitled
+    to the referral on that topic, passing their filters (``Subscription.receives``; the off
+    ones are not among the receivers)."""
     receivers = referrals.receivers()
-    chosen = [
-        subscription.id
-        for topic in Topic
-        if kind in TOPIC_KINDS[topic]
+    if not receivers:
+        return []
+    return [
+        sid
+        for topic in _TOPICS[change.event.kind]
         for organisation in change.entitled(topic)
-        for subscription in receivers.get(organisation, ())
-        if subscription.topic is topic and subscription.receives(kind, change.after)
+        for sid, filters in receivers.get((organisation, topic), ())
+        if filters.passes(change.after)
     ]
-    return len(referrals.number(chosen, change.event.event_id))
+
+
+_TOPICS: dict[Kind, tuple[Topic, ...]] = {
+    kind: tuple(topic for topic in Topic if kind in TOPIC_KINDS[topic]) for kind in Kind
+}
+"""The topics that carry each kind of event."""
