@@ -13,7 +13,9 @@ demo clients from an issuer started for the run (``python -m issuer api``), X-Pr
 the per-client rate limit on (its limit raised: this driver has one referrer and one provider
 where the stack has 3 and 10), where the default is the development scheme's identity headers
 and no limit. --reads N makes the provider read the referral N times before
-accepting (a provider polls until the referrals service shows it assigned).
+accepting (a provider polls until the referrals service shows it assigned). --rate R starts the
+journeys at R a second (--concurrency must be enough to keep up) instead of back to back, so
+the server waits between requests as it does in the stack.
 
 The code under test is frozen first (``snapshot.py``): the working tree, and with --ref REV
 that revision as well; each round starts a fresh server on a fresh database per variant,
@@ -21,7 +23,7 @@ alternating the order, and reports each variant's CPU ms per journey and the tre
 to REV. Medians over --rounds.
 
     .venv/bin/python bench/referrals_journey_server.py [--journeys 300] [--rounds 5] \\
-        [--concurrency 1] [--ref main] [--tokens] [--reads 1]
+        [--concurrency 1] [--ref main] [--tokens] [--reads 1] [--rate 40]
 """
 
 from __future__ import annotations
@@ -150,10 +152,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 journey(client, n)
         failures: list[BaseException] = []
 
+        paced_from = [0.0]  # when the timed journeys start, for --rate
+
         def worker(first: int) -> None:
             try:
                 with httpx.Client(base_url=base) as client:
                     for n in range(first, args.warmup + args.journeys, args.concurrency):
+                        if args.rate:
+                            due = paced_from[0] + (n - args.warmup) / args.rate
+                            time.sleep(max(0.0, due - time.perf_counter()))
                         journey(client, n)
             except BaseException as exc:  # reported once every thread is done
                 failures.append(exc)
@@ -170,6 +177,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             spy = subprocess.Popen([*command, str(args.profile)], stdout=subprocess.DEVNULL)
             time.sleep(1)
         before, started = _cpu_seconds(server.pid), time.perf_counter()
+        paced_from[0] = started
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -226,6 +234,7 @@ def run_variant(pythonpath: str, args: argparse.Namespace, workdir: Path) -> dic
     command += ["--warmup", str(args.warmup), "--workdir", str(workdir)]
     command += ["--concurrency", str(args.concurrency), "--reads", str(args.reads)]
     command += ["--tokens"] if args.tokens else []
+    command += ["--rate", str(args.rate)] if args.rate else []
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"measurement failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -248,6 +257,11 @@ def main() -> int:
         help="bearer tokens from an issuer started for the run, and the default rate limit",
     )
     parser.add_argument("--reads", type=int, default=1, help="the provider's GETs per journey")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="journeys started per second (open loop, as the stack's load), not back to back",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument(
         "--profile",
