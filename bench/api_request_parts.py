@@ -394,6 +394,22 @@ def one_write(args: Any) -> None:
             process.wait()
 
 
+def native_telemetry(args: Any) -> None:
+    """FastAPI's check, on every request, for an OpenTelemetry provider to report to: its
+    defaults (tracing, metrics, logs) against ``rx_web.app.NATIVE_TELEMETRY`` (tracing only),
+    with no provider installed, as in the services."""
+    from fastapi import FastAPI
+    from rx_web.app import NATIVE_TELEMETRY
+
+    default, ours = FastAPI(), FastAPI(telemetry=NATIVE_TELEMETRY)
+    _compare(
+        "FastAPI's telemetry check per request: default / tracing only",
+        default._native_telemetry.enabled,
+        ours._native_telemetry.enabled,
+        args,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -404,6 +420,7 @@ def main() -> int:
         "transactions": transactions,
         "edge": edge,
         "one_write": one_write,
+        "native_telemetry": native_telemetry,
     }
     parser.add_argument("--parts", nargs="*", choices=list(parts), default=list(parts))
     args = parser.parse_args()

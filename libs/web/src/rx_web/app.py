@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Protocol
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from rx_telemetry.metrics import PROBES
 from rx_telemetry.pool import add_pool_probe
 from sqlalchemy.engine import Engine
@@ -25,6 +26,13 @@ from .settings import Environment
 
 class HasEngine(Protocol):
     engine: Engine
+
+
+NATIVE_TELEMETRY: TelemetryConfig = {"metrics": False, "logs": False}
+"""FastAPI's own OpenTelemetry: spans when a tracer provider is installed (``rx_telemetry``),
+no metrics or logs through OpenTelemetry (requests are counted in Prometheus by
+``rx_web.metrics``, logs go to stderr). Left on, FastAPI looks for a global meter and logger
+provider on every request, each an ``os.environ`` look-up while none is installed."""
 
 
 def service_app(
@@ -58,6 +66,7 @@ def service_app(
         # Operation ids are the route functions' names (read_referral, accept_referral…):
         # stable, readable in generated clients, and what OpenAPI links point at.
         generate_unique_id_function=lambda route: route.name,
+        telemetry=NATIVE_TELEMETRY,
     )
     if max_body_size is not None:
         app.add_middleware(BodySizeLimit, max_bytes=max_body_size, larger=larger_bodies)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from rx_web.app import NATIVE_TELEMETRY
 
 from . import outcomes
 from .capability import capability_statement
@@ -26,6 +27,7 @@ def create_fhir_app() -> FastAPI:
         openapi_url=None,  # the CapabilityStatement describes this API
         docs_url=None,
         redoc_url=None,
+        telemetry=NATIVE_TELEMETRY,
     )
     outcomes.install(app)
 
