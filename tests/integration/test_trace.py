@@ -34,6 +34,7 @@ from rx_messaging.consumer import Handler, InboxConsumer
 from rx_messaging.kafka import KafkaPublisher, KafkaRecordSource
 from rx_messaging.relay import OutboxRelay
 from rx_messaging.telemetry import observed
+from rx_telemetry import tracing
 from rx_web.testing import use_dev_headers
 from sqlalchemy import text
 
@@ -58,7 +59,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
     if not isinstance(provider, TracerProvider):
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(_exporter))
-        trace.set_tracer_provider(provider)
+        tracing.install_provider(provider)
     _exporter.clear()
     yield _exporter
     _exporter.clear()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -34,9 +35,34 @@ _CURRENT: ContextVar[str | None] = ContextVar("rx_traceparent", default=None)
 """The hop in progress when no spans are made: its ``traceparent``."""
 
 
+RECHECK_S = 1.0
+"""While no tracer provider is installed, how long :func:`recording` trusts its last answer."""
+_recording = False
+_checked_at = -RECHECK_S
+
+
 def recording() -> bool:
-    """Whether a tracer provider is installed, so spans are made (and exported)."""
-    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    """Whether a tracer provider is installed, so spans are made (and exported). Asked on
+    every request and every consumed event; while no provider is set, OpenTelemetry answers
+    with an ``os.environ`` look-up each time, so a "no" is trusted for :data:`RECHECK_S`
+    (:func:`install_provider` ends that at once) and a "yes" for good (a provider cannot be
+    unset)."""
+    global _recording, _checked_at
+    if _recording:
+        return True
+    now = time.monotonic()
+    if now - _checked_at >= RECHECK_S:
+        _checked_at = now
+        _recording = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    return _recording
+
+
+def install_provider(provider: trace.TracerProvider) -> None:
+    """Make ``provider`` the process's tracer provider (once per process, as OpenTelemetry
+    allows), with spans made from the next request or event on."""
+    global _checked_at
+    trace.set_tracer_provider(provider)
+    _checked_at = -RECHECK_S
 
 
 def _hop(parent: str | None) -> str:
@@ -118,7 +144,7 @@ def configure_tracing(process: str) -> None:
     if not traces.endswith("/v1/traces"):
         traces += "/v1/traces"
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces)))
-    trace.set_tracer_provider(provider)
+    install_provider(provider)
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     HTTPXClientInstrumentor().instrument()
