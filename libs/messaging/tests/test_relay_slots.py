@@ -4,6 +4,7 @@ nothing is lost, and the slots of a relay that dies are taken over."""
 from __future__ import annotations
 
 import gc
+import math
 import os
 import re
 import signal
@@ -225,6 +226,16 @@ def owners(engine: Engine) -> dict[str, int]:
         return {row.name: row.slots for row in conn.execute(query, {"space": SLOT_LOCKS})}
 
 
+def shared_evenly(held: dict[str, int], relays: int) -> bool:
+    """Every slot held, by ``relays`` relays none of which holds more than its share. Which
+    relay ends up short depends on who claimed first: three relays settle at 6, 6, 4 or at
+    6, 5, 5, and either stays (nobody is over its share, no slot is free)."""
+    counts = list(held.values())
+    return (
+        len(counts) == relays and sum(counts) == SLOTS and max(counts) <= math.ceil(SLOTS / relays)
+    )
+
+
 def read_topic(bootstrap: str, topic: str, expected: int) -> list[tuple[str, str]]:
     """(key, event id) of every record on ``topic``, in partition order, once ``expected``
     distinct events are there."""
@@ -281,15 +292,13 @@ def test_three_relay_processes_keep_each_referrals_order_through_kills_and_cut_c
     try:
         for name in ("relay_a", "relay_b", "relay_c"):
             relays.start(name)
-        wait_for(
-            "three relays to share the slots", lambda: sorted(owners(pg).values()) == [4, 6, 6], 300
-        )
+        wait_for("three relays to share the slots", lambda: shared_evenly(owners(pg), 3), 300)
         writer = threading.Thread(target=write)
         writer.start()
         try:
             wait_for("150 events staged", lambda: written[0] > 150, 180)
             relays.running["relay_a"].kill()  # SIGKILL: no chance to hand anything back
-            wait_for("two relays to take over", lambda: sorted(owners(pg).values()) == [8, 8], 120)
+            wait_for("two relays to take over", lambda: shared_evenly(owners(pg), 2), 120)
             wait_for("300 events staged", lambda: written[0] > 300, 180)
             with pg.connect() as admin:  # relay_b's connections cut: its session ends
                 admin.execute(
