@@ -107,3 +107,20 @@ def add_quiet_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quiet-patience", type=float, default=60, help="... for at most this many seconds"
     )
+
+
+def loop_seconds(n: int = 10_000_000) -> float:
+    """CPU seconds of a pure-Python loop of ``n`` additions: how fast this machine runs the
+    interpreter, so figures from different machines can be told apart."""
+    started, total = time.process_time(), 0
+    for i in range(n):
+        total += i
+    return time.process_time() - started
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=loop_seconds.__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    rounds = parser.parse_args().rounds
+    runs = sorted(loop_seconds() for _ in range(rounds))
+    print(f"ten million additions: {runs[len(runs) // 2]:.2f} s of CPU (median of {rounds})")
