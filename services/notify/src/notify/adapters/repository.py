@@ -310,6 +310,18 @@ _NOTIFICATION_INSERT = fastsql.insert_into(
 )
 
 
+def _identity(event: LifecycleEvent) -> dict[str, Any]:
+    """The columns of an event's row that say which event it is, however it is written."""
+    return {
+        "event_id": event.event_id,
+        "type": event.type,
+        "kind": event.kind.value,
+        "referral_id": event.referral_id,
+        "source": event.source,
+        "time": event.time,
+    }
+
+
 class ReferralRepository:
     """The referral read model and the events notify holds or applied. Ingestion's hot path:
     statements built once and run on the driver's cursor (``rx_messaging.fastsql``), in the
@@ -412,12 +424,7 @@ class ReferralRepository:
             self.connection,
             _EVENT_INSERT,
             {
-                "event_id": event.event_id,
-                "type": event.type,
-                "kind": event.kind.value,
-                "referral_id": event.referral_id,
-                "source": event.source,
-                "time": event.time,
+                **_identity(event),
                 "data": event.data if keep else _NOT_KEPT,
                 "placement": placement,
                 "sequence": sequence,
@@ -433,12 +440,7 @@ class ReferralRepository:
         with subscriptions to number for. ``data_json``: its data as the JSON text it came in,
         stored as it is instead of serialising ``event.data`` again."""
         values = {
-            "event_id": event.event_id,
-            "type": event.type,
-            "kind": event.kind.value,
-            "referral_id": event.referral_id,
-            "source": event.source,
-            "time": event.time,
+            **_identity(event),
             "data": event.data,
             "placement": PENDING,
             "sequence": event.sequence,
