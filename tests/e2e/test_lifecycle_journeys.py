@@ -168,3 +168,48 @@ def test_reads_of_a_referral_appear_on_the_audit_stream_as_access_events(
     assert ops_entry["payload"]["client_id"] == "ops"
     assert ops_entry["payload"]["accessed"] == "referral"
     assert "9434765919" not in str(entries)
+
+
+def test_reads_of_what_was_said_appear_on_the_audit_timeline_as_communications_accesses(
+    journeys_stack,
+) -> None:
+    stack = journeys_stack
+    rid = submit(stack)["id"]
+    assigned_to(stack, rid, "RXA01")
+    act(stack, rid, "RXA01", "message", {"text": "Lives alone since March"})
+    history = httpx.get(
+        f"{stack.url('referrals')}/referrals/{rid}/history", headers=gp(stack), timeout=10
+    )
+    assert history.status_code == 200
+    said = httpx.get(
+        f"{stack.url('referrals')}/fhir/R4/Communication",
+        params={"based-on": f"ServiceRequest/{rid}"},
+        headers=as_client(stack, "ops"),
+        timeout=10,
+    )
+    assert [e["resource"]["payload"][0]["contentString"] for e in said.json()["entry"]] == [
+        "Lives alone since March"
+    ]
+
+    def communications_read() -> list[tuple[str | None, str | None]]:
+        response = httpx.get(
+            f"{stack.url('audit')}/audit/referrals/{rid}/timeline",
+            headers=as_client(stack, "ops", "audit"),
+            timeout=10,
+        )
+        if response.status_code != 200:
+            return []
+        steps = response.json()
+        return [
+            (s["actor_org"], s["accessed"])
+            for s in steps
+            if s["type"] == ACCESS and s["accessed"] == "communications"
+        ]
+
+    readers = wait_for(
+        "both reads of what was said on the audit timeline",
+        lambda: len(found := communications_read()) == 2 and found,
+    )
+    assert sorted(readers) == [("B81001", "communications"), ("RX0PS", "communications")]
+    entries = [e for e in audit_entries(stack, rid, with_reads=True) if e["type"] == ACCESS]
+    assert "Lives alone" not in str(entries), "what was said stays out of the audit stream"

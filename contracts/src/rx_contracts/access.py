@@ -25,6 +25,11 @@ class AccessedData(StrEnum):
     """The list of its attachments (file names, types, sizes)."""
     ATTACHMENT = "attachment"
     """One attachment's content."""
+    COMMUNICATIONS = "communications"
+    """What was said about it: its history with the text of each step (questions, answers,
+    messages, interim updates, reasons) or its FHIR Communications. New since the released
+    1.0.0 contracts (a new value: compatible), so a subscriber must not treat this set as
+    closed."""
 
 
 class ReferralAccessed(EventPayload):

@@ -10,7 +10,15 @@ import pytest
 from audit.config import Settings
 from audit.entrypoints.api.app import create_app
 from fastapi.testclient import TestClient
-from rx_contracts import Actor, ReferralAccepted, examples, wrap
+from rx_contracts import (
+    AccessedData,
+    Actor,
+    ReferralAccepted,
+    ReferralAccessed,
+    Role,
+    examples,
+    wrap,
+)
 from sqlalchemy.engine import Engine
 
 from .conftest import OPS, T0, record_all, submitted, transitioned
@@ -81,6 +89,43 @@ def test_a_timeline_shows_every_event_with_its_actor_and_time_since_submission(
     missing = client.get("/audit/referrals/nope/timeline", headers=OPS)
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
+
+
+def test_a_read_of_what_was_said_shows_on_the_timeline_as_a_communications_access(
+    client: TestClient,
+) -> None:
+    submitted_event, routed, accepted = journey("r-7")
+    read = wrap(
+        ReferralAccessed(
+            referral_id="r-7",
+            access_id="a-1",
+            actor=Actor(organisation="RXA01", practitioner="P1"),
+            roles=[Role.PROVIDER],
+            accessed=AccessedData.COMMUNICATIONS,
+            accessed_at=T0 + timedelta(minutes=11),
+        ),
+        source="/services/referrals",
+        time=T0 + timedelta(minutes=11),
+    )
+    record_all(engine_of(client), [submitted_event, routed, accepted])
+    record_all(engine_of(client), [read], topic="referrals.access.v1")
+
+    steps = client.get("/audit/referrals/r-7/timeline", headers=OPS).json()
+
+    assert [(s["type"].rsplit(".", 2)[-2], s["accessed"]) for s in steps] == [
+        ("ReferralSubmitted", None),
+        ("ReferralRouted", None),
+        ("ReferralAccepted", None),
+        ("ReferralAccessed", "communications"),
+    ]
+    assert (steps[-1]["actor_org"], steps[-1]["actor_practitioner"]) == ("RXA01", "P1")
+    [entry] = client.get(
+        "/audit/entries", params={"type": ReferralAccessed.EVENT_TYPE}, headers=OPS
+    ).json()["items"]
+    assert (entry["topic"], entry["payload"]["accessed"]) == (
+        "referrals.access.v1",
+        "communications",
+    )
 
 
 def test_entries_are_filtered_by_referral_organisation_type_and_time(client: TestClient) -> None:

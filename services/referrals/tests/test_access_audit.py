@@ -1,5 +1,5 @@
-"""Reads of patient-identifying data are recorded: each read that returns a referral or its
-attachments writes an access record and stages a ReferralAccessed event on
+"""Reads of patient-identifying data are recorded: each read that returns a referral, its
+attachments or what was said about it (history, Communications) writes an access record and stages a ReferralAccessed event on
 referrals.access.v1, in one transaction; refused reads record nothing."""
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from rx_contracts import Envelope, ReferralAccessed, decode
 from rx_contracts.topics import REFERRAL_ACCESS
 from rx_messaging.tables import OutboxMessage
 from sqlmodel import Session, select
+
+from .fhir_support import OURS, TEAM, route
 
 GP = {"X-Organisation": "B81001", "X-Roles": "provider", "X-Practitioner": "G1234567"}
 OPS = {"X-Organisation": "RX0PS", "X-Roles": "ops"}
@@ -110,3 +112,47 @@ def test_refused_and_missing_reads_record_nothing(client: TestClient) -> None:
     assert client.get(f"/referrals/{rid}/attachments/nope", headers=GP).status_code == 404
     assert client.get("/referrals/nope", headers=OPS).status_code == 404
     assert accesses(client) == ([], [])
+
+
+def test_reading_what_was_said_records_the_communications_read(
+    client: TestClient, tmp_path: Path
+) -> None:
+    """The history's notes and the FHIR Communications are what referrer and provider said
+    about the patient: each read is recorded; writing a message, a refused read and an unknown
+    Communication are not."""
+    rid = post(client, "/referrals", GP, json=BODY)["id"]
+    route(f"sqlite:///{tmp_path / 'r.db'}", rid)
+    message = {"resourceType": "Communication", "status": "completed"}
+    sent = client.post(
+        "/fhir/R4/Communication",
+        json={
+            **message,
+            "basedOn": [{"reference": f"ServiceRequest/{rid}"}],
+            "category": [
+                {"coding": [{"system": f"{OURS}/communication-category", "code": "message"}]}
+            ],
+            "payload": [{"contentString": "Lives alone since March"}],
+        },
+        headers={**GP, "Idempotency-Key": str(uuid.uuid4()), "If-Match": 'W/"2"'},
+    )
+    assert sent.status_code == 201, sent.text
+    assert accesses(client) == ([], []), "saying something is not a read"
+
+    assert client.get(f"/referrals/{rid}/history", headers=TEAM).status_code == 200
+    found = client.get(
+        "/fhir/R4/Communication", params={"based-on": f"ServiceRequest/{rid}"}, headers=OPS
+    )
+    assert [e["resource"]["id"] for e in found.json()["entry"]] == [sent.json()["id"]]
+    assert client.get(f"/fhir/R4/Communication/{sent.json()['id']}", headers=GP).status_code == 200
+    assert client.get(f"/referrals/{rid}/history", headers=STRANGER).status_code == 404
+    unknown = client.get(f"/fhir/R4/Communication/{rid}-99", headers=GP)
+    assert unknown.status_code == 404, unknown.text
+
+    rows, events = accesses(client)
+    assert [(r.organisation, r.accessed) for r in rows] == [
+        ("RXA01", "communications"),
+        ("RX0PS", "communications"),
+        ("B81001", "communications"),
+    ]
+    assert [e.payload().accessed for e in events] == ["communications"] * 3  # type: ignore[attr-defined]
+    assert "Lives alone" not in str([e.data for e in events]), "what was said stays out"

@@ -29,6 +29,19 @@ PATTERN_METADATA_MAX_AGE_MS = 10_000
 TOPICS_METADATA_MAX_AGE_MS = 300_000
 
 
+def client_config(
+    bootstrap_servers: str, client_id: str, auth: KafkaAuth | None = None
+) -> dict[str, object]:
+    """What every client here (producer, consumer, admin) is built with: the brokers, the
+    client id and the authentication (``KafkaAuth``: security protocol, SASL, TLS), so that a
+    client never connects differently from the others."""
+    return {
+        "bootstrap_servers": bootstrap_servers.split(","),
+        "client_id": client_id,
+        **(auth or KafkaAuth()).client_config(),
+    }
+
+
 class KafkaPublisher:
     """Publishes records and waits for the broker's acknowledgement of each batch.
 
@@ -43,9 +56,7 @@ class KafkaPublisher:
         **overrides: object,
     ) -> None:
         config: dict[str, object] = {
-            "bootstrap_servers": bootstrap_servers.split(","),
-            "client_id": client_id,
-            **(auth or KafkaAuth()).client_config(),
+            **client_config(bootstrap_servers, client_id, auth),
             "acks": "all",
             "enable_idempotence": True,
             "linger_ms": 2,
@@ -128,9 +139,7 @@ class DeadLetterPublisher:
     ) -> None:
         self._publisher = KafkaPublisher(bootstrap_servers, client_id, auth=auth, **overrides)
         self._admin: dict[str, object] = {
-            "bootstrap_servers": bootstrap_servers.split(","),
-            "client_id": client_id,
-            **(auth or KafkaAuth()).client_config(),
+            **client_config(bootstrap_servers, client_id, auth),
             "request_timeout_ms": 10_000,
         }
         self._present: set[str] = set()
@@ -212,10 +221,8 @@ class KafkaRecordSource:
         **overrides: object,
     ) -> None:
         config: dict[str, object] = {
-            "bootstrap_servers": bootstrap_servers.split(","),
+            **client_config(bootstrap_servers, client_id or group_id, auth),
             "group_id": group_id,
-            "client_id": client_id or group_id,
-            **(auth or KafkaAuth()).client_config(),
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
             "max_poll_records": 200,

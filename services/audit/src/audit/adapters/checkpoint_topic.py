@@ -13,6 +13,7 @@ from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 from rx_config.kafka_auth import KafkaAuth
 from rx_contracts import ChainCheckpointed, EnvelopeError, decode
+from rx_messaging.kafka import client_config
 from rx_messaging.runner import reachable
 
 from ..config import Settings
@@ -39,12 +40,10 @@ def read_checkpoints(
     if not any(reachable(server) for server in bootstrap_servers.split(",")):
         raise CheckpointsUnavailable(f"no Kafka broker answers at {bootstrap_servers}")
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap_servers.split(","),
+        **client_config(bootstrap_servers, "audit-verify", auth),
         group_id=None,
         enable_auto_commit=False,
-        client_id="audit-verify",
         request_timeout_ms=int(timeout * 1000) + 1000,
-        **(auth or KafkaAuth()).client_config(),
     )
     try:
         return _read_all(consumer, topic, chain_id, trusted, time.monotonic() + timeout)

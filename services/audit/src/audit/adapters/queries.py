@@ -141,6 +141,7 @@ class LogQueries:
                     "actor_practitioner": actor.get("practitioner"),
                     "status": payload.get("status"),
                     "assigned_org": payload.get("assigned_org"),
+                    "accessed": payload.get("accessed"),
                     "topic": row.topic,
                     "occurred_at": from_us(row.occurred_at_us),
                     "elapsed_seconds": (row.occurred_at_us - start) / 1_000_000,

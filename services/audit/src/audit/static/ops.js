@@ -210,7 +210,7 @@ async function showTimeline(referralId) {
       const row = document.createElement("tr");
       row.append(
         cell(duration(step.elapsed_seconds)),
-        cell(shortType(step.type)),
+        cell(step.accessed ? `${shortType(step.type)}: ${step.accessed}` : shortType(step.type)),
         cell(step.actor_org),
         cell(step.actor_practitioner),
         cell(step.status),

@@ -230,23 +230,24 @@ _VIEW_UPDATE = (
     .where(REFERRAL.c.referral_id == bindparam("key"))
     .values({name: bindparam(name) for name in (*_VIEW_FIELDS, "updated_at")})
 )
-_EVENT_INSERT = fastsql.insert_into(
-    EVENT,
-    (
-        "event_id",
-        "type",
-        "kind",
-        "referral_id",
-        "source",
-        "time",
-        "data",
-        "placement",
-        "sequence",
-        "state",
-        "received_at",
-        "applied_at",
-    ),
+_EVENT_FIELDS = (
+    "event_id",
+    "type",
+    "kind",
+    "referral_id",
+    "source",
+    "time",
+    "data",
+    "placement",
+    "sequence",
+    "state",
+    "received_at",
+    "applied_at",
 )
+"""The columns an event's row is written with."""
+_PENDING_FIELDS = tuple(name for name in _EVENT_FIELDS if name not in ("state", "applied_at"))
+"""Those of a pending event: it has no state after it yet and was not applied."""
+_EVENT_INSERT = fastsql.insert_into(EVENT, _EVENT_FIELDS)
 _EVENT_PLACED = (
     update(EVENT)
     .where(EVENT.c.event_id == bindparam("key"))
@@ -285,24 +286,12 @@ class _JSONText(TypeDecorator[Any]):
         return None
 
 
-_PENDING_COLUMNS = (
-    "event_id",
-    "type",
-    "kind",
-    "referral_id",
-    "source",
-    "time",
-    "data",
-    "placement",
-    "sequence",
-    "received_at",
-)
 _PENDING_ROWS = Table(
     EVENT.name,
     MetaData(),
     *(
         Column(name, _JSONText() if name == "data" else EVENT.c[name].type)
-        for name in _PENDING_COLUMNS
+        for name in _PENDING_FIELDS
     ),
 )
 """The event table as a pending event is written to it: its ``data`` the record's own JSON
@@ -319,6 +308,18 @@ _NUMBER = (
 _NOTIFICATION_INSERT = fastsql.insert_into(
     NOTIFICATION, ("subscription_id", "event_number", "id", "event_id", "created_at")
 )
+
+
+def _identity(event: LifecycleEvent) -> dict[str, Any]:
+    """The columns of an event's row that say which event it is, however it is written."""
+    return {
+        "event_id": event.event_id,
+        "type": event.type,
+        "kind": event.kind.value,
+        "referral_id": event.referral_id,
+        "source": event.source,
+        "time": event.time,
+    }
 
 
 class ReferralRepository:
@@ -423,12 +424,7 @@ class ReferralRepository:
             self.connection,
             _EVENT_INSERT,
             {
-                "event_id": event.event_id,
-                "type": event.type,
-                "kind": event.kind.value,
-                "referral_id": event.referral_id,
-                "source": event.source,
-                "time": event.time,
+                **_identity(event),
                 "data": event.data if keep else _NOT_KEPT,
                 "placement": placement,
                 "sequence": sequence,
@@ -444,12 +440,7 @@ class ReferralRepository:
         with subscriptions to number for. ``data_json``: its data as the JSON text it came in,
         stored as it is instead of serialising ``event.data`` again."""
         values = {
-            "event_id": event.event_id,
-            "type": event.type,
-            "kind": event.kind.value,
-            "referral_id": event.referral_id,
-            "source": event.source,
-            "time": event.time,
+            **_identity(event),
             "data": event.data,
             "placement": PENDING,
             "sequence": event.sequence,

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from rx_contracts import (
     AccessedData,
@@ -38,6 +38,8 @@ from .access import record_access
 from .unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,29 @@ def get_referral(referral_id: str, caller: Caller, uow: UnitOfWork) -> Referral:
 
 
 def get_history(referral_id: str, caller: Caller, uow: UnitOfWork) -> list[HistoryEntry]:
-    """Who did what to a referral the caller may see (no patient details)."""
+    """Who did what to a referral the caller may see, with what was said at each step."""
+    return read_history(referral_id, caller, uow, lambda history: history)
+
+
+def read_history(
+    referral_id: str, caller: Caller, uow: UnitOfWork, show: Callable[[list[HistoryEntry]], T]
+) -> T:
+    """What ``show`` makes of a referral's history, if the caller may see the referral. The
+    steps' text (questions, answers, messages, interim updates, reasons) is what referrer and
+    provider said about the patient, so the read is recorded as one of its communications and
+    published as an access event with it; nothing is recorded if ``show`` raises (nothing
+    shown: an unknown Communication, say)."""
+    with uow:
+        _visible(referral_id, caller, uow)
+        shown = show(uow.referrals.history(referral_id))
+        record_access(uow, referral_id, caller, AccessedData.COMMUNICATIONS)
+        uow.commit()
+    return shown
+
+
+def history_for_change(referral_id: str, caller: Caller, uow: UnitOfWork) -> list[HistoryEntry]:
+    """A referral's history, for a change to it (the change itself is the record): none of it
+    is shown to the caller."""
     with uow:
         _visible(referral_id, caller, uow)
         return uow.referrals.history(referral_id)

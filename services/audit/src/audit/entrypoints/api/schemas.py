@@ -49,6 +49,12 @@ class TimelineStep(BaseModel):
     actor_practitioner: str | None = Field(description="Practitioner who acted, if any.")
     status: str | None = Field(description="Referral status after the event, where it says.")
     assigned_org: str | None = Field(description="Organisation holding the referral after it.")
+    accessed: str | None = Field(
+        default=None,
+        description="Which part of the referral was read, for a read (ReferralAccessed): "
+        "referral, attachment-list, attachment, communications. Given as the event said it, "
+        "so a part named after this service was built shows too.",
+    )
     topic: str = Field(description="Kafka topic it was read from.")
     occurred_at: datetime = Field(description="When it happened (UTC).")
     elapsed_seconds: float = Field(description="Seconds since the referral was submitted.")

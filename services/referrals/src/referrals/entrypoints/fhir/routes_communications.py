@@ -15,7 +15,7 @@ from ...adapters.idempotency import StoredResponse
 from ...domain.caller import Caller
 from ...domain.errors import ReferralNotFound
 from ...domain.lifecycle import Action
-from ...domain.model import Referral
+from ...domain.model import HistoryEntry, Referral
 from ...service_layer import handlers
 from . import codes, communications, inbound
 from .deps import (
@@ -70,7 +70,7 @@ def _create(
     sent: inbound.Communication,
 ) -> JSONResponse:
     referral_id = communications.referral_of(sent)
-    history = handlers.get_history(referral_id, caller, request.app.state.container.uow())
+    history = handlers.history_for_change(referral_id, caller, request.app.state.container.uow())
     question = communications.last_question(history)
     action, details = communications.command(sent, referral_id, caller, question)
 
@@ -98,18 +98,23 @@ def _create(
 def read_communication(
     resource_id: str, request: Request, caller: CallerDep, uow: Uow
 ) -> JSONResponse:
+    """One Communication of a referral the caller may see; the read is recorded."""
     referral_id, sequence = communications.parse_id(resource_id)
-    history = handlers.get_history(referral_id, caller, uow)
-    for said, answers in communications.thread(referral_id, history):
-        if said.sequence == sequence:
-            resource = communications.communication(said, answers, _base(request))
-            return fhir_response(resource, headers={"ETag": etag(1)})
-    raise ReferralNotFound(f"no Communication {resource_id}")
+
+    def find(history: list[HistoryEntry]) -> communications.Json:
+        for said, answers in communications.thread(referral_id, history):
+            if said.sequence == sequence:
+                return communications.communication(said, answers, _base(request))
+        raise ReferralNotFound(f"no Communication {resource_id}")
+
+    resource = handlers.read_history(referral_id, caller, uow, find)
+    return fhir_response(resource, headers={"ETag": etag(1)})
 
 
 @router.get("/Communication", name="search Communication")
 def search_communications(request: Request, caller: CallerDep, uow: Uow) -> JSONResponse:
-    """A referral's Communications, oldest first (one page: a referral has few)."""
+    """A referral's Communications, oldest first (one page: a referral has few); the read is
+    recorded, whether or not any match the category."""
     params = Params(request, SEARCH_PARAMS)
     based_on = params.values("based-on")
     if len(based_on) != 1:
