@@ -23,8 +23,7 @@ _bearer = HTTPBearer(
 )
 
 
-async def get_identity(
-    request: Request,
+def documented_identity(
     _token: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
     _practitioner: Annotated[
         str | None,
@@ -35,10 +34,19 @@ async def get_identity(
             pattern=PRACTITIONER_PATTERN,
         ),
     ] = None,
-) -> Identity:
-    """The caller's identity; 401 problem+json when it is missing or not valid here.
-    (``_token`` and ``_practitioner`` are declared for the API documentation; the
-    :class:`~rx_web.auth.Authenticate` middleware has read them already.)"""
+) -> None:
+    """Never called: what :func:`get_identity` reads, as the API documentation shows it on
+    every route that depends on it (the bearer scheme and X-Practitioner; see
+    :func:`rx_web.openapi.document_common_answers`)."""
+
+
+async def get_identity(request: Request) -> Identity:
+    """The caller's identity; 401 problem+json when it is missing or not valid here, 422 for
+    an X-Practitioner that breaks its documented pattern.
+
+    The :class:`~rx_web.auth.Authenticate` middleware has read the Authorization and
+    X-Practitioner headers already, so FastAPI is not asked to solve or validate them again
+    on every request: they are declared on :func:`documented_identity` for the document."""
     outcome = getattr(request.state, STATE_KEY, None)
     if outcome is None:  # an app without the middleware (a bare test app)
         authenticator: Authenticator = request.app.state.authenticator
