@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from rx_contracts import Identity, Role
 from rx_web.app import service_app
 from rx_web.auth import PRACTITIONER_PATTERN, AuthScheme, AuthSettings
-from rx_web.identity import IdentityDep, documented_identity, require_roles
+from rx_web.identity import (
+    IdentityDep,
+    documented_identity,
+    get_identity,
+    reads_identity,
+    require_roles,
+)
 from rx_web.problems import PROBLEM_JSON
 from rx_web.settings import Environment
 from sqlalchemy import create_engine
@@ -54,6 +60,12 @@ async def step(idempotency_key: Annotated[str, Header()], identity: IdentityDep)
     """A dependency with a header of its own that reads the identity (as the referrals API's
     lifecycle operations have)."""
     return identity
+
+
+@reads_identity
+async def marked_step(idempotency_key: Annotated[str, Header()], request: Request) -> Identity:
+    """``step`` reading the identity itself."""
+    return await get_identity(request)
 
 
 async def declared_step(
@@ -114,6 +126,10 @@ def test_identity_routes_document_the_bearer_scheme_and_x_practitioner(monkeypat
     def move(thing_id: str, _step: Annotated[Identity, Depends(step)]) -> str:
         return thing_id
 
+    @things.post("/things/{thing_id}/mark")
+    def mark(thing_id: str, _step: Annotated[Identity, Depends(marked_step)]) -> str:
+        return thing_id
+
     declared = FastAPI()
 
     @declared.get("/mine")
@@ -127,8 +143,13 @@ def test_identity_routes_document_the_bearer_scheme_and_x_practitioner(monkeypat
     ours, theirs = things.openapi(), declared.openapi()
     assert ours["components"]["securitySchemes"] == theirs["components"]["securitySchemes"]
     assert list(ours["components"]["securitySchemes"]) == ["HTTPBearer"]
-    for path, method in (("/mine", "get"), ("/things/{thing_id}/move", "post")):
-        operation, declared_operation = ours["paths"][path][method], theirs["paths"][path][method]
+    for path, method, declared_path in (
+        ("/mine", "get", "/mine"),
+        ("/things/{thing_id}/move", "post", "/things/{thing_id}/move"),
+        ("/things/{thing_id}/mark", "post", "/things/{thing_id}/move"),
+    ):
+        operation = ours["paths"][path][method]
+        declared_operation = theirs["paths"][declared_path][method]
         assert operation["security"] == declared_operation["security"] == [{"HTTPBearer": []}]
         assert operation["parameters"] == declared_operation["parameters"]
     practitioner = ours["paths"]["/mine"]["get"]["parameters"]
@@ -136,5 +157,6 @@ def test_identity_routes_document_the_bearer_scheme_and_x_practitioner(monkeypat
     assert practitioner[0]["schema"]["anyOf"][0]["pattern"] == PRACTITIONER_PATTERN
     moved = ours["paths"]["/things/{thing_id}/move"]["post"]["parameters"]
     assert [p["name"] for p in moved] == ["thing_id", "idempotency-key", "X-Practitioner"]
+    assert "401" in ours["paths"]["/things/{thing_id}/mark"]["post"]["responses"]
     public = ours["paths"]["/public"]["get"]
     assert "security" not in public and "parameters" not in public

@@ -3,7 +3,8 @@ document from the same facts that produce them, so no route has to remember to l
 
 - 400 on every operation that takes a body, for one that is not UTF-8 JSON, and 413 for one
   over the size limit where the service has one;
-- 401 on every operation that needs an identity (it depends on :func:`rx_web.identity.get_identity`),
+- 401 on every operation that needs an identity (it depends on :func:`rx_web.identity.get_identity`
+  or a dependency that reads it, :func:`rx_web.identity.reads_identity`),
   with the bearer scheme and the X-Practitioner header it reads (declared on
   :func:`rx_web.identity.documented_identity`, not solved by FastAPI per request);
 - 403 on every operation that needs a role (a :func:`rx_web.identity.require_roles` check);
@@ -26,7 +27,7 @@ from fastapi.dependencies.utils import get_dependant
 from fastapi.routing import APIRoute
 from rx_contracts import Role
 
-from .identity import documented_identity, get_identity
+from .identity import documented_identity, learns_identity
 from .problems import PROBLEM_JSON
 from .ratelimit import EXEMPT_PATHS
 
@@ -111,7 +112,7 @@ def common_answers(
         answers["400"] = _problem("The body could not be read as UTF-8 JSON")
         if body_limited:
             answers["413"] = _problem("The body is over the size limit")
-    if get_identity in dependency_calls(route.dependant):
+    if any(learns_identity(call) for call in dependency_calls(route.dependant)):
         answers["401"] = _problem("Missing, expired or invalid access token")
     if roles := required_roles(route.dependant):
         needed = " or ".join(sorted(r.value for r in roles))
@@ -124,23 +125,24 @@ def common_answers(
 
 @contextmanager
 def _identity_declared(app: FastAPI) -> Iterator[None]:
-    """While FastAPI writes ``app``'s document, each :func:`get_identity` of a route carries
-    the declarations of :func:`documented_identity` (the bearer scheme, X-Practitioner), so
-    the document says what FastAPI says of them: the security requirement and scheme, the
-    header's schema and place among the route's parameters, and the 422 its pattern implies.
-    Generating the document is synchronous, so no request is solved meanwhile."""
+    """While FastAPI writes ``app``'s document, each dependency of a route that learns the
+    caller (:func:`~rx_web.identity.learns_identity`) carries the declarations of
+    :func:`documented_identity` (the bearer scheme, X-Practitioner) as if
+    :func:`get_identity` were its first dependency, so the document says what FastAPI says of
+    them: the security requirement and scheme, the header's schema and place among the
+    route's parameters, and the 422 its pattern implies. Generating the document is
+    synchronous, so no request is solved meanwhile."""
     declared = get_dependant(path="", call=documented_identity)
     flatten = getattr(routing, "iter_route_contexts", None)
     changed: list[tuple[Dependant, list[Dependant], list[Any]]] = []
 
     def declare(dependant: Dependant) -> None:
         for sub in dependant.dependencies:
-            if sub.call is get_identity and not any(sub is c[0] for c in changed):
+            declare(sub)
+            if learns_identity(sub.call) and not any(sub is c[0] for c in changed):
                 changed.append((sub, sub.dependencies, sub.header_params))
                 sub.dependencies = [*declared.dependencies, *sub.dependencies]
-                sub.header_params = [*declared.header_params, *sub.header_params]
-            else:
-                declare(sub)
+                sub.header_params = [*sub.header_params, *declared.header_params]
 
     try:
         for route in flatten(app.routes) if flatten else app.routes:  # as FastAPI documents them
