@@ -18,7 +18,7 @@ operation is documented as what :mod:`rx_web.problems` sends: ``application/prob
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from fastapi import FastAPI, routing
@@ -162,7 +162,7 @@ def document_common_answers(app: FastAPI, rate_limited: bool, body_limited: bool
 
     def openapi() -> dict[str, Any]:
         nonlocal done
-        with _identity_declared(app):
+        with _identity_declared(app) if not done else nullcontext():
             schema = generate()  # FastAPI's own, cached on the app after the first call
         if not done:
             paths = schema.get("paths", {})
