@@ -12,7 +12,7 @@ from fastapi import FastAPI, routing
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from rx_contracts import Role
-from rx_web.identity import get_identity
+from rx_web.identity import learns_identity
 from rx_web.openapi import dependency_calls, required_roles
 
 FRAMEWORK_PAGES = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
@@ -42,8 +42,8 @@ class RouteInfo:
 
     @property
     def authenticated(self) -> bool:
-        """Whether the route learns its caller (rx_web.identity.get_identity)."""
-        return get_identity in dependency_calls(self.route.dependant)
+        """Whether the route learns its caller (rx_web.identity.learns_identity)."""
+        return any(learns_identity(call) for call in dependency_calls(self.route.dependant))
 
     @property
     def required_roles(self) -> frozenset[Role] | None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Header
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from rx_contracts import Identity, Role
-from rx_web.auth import AuthScheme, AuthSettings, install_auth
+from rx_web.auth import PRACTITIONER_PATTERN, AuthScheme, AuthSettings, install_auth
 from rx_web.identity import IdentityDep, require_roles
 from rx_web.problems import install_problem_handlers
 from rx_web.settings import Environment
@@ -127,3 +127,31 @@ def test_a_malformed_practitioner_is_refused() -> None:
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "header.X-Practitioner"
     assert "X-Practitioner" in response.json()["detail"]
+
+
+def test_a_malformed_practitioner_gets_the_answer_fastapi_gives_for_its_pattern() -> None:
+    """The middleware checks X-Practitioner (FastAPI does not, per request): its refusal is
+    the one FastAPI gives for a header declared with the documented pattern."""
+    app = FastAPI()
+    install_problem_handlers(app)
+    install_auth(app, "test", DEV)
+
+    @app.get("/me")
+    def me(identity: IdentityDep) -> str:
+        return identity.organisation
+
+    @app.get("/declared")
+    def declared(
+        practitioner: Annotated[
+            str | None, Header(alias="X-Practitioner", pattern=PRACTITIONER_PATTERN)
+        ] = None,
+    ) -> str:
+        return practitioner or ""
+
+    client = TestClient(app)
+    headers = {"X-Organisation": "B81001", "X-Practitioner": "G1234567 evil"}
+    ours, fastapis = client.get("/me", headers=headers), client.get("/declared", headers=headers)
+    assert ours.status_code == fastapis.status_code == 422
+    assert ours.headers["content-type"] == fastapis.headers["content-type"]
+    assert {**ours.json(), "instance": "/"} == {**fastapis.json(), "instance": "/"}
+    assert client.get("/me", headers={**headers, "X-Practitioner": "G1234567"}).status_code == 200

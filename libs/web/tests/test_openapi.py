@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from rx_contracts import Identity, Role
 from rx_web.app import service_app
-from rx_web.auth import AuthScheme, AuthSettings
-from rx_web.identity import IdentityDep, require_roles
+from rx_web.auth import PRACTITIONER_PATTERN, AuthScheme, AuthSettings
+from rx_web.identity import (
+    IdentityDep,
+    documented_identity,
+    get_identity,
+    reads_identity,
+    require_roles,
+)
 from rx_web.problems import PROBLEM_JSON
 from rx_web.settings import Environment
 from sqlalchemy import create_engine
@@ -48,6 +54,24 @@ def app(monkeypatch: Any, rate_limit: str) -> FastAPI:
         return thing
 
     return made
+
+
+async def step(idempotency_key: Annotated[str, Header()], identity: IdentityDep) -> Identity:
+    """A dependency with a header of its own that reads the identity (as the referrals API's
+    lifecycle operations have)."""
+    return identity
+
+
+@reads_identity
+async def marked_step(idempotency_key: Annotated[str, Header()], request: Request) -> Identity:
+    """``step`` reading the identity itself."""
+    return await get_identity(request)
+
+
+async def declared_step(
+    idempotency_key: Annotated[str, Header()], _: Annotated[None, Depends(documented_identity)]
+) -> None:
+    """``step`` with the identity's scheme and header declared for FastAPI to solve."""
 
 
 def responses(app: FastAPI, method: str, path: str) -> dict[str, Any]:
@@ -90,3 +114,49 @@ def test_every_error_is_documented_as_the_problem_json_it_is(monkeypatch) -> Non
     assert refused.status_code == 422
     assert refused.headers["content-type"] == PROBLEM_JSON
     assert set(refused.json()) <= set(document["components"]["schemas"]["Problem"]["properties"])
+
+
+def test_identity_routes_document_the_bearer_scheme_and_x_practitioner(monkeypatch) -> None:
+    """The scheme and the header are read by the Authenticate middleware, not by FastAPI per
+    request; the document still shows them exactly where FastAPI would put them if the route
+    declared them itself (after the parameters of the dependency that reads the identity)."""
+    things = app(monkeypatch, rate_limit="0")
+
+    @things.post("/things/{thing_id}/move")
+    def move(thing_id: str, _step: Annotated[Identity, Depends(step)]) -> str:
+        return thing_id
+
+    @things.post("/things/{thing_id}/mark")
+    def mark(thing_id: str, _step: Annotated[Identity, Depends(marked_step)]) -> str:
+        return thing_id
+
+    declared = FastAPI()
+
+    @declared.get("/mine")
+    def mine(_: Annotated[None, Depends(documented_identity)]) -> str:
+        return ""
+
+    @declared.post("/things/{thing_id}/move")
+    def declared_move(thing_id: str, _step: Annotated[None, Depends(declared_step)]) -> str:
+        return thing_id
+
+    ours, theirs = things.openapi(), declared.openapi()
+    assert ours["components"]["securitySchemes"] == theirs["components"]["securitySchemes"]
+    assert list(ours["components"]["securitySchemes"]) == ["HTTPBearer"]
+    for path, method, declared_path in (
+        ("/mine", "get", "/mine"),
+        ("/things/{thing_id}/move", "post", "/things/{thing_id}/move"),
+        ("/things/{thing_id}/mark", "post", "/things/{thing_id}/move"),
+    ):
+        operation = ours["paths"][path][method]
+        declared_operation = theirs["paths"][declared_path][method]
+        assert operation["security"] == declared_operation["security"] == [{"HTTPBearer": []}]
+        assert operation["parameters"] == declared_operation["parameters"]
+    practitioner = ours["paths"]["/mine"]["get"]["parameters"]
+    assert [(p["in"], p["name"]) for p in practitioner] == [("header", "X-Practitioner")]
+    assert practitioner[0]["schema"]["anyOf"][0]["pattern"] == PRACTITIONER_PATTERN
+    moved = ours["paths"]["/things/{thing_id}/move"]["post"]["parameters"]
+    assert [p["name"] for p in moved] == ["thing_id", "idempotency-key", "X-Practitioner"]
+    assert "401" in ours["paths"]["/things/{thing_id}/mark"]["post"]["responses"]
+    public = ours["paths"]["/public"]["get"]
+    assert "security" not in public and "parameters" not in public

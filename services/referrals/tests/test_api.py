@@ -669,3 +669,17 @@ def test_requests_in_flight_are_counted_back_down_whatever_the_answer(
     accepted = post(client, accept, TEAM, None, version=referral["version"])
     assert accepted.status_code == 200, accepted.text
     assert client.app.state.in_flight.count == 0  # type: ignore[attr-defined]
+
+
+def test_an_unauthenticated_request_is_401_whatever_else_is_wrong(client: TestClient) -> None:
+    """The caller is learnt before the route's headers and body are checked: no identity
+    means 401, not the 400/428/422 a missing or malformed header or body would get."""
+    for path, headers, body in [
+        ("/referrals/r-1/accept", {}, {}),
+        ("/referrals/r-1/accept", {"Idempotency-Key": "k-1", "If-Match": "three"}, {}),
+        ("/referrals", {}, BODY),
+        ("/referrals", {"Idempotency-Key": "k-2"}, {"unknown": 1}),
+    ]:
+        response = client.post(path, json=body, headers=headers)
+        assert response.status_code == 401, (path, headers, response.text)
+        assert response.headers["content-type"] == "application/problem+json"

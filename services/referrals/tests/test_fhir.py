@@ -16,7 +16,7 @@ from referrals.config import Settings
 from referrals.entrypoints.api.app import create_app
 from rx_contracts.topics import REFERRAL_ACCESS, REFERRAL_EVENTS
 from rx_messaging.tables import OutboxMessage
-from rx_web.identity import get_identity
+from rx_web.identity import learns_identity
 from rx_web.openapi import dependency_calls
 from sqlmodel import Session, create_engine, select
 
@@ -404,7 +404,7 @@ def test_the_capability_statement_lists_exactly_the_mounted_routes(
 
 def test_every_fhir_route_but_metadata_learns_its_caller(client: TestClient) -> None:
     for fhir_route in _fhir_routes(client):
-        learns = get_identity in dependency_calls(fhir_route.dependant)
+        learns = any(learns_identity(c) for c in dependency_calls(fhir_route.dependant))
         assert learns == (fhir_route.path != "/metadata"), fhir_route.path
 
 

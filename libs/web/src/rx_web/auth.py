@@ -168,11 +168,12 @@ def _practitioner(value: str | None) -> str | None:
     if value is None:
         return None
     if not _PRACTITIONER.fullmatch(value):
-        # The same answer FastAPI gives any header that breaks its documented pattern.
+        # Word for word what FastAPI answers for a header that breaks its documented pattern
+        # (the header is documented on every identity route, but only checked here).
         raise invalid_field(
             "header.X-Practitioner",
             "string_pattern_mismatch",
-            "must be a professional id: 1-64 letters, digits, '.', '_' or '-'",
+            f"String should match pattern '{PRACTITIONER_PATTERN}'",
         )
     return value
 

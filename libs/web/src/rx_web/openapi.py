@@ -3,7 +3,10 @@ document from the same facts that produce them, so no route has to remember to l
 
 - 400 on every operation that takes a body, for one that is not UTF-8 JSON, and 413 for one
   over the size limit where the service has one;
-- 401 on every operation that needs an identity (it depends on :func:`rx_web.identity.get_identity`);
+- 401 on every operation that needs an identity (it depends on :func:`rx_web.identity.get_identity`
+  or a dependency that reads it, :func:`rx_web.identity.reads_identity`),
+  with the bearer scheme and the X-Practitioner header it reads (declared on
+  :func:`rx_web.identity.documented_identity`, not solved by FastAPI per request);
 - 403 on every operation that needs a role (a :func:`rx_web.identity.require_roles` check);
 - 429 with ``Retry-After`` on every rate-limited operation, when the rate limit is on;
 - 503 with ``Retry-After`` on every operation, for a database that is unavailable.
@@ -15,14 +18,16 @@ operation is documented as what :mod:`rx_web.problems` sends: ``application/prob
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from fastapi import FastAPI, routing
 from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_dependant
 from fastapi.routing import APIRoute
 from rx_contracts import Role
 
-from .identity import get_identity
+from .identity import documented_identity, learns_identity
 from .problems import PROBLEM_JSON
 from .ratelimit import EXEMPT_PATHS
 
@@ -107,7 +112,7 @@ def common_answers(
         answers["400"] = _problem("The body could not be read as UTF-8 JSON")
         if body_limited:
             answers["413"] = _problem("The body is over the size limit")
-    if get_identity in dependency_calls(route.dependant):
+    if any(learns_identity(call) for call in dependency_calls(route.dependant)):
         answers["401"] = _problem("Missing, expired or invalid access token")
     if roles := required_roles(route.dependant):
         needed = " or ".join(sorted(r.value for r in roles))
@@ -118,6 +123,38 @@ def common_answers(
     return answers
 
 
+@contextmanager
+def _identity_declared(app: FastAPI) -> Iterator[None]:
+    """While FastAPI writes ``app``'s document, each dependency of a route that learns the
+    caller (:func:`~rx_web.identity.learns_identity`) carries the declarations of
+    :func:`documented_identity` (the bearer scheme, X-Practitioner) as if
+    :func:`get_identity` were its first dependency, so the document says what FastAPI says of
+    them: the security requirement and scheme, the header's schema and place among the
+    route's parameters, and the 422 its pattern implies. Generating the document is
+    synchronous, so no request is solved meanwhile."""
+    declared = get_dependant(path="", call=documented_identity)
+    flatten = getattr(routing, "iter_route_contexts", None)
+    changed: list[tuple[Dependant, list[Dependant], list[Any]]] = []
+
+    def declare(dependant: Dependant) -> None:
+        for sub in dependant.dependencies:
+            declare(sub)
+            if learns_identity(sub.call) and not any(sub is c[0] for c in changed):
+                changed.append((sub, sub.dependencies, sub.header_params))
+                sub.dependencies = [*declared.dependencies, *sub.dependencies]
+                sub.header_params = [*sub.header_params, *declared.header_params]
+
+    try:
+        for route in flatten(app.routes) if flatten else app.routes:  # as FastAPI documents them
+            dependant = getattr(route, "dependant", None)
+            if isinstance(dependant, Dependant):
+                declare(dependant)
+        yield
+    finally:
+        for sub, dependencies, header_params in changed:
+            sub.dependencies, sub.header_params = dependencies, header_params
+
+
 def document_common_answers(app: FastAPI, rate_limited: bool, body_limited: bool) -> None:
     """Make ``app.openapi()`` include :func:`common_answers` on every operation."""
     generate = app.openapi
@@ -125,7 +162,8 @@ def document_common_answers(app: FastAPI, rate_limited: bool, body_limited: bool
 
     def openapi() -> dict[str, Any]:
         nonlocal done
-        schema = generate()  # FastAPI's own, cached on the app after the first call
+        with _identity_declared(app) if not done else nullcontext():
+            schema = generate()  # FastAPI's own, cached on the app after the first call
         if not done:
             paths = schema.get("paths", {})
             for route in api_routes(app):

@@ -10,16 +10,17 @@ import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
-from rx_web.identity import IdentityDep
+from rx_web.identity import get_identity, reads_identity
 
 from ...bootstrap import Container
 from ...domain.caller import Caller
 from ...service_layer.unit_of_work import UnitOfWork
 
 
-async def get_caller(identity: IdentityDep) -> Caller:
+@reads_identity
+async def get_caller(request: Request) -> Caller:
     """The authenticated caller (see ``rx_web.identity``) as the domain sees it."""
-    return Caller.of(identity)
+    return Caller.of(await get_identity(request))
 
 
 async def get_uow(request: Request) -> UnitOfWork:

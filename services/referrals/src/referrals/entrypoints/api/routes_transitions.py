@@ -8,13 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from rx_contracts import NhsNumberVerification
-from rx_web.identity import IdentityDep
 from rx_web.responses import JSONResponse
 
 from ...domain.caller import Caller
 from ...domain.lifecycle import Action
 from ...service_layer import handlers
-from .deps import IdempotencyKeyHeader, IfMatchHeader, in_transaction, version_of
+from .deps import CallerDep, IdempotencyKeyHeader, IfMatchHeader, in_transaction, version_of
 from .idempotency import run_once
 from .links import referral_links
 from .presenters import referral_response
@@ -86,15 +85,16 @@ class LifecycleRequest:
 
 async def lifecycle_request(
     referral_id: str,
-    identity: IdentityDep,
+    caller: CallerDep,
     idempotency_key: IdempotencyKeyHeader,
     if_match: IfMatchHeader,
     request: Request,
 ) -> LifecycleRequest:
-    """The headers read here rather than through ``deps.get_caller``, ``get_idempotency_key``
-    and ``get_if_match`` (the same declarations, so the same checks, problems and API
-    documentation): each dependency FastAPI solves costs more than what it does."""
-    caller = Caller.of(identity)
+    """The headers read here rather than through ``get_idempotency_key`` and ``get_if_match``
+    (the same declarations, so the same checks, problems and API documentation): each
+    dependency FastAPI solves costs more than what it does. The caller is a dependency of its
+    own so that it is solved first: an unauthenticated request is refused with 401 whatever
+    its headers."""
     return LifecycleRequest(referral_id, caller, idempotency_key, version_of(if_match), request)
 
 

@@ -10,15 +10,16 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from rx_contracts import Identity, Role
-from rx_web.identity import IdentityDep, require_roles
+from rx_web.identity import get_identity, reads_identity, require_roles
 
 from ...domain.caller import Caller
 from ...service_layer.unit_of_work import UnitOfWork
 
 
-async def get_caller(identity: IdentityDep) -> Caller:
+@reads_identity
+async def get_caller(request: Request) -> Caller:
     """Any authenticated caller (the directory is public within the platform)."""
-    return Caller.of(identity)
+    return Caller.of(await get_identity(request))
 
 
 AdminIdentity = Annotated[Identity, Depends(require_roles(Role.ADMIN))]
