@@ -195,6 +195,21 @@ class ReferralRepository:
             for row in self.session.exec(query.order_by(col(AttachmentRow.created_at)))
         ]
 
+    def attachment_ids(self, referral_ids: list[str]) -> dict[str, list[str]]:
+        """The ids of each referral's attachments, oldest first, in one query that leaves the
+        content unread (a ServiceRequest names its documents)."""
+        if not referral_ids:
+            return {}
+        query = (
+            core_select(col(AttachmentRow.referral_id), col(AttachmentRow.id))
+            .where(col(AttachmentRow.referral_id).in_(referral_ids))
+            .order_by(col(AttachmentRow.created_at), col(AttachmentRow.id))
+        )
+        found: dict[str, list[str]] = {}
+        for referral_id, attachment_id in self.session.connection().execute(query):
+            found.setdefault(referral_id, []).append(attachment_id)
+        return found
+
     def worklist(self, q: WorklistQuery) -> list[Referral]:
         """Matching referrals sorted by due time (then id), after the cursor, up to limit."""
         query = select(ReferralRow)
