@@ -36,6 +36,7 @@ from .transaction import Transaction
 REFERRAL: Table = ReferralRow.__table__  # type: ignore[attr-defined]
 TRANSITION: Table = TransitionRow.__table__  # type: ignore[attr-defined]
 ACCESS: Table = AccessRecordRow.__table__  # type: ignore[attr-defined]
+ATTACHMENT: Table = AttachmentRow.__table__  # type: ignore[attr-defined]
 _COLUMNS = tuple(column.key for column in REFERRAL.columns)
 _BY_ID = core_select(*REFERRAL.columns).where(REFERRAL.c.id == bindparam("referral_id"))
 _BY_ID_LOCKED = _BY_ID.with_for_update()
@@ -54,6 +55,12 @@ _HISTORY = (
     )
     .where(TRANSITION.c.referral_id == bindparam("referral_id"))
     .order_by(TRANSITION.c.sequence)
+)
+
+_ATTACHMENT_IDS = (
+    core_select(ATTACHMENT.c.referral_id, ATTACHMENT.c.id)
+    .where(ATTACHMENT.c.referral_id == bindparam("referral_id"))
+    .order_by(ATTACHMENT.c.created_at, ATTACHMENT.c.id)
 )
 
 
@@ -200,13 +207,18 @@ class ReferralRepository:
         content unread (a ServiceRequest names its documents)."""
         if not referral_ids:
             return {}
-        query = (
-            core_select(col(AttachmentRow.referral_id), col(AttachmentRow.id))
-            .where(col(AttachmentRow.referral_id).in_(referral_ids))
-            .order_by(col(AttachmentRow.created_at), col(AttachmentRow.id))
-        )
+        conn = self.session.connection()
+        if len(referral_ids) == 1:  # a read: the prepared statement, as the hot reads use
+            rows = fastsql.fetch_rows(conn, _ATTACHMENT_IDS, {"referral_id": referral_ids[0]})
+        else:
+            query = (
+                core_select(ATTACHMENT.c.referral_id, ATTACHMENT.c.id)
+                .where(ATTACHMENT.c.referral_id.in_(referral_ids))
+                .order_by(ATTACHMENT.c.created_at, ATTACHMENT.c.id)
+            )
+            rows = [tuple(row) for row in conn.execute(query)]
         found: dict[str, list[str]] = {}
-        for referral_id, attachment_id in self.session.connection().execute(query):
+        for referral_id, attachment_id in rows:
             found.setdefault(referral_id, []).append(attachment_id)
         return found
 
