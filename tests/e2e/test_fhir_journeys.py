@@ -6,12 +6,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from devstack.stack import Stack
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import MultipleResourcesFound
 
-from .conftest import gp, timeline, token, wait_for
+from .conftest import ACCESS, as_client, audit_entries, gp, timeline, token, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -222,6 +223,49 @@ def test_a_question_is_answered_and_the_same_team_accepts_over_fhir(fhir_stack: 
     wait_for(
         "the question, the answer and the acceptance on the audit timeline",
         lambda: [t for t in timeline(fhir_stack, rid) if t in wanted] == wanted,
+        timeout=30,
+        every=0.5,
+    )
+
+
+def test_the_assigned_team_follows_the_referral_s_documents_over_fhir(fhir_stack: Stack) -> None:
+    rid = refer(fhir_stack)
+    open_task(fhir_stack, rid, "RXA01")
+    uploaded = httpx.post(
+        f"{fhir_stack.url('referrals')}/referrals/{rid}/attachments",
+        params={"filename": "letter.txt"},
+        content=b"Key safe code 4512",
+        headers={
+            **gp(fhir_stack),
+            "content-type": "text/plain",
+            "Idempotency-Key": str(uuid.uuid4()),
+        },
+        timeout=10,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+
+    team = client(fhir_stack, "RXA01")
+    sr = team.reference("ServiceRequest", rid).to_resource()
+    [named] = [s["reference"] for s in sr["supportingInfo"]]
+    assert named == f"DocumentReference/{uploaded.json()['id']}"
+    document = team.reference(*named.split("/")).to_resource()
+    attachment = document["content"][0]["attachment"]
+    assert (attachment["title"], attachment["contentType"]) == ("letter.txt", "text/plain")
+    listed = team.resources("DocumentReference").search(related=f"ServiceRequest/{rid}").fetch()
+    assert [d["id"] for d in listed] == [document["id"]]
+    raw = httpx.get(attachment["url"], headers=as_client(fhir_stack, "rxa01"), timeout=10)
+    assert (raw.status_code, raw.content) == (200, b"Key safe code 4512")
+
+    def reads() -> list[str]:
+        entries = audit_entries(fhir_stack, rid, with_reads=True)
+        return sorted(e["payload"]["accessed"] for e in entries if e["type"] == ACCESS)
+
+    wait_for(
+        "the document reads on the audit stream",
+        lambda: (
+            [a for a in reads() if a.startswith("attachment")]
+            == ["attachment", "attachment-list", "attachment-list"]
+        ),
         timeout=30,
         every=0.5,
     )

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from referrals.domain.assignments import AssignmentState, AssignmentStatus
+from referrals.domain.attachments import Attachment
 from referrals.domain.model import Referral
 from referrals.domain.patient import LocalIdentifier, Patient
 from referrals.domain.sharing import Consent
-from referrals.entrypoints.fhir import codes, communications, resources
+from referrals.entrypoints.fhir import codes, communications, documents, resources
 from referrals.service_layer.versions import AssignmentVersion, ReferralVersion
 from rx_contracts import (
     CohortFlags,
@@ -26,7 +27,9 @@ from rx_contracts import (
 )
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "fhir.md"
-ELEMENT = re.compile(r"`((?:ServiceRequest|Patient|Task|Communication)\.[A-Za-z]+)`")
+ELEMENT = re.compile(
+    r"`((?:ServiceRequest|Patient|Task|Communication|DocumentReference|Binary)\.[A-Za-z]+)`"
+)
 NOW = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
 
 
@@ -68,7 +71,7 @@ def emitted() -> set[str]:
         assigned_provider_type=ProviderType.SOCIAL_CARE,
         consent=Consent(SharingBasis.BEST_INTERESTS, "B81001", "G1234567", NOW),
     )
-    found = ReferralVersion(referral, NOW, cancel_reason="Admitted overnight")
+    found = ReferralVersion(referral, NOW, cancel_reason="Admitted overnight", documents=("a1",))
     states = [
         AssignmentState(AssignmentStatus.REJECTED, "rejected", "other", "No capacity"),
         AssignmentState(
@@ -89,6 +92,8 @@ def emitted() -> set[str]:
         communications.communication(s, 5 if s.kind == "answer" else None, "http://x/")
         for s in said
     ]
+    document = Attachment("a1", "r1", "letter.txt", "text/plain", 5, "", b"hello", "B81001", NOW)
+    built += [documents.document_reference(document, "http://x/"), documents.binary(document)]
     return {f"{r['resourceType']}.{name}" for r in built for name in r if name != "resourceType"}
 
 

@@ -327,3 +327,23 @@ def get_attachment(
         record_access(uow, referral_id, caller, AccessedData.ATTACHMENT, attachment_id)
         uow.commit()
     return attachment
+
+
+def find_attachment(
+    attachment_id: str, caller: Caller, uow: UnitOfWork, accessed: AccessedData
+) -> Attachment:
+    """An attachment known by its id alone (FHIR's DocumentReference and Binary), if the
+    caller may see its referral: recorded as the JSON API records ``accessed``, its
+    description (``attachment-list``, as a list is) or its content (``attachment``). One the
+    caller may not see is not found, without naming its referral."""
+    with uow:
+        attachment = uow.referrals.attachment(attachment_id)
+        referral = uow.referrals.get(attachment.referral_id) if attachment else None
+        if attachment is None or referral is None or not referral.visible_to(caller):
+            raise ReferralNotFound(f"no attachment {attachment_id}")
+        content = accessed is AccessedData.ATTACHMENT  # the record names what it read
+        record_access(
+            uow, attachment.referral_id, caller, accessed, attachment_id if content else None
+        )
+        uow.commit()
+    return attachment

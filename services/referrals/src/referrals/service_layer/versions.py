@@ -31,6 +31,9 @@ class ReferralVersion:
     """Why it ended, in words, when it is cancelled or failed."""
     end_code: str | None = None
     """Why it ended, coded (cancellation or failure reason), when it is cancelled or failed."""
+    documents: tuple[str, ...] = ()
+    """The ids of the referral's attachments, oldest first. They are the referral's, not a
+    version's: attaching one makes no new version, and every version names them all."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def read_referral(
     """The referral now, or at ``version``, if the caller may see it now; the read is
     recorded."""
     with uow:
-        found = _referral_at(referral_id, caller, uow, version)
+        [found] = _with_documents(uow, [_referral_at(referral_id, caller, uow, version)])
         record_access(uow, referral_id, caller, AccessedData.REFERRAL)
         uow.commit()
     return found
@@ -123,7 +126,7 @@ def search_referrals(
         rows = found[: query.limit]
         for row in rows:
             record_access(uow, row.id, caller, AccessedData.REFERRAL)
-        page = [_version_of(uow, row) for row in rows]
+        page = _with_documents(uow, [_version_of(uow, row) for row in rows])
         uow.commit()
     return Page(page, len(found) > query.limit)
 
@@ -146,9 +149,24 @@ def search_assignments(
                 referrals[row.referral_id] = referral
                 record_access(uow, row.referral_id, caller, AccessedData.REFERRAL)
         found = [_assignment_at(row, referrals[row.referral_id], uow, None) for row in rows]
-        included = [_current(uow, rid) for rid in referrals] if include_referrals else []
+        included = (
+            _with_documents(uow, [_current(uow, rid) for rid in referrals])
+            if include_referrals
+            else []
+        )
         uow.commit()
     return Page(found, len(matched) > query.limit), included
+
+
+def documents_of(uow: UnitOfWork, referral_id: str) -> tuple[str, ...]:
+    """Inside ``uow``: the ids of the referral's attachments (for a write's answer)."""
+    return tuple(uow.referrals.attachment_ids([referral_id]).get(referral_id, ()))
+
+
+def _with_documents(uow: UnitOfWork, found: list[ReferralVersion]) -> list[ReferralVersion]:
+    """``found`` with each referral's attachment ids, read in one query."""
+    ids = uow.referrals.attachment_ids([f.referral.id for f in found])
+    return [replace(f, documents=tuple(ids.get(f.referral.id, ()))) for f in found]
 
 
 def _referral_at(

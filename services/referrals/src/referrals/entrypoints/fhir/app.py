@@ -11,6 +11,7 @@ from . import outcomes
 from .capability import capability_statement
 from .deps import BASE_PATH, fhir_response
 from .routes_communications import router as communications_router
+from .routes_documents import router as documents_router
 from .routes_messaging import router as messaging_router
 from .routes_patient import router as patient_router
 from .routes_read import router as read_router
@@ -42,6 +43,7 @@ def create_fhir_app() -> FastAPI:
     app.include_router(messaging_router)
     app.include_router(patient_router)
     app.include_router(communications_router)
+    app.include_router(documents_router)
     return app
 
 

@@ -28,6 +28,9 @@ SEARCH_PARAMS: dict[str, list[tuple[str, str, str]]] = {
         ("based-on", "reference", "the referral (ServiceRequest/{id}); required"),
         ("category", "token", "question, answer, message or progress"),
     ],
+    "DocumentReference": [
+        ("related", "reference", "the referral (ServiceRequest/{id}); required"),
+    ],
 }
 
 INTERACTIONS: dict[str, list[str]] = {
@@ -35,8 +38,10 @@ INTERACTIONS: dict[str, list[str]] = {
     "Task": ["read", "vread", "search-type", "patch", "update"],
     "Patient": ["read", "vread", "update"],
     "Communication": ["read", "search-type", "create"],
+    "DocumentReference": ["read", "search-type"],
+    "Binary": ["read"],
 }
-WRITTEN_ONCE = frozenset({"Communication"})
+WRITTEN_ONCE = frozenset({"Communication", "DocumentReference", "Binary"})
 """Resources that never change after they are made: version 1, no history to read."""
 SYSTEM_INTERACTIONS = ["transaction"]
 OPERATIONS = {
@@ -78,7 +83,8 @@ def capability_statement(software_version: str) -> dict[str, Any]:
             },
             "implementation": {
                 "description": "Referrals as ServiceRequest and Task; questions, answers, "
-                "messages and interim updates as Communication"
+                "messages and interim updates as Communication; documents as "
+                "DocumentReference and Binary"
             },
             "fhirVersion": "4.0.1",
             "format": ["application/fhir+json"],

@@ -24,6 +24,9 @@ from . import codes, inbound
 
 Json = dict[str, Any]
 CONSENT_ID = "consent"
+DOCUMENT_REFERENCE = "DocumentReference/"
+"""How a ServiceRequest names the referral's documents in ``supportingInfo``; documents are
+attached on their own, so a write's references to them change nothing."""
 _BY_CODE = {
     code: NhsNumberVerification(name)
     for name, (code, _) in codes.NHS_NUMBER_VERIFICATION_CODES.items()
@@ -147,14 +150,16 @@ def _verification(ident: inbound.Identifier, where: str) -> NhsNumberVerificatio
 
 def consent_given(sr: inbound.ServiceRequest) -> ConsentGiven | None:
     """The sharing basis the ServiceRequest's ``supportingInfo`` names, if any."""
-    if not sr.supportingInfo:
+    named = [s for s in sr.supportingInfo if not (s.reference or "").startswith(DOCUMENT_REFERENCE)]
+    if not named:
         return None
-    found = sr.contained_resource(sr.supportingInfo[0].reference)
-    if not isinstance(found, inbound.Consent):
+    found = sr.contained_resource(named[0].reference)
+    if len(named) > 1 or not isinstance(found, inbound.Consent):
         raise InvalidRequest(
             "ServiceRequest.supportingInfo",
             "consent_contained",
-            "supportingInfo must reference a contained Consent",
+            "supportingInfo must reference one contained Consent (and the referral's "
+            "documents as DocumentReference/{id})",
         )
     basis = found.policyRule.code_in(codes.SHARING_BASIS) if found.policyRule else None
     if basis not in {b.value for b in SharingBasis}:

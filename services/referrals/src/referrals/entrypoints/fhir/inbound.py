@@ -142,7 +142,9 @@ class ServiceRequest(Element):
     occurrencePeriod: Period | None = None
     authoredOn: str | None = None
     note: list[Annotation] = Field(default_factory=list, max_length=1)
-    supportingInfo: list[Reference] = Field(default_factory=list, max_length=1)
+    supportingInfo: list[Reference] = Field(default_factory=list)
+    """The contained Consent, and the referral's documents as read (``DocumentReference/…``,
+    which a write leaves as they are)."""
 
     def contained_resource(
         self, reference: str | None

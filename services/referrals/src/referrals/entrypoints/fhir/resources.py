@@ -86,9 +86,12 @@ def service_request(found: ReferralVersion) -> Json:
         resource["reasonCode"] = [reason]
     if r.clinical_summary:
         resource["note"] = [{"text": r.clinical_summary}]
+    supporting = [{"reference": f"DocumentReference/{d}"} for d in found.documents]
     if r.consent is not None:
         resource["contained"].append(identity.consent(r.consent, r.id))
-        resource["supportingInfo"] = [{"reference": f"#{identity.CONSENT_ID}"}]
+        supporting.insert(0, {"reference": f"#{identity.CONSENT_ID}"})
+    if supporting:
+        resource["supportingInfo"] = supporting
     system = codes.END_REASON_SYSTEMS.get(r.status)
     if system and (found.cancel_reason or found.end_code):
         concept: Json = {}

@@ -71,15 +71,22 @@ def _process(
     else:
         version, execute = _change(request, caller, reason, sr, patient)
 
-    def present(referral: Referral) -> StoredResponse:
+    def run(uow: UnitOfWork) -> tuple[Referral, tuple[str, ...]]:
+        referral = execute(uow)
+        if reason == "new":  # nothing can be attached to it yet
+            return referral, ()
+        return referral, versions.documents_of(uow, referral.id)
+
+    def present(done: tuple[Referral, tuple[str, ...]]) -> StoredResponse:
+        referral, documents = done
         at = referral.pending[-1].at if referral.pending else referral.created_at
         step = referral.pending[-1] if referral.status.value == "cancelled" else None
         found = versions.ReferralVersion(
-            referral, at, step.note if step else None, step.reason_code if step else None
+            referral, at, step.note if step else None, step.reason_code if step else None, documents
         )
         return StoredResponse(200, _response(request, header, resources.service_request(found)), {})
 
-    return idempotent(request, caller, key, body, version, execute, present)
+    return idempotent(request, caller, key, body, version, run, present)
 
 
 def _focus(

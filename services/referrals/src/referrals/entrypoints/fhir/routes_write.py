@@ -14,6 +14,7 @@ from ...adapters.idempotency import StoredResponse
 from ...domain.lifecycle import Action
 from ...domain.model import Referral
 from ...service_layer import handlers, versions
+from ...service_layer.unit_of_work import UnitOfWork
 from . import commands, inbound, resources
 from .deps import (
     CallerDep,
@@ -174,7 +175,12 @@ async def update_service_request(
     current = versions.current_referral(resource_id, caller, request.app.state.container.uow())
     action, details = commands.update(current, sr)
 
-    def present(referral: Referral) -> StoredResponse:
+    def execute(uow: UnitOfWork) -> tuple[Referral, tuple[str, ...]]:
+        referral = handlers.transition(resource_id, action, caller, version or 0, uow, **details)
+        return referral, versions.documents_of(uow, resource_id)
+
+    def present(done: tuple[Referral, tuple[str, ...]]) -> StoredResponse:
+        referral, documents = done
         step = referral.pending[-1]
         cancelled = action is Action.CANCEL
         found = versions.ReferralVersion(
@@ -182,6 +188,7 @@ async def update_service_request(
             step.at,
             step.note if cancelled else None,
             step.reason_code if cancelled else None,
+            documents,
         )
         answer = resources.service_request(found)
         return StoredResponse(200, answer, {"ETag": resources.etag(referral.version)})
@@ -193,6 +200,6 @@ async def update_service_request(
         key,
         body,
         version,
-        lambda uow: handlers.transition(resource_id, action, caller, version or 0, uow, **details),
+        execute,
         present,
     )

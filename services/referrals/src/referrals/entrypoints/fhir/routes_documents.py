@@ -1,0 +1,82 @@
+"""A referral's documents: DocumentReference read and search (by the ServiceRequest), Binary
+read (the bytes, or a Binary resource for a client that asks for FHIR JSON). The same checks
+and access records as the JSON API's attachment reads: a description is recorded as the list
+is (``attachment-list``), the bytes as the download is (``attachment``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from rx_contracts import AccessedData
+
+from ...domain.attachments import Attachment
+from ...domain.errors import ReferralNotFound
+from ...service_layer import handlers
+from . import documents
+from .deps import FHIR_JSON, CallerDep, Uow, fhir_response
+from .outcomes import FhirProblem
+from .resources import etag
+from .routes_search import Params, entry, full_url, searchset
+
+router = APIRouter()
+
+SEARCH_PARAMS = frozenset({"related", "_format"})
+FHIR_FORMATS = frozenset({"json", FHIR_JSON, "application/json+fhir"})
+
+
+def _described(request: Request, attachment: Attachment) -> documents.Json:
+    return documents.document_reference(attachment, full_url(request, f"Binary/{attachment.id}"))
+
+
+@router.get("/DocumentReference/{resource_id}", name="read DocumentReference")
+def read_document_reference(
+    resource_id: str, request: Request, caller: CallerDep, uow: Uow
+) -> JSONResponse:
+    """One document of a referral the caller may see; recorded as an attachment-list read."""
+    attachment = handlers.find_attachment(resource_id, caller, uow, AccessedData.ATTACHMENT_LIST)
+    return fhir_response(_described(request, attachment), headers={"ETag": etag(1)})
+
+
+@router.get("/DocumentReference", name="search DocumentReference")
+def search_document_references(request: Request, caller: CallerDep, uow: Uow) -> JSONResponse:
+    """A referral's documents, oldest first (one page: a referral has few); recorded as the
+    JSON API's list is; nothing for a referral the caller may not see."""
+    params = Params(request, SEARCH_PARAMS)
+    related = params.values("related")
+    if len(related) != 1 or not related[0].startswith("ServiceRequest/"):
+        raise FhirProblem(
+            400, "search documents by one referral: related=ServiceRequest/{id}", "related"
+        )
+    try:
+        found = handlers.list_attachments(related[0].removeprefix("ServiceRequest/"), caller, uow)
+    except ReferralNotFound:
+        found = []  # a search finds nothing of what the caller may not see
+    entries = [entry(request, _described(request, a)) for a in found]
+    return fhir_response(searchset(request, entries, None))
+
+
+@router.get("/Binary/{resource_id}", name="read Binary")
+def read_binary(resource_id: str, request: Request, caller: CallerDep, uow: Uow) -> Response:
+    """The document's bytes with its own content type, or, asked for FHIR JSON (Accept or
+    ``_format``), a Binary resource carrying them; recorded as the JSON API's download is."""
+    attachment = handlers.find_attachment(resource_id, caller, uow, AccessedData.ATTACHMENT)
+    if _wants_fhir(request):
+        return fhir_response(documents.binary(attachment), headers={"ETag": etag(1)})
+    return Response(
+        attachment.content,
+        media_type=attachment.content_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{attachment.filename}"',
+            "X-Content-Type-Options": "nosniff",
+            "ETag": etag(1),
+        },
+    )
+
+
+def _wants_fhir(request: Request) -> bool:
+    """Whether the client asked for the resource rather than the bytes (FHIR's Binary read)."""
+    wanted = request.query_params.get("_format")
+    if wanted is not None:
+        return wanted in FHIR_FORMATS
+    accept = request.headers.get("accept", "")
+    return any(part.split(";", 1)[0].strip() in FHIR_FORMATS for part in accept.split(","))

@@ -1,0 +1,193 @@
+"""A referral's documents over FHIR: the ServiceRequest names each attachment as a
+DocumentReference in ``supportingInfo``; DocumentReference read and search describe them,
+Binary read serves their bytes (or a Binary resource, asked for FHIR JSON). The same checks
+and access records as the JSON API's attachment reads; every resource passes the HAPI FHIR
+validator."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from devstack.fhir_validator import FhirValidator
+from fastapi.testclient import TestClient
+from referrals.adapters.tables import AccessRecordRow
+from referrals.config import Settings
+from referrals.entrypoints.api.app import create_app
+from sqlmodel import Session, select
+
+from .fhir_support import BASE, GP, OPS, OTHER_TEAM, STRANGER, TEAM, create, outcome, route, write
+from .test_fhir import valid
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+FHIR = {"Accept": "application/fhir+json"}
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'referrals.db'}"
+
+
+@pytest.fixture
+def client(db_url: str) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(database_url=db_url))) as c:
+        yield c
+
+
+def attach(
+    client: TestClient, rid: str, who: dict[str, str], name: str, content: bytes, kind: str
+) -> dict[str, Any]:
+    """Upload through the JSON API, as documents are attached."""
+    response = client.post(
+        f"/referrals/{rid}/attachments",
+        params={"filename": name},
+        content=content,
+        headers={**who, "content-type": kind, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def accesses(client: TestClient) -> list[tuple[str, str, str | None]]:
+    engine = client.app.state.container.engine  # type: ignore[attr-defined]
+    with Session(engine) as s:
+        rows = s.exec(select(AccessRecordRow).order_by(AccessRecordRow.at))
+        return [(r.organisation, r.accessed, r.attachment_id) for r in rows]
+
+
+@pytest.fixture
+def documents(client: TestClient, db_url: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A referral routed to RXA01, with a letter from the referrer and a photo from RXA01."""
+    rid = create(client)
+    route(db_url, rid)
+    letter = attach(client, rid, GP, "letter.txt", b"Key safe code 4512", "text/plain")
+    photo = attach(client, rid, TEAM, "wound (day 2).png", PNG, "image/png")
+    return rid, letter, photo
+
+
+def test_the_service_request_names_its_documents_and_each_is_described_and_served(
+    client: TestClient,
+    fhir_validator: FhirValidator,
+    documents: tuple[str, dict[str, Any], dict[str, Any]],
+) -> None:
+    rid, letter, photo = documents
+    sr = valid(fhir_validator, client.get(f"{BASE}/ServiceRequest/{rid}", headers=TEAM).json())
+    assert sr["supportingInfo"] == [
+        {"reference": f"DocumentReference/{letter['id']}"},
+        {"reference": f"DocumentReference/{photo['id']}"},
+    ]
+
+    read = client.get(f"{BASE}/DocumentReference/{photo['id']}", headers=GP)
+    assert read.status_code == 200, read.text
+    assert read.headers["etag"] == 'W/"1"'
+    described = valid(fhir_validator, read.json())
+    assert described["status"] == "current"
+    assert described["subject"] == {"reference": f"Patient/{rid}"}
+    assert described["context"]["related"] == [{"reference": f"ServiceRequest/{rid}"}]
+    assert described["author"][0]["identifier"]["value"] == "RXA01"
+    [content] = described["content"]
+    attachment = content["attachment"]
+    assert (attachment["contentType"], attachment["size"], attachment["title"]) == (
+        "image/png",
+        len(PNG),
+        "wound (day 2).png",
+    )
+    assert attachment["url"] == f"http://testserver{BASE}/Binary/{photo['id']}"
+    assert attachment["creation"].endswith("Z")
+
+    found = client.get(
+        f"{BASE}/DocumentReference", params={"related": f"ServiceRequest/{rid}"}, headers=TEAM
+    )
+    bundle = valid(fhir_validator, found.json())
+    assert bundle["type"] == "searchset"
+    assert [e["resource"]["id"] for e in bundle["entry"]] == [letter["id"], photo["id"]]
+    assert bundle["entry"][1]["resource"] == described
+    assert bundle["entry"][0]["fullUrl"].endswith(f"{BASE}/DocumentReference/{letter['id']}")
+
+    raw = client.get(attachment["url"], headers=TEAM)
+    assert raw.status_code == 200
+    assert raw.headers["content-type"] == "image/png"
+    assert raw.content == PNG
+    assert raw.headers["x-content-type-options"] == "nosniff"
+
+    as_fhir = client.get(f"{BASE}/Binary/{letter['id']}", headers={**GP, **FHIR})
+    assert as_fhir.headers["content-type"].startswith("application/fhir+json")
+    binary = valid(fhir_validator, as_fhir.json())
+    assert (binary["resourceType"], binary["contentType"]) == ("Binary", "text/plain")
+    assert base64.b64decode(binary["data"]) == b"Key safe code 4512"
+    formatted = client.get(f"{BASE}/Binary/{photo['id']}", params={"_format": "json"}, headers=GP)
+    assert base64.b64decode(formatted.json()["data"]) == PNG
+
+
+def test_reads_are_recorded_as_the_json_api_s_attachment_reads(
+    client: TestClient, documents: tuple[str, dict[str, Any], dict[str, Any]]
+) -> None:
+    rid, letter, photo = documents
+    assert accesses(client) == []
+    client.get(
+        f"{BASE}/DocumentReference", params={"related": f"ServiceRequest/{rid}"}, headers=OPS
+    )
+    client.get(f"{BASE}/DocumentReference/{letter['id']}", headers=GP)
+    client.get(f"{BASE}/Binary/{photo['id']}", headers=TEAM)
+    client.get(f"{BASE}/Binary/{letter['id']}", headers={**GP, **FHIR})
+    assert accesses(client) == [
+        ("RX0PS", "attachment-list", None),
+        ("B81001", "attachment-list", None),
+        ("RXA01", "attachment", photo["id"]),
+        ("B81001", "attachment", letter["id"]),
+    ]
+
+
+def test_only_who_may_see_the_referral_sees_its_documents(
+    client: TestClient,
+    fhir_validator: FhirValidator,
+    documents: tuple[str, dict[str, Any], dict[str, Any]],
+) -> None:
+    rid, letter, _ = documents
+    for who in (STRANGER, OTHER_TEAM):
+        for path in (f"/DocumentReference/{letter['id']}", f"/Binary/{letter['id']}"):
+            theirs = valid(fhir_validator, outcome(client.get(f"{BASE}{path}", headers=who), 404))
+            ghost = outcome(client.get(f"{BASE}{path[:-4]}0000", headers=who), 404)
+            assert theirs["issue"][0]["code"] == ghost["issue"][0]["code"] == "not-found"
+            assert rid not in str(theirs), "a 404 names nothing of the referral"
+        found = client.get(
+            f"{BASE}/DocumentReference", params={"related": f"ServiceRequest/{rid}"}, headers=who
+        )
+        assert "entry" not in valid(fhir_validator, found.json()), "an empty searchset"
+    assert accesses(client) == [], "nothing shown, nothing recorded"
+    for who in (GP, TEAM, OPS):
+        assert client.get(f"{BASE}/Binary/{letter['id']}", headers=who).status_code == 200
+
+
+def test_a_search_names_one_referral(client: TestClient, fhir_validator: FhirValidator) -> None:
+    for params in ({}, {"related": "Patient/x"}, {"related": "ServiceRequest/a,ServiceRequest/b"}):
+        response = client.get(f"{BASE}/DocumentReference", params=params, headers=GP)
+        assert valid(fhir_validator, outcome(response, 400))["issue"][0]["expression"] == [
+            "related"
+        ]
+    unknown = client.get(f"{BASE}/DocumentReference", params={"subject": "x"}, headers=GP)
+    outcome(unknown, 400)
+
+
+def test_a_service_request_put_back_as_read_keeps_its_documents(
+    client: TestClient,
+    fhir_validator: FhirValidator,
+    documents: tuple[str, dict[str, Any], dict[str, Any]],
+) -> None:
+    rid, letter, photo = documents
+    current = client.get(f"{BASE}/ServiceRequest/{rid}", headers=GP).json()
+    amended = {**current, "priority": "asap"}
+    version = int(current["meta"]["versionId"])
+    response = write(client, "PUT", f"/ServiceRequest/{rid}", GP, amended, version=version)
+    assert response.status_code == 200, response.text
+    after = valid(fhir_validator, response.json())
+    assert after["priority"] == "asap"
+    assert after["supportingInfo"] == current["supportingInfo"]
+    assert client.get(f"{BASE}/ServiceRequest/{rid}", headers=GP).json()["supportingInfo"] == [
+        {"reference": f"DocumentReference/{letter['id']}"},
+        {"reference": f"DocumentReference/{photo['id']}"},
+    ]
