@@ -127,12 +127,18 @@ def download_attachment(
     referral_id: str, attachment_id: str, caller: CallerDep, uow: Uow
 ) -> Response:
     attachment = handlers.get_attachment(referral_id, attachment_id, caller, uow)
+    return download(attachment, f'"{attachment.sha256}"')
+
+
+def download(attachment: Attachment, etag: str) -> Response:
+    """The document's bytes as a download with its own content type (the JSON API's and the
+    FHIR Binary's answer): never rendered as anything else by a browser."""
     return Response(
         attachment.content,
         media_type=attachment.content_type,
         headers={
             "Content-Disposition": f'attachment; filename="{attachment.filename}"',
             "X-Content-Type-Options": "nosniff",
-            "ETag": f'"{attachment.sha256}"',
+            "ETag": etag,
         },
     )

@@ -12,6 +12,7 @@ from rx_contracts import AccessedData
 from ...domain.attachments import Attachment
 from ...domain.errors import ReferralNotFound
 from ...service_layer import handlers
+from ..api.routes_attachments import download
 from . import documents
 from .deps import FHIR_JSON, CallerDep, Uow, fhir_response
 from .outcomes import FhirProblem
@@ -62,15 +63,7 @@ def read_binary(resource_id: str, request: Request, caller: CallerDep, uow: Uow)
     attachment = handlers.find_attachment(resource_id, caller, uow, AccessedData.ATTACHMENT)
     if _wants_fhir(request):
         return fhir_response(documents.binary(attachment), headers={"ETag": etag(1)})
-    return Response(
-        attachment.content,
-        media_type=attachment.content_type,
-        headers={
-            "Content-Disposition": f'attachment; filename="{attachment.filename}"',
-            "X-Content-Type-Options": "nosniff",
-            "ETag": etag(1),
-        },
-    )
+    return download(attachment, etag(1))
 
 
 def _wants_fhir(request: Request) -> bool:
