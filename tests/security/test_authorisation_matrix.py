@@ -72,7 +72,8 @@ STATIC_MOUNTS = frozenset({"audit /ops/assets", "referrals /fhir/R4"})
 """Mounts serving files shipped inside a service (the console's JS, CSS): code, no data; and
 the referrals service's FHIR interface, whose routes answer FHIR rather than this matrix's
 requests: services/referrals/tests/test_fhir.py checks each of them learns its caller and
-that someone else's referral is a 404 there too (test_fhir_documents.py: its documents)."""
+that someone else's referral is a 404 there too (test_fhir_documents.py: its documents, read
+and uploaded)."""
 
 READERS = frozenset({"referrer", "assigned", "ops"})
 OWNER_AND_OPS = frozenset({"referrer", "ops"})

@@ -17,6 +17,7 @@ from devstack.fhir_validator import FhirValidator
 from fastapi.testclient import TestClient
 from referrals.adapters.tables import AccessRecordRow
 from referrals.config import Settings
+from referrals.domain.attachments import MAX_BYTES
 from referrals.entrypoints.api.app import create_app
 from sqlmodel import Session, select
 
@@ -191,3 +192,160 @@ def test_a_service_request_put_back_as_read_keeps_its_documents(
         {"reference": f"DocumentReference/{letter['id']}"},
         {"reference": f"DocumentReference/{photo['id']}"},
     ]
+
+
+# ---- upload -------------------------------------------------------------------------------------
+
+
+def document(rid: str, name: str, content: bytes | str, kind: str, **more: Any) -> dict[str, Any]:
+    """A DocumentReference to upload: ``content`` bytes are sent base64, a str as it is."""
+    data = base64.b64encode(content).decode() if isinstance(content, bytes) else content
+    return {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "content": [{"attachment": {"contentType": kind, "data": data, "title": name}}],
+        "context": {"related": [{"reference": f"ServiceRequest/{rid}"}]},
+        **more,
+    }
+
+
+@pytest.fixture
+def referral(client: TestClient, db_url: str) -> str:
+    rid = create(client)
+    route(db_url, rid)
+    return rid
+
+
+def test_a_document_uploaded_as_a_document_reference_is_read_back_byte_for_byte(
+    client: TestClient, fhir_validator: FhirValidator, referral: str
+) -> None:
+    sent = document(referral, "wound (day 2).png", PNG, "image/png")
+    response = write(client, "POST", "/DocumentReference", TEAM, sent)
+    assert response.status_code == 201, response.text
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    created = valid(fhir_validator, response.json())
+    assert (
+        response.headers["location"] == f"http://testserver{BASE}/DocumentReference/{created['id']}"
+    )
+    assert response.headers["etag"] == 'W/"1"'
+    assert created["author"][0]["identifier"]["value"] == "RXA01"
+    assert created["context"]["related"] == [{"reference": f"ServiceRequest/{referral}"}]
+    attachment = created["content"][0]["attachment"]
+    assert (attachment["contentType"], attachment["size"], attachment["title"]) == (
+        "image/png",
+        len(PNG),
+        "wound (day 2).png",
+    )
+
+    read = client.get(f"{BASE}/DocumentReference/{created['id']}", headers=GP)
+    assert read.json() == created, "the answer is the DocumentReference as read"
+    assert client.get(attachment["url"], headers=GP).content == PNG
+    as_fhir = client.get(f"{BASE}/Binary/{created['id']}", headers={**GP, **FHIR}).json()
+    assert base64.b64decode(as_fhir["data"]) == PNG
+    listed = client.get(f"/referrals/{referral}/attachments", headers=GP).json()
+    assert [a["id"] for a in listed] == [created["id"]], "the JSON API lists it too"
+    sr = client.get(f"{BASE}/ServiceRequest/{referral}", headers=GP).json()
+    assert sr["supportingInfo"][-1] == {"reference": f"DocumentReference/{created['id']}"}
+
+
+def test_a_replayed_upload_gets_the_same_answer_and_attaches_once(
+    client: TestClient, referral: str
+) -> None:
+    sent = document(referral, "letter.txt", b"Key safe code 4512", "text/plain")
+    first = write(client, "POST", "/DocumentReference", GP, sent, key="upload-1")
+    again = write(client, "POST", "/DocumentReference", GP, sent, key="upload-1")
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert again.headers["location"] == first.headers["location"]
+    assert len(client.get(f"/referrals/{referral}/attachments", headers=GP).json()) == 1
+    other = document(referral, "letter.txt", b"Another code", "text/plain")
+    reused = write(client, "POST", "/DocumentReference", GP, other, key="upload-1")
+    assert reused.status_code == 422, "a key reused for another document is refused"
+    unkeyed = client.post(f"{BASE}/DocumentReference", json=sent, headers=GP)
+    assert outcome(unkeyed, 400)["issue"][0]["expression"] == ["Idempotency-Key"]
+
+
+ELEMENT = "DocumentReference.content[0].attachment"
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "expression"),
+    [
+        ({"kind": "application/zip"}, 422, f"{ELEMENT}.contentType"),
+        ({"content": b"not a PNG at all"}, 422, f"{ELEMENT}.data"),
+        ({"content": "not*base64!"}, 400, f"{ELEMENT}.data"),
+        ({"name": "../etc/passwd"}, 422, f"{ELEMENT}.title"),
+        ({"context": {"related": []}}, 400, "DocumentReference.context.related"),
+        (
+            {"context": {"related": [{"reference": "Patient/x"}]}},
+            422,
+            "DocumentReference.context.related",
+        ),
+        ({"subject": {"reference": "Patient/someone-else"}}, 422, "DocumentReference.subject"),
+        ({"url": "http://elsewhere/x"}, 400, f"{ELEMENT}.url"),
+    ],
+)
+def test_an_upload_that_breaks_a_rule_is_refused_naming_the_element(
+    client: TestClient,
+    fhir_validator: FhirValidator,
+    referral: str,
+    change: dict[str, Any],
+    status: int,
+    expression: str,
+) -> None:
+    fields: dict[str, Any] = {"name": "photo.png", "content": PNG, "kind": "image/png"}
+    more = {k: v for k, v in change.items() if k not in fields and k != "url"}
+    fields.update({k: v for k, v in change.items() if k in fields})
+    sent = document(referral, fields["name"], fields["content"], fields["kind"], **more)
+    if "url" in change:
+        sent["content"][0]["attachment"]["url"] = change["url"]
+    refused = valid(
+        fhir_validator, outcome(write(client, "POST", "/DocumentReference", TEAM, sent), status)
+    )
+    assert refused["issue"][0]["expression"] == [expression]
+    assert client.get(f"/referrals/{referral}/attachments", headers=GP).json() == []
+
+
+def test_only_the_referrer_or_the_assigned_organisation_may_upload(
+    client: TestClient, fhir_validator: FhirValidator, referral: str
+) -> None:
+    sent = document(referral, "letter.txt", b"Key safe code 4512", "text/plain")
+    for who in (STRANGER, OTHER_TEAM):
+        hidden = outcome(write(client, "POST", "/DocumentReference", who, sent), 404)
+        assert valid(fhir_validator, hidden)["issue"][0]["code"] == "not-found"
+    forbidden = outcome(write(client, "POST", "/DocumentReference", OPS, sent), 403)
+    assert valid(fhir_validator, forbidden)["issue"][0]["code"] == "forbidden"
+    assert client.get(f"/referrals/{referral}/attachments", headers=GP).json() == []
+
+
+def test_the_json_api_s_size_limit_holds_and_a_document_up_to_it_is_taken(
+    client: TestClient, referral: str
+) -> None:
+    largest = b"%PDF-" + b"x" * (MAX_BYTES - 5)
+    taken = write(
+        client,
+        "POST",
+        "/DocumentReference",
+        GP,
+        document(referral, "a.pdf", largest, "application/pdf"),
+    )
+    assert taken.status_code == 201, taken.text[:500]
+    over = document(referral, "b.pdf", largest + b"x", "application/pdf")
+    refused = outcome(write(client, "POST", "/DocumentReference", GP, over), 413)
+    assert refused["issue"][0]["expression"] == [f"{ELEMENT}.data"]
+    assert len(client.get(f"/referrals/{referral}/attachments", headers=GP).json()) == 1
+
+
+def test_a_finished_referral_takes_no_documents(client: TestClient, referral: str) -> None:
+    version = client.get(f"/referrals/{referral}", headers=GP).headers["etag"]
+    cancel = client.post(
+        f"/referrals/{referral}/cancel",
+        json={"reason_text": "no longer needed"},
+        headers={**GP, "Idempotency-Key": "cancel", "If-Match": version},
+    )
+    assert cancel.status_code == 200, cancel.text
+    sent = document(referral, "late.txt", b"too late", "text/plain")
+    assert (
+        outcome(write(client, "POST", "/DocumentReference", GP, sent), 409)["issue"][0]["code"]
+        == "conflict"
+    )

@@ -12,6 +12,7 @@ from ...config import Settings, get_settings
 from ...domain.attachments import MAX_BYTES as MAX_ATTACHMENT_BYTES
 from ...domain.errors import ReferralError
 from ..fhir.app import mount as mount_fhir
+from ..fhir.routes_documents import UPLOAD_PATH as FHIR_UPLOAD_PATH
 from .deps import CountInFlight, InFlight
 from .routes_attachments import UPLOAD_PATH
 from .routes_attachments import router as attachments_router
@@ -28,7 +29,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         "organisations. Authenticate with a bearer token from the issuer (audience 'referrals').",
         lambda: container or bootstrap(settings),
         max_body_size=settings.max_body_bytes,
-        larger_bodies={UPLOAD_PATH: MAX_ATTACHMENT_BYTES + 1024},
+        larger_bodies={
+            UPLOAD_PATH: MAX_ATTACHMENT_BYTES + 1024,
+            # base64 is 4 bytes for every 3, plus the DocumentReference around it
+            FHIR_UPLOAD_PATH: MAX_ATTACHMENT_BYTES * 4 // 3 + 64 * 1024,
+        },
     )
 
     @app.exception_handler(ReferralError)

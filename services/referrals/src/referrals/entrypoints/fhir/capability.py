@@ -38,7 +38,7 @@ INTERACTIONS: dict[str, list[str]] = {
     "Task": ["read", "vread", "search-type", "patch", "update"],
     "Patient": ["read", "vread", "update"],
     "Communication": ["read", "search-type", "create"],
-    "DocumentReference": ["read", "search-type"],
+    "DocumentReference": ["read", "search-type", "create"],
     "Binary": ["read"],
 }
 WRITTEN_ONCE = frozenset({"Communication", "DocumentReference", "Binary"})

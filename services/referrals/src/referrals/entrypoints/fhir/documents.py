@@ -8,10 +8,15 @@ giving it would mean hashing every document's bytes on every read."""
 from __future__ import annotations
 
 import base64
+import binascii
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from ...domain.attachments import Attachment
+from ...domain.attachments import Attachment, AttachmentRejected
+from ...domain.errors import InvalidRequest
+from . import inbound
+from .outcomes import FhirProblem
 from .resources import instant, organisation
 
 Json = dict[str, Any]
@@ -60,3 +65,52 @@ def binary(attachment: Attachment) -> Json:
         "securityContext": {"reference": f"ServiceRequest/{attachment.referral_id}"},
         "data": base64.b64encode(attachment.content).decode("ascii"),
     }
+
+
+# ---- in ----------------------------------------------------------------------------------------
+
+ATTACHMENT = "DocumentReference.content[0].attachment"
+_ELEMENTS = {"Content-Type": "contentType", "filename": "title", "body": "data"}
+"""The JSON API upload rules' fields as the uploaded attachment's elements; bytes that are not
+what the type says are the ``data`` at fault (the type itself is one we take)."""
+
+
+class Upload:
+    """A DocumentReference to create, read as the JSON API's upload: the referral, the file
+    name, the declared type and the decoded bytes."""
+
+    def __init__(self, sent: inbound.DocumentReference) -> None:
+        reference = sent.context.related[0].reference or ""
+        if not reference.startswith("ServiceRequest/") or reference == "ServiceRequest/":
+            raise InvalidRequest(
+                "DocumentReference.context.related",
+                "related_service_request",
+                "context.related must reference the referral: ServiceRequest/{id}",
+            )
+        self.referral_id = reference.removeprefix("ServiceRequest/")
+        if sent.subject is not None and sent.subject.reference != f"Patient/{self.referral_id}":
+            raise InvalidRequest(
+                "DocumentReference.subject",
+                "subject",
+                f"subject, if given, is the referral's patient: Patient/{self.referral_id}",
+            )
+        attachment = sent.content[0].attachment
+        self.filename, self.content_type = attachment.title, attachment.contentType
+        try:
+            self.content = base64.b64decode("".join(attachment.data.split()), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise FhirProblem(400, f"data is not base64: {exc}", f"{ATTACHMENT}.data") from exc
+
+    def fingerprint(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` with the bytes replaced by their SHA-256: what a retry must repeat."""
+        sha256 = hashlib.sha256(self.content).hexdigest()
+        return {**body, "content": sha256, "filename": self.filename, "type": self.content_type}
+
+
+def rejected(exc: AttachmentRejected) -> FhirProblem:
+    """An upload rule broken, naming the element. A type we do not take is a broken rule of
+    the resource (422), not an unsupported request body (the JSON API's 415)."""
+    status = 422 if exc.status == 415 else exc.status
+    field = "body" if exc.rule == "content_mismatch" else exc.field
+    element = f"{ATTACHMENT}.{_ELEMENTS.get(field, 'data')}"
+    return FhirProblem(status, f"{exc} (rule {exc.rule})", element)

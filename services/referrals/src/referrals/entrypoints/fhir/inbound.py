@@ -276,3 +276,33 @@ class MessageBundle(Element):
     timestamp: str | None = None
     type: Literal["message"]
     entry: list[MessageEntry] = Field(min_length=2, max_length=3)
+
+
+class DocumentAttachment(Element):
+    """A document uploaded as a DocumentReference: its type, its bytes (base64) and its file
+    name. What the server sets on the read (``url``, ``size``, ``creation``) is refused."""
+
+    contentType: str = Field(min_length=1, max_length=200)
+    data: str = Field(min_length=1)
+    title: str = Field(min_length=1, max_length=1000)
+
+
+class DocumentContent(Element):
+    attachment: DocumentAttachment
+
+
+class DocumentContext(Element):
+    related: list[Reference] = Field(min_length=1, max_length=1)
+
+
+class DocumentReference(Element):
+    """A document to attach to the referral ``context.related`` names; ``subject``, if given,
+    is that referral's patient."""
+
+    resourceType: Literal["DocumentReference"]
+    id: FhirId | None = None
+    meta: Meta | None = None
+    status: Literal["current"]
+    subject: Reference | None = None
+    content: list[DocumentContent] = Field(min_length=1, max_length=1)
+    context: DocumentContext

@@ -1,25 +1,44 @@
-"""A referral's documents: DocumentReference read and search (by the ServiceRequest), Binary
-read (the bytes, or a Binary resource for a client that asks for FHIR JSON). The same checks
-and access records as the JSON API's attachment reads: a description is recorded as the list
-is (``attachment-list``), the bytes as the download is (``attachment``)."""
+"""A referral's documents: DocumentReference create (an upload), read and search (by the
+ServiceRequest), Binary read (the bytes, or a Binary resource for a client that asks for FHIR
+JSON). The same handlers, rules and access records as the JSON API's attachments: an upload is
+the JSON API's upload, a description is recorded as the list is (``attachment-list``), the
+bytes as the download is (``attachment``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from rx_contracts import AccessedData
 
-from ...domain.attachments import Attachment
+from ...adapters.idempotency import StoredResponse
+from ...domain.attachments import Attachment, AttachmentRejected
+from ...domain.caller import Caller
 from ...domain.errors import ReferralNotFound
 from ...service_layer import handlers
+from ...service_layer.unit_of_work import UnitOfWork
 from ..api.routes_attachments import download
-from . import documents
-from .deps import FHIR_JSON, CallerDep, Uow, fhir_response
+from . import documents, inbound
+from .deps import (
+    FHIR_JSON,
+    CallerDep,
+    IdempotencyKeyHeader,
+    ParseFailed,
+    Uow,
+    fhir_response,
+    parse,
+    read_json,
+)
 from .outcomes import FhirProblem
 from .resources import etag
 from .routes_search import Params, entry, full_url, searchset
+from .writes import idempotent
 
 router = APIRouter()
+UPLOAD_PATH = "/fhir/R4/DocumentReference"
+"""Where documents are uploaded (allowed a body the size of a base64 attachment)."""
 
 SEARCH_PARAMS = frozenset({"related", "_format"})
 FHIR_FORMATS = frozenset({"json", FHIR_JSON, "application/json+fhir"})
@@ -27,6 +46,47 @@ FHIR_FORMATS = frozenset({"json", FHIR_JSON, "application/json+fhir"})
 
 def _described(request: Request, attachment: Attachment) -> documents.Json:
     return documents.document_reference(attachment, full_url(request, f"Binary/{attachment.id}"))
+
+
+@router.post("/DocumentReference", name="create DocumentReference", status_code=201)
+async def create_document_reference(
+    request: Request, caller: CallerDep, key: IdempotencyKeyHeader = None
+) -> JSONResponse:
+    """Attach a document (``content[0].attachment``: ``contentType``, base64 ``data``, the file
+    name as ``title``) to the referral ``context.related`` names: the JSON API's upload, with
+    its rules (type, size, file name, who may attach, while the referral is open)."""
+    body = await read_json(request)
+    try:
+        sent = parse(inbound.DocumentReference, body, "DocumentReference")
+    except ParseFailed as failed:
+        return failed.response()
+    upload = documents.Upload(sent)
+    return await run_in_threadpool(_create, request, caller, key, body, upload)
+
+
+def _create(
+    request: Request, caller: Caller, key: str | None, body: Any, upload: documents.Upload
+) -> JSONResponse:
+    def execute(uow: UnitOfWork) -> Attachment:
+        try:
+            return handlers.add_attachment(
+                upload.referral_id,
+                caller,
+                upload.content_type,
+                upload.filename,
+                upload.content,
+                uow,
+            )
+        except AttachmentRejected as exc:
+            raise documents.rejected(exc) from exc
+
+    def present(attachment: Attachment) -> StoredResponse:
+        # Written once: no history to read, so the Location is the resource itself.
+        where = full_url(request, f"DocumentReference/{attachment.id}")
+        headers = {"ETag": etag(1), "Location": where}
+        return StoredResponse(201, _described(request, attachment), headers)
+
+    return idempotent(request, caller, key, upload.fingerprint(body), None, execute, present)
 
 
 @router.get("/DocumentReference/{resource_id}", name="read DocumentReference")
