@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -169,4 +170,64 @@ def test_a_member_losing_partitions_in_a_rebalance_commits_them_first(
         if second is not None:
             second.close()
         first.close()
+        dlq.close()
+
+
+def test_a_member_put_out_of_its_group_with_offsets_overdue_rejoins_and_goes_on(
+    kafka_bootstrap, unique_topic, engine
+) -> None:
+    """The audit consumer's case (a pattern subscription) after a broker outage: put out of its
+    group with settled offsets overdue, it must rejoin and go on, not retry its refused offset
+    commit with zero-wait polls that never rejoin."""
+    publisher = KafkaPublisher(kafka_bootstrap, client_id="it-evicted")
+    dlq = KafkaPublisher(kafka_bootstrap, client_id="it-dlq")
+    group = f"it-{uuid.uuid4().hex[:8]}"
+    source = KafkaRecordSource(
+        kafka_bootstrap,
+        group,
+        pattern=re.escape(unique_topic),
+        # Put out of the group by its own client when it does not poll for 2 s.
+        session_timeout_ms=1_000,
+        heartbeat_interval_ms=200,
+        max_poll_interval_ms=2_000,
+    )
+    now = [0.0]
+    applied: list[str] = []
+    consumer = InboxConsumer(
+        "it",
+        source,
+        engine,
+        lambda s, env, r: applied.append(env.id),
+        dlq,
+        commit_interval=1.0,
+        clock=lambda: now[0],
+    )
+
+    def run_until(done, timeout: float = 30) -> None:
+        """As the worker loop runs a consumer: a failure is retried after a pause."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not done():
+            try:
+                consumer.consume_once(timeout=0.5)
+            except Exception:
+                time.sleep(0.5)
+
+    try:
+        publisher.publish(unique_topic, [encode(event(f"r-{i}")) for i in range(3)])
+        run_until(lambda: len(applied) >= 3)
+        assert len(applied) == 3
+        time.sleep(4)  # no poll meanwhile: the client leaves the group
+        now[0] += 60  # the settled offsets are overdue
+        publisher.publish(unique_topic, [encode(event(f"r-{i}")) for i in range(3, 5)])
+        run_until(
+            lambda: (
+                len(set(applied)) >= 5
+                and committed_offsets(kafka_bootstrap, group, unique_topic) >= 5
+            )
+        )
+        assert len(set(applied)) == 5
+        assert committed_offsets(kafka_bootstrap, group, unique_topic) == 5
+    finally:
+        source.close()
+        publisher.close()
         dlq.close()

@@ -456,3 +456,21 @@ def test_a_batch_never_joins_a_transaction_left_open_on_the_kept_connection(brok
     _lock_effects_at_once(db)
     assert effects(db) == ["r-1", "r-2"]
     c.close()
+
+
+def test_a_member_put_out_of_its_group_rejoins_and_goes_on(broker, engine) -> None:
+    """Its offset commit refused (the broker was away, its session expired), a consumer keeps
+    polling, and with a wait long enough to rejoin, instead of zero-wait polls that never do."""
+    clock = Clock()
+    c, source = paced(broker, engine, clock)
+    publish(broker, make_event("r-1"), make_event("r-2"))
+    assert c.consume_once().applied == 2
+    source.evict()
+    clock.now += 5  # the queued offsets are overdue
+    assert c.consume_once().applied == 0  # the commit is refused: not a fault to back off from
+    publish(broker, make_event("r-3"))
+    result = c.consume_once()  # rejoined: read again from the committed offsets
+    assert (result.applied, result.duplicates) == (1, 2)
+    assert c.consume_once().applied == 0
+    assert committed(broker) == 3
+    assert effects(engine) == ["r-1", "r-2", "r-3"]

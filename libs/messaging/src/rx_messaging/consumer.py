@@ -43,7 +43,7 @@ from sqlmodel import Session
 
 from . import fastsql
 from .buffer import write_buffer
-from .ports import Publisher, RecordSource
+from .ports import Publisher, RecordSource, RejoinNeeded
 from .records import Record
 from .tables import InboxMessage, utcnow
 
@@ -139,6 +139,8 @@ class InboxConsumer:
         self._pending: dict[tuple[str, int], int] = {}
         """Settled (topic, partition) → next offset to read, not committed yet."""
         self._due = 0.0
+        self._rejoining = False
+        """An offset commit was refused for want of group membership: the next poll waits."""
         self._connection: Connection | None = None
         """Kept between batches (see the module's docstring); None until the next batch."""
         source.when_revoked(self._revoked)
@@ -182,10 +184,26 @@ class InboxConsumer:
         return batch.result
 
     def commit_offsets(self) -> None:
-        """Commit every settled offset not committed yet (kept queued if the commit fails)."""
+        """Commit every settled offset not committed yet (kept queued if the commit fails).
+
+        A commit refused because this member is out of its group (put out while the broker was
+        away or the machine stalled) or rebalancing is not a failure of the batch: the member
+        rejoins inside a poll, so the next poll is given its full timeout and the offsets stay
+        queued. (An overdue commit would otherwise make every poll a zero-wait one, and in
+        those kafka-python never rejoins: for a pattern subscription, the audit consumer's, it
+        first waits for fresh metadata and gives up there.) The rejoin hands this member's partitions to
+        :meth:`_revoked` (which forgets them), so nothing queued for a partition it no longer
+        owns is committed later; what it keeps is committed by the next commit."""
         if self._pending:
-            self.source.commit(self._pending)
+            try:
+                self.source.commit(self._pending)
+            except RejoinNeeded as exc:
+                if not self._rejoining:
+                    log.info("%s: offsets wait for this member to rejoin: %s", self.name, exc)
+                self._rejoining = True
+                return
             self._pending = {}
+        self._rejoining = False
 
     def close(self) -> None:
         """Commit what is settled before the consumer stops; a failure only means the next
@@ -222,7 +240,7 @@ class InboxConsumer:
     def _poll_timeout(self, timeout: float) -> float:
         """``timeout``, cut short while settled offsets wait: a poll that finds nothing
         commits them, so they go out when due however long an idle poll may wait."""
-        if not self._pending:
+        if not self._pending or self._rejoining:
             return timeout
         return min(timeout, max(self._due - self._clock(), 0.0))
 

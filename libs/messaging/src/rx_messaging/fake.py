@@ -10,7 +10,7 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .ports import Revoked
+from .ports import RejoinNeeded, Revoked
 from .records import PublishError, Record
 
 
@@ -96,6 +96,7 @@ class InMemoryRecordSource:
         self._max = max_records
         self._positions: dict[tuple[str, int], int] = {}
         self._revoked: Revoked | None = None
+        self._evicted = False
 
     def _assigned(self) -> list[tuple[str, int]]:
         names = [n for n in self.broker.topics if self._pattern and self._pattern.fullmatch(n)]
@@ -103,6 +104,10 @@ class InMemoryRecordSource:
         return [(n, p) for n in names for p in range(len(self.broker.topics[n].partitions))]
 
     def poll(self, timeout: float) -> list[Record]:
+        if self._evicted:
+            if timeout <= 0:
+                return []  # kafka-python (pattern subscription) gets nowhere near a rejoin
+            self._rejoin()
         out: list[Record] = []
         for topic, partition in self._assigned():
             pos = self._positions.get(
@@ -115,6 +120,8 @@ class InMemoryRecordSource:
         return out
 
     def commit(self, positions: dict[tuple[str, int], int]) -> None:
+        if self._evicted:
+            raise RejoinNeeded("not part of an active group")
         for (topic, partition), offset in positions.items():
             self.broker.committed[(self.group_id, topic, partition)] = offset
 
@@ -131,6 +138,20 @@ class InMemoryRecordSource:
         if self._revoked is not None:
             self.commit(self._revoked(self._assigned()))
         self._positions.clear()
+
+    def evict(self) -> None:
+        """What being put out of the group does to this member (its session expired while
+        the broker was away or the process stalled): commits are refused with
+        :class:`RejoinNeeded` until a poll that may wait rejoins; the rejoin hands every
+        partition to the callback as lost (nothing it returns is committed: a new owner may
+        have them) and reading resumes from the committed offsets."""
+        self._evicted = True
+
+    def _rejoin(self) -> None:
+        if self._revoked is not None:
+            self._revoked(self._assigned())
+        self._positions.clear()
+        self._evicted = False
 
     def close(self) -> None:
         self._positions.clear()

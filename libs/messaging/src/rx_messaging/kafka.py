@@ -10,11 +10,11 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import kafka.errors as kafka_errors
 from kafka import AsyncConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from rx_config.kafka_auth import KafkaAuth
 
-from .ports import Revoked
+from .ports import RejoinNeeded, Revoked
 from .records import PublishError, Record
 
 log = logging.getLogger(__name__)
@@ -284,9 +284,14 @@ class KafkaRecordSource:
         ]
 
     def commit(self, positions: dict[tuple[str, int], int]) -> None:
-        """Commit ``(topic, partition) -> next offset to read``."""
+        """Commit ``(topic, partition) -> next offset to read``; :class:`RejoinNeeded` when
+        kafka-python refuses because this member is out of its group or rebalancing (it
+        rejoins in ``poll``)."""
         if positions:
-            self._consumer.commit(_offsets(positions))
+            try:
+                self._consumer.commit(_offsets(positions))
+            except (CommitFailedError, RebalanceInProgressError) as exc:
+                raise RejoinNeeded(str(exc)) from exc
             self._committed.update(positions)
 
     def lag(self) -> dict[tuple[str, int], int]:

@@ -12,6 +12,13 @@ Revoked = Callable[[list[tuple[str, int]]], dict[tuple[str, int], int]]
 """Told the partitions a rebalance takes away; returns offsets to commit for them first."""
 
 
+class RejoinNeeded(Exception):
+    """An offset commit refused because this member is not a settled member of its group: it
+    was put out (its session expired while the broker was away or the process stalled) or a
+    rebalance is under way. Not a fault to back off from: the member rejoins inside its next
+    poll, provided that poll is allowed to wait for it."""
+
+
 class Publisher(Protocol):
     def publish(self, topic: str, records: Sequence[WireRecord], timeout: float = 15) -> None:
         """Publish all or raise PublishError."""
@@ -30,7 +37,9 @@ class BatchPublisher(Publisher, Protocol):
 class RecordSource(Protocol):
     def poll(self, timeout: float) -> list[Record]: ...
 
-    def commit(self, positions: dict[tuple[str, int], int]) -> None: ...
+    def commit(self, positions: dict[tuple[str, int], int]) -> None:
+        """Commit ``(topic, partition) -> next offset to read``; :class:`RejoinNeeded` while
+        this member is out of its group or rebalancing."""
 
     def seek(self, topic: str, partition: int, offset: int) -> None: ...
 
