@@ -25,7 +25,7 @@ run: setup
 	@$(PY) -m devstack.run --db $(DB) --replicas $(REPLICAS)
 
 test: setup
-	@$(PY) -m pytest $(ARGS)
+	@$(PY) -m pytest -n auto --maxprocesses 4 --dist loadgroup $(ARGS)
 
 fuzz: setup
 	@RX_FUZZ_EXAMPLES=$${RX_FUZZ_EXAMPLES:-500} RX_FUZZ_RANDOM=1 $(PY) -m pytest tests/fuzz --timeout 3600 $(ARGS)

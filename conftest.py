@@ -1,6 +1,6 @@
 """Every test session can get a real Kafka broker (started once, on free ports).
 
-In parallel runs (pytest-xdist, ``-n auto --dist loadgroup``; docs/development.md) the
+``make test`` runs the tests in parallel processes (pytest-xdist, ``--dist loadgroup``): the
 tests that start the platform's processes (marked ``e2e``) are one group, run one after
 another by one worker, first, while the other workers take everything else. So two stacks
 never compete for the machine, and the unit and integration tests run beside them."""

@@ -1,5 +1,5 @@
-"""The test suite itself: in parallel runs (pytest-xdist, docs/development.md) processes are handed
-tests by their ids and keep the stack-starting tests (marked ``e2e``) in one group, run
+"""The test suite itself: `make test` runs it in parallel processes (pytest-xdist), which hand
+out tests by their ids and keep the stack-starting tests (marked ``e2e``) in one group, run
 one after another by one process. Two tests with the same id would run as one, silently; a
 stack test outside the group would start its stack beside another."""
 
