@@ -7,6 +7,7 @@ validator."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -304,6 +305,43 @@ def test_an_upload_that_breaks_a_rule_is_refused_naming_the_element(
     )
     assert refused["issue"][0]["expression"] == [expression]
     assert client.get(f"/referrals/{referral}/attachments", headers=GP).json() == []
+
+
+def sha1(content: bytes) -> str:
+    return base64.b64encode(hashlib.sha1(content, usedforsecurity=False).digest()).decode()
+
+
+@pytest.mark.parametrize(
+    ("sent", "status", "element"),
+    [
+        ({"size": len(PNG), "hash": sha1(PNG)}, 201, None),
+        ({"size": len(PNG) - 1}, 422, "size"),
+        ({"hash": sha1(PNG[:-1])}, 422, "hash"),
+        ({"hash": "not*base64!"}, 400, "hash"),
+    ],
+)
+def test_a_size_and_hash_sent_with_a_document_must_be_those_of_its_bytes(
+    client: TestClient,
+    fhir_validator: FhirValidator,
+    referral: str,
+    sent: dict[str, Any],
+    status: int,
+    element: str | None,
+) -> None:
+    """A sender's size and SHA-1 say what it meant to send: bytes cut short or altered on the
+    way are refused, not stored."""
+    body = document(referral, "photo.png", PNG, "image/png")
+    body["content"][0]["attachment"].update(sent)
+    response = write(client, "POST", "/DocumentReference", TEAM, body)
+    assert response.status_code == status, response.text
+    stored = client.get(f"/referrals/{referral}/attachments", headers=GP).json()
+    if element is None:
+        assert response.json()["content"][0]["attachment"]["size"] == len(PNG)
+        assert len(stored) == 1
+    else:
+        refused = valid(fhir_validator, response.json())
+        assert refused["issue"][0]["expression"] == [f"{ELEMENT}.{element}"]
+        assert stored == []
 
 
 def test_only_the_referrer_or_the_assigned_organisation_may_upload(

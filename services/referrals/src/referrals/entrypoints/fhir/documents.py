@@ -100,11 +100,30 @@ class Upload:
             self.content = base64.b64decode("".join(attachment.data.split()), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise FhirProblem(400, f"data is not base64: {exc}", f"{ATTACHMENT}.data") from exc
+        _check_integrity(attachment, self.content)
 
     def fingerprint(self, body: dict[str, Any]) -> dict[str, Any]:
         """``body`` with the bytes replaced by their SHA-256: what a retry must repeat."""
         sha256 = hashlib.sha256(self.content).hexdigest()
         return {**body, "content": sha256, "filename": self.filename, "type": self.content_type}
+
+
+def _check_integrity(attachment: inbound.DocumentAttachment, content: bytes) -> None:
+    """A sender's ``size`` and ``hash`` say what it meant to send: bytes that differ (cut
+    short or altered on the way) are refused, not stored."""
+    if attachment.size is not None and attachment.size != len(content):
+        raise FhirProblem(
+            422,
+            f"size is {attachment.size} but data decodes to {len(content)} bytes",
+            f"{ATTACHMENT}.size",
+        )
+    if attachment.hash is not None:
+        try:
+            sent = base64.b64decode("".join(attachment.hash.split()), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise FhirProblem(400, f"hash is not base64: {exc}", f"{ATTACHMENT}.hash") from exc
+        if sent != hashlib.sha1(content, usedforsecurity=False).digest():
+            raise FhirProblem(422, "hash is not the SHA-1 of the data sent", f"{ATTACHMENT}.hash")
 
 
 def rejected(exc: AttachmentRejected) -> FhirProblem:

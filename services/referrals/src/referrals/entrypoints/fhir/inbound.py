@@ -280,11 +280,14 @@ class MessageBundle(Element):
 
 class DocumentAttachment(Element):
     """A document uploaded as a DocumentReference: its type, its bytes (base64) and its file
-    name. What the server sets on the read (``url``, ``size``, ``creation``) is refused."""
+    name; ``size`` and ``hash`` (base64 SHA-1), if given, are checked against the bytes. What
+    the server sets on the read (``url``, ``creation``) is refused."""
 
     contentType: str = Field(min_length=1, max_length=200)
     data: str = Field(min_length=1)
     title: str = Field(min_length=1, max_length=1000)
+    size: int | None = Field(default=None, ge=0)
+    hash: str | None = Field(default=None, min_length=1, max_length=100)
 
 
 class DocumentContent(Element):
