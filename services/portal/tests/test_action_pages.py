@@ -79,6 +79,7 @@ class FakeApi:
         self.uploads: list[tuple[str, bytes, str]] = []
         self.refusals: dict[str, ApiError] = {}
         self.rows: list[dict[str, Any]] = []
+        self.asked: list[list[tuple[str, str]]] = []
 
     async def referral(self, referral_id: str) -> dict[str, Any]:
         return self.current
@@ -90,6 +91,7 @@ class FakeApi:
         return self.files
 
     async def worklist(self, params: list[tuple[str, str]]) -> dict[str, Any]:
+        self.asked.append(params)
         return {"items": self.rows, "next_cursor": None}
 
     async def act(
@@ -350,3 +352,24 @@ def test_a_waiting_question_is_marked_for_the_referrer(as_person: Any, api: Fake
     page = referrer.get("/referrals/ref-1").text
     waiting = page.split('id="question-waiting"')[1].split("</div>")[0]
     assert "waiting for your answer" in waiting and "Key safe?" in waiting
+
+
+def test_the_worklist_and_its_polled_table_ask_for_the_same_filters(
+    as_person: Any, api: FakeApi
+) -> None:
+    """Known filter values are passed on, unknown ones and an unknown view dropped, alike for
+    the page and the table it polls (which links the same query)."""
+    clinician = as_person("SCC01", "clinician")
+    query = "view=elsewhere&status=accepted&priority=whenever&service_type=gp-review"
+    page = clinician.get(f"/worklist?{query}")
+    rows = clinician.get(f"/worklist/rows?{query}", headers={"HX-Request": "true"})
+    assert page.status_code == rows.status_code == 200
+    wanted = [
+        ("view", "assigned"),
+        ("status", "accepted"),
+        ("service_type", "gp-review"),
+        ("limit", "100"),
+    ]
+    assert api.asked == [wanted, wanted]
+    assert clinician.get("/worklist/rows").status_code == 200
+    assert api.asked[-1] == [("view", "assigned"), ("limit", "100")]

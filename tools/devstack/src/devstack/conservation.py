@@ -46,6 +46,8 @@ from rx_contracts.topics import REFERRAL_EVENTS, ROUTING_DECISIONS, ROUTING_SLA
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
+from .topics import reader
+
 SAMPLE = 5
 """How many ids a problem line shows."""
 
@@ -546,13 +548,7 @@ def read_in_order(
     consumer per topic."""
     seen: dict[str, TopicRead] = {}
     for topic in topics:
-        # Assigned partitions, no group: nothing is committed and no group ACL is needed.
-        consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap_servers.split(","),
-            group_id=None,
-            enable_auto_commit=False,
-            **(auth or {}).get(topic, KafkaAuth()).client_config(),
-        )
+        consumer = reader(bootstrap_servers, "devstack-conservation", (auth or {}).get(topic))
         try:
             seen[topic] = _read_to_end(consumer, topic, time.monotonic() + timeout)
         finally:

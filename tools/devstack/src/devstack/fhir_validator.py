@@ -36,6 +36,7 @@ from .jars import (
     file_lock,
     infra_dir,
     java_executable,
+    jdk_command,
     last_lines,
     read_text_or_none,
 )
@@ -114,10 +115,7 @@ def ensure_built(progress: Progress = _stderr) -> tuple[Path, Path]:
 
 
 def _javac() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "javac").is_file():
-        return str(Path(java_home) / "bin" / "javac")
-    found = shutil.which("javac")
+    found = jdk_command("javac")
     if found is None:
         raise FhirValidatorError(
             "the Java compiler ('javac') is not on PATH; the FHIR validator needs a JDK 17+ "

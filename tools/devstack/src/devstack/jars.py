@@ -146,12 +146,17 @@ def last_lines(text: str, count: int) -> str:
     return "\n".join(text.splitlines()[-count:])
 
 
+def jdk_command(name: str) -> str | None:
+    """``$JAVA_HOME/bin/<name>`` if there is one, else ``name`` from PATH, else None."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / name).is_file():
+        return str(Path(java_home) / "bin" / name)
+    return shutil.which(name)
+
+
 def java_executable() -> str:
     """``$JAVA_HOME/bin/java`` if set, else ``java`` from PATH (Java 17+)."""
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").is_file():
-        return str(Path(java_home) / "bin" / "java")
-    found = shutil.which("java")
+    found = jdk_command("java")
     if found is None:
         raise BrokerError(
             "Java is not installed or not on PATH (Kafka 4 and the FHIR validator need Java 17+)"

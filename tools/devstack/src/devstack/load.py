@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kafka.errors import KafkaError
+from rx_config.kafka_auth import KafkaAuth
 from rx_contracts.vocabulary import OUTCOMES, ServiceType
 
 from .http import Pool, Response
@@ -54,6 +55,8 @@ class Endpoints:
     referrals: str
     issuer: str
     bootstrap_servers: str
+    kafka_auth: KafkaAuth | None = None
+    """A principal that may read every provider topic, for a broker with ACLs."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ class LoadDriver:
         """Follow the provider topics (from their current end), then start submitting."""
         for client in (*REFERRERS, *provider_clients()):
             self.tokens.get(client)  # fail now, not mid-run, if the issuer refuses one
-        follower = ProviderTopics(self.endpoints.bootstrap_servers)
+        follower = ProviderTopics(self.endpoints.bootstrap_servers, self.endpoints.kafka_auth)
         follower.ready()
         self._arriving.set()
         self._threads = [

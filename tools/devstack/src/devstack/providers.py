@@ -10,9 +10,12 @@ import time
 
 import httpx
 from issuer.clients import demo_secret
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
+from rx_config.kafka_auth import KafkaAuth
 from rx_contracts import ProviderType
 from rx_contracts.topics import provider_topic
+
+from .topics import reader
 
 ROUTED = "rx.routing.ReferralRouted.v1"
 
@@ -58,12 +61,12 @@ def provider_clients() -> list[str]:
 
 
 class ProviderTopics:
-    """Reads every provider topic from its current end, as the providers' systems do."""
+    """Reads every provider topic from its current end, as the providers' systems do.
 
-    def __init__(self, bootstrap_servers: str) -> None:
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap_servers.split(","), group_id=None, enable_auto_commit=False
-        )
+    ``auth``: a principal that may read every provider topic, for a broker with ACLs."""
+
+    def __init__(self, bootstrap_servers: str, auth: KafkaAuth | None = None) -> None:
+        self.consumer = reader(bootstrap_servers, "devstack-providers", auth)
         topics = [provider_topic(t) for t in ProviderType]
         self.partitions = [
             TopicPartition(topic, p)

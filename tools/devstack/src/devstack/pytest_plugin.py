@@ -43,6 +43,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pytest
 from rx_config.kafka_auth import KafkaAuth
@@ -115,31 +116,62 @@ def _start_broker(
         pytest.fail(error, pytrace=False)
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / _OWNER_FILE).write_text(f"{os.getpid()}\n")
-    for attempt in range(1, _PORT_ATTEMPTS + 1):
+
+    def build() -> tuple[Broker, str]:
         port, controller_port = free_ports(2)
         broker = Broker(
             data_dir, port=port, controller_port=controller_port, heap=heap, security=security
         )
-        _say(
-            config,
-            f"starting {label} Kafka {KAFKA_VERSION} broker at {broker.bootstrap_servers} …",
-        )
+        return broker, f"{label} Kafka {KAFKA_VERSION} broker at {broker.bootstrap_servers}"
+
+    return _start_on_free_ports(
+        config, f"{label} Kafka broker", build, port_taken=PortInUseError, failed=BrokerError
+    )
+
+
+class _Server(Protocol):
+    """What :func:`_start_on_free_ports` starts: a broker or a PostgreSQL server."""
+
+    @property
+    def log_file(self) -> Path: ...
+
+    def start(self) -> None: ...
+
+
+_S = TypeVar("_S", bound=_Server)
+
+
+def _start_on_free_ports(
+    config: pytest.Config,
+    name: str,
+    build: Callable[[], tuple[_S, str]],
+    *,
+    port_taken: type[Exception],
+    failed: type[Exception],
+) -> _S:
+    """Start the server ``build`` makes on ports it has just found free (and a description
+    for the progress line), building another while ``port_taken`` says a free port was
+    taken between choosing and binding it. Failures become ``pytest.fail`` outside the
+    ``except`` blocks, so the report shows the log tail once instead of a chained traceback."""
+    error = ""
+    for attempt in range(1, _PORT_ATTEMPTS + 1):
+        server, description = build()
+        _say(config, f"starting {description} …")
         started = time.monotonic()
         try:
-            broker.start()
-        except PortInUseError as exc:
-            error = f"the {label} Kafka broker did not start: {exc}"
+            server.start()
+        except port_taken as exc:
+            error = f"the {name} did not start: {exc}"
             if attempt < _PORT_ATTEMPTS:
                 continue  # a free port was taken between choosing and binding it
-        except BrokerError as exc:
-            error = f"the {label} Kafka broker did not start: {exc}"
+        except failed as exc:
+            error = f"the {name} did not start: {exc}"
         else:
             _say(
                 config,
-                f"{label} Kafka broker ready in {time.monotonic() - started:.1f}s "
-                f"(log: {broker.log_file})",
+                f"{name} ready in {time.monotonic() - started:.1f}s (log: {server.log_file})",
             )
-            return broker
+            return server
         break
     pytest.fail(error, pytrace=False)
 
@@ -318,28 +350,15 @@ def _start_postgres(config: pytest.Config) -> PostgresServer:
     data_dir = Path(tempfile.mkdtemp(prefix=_POSTGRES_DIR_PREFIX, dir=_postgres_base_dir()))
     (data_dir / _OWNER_FILE).write_text(f"{os.getpid()}\n")
     version = bin_dir.parent.name
-    for attempt in range(1, _PORT_ATTEMPTS + 1):
+
+    def build() -> tuple[PostgresServer, str]:
         [port] = free_ports(1)
         server = PostgresServer(data_dir, port=port, bin_dir=bin_dir)
-        _say(config, f"starting session PostgreSQL {version} at 127.0.0.1:{port} …")
-        started = time.monotonic()
-        try:
-            server.start()
-        except PostgresPortInUseError as exc:
-            error = f"the session PostgreSQL did not start: {exc}"
-            if attempt < _PORT_ATTEMPTS:
-                continue  # a free port was taken between choosing and binding it
-        except PostgresError as exc:
-            error = f"the session PostgreSQL did not start: {exc}"
-        else:
-            _say(
-                config,
-                f"session PostgreSQL ready in {time.monotonic() - started:.1f}s "
-                f"(log: {server.log_file})",
-            )
-            return server
-        break
-    pytest.fail(error, pytrace=False)
+        return server, f"session PostgreSQL {version} at 127.0.0.1:{port}"
+
+    return _start_on_free_ports(
+        config, "session PostgreSQL", build, port_taken=PostgresPortInUseError, failed=PostgresError
+    )
 
 
 def _reap_orphan_postgres() -> None:

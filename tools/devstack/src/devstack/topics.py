@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import kafka.errors as kafka_errors
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer
 from rx_config.kafka_auth import KafkaAuth
 from rx_contracts.topics import DEAD_LETTER_SUFFIX, dead_letter_topic
+from rx_messaging.kafka import CLIENT_METRICS_OFF, client_config
 
 from .errors import BrokerError
 
@@ -46,11 +47,9 @@ def admin_client(
     admin = KafkaAdminClient.__new__(KafkaAdminClient)
     try:
         admin.__init__(  # type: ignore[misc]
-            bootstrap_servers=bootstrap_servers,
-            client_id="devstack-admin",
+            **client_config(bootstrap_servers, "devstack-admin", auth),
             bootstrap_timeout_ms=timeout_ms,
             request_timeout_ms=max(timeout_ms, 5000),
-            **(auth or KafkaAuth()).client_config(),
         )
     except Exception as exc:
         _close_partially_built(admin)
@@ -67,6 +66,25 @@ def admin_client(
         yield admin
     finally:
         admin.close()
+
+
+def reader_config(
+    bootstrap_servers: str, client_id: str, auth: KafkaAuth | None = None
+) -> dict[str, object]:
+    """Settings of a consumer that reads assigned partitions outside any group: nothing is
+    committed and no group ACL is needed. Built like the services' clients
+    (``rx_messaging.kafka.client_config``), so it logs in to a secured broker as they do."""
+    return {
+        **client_config(bootstrap_servers, client_id, auth),
+        "group_id": None,
+        "enable_auto_commit": False,
+        **CLIENT_METRICS_OFF,
+    }
+
+
+def reader(bootstrap_servers: str, client_id: str, auth: KafkaAuth | None = None) -> KafkaConsumer:
+    """A consumer built with :func:`reader_config`; the caller assigns its partitions."""
+    return KafkaConsumer(**reader_config(bootstrap_servers, client_id, auth))
 
 
 def _close_partially_built(admin: KafkaAdminClient) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from rx_contracts import Priority, ReferralStatus, ServiceType
 
@@ -22,8 +22,17 @@ FILTERS: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def _query(view: str, status: str, priority: str, service_type: str) -> dict[str, str]:
-    """The worklist's own query (what the page links and polls with)."""
+Filter = Annotated[str, Query()]
+
+
+def _query(
+    view: Filter = "assigned",
+    status: Filter = "",
+    priority: Filter = "",
+    service_type: Filter = "",
+) -> dict[str, str]:
+    """The worklist's own query (what the page links and polls with): unknown views and
+    filter values are dropped."""
     chosen = {"status": status, "priority": priority, "service_type": service_type}
     return {
         "view": view if view in VIEWS else "assigned",
@@ -31,55 +40,37 @@ def _query(view: str, status: str, priority: str, service_type: str) -> dict[str
     }
 
 
-async def _rows(api: ApiDep, query: dict[str, str]) -> list[dict[str, Any]]:
+WorklistQuery = Annotated[dict[str, str], Depends(_query)]
+
+
+async def _table(request: Request, api: ApiDep, query: dict[str, str]) -> dict[str, Any]:
+    """What the page and its polled table both show."""
     params = [(k, v) for k, v in query.items()] + [("limit", "100")]
     items: list[dict[str, Any]] = (await api.worklist(params))["items"]
-    return items
-
-
-Filter = Annotated[str, Query()]
+    return {
+        "items": items,
+        "query": query,
+        "poll_seconds": container(request).settings.worklist_poll_seconds,
+    }
 
 
 @router.get("/worklist")
 async def worklist(
-    request: Request,
-    session: SessionDep,
-    api: ApiDep,
-    view: Filter = "assigned",
-    status: Filter = "",
-    priority: Filter = "",
-    service_type: Filter = "",
+    request: Request, session: SessionDep, api: ApiDep, query: WorklistQuery
 ) -> Response:
-    query = _query(view, status, priority, service_type)
     return page(
         request,
         "worklist.html",
         session,
-        items=await _rows(api, query),
-        query=query,
+        **await _table(request, api, query),
         views=VIEWS,
         filters=FILTERS,
-        poll_seconds=container(request).settings.worklist_poll_seconds,
     )
 
 
 @router.get("/worklist/rows")
 async def worklist_rows(
-    request: Request,
-    session: SessionDep,
-    api: ApiDep,
-    view: Filter = "assigned",
-    status: Filter = "",
-    priority: Filter = "",
-    service_type: Filter = "",
+    request: Request, session: SessionDep, api: ApiDep, query: WorklistQuery
 ) -> Response:
     """The table alone, for the page's polling."""
-    query = _query(view, status, priority, service_type)
-    return page(
-        request,
-        "_worklist_table.html",
-        session,
-        items=await _rows(api, query),
-        query=query,
-        poll_seconds=container(request).settings.worklist_poll_seconds,
-    )
+    return page(request, "_worklist_table.html", session, **await _table(request, api, query))
