@@ -245,6 +245,19 @@ def test_a_redirect_after_acceptance_is_a_conflict(client: TestClient, db_url: s
             "Parameters.parameter[2]",
         ),
         ({"resourceType": "Task"}, 400, "Parameters"),
+        (
+            parameters(reason="x", p={"name": ["provider-type"], "valueCoding": {}}),
+            400,
+            "Parameters.parameter[1].name",
+        ),
+        (
+            parameters(
+                reason="x",
+                p={"name": "provider-type", "valueCoding": {"system": f"{OURS}/provider-type"}},
+            ),
+            422,
+            "Parameters.parameter[1].valueCoding",
+        ),
     ],
     ids=[
         "no reason",
@@ -258,6 +271,8 @@ def test_a_redirect_after_acceptance_is_a_conflict(client: TestClient, db_url: s
         "not an ODS code",
         "reason twice",
         "not Parameters",
+        "a name that is not a string",
+        "a Coding without its code",
     ],
 )
 def test_each_bad_parameter_is_named(

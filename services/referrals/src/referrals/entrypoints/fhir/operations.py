@@ -154,7 +154,7 @@ def target_and_reason(op: Operation, body: Any) -> dict[str, Any]:
     for index, parameter in enumerate(parameters):
         at = f"Parameters.parameter[{index}]"
         name = parameter.get("name") if isinstance(parameter, dict) else None
-        if name not in VALUE_TYPES:
+        if not isinstance(name, str) or name not in VALUE_TYPES:
             raise FhirProblem(
                 400,
                 f"unknown parameter {name!r} of ${op.code}; it takes {', '.join(VALUE_TYPES)}",
@@ -214,12 +214,10 @@ def _provider_type(index: int, coding: Any) -> ProviderType:
         or set(coding) - {"system", "code", "display"}
     ):
         raise FhirProblem(400, f"provider-type is a Coding of {codes.PROVIDER_TYPE} ({known})", at)
-    try:
-        return ProviderType(coding.get("code"))
-    except ValueError:
-        raise FhirProblem(
-            422, f"unknown provider type {coding.get('code')!r}; known: {known}", at
-        ) from None
+    code = coding.get("code")
+    if not isinstance(code, str) or code not in {p.value for p in ProviderType}:
+        raise FhirProblem(422, f"unknown provider type {code!r}; known: {known}", at)
+    return ProviderType(code)
 
 
 def _organisation(index: int, identifier: Any) -> str:
