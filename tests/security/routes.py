@@ -76,6 +76,20 @@ def routes_of(service: str, app: FastAPI) -> tuple[list[RouteInfo], list[Any]]:
     return api, other
 
 
+def mounted_operations(service: str, app: FastAPI, prefix: str) -> list[RouteInfo]:
+    """The FHIR instance operations (``…/{id}/$name``: steps on one referral) of the app
+    mounted at ``prefix`` inside ``app``, with their paths as callers see them."""
+    [mount] = [r for r in app.routes if getattr(r, "path", None) == prefix]
+    flatten = getattr(routing, "iter_route_contexts", None)
+    routes = list(flatten(mount.routes)) if flatten else list(mount.routes)
+    return [
+        RouteInfo(service, method, f"{prefix}{route.path}", route)
+        for route in routes
+        if isinstance(getattr(route, "original_route", route), APIRoute) and "}/$" in route.path
+        for method in sorted(set(route.methods) - {"HEAD"})
+    ]
+
+
 @dataclass(frozen=True)
 class RequestShape:
     """What a valid-looking request to a route carries, from its OpenAPI operation."""

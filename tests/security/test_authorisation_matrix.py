@@ -31,7 +31,7 @@ from rx_contracts import ProviderType, Role
 from rx_web.identity import IdentityDep
 
 from .conftest import SERVICES
-from .routes import RouteInfo, request_shape, routes_of
+from .routes import RequestShape, RouteInfo, mounted_operations, request_shape, routes_of
 
 CALLERS: dict[str, str] = {
     "referrer": "b81001",
@@ -73,7 +73,24 @@ STATIC_MOUNTS = frozenset({"audit /ops/assets", "referrals /fhir/R4"})
 the referrals service's FHIR interface, whose routes answer FHIR rather than this matrix's
 requests: services/referrals/tests/test_fhir.py checks each of them learns its caller and
 that someone else's referral is a 404 there too (test_fhir_documents.py: its documents, read
-and uploaded)."""
+and uploaded). Its instance operations (``POST …/{id}/$name``, a Parameters body) are in the
+matrix all the same (``FHIR_OPERATIONS``): lifecycle steps, like the JSON API's routes above."""
+FHIR_OPERATIONS = {"referrals": "/fhir/R4"}
+"""Services whose FHIR interface is mounted at this prefix: its operations join the matrix."""
+FHIR_PARAMETERS = {
+    "resourceType": "Parameters",
+    "parameter": [
+        {"name": "reason", "valueString": "matrix"},
+        {
+            "name": "organization",
+            "valueIdentifier": {
+                "system": "https://fhir.nhs.uk/Id/ods-organization-code",
+                "value": "RXA02",
+            },
+        },
+    ],
+}
+"""The body of every FHIR operation call: a reason and a target."""
 
 READERS = frozenset({"referrer", "assigned", "ops"})
 OWNER_AND_OPS = frozenset({"referrer", "ops"})
@@ -99,6 +116,8 @@ OBJECT_ROUTES: dict[str, frozenset[str]] = {
     "referrals POST /referrals/{referral_id}/message": frozenset({"referrer", "assigned"}),
     "referrals POST /referrals/{referral_id}/report-progress": frozenset({"assigned"}),
     "referrals POST /referrals/{referral_id}/fail": frozenset({"assigned"}),
+    "referrals POST /fhir/R4/Task/{task_id}/$redirect": frozenset({"assigned"}),
+    "referrals POST /fhir/R4/ServiceRequest/{referral_id}/$reroute": frozenset({"ops"}),
     # Reference data: every authenticated caller may read an organisation of the directory.
     "routing GET /organisations/{ods_code}": frozenset(CALLERS),
     # A subscription (made by the referrer's system) is its organisation's and ops' to manage.
@@ -177,8 +196,10 @@ class World:
             "how to make one"
         )
         headers = {"Idempotency-Key": str(uuid.uuid4())}
-        if info.method != "GET" and "referral_id" in info.path_params:
+        if info.method != "GET" and {"referral_id", "task_id"} & set(info.path_params):
             headers["If-Match"] = f'"{self.version()}"'
+        if "/$" in info.path and info.path.startswith(FHIR_OPERATIONS.get(info.service, "-")):
+            shape = RequestShape(json=FHIR_PARAMETERS)
         if shape.content_type:
             headers["Content-Type"] = shape.content_type
         if info.method != "GET" and "subscription_id" in info.path_params:
@@ -230,7 +251,10 @@ def new_subscription(issuer: TestIssuer, clients: dict[str, TestClient]) -> str:
 def discovered() -> list[RouteInfo]:
     routes: list[RouteInfo] = []
     for service, factory in SERVICES.items():
-        api, other = routes_of(service, factory("sqlite://"))
+        app = factory("sqlite://")
+        api, other = routes_of(service, app)
+        if service in FHIR_OPERATIONS:
+            api += mounted_operations(service, app, FHIR_OPERATIONS[service])
         other = [r for r in other if f"{service} {getattr(r, 'path', '')}" not in STATIC_MOUNTS]
         assert not other, (
             f"{service} has routes that are not API routes ({other}): the authorisation "
@@ -301,9 +325,13 @@ def world(service_client: Callable[[str], TestClient], issuer: TestIssuer) -> Wo
     )
     assert attached.status_code == 201, attached.text
     seed_demo(clients["routing"].app.state.container.engine)  # type: ignore[attr-defined]
+    [task] = referrals.get(
+        "/fhir/R4/Task", params={"focus": f"ServiceRequest/{rid}"}, headers=gp
+    ).json()["entry"]
     ids = {
         "referral_id": rid,
         "attachment_id": attached.json()["id"],
+        "task_id": task["resource"]["id"],
         # The seeded directory's: an organisation, a locality and its first rule set, a policy.
         "ods_code": "RXA01",
         "code": "east",
@@ -468,6 +496,7 @@ def test_the_matrix_sees_every_kind_of_route() -> None:
     assert set(COLLECTION_ROUTES) <= set(kinds["collection"]), "stale COLLECTION_ROUTES"
     assert "audit GET /audit/entries" in kinds["staff"]
     assert "routing GET /decisions" in kinds["staff"]
+    assert "referrals POST /fhir/R4/Task/{task_id}/$redirect" in kinds["object"]
 
 
 def test_an_unclassified_route_fails_with_advice() -> None:

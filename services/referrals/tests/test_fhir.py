@@ -398,6 +398,9 @@ def test_the_capability_statement_lists_exactly_the_mounted_routes(
     declared = {(r["type"], i["code"]) for r in rest["resource"] for i in r["interaction"]}
     declared |= {("system", i["code"]) for i in rest["interaction"]}
     declared |= {("system", f"${o['name']}") for o in rest["operation"]}
+    declared |= {
+        (r["type"], f"${o['name']}") for r in rest["resource"] for o in r.get("operation", [])
+    }
     mounted = {_interaction(route.methods, route.path) for route in _fhir_routes(client)}
     assert declared | {("system", "capabilities")} == mounted
 
@@ -425,6 +428,8 @@ def _interaction(methods: set[str], path: str) -> tuple[str, str]:
     if parts == ["metadata"]:
         return ("system", "capabilities")
     kind = parts[0]
+    if parts[-1].startswith("$"):
+        return (kind, parts[-1])
     if len(parts) == 1:
         return (kind, {"GET": "search-type", "POST": "create"}[method])
     if len(parts) == 2:

@@ -13,7 +13,13 @@ from referrals.domain.attachments import Attachment
 from referrals.domain.model import Referral
 from referrals.domain.patient import LocalIdentifier, Patient
 from referrals.domain.sharing import Consent
-from referrals.entrypoints.fhir import codes, communications, documents, resources
+from referrals.entrypoints.fhir import (
+    codes,
+    communications,
+    documents,
+    operations,
+    resources,
+)
 from referrals.service_layer.versions import AssignmentVersion, ReferralVersion
 from rx_contracts import (
     CohortFlags,
@@ -116,3 +122,17 @@ def test_the_code_systems_named_in_the_docs_are_the_ones_used() -> None:
     assert named - used == set()
     ours = {u for u in used if u.startswith(f"{codes.BASE}/")}
     assert ours - named == set(), "a code system we use is not documented"
+
+
+def test_the_operations_table_lists_exactly_the_parameters_defined() -> None:
+    """Each parameter of $redirect and $reroute, with the value type it takes, as their
+    OperationDefinitions declare them."""
+    section = DOC.read_text().split("### Operations", 1)[1].split("\n#", 1)[0]
+    listed = set(re.findall(r"^\| [^|]+ \| `([a-z-]+)` \(`(value[A-Za-z]+)`\)", section, re.M))
+    for op in operations.OPERATIONS.values():
+        defined = {
+            (p["name"], f"value{p['type'][0].upper()}{p['type'][1:]}")
+            for p in operations.operation_definition(op)["parameter"]
+            if p["use"] == "in"
+        }
+        assert defined == listed, op.id

@@ -13,6 +13,7 @@ from .deps import BASE_PATH, fhir_response
 from .routes_communications import router as communications_router
 from .routes_documents import router as documents_router
 from .routes_messaging import router as messaging_router
+from .routes_operations import router as operations_router
 from .routes_patient import router as patient_router
 from .routes_read import router as read_router
 from .routes_search import router as search_router
@@ -44,6 +45,7 @@ def create_fhir_app() -> FastAPI:
     app.include_router(patient_router)
     app.include_router(communications_router)
     app.include_router(documents_router)
+    app.include_router(operations_router)
     return app
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
-from . import codes
+from . import codes, operations
 
 SEARCH_PARAMS: dict[str, list[tuple[str, str, str]]] = {
     "Task": [
@@ -40,9 +40,12 @@ INTERACTIONS: dict[str, list[str]] = {
     "Communication": ["read", "search-type", "create"],
     "DocumentReference": ["read", "search-type", "create"],
     "Binary": ["read"],
+    "OperationDefinition": ["read"],
 }
 WRITTEN_ONCE = frozenset({"Communication", "DocumentReference", "Binary"})
 """Resources that never change after they are made: version 1, no history to read."""
+UNVERSIONED = frozenset({"OperationDefinition"})
+"""Served as the software defines them: no versions."""
 SYSTEM_INTERACTIONS = ["transaction"]
 OPERATIONS = {
     "process-message": "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message"
@@ -53,10 +56,11 @@ OPERATIONS = {
 def capability_statement(software_version: str) -> dict[str, Any]:
     resources = []
     for kind, interactions in INTERACTIONS.items():
+        versioning = "versioned" if kind in WRITTEN_ONCE else "versioned-update"
         resource: dict[str, Any] = {
             "type": kind,
-            "versioning": "versioned" if kind in WRITTEN_ONCE else "versioned-update",
-            "readHistory": kind not in WRITTEN_ONCE,
+            "versioning": "no-version" if kind in UNVERSIONED else versioning,
+            "readHistory": kind not in WRITTEN_ONCE | UNVERSIONED,
             "updateCreate": False,
             "conditionalCreate": False,
             "conditionalUpdate": False,
@@ -69,6 +73,10 @@ def capability_statement(software_version: str) -> dict[str, Any]:
             ]
         if kind == "Task":
             resource["searchInclude"] = ["Task:focus"]
+        if defined := [op for op in operations.OPERATIONS.values() if op.resource == kind]:
+            resource["operation"] = [
+                {"name": op.code, "definition": operations.definition_url(op)} for op in defined
+            ]
         resources.append(resource)
     statement = CapabilityStatement.model_validate(
         {
@@ -84,7 +92,8 @@ def capability_statement(software_version: str) -> dict[str, Any]:
             "implementation": {
                 "description": "Referrals as ServiceRequest and Task; questions, answers, "
                 "messages and interim updates as Communication; documents as "
-                "DocumentReference and Binary"
+                "DocumentReference and Binary; redirect and re-route as the operations "
+                "Task/$redirect and ServiceRequest/$reroute"
             },
             "fhirVersion": "4.0.1",
             "format": ["application/fhir+json"],

@@ -105,7 +105,7 @@ def _act(
     action, details = commands.task_action(before.state.status.value, task)
 
     def present(referral: Referral) -> StoredResponse:
-        return _task_answer(before, referral)
+        return task_answer(before, referral)
 
     return idempotent(
         request,
@@ -151,7 +151,7 @@ def _replace(current: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
     return sent
 
 
-def _task_answer(before: versions.AssignmentVersion, referral: Referral) -> StoredResponse:
+def task_answer(before: versions.AssignmentVersion, referral: Referral) -> StoredResponse:
     """The Task after the action, built from the referral's new steps (called while the unit
     of work commits, before the assignment rows are written)."""
     state: assignments.AssignmentState | None = before.state
