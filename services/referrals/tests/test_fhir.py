@@ -318,6 +318,33 @@ def test_the_owner_accepts_starts_and_completes_its_task(
     ]
 
 
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+def test_a_retried_rejection_is_answered_as_the_first_time(
+    client: TestClient, db_url: str, method: str
+) -> None:
+    """Once rejected, the Task is no longer the organisation's to see; a retry of the same
+    request (its answer lost on the way) must still get the first answer, not a 404."""
+    rid = create(client)
+    route(db_url, rid, "RXA01")
+    [first] = tasks(client, rid, TEAM)
+    reason = {"coding": [{"system": f"{OURS}/rejection-reason", "code": "at-capacity"}]}
+    version = int(first["meta"]["versionId"])
+    if method == "PATCH":
+        body: Any = status_to("rejected", statusReason=reason)
+        path, content_type = f"/Task/{first['id']}", "application/json-patch+json"
+    else:
+        body = {**first, "status": "rejected", "statusReason": reason}
+        path, content_type = f"/Task/{first['id']}", "application/fhir+json"
+    sent = [
+        write(client, method, path, TEAM, body, version, key="reject-1", content_type=content_type)
+        for _ in range(2)
+    ]
+    assert [r.status_code for r in sent] == [200, 200], sent[1].text
+    assert sent[1].json() == sent[0].json()
+    assert sent[1].json()["status"] == "rejected"
+    assert client.get(f"{BASE}/Task/{first['id']}", headers=TEAM).status_code == 404
+
+
 def test_a_rejection_keeps_the_rejected_task_and_the_next_organisation_gets_a_new_one(
     client: TestClient, db_url: str, fhir_validator: FhirValidator
 ) -> None:

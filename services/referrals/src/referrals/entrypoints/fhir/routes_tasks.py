@@ -19,6 +19,7 @@ from ...domain.caller import Caller
 from ...domain.errors import IllegalTransition
 from ...domain.model import Referral
 from ...service_layer import handlers, versions
+from ...service_layer.unit_of_work import UnitOfWork
 from . import commands, inbound, resources
 from .deps import (
     CallerDep,
@@ -92,32 +93,30 @@ def _act(
     body: Any,
     change: Change,
 ) -> JSONResponse:
-    before = versions.current_assignment(task_id, caller, request.app.state.container.uow())
-    if not before.state.open:
-        raise IllegalTransition(
-            f"Task {task_id} has ended ({before.state.status.value}); act on the current Task",
-            [],
-        )
-    try:
+    def execute(uow: UnitOfWork) -> tuple[versions.AssignmentVersion, Referral]:
+        # Looked up inside the write's transaction, after a replayed key is answered: once
+        # rejected (or redirected), the Task is no longer its former owner's to see, and a
+        # retry must still get the first answer.
+        before = versions.current_assignment(task_id, caller, uow)
+        if not before.state.open:
+            raise IllegalTransition(
+                f"Task {task_id} has ended ({before.state.status.value}); act on the current Task",
+                [],
+            )
         task = parse(inbound.Task, change(resources.task(before)), "Task")
+        action, details = commands.task_action(before.state.status.value, task)
+        referral = handlers.transition(
+            before.referral.id, action, caller, version or 0, uow, **details
+        )
+        return before, referral
+
+    def present(done: tuple[versions.AssignmentVersion, Referral]) -> StoredResponse:
+        return task_answer(*done)
+
+    try:
+        return idempotent(request, caller, key, body, version, execute, present)
     except ParseFailed as failed:
         return failed.response()
-    action, details = commands.task_action(before.state.status.value, task)
-
-    def present(referral: Referral) -> StoredResponse:
-        return task_answer(before, referral)
-
-    return idempotent(
-        request,
-        caller,
-        key,
-        body,
-        version,
-        lambda uow: handlers.transition(
-            before.referral.id, action, caller, version or 0, uow, **details
-        ),
-        present,
-    )
 
 
 def _apply(task: dict[str, Any], operations: Any) -> dict[str, Any]:
