@@ -5,14 +5,9 @@ referrals.access.v1, in one transaction; refused reads record nothing."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from referrals.adapters.tables import AccessRecordRow
-from referrals.config import Settings
-from referrals.entrypoints.api.app import create_app
 from rx_contracts import Envelope, ReferralAccessed, decode
 from rx_contracts.topics import REFERRAL_ACCESS
 from rx_messaging.tables import OutboxMessage
@@ -28,12 +23,6 @@ BODY = {
     "patient": {"nhs_number": "9434765919", "name": "Alex Smith", "postcode": "BS5 0AA"},
     "service_type": "urgent-community-response",
 }
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}"))) as c:
-        yield c
 
 
 def post(client: TestClient, path: str, who: dict[str, str], **kwargs: object) -> dict:
@@ -115,13 +104,13 @@ def test_refused_and_missing_reads_record_nothing(client: TestClient) -> None:
 
 
 def test_reading_what_was_said_records_the_communications_read(
-    client: TestClient, tmp_path: Path
+    client: TestClient, db_url: str
 ) -> None:
     """The history's notes and the FHIR Communications are what referrer and provider said
     about the patient: each read is recorded; writing a message, a refused read and an unknown
     Communication are not."""
     rid = post(client, "/referrals", GP, json=BODY)["id"]
-    route(f"sqlite:///{tmp_path / 'r.db'}", rid)
+    route(db_url, rid)
     message = {"resourceType": "Communication", "status": "completed"}
     sent = client.post(
         "/fhir/R4/Communication",

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from referrals.config import Settings
 from referrals.domain.attachments import MAX_BYTES
-from referrals.entrypoints.api.app import create_app
 
 GP = {"X-Organisation": "B81001", "X-Roles": "provider"}
 OPS = {"X-Organisation": "RX0PS", "X-Roles": "ops"}
 STRANGER = {"X-Organisation": "L81002", "X-Roles": "provider"}
 PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}"))) as c:
-        yield c
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ records and events as the JSON API."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,17 +39,6 @@ from .fhir_support import (
     transaction_bundle,
     write,
 )
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'referrals.db'}"
-
-
-@pytest.fixture
-def client(db_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=db_url))) as c:
-        yield c
 
 
 def valid(validator: FhirValidator, resource: dict[str, Any]) -> dict[str, Any]:

@@ -7,16 +7,11 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from devstack.fhir_validator import FhirValidator
 from fastapi.testclient import TestClient
 from httpx import Response
-from referrals.config import Settings
-from referrals.entrypoints.api.app import create_app
 from rx_contracts.topics import REFERRAL_EVENTS
 
 from .fhir_support import (
@@ -43,17 +38,6 @@ VERIFICATION_EXT = (
     "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
 )
 VERIFICATION = "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'referrals.db'}"
-
-
-@pytest.fixture
-def client(db_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=db_url))) as c:
-        yield c
 
 
 def said(rid: str, kind: str, text: str | None = None, **more: Any) -> dict[str, Any]:

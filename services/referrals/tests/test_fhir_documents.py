@@ -9,17 +9,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from devstack.fhir_validator import FhirValidator
 from fastapi.testclient import TestClient
 from referrals.adapters.tables import AccessRecordRow
-from referrals.config import Settings
 from referrals.domain.attachments import MAX_BYTES
-from referrals.entrypoints.api.app import create_app
 from sqlmodel import Session, select
 
 from .fhir_support import BASE, GP, OPS, OTHER_TEAM, STRANGER, TEAM, create, outcome, route, write
@@ -27,17 +23,6 @@ from .test_fhir import valid
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 FHIR = {"Accept": "application/fhir+json"}
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'referrals.db'}"
-
-
-@pytest.fixture
-def client(db_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=db_url))) as c:
-        yield c
 
 
 def attach(

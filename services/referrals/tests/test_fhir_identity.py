@@ -5,15 +5,11 @@ against base R4 (HAPI FHIR validator)."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from devstack.fhir_validator import FhirValidator
 from fastapi.testclient import TestClient
-from referrals.config import Settings
-from referrals.entrypoints.api.app import create_app
 
 from .fhir_support import BASE, GP, ODS, OURS, outcome, transaction_bundle, write
 
@@ -43,13 +39,6 @@ CONSENT = {
     "policyRule": {"coding": [{"system": f"{OURS}/sharing-basis", "code": "best-interests"}]},
 }
 SOCIAL_CARE = {"coding": [{"system": f"{OURS}/service-type", "code": "social-care-assessment"}]}
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'referrals.db'}")
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 def social_care_bundle(patient_identifiers: list[dict[str, Any]], consent: bool) -> dict[str, Any]:

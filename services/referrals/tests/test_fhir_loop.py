@@ -4,29 +4,13 @@ ends it failed, coded cancellation reasons; every resource passes the HAPI FHIR 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from devstack.fhir_validator import FhirValidator
 from fastapi.testclient import TestClient
-from referrals.config import Settings
-from referrals.entrypoints.api.app import create_app
 
 from .fhir_support import BASE, GP, OURS, TEAM, create, outcome, patch_task, route, status_to, write
 from .fhir_support import tasks as tasks_of
 from .test_fhir import valid
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'referrals.db'}"
-
-
-@pytest.fixture
-def client(db_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=db_url))) as c:
-        yield c
 
 
 def answer(client: TestClient, rid: str, version: int) -> None:

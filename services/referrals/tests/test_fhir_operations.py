@@ -5,16 +5,12 @@ API's handler and rules; their OperationDefinitions pass the HAPI FHIR validator
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from devstack.fhir_validator import FhirValidator
 from fastapi.testclient import TestClient
 from httpx import Response
-from referrals.config import Settings
-from referrals.entrypoints.api.app import create_app
 from rx_messaging.tables import OutboxMessage
 from sqlmodel import Session, create_engine, select
 
@@ -38,17 +34,6 @@ from .fhir_support import tasks as tasks_of
 from .test_fhir import valid
 
 DEFINITIONS = "https://referral-exchange.example/fhir/OperationDefinition"
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'referrals.db'}"
-
-
-@pytest.fixture
-def client(db_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=db_url))) as c:
-        yield c
 
 
 def parameters(**values: Any) -> dict[str, Any]:
