@@ -4,14 +4,21 @@ tests/security/test_tokens.py.)"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from typing import Annotated, Any
 
 import pytest
 from fastapi import Depends, FastAPI, Header
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from rx_contracts import Identity, Role
-from rx_web.auth import PRACTITIONER_PATTERN, AuthScheme, AuthSettings, install_auth
+from rx_web.auth import (
+    PRACTITIONER_PATTERN,
+    Authenticator,
+    AuthScheme,
+    AuthSettings,
+    install_auth,
+)
 from rx_web.identity import IdentityDep, require_roles
 from rx_web.problems import install_problem_handlers
 from rx_web.settings import Environment
@@ -155,3 +162,35 @@ def test_a_malformed_practitioner_gets_the_answer_fastapi_gives_for_its_pattern(
     assert ours.headers["content-type"] == fastapis.headers["content-type"]
     assert {**ours.json(), "instance": "/"} == {**fastapis.json(), "instance": "/"}
     assert client.get("/me", headers={**headers, "X-Practitioner": "G1234567"}).status_code == 200
+
+
+class Verifier:
+    """A token verifier answering each token with the claims it was given (one dict per
+    verification, as after a re-check: a token expired or the keys changed)."""
+
+    def __init__(self) -> None:
+        self.claims: dict[str, dict[str, Any]] = {}
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        return self.claims[token]
+
+
+def test_a_token_is_the_identity_its_current_claims_and_x_practitioner_make() -> None:
+    verifier = Verifier()
+    authenticator = Authenticator(AuthScheme.TOKENS, "things", verifier)  # type: ignore[arg-type]
+    verifier.claims["t"] = {"org": "RXA01", "roles": ["provider"], "client_id": "c"}
+
+    def who(practitioner: str | None = None) -> Identity:
+        headers = {"authorization": "Bearer t"}
+        if practitioner:
+            headers["x-practitioner"] = practitioner
+        return asyncio.run(authenticator.authenticate(headers))
+
+    assert (who("G1").practitioner, who("G2").practitioner, who().practitioner) == (
+        "G1",
+        "G2",
+        None,
+    )
+    assert who("G1") == who("G1")
+    verifier.claims["t"] = {"org": "RXB02", "roles": ["ops"], "client_id": "c"}
+    assert (who("G1").organisation, who("G1").roles) == ("RXB02", frozenset({Role.OPS}))

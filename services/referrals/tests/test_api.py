@@ -683,3 +683,132 @@ def test_an_unauthenticated_request_is_401_whatever_else_is_wrong(client: TestCl
         response = client.post(path, json=body, headers=headers)
         assert response.status_code == 401, (path, headers, response.text)
         assert response.headers["content-type"] == "application/problem+json"
+
+
+# ---- the answers to a missing or malformed If-Match / Idempotency-Key ------------------------
+
+KEY_PATTERN = "String should match pattern '^[ -~]{1,255}$'"
+ETAG_PATTERN = "String should match pattern '^\\s*(W/)?\"?[0-9]{1,18}\"?\\s*$'"
+KEY_REQUIRED = (
+    400,
+    "Idempotency-Key required",
+    "every POST needs an Idempotency-Key header, unique per logical request",
+)
+IF_MATCH_REQUIRED = (
+    428,
+    "Precondition required",
+    "send If-Match with the ETag of the version you read (RFC 6585)",
+)
+
+
+def invalid(*errors: tuple[str, str, str]) -> tuple[int, str, str, list[dict[str, str]]]:
+    """The 422 FastAPI's validation gives, as problem+json: each field in the order checked."""
+    detail = "; ".join(f"{field}: {message}" for field, _, message in errors)
+    listed = [{"field": f, "rule": r, "message": m} for f, r, m in errors]
+    return 422, "Invalid request", detail, listed
+
+
+BAD_KEY = ("header.idempotency-key", "string_pattern_mismatch", KEY_PATTERN)
+BAD_ETAG = ("header.if-match", "string_pattern_mismatch", ETAG_PATTERN)
+
+
+@pytest.mark.parametrize(
+    ("action", "headers", "body", "expected"),
+    [
+        ("", {}, BODY, KEY_REQUIRED),
+        ("", {"Idempotency-Key": "k" * 256}, BODY, invalid(BAD_KEY)),
+        ("", {"Idempotency-Key": "tab\there"}, BODY, invalid(BAD_KEY)),
+        ("", {"Idempotency-Key": ""}, BODY, invalid(BAD_KEY)),
+        ("", {}, {**BODY, "priority": "x"}, KEY_REQUIRED),
+        (
+            "",
+            {"Idempotency-Key": "tab\there"},
+            {**BODY, "priority": "x"},
+            invalid(
+                BAD_KEY,
+                ("priority", "enum", "Input should be 'routine', 'urgent', 'asap' or 'stat'"),
+            ),
+        ),
+        ("accept", {"Idempotency-Key": "a"}, None, IF_MATCH_REQUIRED),
+        ("accept", {"Idempotency-Key": "a", "If-Match": '"abc"'}, None, invalid(BAD_ETAG)),
+        ("accept", {"Idempotency-Key": "a", "If-Match": '"2" x'}, None, invalid(BAD_ETAG)),
+        ("accept", {"If-Match": '"2"'}, None, KEY_REQUIRED),
+        ("accept", {}, None, IF_MATCH_REQUIRED),
+        ("accept", {"If-Match": "x"}, None, KEY_REQUIRED),
+        (
+            "accept",
+            {"Idempotency-Key": "k" * 256, "If-Match": "x"},
+            None,
+            invalid(BAD_KEY, BAD_ETAG),
+        ),
+        (
+            "complete",
+            {"Idempotency-Key": "a", "If-Match": "x"},
+            {"summary": 3},
+            invalid(
+                BAD_ETAG,
+                ("outcome", "missing", "Field required"),
+                ("summary", "string_type", "Input should be a valid string"),
+            ),
+        ),
+        ("complete", {"Idempotency-Key": "a"}, {"summary": 3}, IF_MATCH_REQUIRED),
+        ("attachments", {"Content-Type": "text/plain"}, b"hello", KEY_REQUIRED),
+        (
+            "attachments",
+            {"Content-Type": "text/plain", "Idempotency-Key": "tab\t"},
+            b"hello",
+            invalid(BAD_KEY, ("query.filename", "missing", "Field required")),
+        ),
+    ],
+)
+def test_a_missing_or_malformed_if_match_or_idempotency_key_gets_its_answer(
+    client: TestClient,
+    db_url: str,
+    action: str,
+    headers: dict[str, str],
+    body: Any,
+    expected: tuple[Any, ...],
+) -> None:
+    """Each answer whole: its status, title and detail, and for a 422 every field broken in
+    the order the request is checked (headers, then the query, then the body), the headers'
+    answers (400, 428) winning over anything else wrong with the request."""
+    path = "/referrals"
+    if action:
+        path = f"/referrals/{routed(client, db_url)['id']}/{action}"
+        if action == "attachments" and "Idempotency-Key" not in headers:
+            path += "?filename=a.txt"
+    caller = GP if not action else TEAM
+    if isinstance(body, bytes):
+        answer = client.post(path, content=body, headers={**caller, **headers})
+    else:
+        answer = client.post(path, json=body, headers={**caller, **headers})
+    status, title, detail, *errors = expected
+    want = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    want |= {"instance": path.split("?")[0]} | ({"errors": errors[0]} if errors else {})
+    assert problem(answer, status) == want
+    assert len(outbox(db_url)) == (1 if action else 0), "nothing stored"
+
+
+@pytest.mark.parametrize("action", ["", "accept"])
+def test_without_an_identity_a_write_is_401_whatever_its_headers(
+    client: TestClient, db_url: str, action: str
+) -> None:
+    path = f"/referrals/{routed(client, db_url)['id']}/{action}" if action else "/referrals"
+    answer = client.post(path, json=BODY if not action else None, headers={"If-Match": "x"})
+    assert problem(answer, 401)["title"] == "Unauthenticated"
+
+
+@pytest.mark.parametrize("etag", ['"2"', "2", 'W/"2"', ' W/"2" ', '"2'])
+def test_if_match_takes_the_etag_weak_bare_or_padded(
+    client: TestClient, db_url: str, etag: str
+) -> None:
+    rid = routed(client, db_url)["id"]
+    answer = client.post(
+        f"/referrals/{rid}/accept", headers={**TEAM, "Idempotency-Key": "a", "If-Match": etag}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["version"] == 3
+    stale = client.post(
+        f"/referrals/{rid}/start", headers={**TEAM, "Idempotency-Key": "b", "If-Match": etag}
+    )
+    assert problem(stale, 412)["current_version"] == 3

@@ -84,8 +84,12 @@ class AuthSettings(BaseSettings):
 class Authenticator:
     """Turns a request's headers into an :class:`Identity`, or a 401/503 :class:`Problem`."""
 
+    IDENTITIES = 4096
+    """How many (token, X-Practitioner) identities are kept (all dropped when full)."""
+
     def __init__(self, scheme: AuthScheme, audience: str, verifier: TokenVerifier | None) -> None:
         self.scheme, self.audience, self.verifier = scheme, audience, verifier
+        self._identities: dict[tuple[str, str | None], tuple[dict[str, Any], Identity]] = {}
 
     @classmethod
     def from_settings(cls, settings: AuthSettings, audience: str) -> Authenticator:
@@ -110,7 +114,17 @@ class Authenticator:
             )
         try:
             claims = await self.verifier.verify(token.strip())
-            return identity_from_claims(claims, practitioner)
+            # The verifier answers a token it checked already with the same claims (until it
+            # expires or the keys change): the identity made of them then is the same too, and
+            # making it (a pydantic model) costs more than the rest of a cached verification.
+            known = self._identities.get((token, practitioner))
+            if known is not None and known[0] is claims:
+                return known[1]
+            identity = identity_from_claims(claims, practitioner)
+            if len(self._identities) >= self.IDENTITIES:
+                self._identities.clear()
+            self._identities[(token, practitioner)] = (claims, identity)
+            return identity
         except TokenError as exc:
             raise self._unauthorised(exc.description, exc.error) from exc
         except KeysUnavailable as exc:

@@ -6,7 +6,8 @@ document from the same facts that produce them, so no route has to remember to l
 - 401 on every operation that needs an identity (it depends on :func:`rx_web.identity.get_identity`
   or a dependency that reads it, :func:`rx_web.identity.reads_identity`),
   with the bearer scheme and the X-Practitioner header it reads (declared on
-  :func:`rx_web.identity.documented_identity`, not solved by FastAPI per request);
+  :func:`rx_web.identity.documented_identity`, not solved by FastAPI per request; headers a
+  dependency reads itself likewise, :func:`documented_as`);
 - 403 on every operation that needs a role (a :func:`rx_web.identity.require_roles` check);
 - 429 with ``Retry-After`` on every rate-limited operation, when the rate limit is on;
 - 503 with ``Retry-After`` on every operation, for a database that is unavailable.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, routing
 from fastapi.dependencies.models import Dependant
@@ -123,26 +124,52 @@ def common_answers(
     return answers
 
 
+D = TypeVar("D", bound=Callable[..., Any])
+
+
+def documented_as(declarations: Callable[..., Any]) -> Callable[[D], D]:
+    """Mark a dependency that reads headers (or the caller) from the request itself: the API
+    document shows it with the parameters and dependencies of ``declarations`` (a function
+    never called), in their order, as if they were its own. For a dependency marked
+    :func:`~rx_web.identity.reads_identity` they include
+    :func:`~rx_web.identity.documented_identity` wherever the caller's declarations belong."""
+
+    def mark(dependency: D) -> D:
+        dependency.documented_as = declarations  # type: ignore[attr-defined]
+        return dependency
+
+    return mark
+
+
 @contextmanager
-def _identity_declared(app: FastAPI) -> Iterator[None]:
+def _declarations_shown(app: FastAPI) -> Iterator[None]:
     """While FastAPI writes ``app``'s document, each dependency of a route that learns the
     caller (:func:`~rx_web.identity.learns_identity`) carries the declarations of
     :func:`documented_identity` (the bearer scheme, X-Practitioner) as if
-    :func:`get_identity` were its first dependency, so the document says what FastAPI says of
-    them: the security requirement and scheme, the header's schema and place among the
-    route's parameters, and the 422 its pattern implies. Generating the document is
-    synchronous, so no request is solved meanwhile."""
-    declared = get_dependant(path="", call=documented_identity)
+    :func:`get_identity` were its first dependency, and each :func:`documented_as` one those
+    it names, so the document says what FastAPI says of them: the security requirement and
+    scheme, the headers' schemas and places among the route's parameters, and the 422 their
+    patterns imply. Generating the document is synchronous, so no request is solved
+    meanwhile."""
+    identity = get_dependant(path="", call=documented_identity)
     flatten = getattr(routing, "iter_route_contexts", None)
     changed: list[tuple[Dependant, list[Dependant], list[Any]]] = []
 
     def declare(dependant: Dependant) -> None:
         for sub in dependant.dependencies:
             declare(sub)
-            if learns_identity(sub.call) and not any(sub is c[0] for c in changed):
-                changed.append((sub, sub.dependencies, sub.header_params))
-                sub.dependencies = [*declared.dependencies, *sub.dependencies]
-                sub.header_params = [*sub.header_params, *declared.header_params]
+            if any(sub is c[0] for c in changed):
+                continue
+            shown = getattr(sub.call, "documented_as", None)
+            if shown is not None:
+                declared = get_dependant(path="", call=shown)
+            elif learns_identity(sub.call):
+                declared = identity
+            else:
+                continue
+            changed.append((sub, sub.dependencies, sub.header_params))
+            sub.dependencies = [*declared.dependencies, *sub.dependencies]
+            sub.header_params = [*sub.header_params, *declared.header_params]
 
     try:
         for route in flatten(app.routes) if flatten else app.routes:  # as FastAPI documents them
@@ -162,7 +189,7 @@ def document_common_answers(app: FastAPI, rate_limited: bool, body_limited: bool
 
     def openapi() -> dict[str, Any]:
         nonlocal done
-        with _identity_declared(app) if not done else nullcontext():
+        with _declarations_shown(app) if not done else nullcontext():
             schema = generate()  # FastAPI's own, cached on the app after the first call
         if not done:
             paths = schema.get("paths", {})

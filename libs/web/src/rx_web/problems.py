@@ -13,6 +13,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
 
+from .checked_headers import pending_errors
+
 PROBLEM_JSON = "application/problem+json"
 
 DATABASE_RETRY_AFTER_S = 5
@@ -104,9 +106,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Headers a dependency checked itself come first, as FastAPI lists a dependency's.
+        found = [*pending_errors(request), *exc.errors()]
         missing = {
             str(err["loc"][1]).lower()
-            for err in exc.errors()
+            for err in found
             if err["type"] == "missing" and len(err["loc"]) == 2 and err["loc"][0] == "header"
         }
         for header, (status, title, detail) in MISSING_HEADER_ANSWERS.items():
@@ -118,7 +122,7 @@ def install_problem_handlers(app: FastAPI) -> None:
                 "rule": err["type"],
                 "message": err["msg"],
             }
-            for err in exc.errors()
+            for err in found
         ]
         detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
         return problem_response(422, "Invalid request", detail, request.url.path, errors=errors)

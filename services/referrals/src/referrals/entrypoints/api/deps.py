@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
-from rx_web.identity import get_identity, reads_identity
+from rx_web.checked_headers import CheckedHeader, header_errors, read_headers
+from rx_web.identity import documented_identity, get_identity, reads_identity
+from rx_web.openapi import documented_as
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...domain.caller import Caller
@@ -73,15 +76,23 @@ async def in_transaction(request: Request, work: Callable[[], T]) -> T:
     return await run_in_threadpool(work)
 
 
-async def get_uow(request: Request) -> UnitOfWork:
+def unit_of_work(request: Request) -> UnitOfWork:
+    """A unit of work for this request (its transaction opens when the handler enters it),
+    made by the route itself: a dependency of its own would cost a level of solving."""
     uow: UnitOfWork = request.app.state.container.uow()
     uow.correlation_id = request.headers.get("x-correlation-id")
     return uow
 
 
+async def get_uow(request: Request) -> UnitOfWork:
+    """:func:`unit_of_work` as a dependency (the FHIR routes')."""
+    return unit_of_work(request)
+
+
 ETAG_PATTERN = r'^\s*(W/)?"?[0-9]{1,18}"?\s*$'
 """An ETag as we issue it ("3"), weak or bare forms accepted."""
-
+KEY_PATTERN = r"^[ -~]{1,255}$"
+"""An Idempotency-Key: 1-255 printable ASCII characters."""
 
 # Declared by parameter name (if_match, idempotency_key): FastAPI reads the header of that
 # name with hyphens, and names it so in a validation error.
@@ -99,9 +110,13 @@ IdempotencyKeyHeader = Annotated[
         description="Unique per logical request (1-255 printable ASCII characters, a UUID "
         "is ideal); a retry with the same key and body gets the original result.",
         examples=["5f0c6e4e-52b4-4b0e-9d7e-6f2f7d1c8a11"],
-        pattern=r"^[ -~]{1,255}$",
+        pattern=KEY_PATTERN,
     ),
 ]
+IDEMPOTENCY_KEY = CheckedHeader("idempotency-key", KEY_PATTERN)
+IF_MATCH = CheckedHeader("if-match", ETAG_PATTERN)
+"""The two headers as the writes read them (``rx_web.checked_headers``): the declarations'
+checks and answers, without FastAPI validating them per request."""
 
 
 def version_of(if_match: str) -> int:
@@ -109,16 +124,43 @@ def version_of(if_match: str) -> int:
     return int(if_match.strip().removeprefix("W/").strip('"'))
 
 
-async def get_if_match(if_match: IfMatchHeader) -> int:
-    """The version the caller based its change on. Without one the change is refused with 428
-    (see ``rx_web.problems``); one that is not an ETag with 422 naming the header."""
-    return version_of(if_match)
+def documented_key(idempotency_key: IdempotencyKeyHeader) -> None:
+    """Never called: the Idempotency-Key as the document shows it."""
 
 
-async def get_idempotency_key(idempotency_key: IdempotencyKeyHeader) -> str:
-    """The caller's key for this request: without one 400 (see ``rx_web.problems``), one
-    that breaks the documented pattern 422 naming the header."""
-    return idempotency_key
+def documented_submission(
+    _caller: Annotated[None, Depends(documented_identity)],
+    _key: Annotated[None, Depends(documented_key)],
+) -> None:
+    """Never called: what :func:`get_submission` reads, as the document shows it (the caller,
+    then the Idempotency-Key, as two dependencies would)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """The caller of a POST that creates something, and its Idempotency-Key: ``None`` when
+    the header was missing or malformed (:meth:`checked_key`)."""
+
+    caller: Caller
+    key: str | None
+    request: Request
+
+    def checked_key(self) -> str:
+        """The key; for one missing or malformed, FastAPI's answer (400 or 422 naming the
+        header, with whatever else is wrong with the request; see ``rx_web.problems``)."""
+        if self.key is None:
+            raise header_errors(self.request)
+        return self.key
+
+
+@documented_as(documented_submission)
+@reads_identity
+async def get_submission(request: Request) -> Submission:
+    """The caller (401 first, whatever the headers) and the Idempotency-Key of a create, read
+    in one dependency level."""
+    caller = Caller.of(await get_identity(request))
+    key = read_headers(request, IDEMPOTENCY_KEY)
+    return Submission(caller, key[0] if key else None, request)
 
 
 def fingerprint(method: str, path: str, if_match: int | None, body: dict[str, Any]) -> str:
@@ -129,5 +171,4 @@ def fingerprint(method: str, path: str, if_match: int | None, body: dict[str, An
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
-IfMatch = Annotated[int, Depends(get_if_match)]
-IdempotencyKey = Annotated[str, Depends(get_idempotency_key)]
+SubmissionDep = Annotated[Submission, Depends(get_submission)]

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from ...adapters.idempotency import StoredResponse
 from ...domain.attachments import ALLOWED_TYPES, FILENAME, Attachment
 from ...service_layer import handlers
-from .deps import CallerDep, IdempotencyKey, Uow
+from .deps import CallerDep, SubmissionDep, unit_of_work
 from .idempotency import run_once
 from .routes_referrals import IDEMPOTENT_POST, PROBLEMS
 
@@ -65,8 +65,7 @@ def _public(attachment: Attachment) -> AttachmentPublic:
 async def upload_attachment(
     referral_id: str,
     request: Request,
-    caller: CallerDep,
-    key: IdempotencyKey,
+    submission: SubmissionDep,
     filename: Annotated[
         str,
         Query(
@@ -81,6 +80,7 @@ async def upload_attachment(
 ) -> JSONResponse:
     """Send the document as the raw request body with its Content-Type (application/pdf,
     image/png, image/jpeg or text/plain). The content is checked against that type."""
+    caller, key = submission.caller, submission.checked_key()
     content = await request.body()
 
     def present(attachment: Attachment) -> StoredResponse:
@@ -111,7 +111,10 @@ async def upload_attachment(
     summary="List a referral's attachments",
     responses=PROBLEMS,
 )
-def list_attachments(referral_id: str, caller: CallerDep, uow: Uow) -> list[AttachmentPublic]:
+def list_attachments(
+    referral_id: str, caller: CallerDep, request: Request
+) -> list[AttachmentPublic]:
+    uow = unit_of_work(request)
     return [_public(a) for a in handlers.list_attachments(referral_id, caller, uow)]
 
 
@@ -124,8 +127,9 @@ def list_attachments(referral_id: str, caller: CallerDep, uow: Uow) -> list[Atta
     },
 )
 def download_attachment(
-    referral_id: str, attachment_id: str, caller: CallerDep, uow: Uow
+    referral_id: str, attachment_id: str, caller: CallerDep, request: Request
 ) -> Response:
+    uow = unit_of_work(request)
     attachment = handlers.get_attachment(referral_id, attachment_id, caller, uow)
     return download(attachment, f'"{attachment.sha256}"')
 

@@ -17,7 +17,7 @@ from ...adapters.idempotency import StoredResponse
 from ...adapters.repository import View, WorklistQuery
 from ...domain.model import Referral
 from ...service_layer import handlers
-from .deps import CallerDep, IdempotencyKey, Uow, in_transaction
+from .deps import CallerDep, SubmissionDep, in_transaction, unit_of_work
 from .idempotency import run_once
 from .links import referral_links
 from .presenters import etag, referral_response, to_public, to_summary
@@ -51,11 +51,12 @@ IDEMPOTENT_POST: dict[int | str, dict[str, Any]] = {
     },
 )
 async def create_referral(
-    body: ReferralCreate, caller: CallerDep, key: IdempotencyKey, request: Request
+    body: ReferralCreate, submission: SubmissionDep, request: Request
 ) -> JSONResponse:
     """Store the referral and its ReferralSubmitted event together; routing picks it up from
     ``referrals.events.v1``. Works while Kafka is down: the event waits in the outbox.
     Retrying with the same Idempotency-Key and body returns the original response."""
+    caller, key = submission.caller, submission.checked_key()
     reason = body.reason or ReasonIn()
     cmd = handlers.SubmitReferral(
         referrer_org=body.referrer.organisation,
@@ -94,10 +95,9 @@ async def create_referral(
     summary="Read one referral",
     responses={**PROBLEMS, 200: {"description": "The referral", "links": referral_links()}},
 )
-async def read_referral(
-    referral_id: str, caller: CallerDep, uow: Uow, request: Request
-) -> Response:
+async def read_referral(referral_id: str, caller: CallerDep, request: Request) -> Response:
     """The referral with its ETag (send it back as If-Match) and the actions open to you."""
+    uow = unit_of_work(request)  # not a dependency: a level of solving fewer
     referral = await in_transaction(
         request, lambda: handlers.get_referral(referral_id, caller, uow)
     )
@@ -113,9 +113,11 @@ async def read_referral(
     summary="Transition history",
     responses=PROBLEMS,
 )
-def referral_history(referral_id: str, caller: CallerDep, uow: Uow) -> list[TransitionPublic]:
+def referral_history(
+    referral_id: str, caller: CallerDep, request: Request
+) -> list[TransitionPublic]:
     """Every step so far: who did what, when, with reasons and notes."""
-    entries = handlers.get_history(referral_id, caller, uow)
+    entries = handlers.get_history(referral_id, caller, unit_of_work(request))
     return [TransitionPublic.model_validate(entry, from_attributes=True) for entry in entries]
 
 
@@ -127,7 +129,7 @@ def referral_history(referral_id: str, caller: CallerDep, uow: Uow) -> list[Tran
 )
 def worklist(
     caller: CallerDep,
-    uow: Uow,
+    request: Request,
     view: Annotated[
         View, Query(description="assigned to my organisation, sent by it, or all (ops)")
     ] = View.ASSIGNED,
@@ -161,7 +163,7 @@ def worklist(
         after=_decode_cursor(cursor) if cursor else None,
         limit=limit + 1,
     )
-    found = handlers.worklist(query, caller, uow)
+    found = handlers.worklist(query, caller, unit_of_work(request))
     page = found[:limit]
     more = len(found) > limit
     return Worklist(

@@ -8,12 +8,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from rx_contracts import NhsNumberVerification
+from rx_web.checked_headers import header_errors, read_headers
+from rx_web.identity import documented_identity, get_identity, reads_identity
+from rx_web.openapi import documented_as
 from rx_web.responses import JSONResponse
 
 from ...domain.caller import Caller
 from ...domain.lifecycle import Action
 from ...service_layer import handlers
-from .deps import CallerDep, IdempotencyKeyHeader, IfMatchHeader, in_transaction, version_of
+from .deps import (
+    IDEMPOTENCY_KEY,
+    IF_MATCH,
+    IdempotencyKeyHeader,
+    IfMatchHeader,
+    in_transaction,
+    version_of,
+)
 from .idempotency import run_once
 from .links import referral_links
 from .presenters import referral_response
@@ -53,49 +63,63 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 OPERATION: dict[str, Any] = {"response_model": ReferralPublic, "responses": RESPONSES}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LifecycleRequest:
     """What every lifecycle operation is asked with: which referral, by whom, the version the
-    caller read (If-Match) and its Idempotency-Key."""
+    caller read (If-Match) and its Idempotency-Key (``None``, both, when either header was
+    missing or malformed: :meth:`act` answers as FastAPI would)."""
 
     referral_id: str
     caller: Caller
-    key: str
-    if_match: int
+    key: str | None
+    if_match: int | None
     request: Request
 
     async def act(self, action: Action, body: BaseModel | None, **details: Any) -> JSONResponse:
         """Run ``action`` at most once for this Idempotency-Key; answer with the referral."""
+        key, if_match = self.key, self.if_match
+        if key is None or if_match is None:
+            raise header_errors(self.request)
         payload = body.model_dump(mode="json", exclude_unset=True) if body is not None else {}
         return await in_transaction(
             self.request,
             lambda: run_once(
                 self.request,
                 self.caller,
-                self.key,
+                key,
                 payload,
-                self.if_match,
+                if_match,
                 lambda uow: handlers.transition(
-                    self.referral_id, action, self.caller, self.if_match, uow, **details
+                    self.referral_id, action, self.caller, if_match, uow, **details
                 ),
                 lambda referral: referral_response(referral, self.caller),
             ),
         )
 
 
-async def lifecycle_request(
-    referral_id: str,
-    caller: CallerDep,
+def documented_lifecycle(
     idempotency_key: IdempotencyKeyHeader,
     if_match: IfMatchHeader,
-    request: Request,
-) -> LifecycleRequest:
-    """The headers read here rather than through ``get_idempotency_key`` and ``get_if_match``
-    (the same declarations, so the same checks, problems and API documentation): each
-    dependency FastAPI solves costs more than what it does. The caller is a dependency of its
-    own so that it is solved first: an unauthenticated request is refused with 401 whatever
-    its headers."""
-    return LifecycleRequest(referral_id, caller, idempotency_key, version_of(if_match), request)
+    _caller: Annotated[None, Depends(documented_identity)],
+) -> None:
+    """Never called: what :func:`lifecycle_request` reads, as the document shows it (the
+    headers, then the caller as its own dependency)."""
+
+
+@documented_as(documented_lifecycle)
+@reads_identity
+async def lifecycle_request(referral_id: str, request: Request) -> LifecycleRequest:
+    """The caller and the headers read here, in one dependency level, rather than through
+    ``get_caller`` and FastAPI's header validation: each level and each declared header costs
+    more than what it does. The caller first, so that an unauthenticated request is refused
+    with 401 whatever its headers; a header missing or malformed waits for the rest of the
+    request to be checked (``rx_web.checked_headers``), as FastAPI's own check did."""
+    caller = Caller.of(await get_identity(request))
+    headers = read_headers(request, IDEMPOTENCY_KEY, IF_MATCH)
+    if headers is None:
+        return LifecycleRequest(referral_id, caller, None, None, request)
+    key, if_match = headers
+    return LifecycleRequest(referral_id, caller, key, version_of(if_match), request)
 
 
 Lifecycle = Annotated[LifecycleRequest, Depends(lifecycle_request)]
