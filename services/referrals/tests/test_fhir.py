@@ -465,6 +465,8 @@ def test_the_referrer_amends_with_put_and_the_old_version_stays_readable(
     after = valid(fhir_validator, response.json())
     assert (after["priority"], after["meta"]["versionId"]) == ("asap", "2")
     assert response.headers["etag"] == 'W/"2"'
+    read = client.get(f"{BASE}/ServiceRequest/{rid}", headers=GP).json()
+    assert read == after, "the answer is the version as read, meta.lastUpdated included"
     before = client.get(f"{BASE}/ServiceRequest/{rid}/_history/1", headers=GP).json()
     assert (before["priority"], before["note"][0]["text"]) == (
         "urgent",

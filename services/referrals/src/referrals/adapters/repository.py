@@ -119,9 +119,9 @@ class ReferralRepository:
         as SQLAlchemy would give them): the version a change is about to replace."""
         return self._rows[referral_id]
 
-    def save(self, referral: Referral) -> None:
-        """Write the aggregate's current state (called by the unit of work on commit)."""
-        now = datetime.now(UTC)
+    def save(self, referral: Referral, now: datetime) -> None:
+        """Write the aggregate's current state, stamped ``now`` (called by the unit of work on
+        commit)."""
         if referral.id in self._new:
             # New: straight to the driver (rx_messaging.fastsql), no load, no ORM bookkeeping
             # and no Core statement set-up: the hot path of POST /referrals.

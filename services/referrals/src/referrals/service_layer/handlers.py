@@ -71,7 +71,7 @@ def submit_referral(
             reason_code=cmd.reason_code,
             reason_text=cmd.reason_text,
             clinical_summary=cmd.clinical_summary,
-            now=now or datetime.now(UTC),
+            now=now or uow.now(),
             consent=cmd.consent,
         )
         uow.referrals.add(referral)
@@ -116,7 +116,7 @@ def transition(
             raise ReferralNotFound(f"no referral {referral_id}")
         if details.get("attachment_id") is not None:
             _check_attachment(uow, referral_id, details["attachment_id"])
-        ACTIONS[action](referral, caller, if_match, now or datetime.now(UTC), **details)
+        ACTIONS[action](referral, caller, if_match, now or uow.now(), **details)
         uow.commit()
     return referral
 

@@ -24,6 +24,7 @@ process queues for) lasts just the inserts and the commit."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -52,6 +53,7 @@ class UnitOfWork:
         self.correlation_id = correlation_id
         self._owns_session = True
         self._depth = 0
+        self._now: datetime | None = None
 
     @classmethod
     def joining(cls, session: Session, correlation_id: str | None = None) -> UnitOfWork:
@@ -82,6 +84,15 @@ class UnitOfWork:
             # results stay usable after the block.
             self.session.close()
 
+    def now(self) -> datetime:
+        """This unit of work's time, fixed at its first use until it commits: the steps a
+        request makes and the row it writes carry one time, so an answer built from the steps
+        (FHIR's ``meta.lastUpdated``) is what a later read gives. A step another service timed
+        (routing's decision) keeps its own time; the row is still stamped now."""
+        if self._now is None:
+            self._now = datetime.now(UTC)
+        return self._now
+
     def commit(self, remember: IdempotentResponse | None = None) -> None:
         """Store every change with its events and, with ``remember``, claim its
         Idempotency-Key with the response to replay (``IntegrityError`` if the key was
@@ -93,10 +104,11 @@ class UnitOfWork:
             assert remember is None, "the outermost commit remembers the response"
             return
         staged = [self._stage(r) for r in self.referrals.seen.values() if r.pending]
+        at, self._now = self.now(), None  # the next change of a reused unit of work: a new time
         for referral, history, outbox in staged:
             # Before save: it keeps the version being replaced.
             self.ledger.record(referral, self.referrals.loaded)
-            self.referrals.save(referral)
+            self.referrals.save(referral, at)
             self.insert_outbox_rows(outbox)
             self.referrals.add_transitions(history)
             referral.pending.clear()
