@@ -35,9 +35,15 @@ PYTHONPATH (services, broker settings and load driver alike), the variants alter
 round (A/B/A/B). --profile records the --profile-top busiest processes for --profile-duration
 s, --profile-at s into the load: flame graphs and collapsed stacks into --out/profiles/<run>.
 
+--warmup S runs the load for S seconds before the measured window, so that what a fresh stack
+does once (the broker's JIT compiling the paths the load takes, first connections, caches
+filling) is not billed to the journeys: the steady state a long-running deployment pays. The
+journeys sent while warming up are not timed or counted; the work left of those still in flight
+when the window opens is charged to the measured ones (an over-estimate, never an under-).
+
     .venv/bin/python bench/load.py [--rates 10,20,40] [--duration 60] [--rounds 1]
         [--think 0.5,3] [--p99-ms 500] [--idle 20] [--shapes sqlite,postgres,postgres:2]
-        [--ref main] [--profile] [--out bench/results]
+        [--ref main] [--profile] [--warmup 0] [--out bench/results]
 """
 
 from __future__ import annotations
@@ -188,6 +194,7 @@ def one_run(rate: float, args: argparse.Namespace, label: str) -> dict[str, Any]
         exits.callback(audit.stop)
         load.start()
         exits.callback(load.close)
+        warm_up(label, args.warmup)
         ledger.mark("start")
         loadavg_before = os.getloadavg()[0]
         started = time.monotonic()
@@ -228,10 +235,9 @@ def one_run(rate: float, args: argparse.Namespace, label: str) -> dict[str, Any]
         report = check.wait(load.accepted(), timeout=args.drain_timeout, ready=load.idle)
         drained = time.monotonic() - load_end
         print(f"{label}: drained in {drained:.0f} s\n{report.summary()}", flush=True)
-        result = summarise(
-            rate, args, load.journeys, started, load_end, lag, audit, report, drained
-        )
-        cpu = cpu_figures(ledger, len(load.accepted()))
+        measured = [j for j in list(load.journeys) if j.scheduled >= started]
+        result = summarise(rate, args, measured, started, load_end, lag, audit, report, drained)
+        cpu = cpu_figures(ledger, sum(1 for j in measured if j.id is not None))
         print(f"{label}: {describe_cpu(cpu)}", flush=True)
         databases = Databases.of(Path(tmp) / "stack", stack.databases)
         cycles = relay_cycles(
@@ -259,6 +265,19 @@ def caught_up(lag: LagSampler, deadline: float) -> None:
         if fresh and not sum(fresh[-1].values()):
             return
         time.sleep(0.2)
+
+
+def warm_up(label: str, seconds: float) -> None:
+    """Let the load run for ``seconds`` before the measured window: the journeys sent meanwhile
+    are neither timed nor counted, and their CPU is not charged, except what the ones still in
+    flight at the window's start cost after it (charged to the measured journeys: the figure
+    errs high, never low)."""
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < seconds:
+        time.sleep(1)
+        print(f"\r{label}: warming up, {elapsed:3.0f} of {seconds:g} s", end="", flush=True)
+    if seconds > 0:
+        print(flush=True)
 
 
 def cpu_figures(ledger: CpuLedger, accepted: int) -> dict[str, Any]:
@@ -362,7 +381,8 @@ def summarise(
         "lag_at_end_of_load": lag_at_end,
         "lag_uncommitted_allowed": uncommitted,
         "lag_after_drain": end_lag,
-        "lag": [(t - started, lags) for t, lags in lag.samples],
+        "lag": [(t - started, lags) for t, lags in lag.samples if t >= started],
+        "warmup_s": args.warmup,
         "completed": sum(1 for j in journeys if any(s.startswith("complete") for s in j.steps)),
         "rejections": sum(1 for j in journeys for s in j.steps if s.startswith("reject")),
         "errors": [e for j in journeys for e in j.errors][:20],
@@ -553,6 +573,7 @@ def run_variant(
     argv += ["--p99-ms", str(args.p99_ms), "--drain-timeout", str(args.drain_timeout)]
     argv += ["--provider-p99-ms", str(args.provider_p99_ms)]
     argv += ["--idle", str(args.idle), "--out", str(args.out), "--shapes", args.shape]
+    argv += ["--warmup", str(args.warmup)]
     if args.profile:
         argv += ["--profile", "--profile-at", str(args.profile_at)]
         argv += ["--profile-top", str(args.profile_top)]
@@ -585,6 +606,12 @@ def main() -> int:
     )
     parser.add_argument("--drain-timeout", type=float, default=300)
     parser.add_argument("--idle", type=float, default=20, help="idle CPU measured for this long")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=0,
+        help="seconds of load before the measured window (steady state: start-up work apart)",
+    )
     parser.add_argument(
         "--shapes",
         default="sqlite",
