@@ -17,7 +17,9 @@ process (CPU time, medians of rounds, old and new alternating):
   costs, and what the identity dependency does (the "before" of those lines is the cheaper
   route, the "after" the dearer);
 - authenticating a bearer token already verified: the identity made per request against the
-  one kept for the same claims and X-Practitioner.
+  one kept for the same claims and X-Practitioner;
+- a created referral's ``Location``: Starlette's ``request.url_for`` (the routes searched per
+  request) against ``rx_web.urls.url_for`` (the route's path kept), on the real app.
 
     .venv/bin/python bench/api_request_parts.py [--rounds 7] [--n 2000]
 """
@@ -444,6 +446,35 @@ def identity(args: Any) -> None:
     loop.close()
 
 
+def location(args: Any) -> None:
+    """The ``Location`` of ``POST /referrals``'s 201 on the referrals API's own app (its JSON
+    and FHIR routes): ``request.url_for`` against ``rx_web.urls.url_for``, each on a fresh
+    request as in the service."""
+    import tempfile
+
+    from referrals.config import Settings
+    from referrals.entrypoints.api.app import create_app
+    from rx_web.urls import url_for
+    from starlette.requests import Request
+
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app(Settings(database_url=f"sqlite:///{tmp}/location.db"))
+        scope: dict[str, Any] = {"type": "http", "method": "POST", "path": "/referrals"}
+        scope |= {"app": app, "router": app.router, "scheme": "http", "root_path": ""}
+        scope |= {"server": ("127.0.0.1", 8000), "query_string": b""}
+        scope |= {"headers": [(b"host", b"127.0.0.1:8000")]}
+        referral_id = "0d9f5b2e-6c1a-4f7e-9a3b-2c8d7e6f5a41"
+        old = str(Request(scope).url_for("read_referral", referral_id=referral_id))
+        new = str(url_for(Request(scope), "read_referral", referral_id=referral_id))
+        assert old == new, (old, new)
+        _compare(
+            "a created referral's Location: url_for / rx_web.urls.url_for",
+            lambda: Request(scope).url_for("read_referral", referral_id=referral_id),
+            lambda: url_for(Request(scope), "read_referral", referral_id=referral_id),
+            args,
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -456,6 +487,7 @@ def main() -> int:
         "one_write": one_write,
         "native_telemetry": native_telemetry,
         "identity": identity,
+        "location": location,
     }
     parser.add_argument("--parts", nargs="*", choices=list(parts), default=list(parts))
     args = parser.parse_args()

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from rx_contracts import Priority, ReferralStatus, ServiceType
 from rx_web.params import IsoDateTime, on_strings
 from rx_web.problems import Problem
+from rx_web.urls import url_for
 
 from ...adapters.idempotency import StoredResponse
 from ...adapters.repository import View, WorklistQuery
@@ -71,7 +72,7 @@ async def create_referral(
     )
 
     def created(referral: Referral) -> StoredResponse:
-        location = request.url_for("read_referral", referral_id=referral.id)
+        location = url_for(request, "read_referral", referral_id=referral.id)
         return referral_response(referral, caller, 201, str(location))
 
     payload = body.model_dump(mode="json")
