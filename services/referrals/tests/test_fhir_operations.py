@@ -179,6 +179,28 @@ def test_a_redirect_after_acceptance_is_a_conflict(client: TestClient, db_url: s
     outcome(refused, 409)
 
 
+def test_an_ended_task_is_refused_alike_by_a_change_and_a_redirect(
+    client: TestClient, db_url: str, fhir_validator: FhirValidator
+) -> None:
+    # Redirected towards its own organisation, the referral comes back to it: the first Task
+    # is the organisation's to see again, but has ended.
+    _, task = routed(client, db_url)
+    first = redirect(client, task, TEAM, parameters(reason="Wrong team", organization="RXA01"))
+    assert first.status_code == 200, first.text
+    route(db_url, task["focus"]["reference"].split("/")[1], "RXA01")
+    ended = client.get(f"{BASE}/Task/{task['id']}", headers=TEAM).json()
+    assert ended["status"] == "rejected"
+    version = int(ended["meta"]["versionId"])
+    tried = [
+        patch_task(client, ended, TEAM, status_to("accepted")),
+        write(client, "PUT", f"/Task/{task['id']}", TEAM, {**ended, "status": "accepted"}, version),
+        redirect(client, ended, TEAM, parameters(reason="Again", provider_type="acute")),
+    ]
+    said = {valid(fhir_validator, outcome(r, 409))["issue"][0]["diagnostics"] for r in tried}
+    assert said == {f"Task {task['id']} has ended (rejected); act on the current Task"}
+    assert len(events(db_url, "ReferralRedirected")) == 1
+
+
 @pytest.mark.parametrize(
     ("body", "status", "expression"),
     [

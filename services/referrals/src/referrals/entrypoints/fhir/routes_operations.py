@@ -9,7 +9,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from ...adapters.idempotency import StoredResponse
-from ...domain.errors import IllegalTransition
 from ...domain.model import Referral
 from ...service_layer import handlers, versions
 from ...service_layer.unit_of_work import UnitOfWork
@@ -23,7 +22,7 @@ from .deps import (
     read_json,
 )
 from .outcomes import FhirProblem
-from .routes_tasks import task_answer
+from .routes_tasks import open_task, task_answer
 from .writes import idempotent, require_key
 
 router = APIRouter()
@@ -53,14 +52,7 @@ async def redirect(
     op = operations.REDIRECT
 
     def execute(uow: UnitOfWork) -> tuple[versions.AssignmentVersion, Referral]:
-        # Looked up inside the write's transaction, after a replayed key is answered: once
-        # redirected, the Task is no longer its former owner's to see.
-        before = versions.current_assignment(task_id, caller, uow)
-        if not before.state.open:
-            raise IllegalTransition(
-                f"Task {task_id} has ended ({before.state.status.value}); act on the current Task",
-                [],
-            )
+        before = open_task(task_id, caller, uow)
         referral = handlers.transition(
             before.referral.id, op.action, caller, version, uow, **details
         )
