@@ -45,7 +45,7 @@ async def redirect(
     key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """The owner of the current Task sends the referral back to routing, towards a provider
-    type or an organisation; the answer is its Task, ended."""
+    type, an organisation or both; the answer is its Task, ended."""
     version = if_match_version(if_match, required=True) or 0
     body = await read_json(request)
     details = operations.target_and_reason(operations.REDIRECT, body)
