@@ -149,6 +149,36 @@ def test_a_rejection_gives_the_next_organisation_a_new_task(fhir_stack: Stack) -
     ]
 
 
+def test_a_redirect_naming_a_provider_type_and_an_organisation_goes_to_the_organisation(
+    fhir_stack: Stack,
+) -> None:
+    # As with the JSON API's redirect: with both named, routing gives the referral to the
+    # organisation, whatever its type (RXA02 is a rapid-response team, not acute).
+    rid = refer(fhir_stack)
+    task = open_task(fhir_stack, rid, "RXA01")
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "reason", "valueString": "Known to the Northside team"},
+            {
+                "name": "provider-type",
+                "valueCoding": {"system": f"{OURS}/provider-type", "code": "acute"},
+            },
+            {"name": "organization", "valueIdentifier": {"system": ODS, "value": "RXA02"}},
+        ],
+    }
+    owner = client(fhir_stack, "RXA01", **{"If-Match": f'W/"{task["meta"]["versionId"]}"'})
+    ended = owner.execute(f"Task/{task['id']}/$redirect", method="post", data=parameters)
+    assert (ended["status"], ended["businessStatus"]["coding"][0]["code"]) == (
+        "rejected",
+        "redirected",
+    )
+    second = open_task(fhir_stack, rid, "RXA02")
+    assert second["id"] != task["id"]
+    service_request = client(fhir_stack, "RXA02").reference("ServiceRequest", rid).to_resource()
+    assert service_request["performerType"]["coding"][0]["code"] == "rapid-response"
+
+
 def test_revoking_the_service_request_cancels_the_referral_and_its_task(
     fhir_stack: Stack,
 ) -> None:

@@ -44,7 +44,8 @@ REDIRECT = Operation(
     action=Action.REDIRECT,
     title="Redirect a referral to another provider type or organisation",
     description="The organisation that owns the current Task sends the referral back to "
-    "routing, towards the provider type or the organisation it names, saying why. Its Task "
+    "routing, towards the provider type, the organisation or both that it names, saying why "
+    "(with both, routing gives it to the organisation). Its Task "
     "ends rejected (businessStatus redirected); routing makes a new Task. Needs If-Match (the "
     "Task's ETag) and an Idempotency-Key.",
     target_required=True,
@@ -57,7 +58,8 @@ REROUTE = Operation(
     action=Action.REROUTE,
     title="Re-route a referral (ops)",
     description="Ops send an unroutable or stuck referral back to routing, optionally towards "
-    "a provider type or an organisation, saying why; the current Task, if any, ends cancelled "
+    "a provider type, an organisation or both (routing then gives it to the organisation), "
+    "saying why; the current Task, if any, ends cancelled "
     "(businessStatus rerouted). Needs If-Match (the ServiceRequest's ETag) and an "
     "Idempotency-Key.",
     target_required=False,
@@ -73,12 +75,21 @@ def definition_url(op: Operation) -> str:
 def operation_definition(op: Operation) -> dict[str, Any]:
     """The OperationDefinition of ``op``: its parameters as :func:`target_and_reason` reads
     them."""
-    target = "exactly one" if op.target_required else "at most one"
+    targets = (
+        "A redirect names provider-type, organization or both"
+        if op.target_required
+        else "A re-route may name provider-type, organization, both or neither"
+    )
+    both = (
+        f"{targets}; with both, routing gives the referral to the organisation whatever its "
+        "type (the provider type is recorded, and social-care still needs the referral's "
+        "consent or sharing basis)."
+    )
     return {
         "resourceType": "OperationDefinition",
         "id": op.id,
         "url": definition_url(op),
-        "version": "1",
+        "version": "2",  # 2: a target may be both a provider type and an organisation
         "name": op.code.capitalize(),
         "title": op.title,
         "status": "active",
@@ -107,8 +118,7 @@ def operation_definition(op: Operation) -> dict[str, Any]:
                 "min": 0,
                 "max": "1",
                 "documentation": f"Route to this provider type: a Coding of {codes.PROVIDER_TYPE} "
-                f"({', '.join(p.value for p in ProviderType)}). Give {target} of provider-type "
-                "and organization.",
+                f"({', '.join(p.value for p in ProviderType)}). {both}",
                 "type": "Coding",
             },
             {
@@ -117,7 +127,7 @@ def operation_definition(op: Operation) -> dict[str, Any]:
                 "min": 0,
                 "max": "1",
                 "documentation": f"Route to this organisation: an Identifier of {codes.ODS_CODE}. "
-                f"Give {target} of provider-type and organization.",
+                f"{both}",
                 "type": "Identifier",
             },
             {
@@ -138,8 +148,9 @@ def _named(name: str) -> str:
 
 def target_and_reason(op: Operation, body: Any) -> dict[str, Any]:
     """The details of ``op``'s lifecycle action from its Parameters: ``reason`` (required), and
-    a target, ``provider-type`` or ``organization`` (one for a redirect, at most one for a
-    re-route). Anything else is refused naming the parameter."""
+    a target, ``provider-type``, ``organization`` or both, as the JSON API's redirect and
+    re-route take them (at least one for a redirect). Anything else is refused naming the
+    parameter."""
     if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
         raise FhirProblem(400, f"${op.code} takes a Parameters resource", "Parameters")
     extra = sorted(set(body) - {"resourceType", "id", "meta", "parameter"})
@@ -183,15 +194,7 @@ def target_and_reason(op: Operation, body: Any) -> dict[str, Any]:
             f"reason is a valueString of 1 to {REASON_MAX} characters",
             f"Parameters.parameter[{reason_at}].valueString",
         )
-    targets = [name for name in (PROVIDER_TYPE, ORGANIZATION) if name in values]
-    if len(targets) > 1:
-        second = max(values[name][0] for name in targets)
-        raise FhirProblem(
-            400,
-            "name one target: provider-type or organization, not both",
-            f"Parameters.parameter[{second}]",
-        )
-    if op.target_required and not targets:
+    if op.target_required and PROVIDER_TYPE not in values and ORGANIZATION not in values:
         raise FhirProblem(
             400,
             f"${op.code} needs a target: the parameter provider-type or organization",

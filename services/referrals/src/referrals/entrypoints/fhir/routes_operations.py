@@ -9,7 +9,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from ...adapters.idempotency import StoredResponse
-from ...domain.errors import IllegalTransition
 from ...domain.model import Referral
 from ...service_layer import handlers, versions
 from ...service_layer.unit_of_work import UnitOfWork
@@ -23,7 +22,7 @@ from .deps import (
     read_json,
 )
 from .outcomes import FhirProblem
-from .routes_tasks import task_answer
+from .routes_tasks import open_task, task_answer
 from .writes import idempotent, require_key
 
 router = APIRouter()
@@ -46,21 +45,14 @@ async def redirect(
     key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """The owner of the current Task sends the referral back to routing, towards a provider
-    type or an organisation; the answer is its Task, ended."""
+    type, an organisation or both; the answer is its Task, ended."""
     version = if_match_version(if_match, required=True) or 0
     body = await read_json(request)
     details = operations.target_and_reason(operations.REDIRECT, body)
     op = operations.REDIRECT
 
     def execute(uow: UnitOfWork) -> tuple[versions.AssignmentVersion, Referral]:
-        # Looked up inside the write's transaction, after a replayed key is answered: once
-        # redirected, the Task is no longer its former owner's to see.
-        before = versions.current_assignment(task_id, caller, uow)
-        if not before.state.open:
-            raise IllegalTransition(
-                f"Task {task_id} has ended ({before.state.status.value}); act on the current Task",
-                [],
-            )
+        before = open_task(task_id, caller, uow)
         referral = handlers.transition(
             before.referral.id, op.action, caller, version, uow, **details
         )

@@ -94,15 +94,7 @@ def _act(
     change: Change,
 ) -> JSONResponse:
     def execute(uow: UnitOfWork) -> tuple[versions.AssignmentVersion, Referral]:
-        # Looked up inside the write's transaction, after a replayed key is answered: once
-        # rejected (or redirected), the Task is no longer its former owner's to see, and a
-        # retry must still get the first answer.
-        before = versions.current_assignment(task_id, caller, uow)
-        if not before.state.open:
-            raise IllegalTransition(
-                f"Task {task_id} has ended ({before.state.status.value}); act on the current Task",
-                [],
-            )
+        before = open_task(task_id, caller, uow)
         task = parse(inbound.Task, change(resources.task(before)), "Task")
         action, details = commands.task_action(before.state.status.value, task)
         referral = handlers.transition(
@@ -117,6 +109,20 @@ def _act(
         return idempotent(request, caller, key, body, version, execute, present)
     except ParseFailed as failed:
         return failed.response()
+
+
+def open_task(task_id: str, caller: Caller, uow: UnitOfWork) -> versions.AssignmentVersion:
+    """The Task as it is now, for its owner to act on (a change or ``$redirect``); 409 when it
+    has ended. Called inside the write's transaction, after a replayed key is answered: once
+    rejected or redirected, the Task is no longer its former owner's to see, and a retry must
+    still get the first answer."""
+    before = versions.current_assignment(task_id, caller, uow)
+    if not before.state.open:
+        raise IllegalTransition(
+            f"Task {task_id} has ended ({before.state.status.value}); act on the current Task",
+            [],
+        )
+    return before
 
 
 def _apply(task: dict[str, Any], operations: Any) -> dict[str, Any]:
