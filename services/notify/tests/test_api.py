@@ -243,3 +243,239 @@ def test_fhir_events_returns_a_query_event_bundle(client: TestClient) -> None:
     events = [p for p in parameters if p["name"] == "notification-event"]
     focus = next(p for p in events[0]["part"] if p["name"] == "focus")
     assert focus["valueReference"]["reference"].endswith(f"/ServiceRequest/{j.id}")
+
+
+# ---- the answers to a missing or malformed If-Match / Idempotency-Key ------------------------
+
+KEY_PATTERN = "String should match pattern '^[ -~]{1,255}$'"
+ETAG_PATTERN = "String should match pattern '^\\s*(W/)?\"?[0-9]{1,18}\"?\\s*$'"
+KEY_REQUIRED = (
+    400,
+    "Idempotency-Key required",
+    "every POST needs an Idempotency-Key header, unique per logical request",
+)
+IF_MATCH_REQUIRED = (
+    428,
+    "Precondition required",
+    "send If-Match with the ETag of the version you read (RFC 6585)",
+)
+BAD_KEY = ("header.idempotency-key", "string_pattern_mismatch", KEY_PATTERN)
+BAD_ETAG = ("header.if-match", "string_pattern_mismatch", ETAG_PATTERN)
+BAD_ID = (
+    "path.subscription_id",
+    "string_pattern_mismatch",
+    "String should match pattern '^[A-Za-z0-9-]+$'",
+)
+NO_BODY = ("", "missing", "Field required")
+EXTRA = ("nope", "extra_forbidden", "Extra inputs are not permitted")
+
+
+def invalid(*errors: tuple[str, str, str]) -> tuple[int, str, str, list[dict[str, str]]]:
+    """The 422 FastAPI's validation gives, as problem+json: each field in the order checked."""
+    detail = "; ".join(f"{field or 'body'}: {message}" for field, _, message in errors)
+    listed = [{"field": f, "rule": r, "message": m} for f, r, m in errors]
+    return 422, "Invalid request", detail, listed
+
+
+@pytest.mark.parametrize(
+    ("method", "action", "headers", "body", "expected"),
+    [
+        ("POST", "", {}, WEBHOOK, KEY_REQUIRED),
+        ("POST", "", {"Idempotency-Key": "k" * 256}, WEBHOOK, invalid(BAD_KEY)),
+        ("POST", "", {"Idempotency-Key": "tab\there"}, WEBHOOK, invalid(BAD_KEY)),
+        ("POST", "", {"Idempotency-Key": ""}, WEBHOOK, invalid(BAD_KEY)),
+        ("POST", "", {}, {**WEBHOOK, "nope": 1}, KEY_REQUIRED),
+        ("POST", "", {}, None, KEY_REQUIRED),
+        ("POST", "", {"Idempotency-Key": "tab\t"}, {**WEBHOOK, "nope": 1}, invalid(BAD_KEY, EXTRA)),
+        (
+            "POST",
+            "",
+            {"Idempotency-Key": b"\xe9"},
+            {"endpoint": 3},
+            invalid(
+                BAD_KEY,
+                ("topic", "missing", "Field required"),
+                ("endpoint", "string_type", "Input should be a valid string"),
+            ),
+        ),
+        ("POST", "/secret", {}, {}, KEY_REQUIRED),
+        ("POST", "/secret", {"Idempotency-Key": "k" * 256}, {}, invalid(BAD_KEY)),
+        (
+            "POST",
+            "/secret",
+            {"Idempotency-Key": "k" * 256},
+            {"overlap_seconds": -1},
+            invalid(
+                BAD_KEY,
+                (
+                    "overlap_seconds",
+                    "greater_than_equal",
+                    "Input should be greater than or equal to 0",
+                ),
+            ),
+        ),
+        ("POST", "/resend", {}, {"from_event_number": 0}, KEY_REQUIRED),
+        ("POST", "/resend", {"Idempotency-Key": ""}, None, invalid(BAD_KEY, NO_BODY)),
+        ("PATCH", "", {}, {"status": "off"}, IF_MATCH_REQUIRED),
+        ("PATCH", "", {"If-Match": '"abc"'}, {"status": "off"}, invalid(BAD_ETAG)),
+        ("PATCH", "", {"If-Match": '"1" x'}, {"status": "off"}, invalid(BAD_ETAG)),
+        ("PATCH", "", {"If-Match": "1\x1c"}, {"status": "off"}, invalid(BAD_ETAG)),
+        ("PATCH", "", {}, {"nope": 1}, IF_MATCH_REQUIRED),
+        ("PATCH", "", {"If-Match": "x"}, {"nope": 1}, invalid(BAD_ETAG, EXTRA)),
+        ("PATCH", "", {"If-Match": "x"}, None, invalid(BAD_ETAG, NO_BODY)),
+        ("PATCH", "_", {}, {"nope": 1}, IF_MATCH_REQUIRED),
+        ("PATCH", "_", {"If-Match": "x"}, {"nope": 1}, invalid(BAD_ETAG, BAD_ID, EXTRA)),
+        ("PATCH", "_", {"If-Match": '"1"'}, {"nope": 1}, invalid(BAD_ID, EXTRA)),
+    ],
+)
+def test_a_missing_or_malformed_if_match_or_idempotency_key_gets_its_answer(
+    client: TestClient,
+    method: str,
+    action: str,
+    headers: dict[str, Any],
+    body: Any,
+    expected: tuple[Any, ...],
+) -> None:
+    """Each answer whole: its status, title and detail, and for a 422 every field broken in
+    the order the request is checked (the headers, then the path, then the body), a missing
+    header's answer (400, 428) winning over anything else wrong with the request."""
+    sid = post(client, "/subscriptions", WEBHOOK, org(GP)).json()["id"]
+    path = "/subscriptions"
+    if method == "PATCH" or action != "":
+        path += f"/{sid}{action}" if action != "_" else "/not_an_id"
+    answer = client.request(method, path, json=body, headers={**org(GP), **headers})
+    status, title, detail, *errors = expected
+    want = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    want |= {"instance": path} | ({"errors": errors[0]} if errors else {})
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json() == want
+    (unchanged,) = client.get("/subscriptions", headers=org(GP)).json()["items"]
+    assert unchanged["version"] == 1, "nothing changed"
+
+
+@pytest.mark.parametrize(
+    ("method", "action", "headers"),
+    [
+        ("POST", "", {"Idempotency-Key": "tab\t"}),
+        ("POST", "", {}),
+        ("POST", "/secret", {}),
+        ("PATCH", "", {}),
+        ("PATCH", "", {"If-Match": "x"}),
+    ],
+)
+def test_without_an_identity_a_write_is_401_whatever_its_headers(
+    client: TestClient, method: str, action: str, headers: dict[str, str]
+) -> None:
+    sid = post(client, "/subscriptions", WEBHOOK, org(GP)).json()["id"]
+    path = f"/subscriptions/{sid}{action}" if method == "PATCH" or action else "/subscriptions"
+    answer = client.request(method, path, json={"nope": 1}, headers=headers)
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["title"] == "Unauthenticated"
+
+
+@pytest.mark.parametrize("etag", ['"1"', "1", 'W/"1"', ' W/"1" ', '"1', "\t1\t"])
+def test_if_match_takes_the_etag_weak_bare_or_padded(client: TestClient, etag: Any) -> None:
+    sid = post(client, "/subscriptions", WEBHOOK, org(GP)).json()["id"]
+    change = {"status": "off"}
+    done = client.patch(f"/subscriptions/{sid}", json=change, headers=org(GP, **{"If-Match": etag}))
+    assert done.status_code == 200, done.text
+    assert done.headers["ETag"] == '"2"'
+    stale = client.patch(
+        f"/subscriptions/{sid}", json=change, headers=org(GP, **{"If-Match": etag})
+    )
+    assert stale.status_code == 412, stale.text
+
+
+def outcome(*errors: tuple[str, str, str]) -> dict[str, Any]:
+    """The OperationOutcome a FHIR route gives for FastAPI's validation errors, in order."""
+    issue = {
+        "severity": "error",
+        "code": "invalid",
+        "diagnostics": "; ".join(f"{f or 'body'}: {m}" for f, _, m in errors),
+        "expression": [f for f, _, _ in errors],
+    }
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+NOT_A_STRING = ("status", "string_type", "Input should be a valid string")
+
+
+@pytest.mark.parametrize(
+    ("method", "sid", "headers", "body", "expected"),
+    [
+        ("POST", "", {"Idempotency-Key": "tab\t"}, {}, outcome(BAD_KEY)),
+        (
+            "POST",
+            "",
+            {"Idempotency-Key": ""},
+            {"resourceType": "Patient"},
+            outcome(
+                BAD_KEY,
+                ("resourceType", "", "String should match pattern '^Subscription$'"),
+            ),
+        ),
+        ("POST", "", {"Idempotency-Key": "k" * 256}, {"status": 3}, outcome(BAD_KEY, NOT_A_STRING)),
+        ("PUT", "ours", {"If-Match": "x"}, {}, outcome(BAD_ETAG)),
+        ("PUT", "ours", {"If-Match": "1\x1c"}, {}, outcome(BAD_ETAG)),
+        ("PUT", "ours", {"If-Match": "x"}, {"status": 3}, outcome(BAD_ETAG, NOT_A_STRING)),
+        ("PUT", "a_b", {"If-Match": "x"}, {"status": 3}, outcome(BAD_ID, BAD_ETAG, NOT_A_STRING)),
+        ("PUT", "a_b", {"If-Match": "x"}, None, outcome(BAD_ID, BAD_ETAG, NO_BODY)),
+    ],
+)
+def test_a_fhir_write_with_a_malformed_if_match_or_idempotency_key_gets_an_outcome(
+    client: TestClient,
+    method: str,
+    sid: str,
+    headers: dict[str, str],
+    body: Any,
+    expected: dict[str, Any],
+) -> None:
+    """Both headers are optional on the FHIR routes; a malformed one is listed with whatever
+    else is wrong, in the order FastAPI checks them (the path, the headers, then the body)."""
+    created = client.post("/fhir/R4/Subscription", json=FHIR_SUBSCRIPTION, headers=org(TEAM))
+    resource = created.json()
+    path = "/fhir/R4/Subscription" + (f"/{resource['id'] if sid == 'ours' else sid}" if sid else "")
+    if body is not None:
+        body = {**(FHIR_SUBSCRIPTION if method == "POST" else resource), **body}
+    answer = client.request(method, path, json=body, headers={**org(TEAM), **headers})
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/fhir+json")
+    assert answer.json() == expected
+    (unchanged,) = client.get("/fhir/R4/Subscription", headers=org(TEAM)).json()["entry"]
+    assert unchanged["resource"]["meta"]["versionId"] == "1", "nothing changed"
+
+
+@pytest.mark.parametrize("etag", [None, 'W/"1"', '"1"', "1"])
+def test_a_fhir_update_takes_if_match_or_none(client: TestClient, etag: str | None) -> None:
+    resource = client.post("/fhir/R4/Subscription", json=FHIR_SUBSCRIPTION, headers=org(TEAM))
+    path = f"/fhir/R4/Subscription/{resource.json()['id']}"
+    headers = org(TEAM) if etag is None else org(TEAM, **{"If-Match": etag})
+    off = {**client.get(path, headers=org(TEAM)).json(), "status": "off"}
+    done = client.put(path, json=off, headers=headers)
+    assert done.status_code == 200, done.text
+    assert done.headers["ETag"] == 'W/"2"'
+    again = client.put(path, json={**off, "status": "active"}, headers=headers)
+    assert again.status_code == (200 if etag is None else 412), again.text
+
+
+def test_a_fhir_create_takes_an_idempotency_key_or_none(client: TestClient) -> None:
+    keyed = org(TEAM, **{"Idempotency-Key": "fhir-1"})
+    first = client.post("/fhir/R4/Subscription", json=FHIR_SUBSCRIPTION, headers=keyed)
+    again = client.post("/fhir/R4/Subscription", json=FHIR_SUBSCRIPTION, headers=keyed)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = client.post("/fhir/R4/Subscription", json=FHIR_SUBSCRIPTION, headers=org(TEAM))
+    assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+
+
+@pytest.mark.parametrize("headers", [{"If-Match": "x"}, {"Idempotency-Key": "tab\t"}])
+def test_without_an_identity_a_fhir_write_is_401_whatever_its_headers(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    answer = client.post("/fhir/R4/Subscription", json={"status": 3}, headers=headers)
+    assert answer.status_code == 401, answer.text
+    sid = client.post("/fhir/R4/Subscription", json=FHIR_SUBSCRIPTION, headers=org(TEAM))
+    path = f"/fhir/R4/Subscription/{sid.json()['id']}"
+    assert client.put(path, json={"status": 3}, headers=headers).status_code == 401

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from rx_web.app import service_app
+from rx_web.checked_headers import pending_errors
 from rx_web.problems import Problem, problem_response
 
 from ...adapters.sender import Resolver, system_resolver
@@ -36,6 +37,16 @@ def operation_outcome(status: int, detail: str, fields: list[str] | None = None)
         status_code=status,
         media_type=FHIR_JSON,
     )
+
+
+def fhir_errors(request: Request, exc: RequestValidationError) -> list[Any]:
+    """FastAPI's errors of a FHIR request, with the header errors its dependency left
+    (``rx_web.checked_headers``) where FastAPI listed the route's own headers: after the
+    path and query, before the body."""
+    errors = list(exc.errors())
+    at = next((i for i, e in enumerate(errors) if e["loc"][0] not in ("path", "query")), None)
+    at = len(errors) if at is None else at
+    return [*errors[:at], *pending_errors(request), *errors[at:]]
 
 
 def _is_fhir(request: Request) -> bool:
@@ -81,9 +92,10 @@ def create_app(
     async def _invalid(request: Request, exc: RequestValidationError) -> Any:
         if not _is_fhir(request):
             return await validation_handler(request, exc)  # type: ignore[misc]
-        fields = [".".join(str(p) for p in e["loc"] if p != "body") for e in exc.errors()]
+        errors = fhir_errors(request, exc)
+        fields = [".".join(str(p) for p in e["loc"] if p != "body") for e in errors]
         detail = "; ".join(
-            f"{f or 'body'}: {e['msg']}" for f, e in zip(fields, exc.errors(), strict=True)
+            f"{f or 'body'}: {e['msg']}" for f, e in zip(fields, errors, strict=True)
         )
         return operation_outcome(422, detail, fields)
 

@@ -1,4 +1,5 @@
-"""Request dependencies: who is calling, the unit of work, If-Match and Idempotency-Key.
+"""Request dependencies: who is calling, the unit of work, and a write's caller with its
+If-Match or Idempotency-Key.
 
 All ``async def`` although none awaits: FastAPI would run a plain ``def`` dependency in its
 thread pool, and that hand-over costs more than these functions do."""
@@ -7,10 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
-from rx_web.identity import get_identity, reads_identity
+from pydantic import WithJsonSchema
+from rx_web.checked_headers import CheckedHeader, header_errors, read_headers
+from rx_web.identity import documented_identity, get_identity, reads_identity
+from rx_web.openapi import documented_as
 
 from ...bootstrap import Container
 from ...domain.caller import Caller
@@ -36,42 +41,184 @@ async def get_container(request: Request) -> Container:
 
 ETAG_PATTERN = r'^\s*(W/)?"?[0-9]{1,18}"?\s*$'
 """An ETag as we issue it ("3"), weak or bare forms accepted."""
-
-
 KEY_PATTERN = r"^[ -~]{1,255}$"
 """An Idempotency-Key: 1-255 printable ASCII characters."""
 
 
 def parse_etag(value: str) -> int:
+    """The version in an If-Match the header's pattern accepted."""
     return int(value.strip().removeprefix("W/").strip('"'))
 
 
-async def get_if_match(
-    if_match: Annotated[
-        str,
-        Header(
-            description='The ETag of the version you read, e.g. "3".',
-            examples=['"3"'],
-            pattern=ETAG_PATTERN,
-        ),
-    ],
-) -> int:
-    """Without one the change is refused with 428 (see ``rx_web.problems``)."""
-    return parse_etag(if_match)
+# Declared by parameter name (if_match, idempotency_key): FastAPI reads the header of that
+# name with hyphens, and names it so in a validation error.
+IfMatchHeader = Annotated[
+    str,
+    Header(
+        description='The ETag of the version you read, e.g. "3".',
+        examples=['"3"'],
+        pattern=ETAG_PATTERN,
+    ),
+]
+IdempotencyKeyHeader = Annotated[
+    str,
+    Header(
+        description="Unique per logical request (1-255 printable ASCII characters, a UUID "
+        "is ideal); a retry with the same key and body gets the original result.",
+        examples=["5f0c6e4e-52b4-4b0e-9d7e-6f2f7d1c8a11"],
+        pattern=KEY_PATTERN,
+    ),
+]
+OptionalIfMatchHeader = Annotated[
+    str | None,
+    Header(pattern=ETAG_PATTERN, description='Optional: the version you read, W/"3".'),
+    WithJsonSchema({"type": "string", "pattern": ETAG_PATTERN}),
+]
+OptionalKeyHeader = Annotated[
+    str | None,
+    Header(pattern=KEY_PATTERN, description="Optional: makes a retry safe."),
+    WithJsonSchema({"type": "string", "pattern": KEY_PATTERN}),
+]
+IDEMPOTENCY_KEY = CheckedHeader("idempotency-key", KEY_PATTERN)
+IF_MATCH = CheckedHeader("if-match", ETAG_PATTERN)
+"""The two headers as the writes read them (``rx_web.checked_headers``): the declarations'
+checks and answers, without FastAPI validating them per request."""
 
 
-async def get_idempotency_key(
-    idempotency_key: Annotated[
-        str,
-        Header(
-            description="Unique per logical request (1-255 printable ASCII characters, a UUID "
-            "is ideal); a retry with the same key and body gets the original result.",
-            examples=["5f0c6e4e-52b4-4b0e-9d7e-6f2f7d1c8a11"],
-            pattern=KEY_PATTERN,
-        ),
-    ],
-) -> str:
-    return idempotency_key
+def documented_key(idempotency_key: IdempotencyKeyHeader) -> None:
+    """Never called: the Idempotency-Key as the document shows it."""
+
+
+def documented_if_match(if_match: IfMatchHeader) -> None:
+    """Never called: If-Match as the document shows it."""
+
+
+def documented_submission(
+    _caller: Annotated[None, Depends(documented_identity)],
+    _key: Annotated[None, Depends(documented_key)],
+) -> None:
+    """Never called: what :func:`get_submission` reads, as the document shows it (the caller,
+    then the Idempotency-Key, as two dependencies would)."""
+
+
+def documented_change(
+    _caller: Annotated[None, Depends(documented_identity)],
+    _if_match: Annotated[None, Depends(documented_if_match)],
+) -> None:
+    """Never called: what :func:`get_change` reads, as the document shows it (the caller, then
+    If-Match, as two dependencies would)."""
+
+
+def documented_fhir_create(
+    _caller: Annotated[None, Depends(documented_identity)],
+    idempotency_key: OptionalKeyHeader = None,
+) -> None:
+    """Never called: what :func:`get_fhir_create` reads, as the document shows it (the
+    optional Idempotency-Key, first as the route's own header was, then the caller)."""
+
+
+def documented_fhir_update(
+    _caller: Annotated[None, Depends(documented_identity)],
+    if_match: OptionalIfMatchHeader = None,
+) -> None:
+    """Never called: what :func:`get_fhir_update` reads, as the document shows it (the
+    optional If-Match, first as the route's own header was, then the caller)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """The caller of a POST and its Idempotency-Key: ``None`` when the header was missing or
+    malformed (:meth:`checked_key`)."""
+
+    caller: Caller
+    key: str | None
+    request: Request
+
+    def checked_key(self) -> str:
+        """The key; for one missing or malformed, FastAPI's answer (400 or 422 naming the
+        header, with whatever else is wrong with the request; see ``rx_web.problems``)."""
+        if self.key is None:
+            raise header_errors(self.request)
+        return self.key
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """The caller of a PATCH and the version its If-Match names: ``None`` when the header was
+    missing or malformed (:meth:`checked_version`)."""
+
+    caller: Caller
+    version: int | None
+    request: Request
+
+    def checked_version(self) -> int:
+        """The version; for an If-Match missing or malformed, FastAPI's answer (428 or 422)."""
+        if self.version is None:
+            raise header_errors(self.request)
+        return self.version
+
+
+@dataclass(frozen=True, slots=True)
+class FhirWrite:
+    """The caller of a FHIR write and its optional header's value (``None``: not sent);
+    ``malformed`` when it breaks its pattern (:meth:`checked`)."""
+
+    caller: Caller
+    value: str | None
+    malformed: bool
+    request: Request
+
+    def checked(self) -> str | None:
+        """The value; for a malformed one, FastAPI's 422 (an OperationOutcome, see ``app``)."""
+        if self.malformed:
+            raise header_errors(self.request)
+        return self.value
+
+
+@documented_as(documented_submission)
+@reads_identity
+async def get_submission(request: Request) -> Submission:
+    """The caller (401 first, whatever the headers) and the Idempotency-Key of a POST, read in
+    one dependency level rather than through ``get_caller`` and FastAPI's validation of a
+    declared header: each level and each declared header costs more than what it does. A
+    header missing or malformed waits for the rest of the request to be checked
+    (``rx_web.checked_headers``), as FastAPI's own check did."""
+    caller = Caller.of(await get_identity(request))
+    key = read_headers(request, IDEMPOTENCY_KEY)
+    return Submission(caller, key[0] if key else None, request)
+
+
+@documented_as(documented_change)
+@reads_identity
+async def get_change(request: Request) -> Change:
+    """The caller (401 first) and the If-Match of a PATCH, as :func:`get_submission`."""
+    caller = Caller.of(await get_identity(request))
+    if_match = read_headers(request, IF_MATCH)
+    return Change(caller, parse_etag(if_match[0]) if if_match else None, request)
+
+
+def _optional(request: Request, header: CheckedHeader) -> tuple[str | None, bool]:
+    """An optional header's value (``None``: not sent) and whether it is malformed."""
+    if header.name not in request.headers:
+        return None, False
+    value = read_headers(request, header)  # sent: only its pattern can fail
+    return (value[0], False) if value else (None, True)
+
+
+@documented_as(documented_fhir_create)
+@reads_identity
+async def get_fhir_create(request: Request) -> FhirWrite:
+    """The caller (401 first) and the optional Idempotency-Key of a FHIR create."""
+    caller = Caller.of(await get_identity(request))
+    return FhirWrite(caller, *_optional(request, IDEMPOTENCY_KEY), request)
+
+
+@documented_as(documented_fhir_update)
+@reads_identity
+async def get_fhir_update(request: Request) -> FhirWrite:
+    """The caller (401 first) and the optional If-Match of a FHIR update."""
+    caller = Caller.of(await get_identity(request))
+    return FhirWrite(caller, *_optional(request, IF_MATCH), request)
 
 
 def fingerprint(method: str, path: str, body: Any) -> str:
@@ -83,5 +230,7 @@ def fingerprint(method: str, path: str, body: Any) -> str:
 CallerDep = Annotated[Caller, Depends(get_caller)]
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
 ContainerDep = Annotated[Container, Depends(get_container)]
-IfMatch = Annotated[int, Depends(get_if_match)]
-IdempotencyKey = Annotated[str, Depends(get_idempotency_key)]
+SubmissionDep = Annotated[Submission, Depends(get_submission)]
+ChangeDep = Annotated[Change, Depends(get_change)]
+FhirCreate = Annotated[FhirWrite, Depends(get_fhir_create)]
+FhirUpdate = Annotated[FhirWrite, Depends(get_fhir_update)]

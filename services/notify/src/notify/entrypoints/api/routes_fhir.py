@@ -6,9 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import WithJsonSchema
 from rx_contracts import new_id
 
 from ...adapters.fhir import notification_bundle, status_bundle
@@ -16,7 +15,7 @@ from ...adapters.notifications import NotificationType
 from ...domain.subscription import Channel, Content
 from ...service_layer import handlers
 from ...service_layer.unit_of_work import StoredResponse
-from .deps import ETAG_PATTERN, KEY_PATTERN, CallerDep, ContainerDep, Uow, parse_etag
+from .deps import CallerDep, ContainerDep, FhirCreate, FhirUpdate, Uow, parse_etag
 from .fhir_subscription import (
     FHIR_JSON,
     SubscriptionResource,
@@ -58,17 +57,13 @@ def _answer(resource: dict[str, Any], status_code: int = 200, **headers: str) ->
 )
 def create_fhir_subscription(
     resource: SubscriptionResource,
-    caller: CallerDep,
+    write: FhirCreate,
     container: ContainerDep,
     request: Request,
-    idempotency_key: Annotated[
-        str | None,
-        Header(pattern=KEY_PATTERN, description="Optional: makes a retry safe."),
-        WithJsonSchema({"type": "string", "pattern": KEY_PATTERN}),
-    ] = None,
 ) -> JSONResponse:
     """Status starts 'requested'; once your endpoint answers the handshake (2xx) it is
     'active'. The answer carries the signing secret once (extension signing-secret)."""
+    caller, idempotency_key = write.caller, write.checked()
     cmd = command_from(resource)
 
     def present(subscription: Any) -> StoredResponse:
@@ -137,17 +132,13 @@ def read_fhir_subscription(
 def update_fhir_subscription(
     subscription_id: SubscriptionId,
     resource: SubscriptionResource,
-    caller: CallerDep,
+    write: FhirUpdate,
     uow: Uow,
     container: ContainerDep,
-    if_match: Annotated[
-        str | None,
-        Header(pattern=ETAG_PATTERN, description='Optional: the version you read, W/"3".'),
-        WithJsonSchema({"type": "string", "pattern": ETAG_PATTERN}),
-    ] = None,
 ) -> FhirResponse:
     """Change the endpoint, payload, filters, heartbeat or headers, or set status 'off' or
     'active' (after an error). The topic cannot change."""
+    caller, if_match = write.caller, write.checked()
     version = parse_etag(if_match) if if_match else None
     current = handlers.get_subscription(subscription_id, caller, uow)
     changes = changes_from(resource, current)

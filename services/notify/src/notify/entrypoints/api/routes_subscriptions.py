@@ -13,7 +13,7 @@ from ...adapters.webhook import cloud_event
 from ...domain.subscription import Channel, Filters
 from ...service_layer import handlers
 from ...service_layer.unit_of_work import StoredResponse
-from .deps import CallerDep, ContainerDep, IdempotencyKey, IfMatch, Uow
+from .deps import CallerDep, ChangeDep, ContainerDep, SubmissionDep, Uow
 from .idempotency import run_once
 from .presenters import etag, to_public, with_secret
 from .schemas import (
@@ -60,13 +60,13 @@ def filters_of(body: FiltersIn) -> Filters:
 )
 def create_subscription(
     body: SubscriptionCreate,
-    caller: CallerDep,
-    key: IdempotencyKey,
+    submission: SubmissionDep,
     container: ContainerDep,
     request: Request,
 ) -> JSONResponse:
     """Your organisation's endpoint receives each event of the topic as a CloudEvent, POSTed
     and signed per Standard Webhooks with the ``secret`` in this answer (shown only now)."""
+    caller, key = submission.caller, submission.checked_key()
     cmd = handlers.CreateSubscription(
         channel=Channel.WEBHOOK,
         topic=body.topic,
@@ -141,14 +141,14 @@ def read_subscription(
 def update_subscription(
     subscription_id: SubscriptionId,
     body: SubscriptionUpdate,
-    caller: CallerDep,
-    if_match: IfMatch,
+    change: ChangeDep,
     uow: Uow,
     container: ContainerDep,
     response: Response,
 ) -> SubscriptionPublic:
     """Switch it back on after an error (status 'active'), off, or change its endpoint,
     content, filters or headers."""
+    caller, if_match = change.caller, change.checked_version()
     changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude_none=True)
     if body.filters is not None:
         changes["filters"] = filters_of(body.filters)
@@ -178,14 +178,14 @@ def delete_subscription(subscription_id: SubscriptionId, caller: CallerDep, uow:
 def rotate_secret(
     subscription_id: SubscriptionId,
     body: RotateIn,
-    caller: CallerDep,
-    key: IdempotencyKey,
+    submission: SubmissionDep,
     container: ContainerDep,
     request: Request,
 ) -> JSONResponse:
     """A new secret, in this answer. For the overlap (default a day) each delivery carries
     two signatures, the new secret's and the old one's, so your receiver can switch at its own
     pace; then only the new one signs."""
+    caller, key = submission.caller, submission.checked_key()
     seconds = body.overlap_seconds
     overlap = timedelta(
         seconds=container.settings.secret_overlap_seconds if seconds is None else seconds
@@ -209,12 +209,12 @@ def rotate_secret(
 def resend(
     subscription_id: SubscriptionId,
     body: ResendIn,
-    caller: CallerDep,
-    key: IdempotencyKey,
+    submission: SubmissionDep,
     request: Request,
 ) -> JSONResponse:
     """Every event from ``from_event_number`` on is delivered again, in order, with its
     number and message id unchanged; a subscription in error is switched back on."""
+    caller, key = submission.caller, submission.checked_key()
     return run_once(
         request,
         caller,
