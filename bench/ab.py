@@ -15,6 +15,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -98,6 +99,36 @@ def summarise(
         summary["median_ratio"] = statistics.median(r["tree"] / r[ref] for r in rounds)
         line += f"; ratio tree/{ref} {summary['median_ratio']:.3f}"
     return summary, line
+
+
+def per_route_table(
+    script: str, args: Any, names: Sequence[str], total: str, *, prefix: str, label: str
+) -> None:
+    """``script --child`` (CPU µs per request by route, ``total`` among them) for the tree and
+    ``args.ref`` in fresh processes, ``args.rounds`` rounds alternating, a line per round; then
+    a Markdown table of the medians by route with the median of the tree's ratios."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        variants = freeze(args.ref, Path(tmp))
+        options = ["--n", str(args.n), "--workdir", tmp]
+        rounds: list[dict[str, dict[str, float]]] = []
+        for r in range(args.rounds):
+            order = list(variants) if r % 2 == 0 else list(reversed(variants))
+            got = {v: run_child(script, variants[v], options)["us"] for v in order}
+            rounds.append(got)
+            line = "  ".join(f"{v} {got[v][total]:.1f}" for v in variants)
+            if args.ref:
+                line += f"  ratio tree/{args.ref} {got['tree'][total] / got[args.ref][total]:.3f}"
+            print(f"round {r + 1}/{args.rounds}: µs {label} {line}", flush=True)
+    print(f"\nCPU µs per request, medians over {args.rounds} rounds of {args.n:,} per route:")
+    print("| route | " + " | ".join(variants) + (" | ratio |" if args.ref else " |"))
+    print("|---" * (len(variants) + 1 + bool(args.ref)) + "|")
+    for name in names:
+        medians = [statistics.median(r[v][name] for r in rounds) for v in variants]
+        row = f"| {name} | " + " | ".join(f"{m:.1f}" for m in medians)
+        if args.ref:
+            ratio = statistics.median(r["tree"][name] / r[args.ref][name] for r in rounds)
+            row += f" | {ratio:.3f}"
+        print(row + " |")
 
 
 def write_results(path: Path, summary: dict[str, Any], rounds: object) -> None:

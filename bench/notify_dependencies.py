@@ -20,14 +20,12 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ab import freeze, run_child
+from ab import per_route_table
 from referrals_dependencies import _solve
 
 SID = "0192d1c4-0000-7000-8000-000000000001"
@@ -114,28 +112,7 @@ def main() -> int:
         return 0
     total = "writes (the eight)"
     names = [name for name, *_ in ROUTES] + [total]
-    with tempfile.TemporaryDirectory(prefix="notify-deps-") as tmp:
-        variants = freeze(args.ref, Path(tmp))
-        options = ["--n", str(args.n), "--workdir", tmp]
-        rounds: list[dict[str, dict[str, float]]] = []
-        for r in range(args.rounds):
-            order = list(variants) if r % 2 == 0 else list(reversed(variants))
-            got = {v: run_child(__file__, variants[v], options)["us"] for v in order}
-            rounds.append(got)
-            line = "  ".join(f"{v} {got[v][total]:.1f}" for v in variants)
-            if args.ref:
-                line += f"  ratio tree/{args.ref} {got['tree'][total] / got[args.ref][total]:.3f}"
-            print(f"round {r + 1}/{args.rounds}: µs for the writes {line}", flush=True)
-    print(f"\nCPU µs per request, medians over {args.rounds} rounds of {args.n:,} per route:")
-    print("| route | " + " | ".join(variants) + (" | ratio |" if args.ref else " |"))
-    print("|---" * (len(variants) + 1 + bool(args.ref)) + "|")
-    for name in names:
-        medians = [statistics.median(r[v][name] for r in rounds) for v in variants]
-        row = f"| {name} | " + " | ".join(f"{m:.1f}" for m in medians)
-        if args.ref:
-            ratio = statistics.median(r["tree"][name] / r[args.ref][name] for r in rounds)
-            row += f" | {ratio:.3f}"
-        print(row + " |")
+    per_route_table(__file__, args, names, total, prefix="notify-deps-", label="for the writes")
     return 0
 
 

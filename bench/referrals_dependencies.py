@@ -21,16 +21,14 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
-import tempfile
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ab import freeze, run_child
+from ab import per_route_table
 from referrals_journey import BODY, STEPS
 
 RID = "0192d1c4-0000-7000-8000-000000000001"
@@ -124,28 +122,7 @@ def main() -> int:
         print(json.dumps(measure(args.n, args.workdir)))
         return 0
     names = [name for name, *_ in ROUTES] + ["journey"]
-    with tempfile.TemporaryDirectory(prefix="referrals-deps-") as tmp:
-        variants = freeze(args.ref, Path(tmp))
-        options = ["--n", str(args.n), "--workdir", tmp]
-        rounds: list[dict[str, dict[str, float]]] = []
-        for r in range(args.rounds):
-            order = list(variants) if r % 2 == 0 else list(reversed(variants))
-            got = {v: run_child(__file__, variants[v], options)["us"] for v in order}
-            rounds.append(got)
-            line = "  ".join(f"{v} {got[v]['journey']:.1f}" for v in variants)
-            if args.ref:
-                line += f"  ratio tree/{args.ref} {got['tree']['journey'] / got[args.ref]['journey']:.3f}"
-            print(f"round {r + 1}/{args.rounds}: µs per journey {line}", flush=True)
-    print(f"\nCPU µs per request, medians over {args.rounds} rounds of {args.n:,} per route:")
-    print("| route | " + " | ".join(variants) + (" | ratio |" if args.ref else " |"))
-    print("|---" * (len(variants) + 1 + bool(args.ref)) + "|")
-    for name in names:
-        medians = [statistics.median(r[v][name] for r in rounds) for v in variants]
-        row = f"| {name} | " + " | ".join(f"{m:.1f}" for m in medians)
-        if args.ref:
-            ratio = statistics.median(r["tree"][name] / r[args.ref][name] for r in rounds)
-            row += f" | {ratio:.3f}"
-        print(row + " |")
+    per_route_table(__file__, args, names, "journey", prefix="referrals-deps-", label="per journey")
     return 0
 
 
