@@ -102,7 +102,9 @@ def capability_statement(software_version: str) -> dict[str, Any]:
                 {
                     "mode": "server",
                     "documentation": "Bearer tokens from the platform's issuer (audience "
-                    "'referrals'); every write needs an Idempotency-Key, every change If-Match.",
+                    "'referrals'); every write needs an Idempotency-Key, every change If-Match. "
+                    "No conditional create: If-None-Exist is refused (412); the "
+                    "Idempotency-Key makes a retried create safe.",
                     "resource": resources,
                     "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
                     "operation": [

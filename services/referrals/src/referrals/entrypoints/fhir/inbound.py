@@ -171,6 +171,8 @@ class ServiceRequest(Element):
 class Request(Element):
     method: Literal["POST"]
     url: Literal["Patient", "ServiceRequest"]
+    ifNoneExist: str | None = None
+    """Read only to be refused (no conditional create), naming the entry."""
 
 
 class Entry(Element):

@@ -20,10 +20,12 @@ from .deps import (
     CallerDep,
     IdempotencyKeyHeader,
     IfMatchHeader,
+    IfNoneExistHeader,
     ParseFailed,
     if_match_version,
     parse,
     read_json,
+    refuse_conditional_create,
 )
 from .outcomes import FhirProblem
 from .routes_search import full_url
@@ -39,9 +41,13 @@ def _created(referral: Referral) -> tuple[dict[str, Any], dict[str, Any]]:
 
 @router.post("/ServiceRequest", name="create ServiceRequest", status_code=201)
 async def create_service_request(
-    request: Request, caller: CallerDep, key: IdempotencyKeyHeader = None
+    request: Request,
+    caller: CallerDep,
+    key: IdempotencyKeyHeader = None,
+    if_none_exist: IfNoneExistHeader = None,
 ) -> JSONResponse:
     """A new referral: the ServiceRequest with its Patient contained (subject "#…")."""
+    refuse_conditional_create(if_none_exist)
     body = await read_json(request)
     try:
         sr = parse(inbound.ServiceRequest, body, "ServiceRequest")
@@ -68,10 +74,14 @@ async def create_service_request(
 
 @router.post("/", name="transaction")
 async def transaction(
-    request: Request, caller: CallerDep, key: IdempotencyKeyHeader = None
+    request: Request,
+    caller: CallerDep,
+    key: IdempotencyKeyHeader = None,
+    if_none_exist: IfNoneExistHeader = None,
 ) -> JSONResponse:
     """A transaction Bundle of a Patient and a ServiceRequest for them: one referral, stored
     whole or not at all."""
+    refuse_conditional_create(if_none_exist)
     body = await read_json(request)
     if (
         isinstance(body, dict)
@@ -138,6 +148,9 @@ def _entries(bundle: inbound.TransactionBundle) -> tuple[inbound.ServiceRequest,
             raise FhirProblem(
                 400, "request.url must be the resource's type", f"Bundle.entry[{index}].request.url"
             )
+        refuse_conditional_create(
+            e.request.ifNoneExist, f"Bundle.entry[{index}].request.ifNoneExist"
+        )
         by_kind[e.resource.resourceType] = (index, e)
     (sr_index, sr_entry), (_, patient_entry) = by_kind["ServiceRequest"], by_kind["Patient"]
     sr, patient = sr_entry.resource, patient_entry.resource
