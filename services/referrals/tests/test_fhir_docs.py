@@ -10,7 +10,7 @@ from typing import Any
 
 from referrals.domain.assignments import AssignmentState, AssignmentStatus
 from referrals.domain.attachments import Attachment
-from referrals.domain.model import Referral
+from referrals.domain.model import Referral, ReferrerIdentifier
 from referrals.domain.patient import LocalIdentifier, Patient
 from referrals.domain.sharing import Consent
 from referrals.entrypoints.fhir import (
@@ -76,6 +76,7 @@ def emitted() -> set[str]:
         assigned_org="RXA01",
         assigned_provider_type=ProviderType.SOCIAL_CARE,
         consent=Consent(SharingBasis.BEST_INTERESTS, "B81001", "G1234567", NOW),
+        identifier=ReferrerIdentifier("https://gp-system.example/referrals", "R-1"),
     )
     found = ReferralVersion(referral, NOW, cancel_reason="Admitted overnight", documents=("a1",))
     states = [

@@ -15,7 +15,7 @@ from typing import Any
 
 from rx_contracts import new_id
 from rx_messaging import fastsql
-from sqlalchemy import Table, and_, bindparam, or_, update
+from sqlalchemy import Table, and_, bindparam, or_, text, update
 from sqlmodel import Session, col, select
 
 from ..domain import assignments
@@ -43,6 +43,9 @@ _UPDATE_ASSIGNMENT = (
 _REFERRAL_KEYS = tuple(column.key for column in REFERRAL.columns)
 _AS_IS = frozenset({str, int, bool, float, type(None)})
 """Value classes stored in a version's JSON state unchanged (most of a referral's columns)."""
+
+IDENTIFIER_LOCKS = 0x52584944
+"""The advisory-lock space of referrers' identifiers (the other key: the identifier's hash)."""
 
 Cursor = tuple[datetime, str]
 """(updated_at, id) of the last item already seen."""
@@ -75,6 +78,8 @@ class ReferralQuery:
     visibility: Visibility
     requesters: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()
+    identifier: tuple[str, str] | None = None
+    """(system, value) of the referrer's identifier."""
     updated_after: datetime | None = None
     updated_before: datetime | None = None
     after: Cursor | None = None
@@ -154,6 +159,17 @@ class Ledger:
             "first_version": version,
         }
 
+    def lock_identifier(self, system: str, value: str) -> None:
+        """Until the transaction ends, hold the lock of a referrer's identifier (PostgreSQL; on
+        SQLite every writing transaction holds the database already): two conditional creates
+        naming it at once then take turns, so the second finds the first's referral."""
+        conn = self.session.connection()
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(:space, hashtext(:key))"),
+                {"space": IDENTIFIER_LOCKS, "key": f"{system}|{value}"},
+            )
+
     # ---- reading ---------------------------------------------------------------------------
 
     def referral_at(self, referral_id: str, version: int) -> tuple[Referral, datetime] | None:
@@ -202,6 +218,12 @@ class Ledger:
             query = query.where(col(ReferralRow.referrer_org).in_(q.requesters))
         if q.statuses:
             query = query.where(col(ReferralRow.status).in_(q.statuses))
+        if q.identifier is not None:
+            system, value = q.identifier
+            query = query.where(
+                col(ReferralRow.referrer_identifier_value) == value,
+                col(ReferralRow.referrer_identifier_system) == system,
+            )
         query = _page(
             query, ReferralRow.updated_at, ReferralRow.id, q.updated_after, q.updated_before
         )

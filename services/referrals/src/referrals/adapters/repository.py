@@ -27,7 +27,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from ..domain.attachments import Attachment
-from ..domain.model import HistoryEntry, Referral
+from ..domain.model import HistoryEntry, Referral, ReferrerIdentifier
 from ..domain.patient import LocalIdentifier, Patient
 from ..domain.sharing import Consent
 from .tables import AccessRecordRow, AttachmentRow, ReferralRow, TransitionRow
@@ -304,6 +304,8 @@ def _to_row_fields(r: Referral) -> dict[str, object]:
         else None,
         "outcome": r.outcome.value if r.outcome else None,
         "rejected_by": list(r.rejected_by),
+        "referrer_identifier_system": r.identifier.system if r.identifier else None,
+        "referrer_identifier_value": r.identifier.value if r.identifier else None,
         "created_at": r.created_at,
         "due_at": r.due_at,
     }
@@ -337,7 +339,13 @@ def _to_domain(row: ReferralRow | SimpleNamespace) -> Referral:
         else None,
         outcome=Outcome(row.outcome) if row.outcome else None,
         rejected_by=list(row.rejected_by or []),
+        identifier=_identifier(row),
     )
+
+
+def _identifier(row: Any) -> ReferrerIdentifier | None:
+    system, value = row.referrer_identifier_system, row.referrer_identifier_value
+    return ReferrerIdentifier(system, value) if system is not None and value is not None else None
 
 
 def _identity_and_consent_fields(r: Referral) -> dict[str, object]:

@@ -48,6 +48,9 @@ class ReferralRow(SQLModel, table=True):
     assigned_provider_type: str | None = Field(default=None, max_length=32)
     outcome: str | None = Field(default=None, max_length=32)
     rejected_by: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The referrer's own identifier for the referral (FHIR ServiceRequest.identifier), if given.
+    referrer_identifier_system: str | None = Field(default=None, max_length=200)
+    referrer_identifier_value: str | None = Field(default=None, index=True, max_length=200)
     created_at: datetime
     due_at: datetime = Field(index=True)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -97,6 +97,15 @@ PLATFORM_CALLER = Caller(PLATFORM.organisation, frozenset())
 """The platform itself acting (automatic re-routing), recorded as actor ``RX``."""
 
 
+@dataclass(frozen=True)
+class ReferrerIdentifier:
+    """The referrer's own identifier for a referral (a system and a value), by which its
+    system finds the referral again: FHIR's ServiceRequest.identifier."""
+
+    system: str
+    value: str
+
+
 @dataclass
 class Referral:
     id: str
@@ -122,6 +131,8 @@ class Referral:
     outcome: Outcome | None = None
     rejected_by: list[str] = field(default_factory=list)
     consent: Consent | None = None
+    identifier: ReferrerIdentifier | None = None
+    """The referrer's own identifier for the referral, if it gave one (never changes)."""
     pending: list[Transition] = field(default_factory=list, repr=False)
     """Transitions made since loading; the unit of work stores them and their events."""
 
@@ -184,6 +195,7 @@ class Referral:
         clinical_summary: str | None,
         now: datetime,
         consent: ConsentGiven | None = None,
+        identifier: ReferrerIdentifier | None = None,
     ) -> Referral:
         """A new referral in ``submitted``, with its ReferralSubmitted event recorded. Only a
         provider may refer, and only on behalf of its own organisation."""
@@ -208,6 +220,7 @@ class Referral:
             created_at=now,
             due_at=now + RESPONSE_TARGETS[priority],
             consent=recorded,
+            identifier=identifier,
         )
         event = ReferralSubmitted(
             referral_id=referral_id,

@@ -31,7 +31,7 @@ from ..domain.attachments import Attachment
 from ..domain.caller import Caller, Party, Role
 from ..domain.errors import IllegalTransition, InvalidRequest, NotPermitted, ReferralNotFound
 from ..domain.lifecycle import TERMINAL, Action
-from ..domain.model import HistoryEntry, Patient, Referral
+from ..domain.model import HistoryEntry, Patient, Referral, ReferrerIdentifier
 from ..domain.routing_attempt import answers_current_attempt, awaited_decision
 from ..domain.sharing import ConsentGiven
 from .access import record_access
@@ -53,6 +53,7 @@ class SubmitReferral:
     reason_text: str | None = None
     clinical_summary: str | None = None
     consent: ConsentGiven | None = None
+    identifier: ReferrerIdentifier | None = None
 
 
 def submit_referral(
@@ -73,6 +74,7 @@ def submit_referral(
             clinical_summary=cmd.clinical_summary,
             now=now or uow.now(),
             consent=cmd.consent,
+            identifier=cmd.identifier,
         )
         uow.referrals.add(referral)
         uow.commit()

@@ -131,6 +131,26 @@ def search_referrals(
     return Page(page, len(found) > query.limit)
 
 
+def referrals_with_identifier(
+    system: str, value: str, caller: Caller, uow: UnitOfWork
+) -> list[ReferralVersion]:
+    """Inside a create's transaction: the caller's own referrals (it is their referrer) with
+    that referrer's identifier, at most two (two already mean "not one"); the identifier stays
+    locked until the transaction ends, so a concurrent create naming it waits and then finds
+    what this one stored. Any returned is recorded as read."""
+    with uow:
+        uow.ledger.lock_identifier(system, value)
+        query = ReferralQuery(
+            visibility=visibility(caller),
+            requesters=(caller.organisation,),
+            identifier=(system, value),
+            limit=2,
+        )
+        page = search_referrals(query, caller, uow)
+        uow.commit()
+    return page.items
+
+
 def search_assignments(
     query: AssignmentQuery, caller: Caller, uow: UnitOfWork, include_referrals: bool = False
 ) -> tuple[Page[AssignmentVersion], list[ReferralVersion]]:

@@ -22,6 +22,7 @@ SEARCH_PARAMS: dict[str, list[tuple[str, str, str]]] = {
     "ServiceRequest": [
         ("requester", "token", "ODS code of the referring organisation"),
         ("status", "token", "active, completed or revoked"),
+        ("identifier", "token", "the referrer's identifier for the referral, system|value"),
         ("_lastUpdated", "date", "gt and lt only"),
     ],
     "Communication": [
@@ -42,6 +43,8 @@ INTERACTIONS: dict[str, list[str]] = {
     "Binary": ["read"],
     "OperationDefinition": ["read"],
 }
+CONDITIONAL_CREATE = frozenset({"ServiceRequest"})
+"""Created only if none matches an If-None-Exist (``identifier=system|value``)."""
 WRITTEN_ONCE = frozenset({"Communication", "DocumentReference", "Binary"})
 """Resources that never change after they are made: version 1, no history to read."""
 UNVERSIONED = frozenset({"OperationDefinition"})
@@ -62,7 +65,7 @@ def capability_statement(software_version: str) -> dict[str, Any]:
             "versioning": "no-version" if kind in UNVERSIONED else versioning,
             "readHistory": kind not in WRITTEN_ONCE | UNVERSIONED,
             "updateCreate": False,
-            "conditionalCreate": False,
+            "conditionalCreate": kind in CONDITIONAL_CREATE,
             "conditionalUpdate": False,
             "interaction": [{"code": code} for code in interactions],
         }
@@ -102,7 +105,10 @@ def capability_statement(software_version: str) -> dict[str, Any]:
                 {
                     "mode": "server",
                     "documentation": "Bearer tokens from the platform's issuer (audience "
-                    "'referrals'); every write needs an Idempotency-Key, every change If-Match.",
+                    "'referrals'); every write needs an Idempotency-Key, every change If-Match. "
+                    "Conditional create of a ServiceRequest by identifier only "
+                    "(If-None-Exist: identifier=system|value); elsewhere If-None-Exist is "
+                    "refused (412). The Idempotency-Key makes a retried create safe.",
                     "resource": resources,
                     "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
                     "operation": [

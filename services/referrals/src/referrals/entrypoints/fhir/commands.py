@@ -19,7 +19,7 @@ from rx_contracts import (
 from ...domain.assignments import AssignmentStatus
 from ...domain.errors import InvalidRequest
 from ...domain.lifecycle import Action
-from ...domain.model import Patient, Referral
+from ...domain.model import Patient, Referral, ReferrerIdentifier
 from ...service_layer.handlers import SubmitReferral
 from . import codes, identity, inbound
 
@@ -70,7 +70,34 @@ def submit(sr: inbound.ServiceRequest, patient: inbound.Patient | None) -> Submi
         reason_text=reason.text if reason else None,
         clinical_summary=sr.note[0].text if sr.note else None,
         consent=identity.consent_given(sr),
+        identifier=referrer_identifier(sr),
     )
+
+
+IDENTIFIER_MAX = 200
+"""Longest system or value of a referrer's identifier (the columns' size)."""
+
+
+def referrer_identifier(sr: inbound.ServiceRequest) -> ReferrerIdentifier | None:
+    """The referrer's identifier the ServiceRequest carries: a system (without ``|``, which
+    separates it from the value in a search) and a value, nothing else (nothing else is
+    kept)."""
+    if not sr.identifier:
+        return None
+    given = sr.identifier[0]
+    where = "ServiceRequest.identifier[0]"
+    if given.extension or given.assigner is not None:
+        raise invalid(where, "identifier_parts", "an identifier here is a system and a value")
+    system, value = given.system or "", given.value or ""
+    if not system or not value or "|" in system:
+        raise invalid(
+            where, "identifier_parts", "an identifier needs a system (without '|') and a value"
+        )
+    if len(system) > IDENTIFIER_MAX or len(value) > IDENTIFIER_MAX:
+        raise invalid(
+            where, "identifier_length", f"system and value: at most {IDENTIFIER_MAX} characters"
+        )
+    return ReferrerIdentifier(system, value)
 
 
 def _patient(p: inbound.Patient) -> Patient:
@@ -195,6 +222,10 @@ def update(current: Referral, sr: inbound.ServiceRequest) -> tuple[Action, dict[
     wanted = submit(sr, _patient_of(current))
     if wanted.referrer_org != current.referrer_org:
         raise invalid("ServiceRequest.requester", "not_amendable", "the referrer cannot change")
+    if wanted.identifier != current.identifier:
+        raise invalid(
+            "ServiceRequest.identifier", "not_amendable", "the referrer's identifier cannot change"
+        )
     if wanted.service_type != current.service_type:
         raise invalid(
             "ServiceRequest.code",

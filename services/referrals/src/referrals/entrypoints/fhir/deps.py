@@ -78,3 +78,18 @@ IfMatchHeader = Annotated[str | None, Header(alias="If-Match")]
 IdempotencyKeyHeader = Annotated[
     str | None, Header(alias="Idempotency-Key", pattern=r"^[ -~]{1,255}$")
 ]
+IfNoneExistHeader = Annotated[str | None, Header(alias="If-None-Exist")]
+
+NO_CONDITIONAL_CREATE = (
+    "conditional create (If-None-Exist) is not supported here, so nothing was stored; "
+    "an Idempotency-Key makes a retry safe: the same key is answered as the first time, "
+    "nothing stored twice"
+)
+
+
+def refuse_conditional_create(value: str | None, expression: str = "If-None-Exist") -> None:
+    """412 for a create that asks to be conditional: FHIR R4 (http.html#ccreate) has a server
+    that does not support conditional create answer so, with an OperationOutcome, rather than
+    ignore the header and store a duplicate the client believes it prevented."""
+    if value is not None:
+        raise FhirProblem(412, NO_CONDITIONAL_CREATE, expression, code="not-supported")

@@ -127,6 +127,8 @@ class ServiceRequest(Element):
     id: FhirId | None = None
     meta: Meta | None = None
     extension: list[Extension] = Field(default_factory=list, max_length=1)
+    identifier: list[Identifier] = Field(default_factory=list, max_length=1)
+    """The referrer's own identifier for the referral (system and value), if it has one."""
     contained: list[
         Annotated[Patient | PractitionerRole | Consent, Field(discriminator="resourceType")]
     ] = Field(default_factory=list, max_length=3)
@@ -171,6 +173,8 @@ class ServiceRequest(Element):
 class Request(Element):
     method: Literal["POST"]
     url: Literal["Patient", "ServiceRequest"]
+    ifNoneExist: str | None = None
+    """Read only to be refused (no conditional create), naming the entry."""
 
 
 class Entry(Element):

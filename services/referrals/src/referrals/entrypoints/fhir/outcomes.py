@@ -60,9 +60,12 @@ FIELD_EXPRESSIONS = {
 class FhirProblem(Exception):
     """Raise from a FHIR route: becomes an OperationOutcome with ``status``."""
 
-    def __init__(self, status: int, message: str, expression: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, expression: str | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.expression = status, expression
+        self.code = code or ISSUE_CODES.get(status, "processing")
 
 
 def issue(
@@ -117,8 +120,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(FhirProblem)
     async def _fhir(request: Request, exc: FhirProblem) -> JSONResponse:
-        code = ISSUE_CODES.get(exc.status, "processing")
-        return outcome_response(exc.status, [issue(str(exc), code, exc.expression)])
+        return outcome_response(exc.status, [issue(str(exc), exc.code, exc.expression)])
 
     @app.exception_handler(ReferralError)
     async def _domain(request: Request, exc: ReferralError) -> JSONResponse:

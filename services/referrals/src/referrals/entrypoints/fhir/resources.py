@@ -73,6 +73,8 @@ def service_request(found: ReferralVersion) -> Json:
         "authoredOn": instant(r.created_at),
         "requester": {"reference": "#requester"},
     }
+    if r.identifier is not None:
+        resource["identifier"] = [{"system": r.identifier.system, "value": r.identifier.value}]
     if r.assigned_provider_type is not None:
         resource["performerType"] = {
             "coding": [coding(codes.PROVIDER_TYPE, r.assigned_provider_type.value)]

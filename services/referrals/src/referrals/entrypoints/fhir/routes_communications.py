@@ -22,12 +22,14 @@ from .deps import (
     CallerDep,
     IdempotencyKeyHeader,
     IfMatchHeader,
+    IfNoneExistHeader,
     ParseFailed,
     Uow,
     fhir_response,
     if_match_version,
     parse,
     read_json,
+    refuse_conditional_create,
 )
 from .outcomes import FhirProblem
 from .resources import etag
@@ -49,9 +51,11 @@ async def create_communication(
     caller: CallerDep,
     if_match: IfMatchHeader = None,
     key: IdempotencyKeyHeader = None,
+    if_none_exist: IfNoneExistHeader = None,
 ) -> JSONResponse:
     """A question (the assigned organisation), an answer (the referrer), a message (either) or
     an interim update (the assigned organisation); If-Match names the referral's version."""
+    refuse_conditional_create(if_none_exist)
     version = if_match_version(if_match, required=True)
     body = await read_json(request)
     try:

@@ -25,11 +25,13 @@ from .deps import (
     FHIR_JSON,
     CallerDep,
     IdempotencyKeyHeader,
+    IfNoneExistHeader,
     ParseFailed,
     Uow,
     fhir_response,
     parse,
     read_json,
+    refuse_conditional_create,
 )
 from .outcomes import FhirProblem
 from .resources import etag
@@ -50,11 +52,15 @@ def _described(request: Request, attachment: Attachment) -> documents.Json:
 
 @router.post("/DocumentReference", name="create DocumentReference", status_code=201)
 async def create_document_reference(
-    request: Request, caller: CallerDep, key: IdempotencyKeyHeader = None
+    request: Request,
+    caller: CallerDep,
+    key: IdempotencyKeyHeader = None,
+    if_none_exist: IfNoneExistHeader = None,
 ) -> JSONResponse:
     """Attach a document (``content[0].attachment``: ``contentType``, base64 ``data``, the file
     name as ``title``) to the referral ``context.related`` names: the JSON API's upload, with
     its rules (type, size, file name, who may attach, while the referral is open)."""
+    refuse_conditional_create(if_none_exist)
     body = await read_json(request)
     try:
         sent = parse(inbound.DocumentReference, body, "DocumentReference")

@@ -21,7 +21,15 @@ from ...domain.model import Referral
 from ...service_layer import handlers, versions
 from ...service_layer.unit_of_work import UnitOfWork
 from . import codes, commands, inbound, resources
-from .deps import CallerDep, IdempotencyKeyHeader, ParseFailed, parse, read_json
+from .deps import (
+    CallerDep,
+    IdempotencyKeyHeader,
+    IfNoneExistHeader,
+    ParseFailed,
+    parse,
+    read_json,
+    refuse_conditional_create,
+)
 from .outcomes import FhirProblem
 from .routes_search import full_url
 from .writes import idempotent
@@ -33,8 +41,14 @@ REASONS = ("new", "update", "delete")
 
 @router.post("/$process-message", name="process-message")
 async def process_message(
-    request: Request, caller: CallerDep, key: IdempotencyKeyHeader = None
+    request: Request,
+    caller: CallerDep,
+    key: IdempotencyKeyHeader = None,
+    if_none_exist: IfNoneExistHeader = None,
 ) -> JSONResponse:
+    """A message; one that asks to be conditional (If-None-Exist) is refused whatever its
+    reason, as every create is."""
+    refuse_conditional_create(if_none_exist)
     body = await read_json(request)
     try:
         message = parse(inbound.MessageBundle, body, "Bundle")

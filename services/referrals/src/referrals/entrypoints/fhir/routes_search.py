@@ -23,7 +23,7 @@ router = APIRouter()
 DEFAULT_COUNT, MAX_COUNT = 50, 200
 COMMON = frozenset({"_lastUpdated", "_count", "_cursor", "_format"})
 TASK_PARAMS = COMMON | {"owner", "requester", "status", "focus", "_include"}
-SERVICE_REQUEST_PARAMS = COMMON | {"requester", "status"}
+SERVICE_REQUEST_PARAMS = COMMON | {"requester", "status", "identifier"}
 STATUSES_OF: dict[str, tuple[str, ...]] = {
     fhir: tuple(s.value for s, mapped in codes.SERVICE_REQUEST_STATUS.items() if mapped == fhir)
     for fhir in set(codes.SERVICE_REQUEST_STATUS.values())
@@ -62,6 +62,15 @@ class Params:
             found.append(code)
         return tuple(found)
 
+    def identifier(self) -> tuple[str, str] | None:
+        """The one ``identifier=system|value`` asked for, if any."""
+        given = self.request.query_params.getlist("identifier")
+        if not given:
+            return None
+        if len(given) > 1:
+            raise FhirProblem(400, "identifier: one system|value", "identifier")
+        return identifier_token(given[0], "identifier")
+
     def count(self) -> int:
         raw = self.request.query_params.get("_count", str(DEFAULT_COUNT))
         if not raw.isdigit() or not 1 <= int(raw) <= MAX_COUNT:
@@ -99,6 +108,17 @@ class Params:
     def page_link(self, cursor: Cursor) -> str:
         token = base64.urlsafe_b64encode(f"{cursor[0].isoformat()}|{cursor[1]}".encode()).decode()
         return str(self.request.url.include_query_params(_cursor=token))
+
+
+def identifier_token(raw: str, expression: str) -> tuple[str, str]:
+    """``system|value`` as (system, value): both are needed, the value taken as it is (a
+    ``|`` or ``,`` in it included)."""
+    system, bar, value = raw.partition("|")
+    if not bar or not system or not value:
+        raise FhirProblem(
+            400, "identifier: system|value (both, as the referral was given them)", expression
+        )
+    return system, value
 
 
 def searchset(
@@ -171,6 +191,7 @@ def search_service_requests(request: Request, caller: CallerDep, uow: Uow) -> JS
         visibility=_NOBODY,
         requesters=params.tokens("requester", codes.ODS_CODE),
         statuses=tuple(statuses),
+        identifier=params.identifier(),
         updated_after=after,
         updated_before=before,
         after=params.cursor(),

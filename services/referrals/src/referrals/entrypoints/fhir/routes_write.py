@@ -5,6 +5,7 @@ Idempotency-Key and If-Match rules as the JSON API."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -12,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from ...adapters.idempotency import StoredResponse
 from ...domain.lifecycle import Action
-from ...domain.model import Referral
+from ...domain.model import Referral, ReferrerIdentifier
 from ...service_layer import handlers, versions
 from ...service_layer.unit_of_work import UnitOfWork
 from . import commands, inbound, resources
@@ -20,13 +21,15 @@ from .deps import (
     CallerDep,
     IdempotencyKeyHeader,
     IfMatchHeader,
+    IfNoneExistHeader,
     ParseFailed,
     if_match_version,
     parse,
     read_json,
+    refuse_conditional_create,
 )
 from .outcomes import FhirProblem
-from .routes_search import full_url
+from .routes_search import full_url, identifier_token
 from .writes import idempotent, location
 
 router = APIRouter()
@@ -39,39 +42,86 @@ def _created(referral: Referral) -> tuple[dict[str, Any], dict[str, Any]]:
 
 @router.post("/ServiceRequest", name="create ServiceRequest", status_code=201)
 async def create_service_request(
-    request: Request, caller: CallerDep, key: IdempotencyKeyHeader = None
+    request: Request,
+    caller: CallerDep,
+    key: IdempotencyKeyHeader = None,
+    if_none_exist: IfNoneExistHeader = None,
 ) -> JSONResponse:
-    """A new referral: the ServiceRequest with its Patient contained (subject "#…")."""
+    """A new referral: the ServiceRequest with its Patient contained (subject "#…"). With
+    If-None-Exist ``identifier=system|value`` (the identifier it carries), only if none of
+    the caller's referrals has that identifier: one that has is the answer (200), nothing
+    stored; several are a 412."""
+    wanted = conditional_identifier(if_none_exist)
     body = await read_json(request)
     try:
         sr = parse(inbound.ServiceRequest, body, "ServiceRequest")
     except ParseFailed as failed:
         return failed.response()
     cmd = commands.submit(sr, None)
+    if wanted is not None and cmd.identifier != ReferrerIdentifier(*wanted):
+        raise FhirProblem(
+            400,
+            "If-None-Exist: identifier=system|value of the ServiceRequest's own identifier",
+            "If-None-Exist",
+        )
 
-    def present(referral: Referral) -> StoredResponse:
-        service_request, _ = _created(referral)
-        headers = {"ETag": resources.etag(1), "Location": location(request, service_request)}
-        return StoredResponse(201, service_request, headers)
+    def execute(uow: UnitOfWork) -> tuple[versions.ReferralVersion, bool]:
+        if wanted is not None:
+            existing = versions.referrals_with_identifier(*wanted, caller, uow)
+            if len(existing) > 1:
+                raise FhirProblem(
+                    412,
+                    f"If-None-Exist: {len(existing)} or more of your referrals have that "
+                    "identifier; nothing was stored",
+                    "If-None-Exist",
+                )
+            if existing:
+                return existing[0], False
+        referral = handlers.submit_referral(cmd, caller, uow)
+        return versions.ReferralVersion(referral, referral.created_at), True
 
-    return await run_in_threadpool(
-        idempotent,
-        request,
-        caller,
-        key,
-        body,
-        None,
-        lambda uow: handlers.submit_referral(cmd, caller, uow),
-        present,
-    )
+    def present(done: tuple[versions.ReferralVersion, bool]) -> StoredResponse:
+        found, created = done
+        service_request = resources.service_request(found)
+        headers = {
+            "ETag": resources.etag(found.referral.version),
+            "Location": location(request, service_request),
+        }
+        return StoredResponse(201 if created else 200, service_request, headers)
+
+    # The condition is part of the request a retry must repeat to be answered as the first.
+    same = body if if_none_exist is None else {"resource": body, "If-None-Exist": if_none_exist}
+    return await run_in_threadpool(idempotent, request, caller, key, same, None, execute, present)
+
+
+CONDITIONS = "identifier=system|value"
+
+
+def conditional_identifier(if_none_exist: str | None) -> tuple[str, str] | None:
+    """The (system, value) an If-None-Exist names: a ServiceRequest's conditional create is by
+    its identifier alone (other criteria are a 400)."""
+    if if_none_exist is None:
+        return None
+    criteria = parse_qsl(if_none_exist, keep_blank_values=True)
+    if len(criteria) != 1 or criteria[0][0] != "identifier":
+        raise FhirProblem(
+            400,
+            f"If-None-Exist: a ServiceRequest is created conditionally by {CONDITIONS} only",
+            "If-None-Exist",
+        )
+    return identifier_token(criteria[0][1], "If-None-Exist")
 
 
 @router.post("/", name="transaction")
 async def transaction(
-    request: Request, caller: CallerDep, key: IdempotencyKeyHeader = None
+    request: Request,
+    caller: CallerDep,
+    key: IdempotencyKeyHeader = None,
+    if_none_exist: IfNoneExistHeader = None,
 ) -> JSONResponse:
     """A transaction Bundle of a Patient and a ServiceRequest for them: one referral, stored
     whole or not at all."""
+    refuse_conditional_create(if_none_exist)
     body = await read_json(request)
     if (
         isinstance(body, dict)
@@ -138,6 +188,9 @@ def _entries(bundle: inbound.TransactionBundle) -> tuple[inbound.ServiceRequest,
             raise FhirProblem(
                 400, "request.url must be the resource's type", f"Bundle.entry[{index}].request.url"
             )
+        refuse_conditional_create(
+            e.request.ifNoneExist, f"Bundle.entry[{index}].request.ifNoneExist"
+        )
         by_kind[e.resource.resourceType] = (index, e)
     (sr_index, sr_entry), (_, patient_entry) = by_kind["ServiceRequest"], by_kind["Patient"]
     sr, patient = sr_entry.resource, patient_entry.resource
