@@ -51,9 +51,9 @@ def create_fhir_app() -> FastAPI:
 
 def mount(parent: FastAPI) -> None:
     """Serve the FHIR interface inside ``parent`` at :data:`PREFIX`, sharing its state (the
-    container built at startup); the platform's own problem+json answers on those paths
-    (authentication, limits) become OperationOutcomes."""
+    container built at startup). The platform's own problem+json answers on those paths
+    (authentication, limits) become OperationOutcomes in the parent's outermost layer of its
+    own (:func:`.outcomes.problems_as_outcomes`)."""
     fhir = create_fhir_app()
     fhir.state = parent.state
     parent.mount(PREFIX, fhir)
-    parent.add_middleware(outcomes.ProblemsAsOperationOutcome, prefix=PREFIX)
