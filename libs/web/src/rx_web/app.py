@@ -22,6 +22,7 @@ from .metrics import install_telemetry
 from .openapi import document_common_answers
 from .problems import install_problem_handlers
 from .ratelimit import RateLimiter, RateLimitSettings
+from .routers import include_routes
 from .settings import Environment
 
 
@@ -84,6 +85,6 @@ def service_app(
     )
     document_common_answers(app, rate_limited, body_limited=max_body_size is not None)
     install_problem_handlers(app)
-    app.include_router(health_router(service, lambda: app.state.container.engine))
+    include_routes(app, health_router(service, lambda: app.state.container.engine))
     install_telemetry(app, service, SecureHeaders(hsts=auth.env is Environment.PRODUCTION))
     return app

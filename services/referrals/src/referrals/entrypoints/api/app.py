@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from rx_web.app import service_app
 from rx_web.problems import problem_response
+from rx_web.routers import include_routes
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...bootstrap import Container, bootstrap
@@ -44,9 +45,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         return problem_response(exc.status, exc.title, str(exc), request.url.path, **exc.extra())
 
     app.state.in_flight = InFlight()  # see deps.in_transaction
-    app.include_router(referrals_router)
-    app.include_router(transitions_router)
-    app.include_router(attachments_router)
+    # Added to the app itself, not included lazily: matched once a request (rx_web.routers).
+    for router in (referrals_router, transitions_router, attachments_router):
+        include_routes(app, router)
     mount_fhir(app)
     app.add_middleware(ServiceLayer, in_flight=app.state.in_flight, fhir_prefix=FHIR_PREFIX)
     return app
