@@ -186,3 +186,17 @@ def test_the_json_api_s_problems_stay_problem_json_and_fhir_answers_pass_untouch
     assert metadata.status_code == 200
     assert metadata.json()["resourceType"] == "CapabilityStatement"
     assert names(metadata) == ["content-length", "content-type", *SECURITY]
+
+
+def test_a_wrong_method_is_405_naming_the_methods_of_the_path_on_either_face(
+    client: TestClient,
+) -> None:
+    """RFC 9110: a 405 carries Allow, every method served at the path (rx_web.problems)."""
+    plain = client.delete("/referrals", headers=GP)
+    assert plain.status_code == 405
+    assert plain.headers["allow"] == "GET, HEAD, POST"
+    assert plain.headers["content-type"] == "application/problem+json"
+    fhir = client.delete(f"{BASE}/metadata", headers=GP)
+    assert fhir.status_code == 405
+    assert fhir.headers["allow"] == "GET, HEAD"
+    assert fhir.json()["issue"][0]["code"] == "not-supported"
