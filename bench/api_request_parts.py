@@ -19,7 +19,11 @@ process (CPU time, medians of rounds, old and new alternating):
 - authenticating a bearer token already verified: the identity made per request against the
   one kept for the same claims and X-Practitioner;
 - a created referral's ``Location``: Starlette's ``request.url_for`` (the routes searched per
-  request) against ``rx_web.urls.url_for`` (the route's path kept), on the real app.
+  request) against ``rx_web.urls.url_for`` (the route's path kept), on the real app;
+- the layers and routing before a route, over ASGI in process, the journey's five requests
+  to trivial routes laid out as the referrals API's: the service's six layers of its own and
+  its routers included lazily (before) against three layers (``ServiceLayer``, ``Edge``,
+  ``rx_web.gate.Gate``) and the routes added to the app (``rx_web.routers``).
 
     .venv/bin/python bench/api_request_parts.py [--rounds 7] [--n 2000]
 """
@@ -475,6 +479,145 @@ def location(args: Any) -> None:
         )
 
 
+def layers(args: Any) -> None:
+    """The journey's five requests (create, read, accept, start, complete) over ASGI in
+    process, to trivial routes at the referrals API's paths, with its layers and routing as
+    they were (the in-flight count and the FHIR translation as two layers, authentication,
+    rate limit and body size as three, five routers included lazily) and as they are (one
+    service layer, one gate, the routes added to the app). Edge and FastAPI's own layers in
+    both; development identity headers, the rate limit on (high), a body of declared length."""
+    from fastapi import APIRouter, FastAPI
+    from fastapi.responses import Response
+    from referrals.entrypoints.api.app import ServiceLayer
+    from referrals.entrypoints.api.deps import InFlight
+    from referrals.entrypoints.fhir.outcomes import problems_as_outcomes
+    from rx_web.auth import Authenticate, Authenticator, AuthScheme
+    from rx_web.gate import Gate
+    from rx_web.headers import SecureHeaders
+    from rx_web.limits import BodyLimits, BodySizeLimit
+    from rx_web.metrics import Edge
+    from rx_web.ratelimit import RateLimit, RateLimiter, TokenBuckets
+    from rx_web.routers import include_routes
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    class ProblemsAsOperationOutcome:  # as it was: a layer of its own
+        def __init__(self, app: ASGIApp, prefix: str) -> None:
+            self.app, self.prefix = app, prefix
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http" or not scope.get("path", "").startswith(self.prefix):
+                await self.app(scope, receive, send)
+                return
+            await self.app(scope, receive, problems_as_outcomes(send))
+
+    class CountInFlight:  # as it was: a layer of its own
+        def __init__(self, app: ASGIApp, in_flight: InFlight) -> None:
+            self.app, self.in_flight = app, in_flight
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await self.app(scope, receive, send)
+                return
+            self.in_flight.count += 1
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.in_flight.count -= 1
+
+    async def ok() -> Response:
+        return Response(b'{"id":"1"}', media_type="application/json")
+
+    def routers() -> list[APIRouter]:
+        made = []
+        for prefix, paths in [
+            ("", [("GET", "/health"), ("GET", "/ready")]),
+            ("/referrals", [("POST", ""), ("GET", ""), ("GET", "/worklist")]),
+            ("/referrals", [("GET", "/{referral_id}"), ("GET", "/{referral_id}/history")]),
+            (
+                "/referrals/{referral_id}",
+                [("POST", f"/{a}") for a in ("amend", "cancel", "accept", "reject", "redirect")]
+                + [("POST", f"/{a}") for a in ("start", "complete", "reroute", "request-info")]
+                + [("POST", f"/{a}") for a in ("provide-info", "message", "report-progress")]
+                + [("POST", "/fail"), ("POST", "/record-nhs-number")],
+            ),
+            ("/referrals/{referral_id}/attachments", [("POST", ""), ("GET", "/{a}")]),
+        ]:
+            router = APIRouter(prefix=prefix)
+            for method, path in paths:
+                router.add_api_route(path, ok, methods=[method], name=f"{method}{prefix}{path}")
+            made.append(router)
+        return made
+
+    authenticator = Authenticator(AuthScheme.DEV_HEADERS, "referrals", None)
+    larger = {r"/referrals/[^/]+/attachments": 10_000_000}
+
+    def app(before: bool, eager: bool) -> Any:
+        made = FastAPI()
+        buckets = TokenBuckets(100_000, 100)
+        for router in routers():
+            include_routes(made, router) if eager else made.include_router(router)
+        made.mount("/fhir/R4", FastAPI())
+        edge = {"service": "bench", "log_ids": True, "trace": True, "headers": SecureHeaders()}
+        if before:
+            made.add_middleware(BodySizeLimit, max_bytes=1_000_000, larger=larger)
+            made.add_middleware(RateLimit, buckets=buckets)
+            made.add_middleware(Authenticate, authenticator=authenticator)
+            made.add_middleware(Edge, **edge)
+            made.add_middleware(CountInFlight, in_flight=InFlight())
+            made.add_middleware(ProblemsAsOperationOutcome, prefix="/fhir/R4")
+        else:
+            made.add_middleware(
+                Gate,
+                authenticator=authenticator,
+                rate_limit=RateLimiter(buckets),
+                body_limit=BodyLimits(1_000_000, larger),
+            )
+            made.add_middleware(Edge, **edge)
+            made.add_middleware(ServiceLayer, in_flight=InFlight(), fhir_prefix="/fhir/R4")
+        return made
+
+    identity = [(b"x-organisation", b"RXA01"), (b"x-roles", b"provider")]
+    requests = [("POST", "/referrals", b'{"a":1}'), ("GET", "/referrals/r-1", b"")]
+    requests += [("POST", f"/referrals/r-1/{a}", b"{}") for a in ("accept", "start", "complete")]
+    loop = asyncio.new_event_loop()
+    answers: list[Any] = []
+
+    async def send(message: Any) -> None:
+        answers.append(message)
+
+    def call(asgi: Any) -> Callable[[], None]:
+        def once() -> None:
+            for method, path, body in requests:
+                headers = [(b"host", b"x"), *identity]
+                if body:
+                    headers.append((b"content-length", str(len(body)).encode()))
+
+                async def receive(body: bytes = body) -> Any:
+                    return {"type": "http.request", "body": body, "more_body": False}
+
+                scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+                scope |= {"raw_path": path.encode(), "query_string": b"", "headers": headers}
+                scope |= {"http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 80)}
+                scope |= {"client": ("127.0.0.1", 1)}
+                answers.clear()
+                loop.run_until_complete(asgi(scope, receive, send))
+                assert answers[0]["status"] == 200, (path, answers)
+
+        return once
+
+    for name, before, after in [
+        ("six layers / three (routers lazy)", app(True, False), app(False, False)),
+        ("routers lazy / routes on the app (six layers)", app(True, False), app(True, True)),
+        ("both: six layers, lazy / three, eager", app(True, False), app(False, True)),
+    ]:
+        call(before)()
+        first = [h for h in answers[0]["headers"] if h[0] != b"date"]
+        call(after)()
+        assert [h for h in answers[0]["headers"] if h[0] != b"date"] == first, "same headers"
+        _compare(f"the journey's five requests: {name}", call(before), call(after), args)
+    loop.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -488,6 +631,7 @@ def main() -> int:
         "native_telemetry": native_telemetry,
         "identity": identity,
         "location": location,
+        "layers": layers,
     }
     parser.add_argument("--parts", nargs="*", choices=list(parts), default=list(parts))
     args = parser.parse_args()

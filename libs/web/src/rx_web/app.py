@@ -13,14 +13,16 @@ from rx_telemetry.metrics import PROBES
 from rx_telemetry.pool import add_pool_probe
 from sqlalchemy.engine import Engine
 
-from .auth import AuthSettings
+from .auth import Authenticator, AuthSettings
+from .gate import Gate
 from .headers import SecureHeaders
 from .health import health_router
-from .limits import BodySizeLimit
+from .limits import BodyLimits
 from .metrics import install_telemetry
 from .openapi import document_common_answers
 from .problems import install_problem_handlers
-from .security import install_security
+from .ratelimit import RateLimiter, RateLimitSettings
+from .routers import include_routes
 from .settings import Environment
 
 
@@ -68,13 +70,21 @@ def service_app(
         generate_unique_id_function=lambda route: route.name,
         telemetry=NATIVE_TELEMETRY,
     )
-    if max_body_size is not None:
-        app.add_middleware(BodySizeLimit, max_bytes=max_body_size, larger=larger_bodies)
     auth = auth or AuthSettings()
-    # The security headers go on in the telemetry's layer (one layer, the same place).
-    rate_limited = install_security(app, auth.env, audience=service, auth=auth, headers=False)
+    limits = RateLimitSettings()
+    rate_limited = limits.per_second > 0
+    # What rx_web.security.install_security adds (authentication outside the rate limit, so
+    # that requests are counted per client), and the body size limit inside both, in one
+    # layer; the security headers go on in the telemetry's (one layer, the same place).
+    app.state.authenticator = Authenticator.from_settings(auth, service)
+    app.add_middleware(
+        Gate,
+        authenticator=app.state.authenticator,
+        rate_limit=RateLimiter(limits.buckets(), limits.processes) if rate_limited else None,
+        body_limit=BodyLimits(max_body_size, larger_bodies) if max_body_size is not None else None,
+    )
     document_common_answers(app, rate_limited, body_limited=max_body_size is not None)
     install_problem_handlers(app)
-    app.include_router(health_router(service, lambda: app.state.container.engine))
+    include_routes(app, health_router(service, lambda: app.state.container.engine))
     install_telemetry(app, service, SecureHeaders(hsts=auth.env is Environment.PRODUCTION))
     return app

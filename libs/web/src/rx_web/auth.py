@@ -148,24 +148,27 @@ class Authenticate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            outcome: Identity | Problem
-            try:
-                outcome = await self.authenticator.authenticate(Headers(scope=scope))
-                log.debug(
-                    "%s %s: %s of %s, roles %s",
-                    scope["method"],
-                    scope["path"],
-                    outcome.client_id or "development identity",
-                    outcome.organisation,
-                    ",".join(sorted(outcome.roles)),
-                )
-            except Problem as problem:
-                outcome = problem
-                log.debug(
-                    "%s %s: not authenticated: %s", scope["method"], scope["path"], problem.detail
-                )
-            scope.setdefault("state", {})[STATE_KEY] = outcome
+            await authenticate_request(self.authenticator, scope)
         await self.app(scope, receive, send)
+
+
+async def authenticate_request(authenticator: Authenticator, scope: Scope) -> None:
+    """Authenticate the HTTP request ``scope`` and leave the outcome in its state."""
+    outcome: Identity | Problem
+    try:
+        outcome = await authenticator.authenticate(Headers(scope=scope))
+        log.debug(
+            "%s %s: %s of %s, roles %s",
+            scope["method"],
+            scope["path"],
+            outcome.client_id or "development identity",
+            outcome.organisation,
+            ",".join(sorted(outcome.roles)),
+        )
+    except Problem as problem:
+        outcome = problem
+        log.debug("%s %s: not authenticated: %s", scope["method"], scope["path"], problem.detail)
+    scope.setdefault("state", {})[STATE_KEY] = outcome
 
 
 def install_auth(

@@ -19,16 +19,14 @@ class _TooLarge(HTTPException):
         super().__init__(413, f"the request body is over the limit of {limit} bytes")
 
 
-class BodySizeLimit:
-    """Refuse bodies over ``max_bytes`` with 413: at once when Content-Length says so, or as
-    soon as a streamed body passes the limit, before the app has read it all."""
+class BodyLimits:
+    """How large a request's body may be, and holding it to that (:class:`BodySizeLimit`,
+    :class:`rx_web.gate.Gate`)."""
 
-    def __init__(
-        self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None
-    ) -> None:
+    def __init__(self, max_bytes: int, larger: Mapping[str, int] | None = None) -> None:
         """``larger`` maps path patterns (regular expressions) to their own, larger limits,
         e.g. a document upload route."""
-        self.app, self.default = app, max_bytes
+        self.default = max_bytes
         self.larger = [(re.compile(pattern), limit) for pattern, limit in (larger or {}).items()]
 
     def limit_for(self, path: str) -> int:
@@ -36,14 +34,30 @@ class BodySizeLimit:
             (limit for pattern, limit in self.larger if pattern.fullmatch(path)), self.default
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def guard(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer the HTTP request ``scope`` with ``app``, its body held to the limit.
+
+        A body whose length is declared within the limit is not counted again as it comes:
+        the server delivers no more than the Content-Length, and a request with neither
+        Content-Length nor Transfer-Encoding has no body (RFC 9112, 6.3); only a body of
+        undeclared length (chunked) is counted."""
         limit = self.limit_for(scope.get("path", ""))
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            await self._refuse(scope, send, limit)
+        length: bytes | None = None
+        chunked = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                chunked = True
+        if length is not None and length.isdigit():
+            if int(length) > limit:
+                await self._refuse(scope, send, limit)
+                return
+            if not chunked:
+                await app(scope, receive, send)
+                return
+        elif length is None and not chunked:
+            await app(scope, receive, send)
             return
         seen = 0
         started = False
@@ -63,7 +77,7 @@ class BodySizeLimit:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if started:
                 raise
@@ -72,3 +86,19 @@ class BodySizeLimit:
     async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
         detail = f"the request body is over the limit of {limit} bytes"
         await send_problem(send, 413, "Request too large", detail, scope.get("path", ""))
+
+
+class BodySizeLimit:
+    """Refuse bodies over ``max_bytes`` with 413: at once when Content-Length says so, or as
+    soon as a streamed body passes the limit, before the app has read it all."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None
+    ) -> None:
+        self.app, self.limits = app, BodyLimits(max_bytes, larger)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.limits.guard(self.app, scope, receive, send)

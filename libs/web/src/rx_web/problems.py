@@ -157,9 +157,13 @@ def allowed_methods(request: Request) -> list[str]:
     405; Starlette's lists only the first route that matched the path, and we often have
     several (GET and POST /referrals are two routes)."""
     methods: set[str] = set()
+    # The path within the app: a mounted app's routes (the FHIR interface's) do not name the
+    # prefix it is mounted at, which Starlette keeps in root_path.
+    path: str = request.scope["path"]
+    path = path.removeprefix(request.scope.get("root_path", ""))
     for route in request.app.router.routes:
         regex = getattr(route, "path_regex", None)
-        if regex is not None and regex.match(request.url.path):
+        if regex is not None and regex.match(path):
             methods |= set(getattr(route, "methods", None) or ())
     if "GET" in methods:
         methods.add("HEAD")

@@ -86,20 +86,19 @@ def client_key(scope: Scope) -> str:
     return f"address:{client[0] if client else 'unknown'}"
 
 
-class RateLimit:
-    """ASGI middleware; runs after :class:`rx_web.auth.Authenticate` has named the caller."""
+class RateLimiter:
+    """The per-client limit as a check on a request (:class:`RateLimit`, :class:`rx_web.gate.Gate`)."""
 
-    def __init__(self, app: ASGIApp, buckets: TokenBuckets, processes: int = 1) -> None:
-        self.app, self.buckets, self.processes = app, buckets, processes
+    def __init__(self, buckets: TokenBuckets, processes: int = 1) -> None:
+        self.buckets, self.processes = buckets, processes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in EXEMPT_PATHS:
-            await self.app(scope, receive, send)
-            return
+    async def admits(self, scope: Scope, send: Send) -> bool:
+        """Whether the HTTP request ``scope`` may go on; if not, its 429 has been sent."""
+        if scope.get("path") in EXEMPT_PATHS:
+            return True
         wait = self.buckets.take(client_key(scope))
         if not wait:
-            await self.app(scope, receive, send)
-            return
+            return True
         retry_after = max(1, math.ceil(wait))
         share = self.processes  # the client's whole limit, as configured
         detail = (
@@ -115,3 +114,15 @@ class RateLimit:
             scope.get("path", ""),
             {"Retry-After": str(retry_after)},
         )
+        return False
+
+
+class RateLimit:
+    """ASGI middleware; runs after :class:`rx_web.auth.Authenticate` has named the caller."""
+
+    def __init__(self, app: ASGIApp, buckets: TokenBuckets, processes: int = 1) -> None:
+        self.app, self.limiter = app, RateLimiter(buckets, processes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or await self.limiter.admits(scope, send):
+            await self.app(scope, receive, send)

@@ -17,7 +17,6 @@ from fastapi.concurrency import run_in_threadpool
 from rx_web.checked_headers import CheckedHeader, header_errors, read_headers
 from rx_web.identity import documented_identity, get_identity, reads_identity
 from rx_web.openapi import documented_as
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...domain.caller import Caller
 from ...service_layer.unit_of_work import UnitOfWork
@@ -33,27 +32,11 @@ T = TypeVar("T")
 
 
 class InFlight:
-    """How many HTTP requests the app is answering now (kept by :class:`CountInFlight`)."""
+    """How many HTTP requests the app is answering now (kept by the service's outermost layer
+    of its own, ``referrals.entrypoints.api.app.ServiceLayer``)."""
 
     def __init__(self) -> None:
         self.count = 0
-
-
-class CountInFlight:
-    """Pure ASGI middleware keeping an :class:`InFlight` count, for :func:`in_transaction`."""
-
-    def __init__(self, app: ASGIApp, in_flight: InFlight) -> None:
-        self.app, self.in_flight = app, in_flight
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        self.in_flight.count += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.in_flight.count -= 1
 
 
 async def in_transaction(request: Request, work: Callable[[], T]) -> T:

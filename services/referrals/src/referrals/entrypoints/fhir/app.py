@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from rx_web.app import NATIVE_TELEMETRY
+from rx_web.routers import include_routes
 
 from . import outcomes
 from .capability import capability_statement
@@ -37,23 +38,27 @@ def create_fhir_app() -> FastAPI:
     def metadata() -> JSONResponse:
         return fhir_response(capability_statement("0.1.0"))
 
-    app.include_router(read_router)
-    app.include_router(search_router)
-    app.include_router(write_router)
-    app.include_router(tasks_router)
-    app.include_router(messaging_router)
-    app.include_router(patient_router)
-    app.include_router(communications_router)
-    app.include_router(documents_router)
-    app.include_router(operations_router)
+    # Added to the app itself, not included lazily: matched once a request (rx_web.routers).
+    for router in (
+        read_router,
+        search_router,
+        write_router,
+        tasks_router,
+        messaging_router,
+        patient_router,
+        communications_router,
+        documents_router,
+        operations_router,
+    ):
+        include_routes(app, router)
     return app
 
 
 def mount(parent: FastAPI) -> None:
     """Serve the FHIR interface inside ``parent`` at :data:`PREFIX`, sharing its state (the
-    container built at startup); the platform's own problem+json answers on those paths
-    (authentication, limits) become OperationOutcomes."""
+    container built at startup). The platform's own problem+json answers on those paths
+    (authentication, limits) become OperationOutcomes in the parent's outermost layer of its
+    own (:func:`.outcomes.problems_as_outcomes`)."""
     fhir = create_fhir_app()
     fhir.state = parent.state
     parent.mount(PREFIX, fhir)
-    parent.add_middleware(outcomes.ProblemsAsOperationOutcome, prefix=PREFIX)

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from rx_web.problems import PROBLEM_JSON, install_problem_handlers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Send
 
 from ...domain.errors import InvalidIdentifier, NotPermitted, ReferralError, StaleVersion
 
@@ -114,8 +114,8 @@ def element_path(root: str, loc: Iterable[Any]) -> str:
 
 def install(app: FastAPI) -> None:
     """Error handlers of the FHIR app: domain errors and parse errors as OperationOutcomes;
-    everything else the platform answers with problem+json becomes one in
-    :class:`ProblemsAsOperationOutcome`."""
+    everything else the platform answers with problem+json becomes one on its way out
+    (:func:`problems_as_outcomes`)."""
     install_problem_handlers(app)
 
     @app.exception_handler(FhirProblem)
@@ -139,37 +139,31 @@ def install(app: FastAPI) -> None:
         return outcome_response(status, [issue(message, code, expression or None)], headers)
 
 
-class ProblemsAsOperationOutcome:
-    """ASGI middleware for the whole service: a problem+json answer to a request under
-    ``prefix`` (authentication, rate and size limits, an unavailable database, an unknown
-    route…) is sent as the equivalent OperationOutcome instead."""
+def problems_as_outcomes(send: Send) -> Send:
+    """``send`` for a request on the FHIR interface, through which a problem+json answer
+    (authentication, rate and size limits, an unavailable database, an unknown route…) goes
+    out as the equivalent OperationOutcome instead; any other answer passes untouched. The
+    service's outermost layer of its own wraps a FHIR request's ``send`` in it
+    (``referrals.entrypoints.api.app.ServiceLayer``)."""
+    start: Message | None = None
+    chunks: list[bytes] = []
 
-    def __init__(self, app: ASGIApp, prefix: str) -> None:
-        self.app, self.prefix = app, prefix
+    async def converting_send(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            headers = dict(message.get("headers", []))
+            if headers.get(b"content-type", b"").startswith(PROBLEM_JSON.encode()):
+                start = message
+                return
+            await send(message)
+        elif start is not None:
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                await _send_outcome(send, start, b"".join(chunks))
+        else:
+            await send(message)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope.get("path", "").startswith(self.prefix):
-            await self.app(scope, receive, send)
-            return
-        start: Message | None = None
-        chunks: list[bytes] = []
-
-        async def converting_send(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                headers = dict(message.get("headers", []))
-                if headers.get(b"content-type", b"").startswith(PROBLEM_JSON.encode()):
-                    start = message
-                    return
-                await send(message)
-            elif start is not None:
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    await _send_outcome(send, start, b"".join(chunks))
-            else:
-                await send(message)
-
-        await self.app(scope, receive, converting_send)
+    return converting_send
 
 
 async def _send_outcome(send: Send, start: Message, body: bytes) -> None:
