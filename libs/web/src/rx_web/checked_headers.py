@@ -15,9 +15,9 @@ first in the validation answer, whether FastAPI refuses the rest of the request
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Header, Request
 from fastapi.exceptions import RequestValidationError
 
 PENDING = "rx.header_errors"
@@ -79,3 +79,46 @@ def pending_errors(request: Request) -> list[dict[str, Any]]:
     """The header errors the request's dependencies left (taken: listed once)."""
     errors: list[dict[str, Any]] = request.scope.pop(PENDING, None) or []
     return errors
+
+
+ETAG_PATTERN = r'^\s*(W/)?"?[0-9]{1,18}"?\s*$'
+"""An ETag as the services issue it ("3"), weak or bare forms accepted."""
+KEY_PATTERN = r"^[ -~]{1,255}$"
+"""An Idempotency-Key: 1-255 printable ASCII characters."""
+
+# Declared by parameter name (if_match, idempotency_key): FastAPI reads the header of that
+# name with hyphens, and names it so in a validation error.
+IfMatchHeader = Annotated[
+    str,
+    Header(
+        description='The ETag of the version you read, e.g. "3".',
+        examples=['"3"'],
+        pattern=ETAG_PATTERN,
+    ),
+]
+IdempotencyKeyHeader = Annotated[
+    str,
+    Header(
+        description="Unique per logical request (1-255 printable ASCII characters, a UUID "
+        "is ideal); a retry with the same key and body gets the original result.",
+        examples=["5f0c6e4e-52b4-4b0e-9d7e-6f2f7d1c8a11"],
+        pattern=KEY_PATTERN,
+    ),
+]
+IDEMPOTENCY_KEY = CheckedHeader("idempotency-key", KEY_PATTERN)
+IF_MATCH = CheckedHeader("if-match", ETAG_PATTERN)
+"""The two write headers as the services read them: the declarations' checks and answers,
+without FastAPI validating them per request."""
+
+
+def version_of(if_match: str) -> int:
+    """The version in an If-Match the header's pattern accepted."""
+    return int(if_match.strip().removeprefix("W/").strip('"'))
+
+
+def documented_key(idempotency_key: IdempotencyKeyHeader) -> None:
+    """Never called: the Idempotency-Key as the API document shows it."""
+
+
+def documented_if_match(if_match: IfMatchHeader) -> None:
+    """Never called: If-Match as the API document shows it."""

@@ -13,7 +13,18 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from pydantic import WithJsonSchema
-from rx_web.checked_headers import CheckedHeader, header_errors, read_headers
+from rx_web.checked_headers import (
+    ETAG_PATTERN,
+    IDEMPOTENCY_KEY,
+    IF_MATCH,
+    KEY_PATTERN,
+    CheckedHeader,
+    documented_if_match,
+    documented_key,
+    header_errors,
+    read_headers,
+    version_of,
+)
 from rx_web.identity import documented_identity, get_identity, reads_identity
 from rx_web.openapi import documented_as
 
@@ -39,36 +50,6 @@ async def get_container(request: Request) -> Container:
     return container
 
 
-ETAG_PATTERN = r'^\s*(W/)?"?[0-9]{1,18}"?\s*$'
-"""An ETag as we issue it ("3"), weak or bare forms accepted."""
-KEY_PATTERN = r"^[ -~]{1,255}$"
-"""An Idempotency-Key: 1-255 printable ASCII characters."""
-
-
-def parse_etag(value: str) -> int:
-    """The version in an If-Match the header's pattern accepted."""
-    return int(value.strip().removeprefix("W/").strip('"'))
-
-
-# Declared by parameter name (if_match, idempotency_key): FastAPI reads the header of that
-# name with hyphens, and names it so in a validation error.
-IfMatchHeader = Annotated[
-    str,
-    Header(
-        description='The ETag of the version you read, e.g. "3".',
-        examples=['"3"'],
-        pattern=ETAG_PATTERN,
-    ),
-]
-IdempotencyKeyHeader = Annotated[
-    str,
-    Header(
-        description="Unique per logical request (1-255 printable ASCII characters, a UUID "
-        "is ideal); a retry with the same key and body gets the original result.",
-        examples=["5f0c6e4e-52b4-4b0e-9d7e-6f2f7d1c8a11"],
-        pattern=KEY_PATTERN,
-    ),
-]
 OptionalIfMatchHeader = Annotated[
     str | None,
     Header(pattern=ETAG_PATTERN, description='Optional: the version you read, W/"3".'),
@@ -79,18 +60,6 @@ OptionalKeyHeader = Annotated[
     Header(pattern=KEY_PATTERN, description="Optional: makes a retry safe."),
     WithJsonSchema({"type": "string", "pattern": KEY_PATTERN}),
 ]
-IDEMPOTENCY_KEY = CheckedHeader("idempotency-key", KEY_PATTERN)
-IF_MATCH = CheckedHeader("if-match", ETAG_PATTERN)
-"""The two headers as the writes read them (``rx_web.checked_headers``): the declarations'
-checks and answers, without FastAPI validating them per request."""
-
-
-def documented_key(idempotency_key: IdempotencyKeyHeader) -> None:
-    """Never called: the Idempotency-Key as the document shows it."""
-
-
-def documented_if_match(if_match: IfMatchHeader) -> None:
-    """Never called: If-Match as the document shows it."""
 
 
 def documented_submission(
@@ -194,7 +163,7 @@ async def get_change(request: Request) -> Change:
     """The caller (401 first) and the If-Match of a PATCH, as :func:`get_submission`."""
     caller = Caller.of(await get_identity(request))
     if_match = read_headers(request, IF_MATCH)
-    return Change(caller, parse_etag(if_match[0]) if if_match else None, request)
+    return Change(caller, version_of(if_match[0]) if if_match else None, request)
 
 
 def _optional(request: Request, header: CheckedHeader) -> tuple[str | None, bool]:

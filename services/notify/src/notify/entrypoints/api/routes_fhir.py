@@ -9,13 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from rx_contracts import new_id
+from rx_web.checked_headers import version_of
 
 from ...adapters.fhir import notification_bundle, status_bundle
 from ...adapters.notifications import NotificationType
 from ...domain.subscription import Channel, Content
 from ...service_layer import handlers
 from ...service_layer.unit_of_work import StoredResponse
-from .deps import CallerDep, ContainerDep, FhirCreate, FhirUpdate, Uow, parse_etag
+from .deps import CallerDep, ContainerDep, FhirCreate, FhirUpdate, Uow
 from .fhir_subscription import (
     FHIR_JSON,
     SubscriptionResource,
@@ -139,7 +140,7 @@ def update_fhir_subscription(
     """Change the endpoint, payload, filters, heartbeat or headers, or set status 'off' or
     'active' (after an error). The topic cannot change."""
     caller, if_match = write.caller, write.checked()
-    version = parse_etag(if_match) if if_match else None
+    version = version_of(if_match) if if_match else None
     current = handlers.get_subscription(subscription_id, caller, uow)
     changes = changes_from(resource, current)
     subscription = (

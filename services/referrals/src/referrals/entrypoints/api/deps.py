@@ -12,9 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from rx_web.checked_headers import CheckedHeader, header_errors, read_headers
+from rx_web.checked_headers import (
+    IDEMPOTENCY_KEY,
+    documented_key,
+    header_errors,
+    read_headers,
+)
 from rx_web.identity import documented_identity, get_identity, reads_identity
 from rx_web.openapi import documented_as
 
@@ -70,45 +75,6 @@ def unit_of_work(request: Request) -> UnitOfWork:
 async def get_uow(request: Request) -> UnitOfWork:
     """:func:`unit_of_work` as a dependency (the FHIR routes')."""
     return unit_of_work(request)
-
-
-ETAG_PATTERN = r'^\s*(W/)?"?[0-9]{1,18}"?\s*$'
-"""An ETag as we issue it ("3"), weak or bare forms accepted."""
-KEY_PATTERN = r"^[ -~]{1,255}$"
-"""An Idempotency-Key: 1-255 printable ASCII characters."""
-
-# Declared by parameter name (if_match, idempotency_key): FastAPI reads the header of that
-# name with hyphens, and names it so in a validation error.
-IfMatchHeader = Annotated[
-    str,
-    Header(
-        description='The ETag of the version you read, e.g. "3".',
-        examples=['"3"'],
-        pattern=ETAG_PATTERN,
-    ),
-]
-IdempotencyKeyHeader = Annotated[
-    str,
-    Header(
-        description="Unique per logical request (1-255 printable ASCII characters, a UUID "
-        "is ideal); a retry with the same key and body gets the original result.",
-        examples=["5f0c6e4e-52b4-4b0e-9d7e-6f2f7d1c8a11"],
-        pattern=KEY_PATTERN,
-    ),
-]
-IDEMPOTENCY_KEY = CheckedHeader("idempotency-key", KEY_PATTERN)
-IF_MATCH = CheckedHeader("if-match", ETAG_PATTERN)
-"""The two headers as the writes read them (``rx_web.checked_headers``): the declarations'
-checks and answers, without FastAPI validating them per request."""
-
-
-def version_of(if_match: str) -> int:
-    """The version in an If-Match the header's pattern accepted."""
-    return int(if_match.strip().removeprefix("W/").strip('"'))
-
-
-def documented_key(idempotency_key: IdempotencyKeyHeader) -> None:
-    """Never called: the Idempotency-Key as the document shows it."""
 
 
 def documented_submission(

@@ -8,7 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from rx_contracts import NhsNumberVerification
-from rx_web.checked_headers import header_errors, read_headers
+from rx_web.checked_headers import (
+    IDEMPOTENCY_KEY,
+    IF_MATCH,
+    IdempotencyKeyHeader,
+    IfMatchHeader,
+    header_errors,
+    read_headers,
+    version_of,
+)
 from rx_web.identity import documented_identity, get_identity, reads_identity
 from rx_web.openapi import documented_as
 from rx_web.responses import JSONResponse
@@ -16,14 +24,7 @@ from rx_web.responses import JSONResponse
 from ...domain.caller import Caller
 from ...domain.lifecycle import Action
 from ...service_layer import handlers
-from .deps import (
-    IDEMPOTENCY_KEY,
-    IF_MATCH,
-    IdempotencyKeyHeader,
-    IfMatchHeader,
-    in_transaction,
-    version_of,
-)
+from .deps import in_transaction
 from .idempotency import run_once
 from .links import referral_links
 from .presenters import referral_response

@@ -10,8 +10,9 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from rx_web.checked_headers import ETAG_PATTERN
 
-from ..api.deps import ETAG_PATTERN, CallerDep, Uow
+from ..api.deps import CallerDep, Uow
 from .outcomes import FHIR_JSON, FhirProblem, outcome_response, validation_issues
 
 __all__ = ["FHIR_JSON", "CallerDep", "Uow", "fhir_response", "parse", "read_json"]
