@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from rx_web.app import service_app
 from rx_web.problems import problem_response
+from rx_web.routers import include_routes
 
 from ...bootstrap import Container, bootstrap
 from ...config import Settings, get_settings
@@ -31,10 +32,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     async def _domain_error(request: Request, exc: AuditError) -> JSONResponse:
         return problem_response(exc.status, exc.title, str(exc), request.url.path)
 
-    app.include_router(entries_router)
-    app.include_router(verify_router)
-    app.include_router(figures_router)
-    app.include_router(stream_router)
-    app.include_router(pipeline_router)
+    include_routes(app, entries_router)
+    include_routes(app, verify_router)
+    include_routes(app, figures_router)
+    include_routes(app, stream_router)
+    include_routes(app, pipeline_router)
     install_console(app)
     return app

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from rx_web.app import service_app
 from rx_web.checked_headers import pending_errors
 from rx_web.problems import Problem, problem_response
+from rx_web.routers import include_routes
 
 from ...adapters.sender import Resolver, system_resolver
 from ...bootstrap import Container, bootstrap
@@ -105,8 +106,8 @@ def create_app(
             return await problem_handler(request, exc)  # type: ignore[misc]
         return operation_outcome(exc.status, exc.detail or exc.title)
 
-    app.include_router(subscriptions_router)
-    app.include_router(fhir_router)
+    include_routes(app, subscriptions_router)
+    include_routes(app, fhir_router)
     _document_fhir_errors(app)
     return app
 

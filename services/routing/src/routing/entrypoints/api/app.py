@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from rx_web.app import service_app
 from rx_web.problems import problem_response
+from rx_web.routers import include_routes
 
 from ...bootstrap import Container, bootstrap
 from ...config import Settings, get_settings
@@ -34,8 +35,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     async def _domain_error(request: Request, exc: RoutingError) -> JSONResponse:
         return problem_response(exc.status, exc.title, str(exc), request.url.path, **exc.extra())
 
-    app.include_router(directory_router)
-    app.include_router(rules_router)
-    app.include_router(decisions_router)
-    app.include_router(replay_router)
+    include_routes(app, directory_router)
+    include_routes(app, rules_router)
+    include_routes(app, decisions_router)
+    include_routes(app, replay_router)
     return app
