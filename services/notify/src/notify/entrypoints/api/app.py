@@ -107,7 +107,7 @@ def create_app(
         return operation_outcome(exc.status, exc.detail or exc.title)
 
     include_routes(app, subscriptions_router)
-    include_routes(app, fhir_router)
+    app.include_router(fhir_router)  # its own response class: include_routes refuses it
     _document_fhir_errors(app)
     return app
 
