@@ -20,13 +20,13 @@ from rx_web.checked_headers import (
     KEY_PATTERN,
     CheckedHeader,
     documented_if_match,
-    documented_key,
     header_errors,
     read_headers,
     version_of,
 )
 from rx_web.identity import documented_identity, get_identity, reads_identity
 from rx_web.openapi import documented_as
+from rx_web.submission import Submission, documented_submission, read_submission
 
 from ...bootstrap import Container
 from ...domain.caller import Caller
@@ -62,14 +62,6 @@ OptionalKeyHeader = Annotated[
 ]
 
 
-def documented_submission(
-    _caller: Annotated[None, Depends(documented_identity)],
-    _key: Annotated[None, Depends(documented_key)],
-) -> None:
-    """Never called: what :func:`get_submission` reads, as the document shows it (the caller,
-    then the Idempotency-Key, as two dependencies would)."""
-
-
 def documented_change(
     _caller: Annotated[None, Depends(documented_identity)],
     _if_match: Annotated[None, Depends(documented_if_match)],
@@ -92,23 +84,6 @@ def documented_fhir_update(
 ) -> None:
     """Never called: what :func:`get_fhir_update` reads, as the document shows it (the
     optional If-Match, first as the route's own header was, then the caller)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """The caller of a POST and its Idempotency-Key: ``None`` when the header was missing or
-    malformed (:meth:`checked_key`)."""
-
-    caller: Caller
-    key: str | None
-    request: Request
-
-    def checked_key(self) -> str:
-        """The key; for one missing or malformed, FastAPI's answer (400 or 422 naming the
-        header, with whatever else is wrong with the request; see ``rx_web.problems``)."""
-        if self.key is None:
-            raise header_errors(self.request)
-        return self.key
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,15 +121,13 @@ class FhirWrite:
 
 @documented_as(documented_submission)
 @reads_identity
-async def get_submission(request: Request) -> Submission:
+async def get_submission(request: Request) -> Submission[Caller]:
     """The caller (401 first, whatever the headers) and the Idempotency-Key of a POST, read in
     one dependency level rather than through ``get_caller`` and FastAPI's validation of a
     declared header: each level and each declared header costs more than what it does. A
     header missing or malformed waits for the rest of the request to be checked
     (``rx_web.checked_headers``), as FastAPI's own check did."""
-    caller = Caller.of(await get_identity(request))
-    key = read_headers(request, IDEMPOTENCY_KEY)
-    return Submission(caller, key[0] if key else None, request)
+    return await read_submission(request, Caller.of)
 
 
 @documented_as(documented_change)
@@ -199,7 +172,7 @@ def fingerprint(method: str, path: str, body: Any) -> str:
 CallerDep = Annotated[Caller, Depends(get_caller)]
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
 ContainerDep = Annotated[Container, Depends(get_container)]
-SubmissionDep = Annotated[Submission, Depends(get_submission)]
+SubmissionDep = Annotated[Submission[Caller], Depends(get_submission)]
 ChangeDep = Annotated[Change, Depends(get_change)]
 FhirCreate = Annotated[FhirWrite, Depends(get_fhir_create)]
 FhirUpdate = Annotated[FhirWrite, Depends(get_fhir_update)]

@@ -9,19 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from rx_web.checked_headers import (
-    IDEMPOTENCY_KEY,
-    documented_key,
-    header_errors,
-    read_headers,
-)
-from rx_web.identity import documented_identity, get_identity, reads_identity
+from rx_web.identity import get_identity, reads_identity
 from rx_web.openapi import documented_as
+from rx_web.submission import Submission, documented_submission, read_submission
 
 from ...domain.caller import Caller
 from ...service_layer.unit_of_work import UnitOfWork
@@ -77,39 +71,12 @@ async def get_uow(request: Request) -> UnitOfWork:
     return unit_of_work(request)
 
 
-def documented_submission(
-    _caller: Annotated[None, Depends(documented_identity)],
-    _key: Annotated[None, Depends(documented_key)],
-) -> None:
-    """Never called: what :func:`get_submission` reads, as the document shows it (the caller,
-    then the Idempotency-Key, as two dependencies would)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """The caller of a POST that creates something, and its Idempotency-Key: ``None`` when
-    the header was missing or malformed (:meth:`checked_key`)."""
-
-    caller: Caller
-    key: str | None
-    request: Request
-
-    def checked_key(self) -> str:
-        """The key; for one missing or malformed, FastAPI's answer (400 or 422 naming the
-        header, with whatever else is wrong with the request; see ``rx_web.problems``)."""
-        if self.key is None:
-            raise header_errors(self.request)
-        return self.key
-
-
 @documented_as(documented_submission)
 @reads_identity
-async def get_submission(request: Request) -> Submission:
+async def get_submission(request: Request) -> Submission[Caller]:
     """The caller (401 first, whatever the headers) and the Idempotency-Key of a create, read
     in one dependency level."""
-    caller = Caller.of(await get_identity(request))
-    key = read_headers(request, IDEMPOTENCY_KEY)
-    return Submission(caller, key[0] if key else None, request)
+    return await read_submission(request, Caller.of)
 
 
 def fingerprint(method: str, path: str, if_match: int | None, body: dict[str, Any]) -> str:
@@ -120,4 +87,4 @@ def fingerprint(method: str, path: str, if_match: int | None, body: dict[str, An
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
-SubmissionDep = Annotated[Submission, Depends(get_submission)]
+SubmissionDep = Annotated[Submission[Caller], Depends(get_submission)]
