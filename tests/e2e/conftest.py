@@ -4,7 +4,6 @@ shape ``--stack-db`` / ``--stack-replicas`` choose (SQLite, one process per role
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,9 +15,9 @@ from devstack.polling import wait_for  # noqa: F401  (the e2e tests import it fr
 from devstack.ports import free_ports
 from devstack.pytest_plugin import StackShape, stack_databases
 from devstack.stack import DEFAULT_PORTS, Stack
-from devstack.topics import ensure_topics
+from devstack.topics import ensure_topics, read_from_start
 from issuer.clients import demo_secret
-from kafka import KafkaConsumer
+from kafka.consumer.fetcher import ConsumerRecord
 from rx_contracts import Envelope, decode
 from rx_contracts.topics import all_topics
 
@@ -274,34 +273,16 @@ def read_topic(
     until: Callable[[list[Envelope]], bool],
     timeout: float = 30,
 ) -> list[Envelope]:
-    """Every event on ``topic`` keyed ``key``, read by a fresh consumer group from the start,
-    once ``until`` holds for what was read (or the timeout passes)."""
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap_servers.split(","),
-        group_id=f"e2e-reader-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+    """Every event on ``topic`` keyed ``key``, read from the start, once ``until`` holds for
+    what was read (or the timeout passes), and a second longer, so a duplicate arriving just
+    behind would be caught."""
+    wanted = key.encode()
+
+    def keyed(records: list[ConsumerRecord]) -> list[Envelope]:
+        return [decode(r.key, r.value, list(r.headers)) for r in records if r.key == wanted]
+
+    return keyed(
+        read_from_start(
+            bootstrap_servers, [topic], lambda seen: until(keyed(seen)), timeout=timeout
+        )
     )
-    seen: list[Envelope] = []
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not until(seen):
-            for records in consumer.poll(timeout_ms=500).values():
-                seen += [
-                    decode(r.key, r.value, list(r.headers))
-                    for r in records
-                    if r.key == key.encode()
-                ]
-        # Read a little longer, so a duplicate arriving just behind would be caught.
-        end = time.monotonic() + 1.0
-        while time.monotonic() < end:
-            for records in consumer.poll(timeout_ms=200).values():
-                seen += [
-                    decode(r.key, r.value, list(r.headers))
-                    for r in records
-                    if r.key == key.encode()
-                ]
-    finally:
-        consumer.close(autocommit=False)
-    return seen

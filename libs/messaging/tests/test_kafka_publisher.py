@@ -4,14 +4,13 @@ and in order per key (issue 21)."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import defaultdict
 
 import pytest
-from devstack.topics import ensure_topics
+from devstack.topics import ensure_topics, read_from_start
 from kafka.producer.sender import Sender
-from rx_messaging.kafka import KafkaPublisher, KafkaRecordSource
+from rx_messaging.kafka import KafkaPublisher
 
 pytestmark = pytest.mark.kafka
 
@@ -19,15 +18,8 @@ pytestmark = pytest.mark.kafka
 def read_all(
     bootstrap: str, topics: list[str], count: int
 ) -> list[tuple[str, bytes | None, bytes | None]]:
-    source = KafkaRecordSource(bootstrap, f"read-{uuid.uuid4().hex[:8]}", topics=topics)
-    got: list[tuple[str, bytes | None, bytes | None]] = []
-    try:
-        deadline = time.monotonic() + 60
-        while len(got) < count and time.monotonic() < deadline:
-            got += [(r.topic, r.key, r.value) for r in source.poll(0.5)]
-    finally:
-        source.close()
-    return got
+    records = read_from_start(bootstrap, topics, lambda seen: len(seen) >= count, timeout=60)
+    return [(r.topic, r.key, r.value) for r in records]
 
 
 def test_a_cycle_over_many_partitions_wakes_the_io_thread_once_and_keeps_order_per_key(

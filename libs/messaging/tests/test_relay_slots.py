@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from devstack.polling import wait_for
 from devstack.postgres import create_database, drop_database
-from devstack.topics import ensure_topics
-from kafka import KafkaConsumer
+from devstack.topics import ensure_topics, read_from_start
+from kafka.consumer.fetcher import ConsumerRecord
 from rx_contracts import decode
 from rx_messaging.database import make_engine
 from rx_messaging.fake import InMemoryBroker, InMemoryPublisher
@@ -239,24 +239,14 @@ def shared_evenly(held: dict[str, int], relays: int) -> bool:
 def read_topic(bootstrap: str, topic: str, expected: int) -> list[tuple[str, str]]:
     """(key, event id) of every record on ``topic``, in partition order, once ``expected``
     distinct events are there."""
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"check-{uuid.uuid4().hex}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+
+    def events(records: list[ConsumerRecord]) -> list[tuple[str, str]]:
+        return [(r.key.decode(), decode(r.key, r.value, list(r.headers)).id) for r in records]
+
+    records = read_from_start(
+        bootstrap, [topic], lambda seen: len(set(events(seen))) >= expected, timeout=60
     )
-    seen: list[tuple[str, str]] = []
-    deadline = time.monotonic() + 60
-    try:
-        while len({event for _, event in seen}) < expected and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=1000).values():
-                for r in records:
-                    envelope = decode(r.key, r.value, list(r.headers or []))
-                    seen.append((r.key.decode(), envelope.id))
-    finally:
-        consumer.close()
-    return seen
+    return events(records)
 
 
 def first_copies(seen: list[tuple[str, str]]) -> dict[str, list[str]]:

@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from devstack.topics import ensure_topics
+from devstack.topics import ensure_topics, read_from_start
 from routing.adapters.tables import ClockRow, DecisionRow
 from routing.bootstrap import Container, bootstrap
 from routing.config import Settings
@@ -53,21 +53,13 @@ def wait_for(what: str, probe: Callable[[], object], timeout: float = 30) -> Non
 
 
 def read(bootstrap: str, topic: str, key: str, count: int) -> list[Envelope]:
-    """The events keyed ``key`` on ``topic``, read by a fresh group, once ``count`` arrived
+    """The events keyed ``key`` on ``topic``, read from the start, once ``count`` arrived
     (and a moment longer, so a duplicate would show)."""
-    source = KafkaRecordSource(bootstrap, f"it-read-{uuid.uuid4().hex[:8]}", topics=[topic])
-    seen: list[Envelope] = []
-    try:
-        deadline, settle = time.monotonic() + 30, None
-        while time.monotonic() < deadline and (settle is None or time.monotonic() < settle):
-            for record in source.poll(0.3):
-                if record.key == key.encode():
-                    seen.append(decode(record.key, record.value, record.headers))
-            if settle is None and len(seen) >= count:
-                settle = time.monotonic() + 1.0
-    finally:
-        source.close()
-    return seen
+    wanted = key.encode()
+    records = read_from_start(
+        bootstrap, [topic], lambda seen: sum(r.key == wanted for r in seen) >= count
+    )
+    return [decode(r.key, r.value, list(r.headers)) for r in records if r.key == wanted]
 
 
 def names(events: list[Envelope]) -> list[str]:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import kafka.errors as kafka_errors
-from kafka import KafkaAdminClient, KafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 from rx_config.kafka_auth import KafkaAuth
 from rx_contracts.topics import DEAD_LETTER_SUFFIX, dead_letter_topic
 from rx_messaging.kafka import CLIENT_METRICS_OFF, client_config
@@ -85,6 +86,52 @@ def reader_config(
 def reader(bootstrap_servers: str, client_id: str, auth: KafkaAuth | None = None) -> KafkaConsumer:
     """A consumer built with :func:`reader_config`; the caller assigns its partitions."""
     return KafkaConsumer(**reader_config(bootstrap_servers, client_id, auth))
+
+
+def read_from_start(
+    bootstrap_servers: str,
+    topics: Sequence[str],
+    until: Callable[[list[ConsumerRecord]], bool],
+    *,
+    timeout: float = 30,
+    settle: float = 1.0,
+    auth: KafkaAuth | None = None,
+) -> list[ConsumerRecord]:
+    """Every record of ``topics`` from their first offsets (in order within each partition),
+    read until ``until`` holds for what was read or ``timeout`` seconds pass, then ``settle``
+    seconds more, so a duplicate arriving just behind is caught too.
+
+    Read outside any consumer group (partitions assigned, nothing committed): a fresh group
+    member can be handed its first assignment before it has the topics' metadata, and then
+    waits on a rebalance before it reads anything, which is no part of what a reader checks.
+    A topic that does not exist yet is waited for within ``timeout``.
+    """
+    consumer = reader(bootstrap_servers, "devstack-read", auth)
+    seen: list[ConsumerRecord] = []
+    deadline = time.monotonic() + timeout
+    try:
+        partitions: list[TopicPartition] = []
+        for topic in topics:
+            while not (found := consumer.partitions_for_topic(topic)):
+                if time.monotonic() > deadline:
+                    raise TopicError(f"topic {topic!r} not found at {bootstrap_servers}")
+                time.sleep(0.1)
+            partitions += [TopicPartition(topic, p) for p in sorted(found)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+
+        def take(wait_ms: int) -> None:
+            for records in consumer.poll(timeout_ms=wait_ms).values():
+                seen.extend(records)
+
+        while not until(seen) and time.monotonic() < deadline:
+            take(300)
+        end = time.monotonic() + settle
+        while time.monotonic() < end:
+            take(200)
+    finally:
+        consumer.close(autocommit=False)
+    return seen
 
 
 def _close_partially_built(admin: KafkaAdminClient) -> None:
