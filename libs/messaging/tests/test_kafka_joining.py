@@ -4,6 +4,7 @@ assignment the join brings."""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
@@ -51,3 +52,37 @@ def test_a_fresh_member_polling_in_short_steps_reads_what_is_there(
             stuck.append(member)
             break  # one is enough, and each costs the whole wait
     assert not stuck, f"member {stuck[0]} read nothing in 15 s (its assignment was lost)"
+
+
+def test_a_fresh_member_is_handed_its_partitions_by_its_first_join(
+    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No empty first assignment and second rebalance at every start (and no warning in the
+    worker's log saying a topic it reads has no partitions). Several members, one after
+    another: the first join of a broker's first group can be slowed by the broker itself
+    (coordinator still loading), which hides the race."""
+    prefix = f"first{uuid.uuid4().hex[:10]}"
+    topic = f"{prefix}.events.test"
+    ensure_topics(kafka_bootstrap, {topic: 3})
+    publisher = KafkaPublisher(kafka_bootstrap, client_id=prefix)
+    try:
+        publisher.publish(topic, [(b"k", b"there", [])])
+    finally:
+        publisher.close()
+
+    caplog.set_level(logging.WARNING, logger="kafka.coordinator")
+    generations: list[int] = []
+    for member in range(5):
+        source = KafkaRecordSource(kafka_bootstrap, f"{prefix}-{member}", topics=[topic])
+        try:
+            read: list[bytes | None] = []
+            deadline = time.monotonic() + 15
+            while not read and time.monotonic() < deadline:
+                read += [r.value for r in source.poll(0.2)]
+            generations.append(source._consumer._coordinator._generation.generation_id)
+        finally:
+            source.close()
+        assert read == [b"there"]
+
+    assert not [r.message for r in caplog.records if "No partition metadata" in r.message]
+    assert generations == [1] * 5, "joins each group needed to hand out the partitions"

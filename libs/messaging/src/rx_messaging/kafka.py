@@ -261,6 +261,7 @@ class KafkaRecordSource:
             self._consumer.subscribe(pattern=pattern, listener=listener)
         else:
             self._consumer.subscribe(topics=list(topics), listener=listener)
+            _know_partitions_before_joining(self._consumer, list(topics))
 
     def poll(self, timeout: float) -> list[Record]:
         """Records as soon as any arrive, or none after ``timeout`` seconds, or none at once
@@ -346,6 +347,30 @@ class KafkaRecordSource:
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
+
+
+FIRST_METADATA_WAIT_MS = 5_000
+"""How long a new member waits for its topics' partitions before its first join."""
+
+
+def _know_partitions_before_joining(consumer: KafkaConsumer, topics: list[str]) -> None:
+    """Have the topics' partitions before the group's first join, so that join hands them out.
+
+    kafka-python asks for a topic list's metadata when it subscribes and joins at the first
+    poll without waiting for the answer (it waits only for a pattern's): the leader then assigns
+    from no partitions ("No partition metadata for topic ..." logged at every start) and the
+    group rebalances again once the answer comes. Waited for here, within
+    :data:`FIRST_METADATA_WAIT_MS`; a topic still unknown then (not created yet) is left to
+    that later rebalance, as before."""
+    cluster = consumer._client.cluster
+    if all(cluster.partitions_for_topic(topic) for topic in topics):
+        return
+    try:
+        consumer._net.run(
+            consumer._manager.wait_for, cluster.request_update(), FIRST_METADATA_WAIT_MS
+        )
+    except kafka_errors.KafkaTimeoutError:
+        log.info("no metadata for %s yet; the group rebalances when it comes", topics)
 
 
 def _finish_every_join(consumer: KafkaConsumer) -> None:
