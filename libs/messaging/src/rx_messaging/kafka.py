@@ -7,6 +7,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import kafka.errors as kafka_errors
 from kafka import AsyncConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -395,7 +396,7 @@ def _finish_every_join(consumer: KafkaConsumer) -> None:
     whenever it comes. kafka-python is pinned (uv.lock); a version without these parts is
     refused here rather than left to lose assignments.
     """
-    coordinator = getattr(consumer, "_coordinator", None)
+    coordinator: Any = getattr(consumer, "_coordinator", None)
     parts = (
         "_join_task",
         "_manager",
