@@ -1,6 +1,6 @@
-"""Processes die mid-load — each worker SIGKILLed and restarted, the referrals API killed
-between its commit and its answer, the broker SIGKILLed for a while — and nothing accepted is
-lost, nothing takes effect twice.
+"""Processes die mid-load — each worker SIGKILLed and restarted, each consumer frozen past its
+group session, the referrals API killed between its commit and its answer, the broker SIGKILLed
+for a while — and nothing accepted is lost, nothing takes effect twice.
 
 GP practices keep submitting at a fixed rate and simulated providers keep accepting,
 rejecting, starting and completing what they are routed, while the faults happen; then the
@@ -15,6 +15,7 @@ from collections import Counter
 import pytest
 from devstack.load import LoadDriver
 from devstack.polling import wait_for
+from rx_messaging.kafka import SESSION_TIMEOUT_MS
 
 from .conftest import FORM, Rig
 
@@ -84,6 +85,56 @@ def test_api_killed_between_commit_and_answer_retry_gets_the_original_result(rig
     # Conserved means: each such call took effect once (no second referral, no step twice),
     # and every referral stored was acknowledged to the caller who sent it.
     assert not report.missing["acknowledged"]
+    assert not any(report.duplicates.values())
+
+
+CONSUMERS = ("referrals-consumer", "routing-consumer", "audit-consumer", "notify-worker")
+FROZEN_S = SESSION_TIMEOUT_MS / 1000 + 3
+"""Longer than a group session: the broker puts the frozen member out of its group."""
+
+
+def sessions_expired(rig: Rig, role: str) -> int:
+    """How often the role's processes logged that the broker no longer had them in the group."""
+    return sum(
+        rig.stack.log_file(name).read_text(errors="replace").count("Heartbeat session expired")
+        for name in rig.stack.named(role)
+    )
+
+
+def test_every_consumer_frozen_past_its_group_session_resumes_and_loses_nothing(
+    rig: Rig,
+) -> None:
+    """A consumer stalled longer than its group session (a paused VM, a long pause) is put out
+    of its group while it holds a batch. Thawed, it finishes that batch, its offsets are
+    refused, it rejoins and reads again from the last commit (its inbox makes the repeats
+    no-ops), and goes on: nothing lost, nothing applied twice, and it keeps consuming (the
+    load after the thaw reaches the end of the check)."""
+    with rig.driver() as load:
+        wait_for(
+            "the first referral to reach a provider",
+            lambda: any(j.routed for j in load.journeys),
+            timeout=60,
+        )
+        accepted = len(load.accepted())
+        for consumer in CONSUMERS:
+            accepted = more_accepted(load, accepted, f"load before freezing {consumer}")
+            expired = sessions_expired(rig, consumer)
+            rig.stack.freeze(consumer)
+            try:
+                time.sleep(FROZEN_S)  # the fault's length, not a check
+            finally:
+                rig.stack.thaw(consumer)
+            wait_for(
+                f"{consumer} to find itself put out of its group",
+                lambda: sessions_expired(rig, consumer) > expired,  # noqa: B023
+                timeout=30,
+            )
+            assert consumer not in rig.stack.dead(), f"{consumer} survives being frozen"
+            print(f"{consumer} frozen for {FROZEN_S:g} s, put out of its group and thawed")
+        accepted = more_accepted(load, accepted, "load after the last thaw")
+        report = rig.conserved(load)
+    print(report.summary())
+    assert report.stages["accepted"] == len(load.journeys) > 0
     assert not any(report.duplicates.values())
 
 

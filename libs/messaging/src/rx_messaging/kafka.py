@@ -31,6 +31,11 @@ PATTERN_METADATA_MAX_AGE_MS = 10_000
 TOPICS_METADATA_MAX_AGE_MS = 300_000
 
 
+SESSION_TIMEOUT_MS = 10_000
+"""How long a group member may go unheard (no heartbeat) before the broker puts it out of its
+group and hands its partitions to the others."""
+
+
 def client_config(
     bootstrap_servers: str, client_id: str, auth: KafkaAuth | None = None
 ) -> dict[str, object]:
@@ -244,7 +249,7 @@ class KafkaRecordSource:
             # A worker that dies holds its partitions until its session expires; kafka-python's
             # default (45 s) stalls the stream that long after a crash (tests/reliability).
             # Heartbeats come from a background thread, so slow batches do not count against it.
-            "session_timeout_ms": 10_000,
+            "session_timeout_ms": SESSION_TIMEOUT_MS,
             **CLIENT_METRICS_OFF,
         }
         config.update(overrides)

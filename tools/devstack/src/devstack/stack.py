@@ -447,6 +447,18 @@ class Stack:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
+    def freeze(self, name: str) -> None:
+        """SIGSTOP a process, or every process of a role: it stays alive, holding its
+        connections and whatever it was doing, but does nothing (a stalled VM, a long pause)
+        until :meth:`thaw`."""
+        for one in self.named(name):
+            _signal_group(self.procs[one], signal.SIGSTOP)
+
+    def thaw(self, name: str) -> None:
+        """SIGCONT what :meth:`freeze` stopped: it goes on where it was."""
+        for one in self.named(name):
+            _signal_group(self.procs[one], signal.SIGCONT)
+
     def restart(self, name: str, extra_env: Mapping[str, str] | None = None) -> None:
         """Start a process (or every process of a role) again after ``kill``; ``extra_env``
         adds settings to this start only (e.g. a fault to inject)."""
