@@ -30,6 +30,7 @@ from ..domain import attachments
 from ..domain.attachments import Attachment
 from ..domain.caller import Caller, Party, Role
 from ..domain.errors import IllegalTransition, InvalidRequest, NotPermitted, ReferralNotFound
+from ..domain.identifiers import Identifier
 from ..domain.lifecycle import TERMINAL, Action
 from ..domain.model import HistoryEntry, Patient, Referral, ReferrerIdentifier
 from ..domain.routing_attempt import answers_current_attempt, awaited_decision
@@ -277,9 +278,11 @@ def add_attachment(
     filename: str,
     content: bytes,
     uow: UnitOfWork,
+    identifier: Identifier | None = None,
 ) -> Attachment:
     """Attach a document to a referral the caller takes part in (referrer or assigned
-    organisation), while the referral is still open."""
+    organisation), while the referral is still open; ``identifier`` is the uploader's own for
+    it, kept with it."""
     media_type = attachments.check(content_type, filename, content)
     with uow:
         referral = uow.referrals.get(referral_id, for_update=True)
@@ -301,10 +304,28 @@ def add_attachment(
             content=content,
             uploaded_by=caller.organisation,
             created_at=datetime.now(UTC),
+            identifier=identifier,
         )
         uow.referrals.add_attachment(attachment)
         uow.commit()
     return attachment
+
+
+def attachments_with_identifier(
+    identifier: Identifier, caller: Caller, uow: UnitOfWork
+) -> list[Attachment]:
+    """The documents with that uploader's identifier whose referral the caller may see, oldest
+    first; each referral's documents read are recorded as its list is."""
+    with uow:
+        found = uow.referrals.attachments_with_identifier(identifier)
+        seen: dict[str, bool] = {}
+        for rid in dict.fromkeys(a.referral_id for a in found):
+            referral = uow.referrals.get(rid)
+            seen[rid] = referral is not None and referral.visible_to(caller)
+            if seen[rid]:
+                record_access(uow, rid, caller, AccessedData.ATTACHMENT_LIST)
+        uow.commit()
+    return [a for a in found if seen[a.referral_id]]
 
 
 def list_attachments(referral_id: str, caller: Caller, uow: UnitOfWork) -> list[Attachment]:

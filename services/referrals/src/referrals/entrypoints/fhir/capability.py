@@ -30,7 +30,8 @@ SEARCH_PARAMS: dict[str, list[tuple[str, str, str]]] = {
         ("category", "token", "question, answer, message or progress"),
     ],
     "DocumentReference": [
-        ("related", "reference", "the referral (ServiceRequest/{id}); required"),
+        ("related", "reference", "the referral (ServiceRequest/{id}); this or identifier"),
+        ("identifier", "token", "the uploader's masterIdentifier for the document, system|value"),
     ],
 }
 

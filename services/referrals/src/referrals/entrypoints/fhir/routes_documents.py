@@ -42,7 +42,7 @@ router = APIRouter()
 UPLOAD_PATH = "/fhir/R4/DocumentReference"
 """Where documents are uploaded (allowed a body the size of a base64 attachment)."""
 
-SEARCH_PARAMS = frozenset({"related", "_format"})
+SEARCH_PARAMS = frozenset({"related", "identifier", "_format"})
 FHIR_FORMATS = frozenset({"json", FHIR_JSON, "application/json+fhir"})
 
 
@@ -82,6 +82,7 @@ def _create(
                 upload.filename,
                 upload.content,
                 uow,
+                upload.identifier,
             )
         except AttachmentRejected as exc:
             raise documents.rejected(exc) from exc
@@ -106,16 +107,29 @@ def read_document_reference(
 
 @router.get("/DocumentReference", name="search DocumentReference")
 def search_document_references(request: Request, caller: CallerDep, uow: Uow) -> JSONResponse:
-    """A referral's documents, oldest first (one page: a referral has few); recorded as the
-    JSON API's list is; nothing for a referral the caller may not see."""
+    """A referral's documents (``related``), or those with the uploader's identifier
+    (``identifier``), or both; oldest first, one page (they are few); recorded as the JSON
+    API's list is; nothing of a referral the caller may not see."""
     params = Params(request, SEARCH_PARAMS)
-    related = params.values("related")
-    if len(related) != 1 or not related[0].startswith("ServiceRequest/"):
+    related, identifier = params.values("related"), params.identifier()
+    by_referral = len(related) == 1 and related[0].startswith("ServiceRequest/")
+    if len(related) > 1 or (related and not by_referral) or (not related and not identifier):
         raise FhirProblem(
-            400, "search documents by one referral: related=ServiceRequest/{id}", "related"
+            400,
+            "search documents by one referral (related=ServiceRequest/{id}), by identifier "
+            "(identifier=system|value), or both",
+            "related",
         )
+    referral_id = related[0].removeprefix("ServiceRequest/") if related else None
     try:
-        found = handlers.list_attachments(related[0].removeprefix("ServiceRequest/"), caller, uow)
+        if identifier is not None:
+            found = [
+                a
+                for a in handlers.attachments_with_identifier(identifier, caller, uow)
+                if referral_id is None or a.referral_id == referral_id
+            ]
+        else:
+            found = handlers.list_attachments(referral_id or "", caller, uow)
     except ReferralNotFound:
         found = []  # a search finds nothing of what the caller may not see
     entries = [entry(request, _described(request, a)) for a in found]
