@@ -1,5 +1,5 @@
-"""Conditional create: a ServiceRequest by the referrer's identifier (``If-None-Exist:
-identifier=system|value``); every other create that asks for one (``If-None-Exist``, or a
+"""Conditional create: a ServiceRequest by the referrer's identifier, a DocumentReference by the
+uploader's (``If-None-Exist: identifier=system|value``); every other create that asks for one (``If-None-Exist``, or a
 transaction entry's ``request.ifNoneExist``) is refused with 412 and an OperationOutcome, as
 FHIR R4 has a server without conditional create answer, and nothing is stored; the
 Idempotency-Key is what makes a retry safe."""
@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,10 +22,12 @@ from referrals.adapters.ledger import IDENTIFIER_LOCKS
 from referrals.adapters.tables import AttachmentRow
 from referrals.config import Settings
 from referrals.domain.caller import Caller, Role
+from referrals.domain.identifiers import Identifier
 from referrals.entrypoints.api.app import create_app
 from referrals.entrypoints.fhir import commands, inbound
 from referrals.entrypoints.fhir.deps import parse
 from referrals.service_layer import handlers, versions
+from rx_contracts import ProviderType
 from rx_contracts.topics import REFERRAL_EVENTS
 from sqlalchemy import text
 from sqlmodel import Session, select
@@ -96,7 +99,6 @@ CREATES: dict[str, tuple[str, dict[str, str], Callable[[str], Any], int]] = {
         200,
     ),
     "Communication": ("/Communication", TEAM, _communication, 201),
-    "DocumentReference": ("/DocumentReference", TEAM, _document, 201),
 }
 
 
@@ -166,9 +168,12 @@ def test_the_capability_statement_says_which_creates_are_conditional(
 ) -> None:
     statement = client.get(f"{BASE}/metadata").json()
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
-    assert [kind for kind, r in resources.items() if r["conditionalCreate"]] == ["ServiceRequest"]
-    params = {p["name"] for p in resources["ServiceRequest"]["searchParam"]}
-    assert "identifier" in params
+    assert {kind for kind, r in resources.items() if r["conditionalCreate"]} == {
+        "ServiceRequest",
+        "DocumentReference",
+    }
+    for kind in ("ServiceRequest", "DocumentReference"):
+        assert "identifier" in {p["name"] for p in resources[kind]["searchParam"]}
     assert "If-None-Exist" in statement["rest"][0]["documentation"]
 
 
@@ -382,6 +387,194 @@ def _race(container: Any) -> tuple[bool, list[int]]:
                 break
             time.sleep(0.05)
         handlers.submit_referral(cmd, caller, first)
+        first.commit()
+    racing.join()
+    return waiting, found
+
+
+# ---- the uploader's identifier for a document, and conditional upload by it -----------------
+
+DOCS = "https://gp-system.example/documents"
+DOC_CONDITION = f"identifier={DOCS}|D-1"
+
+
+def _identified_document(rid: str, value: str = "D-1") -> dict[str, Any]:
+    return {**_document(rid), "masterIdentifier": {"system": DOCS, "value": value}}
+
+
+def post_doc(
+    client: TestClient,
+    body: dict[str, Any],
+    who: dict[str, str] = TEAM,
+    condition: str | None = None,
+    key: str | None = None,
+) -> Response:
+    headers = {**who, "Idempotency-Key": key or str(uuid.uuid4())}
+    if condition is not None:
+        headers["If-None-Exist"] = condition
+    return client.post(f"{BASE}/DocumentReference", json=body, headers=headers)
+
+
+def test_a_conditional_upload_stores_once_then_answers_with_that_document(
+    client: TestClient, db_url: str, fhir_validator: FhirValidator
+) -> None:
+    rid = create(client)
+    route(db_url, rid)
+    first = post_doc(client, _identified_document(rid), condition=DOC_CONDITION)
+    assert first.status_code == 201, first.text
+    made = valid(fhir_validator, first.json())
+    assert made["masterIdentifier"] == {"system": DOCS, "value": "D-1"}
+    stored = _stored(client, db_url)
+
+    # Sent again (a new key: the sender lost the first answer and its key): no second document.
+    again = post_doc(client, _identified_document(rid), condition=DOC_CONDITION)
+    assert again.status_code == 200, again.text
+    assert valid(fhir_validator, again.json()) == made
+    assert again.json() == client.get(f"{BASE}/DocumentReference/{made['id']}", headers=GP).json()
+    assert again.headers["location"] == first.headers["location"]
+    assert again.headers["etag"] == 'W/"1"'
+    assert _stored(client, db_url) == stored, "nothing stored: no attachment, no Binary, no event"
+    # The same request with the same key is answered as the first time.
+    key = str(uuid.uuid4())
+    once = post_doc(client, _identified_document(rid), condition=DOC_CONDITION, key=key)
+    replayed = post_doc(client, _identified_document(rid), condition=DOC_CONDITION, key=key)
+    assert (once.status_code, replayed.status_code) == (200, 200)
+    assert replayed.headers.get("idempotent-replayed") == "true"
+
+    # Another identifier, another organisation's upload, another referral: no match.
+    other = post_doc(client, _identified_document(rid, "D-2"), condition=f"identifier={DOCS}|D-2")
+    assert other.status_code == 201, other.text
+    referrer = post_doc(client, _identified_document(rid), GP, condition=DOC_CONDITION)
+    assert referrer.status_code == 201, referrer.text
+    second = create(client)
+    route(db_url, second)
+    elsewhere = post_doc(client, _identified_document(second), condition=DOC_CONDITION)
+    assert elsewhere.status_code == 201, elsewhere.text
+    _, attachments = _stored(client, db_url)
+    assert len(attachments) == 4
+
+
+def test_a_conditional_upload_matching_several_is_412_and_stores_nothing(
+    client: TestClient, db_url: str, fhir_validator: FhirValidator
+) -> None:
+    rid = create(client)
+    route(db_url, rid)
+    for _ in range(2):  # without the condition nothing stops a second document with it
+        assert post_doc(client, _identified_document(rid)).status_code == 201
+    before = _stored(client, db_url)
+    refused = post_doc(client, _identified_document(rid), condition=DOC_CONDITION)
+    issue = valid(fhir_validator, outcome(refused, 412))["issue"][0]
+    assert issue["expression"] == ["If-None-Exist"]
+    assert issue["code"] != "not-supported"
+    assert _stored(client, db_url) == before
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "status=current",
+        "identifier=D-1",
+        f"{DOC_CONDITION}&related=ServiceRequest/x",
+        f"identifier={DOCS}|D-2",  # not the DocumentReference's own masterIdentifier
+        "",
+    ],
+)
+def test_other_upload_conditions_are_400_and_store_nothing(
+    client: TestClient, db_url: str, fhir_validator: FhirValidator, condition: str
+) -> None:
+    rid = create(client)
+    route(db_url, rid)
+    before = _stored(client, db_url)
+    refused = post_doc(client, _identified_document(rid), condition=condition)
+    issue = valid(fhir_validator, outcome(refused, 400))["issue"][0]
+    assert issue["expression"] == ["If-None-Exist"]
+    assert _stored(client, db_url) == before
+
+
+def test_a_conditional_upload_of_a_document_without_an_identifier_is_400(
+    client: TestClient, db_url: str, fhir_validator: FhirValidator
+) -> None:
+    rid = create(client)
+    route(db_url, rid)
+    refused = post_doc(client, _document(rid), condition=DOC_CONDITION)
+    assert valid(fhir_validator, outcome(refused, 400))["issue"][0]["expression"] == [
+        "If-None-Exist"
+    ]
+    assert _stored(client, db_url)[1] == ()
+
+
+def test_conditional_upload_and_search_by_identifier_on_both_databases(
+    database_url: str,
+) -> None:
+    with TestClient(create_app(Settings(database_url=database_url))) as client:
+        rid = create(client)
+        with client.app.state.container.uow() as uow:  # type: ignore[attr-defined]
+            referral = uow.referrals.get(rid)
+            assert referral is not None
+            referral.record_routing(
+                "RXA01", ProviderType.RAPID_RESPONSE, datetime.now(UTC), f"ev-{uuid.uuid4()}"
+            )
+            uow.commit()
+        first = post_doc(client, _identified_document(rid), condition=DOC_CONDITION)
+        assert first.status_code == 201, first.text
+        again = post_doc(client, _identified_document(rid), condition=DOC_CONDITION)
+        assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
+        found = client.get(
+            f"{BASE}/DocumentReference", params={"identifier": f"{DOCS}|D-1"}, headers=GP
+        )
+        assert [e["resource"]["id"] for e in found.json()["entry"]] == [first.json()["id"]]
+
+
+def test_two_conditional_uploads_at_once_store_one_document_on_postgresql(
+    database_url: str,
+) -> None:
+    """The second waits for the referral's row the first holds, then finds its document."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's writing transaction holds the whole database")
+    with TestClient(create_app(Settings(database_url=database_url))) as client:
+        rid = create(client)
+        container = client.app.state.container  # type: ignore[attr-defined]
+        with container.uow() as uow:
+            referral = uow.referrals.get(rid)
+            assert referral is not None
+            referral.record_routing(
+                "RXA01", ProviderType.RAPID_RESPONSE, datetime.now(UTC), f"ev-{uuid.uuid4()}"
+            )
+            uow.commit()
+        waiting, found = _upload_race(container, rid)
+    assert waiting, "the second upload waited for the first"
+    assert found == [1], "and then found its document"
+
+
+def _upload_race(container: Any, rid: str) -> tuple[bool, list[int]]:
+    caller = Caller("RXA01", frozenset({Role.PROVIDER}))
+    wanted = Identifier(DOCS, "D-1")
+    found: list[int] = []
+
+    def second() -> None:
+        with container.uow() as uow:
+            found.append(len(handlers.uploaded_with_identifier(rid, wanted, caller, uow)))
+            uow.commit()
+
+    with container.uow() as first:
+        assert handlers.uploaded_with_identifier(rid, wanted, caller, first) == []
+        racing = threading.Thread(target=second)
+        racing.start()
+        waiting = False
+        for _ in range(200):  # until the second waits for the row (it never would without)
+            with container.engine.connect() as conn:
+                waiting = bool(
+                    conn.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity "
+                            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                        )
+                    ).scalar()
+                )
+            if waiting:
+                break
+            time.sleep(0.05)
+        handlers.add_attachment(rid, caller, "text/plain", "a.txt", b"letter", first, wanted)
         first.commit()
     racing.join()
     return waiting, found

@@ -136,9 +136,11 @@ def _check_attachment(uow: UnitOfWork, referral_id: str, attachment_id: str) -> 
         )
 
 
-def _visible(referral_id: str, caller: Caller, uow: UnitOfWork) -> Referral:
+def _visible(
+    referral_id: str, caller: Caller, uow: UnitOfWork, for_update: bool = False
+) -> Referral:
     """Inside ``uow``: a referral the caller may see; one it may not see is not found."""
-    referral = uow.referrals.get(referral_id)
+    referral = uow.referrals.get(referral_id, for_update=for_update)
     if referral is None or not referral.visible_to(caller):
         raise ReferralNotFound(f"no referral {referral_id}")
     return referral
@@ -309,6 +311,25 @@ def add_attachment(
         uow.referrals.add_attachment(attachment)
         uow.commit()
     return attachment
+
+
+def uploaded_with_identifier(
+    referral_id: str, identifier: Identifier, caller: Caller, uow: UnitOfWork
+) -> list[Attachment]:
+    """Inside an upload's transaction: the documents of the referral that the caller's
+    organisation uploaded with that identifier, at most two (two already mean "not one"). The
+    referral's row stays locked until the transaction ends (PostgreSQL; on SQLite every writing
+    transaction holds the database), so a concurrent upload naming it waits and then finds what
+    this one stored. Any returned is recorded as read, as the list is."""
+    with uow:
+        _visible(referral_id, caller, uow, for_update=True)
+        found = uow.referrals.attachments_with_identifier(
+            identifier, referral_id=referral_id, uploaded_by=caller.organisation, limit=2
+        )
+        if found:
+            record_access(uow, referral_id, caller, AccessedData.ATTACHMENT_LIST)
+        uow.commit()
+    return found
 
 
 def attachments_with_identifier(
