@@ -18,7 +18,19 @@ from referrals.adapters.tables import AccessRecordRow
 from referrals.domain.attachments import MAX_BYTES
 from sqlmodel import Session, select
 
-from .fhir_support import BASE, GP, OPS, OTHER_TEAM, STRANGER, TEAM, create, outcome, route, write
+from .fhir_support import (
+    BAD_IDENTIFIERS,
+    BASE,
+    GP,
+    OPS,
+    OTHER_TEAM,
+    STRANGER,
+    TEAM,
+    create,
+    outcome,
+    route,
+    write,
+)
 from .test_fhir import valid
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
@@ -439,16 +451,7 @@ def test_a_search_by_identifier_is_recorded_as_each_referral_s_list_is(
     assert accesses(client)[len(before) :] == [("B81001", "attachment-list", None)]
 
 
-@pytest.mark.parametrize(
-    "identifier",
-    [
-        {"value": "D-1"},
-        {"system": DOCS},
-        {"system": "https://a|b", "value": "D-1"},
-        {"system": DOCS, "value": "D-1", "assigner": {"display": "GP system"}},
-        {"system": DOCS, "value": "D" * 201},
-    ],
-)
+@pytest.mark.parametrize("identifier", BAD_IDENTIFIERS)
 def test_a_master_identifier_without_both_parts_or_with_more_is_refused(
     client: TestClient, fhir_validator: FhirValidator, referral: str, identifier: dict[str, Any]
 ) -> None:

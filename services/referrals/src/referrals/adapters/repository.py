@@ -212,11 +212,7 @@ class ReferralRepository:
         ]
 
     def attachments_with_identifier(
-        self,
-        identifier: Identifier,
-        referral_id: str | None = None,
-        uploaded_by: str | None = None,
-        limit: int | None = None,
+        self, identifier: Identifier, referral_id: str | None = None, uploader: str | None = None
     ) -> list[Attachment]:
         """The attachments with that uploader's identifier (of one referral, by one uploader,
         if asked), oldest first."""
@@ -226,9 +222,9 @@ class ReferralRepository:
         )
         if referral_id is not None:
             query = query.where(col(AttachmentRow.referral_id) == referral_id)
-        if uploaded_by is not None:
-            query = query.where(col(AttachmentRow.uploaded_by) == uploaded_by)
-        query = query.order_by(col(AttachmentRow.created_at), col(AttachmentRow.id)).limit(limit)
+        if uploader is not None:
+            query = query.where(col(AttachmentRow.uploaded_by) == uploader)
+        query = query.order_by(col(AttachmentRow.created_at), col(AttachmentRow.id))
         return [_attachment(row) for row in self.session.exec(query)]
 
     def attachment_ids(self, referral_ids: list[str]) -> dict[str, list[str]]:

@@ -324,8 +324,8 @@ def uploaded_with_identifier(
     with uow:
         _visible(referral_id, caller, uow, for_update=True)
         found = uow.referrals.attachments_with_identifier(
-            identifier, referral_id=referral_id, uploaded_by=caller.organisation, limit=2
-        )
+            identifier, referral_id, caller.organisation
+        )[:2]
         if found:
             record_access(uow, referral_id, caller, AccessedData.ATTACHMENT_LIST)
         uow.commit()
