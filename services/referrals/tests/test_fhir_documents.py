@@ -416,6 +416,8 @@ def test_a_document_s_master_identifier_is_kept_read_back_and_searchable(
         client, "POST", "/DocumentReference", GP, document(referral, "a.txt", b"x", "text/plain")
     )
     assert "masterIdentifier" not in plain.json()
+    listed = client.get(f"/referrals/{referral}/attachments", headers=GP).json()
+    assert [a["identifier"] for a in listed] == [{"system": DOCS, "value": "D-1"}, None]
 
     # Another referral's document with the same identifier, uploaded by its referrer.
     other = create(client)
