@@ -499,6 +499,24 @@ def test_a_conditional_upload_matching_several_is_412_and_stores_nothing(
     assert _stored(client, db_url) == before
 
 
+def test_a_retried_conditional_upload_finds_its_document_after_the_referral_ended(
+    client: TestClient, db_url: str, routed: str
+) -> None:
+    first = post_doc(client, _identified_document(routed), condition=DOC_CONDITION)
+    assert first.status_code == 201, first.text
+    version = client.get(f"/referrals/{routed}", headers=GP).headers["etag"]
+    cancel = client.post(
+        f"/referrals/{routed}/cancel",
+        json={"reason_text": "no longer needed"},
+        headers={**GP, "Idempotency-Key": str(uuid.uuid4()), "If-Match": version},
+    )
+    assert cancel.status_code == 200, cancel.text
+    again = post_doc(client, _identified_document(routed), condition=DOC_CONDITION)
+    assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
+    late = post_doc(client, _identified_document(routed, "D-2"), condition=f"identifier={DOCS}|D-2")
+    assert late.status_code == 409, "a new document still needs an open referral"
+
+
 def test_a_conditional_upload_of_a_document_without_an_identifier_is_400(
     client: TestClient, db_url: str, fhir_validator: FhirValidator, routed: str
 ) -> None:
