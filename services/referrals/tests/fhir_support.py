@@ -47,6 +47,17 @@ SERVICE_REQUEST = {
 }
 
 
+BAD_IDENTIFIERS: list[dict[str, Any]] = [
+    {"value": "X-1"},
+    {"system": "https://sender.example/ids"},
+    {"system": "https://a|b", "value": "X-1"},
+    {"system": "https://sender.example/ids", "value": "X-1", "assigner": {"display": "system"}},
+    {"system": "https://sender.example/ids", "value": "X" * 201},
+]
+"""A sender's identifiers refused (422): a part missing, a ``|`` in the system, more than a
+system and a value, a value too long."""
+
+
 def transaction_bundle(**service_request: Any) -> dict[str, Any]:
     patient_url = "urn:uuid:9a1f0c1e-0000-4000-8000-000000000001"
     return {

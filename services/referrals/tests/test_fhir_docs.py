@@ -10,6 +10,7 @@ from typing import Any
 
 from referrals.domain.assignments import AssignmentState, AssignmentStatus
 from referrals.domain.attachments import Attachment
+from referrals.domain.identifiers import Identifier
 from referrals.domain.model import Referral, ReferrerIdentifier
 from referrals.domain.patient import LocalIdentifier, Patient
 from referrals.domain.sharing import Consent
@@ -99,7 +100,18 @@ def emitted() -> set[str]:
         communications.communication(s, 5 if s.kind == "answer" else None, "http://x/")
         for s in said
     ]
-    document = Attachment("a1", "r1", "letter.txt", "text/plain", 5, "", b"hello", "B81001", NOW)
+    document = Attachment(
+        "a1",
+        "r1",
+        "letter.txt",
+        "text/plain",
+        5,
+        "",
+        b"hello",
+        "B81001",
+        NOW,
+        Identifier("https://gp-system.example/documents", "D-1"),
+    )
     built += [documents.document_reference(document, "http://x/"), documents.binary(document)]
     return {f"{r['resourceType']}.{name}" for r in built for name in r if name != "resourceType"}
 

@@ -18,7 +18,19 @@ from referrals.adapters.tables import AccessRecordRow
 from referrals.domain.attachments import MAX_BYTES
 from sqlmodel import Session, select
 
-from .fhir_support import BASE, GP, OPS, OTHER_TEAM, STRANGER, TEAM, create, outcome, route, write
+from .fhir_support import (
+    BAD_IDENTIFIERS,
+    BASE,
+    GP,
+    OPS,
+    OTHER_TEAM,
+    STRANGER,
+    TEAM,
+    create,
+    outcome,
+    route,
+    write,
+)
 from .test_fhir import valid
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
@@ -372,3 +384,93 @@ def test_a_finished_referral_takes_no_documents(client: TestClient, referral: st
         outcome(write(client, "POST", "/DocumentReference", GP, sent), 409)["issue"][0]["code"]
         == "conflict"
     )
+
+
+# ---- the uploader's own identifier (masterIdentifier) -------------------------------------------
+
+DOCS = "https://gp-system.example/documents"
+
+
+def identified(rid: str, value: str, name: str = "letter.txt") -> dict[str, Any]:
+    """A document carrying the uploader's identifier ``value``."""
+    sent = document(rid, name, b"Key safe code 4512", "text/plain")
+    return {**sent, "masterIdentifier": {"system": DOCS, "value": value}}
+
+
+def search_ids(client: TestClient, who: dict[str, str], **params: str) -> list[str]:
+    found = client.get(f"{BASE}/DocumentReference", params=params, headers=who)
+    assert found.status_code == 200, found.text
+    return [e["resource"]["id"] for e in found.json().get("entry", [])]
+
+
+def test_a_document_s_master_identifier_is_kept_read_back_and_searchable(
+    client: TestClient, db_url: str, fhir_validator: FhirValidator, referral: str
+) -> None:
+    made = write(client, "POST", "/DocumentReference", TEAM, identified(referral, "D-1"))
+    assert made.status_code == 201, made.text
+    created = valid(fhir_validator, made.json())
+    assert created["masterIdentifier"] == {"system": DOCS, "value": "D-1"}
+    read = client.get(f"{BASE}/DocumentReference/{created['id']}", headers=GP)
+    assert read.json() == created
+    plain = write(
+        client, "POST", "/DocumentReference", GP, document(referral, "a.txt", b"x", "text/plain")
+    )
+    assert "masterIdentifier" not in plain.json()
+    listed = client.get(f"/referrals/{referral}/attachments", headers=GP).json()
+    assert [a["identifier"] for a in listed] == [{"system": DOCS, "value": "D-1"}, None]
+
+    # Another referral's document with the same identifier, uploaded by its referrer.
+    other = create(client)
+    route(db_url, other, "RXA02")
+    theirs = write(client, "POST", "/DocumentReference", GP, identified(other, "D-1"))
+    assert theirs.status_code == 201, theirs.text
+
+    token = f"{DOCS}|D-1"
+    assert search_ids(client, GP, identifier=token) == [created["id"], theirs.json()["id"]]
+    assert search_ids(client, TEAM, identifier=token) == [created["id"]], "only what it may see"
+    assert search_ids(client, STRANGER, identifier=token) == []
+    assert search_ids(client, OTHER_TEAM, identifier=token) == [theirs.json()["id"]]
+    assert search_ids(client, GP, identifier=token, related=f"ServiceRequest/{other}") == [
+        theirs.json()["id"]
+    ]
+    assert search_ids(client, GP, identifier=f"{DOCS}|D-2") == []
+    assert search_ids(client, GP, identifier="https://elsewhere.example|D-1") == []
+    bundle = client.get(
+        f"{BASE}/DocumentReference", params={"identifier": token}, headers=TEAM
+    ).json()
+    assert valid(fhir_validator, bundle)["entry"][0]["resource"] == created
+    bad = client.get(f"{BASE}/DocumentReference", params={"identifier": "D-1"}, headers=GP)
+    assert valid(fhir_validator, outcome(bad, 400))["issue"][0]["expression"] == ["identifier"]
+
+
+def test_a_search_by_identifier_is_recorded_as_each_referral_s_list_is(
+    client: TestClient, referral: str
+) -> None:
+    write(client, "POST", "/DocumentReference", TEAM, identified(referral, "D-1"))
+    before = accesses(client)
+    assert search_ids(client, STRANGER, identifier=f"{DOCS}|D-1") == []
+    search_ids(client, GP, identifier=f"{DOCS}|D-1")
+    assert accesses(client)[len(before) :] == [("B81001", "attachment-list", None)]
+
+
+@pytest.mark.parametrize("identifier", BAD_IDENTIFIERS)
+def test_a_master_identifier_without_both_parts_or_with_more_is_refused(
+    client: TestClient, fhir_validator: FhirValidator, referral: str, identifier: dict[str, Any]
+) -> None:
+    sent = {**identified(referral, "D-1"), "masterIdentifier": identifier}
+    refused = outcome(write(client, "POST", "/DocumentReference", TEAM, sent), 422)
+    assert valid(fhir_validator, refused)["issue"][0]["expression"] == [
+        "DocumentReference.masterIdentifier"
+    ]
+    assert client.get(f"/referrals/{referral}/attachments", headers=GP).json() == []
+
+
+def test_a_document_cannot_be_changed_so_neither_can_its_identifier(
+    client: TestClient, referral: str
+) -> None:
+    made = write(client, "POST", "/DocumentReference", TEAM, identified(referral, "D-1")).json()
+    changed = {**made, "masterIdentifier": {"system": DOCS, "value": "D-9"}}
+    put = write(client, "PUT", f"/DocumentReference/{made['id']}", TEAM, changed, version=1)
+    assert put.status_code in (404, 405), put.text
+    again = client.get(f"{BASE}/DocumentReference/{made['id']}", headers=TEAM).json()
+    assert again["masterIdentifier"] == {"system": DOCS, "value": "D-1"}

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from ..domain import assignments
 from ..domain.assignments import AssignmentState, AssignmentStatus
+from ..domain.identifiers import Identifier
 from ..domain.model import Referral
 from .repository import REFERRAL, _to_domain, _utc
 from .tables import AssignmentRow, AssignmentVersionRow, ReferralRow, ReferralVersionRow
@@ -78,8 +79,8 @@ class ReferralQuery:
     visibility: Visibility
     requesters: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()
-    identifier: tuple[str, str] | None = None
-    """(system, value) of the referrer's identifier."""
+    identifier: Identifier | None = None
+    """The referrer's identifier."""
     updated_after: datetime | None = None
     updated_before: datetime | None = None
     after: Cursor | None = None
@@ -219,10 +220,9 @@ class Ledger:
         if q.statuses:
             query = query.where(col(ReferralRow.status).in_(q.statuses))
         if q.identifier is not None:
-            system, value = q.identifier
             query = query.where(
-                col(ReferralRow.referrer_identifier_value) == value,
-                col(ReferralRow.referrer_identifier_system) == system,
+                col(ReferralRow.referrer_identifier_value) == q.identifier.value,
+                col(ReferralRow.referrer_identifier_system) == q.identifier.system,
             )
         query = _page(
             query, ReferralRow.updated_at, ReferralRow.id, q.updated_after, q.updated_before

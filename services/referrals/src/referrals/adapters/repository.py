@@ -27,6 +27,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from ..domain.attachments import Attachment
+from ..domain.identifiers import Identifier
 from ..domain.model import HistoryEntry, Referral, ReferrerIdentifier
 from ..domain.patient import LocalIdentifier, Patient
 from ..domain.sharing import Consent
@@ -188,7 +189,15 @@ class ReferralRepository:
 
     def add_attachment(self, attachment: Attachment) -> None:
         """Stage a new attachment; it is written with the unit of work's commit."""
-        self.session.add(AttachmentRow(**vars(attachment)))
+        fields = {k: v for k, v in vars(attachment).items() if k != "identifier"}
+        given = attachment.identifier
+        self.session.add(
+            AttachmentRow(
+                **fields,
+                identifier_system=given.system if given else None,
+                identifier_value=given.value if given else None,
+            )
+        )
 
     def attachment(self, attachment_id: str) -> Attachment | None:
         row = self.session.get(AttachmentRow, attachment_id)
@@ -201,6 +210,22 @@ class ReferralRepository:
             _attachment(row)
             for row in self.session.exec(query.order_by(col(AttachmentRow.created_at)))
         ]
+
+    def attachments_with_identifier(
+        self, identifier: Identifier, referral_id: str | None = None, uploader: str | None = None
+    ) -> list[Attachment]:
+        """The attachments with that uploader's identifier (of one referral, by one uploader,
+        if asked), oldest first."""
+        query = select(AttachmentRow).where(
+            col(AttachmentRow.identifier_value) == identifier.value,
+            col(AttachmentRow.identifier_system) == identifier.system,
+        )
+        if referral_id is not None:
+            query = query.where(col(AttachmentRow.referral_id) == referral_id)
+        if uploader is not None:
+            query = query.where(col(AttachmentRow.uploaded_by) == uploader)
+        query = query.order_by(col(AttachmentRow.created_at), col(AttachmentRow.id))
+        return [_attachment(row) for row in self.session.exec(query)]
 
     def attachment_ids(self, referral_ids: list[str]) -> dict[str, list[str]]:
         """The ids of each referral's attachments, oldest first, in one query that leaves the
@@ -270,6 +295,7 @@ def _attachment(row: AttachmentRow) -> Attachment:
         content=row.content,
         uploaded_by=row.uploaded_by,
         created_at=row.created_at,
+        identifier=_identifier_of(row.identifier_system, row.identifier_value),
     )
 
 
@@ -344,8 +370,11 @@ def _to_domain(row: ReferralRow | SimpleNamespace) -> Referral:
 
 
 def _identifier(row: Any) -> ReferrerIdentifier | None:
-    system, value = row.referrer_identifier_system, row.referrer_identifier_value
-    return ReferrerIdentifier(system, value) if system is not None and value is not None else None
+    return _identifier_of(row.referrer_identifier_system, row.referrer_identifier_value)
+
+
+def _identifier_of(system: str | None, value: str | None) -> Identifier | None:
+    return Identifier(system, value) if system is not None and value is not None else None
 
 
 def _identity_and_consent_fields(r: Referral) -> dict[str, object]:

@@ -93,6 +93,9 @@ class AttachmentRow(SQLModel, table=True):
     content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     uploaded_by: str = Field(max_length=10)
     created_at: datetime = Field(default_factory=utcnow)
+    # The uploader's own identifier for the document (FHIR DocumentReference.masterIdentifier).
+    identifier_system: str | None = Field(default=None, max_length=200)
+    identifier_value: str | None = Field(default=None, index=True, max_length=200)
 
 
 class IdempotencyRow(SQLModel, table=True):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .errors import ReferralError
+from .identifiers import Identifier
 
 MAX_BYTES = 5 * 1024 * 1024
 """5 MB per attachment."""
@@ -35,6 +36,8 @@ class Attachment:
     content: bytes
     uploaded_by: str
     created_at: datetime
+    identifier: Identifier | None = None
+    """The uploader's own identifier for the document, if it gave one (never changes)."""
 
 
 class AttachmentRejected(ReferralError):

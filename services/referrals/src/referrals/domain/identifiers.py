@@ -1,10 +1,23 @@
-"""Identifier rules: NHS number (Modulus 11), ODS organisation codes, UK postcodes."""
+"""Identifier rules: NHS number (Modulus 11), ODS organisation codes, UK postcodes; a sender's
+own identifier for what it sent."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from .errors import InvalidIdentifier
+
+
+@dataclass(frozen=True)
+class Identifier:
+    """A sender's own identifier for something it sent (a system and a value), by which its
+    system finds it again: a referral's (FHIR ServiceRequest.identifier) or a document's
+    (DocumentReference.masterIdentifier)."""
+
+    system: str
+    value: str
+
 
 _ODS = re.compile(r"^[A-Z0-9]{3,10}$")
 # BS 7666 postcode shapes: A9 9AA, A99 9AA, AA9 9AA, AA99 9AA, A9A 9AA, AA9A 9AA.

@@ -45,6 +45,7 @@ from rx_contracts import (
 from . import identifiers, sharing
 from .caller import Caller, Party
 from .errors import IllegalTransition, InvalidRequest, NotPermitted, ReferralNotFound, StaleVersion
+from .identifiers import Identifier
 from .lifecycle import RULES, Action, allowed
 from .patient import Patient, valid_patient
 from .sharing import Consent, ConsentGiven
@@ -97,13 +98,8 @@ PLATFORM_CALLER = Caller(PLATFORM.organisation, frozenset())
 """The platform itself acting (automatic re-routing), recorded as actor ``RX``."""
 
 
-@dataclass(frozen=True)
-class ReferrerIdentifier:
-    """The referrer's own identifier for a referral (a system and a value), by which its
-    system finds the referral again: FHIR's ServiceRequest.identifier."""
-
-    system: str
-    value: str
+ReferrerIdentifier = Identifier
+"""The referrer's own identifier for a referral: FHIR's ServiceRequest.identifier."""
 
 
 @dataclass

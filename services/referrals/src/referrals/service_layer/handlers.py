@@ -30,6 +30,7 @@ from ..domain import attachments
 from ..domain.attachments import Attachment
 from ..domain.caller import Caller, Party, Role
 from ..domain.errors import IllegalTransition, InvalidRequest, NotPermitted, ReferralNotFound
+from ..domain.identifiers import Identifier
 from ..domain.lifecycle import TERMINAL, Action
 from ..domain.model import HistoryEntry, Patient, Referral, ReferrerIdentifier
 from ..domain.routing_attempt import answers_current_attempt, awaited_decision
@@ -135,9 +136,11 @@ def _check_attachment(uow: UnitOfWork, referral_id: str, attachment_id: str) -> 
         )
 
 
-def _visible(referral_id: str, caller: Caller, uow: UnitOfWork) -> Referral:
+def _visible(
+    referral_id: str, caller: Caller, uow: UnitOfWork, for_update: bool = False
+) -> Referral:
     """Inside ``uow``: a referral the caller may see; one it may not see is not found."""
-    referral = uow.referrals.get(referral_id)
+    referral = uow.referrals.get(referral_id, for_update=for_update)
     if referral is None or not referral.visible_to(caller):
         raise ReferralNotFound(f"no referral {referral_id}")
     return referral
@@ -277,9 +280,11 @@ def add_attachment(
     filename: str,
     content: bytes,
     uow: UnitOfWork,
+    identifier: Identifier | None = None,
 ) -> Attachment:
     """Attach a document to a referral the caller takes part in (referrer or assigned
-    organisation), while the referral is still open."""
+    organisation), while the referral is still open; ``identifier`` is the uploader's own for
+    it, kept with it."""
     media_type = attachments.check(content_type, filename, content)
     with uow:
         referral = uow.referrals.get(referral_id, for_update=True)
@@ -301,10 +306,47 @@ def add_attachment(
             content=content,
             uploaded_by=caller.organisation,
             created_at=datetime.now(UTC),
+            identifier=identifier,
         )
         uow.referrals.add_attachment(attachment)
         uow.commit()
     return attachment
+
+
+def uploaded_with_identifier(
+    referral_id: str, identifier: Identifier, caller: Caller, uow: UnitOfWork
+) -> list[Attachment]:
+    """Inside an upload's transaction: the documents of the referral that the caller's
+    organisation uploaded with that identifier, at most two (two already mean "not one"). The
+    referral's row stays locked until the transaction ends (PostgreSQL; on SQLite every writing
+    transaction holds the database), so a concurrent upload naming it waits and then finds what
+    this one stored. Any returned is recorded as read, as the list is."""
+    with uow:
+        _visible(referral_id, caller, uow, for_update=True)
+        found = uow.referrals.attachments_with_identifier(
+            identifier, referral_id, caller.organisation
+        )[:2]
+        if found:
+            record_access(uow, referral_id, caller, AccessedData.ATTACHMENT_LIST)
+        uow.commit()
+    return found
+
+
+def attachments_with_identifier(
+    identifier: Identifier, caller: Caller, uow: UnitOfWork
+) -> list[Attachment]:
+    """The documents with that uploader's identifier whose referral the caller may see, oldest
+    first; each referral's documents read are recorded as its list is."""
+    with uow:
+        found = uow.referrals.attachments_with_identifier(identifier)
+        seen: dict[str, bool] = {}
+        for rid in dict.fromkeys(a.referral_id for a in found):
+            referral = uow.referrals.get(rid)
+            seen[rid] = referral is not None and referral.visible_to(caller)
+            if seen[rid]:
+                record_access(uow, rid, caller, AccessedData.ATTACHMENT_LIST)
+        uow.commit()
+    return [a for a in found if seen[a.referral_id]]
 
 
 def list_attachments(referral_id: str, caller: Caller, uow: UnitOfWork) -> list[Attachment]:

@@ -16,6 +16,7 @@ from ..adapters.tables import AssignmentRow, ReferralRow
 from ..domain.assignments import AssignmentState
 from ..domain.caller import Caller, Role
 from ..domain.errors import ReferralNotFound
+from ..domain.identifiers import Identifier
 from ..domain.model import Referral
 from .access import record_access
 from .unit_of_work import UnitOfWork
@@ -143,7 +144,7 @@ def referrals_with_identifier(
         query = ReferralQuery(
             visibility=visibility(caller),
             requesters=(caller.organisation,),
-            identifier=(system, value),
+            identifier=Identifier(system, value),
             limit=2,
         )
         page = search_referrals(query, caller, uow)

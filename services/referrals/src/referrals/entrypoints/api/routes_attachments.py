@@ -22,6 +22,13 @@ router = APIRouter(prefix="/referrals/{referral_id}/attachments", tags=["attachm
 UPLOAD_PATH = r"/referrals/[^/]+/attachments"
 
 
+class UploaderIdentifier(BaseModel):
+    """The uploader's own identifier for the document (FHIR DocumentReference.masterIdentifier)."""
+
+    system: str
+    value: str
+
+
 class AttachmentPublic(BaseModel):
     id: str
     filename: str
@@ -30,6 +37,7 @@ class AttachmentPublic(BaseModel):
     sha256: str
     uploaded_by: str
     created_at: datetime
+    identifier: UploaderIdentifier | None = None
 
 
 def _public(attachment: Attachment) -> AttachmentPublic:

@@ -30,7 +30,8 @@ SEARCH_PARAMS: dict[str, list[tuple[str, str, str]]] = {
         ("category", "token", "question, answer, message or progress"),
     ],
     "DocumentReference": [
-        ("related", "reference", "the referral (ServiceRequest/{id}); required"),
+        ("related", "reference", "the referral (ServiceRequest/{id}); this or identifier"),
+        ("identifier", "token", "the uploader's masterIdentifier for the document, system|value"),
     ],
 }
 
@@ -43,7 +44,7 @@ INTERACTIONS: dict[str, list[str]] = {
     "Binary": ["read"],
     "OperationDefinition": ["read"],
 }
-CONDITIONAL_CREATE = frozenset({"ServiceRequest"})
+CONDITIONAL_CREATE = frozenset({"ServiceRequest", "DocumentReference"})
 """Created only if none matches an If-None-Exist (``identifier=system|value``)."""
 WRITTEN_ONCE = frozenset({"Communication", "DocumentReference", "Binary"})
 """Resources that never change after they are made: version 1, no history to read."""
@@ -106,9 +107,10 @@ def capability_statement(software_version: str) -> dict[str, Any]:
                     "mode": "server",
                     "documentation": "Bearer tokens from the platform's issuer (audience "
                     "'referrals'); every write needs an Idempotency-Key, every change If-Match. "
-                    "Conditional create of a ServiceRequest by identifier only "
-                    "(If-None-Exist: identifier=system|value); elsewhere If-None-Exist is "
-                    "refused (412). The Idempotency-Key makes a retried create safe.",
+                    "Conditional create of a ServiceRequest or a DocumentReference by "
+                    "identifier only (If-None-Exist: identifier=system|value); elsewhere "
+                    "If-None-Exist is refused (412). The Idempotency-Key makes a retried "
+                    "create safe.",
                     "resource": resources,
                     "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
                     "operation": [

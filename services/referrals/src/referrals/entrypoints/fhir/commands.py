@@ -21,7 +21,7 @@ from ...domain.errors import InvalidRequest
 from ...domain.lifecycle import Action
 from ...domain.model import Patient, Referral, ReferrerIdentifier
 from ...service_layer.handlers import SubmitReferral
-from . import codes, identity, inbound
+from . import codes, identifiers, identity, inbound
 
 _SNOMED_ID = re.compile(r"^[1-9][0-9]{5,17}$")
 _SERVICE_BY_SNOMED = {code: service for service, (code, _) in codes.SERVICE_TYPE_SNOMED.items()}
@@ -74,30 +74,11 @@ def submit(sr: inbound.ServiceRequest, patient: inbound.Patient | None) -> Submi
     )
 
 
-IDENTIFIER_MAX = 200
-"""Longest system or value of a referrer's identifier (the columns' size)."""
-
-
 def referrer_identifier(sr: inbound.ServiceRequest) -> ReferrerIdentifier | None:
-    """The referrer's identifier the ServiceRequest carries: a system (without ``|``, which
-    separates it from the value in a search) and a value, nothing else (nothing else is
-    kept)."""
+    """The referrer's identifier the ServiceRequest carries, if any."""
     if not sr.identifier:
         return None
-    given = sr.identifier[0]
-    where = "ServiceRequest.identifier[0]"
-    if given.extension or given.assigner is not None:
-        raise invalid(where, "identifier_parts", "an identifier here is a system and a value")
-    system, value = given.system or "", given.value or ""
-    if not system or not value or "|" in system:
-        raise invalid(
-            where, "identifier_parts", "an identifier needs a system (without '|') and a value"
-        )
-    if len(system) > IDENTIFIER_MAX or len(value) > IDENTIFIER_MAX:
-        raise invalid(
-            where, "identifier_length", f"system and value: at most {IDENTIFIER_MAX} characters"
-        )
-    return ReferrerIdentifier(system, value)
+    return identifiers.given(sr.identifier[0], "ServiceRequest.identifier[0]")
 
 
 def _patient(p: inbound.Patient) -> Patient:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ...domain.attachments import Attachment, AttachmentRejected
 from ...domain.errors import InvalidRequest
-from . import inbound
+from . import identifiers, inbound
 from .outcomes import FhirProblem
 from .resources import instant, organisation
 
@@ -32,10 +32,15 @@ def _at(attachment: Attachment) -> str:
 def document_reference(attachment: Attachment, binary_url: str) -> Json:
     """``attachment`` described; ``binary_url`` is the absolute address of its Binary."""
     rid, at = attachment.referral_id, _at(attachment)
-    return {
+    resource: Json = {
         "resourceType": "DocumentReference",
         "id": attachment.id,
         "meta": {"versionId": "1", "lastUpdated": at},
+    }
+    if attachment.identifier is not None:
+        given = attachment.identifier
+        resource["masterIdentifier"] = {"system": given.system, "value": given.value}
+    return resource | {
         "status": "current",
         "subject": {"reference": f"Patient/{rid}"},
         "date": at,
@@ -77,7 +82,7 @@ what the type says are the ``data`` at fault (the type itself is one we take).""
 
 class Upload:
     """A DocumentReference to create, read as the JSON API's upload: the referral, the file
-    name, the declared type and the decoded bytes."""
+    name, the declared type and the decoded bytes; and the uploader's identifier for it."""
 
     def __init__(self, sent: inbound.DocumentReference) -> None:
         reference = sent.context.related[0].reference or ""
@@ -96,6 +101,11 @@ class Upload:
             )
         attachment = sent.content[0].attachment
         self.filename, self.content_type = attachment.title, attachment.contentType
+        self.identifier = (
+            identifiers.given(sent.masterIdentifier, "DocumentReference.masterIdentifier")
+            if sent.masterIdentifier is not None
+            else None
+        )
         try:
             self.content = base64.b64decode("".join(attachment.data.split()), validate=True)
         except (binascii.Error, ValueError) as exc:

@@ -309,6 +309,8 @@ class DocumentReference(Element):
     resourceType: Literal["DocumentReference"]
     id: FhirId | None = None
     meta: Meta | None = None
+    masterIdentifier: Identifier | None = None
+    """The uploader's own identifier for the document (system and value), if it has one."""
     status: Literal["current"]
     subject: Reference | None = None
     content: list[DocumentContent] = Field(min_length=1, max_length=1)

@@ -13,8 +13,9 @@ from fastapi.responses import JSONResponse
 
 from ...adapters.ledger import AssignmentQuery, Cursor, ReferralQuery, Visibility
 from ...domain.assignments import AssignmentStatus
+from ...domain.identifiers import Identifier
 from ...service_layer import versions
-from . import codes, resources
+from . import codes, identifiers, resources
 from .deps import BASE_PATH, CallerDep, Uow, fhir_response
 from .outcomes import FhirProblem
 
@@ -62,14 +63,14 @@ class Params:
             found.append(code)
         return tuple(found)
 
-    def identifier(self) -> tuple[str, str] | None:
+    def identifier(self) -> Identifier | None:
         """The one ``identifier=system|value`` asked for, if any."""
         given = self.request.query_params.getlist("identifier")
         if not given:
             return None
         if len(given) > 1:
             raise FhirProblem(400, "identifier: one system|value", "identifier")
-        return identifier_token(given[0], "identifier")
+        return identifiers.token(given[0], "identifier")
 
     def count(self) -> int:
         raw = self.request.query_params.get("_count", str(DEFAULT_COUNT))
@@ -108,17 +109,6 @@ class Params:
     def page_link(self, cursor: Cursor) -> str:
         token = base64.urlsafe_b64encode(f"{cursor[0].isoformat()}|{cursor[1]}".encode()).decode()
         return str(self.request.url.include_query_params(_cursor=token))
-
-
-def identifier_token(raw: str, expression: str) -> tuple[str, str]:
-    """``system|value`` as (system, value): both are needed, the value taken as it is (a
-    ``|`` or ``,`` in it included)."""
-    system, bar, value = raw.partition("|")
-    if not bar or not system or not value:
-        raise FhirProblem(
-            400, "identifier: system|value (both, as the referral was given them)", expression
-        )
-    return system, value
 
 
 def searchset(

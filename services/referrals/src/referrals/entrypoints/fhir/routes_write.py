@@ -5,7 +5,6 @@ Idempotency-Key and If-Match rules as the JSON API."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -13,10 +12,10 @@ from fastapi.responses import JSONResponse
 
 from ...adapters.idempotency import StoredResponse
 from ...domain.lifecycle import Action
-from ...domain.model import Referral, ReferrerIdentifier
+from ...domain.model import Referral
 from ...service_layer import handlers, versions
 from ...service_layer.unit_of_work import UnitOfWork
-from . import commands, inbound, resources
+from . import commands, identifiers, inbound, resources
 from .deps import (
     CallerDep,
     IdempotencyKeyHeader,
@@ -29,7 +28,7 @@ from .deps import (
     refuse_conditional_create,
 )
 from .outcomes import FhirProblem
-from .routes_search import full_url, identifier_token
+from .routes_search import full_url
 from .writes import idempotent, location
 
 router = APIRouter()
@@ -51,30 +50,20 @@ async def create_service_request(
     If-None-Exist ``identifier=system|value`` (the identifier it carries), only if none of
     the caller's referrals has that identifier: one that has is the answer (200), nothing
     stored; several are a 412."""
-    wanted = conditional_identifier(if_none_exist)
+    wanted = identifiers.condition(if_none_exist, "ServiceRequest")
     body = await read_json(request)
     try:
         sr = parse(inbound.ServiceRequest, body, "ServiceRequest")
     except ParseFailed as failed:
         return failed.response()
     cmd = commands.submit(sr, None)
-    if wanted is not None and cmd.identifier != ReferrerIdentifier(*wanted):
-        raise FhirProblem(
-            400,
-            "If-None-Exist: identifier=system|value of the ServiceRequest's own identifier",
-            "If-None-Exist",
-        )
+    identifiers.check_condition(wanted, cmd.identifier, "ServiceRequest.identifier")
 
     def execute(uow: UnitOfWork) -> tuple[versions.ReferralVersion, bool]:
         if wanted is not None:
-            existing = versions.referrals_with_identifier(*wanted, caller, uow)
+            existing = versions.referrals_with_identifier(wanted.system, wanted.value, caller, uow)
             if len(existing) > 1:
-                raise FhirProblem(
-                    412,
-                    f"If-None-Exist: {len(existing)} or more of your referrals have that "
-                    "identifier; nothing was stored",
-                    "If-None-Exist",
-                )
+                raise identifiers.several(len(existing), "your referrals")
             if existing:
                 return existing[0], False
         referral = handlers.submit_referral(cmd, caller, uow)
@@ -89,27 +78,8 @@ async def create_service_request(
         }
         return StoredResponse(201 if created else 200, service_request, headers)
 
-    # The condition is part of the request a retry must repeat to be answered as the first.
-    same = body if if_none_exist is None else {"resource": body, "If-None-Exist": if_none_exist}
+    same = identifiers.conditioned(body, if_none_exist)
     return await run_in_threadpool(idempotent, request, caller, key, same, None, execute, present)
-
-
-CONDITIONS = "identifier=system|value"
-
-
-def conditional_identifier(if_none_exist: str | None) -> tuple[str, str] | None:
-    """The (system, value) an If-None-Exist names: a ServiceRequest's conditional create is by
-    its identifier alone (other criteria are a 400)."""
-    if if_none_exist is None:
-        return None
-    criteria = parse_qsl(if_none_exist, keep_blank_values=True)
-    if len(criteria) != 1 or criteria[0][0] != "identifier":
-        raise FhirProblem(
-            400,
-            f"If-None-Exist: a ServiceRequest is created conditionally by {CONDITIONS} only",
-            "If-None-Exist",
-        )
-    return identifier_token(criteria[0][1], "If-None-Exist")
 
 
 @router.post("/", name="transaction")
