@@ -40,14 +40,19 @@ def more_accepted(load: LoadDriver, than: int, what: str) -> int:
     )
 
 
+def first_routed(load: LoadDriver, timeout: float = 60) -> int:
+    """Wait (bounded) until a referral reached a provider; how many the API accepted by then."""
+    wait_for(
+        "the first referral to reach a provider",
+        lambda: any(j.routed for j in load.journeys),
+        timeout=timeout,
+    )
+    return len(load.accepted())
+
+
 def test_every_worker_sigkilled_mid_load_and_restarted_loses_nothing(rig: Rig) -> None:
     with rig.driver() as load:
-        wait_for(
-            "the first referral to reach a provider",
-            lambda: any(j.routed for j in load.journeys),
-            timeout=60,
-        )
-        accepted = len(load.accepted())
+        accepted = first_routed(load)
         for round_ in range(1, FORM.rounds + 1):
             for worker in WORKERS:
                 accepted = more_accepted(load, accepted, f"load before killing {worker}")
@@ -110,12 +115,7 @@ def test_every_consumer_frozen_past_its_group_session_resumes_and_loses_nothing(
     no-ops), and goes on: nothing lost, nothing applied twice, and it keeps consuming (the
     load after the thaw reaches the end of the check)."""
     with rig.driver() as load:
-        wait_for(
-            "the first referral to reach a provider",
-            lambda: any(j.routed for j in load.journeys),
-            timeout=60,
-        )
-        accepted = len(load.accepted())
+        accepted = first_routed(load)
         for consumer in CONSUMERS:
             accepted = more_accepted(load, accepted, f"load before freezing {consumer}")
             expired = sessions_expired(rig, consumer)

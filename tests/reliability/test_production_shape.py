@@ -20,7 +20,7 @@ from devstack.polling import wait_for
 from devstack.pytest_plugin import StackShape
 
 from .conftest import Rig, start_rig
-from .test_faults_under_load import WORKERS, more_accepted
+from .test_faults_under_load import WORKERS, first_routed, more_accepted
 
 # Thirty processes and PostgreSQL start, load runs and drains: more than the default 300 s
 # on a busy machine.
@@ -68,12 +68,7 @@ def test_one_process_of_each_worker_role_sigkilled_keeps_order_capacity_and_ever
 ) -> None:
     rig = shaped_rig
     with rig.driver() as load:
-        wait_for(
-            "the first referral to reach a provider",
-            lambda: any(j.routed for j in load.journeys),
-            timeout=90,
-        )
-        accepted = len(load.accepted())
+        accepted = first_routed(load, timeout=90)
         for worker in WORKERS:
             one = f"{worker}.1"
             accepted = more_accepted(load, accepted, f"load before killing {one}")

@@ -19,19 +19,25 @@ MEMBERS = 40
 steps never read anything (seen 6 in 40 on a 2-core machine)."""
 
 
-@pytest.mark.parametrize("subscription", ["topics", "pattern"])
-def test_a_fresh_member_polling_in_short_steps_reads_what_is_there(
-    kafka_bootstrap: str, subscription: str
-) -> None:
+def topic_with_one_record(bootstrap: str) -> tuple[str, str]:
+    """(prefix, topic): a new topic ``<prefix>.events.test`` holding one record, ``there``.
+    Not a ``.v1`` name: the audit consumer of any stack on this broker reads every ``*.v1``."""
     prefix = f"join{uuid.uuid4().hex[:10]}"
-    # Not a ``.v1`` name: the audit consumer of any stack on this broker reads every ``*.v1``.
     topic = f"{prefix}.events.test"
-    ensure_topics(kafka_bootstrap, {topic: 3})
-    publisher = KafkaPublisher(kafka_bootstrap, client_id=prefix)
+    ensure_topics(bootstrap, {topic: 3})
+    publisher = KafkaPublisher(bootstrap, client_id=prefix)
     try:
         publisher.publish(topic, [(b"k", b"there", [])])
     finally:
         publisher.close()
+    return prefix, topic
+
+
+@pytest.mark.parametrize("subscription", ["topics", "pattern"])
+def test_a_fresh_member_polling_in_short_steps_reads_what_is_there(
+    kafka_bootstrap: str, subscription: str
+) -> None:
+    prefix, topic = topic_with_one_record(kafka_bootstrap)
 
     stuck: list[int] = []
     for member in range(MEMBERS):
@@ -61,14 +67,7 @@ def test_a_fresh_member_is_handed_its_partitions_by_its_first_join(
     worker's log saying a topic it reads has no partitions). Several members, one after
     another: the first join of a broker's first group can be slowed by the broker itself
     (coordinator still loading), which hides the race."""
-    prefix = f"first{uuid.uuid4().hex[:10]}"
-    topic = f"{prefix}.events.test"
-    ensure_topics(kafka_bootstrap, {topic: 3})
-    publisher = KafkaPublisher(kafka_bootstrap, client_id=prefix)
-    try:
-        publisher.publish(topic, [(b"k", b"there", [])])
-    finally:
-        publisher.close()
+    prefix, topic = topic_with_one_record(kafka_bootstrap)
 
     caplog.set_level(logging.WARNING, logger="kafka.coordinator")
     generations: list[int] = []
