@@ -6,7 +6,7 @@ and benchmarks to print:
 - every referral the API accepted is stored, routed (or marked unroutable), recorded as such
   by the referrals service, and in the audit log;
 - every event a service committed to its outbox reached the audit log, and every event routing
-  staged for a provider topic is on that topic (read with a fresh consumer group);
+  staged for a provider topic is on that topic (read from its start outside any consumer group);
 - no duplicate effects: one history row per referral and sequence, one routing decision per
   referral and attempt, one audit entry per event id and per referral event sequence;
 - the audit chain verifies;
