@@ -367,7 +367,8 @@ def _know_partitions_before_joining(consumer: KafkaConsumer, topics: list[str]) 
     from no partitions ("No partition metadata for topic ..." logged at every start) and the
     group rebalances again once the answer comes. Waited for here, within
     :data:`FIRST_METADATA_WAIT_MS`; a topic still unknown then (not created yet) is left to
-    that later rebalance, as before."""
+    that later rebalance, as before, and an error to the first poll, which meets it again (a
+    constructor that raised would leave the client's I/O thread behind)."""
     cluster = consumer._client.cluster
     if all(cluster.partitions_for_topic(topic) for topic in topics):
         return
@@ -375,8 +376,8 @@ def _know_partitions_before_joining(consumer: KafkaConsumer, topics: list[str]) 
         consumer._net.run(
             consumer._manager.wait_for, cluster.request_update(), FIRST_METADATA_WAIT_MS
         )
-    except kafka_errors.KafkaTimeoutError:
-        log.info("no metadata for %s yet; the group rebalances when it comes", topics)
+    except kafka_errors.KafkaError as exc:  # a timeout, or an error the first poll meets again
+        log.info("no metadata for %s yet (%s); the group rebalances when it comes", topics, exc)
 
 
 def _finish_every_join(consumer: KafkaConsumer) -> None:
